@@ -1,0 +1,141 @@
+"""The one Store interface, opened by URL.
+
+`duckdb:///path/to/shelfwise.duckdb` (embedded default, `duckdb:///:memory:` for tests) and
+`postgresql://user@host:port/db`. Bulk data crosses this boundary as DataFrames in the
+canonical layouts of `shelfwise.data.frames`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one `ingest` call wrote."""
+
+    items: int = 0
+    users: int = 0
+    events: int = 0
+    duplicate_events: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """Catalog, users and events of one store.
+
+    Every write method is atomic: it either applies completely or raises and leaves the
+    store exactly as it was.
+    """
+
+    url: str
+
+    # -- writes ---------------------------------------------------------------------------
+    @abstractmethod
+    def ingest(
+        self,
+        items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+        events: pd.DataFrame | None = None,
+    ) -> IngestReport:
+        """Upsert items and users, append events, all in ONE transaction.
+
+        Items and users are upserted by id (idempotent: the last row for an id wins, and
+        ingesting the same rows twice changes nothing). Events with an `event_id` that is
+        already stored (or repeated within the batch) are skipped and counted as duplicates;
+        events without one are always appended. Users that events mention but that do not
+        exist yet are created with `created_at` = their first event's timestamp.
+        """
+
+    def upsert_items(self, items: pd.DataFrame) -> int:
+        """Insert or replace items by `item_id`; returns the number of rows written."""
+        return self.ingest(items=items).items
+
+    def upsert_users(self, users: pd.DataFrame) -> int:
+        """Insert or replace users by `user_id`; returns the number of rows written."""
+        return self.ingest(users=users).users
+
+    def append_events(self, events: pd.DataFrame) -> int:
+        """Append events; returns how many were new (duplicate event_ids are ignored)."""
+        return self.ingest(events=events).events
+
+    @abstractmethod
+    def delete_item(self, item_id: str) -> bool:
+        """Remove an item from the catalog (its events stay); False if it did not exist."""
+
+    @abstractmethod
+    def erase_user(self, user_id: str) -> dict[str, int]:
+        """Right to be forgotten: delete the user's events and profile rows.
+
+        Returns counts per table, e.g. `{"events": 12, "users": 1}`.
+        """
+
+    # -- reads ----------------------------------------------------------------------------
+    @abstractmethod
+    def items(self, item_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Catalog rows (canonical item layout), ordered by item_id."""
+
+    @abstractmethod
+    def users(self) -> pd.DataFrame:
+        """All users (canonical user layout), ordered by user_id."""
+
+    @abstractmethod
+    def events(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        types: Sequence[str] | None = None,
+        user_id: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> pd.DataFrame:
+        """Events in the canonical layout plus an int64 `seq` column (insertion order).
+
+        Ordered by (timestamp, seq), or the reverse with `newest_first`. `since` is
+        inclusive, `until` exclusive.
+        """
+
+    def interactions(
+        self, since: datetime | None = None, types: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Events that name an item: columns user_id, item_id, type, value, timestamp, seq."""
+        ev = self.events(since=since, types=types)
+        ev = ev[ev["item_id"].notna()]
+        return ev.loc[:, ["user_id", "item_id", "type", "value", "timestamp", "seq"]].reset_index(
+            drop=True
+        )
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """`{"items": n, "users": n, "events": n}`."""
+
+    @abstractmethod
+    def event_type_counts(self) -> dict[str, int]:
+        """Number of events per type."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A string that changes whenever the store's contents change."""
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
