@@ -11,7 +11,7 @@ class DataError(ShelfwiseError):
     """Input data is invalid: a bad row, a missing column, an unknown dataset."""
 
 
-class ValidationFailure(DataError):
+class RowValidationError(DataError):
     """A record failed validation; names the source, the line and the field."""
 
     def __init__(self, source: str, line: int | None, field: str | None, message: str) -> None:

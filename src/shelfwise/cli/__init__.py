@@ -1,0 +1,274 @@
+"""The `shelfwise` command: one subcommand per stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shelfwise import __version__
+from shelfwise.errors import ShelfwiseError
+from shelfwise.settings import Settings
+
+log = logging.getLogger("shelfwise.cli")
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store",
+        default=None,
+        help="store URL: duckdb:///path.duckdb or postgresql://... "
+        "(default: $SHELFWISE_STORE or duckdb:///var/shelfwise.duckdb)",
+    )
+
+
+def _store_url(args: argparse.Namespace) -> str:
+    return str(args.store or Settings().store)
+
+
+def _parse_mapping(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`--map items.sku=item_id` -> {"items": {"sku": "item_id"}}."""
+    out: dict[str, dict[str, str]] = {"items": {}, "users": {}, "events": {}}
+    for pair in pairs:
+        left, sep, target = pair.partition("=")
+        kind, dot, column = left.partition(".")
+        if not sep or not dot or kind not in out or not column or not target:
+            raise ShelfwiseError(
+                f"--map {pair!r}: expected KIND.SOURCE_COLUMN=FIELD with KIND one of "
+                "items, users, events (e.g. --map items.sku=item_id)"
+            )
+        out[kind][column] = target
+    return out
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Validate files (or a named dataset) completely, then write them in one transaction."""
+    from shelfwise.data.datasets import load_dataset
+    from shelfwise.data.io import load_records
+    from shelfwise.store import open_store
+
+    if args.dataset and (args.items or args.users or args.events):
+        raise ShelfwiseError("use either --dataset or --items/--users/--events, not both")
+    if not (args.dataset or args.items or args.users or args.events):
+        raise ShelfwiseError("nothing to ingest: give --dataset NAME or --items/--users/--events")
+    t0 = time.perf_counter()
+    frames: dict[str, Any] = {}
+    if args.dataset:
+        ds = load_dataset(args.dataset)
+        frames = {"items": ds.items, "users": ds.users, "events": ds.events}
+    else:
+        mapping = _parse_mapping(args.map or [])
+        for kind in ("items", "users", "events"):
+            path = getattr(args, kind)
+            if path:
+                log.info("validating %s from %s", kind, path)
+                frames[kind] = load_records(path, kind, mapping[kind], args.unknown_columns)
+    with open_store(_store_url(args)) as store:
+        report = store.ingest(**frames)
+    summary = {
+        "store": _store_url(args),
+        "items": report.items,
+        "users": report.users,
+        "events": report.events,
+        "duplicate_events": report.duplicate_events,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    print(json.dumps(summary) if args.json else _kv(summary))
+    return 0
+
+
+def _kv(d: dict[str, Any]) -> str:
+    return "\n".join(f"{k:<17}{v}" for k, v in d.items())
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Counts, sparsity, events per type and top categories."""
+    from shelfwise.store import open_store
+    from shelfwise.store.stats import format_stats, store_stats
+
+    with open_store(_store_url(args)) as store:
+        stats = store_stats(store)
+    print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """List the public datasets Shelfwise can load and whether they are present."""
+    from shelfwise.data.datasets import available, dataset_path, is_available
+
+    for name in available():
+        where = str(dataset_path(name)) if is_available(name) else "not found"
+        print(f"{name:<18} {where}")
+    return 0
+
+
+def cmd_generate_demo(args: argparse.Namespace) -> int:
+    """Write a synthetic demo store (items.jsonl, users.jsonl, events.csv)."""
+    from shelfwise.data.demo import DemoConfig, generate, write_demo
+
+    config = DemoConfig(seed=args.seed, n_items=args.items, n_users=args.users, days=args.days)
+    paths = write_demo(generate(config, progress=True), Path(args.out))
+    print(_kv({k: str(v) for k, v in paths.items()}))
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Train the default models and build the search index from the store."""
+    from shelfwise.engine import ensure_bundle
+    from shelfwise.store import open_store
+
+    with open_store(_store_url(args)) as store:
+        bundle, built = ensure_bundle(store, Path(args.artifacts), rebuild=args.rebuild)
+    state = "built" if built else "up to date"
+    print(f"bundle {bundle.directory} ({state}): {json.dumps(bundle.manifest['counts'])}")
+    return 0
+
+
+def _serve(store_url: str, artifacts: Path, host: str, port: int, rebuild: bool) -> int:
+    import uvicorn
+
+    from shelfwise.engine import Engine, ensure_bundle
+    from shelfwise.serve import create_app
+    from shelfwise.store import open_store
+
+    store = open_store(store_url)
+    try:
+        bundle, built = ensure_bundle(store, artifacts, rebuild=rebuild)
+        log.info("%s bundle %s", "built" if built else "reusing", bundle.directory)
+        app = create_app(Engine(store, bundle))
+        print(f"Shelfwise is serving on http://{host}:{port}  (Ctrl+C to stop)", flush=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the HTTP API over whatever the store holds."""
+    return _serve(_store_url(args), Path(args.artifacts), args.host, args.port, args.rebuild)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate, ingest, train, index and serve the demo store; reuses what exists."""
+    from shelfwise.data.demo import DemoConfig, generate, write_demo
+    from shelfwise.data.io import load_records
+    from shelfwise.store import open_store
+
+    root = Path(args.dir)
+    data_dir, db = root / "data", (root / "shelfwise.duckdb").resolve()
+    store_url = f"duckdb:///{db}"
+    files = {k: data_dir / f for k, f in (("items", "items.jsonl"), ("users", "users.jsonl"))}
+    files["events"] = data_dir / "events.csv"
+    if not all(p.exists() for p in files.values()):
+        log.info("generating the demo store (seed %d) in %s", args.seed, data_dir)
+        write_demo(generate(DemoConfig(seed=args.seed), progress=True), data_dir)
+    with open_store(store_url) as store:
+        if store.counts()["items"] == 0:
+            log.info("ingesting %s into %s", data_dir, store_url)
+            frames = {k: load_records(p, k) for k, p in files.items()}
+            report = store.ingest(**frames)
+            log.info(
+                "ingested %d items, %d users, %d events", report.items, report.users, report.events
+            )
+    if args.no_serve:
+        from shelfwise.engine import ensure_bundle
+
+        with open_store(store_url) as store:
+            bundle, _ = ensure_bundle(store, root / "artifacts")
+        print(f"demo ready: {store_url}, bundle {bundle.directory}")
+        return 0
+    return _serve(store_url, root / "artifacts", args.host, args.port, rebuild=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `shelfwise` command."""
+    parser = argparse.ArgumentParser(prog="shelfwise", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"shelfwise {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="load items/users/events files or a named dataset")
+    p.add_argument("--items", help="items file (.csv, .tsv, .jsonl, .parquet; .gz ok)")
+    p.add_argument("--users", help="users file")
+    p.add_argument("--events", help="events file")
+    p.add_argument("--dataset", help="a public dataset by name (see `shelfwise datasets`)")
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="KIND.COLUMN=FIELD",
+        help="rename a source column, e.g. --map items.sku=item_id (repeatable)",
+    )
+    p.add_argument(
+        "--unknown-columns",
+        choices=("keep", "reject"),
+        default="keep",
+        help="columns that are not Shelfwise fields: keep them in attributes, or fail",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _store_arg(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("stats", help="counts, sparsity, events per type, top categories")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _store_arg(p)
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("datasets", help="list the public datasets and where they are")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("generate-demo", help="write a synthetic demo store to a folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--items", type=int, default=5000)
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--days", type=int, default=90)
+    p.set_defaults(func=cmd_generate_demo)
+
+    for name, func, helptext in (
+        ("build", cmd_build, "train the default models and build the search index"),
+        ("serve", cmd_serve, "serve the HTTP API over the store"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        _store_arg(p)
+        p.add_argument("--artifacts", default=str(Settings().artifacts_dir), help="bundle folder")
+        p.add_argument("--rebuild", action="store_true", help="retrain even if up to date")
+        if name == "serve":
+            p.add_argument("--host", default="127.0.0.1")
+            p.add_argument("--port", type=int, default=8000)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("demo", help="generate, ingest, train and serve the demo store")
+    p.add_argument("--dir", default="var/demo", help="where the demo's data and store live")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-serve", action="store_true", help="prepare everything, do not serve")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `shelfwise` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except ShelfwiseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

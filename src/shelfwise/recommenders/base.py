@@ -1,0 +1,192 @@
+"""The Recommender interface shared by every model, and the registry of model names.
+
+Models see dense item indices and CSR matrices only. Scoring is history-based: a user is
+the row of their (weighted) interactions, so a user who arrived after training, or whose
+newest events are not in the training matrix, is scored from what they did just now.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict
+
+from shelfwise.errors import ConfigError, NotFittedError
+from shelfwise.types import Results, top_k, top_k_rows
+
+
+class ModelConfig(BaseModel):
+    """Base of every model's configuration: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def as_csr(data: Any) -> sp.csr_matrix:
+    """Accept an `Interactions` (anything with `.matrix`) or a sparse/dense matrix."""
+    matrix = getattr(data, "matrix", data)
+    return sp.csr_matrix(matrix, dtype=np.float32)
+
+
+class Recommender(ABC):
+    """fit -> recommend / recommend_batch / similar_items -> save / load."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]]
+
+    def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise ConfigError("pass either a config object or keyword parameters, not both")
+        try:
+            self.config = config if config is not None else self.Config(**params)
+        except ValueError as exc:
+            raise ConfigError(f"{self.name}: {exc}") from exc
+        self.n_items = 0
+
+    # -- to implement --------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, interactions: Any) -> Recommender:
+        """Learn from a users x items matrix (or `Interactions`)."""
+
+    @abstractmethod
+    def score(self, histories: sp.csr_matrix) -> np.ndarray:
+        """Dense scores (n_rows x n_items) for users given as rows of interactions."""
+
+    @abstractmethod
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The learned state as named arrays (for save)."""
+
+    @abstractmethod
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set the learned state from `_arrays()` output (for load)."""
+
+    # -- shared behaviour ------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        """True after fit or load."""
+        return self.n_items > 0
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{self.name}: call fit() or load() first")
+
+    def history_matrix(
+        self,
+        history: Sequence[int] | np.ndarray,
+        weights: Sequence[float] | np.ndarray | None = None,
+    ) -> sp.csr_matrix:
+        """One user's history (item indices, optional weights) as a 1 x n_items row."""
+        idx = np.asarray(history, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_items):
+            raise ValueError(f"history has item indices outside 0..{self.n_items - 1}")
+        vals = np.ones(idx.size, np.float32) if weights is None else np.asarray(weights, np.float32)
+        row = sp.csr_matrix((vals, (np.zeros(idx.size, np.int64), idx)), shape=(1, self.n_items))
+        row.sum_duplicates()
+        return row
+
+    def recommend(
+        self,
+        history: Sequence[int] | np.ndarray,
+        k: int = 10,
+        exclude_seen: bool = True,
+        candidates: Sequence[int] | np.ndarray | None = None,
+        weights: Sequence[float] | np.ndarray | None = None,
+        exclude: Sequence[int] | np.ndarray | None = None,
+    ) -> Results:
+        """Top-k items for one user given their history of item indices."""
+        self._check_fitted()
+        row = self.history_matrix(history, weights)
+        scores = self.score(row)[0].astype(np.float32, copy=True)
+        if exclude_seen and row.nnz:
+            scores[row.indices] = -np.inf
+        if exclude is not None and len(exclude):
+            scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+        if candidates is not None:
+            mask = np.full(self.n_items, -np.inf, dtype=np.float32)
+            cand = np.asarray(candidates, dtype=np.int64)
+            mask[cand] = scores[cand]
+            scores = mask
+        return top_k(scores, k)
+
+    def recommend_batch(
+        self, histories: sp.csr_matrix, k: int = 10, exclude_seen: bool = True, chunk: int = 1024
+    ) -> Results:
+        """Top-k for many users at once (rows of `histories`); missing slots have id -1."""
+        self._check_fitted()
+        histories = sp.csr_matrix(histories, dtype=np.float32)
+        ids, scores = [], []
+        for start in range(0, histories.shape[0], chunk):
+            block = histories[start : start + chunk]
+            s = self.score(block).astype(np.float32, copy=True)
+            if exclude_seen:
+                rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+                s[rows, block.indices] = -np.inf
+            res = top_k_rows(s, k)
+            ids.append(res.ids)
+            scores.append(res.scores)
+        if not ids:
+            return Results(np.empty((0, k), np.int64), np.empty((0, k), np.float32))
+        return Results(np.vstack(ids), np.vstack(scores))
+
+    def similar_items(self, item: int, k: int = 10) -> Results:
+        """Items most similar to `item` (itself excluded)."""
+        self._check_fitted()
+        if not 0 <= item < self.n_items:
+            raise ValueError(f"item index {item} outside 0..{self.n_items - 1}")
+        return self.recommend([item], k=k, exclude_seen=True)
+
+    def save(self, directory: Path) -> None:
+        """Write config.json and arrays.npz (no pickle)."""
+        self._check_fitted()
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"model": self.name, "config": self.config.model_dump(), "n_items": self.n_items}
+        (directory / "config.json").write_text(json.dumps(meta, indent=2))
+        np.savez(directory / "arrays.npz", allow_pickle=False, **self._arrays())
+
+    @classmethod
+    def load(cls, directory: Path) -> Recommender:
+        """Read a model written by `save`."""
+        meta = json.loads((directory / "config.json").read_text())
+        model = cls(cls.Config(**meta["config"]))
+        with np.load(directory / "arrays.npz", allow_pickle=False) as data:
+            model._restore({k: data[k] for k in data.files})
+        model.n_items = int(meta["n_items"])
+        return model
+
+
+M = TypeVar("M", bound=type[Recommender])
+_REGISTRY: dict[str, type[Recommender]] = {}
+
+
+def register(cls: M) -> M:
+    """Class decorator: make a model available by its `name`."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available() -> list[str]:
+    """Registered model names."""
+    return sorted(_REGISTRY)
+
+
+def create(name: str, **params: Any) -> Recommender:
+    """A new model by registry name with keyword parameters."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model '{name}'; choose one of {', '.join(available())}")
+    return _REGISTRY[name](**params)
+
+
+def load_model(directory: Path) -> Recommender:
+    """Load any saved model; its class is read from config.json."""
+    name = json.loads((directory / "config.json").read_text())["model"]
+    if name not in _REGISTRY:
+        raise ConfigError(f"{directory}: unknown model '{name}'")
+    return _REGISTRY[name].load(directory)
+
+
+Factory = Callable[..., Recommender]

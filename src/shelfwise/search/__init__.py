@@ -1,0 +1,1 @@
+"""Product search: analysis, lexical retrieval and (later) semantic and learned ranking."""

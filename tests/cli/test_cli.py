@@ -1,0 +1,165 @@
+"""The `shelfwise` command as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from shelfwise.cli import main
+from shelfwise.data.datasets import is_available
+from shelfwise.store import open_store
+
+ITEMS = (
+    "item_id,title,category,brand,price\n"
+    "A1,Chef Knife,Home > Kitchen > Knives,Acme,39.5\n"
+    "A2,Bread Knife,Home > Kitchen > Knives,Acme,20\n"
+    "B1,Kettle,Home > Kitchen > Appliances,Boil,35\n"
+)
+EVENTS = (
+    "event_id,user_id,item_id,type,value,query,timestamp\n"
+    "e1,u1,A1,view,,,2026-01-01T10:00:00Z\n"
+    "e2,u1,A1,purchase,39.5,,2026-01-01T10:05:00Z\n"
+    "e3,u2,,search,,knife,2026-01-02T09:00:00Z\n"
+    "e4,u2,A2,click,,,2026-01-02T09:00:10Z\n"
+)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shelfwise", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture()
+def files(tmp_path):
+    (tmp_path / "items.csv").write_text(ITEMS)
+    (tmp_path / "events.csv").write_text(EVENTS)
+    return tmp_path
+
+
+def test_ingest_then_stats_json(files, capsys):
+    url = f"duckdb:///{files / 's.duckdb'}"
+    assert (
+        main(
+            [
+                "ingest",
+                "--items",
+                str(files / "items.csv"),
+                "--events",
+                str(files / "events.csv"),
+                "--store",
+                url,
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["stats", "--store", url, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["items"], stats["users"], stats["events"]) == (3, 2, 4)
+    assert stats["events_by_type"] == {"click": 1, "purchase": 1, "search": 1, "view": 1}
+    assert stats["top_categories"] == {"Home": 3}
+    assert stats["user_item_pairs"] == 2
+    assert stats["sparsity"] == pytest.approx(1 - 2 / 6, abs=1e-6)
+    # idempotent: the same files again change nothing
+    assert (
+        main(
+            [
+                "ingest",
+                "--items",
+                str(files / "items.csv"),
+                "--events",
+                str(files / "events.csv"),
+                "--store",
+                url,
+                "--json",
+            ]
+        )
+        == 0
+    )
+    again = json.loads(capsys.readouterr().out)
+    assert again["events"] == 0 and again["duplicate_events"] == 4
+
+
+def test_bad_row_fails_and_leaves_store_unchanged(files):
+    url = f"duckdb:///{files / 's.duckdb'}"
+    assert run_cli("ingest", "--items", str(files / "items.csv"), "--store", url).returncode == 0
+    with open_store(url) as store:
+        before = (store.counts(), store.fingerprint())
+    (files / "more_items.csv").write_text(ITEMS.replace("A1,", "A9,") + "C1,Cup,Home,X,abc\n")
+    bad_events = EVENTS + "e5,u3,A1,purchase,,,not-a-time\n"
+    (files / "bad_events.csv").write_text(bad_events)
+    proc = run_cli(
+        "ingest",
+        "--items",
+        str(files / "more_items.csv"),
+        "--events",
+        str(files / "bad_events.csv"),
+        "--store",
+        url,
+    )
+    assert proc.returncode != 0
+    assert "more_items.csv, line 5, field 'price'" in proc.stderr
+    (files / "more_items.csv").write_text(ITEMS.replace("A1,", "A9,"))
+    proc = run_cli(
+        "ingest",
+        "--items",
+        str(files / "more_items.csv"),
+        "--events",
+        str(files / "bad_events.csv"),
+        "--store",
+        url,
+    )
+    assert proc.returncode != 0
+    assert "bad_events.csv, line 6, field 'timestamp'" in proc.stderr
+    with open_store(url) as store:
+        assert (store.counts(), store.fingerprint()) == before  # the valid items file too
+
+
+def test_unknown_columns_flag(files, capsys):
+    (files / "items.csv").write_text(
+        ITEMS.replace("price\n", "price,colour\n").replace("39.5\n", "39.5,red\n")
+    )
+    url = f"duckdb:///{files / 's.duckdb'}"
+    code = main(
+        [
+            "ingest",
+            "--items",
+            str(files / "items.csv"),
+            "--store",
+            url,
+            "--unknown-columns",
+            "reject",
+        ]
+    )
+    assert code == 2 and "field 'colour'" in capsys.readouterr().err
+    assert main(["ingest", "--items", str(files / "items.csv"), "--store", url]) == 0
+    with open_store(url) as store:
+        attrs = store.items(["A1"]).loc[0, "attributes"]
+    assert json.loads(attrs) == {"colour": "red"}
+
+
+def test_usage_errors(files, capsys):
+    assert main(["ingest", "--store", f"duckdb:///{files / 's.duckdb'}"]) == 2
+    assert "nothing to ingest" in capsys.readouterr().err
+    assert main(["ingest", "--items", "x.csv", "--map", "bad"]) == 2
+    assert "KIND.SOURCE_COLUMN=FIELD" in capsys.readouterr().err
+    assert main(["stats", "--store", "mysql://x"]) == 2
+    assert "duckdb" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("name", "counts"),
+    [("movielens-100k", (1682, 943, 100000)), ("amazon-beauty", (12101, 22363, 198502))],
+)
+def test_ingest_dataset_by_name(tmp_path, capsys, name, counts):
+    if not is_available(name):
+        pytest.skip(f"{name} not found")
+    url = f"duckdb:///{tmp_path / 'real.duckdb'}"
+    assert main(["ingest", "--dataset", name, "--store", url]) == 0
+    capsys.readouterr()
+    assert main(["stats", "--store", url, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["items"], stats["users"], stats["events"]) == counts
