@@ -119,7 +119,10 @@ def test_bad_row_fails_and_leaves_store_unchanged(files):
 
 def test_unknown_columns_flag(files, capsys):
     (files / "items.csv").write_text(
-        ITEMS.replace("price\n", "price,colour\n").replace("39.5\n", "39.5,red\n")
+        ITEMS.replace("price\n", "price,colour\n")
+        .replace("39.5\n", "39.5,red\n")
+        .replace("20\n", "20,\n")
+        .replace("35\n", "35,\n")
     )
     url = f"duckdb:///{files / 's.duckdb'}"
     code = main(

@@ -205,5 +205,9 @@ class Event(_Record):
 
 
 RecordKind = Literal["items", "users", "events"]
-MODELS: dict[str, type[Item] | type[User] | type[Event]] = {"items": Item, "users": User, "events": Event}
+MODELS: dict[str, type[Item] | type[User] | type[Event]] = {
+    "items": Item,
+    "users": User,
+    "events": Event,
+}
 FIELDS: dict[str, tuple[str, ...]] = {k: tuple(m.model_fields) for k, m in MODELS.items()}

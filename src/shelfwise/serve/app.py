@@ -132,7 +132,7 @@ def create_app(engine: Engine) -> FastAPI:
         rows = engine.store.items([item_id])
         if rows.empty:
             raise HTTPException(status_code=404, detail=f"no item with item_id '{item_id}'")
-        row = rows.iloc[0].to_dict()
+        row = {str(k): v for k, v in rows.iloc[0].to_dict().items()}
         row["created_at"] = row["created_at"].isoformat() + "Z"
         row["price"] = None if row["price"] != row["price"] else row["price"]
         row["attributes"] = parse_attributes(row["attributes"])

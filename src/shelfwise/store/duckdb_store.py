@@ -1,0 +1,105 @@
+"""The embedded DuckDB store: one file (or `:memory:`), no server.
+
+One connection per store object, guarded by a lock shared by every store object on the same
+file in this process, so threads and several objects on one file take turns. DuckDB itself
+allows one writing process per file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from threading import RLock
+from typing import Any, ClassVar
+
+import duckdb
+import pandas as pd
+
+from shelfwise.errors import StoreError
+from shelfwise.store.sql import SqlStore, arrow_table
+
+MEMORY = ":memory:"
+_FILE_LOCKS: dict[str, RLock] = {}
+_FILE_LOCKS_GUARD = RLock()
+
+
+def _file_lock(path: str) -> RLock:
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(path, RLock())
+
+
+class DuckDBStore(SqlStore):
+    """A store in a DuckDB database file (`path`) or in memory (`":memory:"`).
+
+    The parent directory of the file is created if missing; the tables are created on open.
+    """
+
+    backend: ClassVar[str] = "duckdb"
+    placeholder: ClassVar[str] = "?"
+    json_type: ClassVar[str] = "JSON"
+    double_type: ClassVar[str] = "DOUBLE"
+    db_errors: ClassVar[tuple[type[Exception], ...]] = (duckdb.Error,)
+
+    def __init__(self, path: str | Path, url: str | None = None) -> None:
+        memory = str(path) == MEMORY
+        self.path: Path | None = None if memory else Path(path).expanduser()
+        super().__init__(url or f"duckdb:///{path}")
+        if self.path is not None:
+            self._lock = _file_lock(str(self.path.resolve()))
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of {self.path}: {exc}") from exc
+        try:
+            self._con = duckdb.connect(MEMORY if self.path is None else str(self.path))
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open the DuckDB store {self.url}: {exc}") from exc
+        try:
+            self._create_schema()
+        except BaseException:
+            self._con.close()
+            raise
+
+    # -- backend hooks --------------------------------------------------------------------
+    def _begin(self) -> None:
+        self._con.execute("BEGIN TRANSACTION")
+
+    def _commit(self) -> None:
+        self._con.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        # Suppressed: no transaction open (it failed before BEGIN or was already ended).
+        with contextlib.suppress(duckdb.Error):
+            self._con.execute("ROLLBACK")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._con.execute(sql, list(params))
+        description = self._con.description
+        if description and description[0][0] == "Count":
+            row = self._con.fetchone()
+            return int(row[0]) if row else 0
+        return -1
+
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._con.execute(sql, list(params)).fetchall()
+
+    def _fetch_frame(self, sql: str, params: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
+        frame = self._con.execute(sql, list(params)).df()
+        frame.columns = list(columns)
+        return frame
+
+    def _stage(self, name: str, frame: pd.DataFrame, types: Mapping[str, str]) -> None:
+        self._con.register(name, arrow_table(frame, types))
+
+    def _unstage(self, name: str) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self._con.unregister(name)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (idempotent); the file keeps the data."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._con.close()

@@ -1,0 +1,592 @@
+"""SQL logic shared by the DuckDB and PostgreSQL stores.
+
+`SqlStore` holds every query; a backend supplies the connection, its transaction calls,
+the placeholder style, its type names and how a DataFrame becomes a staging table that the
+queries can select from (`_stage`). Bulk writes go frame -> staging table -> one
+`INSERT ... SELECT` per table, so nothing is written row by row.
+
+Bookkeeping lives in the `meta` key/value table: `schema_version`, a random `store_id`, the
+`revision` counter bumped by every write transaction that changes something (a write that
+changes nothing is rolled back, so the fingerprint only moves when the contents do) and
+`next_seq`, the next event sequence number. Every write transaction starts by bumping
+`revision`, which also takes a row lock that serialises writers across connections.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from threading import RLock
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from shelfwise.data.frames import EVENT_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, conform
+from shelfwise.errors import DataError, StoreError
+from shelfwise.store.base import IngestReport, Store
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+# Logical column types of staging tables; each backend maps them to its own types.
+TEXT, DOUBLE, BOOL, TIMESTAMP, BIGINT = "text", "double", "bool", "timestamp", "bigint"
+ARROW_TYPES: dict[str, pa.DataType] = {
+    TEXT: pa.string(),
+    DOUBLE: pa.float64(),
+    BOOL: pa.bool_(),
+    TIMESTAMP: pa.timestamp("us"),
+    BIGINT: pa.int64(),
+}
+ITEM_TYPES: dict[str, str] = {
+    "item_id": TEXT,
+    "title": TEXT,
+    "description": TEXT,
+    "category": TEXT,
+    "brand": TEXT,
+    "price": DOUBLE,
+    "currency": TEXT,
+    "in_stock": BOOL,
+    "attributes": TEXT,
+    "created_at": TIMESTAMP,
+}
+USER_TYPES: dict[str, str] = {"user_id": TEXT, "attributes": TEXT, "created_at": TIMESTAMP}
+EVENT_TYPES: dict[str, str] = {
+    "event_id": TEXT,
+    "user_id": TEXT,
+    "item_id": TEXT,
+    "type": TEXT,
+    "value": DOUBLE,
+    "query": TEXT,
+    "session_id": TEXT,
+    "timestamp": TIMESTAMP,
+    "ord": BIGINT,
+}
+
+
+def quote(column: str) -> str:
+    """A column name quoted for SQL (`timestamp`, `type` and `value` are keywords)."""
+    return f'"{column}"'
+
+
+def naive_utc(value: datetime | pd.Timestamp | str) -> datetime:
+    """A datetime (aware, naive = UTC, or ISO text) as a naive UTC `datetime`."""
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert(UTC).tz_localize(None)
+    return ts.to_pydatetime()
+
+
+def canonical_json(value: Any) -> str:
+    """Attributes (JSON text, a dict or missing) as canonical JSON text (sorted keys)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "{}"
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Strings stay strings, missing values become None, anything else is `str()`-ed."""
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    values = series.astype(object)
+    values = values.where(values.notna(), None)
+    if kind in ("string", "empty"):
+        return values
+    return values.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+
+
+def arrow_table(frame: pd.DataFrame, types: Mapping[str, str]) -> pa.Table:
+    """A frame as an Arrow table with exactly the given logical column types."""
+    arrays = []
+    for column, kind in types.items():
+        series = frame[column]
+        if kind == TEXT:
+            series = _as_text(series)
+        arrays.append(pa.array(series, type=ARROW_TYPES[kind], from_pandas=True))
+    return pa.Table.from_arrays(arrays, names=list(types))
+
+
+@dataclass(frozen=True)
+class _TableSpec:
+    name: str
+    key: str
+    types: dict[str, str]
+    stamp_updates: bool  # has an `updated_at` column set on every insert/update
+
+
+_ITEMS = _TableSpec("items", "item_id", ITEM_TYPES, stamp_updates=True)
+_USERS = _TableSpec("users", "user_id", USER_TYPES, stamp_updates=False)
+
+
+class SqlStore(Store):
+    """A `Store` over a SQL database; subclasses supply the connection and dialect."""
+
+    #: Name of the backend, e.g. "duckdb".
+    backend: ClassVar[str]
+    #: Parameter placeholder of the driver: "?" or "%s".
+    placeholder: ClassVar[str]
+    #: Type names of the backend.
+    json_type: ClassVar[str]
+    double_type: ClassVar[str]
+    #: The driver's exception base classes; they are re-raised as `StoreError`.
+    db_errors: ClassVar[tuple[type[Exception], ...]]
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = RLock()
+        self._closed = False
+
+    # -- backend hooks --------------------------------------------------------------------
+    @abstractmethod
+    def _begin(self) -> None:
+        """Start a transaction."""
+
+    @abstractmethod
+    def _commit(self) -> None:
+        """Commit the open transaction."""
+
+    @abstractmethod
+    def _rollback(self) -> None:
+        """Roll the open transaction back (must not raise)."""
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns the number of rows it changed (or -1 if unknown)."""
+
+    @abstractmethod
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows."""
+
+    def _fetch_frame(self, sql: str, params: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
+        """Run a query and return its rows as a frame with the given column names."""
+        return pd.DataFrame(self._fetchall(sql, params), columns=list(columns))
+
+    @abstractmethod
+    def _stage(self, name: str, frame: pd.DataFrame, types: Mapping[str, str]) -> None:
+        """Make `frame` selectable as table `name` inside the open transaction."""
+
+    @abstractmethod
+    def _unstage(self, name: str) -> None:
+        """Drop a staging table made by `_stage` (must not raise)."""
+
+    def _json(self, expr: str) -> str:
+        """SQL converting JSON text to the attributes column type."""
+        return f"CAST({expr} AS {self.json_type})"
+
+    def _order_text(self, expr: str) -> str:
+        """SQL ordering text by code point (binary), whatever the database collation."""
+        return expr
+
+    def _schema_lock(self) -> None:
+        """Serialise concurrent schema creation (PostgreSQL); nothing by default."""
+
+    # -- transactions ---------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self.url} is closed")
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read-only transaction: one consistent snapshot for several queries."""
+        with self._lock:
+            self._check_open()
+            self._begin()
+            try:
+                yield
+            except self.db_errors as exc:
+                self._rollback()
+                raise StoreError(f"reading from {self.url} failed: {exc}") from exc
+            except BaseException:
+                self._rollback()
+                raise
+            self._rollback()
+
+    def _writing(self, what: str, work: Callable[[], tuple[T, bool]]) -> T:
+        """Run `work` in one write transaction: commit if it changed something, else roll back.
+
+        `work` returns (result, changed). Any error rolls everything back.
+        """
+        with self._lock:
+            self._check_open()
+            self._begin()
+            try:
+                self._execute(
+                    "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) "
+                    "WHERE key = 'revision'"
+                )
+                result, changed = work()
+                if changed:
+                    self._commit()
+                else:
+                    self._rollback()
+                return result
+            except self.db_errors as exc:
+                self._rollback()
+                raise StoreError(f"{what} failed and was rolled back: {exc}") from exc
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _meta(self, key: str) -> str | None:
+        rows = self._fetchall(f"SELECT value FROM meta WHERE key = {self.placeholder}", [key])
+        return str(rows[0][0]) if rows else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._execute(
+            f"UPDATE meta SET value = {self.placeholder} WHERE key = {self.placeholder}",
+            [value, key],
+        )
+
+    # -- schema ---------------------------------------------------------------------------
+    def _create_schema(self) -> None:
+        """Create the tables if missing (idempotent) and check the schema version."""
+        j, d, ts = self.json_type, self.double_type, quote("timestamp")
+        statements = [
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS items ("
+            "item_id TEXT PRIMARY KEY, title TEXT, description TEXT, category TEXT, "
+            f"brand TEXT, price {d}, currency TEXT, in_stock BOOLEAN NOT NULL DEFAULT TRUE, "
+            f"attributes {j} NOT NULL, created_at TIMESTAMP, updated_at TIMESTAMP NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS users ("
+            f"user_id TEXT PRIMARY KEY, attributes {j} NOT NULL, created_at TIMESTAMP)",
+            "CREATE TABLE IF NOT EXISTS events ("
+            "seq BIGINT PRIMARY KEY, event_id TEXT UNIQUE, user_id TEXT NOT NULL, "
+            f'item_id TEXT, "type" TEXT NOT NULL, "value" {d}, query TEXT, session_id TEXT, '
+            f"{ts} TIMESTAMP NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS events_user_id_idx ON events (user_id)",
+            f"CREATE INDEX IF NOT EXISTS events_timestamp_idx ON events ({ts})",
+        ]
+        p = self.placeholder
+        with self._lock:
+            self._begin()
+            try:
+                self._schema_lock()
+                for sql in statements:
+                    self._execute(sql)
+                defaults = {
+                    "schema_version": str(SCHEMA_VERSION),
+                    "store_id": uuid.uuid4().hex,
+                    "revision": "0",
+                    "next_seq": "1",
+                }
+                for key, value in defaults.items():
+                    self._execute(
+                        f"INSERT INTO meta (key, value) VALUES ({p}, {p}) "
+                        "ON CONFLICT (key) DO NOTHING",
+                        [key, value],
+                    )
+                version = int(self._meta("schema_version") or 0)
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.url} has schema version {version}, newer than this Shelfwise "
+                        f"understands ({SCHEMA_VERSION}); upgrade Shelfwise"
+                    )
+                self._commit()
+            except self.db_errors as exc:
+                self._rollback()
+                raise StoreError(f"cannot create the tables of {self.url}: {exc}") from exc
+            except BaseException:
+                self._rollback()
+                raise
+
+    # -- writes ---------------------------------------------------------------------------
+    def ingest(
+        self,
+        items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+        events: pd.DataFrame | None = None,
+    ) -> IngestReport:
+        """Upsert items and users, append events, all in one transaction (see `Store`)."""
+        item_frame = _prepare_upsert("items", items)
+        user_frame = _prepare_upsert("users", users)
+        event_frame, batch_duplicates = _prepare_events(events)
+        n_events_in = 0 if events is None else len(events)
+        if not (len(item_frame) or len(user_frame) or len(event_frame)):
+            return IngestReport(duplicate_events=batch_duplicates)
+
+        def work() -> tuple[IngestReport, bool]:
+            items_changed = self._upsert(_ITEMS, item_frame)
+            users_changed = self._upsert(_USERS, user_frame)
+            new_events, users_created = self._append_events(event_frame)
+            report = IngestReport(
+                items=len(item_frame),
+                users=len(user_frame) + users_created,
+                events=new_events,
+                duplicate_events=n_events_in - new_events,
+                extra={
+                    "items_changed": items_changed,
+                    "users_changed": users_changed,
+                    "users_created_from_events": users_created,
+                },
+            )
+            changed = bool(items_changed or users_changed or new_events or users_created)
+            return report, changed
+
+        return self._writing("ingest", work)
+
+    def _upsert(self, spec: _TableSpec, frame: pd.DataFrame) -> int:
+        """Insert or replace rows by key; only rows that differ are written. Returns that number."""
+        if frame.empty:
+            return 0
+        stage = f"sw_stage_{spec.name}"
+        self._stage(stage, frame, spec.types)
+        try:
+            columns = list(spec.types)
+            exprs = {
+                c: self._json(f"s.{c}") if c == "attributes" else f"s.{quote(c)}" for c in columns
+            }
+            differs = " OR ".join(
+                f"{exprs[c]} IS DISTINCT FROM t.{quote(c)}" for c in columns if c != spec.key
+            )
+            target = [quote(c) for c in columns]
+            values = [exprs[c] for c in columns]
+            updates = [f"{quote(c)} = excluded.{quote(c)}" for c in columns if c != spec.key]
+            params: list[Any] = []
+            if spec.stamp_updates:
+                target.append("updated_at")
+                values.append(self.placeholder)
+                updates.append("updated_at = excluded.updated_at")
+                params.append(datetime.now(UTC).replace(tzinfo=None))
+            sql = (
+                f"INSERT INTO {spec.name} ({', '.join(target)}) "
+                f"SELECT {', '.join(values)} FROM {stage} s "
+                f"LEFT JOIN {spec.name} t ON t.{spec.key} = s.{spec.key} "
+                f"WHERE t.{spec.key} IS NULL OR {differs} "
+                f"ON CONFLICT ({spec.key}) DO UPDATE SET {', '.join(updates)}"
+            )
+            return max(self._execute(sql, params), 0)
+        finally:
+            self._unstage(stage)
+
+    def _append_events(self, frame: pd.DataFrame) -> tuple[int, int]:
+        """Append events whose event_id is new; create unknown users. Returns (events, users)."""
+        if frame.empty:
+            return 0, 0
+        stage = "sw_stage_events"
+        p, ts = self.placeholder, quote("timestamp")
+        self._stage(stage, frame, EVENT_TYPES)
+        try:
+            next_seq = int(self._meta("next_seq") or 1)
+            columns = [c for c in EVENT_TYPES if c != "ord"]
+            target = ", ".join(quote(c) for c in columns)
+            source = ", ".join(f"s.{quote(c)}" for c in columns)
+            added = self._execute(
+                f"INSERT INTO events (seq, {target}) "
+                f"SELECT CAST({p} AS BIGINT) + row_number() OVER (ORDER BY s.ord) - 1, {source} "
+                f"FROM {stage} s WHERE s.event_id IS NULL OR NOT EXISTS "
+                "(SELECT 1 FROM events e WHERE e.event_id = s.event_id)",
+                [next_seq],
+            )
+            if added < 0:  # the driver could not tell: derive it from the sequence
+                added = int(self._fetchall("SELECT max(seq) FROM events")[0][0] or 0)
+                added = max(added - next_seq + 1, 0)
+            if added:
+                self._set_meta("next_seq", str(next_seq + added))
+            created = self._execute(
+                f"INSERT INTO users (user_id, attributes, created_at) "
+                f"SELECT s.user_id, {self._json(p)}, min(s.{ts}) FROM {stage} s "
+                "WHERE s.user_id IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM users u WHERE u.user_id = s.user_id) GROUP BY s.user_id",
+                ["{}"],
+            )
+            return added, max(created, 0)
+        finally:
+            self._unstage(stage)
+
+    def delete_item(self, item_id: str) -> bool:
+        """Remove an item from the catalog (its events stay); False if it did not exist."""
+
+        def work() -> tuple[bool, bool]:
+            n = self._execute(f"DELETE FROM items WHERE item_id = {self.placeholder}", [item_id])
+            return n > 0, n > 0
+
+        return self._writing("delete_item", work)
+
+    def erase_user(self, user_id: str) -> dict[str, int]:
+        """Delete the user's events and profile row; returns `{"events": n, "users": n}`."""
+
+        def work() -> tuple[dict[str, int], bool]:
+            p = self.placeholder
+            n_events = max(self._execute(f"DELETE FROM events WHERE user_id = {p}", [user_id]), 0)
+            n_users = max(self._execute(f"DELETE FROM users WHERE user_id = {p}", [user_id]), 0)
+            return {"events": n_events, "users": n_users}, bool(n_events or n_users)
+
+        return self._writing("erase_user", work)
+
+    # -- reads ----------------------------------------------------------------------------
+    def _attributes_text(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Attributes as canonical JSON text, whatever the driver returned."""
+        if len(frame):
+            frame["attributes"] = [
+                v if isinstance(v, str) else canonical_json(v) for v in frame["attributes"]
+            ]
+        return frame
+
+    def items(self, item_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Catalog rows (canonical item layout), ordered by item_id."""
+        columns = list(ITEM_COLUMNS)
+        sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM items"
+        params: list[Any] = []
+        if isinstance(item_ids, str):  # one id, not a sequence of characters
+            item_ids = [item_ids]
+        if item_ids is not None:
+            sql += f" WHERE item_id = ANY({self.placeholder})"
+            params.append([str(i) for i in item_ids])
+        sql += f" ORDER BY {self._order_text('item_id')}"
+        with self._reading():
+            frame = self._fetch_frame(sql, params, columns)
+        return conform("items", self._attributes_text(frame))
+
+    def users(self) -> pd.DataFrame:
+        """All users (canonical user layout), ordered by user_id."""
+        columns = list(USER_COLUMNS)
+        sql = f"SELECT {', '.join(columns)} FROM users ORDER BY {self._order_text('user_id')}"
+        with self._reading():
+            frame = self._fetch_frame(sql, [], columns)
+        return conform("users", self._attributes_text(frame))
+
+    def _select_events(
+        self,
+        columns: Sequence[str],
+        since: datetime | None = None,
+        until: datetime | None = None,
+        types: Sequence[str] | None = None,
+        user_id: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+        with_item: bool = False,
+    ) -> pd.DataFrame:
+        p, ts = self.placeholder, quote("timestamp")
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append(f"{ts} >= {p}")
+            params.append(naive_utc(since))
+        if until is not None:
+            where.append(f"{ts} < {p}")
+            params.append(naive_utc(until))
+        if types is not None:
+            where.append(f'"type" = ANY({p})')
+            params.append([str(t) for t in types])
+        if user_id is not None:
+            where.append(f"user_id = {p}")
+            params.append(user_id)
+        if with_item:
+            where.append("item_id IS NOT NULL")
+        direction = "DESC" if newest_first else "ASC"
+        sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {ts} {direction}, seq {direction}"
+        if limit is not None:
+            if int(limit) < 0:
+                raise ValueError(f"limit must be >= 0, got {limit}")
+            sql += f" LIMIT {int(limit)}"
+        with self._reading():
+            return self._fetch_frame(sql, params, columns)
+
+    def events(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        types: Sequence[str] | None = None,
+        user_id: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> pd.DataFrame:
+        """Events in the canonical layout plus int64 `seq`, ordered by (timestamp, seq)."""
+        raw = self._select_events(
+            [*EVENT_COLUMNS, "seq"], since, until, types, user_id, limit, newest_first
+        )
+        out = conform("events", raw)
+        out["seq"] = raw["seq"].to_numpy(dtype=np.int64)
+        return out
+
+    def interactions(
+        self, since: datetime | None = None, types: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Events that name an item: columns user_id, item_id, type, value, timestamp, seq."""
+        columns = ["user_id", "item_id", "type", "value", "timestamp", "seq"]
+        raw = self._select_events(columns, since=since, types=types, with_item=True)
+        out = pd.DataFrame(
+            {
+                "user_id": _as_text(raw["user_id"]),
+                "item_id": _as_text(raw["item_id"]),
+                "type": _as_text(raw["type"]),
+                "value": pd.to_numeric(raw["value"]).astype("float64"),
+                "timestamp": pd.to_datetime(raw["timestamp"]).astype("datetime64[us]"),
+                "seq": raw["seq"].to_numpy(dtype=np.int64),
+            }
+        )
+        return out.reset_index(drop=True)
+
+    def counts(self) -> dict[str, int]:
+        """`{"items": n, "users": n, "events": n}`."""
+        with self._reading():
+            row = self._fetchall(
+                "SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM users), "
+                "(SELECT count(*) FROM events)"
+            )[0]
+        return {"items": int(row[0]), "users": int(row[1]), "events": int(row[2])}
+
+    def event_type_counts(self) -> dict[str, int]:
+        """Number of events per type."""
+        with self._reading():
+            rows = self._fetchall('SELECT "type", count(*) FROM events GROUP BY "type"')
+        return {str(t): int(n) for t, n in sorted(rows)}
+
+    def fingerprint(self) -> str:
+        """`<store_id>-<revision>`: changes with every write that changes the contents."""
+        with self._reading():
+            store_id = self._meta("store_id")
+            revision = self._meta("revision")
+        return f"{store_id}-{revision}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+def _prepare_upsert(kind: str, frame: pd.DataFrame | None) -> pd.DataFrame:
+    """Conform, keep the last row per id, canonicalise attributes."""
+    if frame is None or frame.empty:
+        return pd.DataFrame()
+    try:
+        out = conform(kind, frame)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{kind}: {exc}") from exc
+    key = "item_id" if kind == "items" else "user_id"
+    out[key] = _as_text(out[key])
+    out = out.drop_duplicates(subset=[key], keep="last").reset_index(drop=True)
+    attributes = []
+    for ident, value in zip(out[key], out["attributes"], strict=True):
+        try:
+            attributes.append(canonical_json(value))
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{kind}: attributes of {key} '{ident}' are not JSON: {exc}") from exc
+    out["attributes"] = attributes
+    return out
+
+
+def _prepare_events(frame: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
+    """Conform, drop repeated event_ids within the batch (keep first), add the order column.
+
+    Returns (frame, number of rows dropped).
+    """
+    if frame is None or frame.empty:
+        return pd.DataFrame(), 0
+    try:
+        out = conform("events", frame)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"events: {exc}") from exc
+    out["event_id"] = _as_text(out["event_id"])
+    repeated = out["event_id"].notna() & out["event_id"].duplicated(keep="first")
+    out = out[~repeated].reset_index(drop=True)
+    out["ord"] = np.arange(len(out), dtype=np.int64)
+    return out, int(repeated.sum())
