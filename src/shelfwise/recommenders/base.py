@@ -54,8 +54,12 @@ class Recommender(ABC):
         """Learn from a users x items matrix (or `Interactions`)."""
 
     @abstractmethod
-    def score(self, histories: sp.csr_matrix) -> np.ndarray:
-        """Dense scores (n_rows x n_items) for users given as rows of interactions."""
+    def score(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
+        """Dense scores (n_rows x n_items) for users given as rows of interactions.
+
+        `users` optionally gives each row's training user index (-1 for a user unknown at
+        training time); models with learned user factors use them, others ignore them.
+        """
 
     @abstractmethod
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -97,11 +101,16 @@ class Recommender(ABC):
         candidates: Sequence[int] | np.ndarray | None = None,
         weights: Sequence[float] | np.ndarray | None = None,
         exclude: Sequence[int] | np.ndarray | None = None,
+        user: int | None = None,
     ) -> Results:
-        """Top-k items for one user given their history of item indices."""
+        """Top-k items for one user given their history of item indices.
+
+        `user` is the user's training index when known (see `score`).
+        """
         self._check_fitted()
         row = self.history_matrix(history, weights)
-        scores = self.score(row)[0].astype(np.float32, copy=True)
+        users = None if user is None else np.array([user], dtype=np.int64)
+        scores = self.score(row, users)[0].astype(np.float32, copy=True)
         if exclude_seen and row.nnz:
             scores[row.indices] = -np.inf
         if exclude is not None and len(exclude):
@@ -114,15 +123,24 @@ class Recommender(ABC):
         return top_k(scores, k)
 
     def recommend_batch(
-        self, histories: sp.csr_matrix, k: int = 10, exclude_seen: bool = True, chunk: int = 1024
+        self,
+        histories: sp.csr_matrix,
+        k: int = 10,
+        exclude_seen: bool = True,
+        users: np.ndarray | None = None,
+        chunk: int = 1024,
     ) -> Results:
-        """Top-k for many users at once (rows of `histories`); missing slots have id -1."""
+        """Top-k for many users at once (rows of `histories`); missing slots have id -1.
+
+        `users` optionally gives each row's training user index (see `score`).
+        """
         self._check_fitted()
         histories = sp.csr_matrix(histories, dtype=np.float32)
         ids, scores = [], []
         for start in range(0, histories.shape[0], chunk):
             block = histories[start : start + chunk]
-            s = self.score(block).astype(np.float32, copy=True)
+            block_users = None if users is None else np.asarray(users)[start : start + chunk]
+            s = self.score(block, block_users).astype(np.float32, copy=True)
             if exclude_seen:
                 rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
                 s[rows, block.indices] = -np.inf

@@ -71,7 +71,7 @@ class ItemKNN(Recommender):
         self.n_items = n_items
         return self
 
-    def score(self, histories: sp.csr_matrix) -> np.ndarray:
+    def score(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
         """history @ similarity."""
         self._check_fitted()
         return np.asarray((histories @ self.similarity).toarray(), dtype=np.float32)

@@ -39,7 +39,7 @@ class Popularity(Recommender):
         self.n_items = x.shape[1]
         return self
 
-    def score(self, histories: sp.csr_matrix) -> np.ndarray:
+    def score(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
         """The popularity vector, repeated per row."""
         self._check_fitted()
         return np.broadcast_to(self.popularity, (histories.shape[0], self.n_items))
