@@ -21,7 +21,7 @@ import pandas as pd
 from shelfwise import __version__
 from shelfwise.data.matrix import InteractionWeights, build_interactions
 from shelfwise.data.vocab import Vocabulary
-from shelfwise.errors import ConfigError, DataError
+from shelfwise.errors import ConfigError, DataError, ShelfwiseError
 from shelfwise.recommenders import Recommender, create, load_model
 from shelfwise.search.bm25 import BM25Index
 from shelfwise.store import Store
@@ -175,7 +175,7 @@ def ensure_bundle(store: Store, root: Path, rebuild: bool = False) -> tuple[Bund
     if current is not None and not rebuild:
         try:
             bundle = load_bundle(current)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, ShelfwiseError) as exc:
             log.warning("bundle %s is unreadable (%s); rebuilding", current, exc)
         else:
             if bundle.fingerprint == store.fingerprint():

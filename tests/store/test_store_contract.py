@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -580,7 +579,8 @@ def test_bulk_ingest(store: Store) -> None:
 # -- opening by URL (DuckDB: no server needed) -----------------------------------------------
 
 
-def test_duckdb_handles_200k_events_in_a_couple_of_seconds(tmp_path: Path) -> None:
+def test_duckdb_bulk_ingest_of_200k_events(tmp_path: Path) -> None:
+    # speed is measured in benchmarks/ingest.py; this checks the bulk path is correct
     n = 200_000
     frame = pd.DataFrame(
         {
@@ -595,11 +595,11 @@ def test_duckdb_handles_200k_events_in_a_couple_of_seconds(tmp_path: Path) -> No
         }
     )
     with open_store(f"duckdb:///{tmp_path / 'big.duckdb'}") as store:
-        start = time.perf_counter()
         assert store.append_events(frame) == n
-        elapsed = time.perf_counter() - start
         assert store.counts()["users"] == 5000
-    assert elapsed < 15, f"ingesting {n} events took {elapsed:.1f}s"
+        assert store.append_events(frame) == 0
+        back = store.events(user_id="u7")
+        assert back["item_id"].tolist() == [f"i{i % 2000}" for i in range(7, n, 5000)]
 
 
 def test_open_store_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
