@@ -112,7 +112,7 @@ def build_bundle(
     timings: dict[str, float] = {}
     for name, params in models.items():
         t0 = time.perf_counter()
-        fitted[name] = create(name, **params).fit(data)
+        fitted[name] = create(name, **params).fit(data, items)
         timings[name] = round(time.perf_counter() - t0, 3)
         log.info("trained %s in %.2fs", name, timings[name])
     t0 = time.perf_counter()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
@@ -50,8 +51,12 @@ class Recommender(ABC):
 
     # -- to implement --------------------------------------------------------------------
     @abstractmethod
-    def fit(self, interactions: Any) -> Recommender:
-        """Learn from a users x items matrix (or `Interactions`)."""
+    def fit(self, interactions: Any, items: pd.DataFrame | None = None) -> Recommender:
+        """Learn from a users x items matrix (or `Interactions`).
+
+        `items` is the catalog in the canonical item layout, one row per matrix column in
+        the same order; content-based models need it, others ignore it.
+        """
 
     @abstractmethod
     def score(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:

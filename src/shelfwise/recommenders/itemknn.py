@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
@@ -35,7 +36,9 @@ class ItemKNN(Recommender):
         super().__init__(config, **params)
         self.similarity = sp.csr_matrix((0, 0), dtype=np.float32)
 
-    def fit(self, interactions: Any, chunk: int = 2048) -> ItemKNN:
+    def fit(
+        self, interactions: Any, items: pd.DataFrame | None = None, chunk: int = 2048
+    ) -> ItemKNN:
         """Compute the top-k neighbour matrix (items x items, sparse)."""
         x = as_csr(interactions)
         if self.config.binary:

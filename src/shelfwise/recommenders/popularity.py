@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr, register
@@ -28,7 +29,7 @@ class Popularity(Recommender):
         super().__init__(config, **params)
         self.popularity = np.zeros(0, dtype=np.float32)
 
-    def fit(self, interactions: Any) -> Popularity:
+    def fit(self, interactions: Any, items: pd.DataFrame | None = None) -> Popularity:
         """Count per item."""
         x = as_csr(interactions)
         if self.config.by == "users":
