@@ -54,7 +54,13 @@ class DuckDBStore(SqlStore):
         try:
             self._con = duckdb.connect(MEMORY if self.path is None else str(self.path))
         except duckdb.Error as exc:
-            raise StoreError(f"cannot open the DuckDB store {self.url}: {exc}") from exc
+            hint = ""
+            if "lock" in str(exc).lower():
+                hint = (
+                    " (an embedded store has one writer process: stop the other process, "
+                    "e.g. a running `shelfwise serve`, or use PostgreSQL for several)"
+                )
+            raise StoreError(f"cannot open the DuckDB store {self.url}{hint}: {exc}") from exc
         try:
             self._create_schema()
         except BaseException:

@@ -67,6 +67,11 @@ def store_stats(store: Store, top: int = 10) -> dict[str, Any]:
     return out
 
 
+def _table(counts: dict[str, int]) -> list[str]:
+    width = max((len(k) for k in counts), default=0)
+    return [f"  {k:<{width}}  {v:>9,}" for k, v in counts.items()]
+
+
 def format_stats(stats: dict[str, Any]) -> str:
     """Human-readable rendering of `store_stats` output."""
     lines = [
@@ -90,8 +95,8 @@ def format_stats(stats: dict[str, Any]) -> str:
         lines.append(f"time range   {t['first']} .. {t['last']}")
     if stats.get("top_categories"):
         lines.append("top categories (items):")
-        lines += [f"  {k:<40} {v:>8,}" for k, v in stats["top_categories"].items()]
+        lines += _table(stats["top_categories"])
     if stats.get("top_categories_by_interactions"):
         lines.append("top categories (interactions):")
-        lines += [f"  {k:<40} {v:>8,}" for k, v in stats["top_categories_by_interactions"].items()]
+        lines += _table(stats["top_categories_by_interactions"])
     return "\n".join(lines)
