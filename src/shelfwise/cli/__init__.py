@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-serve", action="store_true", help="prepare everything, do not serve")
     p.set_defaults(func=cmd_demo)
+    from shelfwise.cli.evaluate import add_parser as add_evaluate_parser
+
+    add_evaluate_parser(sub)
     return parser
 
 

@@ -1,7 +1,34 @@
 """Recommendation models: one module per algorithm, one shared interface, a registry."""
 
+from shelfwise.recommenders.als import ALS
 from shelfwise.recommenders.base import Recommender, available, create, load_model, register
+from shelfwise.recommenders.bpr import BPR
+from shelfwise.recommenders.content import Embedding, Lda, Lsa, Tfidf
+from shelfwise.recommenders.ease import EASE
+from shelfwise.recommenders.hybrid import Hybrid
 from shelfwise.recommenders.itemknn import ItemKNN
 from shelfwise.recommenders.popularity import Popularity
+from shelfwise.recommenders.svd import PureSVD
+from shelfwise.recommenders.trending import Trending
+from shelfwise.recommenders.userknn import UserKNN
 
-__all__ = ["ItemKNN", "Popularity", "Recommender", "available", "create", "load_model", "register"]
+__all__ = [
+    "ALS",
+    "BPR",
+    "EASE",
+    "Embedding",
+    "Hybrid",
+    "ItemKNN",
+    "Lda",
+    "Lsa",
+    "Popularity",
+    "PureSVD",
+    "Recommender",
+    "Tfidf",
+    "Trending",
+    "UserKNN",
+    "available",
+    "create",
+    "load_model",
+    "register",
+]

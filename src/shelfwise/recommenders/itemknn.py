@@ -2,11 +2,18 @@
 
 sim(i, j) = <x_i, x_j> / (|x_i| |x_j| + shrink), keeping the k most similar items per
 item; a user's score for j is the sum over their history of weight(i) * sim(i, j).
+
+`weighting` re-weights the users x items matrix before the similarity, as implicit's
+`TFIDFRecommender` / `BM25Recommender` do: each item is a document whose terms are its users,
+so users who interacted with many items count less (idf) and, with BM25, an item's entries
+are normalised by its length (number or weight of its users). The helpers `column_idf` and
+`weigh_rows` are shared with `userknn`, which applies them the other way round (users are
+the documents, items the terms).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -15,13 +22,79 @@ from pydantic import Field
 
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr, register
 
+Weighting = Literal["none", "tfidf", "bm25"]
+
+
+def column_idf(x: sp.csr_matrix) -> np.ndarray:
+    """Per column (term): log(n_rows) - log(1 + rows holding it), floored at 0 (float32).
+
+    The idf of implicit's `tfidf_weight` / `bm25_weight`; the floor only matters for a term
+    present in every row, which implicit would give a slightly negative weight.
+    """
+    n_rows = max(x.shape[0], 1)
+    df = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float64)
+    return np.maximum(np.log(n_rows) - np.log1p(df), 0.0).astype(np.float32)
+
+
+def weigh_rows(
+    x: sp.csr_matrix,
+    scheme: Weighting,
+    idf: np.ndarray,
+    average_length: float,
+    k1: float = 100.0,
+    b: float = 0.8,
+) -> sp.csr_matrix:
+    """Rows are documents, columns terms; returns a re-weighted float32 CSR copy.
+
+    - `none`: unchanged.
+    - `tfidf`: sqrt(x) * idf (implicit's `tfidf_weight`).
+    - `bm25`: x (k1 + 1) / (k1 * norm + x) * idf with norm = (1 - b) + b * len / avg_len,
+      where len is the row's sum (implicit's `bm25_weight`). `average_length` is that of the
+      training rows, so a row scored later is weighted exactly as in training.
+    """
+    out = sp.csr_matrix(x, dtype=np.float32, copy=True)
+    if scheme == "none" or out.nnz == 0:
+        return out
+    data = out.data.astype(np.float64)
+    col_idf = idf[out.indices].astype(np.float64)
+    if scheme == "tfidf":
+        out.data = (np.sqrt(np.maximum(data, 0.0)) * col_idf).astype(np.float32)
+    else:
+        row_len = np.repeat(
+            np.asarray(out.sum(axis=1), dtype=np.float64).ravel(), np.diff(out.indptr)
+        )
+        norm = (1.0 - b) + b * row_len / (average_length if average_length > 0 else 1.0)
+        out.data = (data * (k1 + 1.0) / (k1 * norm + data) * col_idf).astype(np.float32)
+    out.eliminate_zeros()
+    return out
+
+
+def average_row_length(x: sp.csr_matrix) -> float:
+    """Mean row sum (the BM25 average document length)."""
+    return float(np.asarray(x.sum(axis=1)).mean()) if x.shape[0] else 0.0
+
 
 class ItemKNNConfig(ModelConfig):
-    """Neighbourhood size, shrinkage and whether to binarise interactions first."""
+    """Neighbourhood size, shrinkage, whether to binarise interactions first, and the
+    feature weighting (`none`, `tfidf`, `bm25` with `bm25_k1` / `bm25_b`)."""
 
     neighbors: int = Field(default=100, ge=1)
     shrink: float = Field(default=10.0, ge=0.0)
     binary: bool = True
+    weighting: Weighting = "none"
+    bm25_k1: float = Field(default=100.0, gt=0.0)
+    bm25_b: float = Field(default=0.8, ge=0.0, le=1.0)
+
+    @classmethod
+    def search_space(cls, trial: Any) -> ItemKNNConfig:
+        """A config drawn from an Optuna trial."""
+        weighting = trial.suggest_categorical("weighting", ["none", "tfidf", "bm25"])
+        return cls(
+            neighbors=trial.suggest_int("neighbors", 10, 500, log=True),
+            shrink=trial.suggest_float("shrink", 0.1, 200.0, log=True),
+            weighting=weighting,
+            bm25_b=trial.suggest_float("bm25_b", 0.0, 1.0) if weighting == "bm25" else 0.8,
+        )
 
 
 @register
@@ -45,6 +118,15 @@ class ItemKNN(Recommender):
             x = x.copy()
             x.data = (x.data > 0).astype(np.float32)
         xt = sp.csc_matrix(x).T.tocsr()  # items x users
+        if self.config.weighting != "none":  # items are the documents, users the terms
+            xt = weigh_rows(
+                xt,
+                self.config.weighting,
+                column_idf(xt),
+                average_row_length(xt),
+                self.config.bm25_k1,
+                self.config.bm25_b,
+            )
         norms = np.sqrt(np.asarray(xt.multiply(xt).sum(axis=1)).ravel()).astype(np.float32)
         n_items = x.shape[1]
         k = min(self.config.neighbors, max(n_items - 1, 1))

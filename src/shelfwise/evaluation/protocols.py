@@ -1,0 +1,216 @@
+"""Evaluation protocols: a dataset's events -> aligned train / validation / test matrices.
+
+Protocols (`PROTOCOLS`):
+
+- `holdout`: `random_holdout(test_ratio=0.25, seed)`, a per-user stratified random 75/25
+  split (Microsoft Recommenders' `python_stratified_split`).
+- `temporal`: `temporal_split` (global time cut; the newest 20% of rows are test, rows of
+  users or items unseen in train are dropped).
+- `loo`: `leave_last_out` (per user: last event test, second-to-last validation).
+
+Every matrix shares one vocabulary: the users and items of the full event data, so
+indices line up across train, validation, test and the catalog.
+
+Interaction weighting. Ranking evaluation defaults to `binary=True`: every (user, item)
+pair the training part holds becomes 1, whatever its event type, value or count. That is
+the implicit-feedback setting of the published benchmarks (Recommenders treats every
+MovieLens rating as a positive; sequential papers treat every review as one). With
+`binary=False` the training matrix uses the default `InteractionWeights` (event type
+weights, ratings scaled by value). Relevance in validation/test is always binary: an item is
+relevant to a user if the part holds an event of theirs on it, except items the user
+already has in train (a model that excludes seen items could never rank those).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from shelfwise.data.matrix import InteractionWeights, build_interactions
+from shelfwise.data.splits import Split, leave_last_out, random_holdout, temporal_split
+from shelfwise.data.vocab import Vocabulary
+from shelfwise.errors import ConfigError, DataError
+
+Protocol = Literal["holdout", "temporal", "loo"]
+PROTOCOLS: tuple[str, ...] = ("holdout", "temporal", "loo")
+
+
+@dataclass
+class ProtocolData:
+    """Aligned matrices of one split (users x items over the full vocabularies).
+
+    `train` holds the (weighted or binary) training interactions; `validation` and `test`
+    are binary relevance matrices with the user's training items removed. `test_users` are
+    the row indices of users with at least one test item, ascending.
+    """
+
+    protocol: str
+    train: sp.csr_matrix
+    validation: sp.csr_matrix
+    test: sp.csr_matrix
+    users: Vocabulary
+    items: Vocabulary
+    test_users: np.ndarray
+    catalog: pd.DataFrame | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        """Rows of every matrix."""
+        return int(self.train.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        """Columns of every matrix."""
+        return int(self.train.shape[1])
+
+
+def split_events(
+    events: pd.DataFrame, protocol: str, seed: int = 42, test_ratio: float | None = None
+) -> Split:
+    """Split interaction events by protocol name (see the module doc)."""
+    if protocol == "holdout":
+        return random_holdout(
+            events, test_ratio=0.25 if test_ratio is None else test_ratio, seed=seed
+        )
+    if protocol == "temporal":
+        return temporal_split(events, test_ratio=0.2 if test_ratio is None else test_ratio)
+    if protocol == "loo":
+        return leave_last_out(events)
+    raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def _interaction_rows(events: pd.DataFrame) -> pd.DataFrame:
+    """Rows naming both a user and an item (searches and the like are dropped)."""
+    missing = [c for c in ("user_id", "item_id") if c not in events.columns]
+    if missing:
+        raise DataError(f"events lack column(s) {missing}; they have {list(events.columns)}")
+    keep = events["user_id"].notna() & events["item_id"].notna()
+    if "type" in events.columns:
+        keep &= events["type"].fillna("") != "search"
+    return events.loc[keep].reset_index(drop=True)
+
+
+def _relevance(
+    frame: pd.DataFrame, users: Vocabulary, items: Vocabulary, seen: sp.csr_matrix
+) -> sp.csr_matrix:
+    """Binary users x items matrix of `frame`'s pairs, minus the pairs in `seen`."""
+    if len(frame) == 0:
+        return sp.csr_matrix((len(users), len(items)), dtype=np.float32)
+    rows = users.encode(frame["user_id"])
+    cols = items.encode(frame["item_id"])
+    m = sp.csr_matrix(
+        (np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=(len(users), len(items))
+    )
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    if seen.nnz:
+        overlap = m.multiply(seen > 0)
+        m = sp.csr_matrix(m - overlap)
+    m.eliminate_zeros()
+    m.sort_indices()
+    return sp.csr_matrix(m, dtype=np.float32)
+
+
+def prepare(
+    events: pd.DataFrame,
+    protocol: str,
+    seed: int = 42,
+    binary: bool = True,
+    items: pd.DataFrame | None = None,
+    test_ratio: float | None = None,
+) -> ProtocolData:
+    """Split `events` by `protocol` and build aligned train / validation / test matrices.
+
+    `items` (the catalog) is aligned to the item vocabulary (`catalog`, one row per
+    column; items without a catalog row get empty fields) for content-based models.
+    """
+    frame = _interaction_rows(events)
+    if frame.empty:
+        raise DataError("no interaction events (rows naming both a user and an item)")
+    split = split_events(frame, protocol, seed=seed, test_ratio=test_ratio)
+    user_vocab = Vocabulary.from_values(frame["user_id"], name="user_id")
+    item_vocab = Vocabulary.from_values(frame["item_id"], name="item_id")
+    weights = InteractionWeights(binary=True) if binary else InteractionWeights()
+    train = build_interactions(split.train, weights, users=user_vocab, items=item_vocab).matrix
+    validation = _relevance(split.validation, user_vocab, item_vocab, train)
+    test = _relevance(split.test, user_vocab, item_vocab, train)
+    test_users = np.flatnonzero(np.diff(test.indptr) > 0).astype(np.int64)
+    catalog = align_catalog(items, item_vocab) if items is not None else None
+    summary = split.summary()
+    summary["matrix"] = {
+        "users": len(user_vocab),
+        "items": len(item_vocab),
+        "train_nnz": int(train.nnz),
+        "validation_nnz": int(validation.nnz),
+        "test_nnz": int(test.nnz),
+        "test_users": int(test_users.size),
+        "binary": binary,
+    }
+    return ProtocolData(
+        protocol=protocol,
+        train=train,
+        validation=validation,
+        test=test,
+        users=user_vocab,
+        items=item_vocab,
+        test_users=test_users,
+        catalog=catalog,
+        summary=summary,
+    )
+
+
+def align_catalog(items: pd.DataFrame, item_vocab: Vocabulary) -> pd.DataFrame:
+    """The catalog with one row per vocabulary item, in vocabulary order (`item_id` kept).
+
+    Items that have events but no catalog row get a row of missing values.
+    """
+    if "item_id" not in items.columns:
+        raise DataError(f"the catalog has no item_id column; it has {list(items.columns)}")
+    catalog = items.drop_duplicates("item_id", keep="last").set_index("item_id")
+    aligned = catalog.reindex(pd.Index(item_vocab.ids, name="item_id"))
+    return aligned.reset_index()
+
+
+def sample_negatives(
+    interacted: sp.csr_matrix, users: np.ndarray, n: int, seed: int = 42
+) -> np.ndarray:
+    """`n` distinct items per user (rows of `users`) that the user never interacted with.
+
+    Drawn uniformly without replacement with `np.random.default_rng(seed)`, user by user in
+    the given order, so the same inputs always give the same negatives. A user who has
+    fewer than `n` such items gets all of them, padded with -1.
+    """
+    if n < 1:
+        raise ConfigError(f"the number of sampled negatives must be >= 1, got {n}")
+    rng = np.random.default_rng(seed)
+    n_items = interacted.shape[1]
+    out = np.full((users.size, n), -1, dtype=np.int64)
+    indptr, indices = interacted.indptr, interacted.indices
+    for row, user in enumerate(users):
+        seen = indices[indptr[user] : indptr[user + 1]]
+        free = n_items - np.unique(seen).size
+        if free <= n:
+            mask = np.ones(n_items, dtype=bool)
+            mask[seen] = False
+            pool = np.flatnonzero(mask)
+            out[row, : pool.size] = rng.permutation(pool)
+            continue
+        chosen: list[np.ndarray] = []
+        have = 0
+        seen_set = np.unique(seen)
+        while have < n:
+            draw = rng.integers(0, n_items, size=2 * (n - have) + 8)
+            draw = draw[~np.isin(draw, seen_set)]
+            if chosen:
+                draw = draw[~np.isin(draw, np.concatenate(chosen))]
+            _, first = np.unique(draw, return_index=True)
+            draw = draw[np.sort(first)][: n - have]
+            chosen.append(draw)
+            have += draw.size
+        out[row] = np.concatenate(chosen)
+    return out

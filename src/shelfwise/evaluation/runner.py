@@ -1,0 +1,197 @@
+"""Fit and score models on a protocol's matrices: accuracy, beyond-accuracy and speed.
+
+For each model: `create(name, **params)`, fit on the training matrix (with the catalog
+aligned to the item vocabulary, and the validation matrix when the model's `fit` accepts a
+`validation=` argument), then recommend the top k for every test user from their training
+row (`users=` their training indices), excluding training items, in batches. Metrics
+compare those lists with each user's test items (see `shelfwise.evaluation.metrics`).
+
+Sampled mode (`sampled=N`): each (test user, held-out item) pair is ranked among N items
+the user never interacted with (anywhere in the data), drawn once per run with a fixed
+seed and shared by every model; HR@k and NDCG@k are computed over the N + 1 candidates.
+Ties count against the held-out item (its rank is 1 + the number of negatives scoring
+at least as high), so a model that scores everything alike gets no credit.
+
+A model that raises is reported as `{"error": "..."}` instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from shelfwise.evaluation.metrics import (
+    catalog_coverage,
+    novelty,
+    popularity_bias,
+    ranking_metrics,
+)
+from shelfwise.evaluation.protocols import ProtocolData, sample_negatives
+from shelfwise.recommenders.base import Recommender, create
+
+log = logging.getLogger("shelfwise.evaluation")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ModelRun:
+    """One model's outcome: metrics (or an error) and the recommendations it made."""
+
+    name: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    recommendations: np.ndarray | None = None
+
+
+def _fit(model: Recommender, data: ProtocolData) -> None:
+    """Fit with the catalog, and the validation matrix if `fit` takes `validation=`."""
+    kwargs: dict[str, Any] = {}
+    try:
+        params = inspect.signature(model.fit).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        params = {}  # type: ignore[assignment]
+    if "validation" in params:
+        kwargs["validation"] = data.validation
+    model.fit(data.train, data.catalog, **kwargs)
+
+
+def recommend_users(
+    model: Recommender, data: ProtocolData, users: np.ndarray, k: int, exclude_seen: bool = True
+) -> tuple[np.ndarray, float]:
+    """(top-k ids for `users` from their training rows, seconds taken)."""
+    start = time.perf_counter()
+    res = model.recommend_batch(data.train[users], k=k, exclude_seen=exclude_seen, users=users)
+    return res.ids, time.perf_counter() - start
+
+
+def sampled_ranks(
+    model: Recommender,
+    data: ProtocolData,
+    users: np.ndarray,
+    negatives: np.ndarray,
+    chunk: int = 1024,
+) -> np.ndarray:
+    """Rank (1-based, ties pessimistic) of each held-out test item among its user's
+    negatives; one entry per (user, test item) pair, users in order, items ascending."""
+    ranks: list[np.ndarray] = []
+    test = data.test
+    for start in range(0, users.size, chunk):
+        block = users[start : start + chunk]
+        scores = np.asarray(model.score(data.train[block], block), dtype=np.float64)
+        neg = negatives[start : start + chunk]
+        valid = neg >= 0
+        neg_scores = np.where(valid, scores[np.arange(block.size)[:, None], np.maximum(neg, 0)], 0)
+        for row, user in enumerate(block):
+            pos = test.indices[test.indptr[user] : test.indptr[user + 1]]
+            pos_scores = scores[row, pos]
+            ns = neg_scores[row][valid[row]]
+            ranks.append(1 + (ns[None, :] >= pos_scores[:, None]).sum(axis=1))
+    return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
+
+
+def sampled_metrics(ranks: np.ndarray, k: int, n: int) -> dict[str, float]:
+    """HR@k and NDCG@k (one relevant item among n + 1 candidates) from sampled ranks."""
+    if ranks.size == 0:
+        return {f"sampled{n}_hr@{k}": 0.0, f"sampled{n}_ndcg@{k}": 0.0}
+    hit = ranks <= k
+    ndcg = np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)
+    return {
+        f"sampled{n}_hr@{k}": float(hit.mean()),
+        f"sampled{n}_ndcg@{k}": float(ndcg.mean()),
+        f"sampled{n}_mrr": float(np.mean(1.0 / ranks)),
+    }
+
+
+def _all_interactions(data: ProtocolData) -> sp.csr_matrix:
+    m = sp.csr_matrix(data.train + data.validation + data.test)
+    m.sort_indices()
+    return m
+
+
+def evaluate_model(
+    name: str,
+    data: ProtocolData,
+    k: int = 10,
+    params: Mapping[str, Any] | None = None,
+    negatives: np.ndarray | None = None,
+    n_sampled: int | None = None,
+    exclude_seen: bool = True,
+) -> ModelRun:
+    """Fit one registered model on `data.train` and measure it on `data.test`."""
+    run = ModelRun(name)
+    try:
+        model = create(name, **dict(params or {}))
+        t0 = time.perf_counter()
+        _fit(model, data)
+        fit_seconds = time.perf_counter() - t0
+        users = data.test_users
+        recs, rec_seconds = recommend_users(model, data, users, k, exclude_seen)
+        metrics: dict[str, Any] = ranking_metrics(recs, data.test[users], k)
+        popularity = np.bincount(data.train.indices, minlength=data.n_items)
+        train_users = int((np.diff(data.train.indptr) > 0).sum()) or 1
+        metrics["coverage"] = catalog_coverage(recs, data.n_items)
+        metrics["novelty"] = novelty(recs, popularity, train_users)
+        metrics["arp"] = popularity_bias(recs, popularity)
+        if negatives is not None and n_sampled:
+            ranks = sampled_ranks(model, data, users, negatives)
+            metrics.update(sampled_metrics(ranks, k, n_sampled))
+        metrics["fit_seconds"] = fit_seconds
+        metrics["recommend_seconds"] = rec_seconds
+        metrics["recommend_users_per_second"] = users.size / rec_seconds if rec_seconds else 0.0
+        metrics["users_evaluated"] = int(users.size)
+        run.metrics = metrics
+        run.recommendations = recs
+    except Exception as exc:  # a broken model is a result row, not a crash
+        log.exception("%s failed", name)
+        run.error = f"{type(exc).__name__}: {exc}"
+    return run
+
+
+def evaluate(
+    data: ProtocolData,
+    models: Sequence[str],
+    k: int = 10,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    sampled: int | None = None,
+    seed: int = 42,
+    exclude_seen: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, ModelRun]:
+    """Evaluate several models on the same split; `progress` gets one line per step."""
+    say = progress or log.info
+    negatives = None
+    if sampled:
+        negatives = sample_negatives(_all_interactions(data), data.test_users, sampled, seed)
+    runs: dict[str, ModelRun] = {}
+    for i, name in enumerate(models, 1):
+        say(f"[{i}/{len(models)}] {name}: fitting and scoring {data.test_users.size:,} users")
+        t0 = time.perf_counter()
+        run = evaluate_model(
+            name,
+            data,
+            k=k,
+            params=(params or {}).get(name),
+            negatives=negatives,
+            n_sampled=sampled,
+            exclude_seen=exclude_seen,
+        )
+        elapsed = time.perf_counter() - t0
+        if run.error:
+            say(f"[{i}/{len(models)}] {name}: ERROR {run.error} ({elapsed:.1f}s)")
+        else:
+            m = run.metrics
+            say(
+                f"[{i}/{len(models)}] {name}: ndcg@{k}={m[f'ndcg@{k}']:.4f} "
+                f"recall@{k}={m[f'recall@{k}']:.4f} fit {m['fit_seconds']:.2f}s, "
+                f"{m['recommend_users_per_second']:,.0f} users/s ({elapsed:.1f}s)"
+            )
+        runs[name] = run
+    return runs
