@@ -15,6 +15,7 @@ from shelfwise.recommenders.hybrid import (
     HybridConfig,
     blend_rrf,
     blend_weighted,
+    carve_validation,
     ndcg_at_k,
     normalise_scores,
     ranks,
@@ -260,3 +261,41 @@ def test_search_space():
 
     assert HybridConfig.search_space(Trial("rrf")) == HybridConfig(method="rrf", rrf_k=5)
     assert HybridConfig.search_space(Trial("weighted")).normalise == "zscore"
+
+
+# -- validation carved from the training data ---------------------------------------------------
+def test_carve_validation_holds_out_a_fraction_of_each_user():
+    dense = np.zeros((3, 20), dtype=np.float32)
+    dense[0, :10] = 1  # 10 items -> 1 held out at 0.1
+    dense[1, :2] = 1  # 2 items -> too few, all kept
+    dense[2, :20] = 2  # 20 items -> 2 held out
+    x = sp.csr_matrix(dense)
+    rest, held = carve_validation(x, 0.1, seed=3)
+    assert np.diff(held.indptr).tolist() == [1, 0, 2]
+    assert np.diff(rest.indptr).tolist() == [9, 2, 18]
+    # a partition of the interactions; kept values keep their weight, held ones are binary
+    np.testing.assert_array_equal((rest + held).toarray() > 0, dense > 0)
+    assert set(rest.data.tolist()) == {1.0, 2.0} and set(held.data.tolist()) == {1.0}
+    again_rest, again_held = carve_validation(x, 0.1, seed=3)
+    assert (again_held != held).nnz == 0 and (again_rest != rest).nnz == 0
+
+
+def test_fit_without_validation_fits_weights_on_a_carved_split():
+    # two taste blocks; block B is smaller, so popularity only ever suggests block A
+    rng = np.random.default_rng(0)
+    dense = np.zeros((60, 20), dtype=np.float32)
+    for u in range(60):
+        block = np.arange(0, 10) if u < 40 else np.arange(10, 20)
+        dense[u, rng.choice(block, 6, replace=False)] = 1
+    model = create("hybrid", models={"itemknn": {}, "popularity": {}}, grid_steps=4).fit(
+        sp.csr_matrix(dense)
+    )
+    weights = model.fitted_weights
+    assert weights["itemknn"] > weights["popularity"]
+    assert model.validation_ndcg is not None and model.validation_ndcg > 0
+    assert model.components["itemknn"].n_items == 20  # refitted on everything
+    off = create("hybrid", models={"itemknn": {}, "popularity": {}}, validation_fraction=0.0).fit(
+        sp.csr_matrix(dense)
+    )
+    assert off.fitted_weights == {"itemknn": 0.5, "popularity": 0.5}
+    assert off.validation_ndcg is None

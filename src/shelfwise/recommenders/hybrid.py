@@ -7,7 +7,11 @@ optionally with a `:label` suffix to use one model twice (`"tfidf:titles"`). Two
   `zscore`), then summed with `weights`. Without explicit weights, `fit(...,
   validation=...)` fits them: a grid over the simplex (step 1/`grid_steps`, up to three
   components; coordinate ascent on the same grid for more) maximising NDCG@10 on up to
-  `validation_users` validation users; without validation every component weighs the same.
+  `validation_users` validation users. Without a validation matrix (or with an empty one)
+  `fit` carves one out of the training interactions: `validation_fraction` of each user's
+  items (users with 3 or more), drawn with `seed`; the components are fitted on the rest,
+  the weights fitted on the held-out part, then the components are refitted on everything.
+  `validation_fraction=0` skips this and weighs every component the same.
 - `rrf`: reciprocal rank fusion, sum over components of weight / (`rrf_k` + rank), ranks
   counted from 1 in each component's order (ties by item index); weights default to 1.
 
@@ -62,6 +66,7 @@ class HybridConfig(ModelConfig):
     normalise: Normalise = "minmax"
     grid_steps: int = Field(default=10, ge=1, le=100)
     validation_users: int = Field(default=1000, ge=1)
+    validation_fraction: float = Field(default=0.1, ge=0.0, lt=0.5)
     seed: int = 0
 
     @field_validator("models")
@@ -208,6 +213,29 @@ def ndcg_at_k(scores: np.ndarray, relevant: sp.csr_matrix, seen: np.ndarray, k: 
     return float(np.mean(dcg / ideal))
 
 
+def carve_validation(
+    x: sp.csr_matrix, fraction: float, seed: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Split each row (user) with 3+ items: `round(fraction * n)` (at least 1) random items
+    go to the second matrix, the rest stay in the first. Same seed -> same split."""
+    x = sp.csr_matrix(x, dtype=np.float32)
+    x.sum_duplicates()
+    rng = np.random.default_rng(seed)
+    counts = np.diff(x.indptr)
+    held = np.zeros(x.nnz, dtype=bool)
+    for u in np.flatnonzero(counts >= 3):
+        start, n = x.indptr[u], counts[u]
+        take = max(1, round(fraction * n))
+        held[start + rng.choice(n, take, replace=False)] = True
+    rows = np.repeat(np.arange(x.shape[0]), counts)
+    keep = ~held
+    rest = sp.csr_matrix((x.data[keep], (rows[keep], x.indices[keep])), shape=x.shape)
+    val = sp.csr_matrix(
+        (np.ones(int(held.sum()), np.float32), (rows[held], x.indices[held])), shape=x.shape
+    )
+    return rest, val
+
+
 def _simplex_grid(n: int, steps: int) -> list[tuple[float, ...]]:
     """Every weight vector of n non-negative multiples of 1/steps summing to 1."""
     return [
@@ -267,22 +295,32 @@ class Hybrid(Recommender):
         """Fit every component; with `validation` (held-out interactions of the same users
         and items as `interactions`), `weighted` and no explicit weights, fit the weights."""
         x = as_csr(interactions)
+        self.n_items = x.shape[1]
+        self.weights = self._initial_weights()
+        fit_weights = self.config.method == "weighted" and self.config.weights is None
+        has_validation = validation is not None and as_csr(validation).nnz > 0
+        if fit_weights and not has_validation and self.config.validation_fraction > 0:
+            rest, held = carve_validation(x, self.config.validation_fraction, self.config.seed)
+            if held.nnz:
+                self.components = self._fit_components(rest, items)
+                self.tune_weights(rest, held)
+                fitted = dict(self.weights)
+                self.components = self._fit_components(x, items)
+                self.weights = fitted
+                return self
+        self.components = self._fit_components(x, items)
+        if fit_weights and has_validation:
+            self.tune_weights(x, validation)
+        return self
+
+    def _fit_components(self, x: sp.csr_matrix, items: pd.DataFrame | None) -> dict[str, Any]:
         components: dict[str, Recommender] = {}
         for key, params in self.config.models.items():
             try:
                 components[key] = create(model_name(key), **params).fit(x, items)
             except ConfigError as exc:
                 raise ConfigError(f"hybrid component '{key}': {exc}") from exc
-        self.components = components
-        self.n_items = x.shape[1]
-        self.weights = self._initial_weights()
-        if (
-            validation is not None
-            and self.config.method == "weighted"
-            and self.config.weights is None
-        ):
-            self.tune_weights(x, validation)
-        return self
+        return components
 
     def component_scores(
         self, histories: sp.csr_matrix, users: np.ndarray | None = None
