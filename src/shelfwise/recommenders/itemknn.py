@@ -13,7 +13,7 @@ the documents, items the terms).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -74,9 +74,12 @@ def average_row_length(x: sp.csr_matrix) -> float:
     return float(np.asarray(x.sum(axis=1)).mean()) if x.shape[0] else 0.0
 
 
-class ItemKNNConfig(ModelConfig):
+class KNNConfig(ModelConfig):
     """Neighbourhood size, shrinkage, whether to binarise interactions first, and the
-    feature weighting (`none`, `tfidf`, `bm25` with `bm25_k1` / `bm25_b`)."""
+    feature weighting (`none`, `tfidf`, `bm25` with `bm25_k1` / `bm25_b`); shared by the
+    item- and user-based models."""
+
+    neighbor_range: ClassVar[tuple[int, int]] = (10, 500)
 
     neighbors: int = Field(default=100, ge=1)
     shrink: float = Field(default=10.0, ge=0.0)
@@ -86,15 +89,20 @@ class ItemKNNConfig(ModelConfig):
     bm25_b: float = Field(default=0.8, ge=0.0, le=1.0)
 
     @classmethod
-    def search_space(cls, trial: Any) -> ItemKNNConfig:
+    def search_space(cls, trial: Any) -> Self:
         """A config drawn from an Optuna trial."""
         weighting = trial.suggest_categorical("weighting", ["none", "tfidf", "bm25"])
+        low, high = cls.neighbor_range
         return cls(
-            neighbors=trial.suggest_int("neighbors", 10, 500, log=True),
+            neighbors=trial.suggest_int("neighbors", low, high, log=True),
             shrink=trial.suggest_float("shrink", 0.1, 200.0, log=True),
             weighting=weighting,
             bm25_b=trial.suggest_float("bm25_b", 0.0, 1.0) if weighting == "bm25" else 0.8,
         )
+
+
+class ItemKNNConfig(KNNConfig):
+    """Item-kNN: no feature weighting by default."""
 
 
 @register

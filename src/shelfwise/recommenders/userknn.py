@@ -13,15 +13,15 @@ items they have already seen.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import Field
 
-from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr, register
+from shelfwise.recommenders.base import Recommender, as_csr, register
 from shelfwise.recommenders.itemknn import (
+    KNNConfig,
     Weighting,
     average_row_length,
     column_idf,
@@ -31,26 +31,12 @@ from shelfwise.recommenders.itemknn import (
 _SCORE_CELLS = 1 << 24  # rows x training users computed at once while scoring
 
 
-class UserKNNConfig(ModelConfig):
-    """Neighbourhood size, shrinkage, binarisation and feature weighting."""
+class UserKNNConfig(KNNConfig):
+    """User-kNN: TF-IDF weighting and a smaller neighbourhood range by default."""
 
-    neighbors: int = Field(default=100, ge=1)
-    shrink: float = Field(default=10.0, ge=0.0)
-    binary: bool = True
+    neighbor_range: ClassVar[tuple[int, int]] = (5, 400)
+
     weighting: Weighting = "tfidf"
-    bm25_k1: float = Field(default=100.0, gt=0.0)
-    bm25_b: float = Field(default=0.8, ge=0.0, le=1.0)
-
-    @classmethod
-    def search_space(cls, trial: Any) -> UserKNNConfig:
-        """A config drawn from an Optuna trial."""
-        weighting = trial.suggest_categorical("weighting", ["none", "tfidf", "bm25"])
-        return cls(
-            neighbors=trial.suggest_int("neighbors", 5, 400, log=True),
-            shrink=trial.suggest_float("shrink", 0.1, 200.0, log=True),
-            weighting=weighting,
-            bm25_b=trial.suggest_float("bm25_b", 0.0, 1.0) if weighting == "bm25" else 0.8,
-        )
 
 
 @register
