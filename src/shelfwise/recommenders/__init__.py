@@ -3,6 +3,7 @@
 from shelfwise.recommenders.als import ALS
 from shelfwise.recommenders.base import Recommender, available, create, load_model, register
 from shelfwise.recommenders.bpr import BPR
+from shelfwise.recommenders.bprmf import BPRMF
 from shelfwise.recommenders.content import Embedding, Lda, Lsa, Tfidf
 from shelfwise.recommenders.ease import EASE
 from shelfwise.recommenders.hybrid import Hybrid
