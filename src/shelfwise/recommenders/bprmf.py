@@ -210,7 +210,12 @@ class BPRMF(TorchRecommender):
         """Number of training users with learned vectors."""
         if self.module is None:
             return 0
-        return int(self.module.get_submodule("user").weight.shape[0])
+        return int(self._mf.user.weight.shape[0])
+
+    @property
+    def _mf(self) -> BPRMFModule:
+        assert isinstance(self.module, BPRMFModule), "fit() or load() first"
+        return self.module
 
     def _build(self, interactions: Any, items: pd.DataFrame | None, validation: Any | None) -> None:
         c = self.config
@@ -238,8 +243,7 @@ class BPRMF(TorchRecommender):
     # -- scoring -------------------------------------------------------------------------
     def item_factors(self) -> np.ndarray:
         """Item embeddings (n_items x factors) as numpy."""
-        assert self.module is not None
-        return self.module.get_submodule("item").weight.detach().float().cpu().numpy()
+        return self._mf.item.weight.detach().float().cpu().numpy()
 
     def fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
         """User vectors projected from history rows (see the module doc)."""
@@ -249,8 +253,7 @@ class BPRMF(TorchRecommender):
         return np.linalg.solve(gram, rhs.T).T
 
     def _score_block(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
-        assert isinstance(self.module, BPRMFModule)
-        m = self.module
+        m = self._mf
         out = np.empty((histories.shape[0], self.n_items), dtype=np.float32)
         known = np.zeros(histories.shape[0], dtype=bool)
         if users is not None:

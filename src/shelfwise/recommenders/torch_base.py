@@ -38,7 +38,7 @@ from torch import nn
 from shelfwise.errors import NotFittedError
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr
 from shelfwise.train.config import TrainConfig, TrainFields
-from shelfwise.train.trainer import Trainer, TrainHistory, TrainTask
+from shelfwise.train.trainer import Trainer, TrainHistory, TrainTask, torch_threads
 
 MODULE_PREFIX = "module."
 
@@ -197,7 +197,7 @@ class TorchRecommender(Recommender):
         was_training = self.module.training
         self.module.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), torch_threads(self.config.threads):
                 step = self.config.score_chunk
                 for start in range(0, n, step):
                     block_users = None if users_arr is None else users_arr[start : start + step]

@@ -16,6 +16,7 @@ from shelfwise.train.trainer import (
     index_batches,
     n_batches,
     resolve_device,
+    torch_threads,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "n_batches",
     "resolve_device",
     "topk_validation",
+    "torch_threads",
 ]

@@ -63,8 +63,12 @@ class TrainTask(Protocol):
       better), called in eval mode under `torch.no_grad()`; `{}` when there is none.
     """
 
-    module: nn.Module
     device: torch.device
+
+    @property
+    def module(self) -> nn.Module:
+        """The module to train (a plain attribute in implementations)."""
+        ...
 
     def batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterable[Any]:
         """The batches of epoch `epoch`."""
@@ -98,6 +102,20 @@ def index_batches(
 def n_batches(n: int, batch_size: int) -> int:
     """How many batches `index_batches(n, batch_size, ...)` yields."""
     return 1 if batch_size == 0 else math.ceil(n / batch_size)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Within the block torch uses `n` CPU threads (0: leave as is); restored after."""
+    if n <= 0 or n == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -264,6 +282,10 @@ class Trainer:
         return self.schedule.lr
 
     def _count_steps(self) -> int:
+        with torch_threads(self.cfg.threads):
+            return self._count_steps_inner()
+
+    def _count_steps_inner(self) -> int:
         counter = getattr(self.task, "steps_per_epoch", None)
         if callable(counter):
             return max(1, int(counter(self.cfg.batch_size)))
@@ -363,6 +385,10 @@ class Trainer:
         """One epoch: steps over every batch, then validation when due, early-stopping
         bookkeeping, the epoch step of the schedule and the checkpoint. Returns the
         epoch's record (`epoch`, `loss`, `lr`, `seconds`, validation metrics)."""
+        with torch_threads(self.cfg.threads):
+            return self._train_epoch()
+
+    def _train_epoch(self) -> dict[str, float]:
         cfg = self.cfg
         e = self.epoch
         torch.manual_seed(cfg.seed * 1_000_003 + e)
