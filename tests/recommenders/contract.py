@@ -37,8 +37,16 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "userknn": {"neighbors": 10, "shrink": 1.0},
     "als": {"factors": 2, "regularization": 0.1, "alpha": 5.0, "iterations": 10, "seed": 7},
     "bpr": {"factors": 2, "learning_rate": 0.05, "iterations": 100, "seed": 7},
-    "bprmf": {"factors": 2, "lr": 0.05, "epochs": 100, "batch_size": 0, "reg": 1e-4,
-              "val_fraction": 0.0, "seed": 7, "threads": 1},  # fmt: skip
+    "bprmf": {
+        "factors": 2,
+        "lr": 0.05,
+        "epochs": 100,
+        "batch_size": 0,
+        "reg": 1e-4,
+        "val_fraction": 0.0,
+        "seed": 7,
+        "threads": 1,
+    },
     "svd": {"factors": 2},
     "ease": {"l2": 10.0},
     "trending": {"by_category": True, "half_life_days": 7.0},
