@@ -1,0 +1,433 @@
+"""Load test of the HTTP API: throughput and p50 / p99 latency of search and recommendations.
+
+A demo store of 100,000 items and 50,000 users (the `shelfwise.data.demo` generator, scaled)
+is ingested into DuckDB, the default bundle is built, and `shelfwise serve` runs on
+127.0.0.1 with production settings (no reload, one worker process: the embedded DuckDB
+store allows a single writer process; auth and rate limiting off so that the test measures
+the service, not the limiter). `wrk` then drives each endpoint over varied requests (real
+search queries of the generated shoppers; known and unknown user ids) at increasing
+concurrency, one fixed-length run per level, and the report gives the highest throughput
+whose p99 latency stays under the target (50 ms).
+
+Debian's `wrk` is closed-loop (each connection waits for its answer), so a sweep over
+connections replaces a fixed request rate; the latencies are those of requests actually
+sent at that throughput. Without `wrk`, a Python asyncio + httpx client does the same sweep
+(slower: it needs a CPU of its own on a 2-core machine).
+
+    python benchmarks/load_test.py                       # prepare once (minutes), then measure
+    python benchmarks/load_test.py --duration 10 --connections 1,2,4,8,16
+
+Writes benchmarks/results/load_test.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("load_test")
+
+WRK_SCRIPT = r"""
+-- Cycles through the request paths in WRK_PATHS (one per line) from a random start per thread,
+-- and writes a JSON summary to WRK_OUT when done.
+local paths = {}
+for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
+local i = 0
+local headers = {}
+local key = os.getenv("WRK_API_KEY")
+if key and key ~= "" then headers["X-API-Key"] = key end
+
+function init(args)
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+  i = math.random(#paths)
+end
+
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i], headers)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  local f = io.open(os.getenv("WRK_OUT"), "w")
+  f:write(string.format(
+    '{"requests": %d, "duration_us": %d, "bytes": %d, ' ..
+    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
+    '"latency_us": {"min": %d, "mean": %.1f, "p50": %d, "p90": %d, "p99": %d, "max": %d}}',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max))
+  f:close()
+end
+"""
+
+
+# ---- preparation ----------------------------------------------------------------------------
+
+
+def prepare(args: argparse.Namespace) -> tuple[str, Path, dict[str, Any]]:
+    """The store (generated + ingested once) and its bundle; returns (url, artifacts, info)."""
+    from shelfwise.data.demo import DemoConfig, generate
+    from shelfwise.engine import ensure_bundle
+    from shelfwise.store import open_store
+
+    directory = Path(args.dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    store_url = f"duckdb:///{(directory / 'store.duckdb').resolve()}"
+    artifacts = directory / "artifacts"
+    info: dict[str, Any] = {}
+    with open_store(store_url) as store:
+        counts = store.counts()
+        if counts["items"] != args.items or counts["users"] < args.users:
+            if counts["items"]:
+                raise SystemExit(
+                    f"{store_url} holds another store ({counts}); remove {directory} first"
+                )
+            t0 = time.perf_counter()
+            demo = generate(
+                DemoConfig(seed=args.seed, n_items=args.items, n_users=args.users, days=args.days),
+                progress=True,
+            )
+            info["generate_s"] = round(time.perf_counter() - t0, 1)
+            t0 = time.perf_counter()
+            store.ingest(items=demo.items, users=demo.users, events=demo.events)
+            info["ingest_s"] = round(time.perf_counter() - t0, 1)
+            counts = store.counts()
+        t0 = time.perf_counter()
+        bundle, built = ensure_bundle(store, artifacts)
+        if built:
+            info["build_s"] = round(time.perf_counter() - t0, 1)
+        info["counts"] = counts
+        info["bundle"] = bundle.manifest["version"]
+        info["bundle_models"] = sorted(bundle.manifest["models"])
+        write_request_files(store, directory, args.seed)
+    return store_url, artifacts, info
+
+
+def write_request_files(store: Any, directory: Path, seed: int, n: int = 5000) -> None:
+    """Request paths per scenario: real shoppers' queries, known and unknown user ids."""
+    rng = random.Random(seed)
+    searches = store.events(types=["search"])
+    queries = sorted({str(q) for q in searches["query"].dropna() if str(q).strip()})
+    users = store.users()["user_id"].astype(str).tolist()
+    items = store.items()["item_id"].astype(str).tolist()
+    if not queries or not users:
+        raise SystemExit("the store has no search events or users to build requests from")
+    quote = urllib.parse.quote
+    search = [f"/v1/search?q={quote(rng.choice(queries))}&k=10" for _ in range(n)]
+    recs = []
+    for i in range(n):
+        # one request in ten is for a shopper the store has never seen (popular fallback)
+        user = f"new-visitor-{i}" if rng.random() < 0.1 else rng.choice(users)
+        recs.append(f"/v1/users/{quote(user)}/recommendations?k=10")
+    similar = [f"/v1/items/{quote(rng.choice(items))}/similar?k=10" for _ in range(n)]
+    for name, paths in (("search", search), ("recommendations", recs), ("similar", similar)):
+        (directory / f"paths_{name}.txt").write_text("\n".join(paths) + "\n")
+
+
+# ---- server ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(store_url: str, artifacts: Path, port: int, workers: int) -> subprocess.Popen[str]:
+    """`shelfwise serve` in its own process group; waits until /readyz answers."""
+    env = {
+        **os.environ,
+        "SHELFWISE_AUTH": "false",
+        "SHELFWISE_RATE_LIMIT": "0",
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "shelfwise",
+        "serve",
+        "--store",
+        store_url,
+        "--artifacts",
+        str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    log.info("starting %s", " ".join(cmd))
+    logfile = Path(tempfile.mkdtemp(prefix="shelfwise-load-")) / "serve.log"
+    with logfile.open("w") as sink:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+    log.info("server log: %s", logfile)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = logfile.read_text()[-3000:]
+            raise SystemExit(f"server exited with {proc.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    stop_server(proc)
+    raise SystemExit("server did not become ready within 300 s")
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the server's process group, then SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# ---- load generators ------------------------------------------------------------------------
+
+
+def run_wrk(
+    base: str, paths: Path, connections: int, duration: int, script: Path
+) -> dict[str, Any]:
+    """One closed-loop wrk run; the Lua script writes its summary as JSON."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        out_path = Path(out.name)
+    env = {**os.environ, "WRK_PATHS": str(paths), "WRK_OUT": str(out_path)}
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        base,
+    ]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    raw = json.loads(out_path.read_text())
+    out_path.unlink()
+    seconds = raw["duration_us"] / 1e6
+    errors = sum(raw["errors"].values())
+    lat = raw["latency_us"]
+    return {
+        "connections": connections,
+        "requests": raw["requests"],
+        "seconds": round(seconds, 2),
+        "rps": round(raw["requests"] / seconds, 1),
+        "errors": errors,
+        "error_detail": raw["errors"],
+        "p50_ms": round(lat["p50"] / 1000, 2),
+        "p90_ms": round(lat["p90"] / 1000, 2),
+        "p99_ms": round(lat["p99"] / 1000, 2),
+        "max_ms": round(lat["max"] / 1000, 2),
+        "mean_ms": round(lat["mean"] / 1000, 2),
+    }
+
+
+async def _httpx_run(
+    base: str, paths: list[str], connections: int, duration: float
+) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + duration
+
+    async def worker(client: httpx.AsyncClient, offset: int) -> None:
+        nonlocal errors
+        i = offset
+        while time.perf_counter() < stop:
+            i = (i + 1) % len(paths)
+            t0 = time.perf_counter()
+            try:
+                r = await client.get(paths[i])
+                if r.status_code >= 400:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=5.0) as client:
+        await asyncio.gather(
+            *(worker(client, random.randrange(len(paths))) for _ in range(connections))
+        )
+    seconds = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
+
+    return {
+        "connections": connections,
+        "requests": len(latencies),
+        "seconds": round(seconds, 2),
+        "rps": round(len(latencies) / seconds, 1),
+        "errors": errors,
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": pct(1.0),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+    }
+
+
+def run_httpx(base: str, paths: Path, connections: int, duration: int) -> dict[str, Any]:
+    """The same closed-loop run with an asyncio httpx client (when wrk is missing)."""
+    lines = [p for p in paths.read_text().splitlines() if p]
+    return asyncio.run(_httpx_run(base, lines, connections, duration))
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+
+def best_under(runs: list[dict[str, Any]], target_ms: float) -> dict[str, Any] | None:
+    """The run with the highest throughput whose p99 is under the target and had no errors."""
+    ok = [r for r in runs if r["p99_ms"] < target_ms and r["errors"] == 0]
+    return max(ok, key=lambda r: r["rps"]) if ok else None
+
+
+def main() -> int:
+    """Prepare, serve, sweep, write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", default=str(ROOT / "var" / "loadtest"))
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=50_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--duration", type=int, default=15, help="seconds per run")
+    parser.add_argument("--connections", default="1,2,4,8,16,32")
+    parser.add_argument("--scenarios", default="search,recommendations,similar")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--target-p99-ms", type=float, default=50.0)
+    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--prepare-only", action="store_true", help="build the store and stop")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load_test.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "httpx"
+    if client == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk, or use --client httpx")
+    levels = [int(c) for c in args.connections.split(",")]
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+
+    t0 = time.perf_counter()
+    store_url, artifacts, info = prepare(args)
+    info["prepare_s"] = round(time.perf_counter() - t0, 1)
+    log.info("prepared: %s", info)
+    if args.prepare_only:
+        return 0
+    directory = Path(args.dir)
+    script = directory / "wrk_paths.lua"
+    script.write_text(WRK_SCRIPT)
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(store_url, artifacts, port, args.workers)
+    results: dict[str, Any] = {}
+    try:
+        for scenario in scenarios:
+            paths = directory / f"paths_{scenario}.txt"
+            # warm-up: caches, lazily built structures, JIT-free but page-cache warm
+            if client == "wrk":
+                run_wrk(base, paths, 2, 3, script)
+            else:
+                run_httpx(base, paths, 2, 3)
+            runs = []
+            for c in levels:
+                if client == "wrk":
+                    run = run_wrk(base, paths, c, args.duration, script)
+                else:
+                    run = run_httpx(base, paths, c, args.duration)
+                run["load_avg_1m"] = round(os.getloadavg()[0], 2)
+                runs.append(run)
+                log.info(
+                    "%-16s c=%-3d %8.1f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d",
+                    scenario,
+                    c,
+                    run["rps"],
+                    run["p50_ms"],
+                    run["p99_ms"],
+                    run["errors"],
+                )
+            best = best_under(runs, args.target_p99_ms)
+            results[scenario] = {"runs": runs, "best_under_target": best}
+    finally:
+        stop_server(server)
+
+    report = {
+        "benchmark": "load_test",
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "client": client,
+        "server": {"command": "shelfwise serve", "workers": args.workers, "host": "127.0.0.1"},
+        "duration_s": args.duration,
+        "target_p99_ms": args.target_p99_ms,
+        "data": {
+            "items": args.items,
+            "users": args.users,
+            "days": args.days,
+            "seed": args.seed,
+            **info,
+        },
+        "results": results,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{'scenario':<16} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for scenario, body in results.items():
+        for r in body["runs"]:
+            mark = " *" if r is body["best_under_target"] else ""
+            print(
+                f"{scenario:<16} {r['connections']:>5} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} "
+                f"{r['p99_ms']:>8.2f} {r['errors']:>7}{mark}"
+            )
+    print(f"* highest throughput with p99 < {args.target_p99_ms:g} ms; written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

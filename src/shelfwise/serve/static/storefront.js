@@ -1,0 +1,489 @@
+// The demo storefront: home (personalised and "because you viewed" rows), search (autocomplete,
+// facets, sort, pages) and product pages (similar and bought-together items). Every view and
+// click is posted to /v1/events as this visitor, so the next page's recommendations use it.
+
+import {
+  ApiError,
+  facetsOf,
+  flushed,
+  get,
+  itemsOf,
+  recentlyViewed,
+  remember,
+  sessionId,
+  suggestionsOf,
+  totalOf,
+  track,
+  visitorId,
+} from "/static/api.js";
+
+const view = document.getElementById("view");
+const PAGE_SIZE = 24;
+const ROW_SIZE = 12;
+// Search page parameters kept in the address bar; all of them are passed to /v1/search.
+const FILTER_PARAMS = ["category", "brand", "price_min", "price_max", "in_stock"];
+
+// ---- small DOM helpers -----------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+// one colour per top-level category, so a row's mix of categories shows at a glance
+// (13 hues; the demo store's seven top categories land on seven different ones)
+function hue(text) {
+  let x = 0;
+  for (const ch of text || "") x = (x * 37 + ch.charCodeAt(0)) % 9973;
+  return Math.round(((x % 13) * 360) / 13);
+}
+
+function thumb(item) {
+  const top = (item.category || "").split(" > ")[0];
+  const words = (item.title || item.item_id).split(",")[0].split(/\s+/).filter(Boolean);
+  const initials = words.slice(-2).map((w) => w[0]).join("").toUpperCase();
+  const h0 = hue(top);
+  return h("div", {
+    class: "thumb",
+    style: `background: linear-gradient(135deg, hsl(${h0} 45% 42%), hsl(${(h0 + 40) % 360} 50% 58%))`,
+    "aria-hidden": "true",
+  }, initials);
+}
+
+function price(value) {
+  return typeof value === "number" && Number.isFinite(value) ? `$${value.toFixed(2)}` : "";
+}
+
+function toast(text) {
+  const t = h("div", { class: "toast", role: "status" }, text);
+  document.body.append(t);
+  setTimeout(() => t.remove(), 1800);
+}
+
+function errorBox(err) {
+  const msg = err instanceof ApiError ? `${err.status}: ${JSON.stringify(err.detail)}` : String(err);
+  return h("div", { class: "error" }, `Something went wrong: ${msg}`);
+}
+
+/** A product card linking to its page; a click posts a `click` event first. */
+function card(item, { query, why } = {}) {
+  const href = `/product/${encodeURIComponent(item.item_id)}`;
+  return h(
+    "a",
+    {
+      class: "card",
+      href,
+      dataset: { itemId: item.item_id, category: item.category || "" },
+      onclick: () => track("click", { item_id: item.item_id, query }),
+    },
+    thumb(item),
+    h("span", { class: "title" }, item.title || item.item_id),
+    h("span", { class: "meta" }, [item.brand, (item.category || "").split(" > ").pop()].filter(Boolean).join(" · ")),
+    h("span", { class: "price" }, price(item.price)),
+    why ? h("span", { class: "why" }, why) : null,
+  );
+}
+
+/** A titled horizontal shelf of cards (hidden when empty unless `keepEmpty`). */
+function shelf(id, title, items, { note, keepEmpty = false, query } = {}) {
+  if (!items.length && !keepEmpty) return null;
+  return h(
+    "section",
+    { class: "shelf", id, dataset: { count: items.length } },
+    h("h2", {}, title, note ? h("span", { class: "muted" }, `  ${note}`) : null),
+    items.length
+      ? h("div", { class: "row" }, items.map((it) => card(it, { query })))
+      : h("p", { class: "empty" }, "Nothing here yet."),
+  );
+}
+
+async function optional(promise) {
+  try {
+    return await promise;
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return null;
+    throw err;
+  }
+}
+
+function markReady() {
+  document.body.dataset.ready = String(Number(document.body.dataset.ready || 0) + 1);
+}
+
+// ---- autocomplete ------------------------------------------------------------------------
+
+function setupSearchBox() {
+  const form = document.getElementById("search-form");
+  const input = document.getElementById("q");
+  const list = document.getElementById("suggest");
+  let seq = 0;
+  let timer = 0;
+  let active = -1;
+  let current = [];
+
+  const close = () => {
+    list.classList.add("hidden");
+    list.replaceChildren();
+    input.setAttribute("aria-expanded", "false");
+    active = -1;
+  };
+  const go = (s) => {
+    close();
+    if (s.item_id) {
+      track("click", { item_id: s.item_id, query: input.value });
+      location.href = `/product/${encodeURIComponent(s.item_id)}`;
+    } else {
+      input.value = s.text;
+      submit(s.text);
+    }
+  };
+  const highlight = (text, prefix) => {
+    const i = text.toLowerCase().indexOf(prefix.toLowerCase());
+    if (!prefix || i < 0) return [text];
+    return [text.slice(0, i), h("mark", {}, text.slice(i, i + prefix.length)), text.slice(i + prefix.length)];
+  };
+  const show = (items, prefix) => {
+    current = items;
+    active = -1;
+    if (!items.length) return close();
+    list.replaceChildren(
+      ...items.map((s, i) =>
+        h(
+          "li",
+          {
+            role: "option",
+            dataset: { index: i },
+            onmousedown: (e) => {
+              e.preventDefault();
+              go(s);
+            },
+          },
+          h("span", {}, highlight(s.text, prefix)),
+          s.kind ? h("span", { class: "kind" }, s.kind) : null,
+        ),
+      ),
+    );
+    list.classList.remove("hidden");
+    input.setAttribute("aria-expanded", "true");
+  };
+  const move = (d) => {
+    const lis = list.querySelectorAll("li");
+    if (!lis.length) return;
+    active = (active + d + lis.length) % lis.length;
+    lis.forEach((li, i) => li.classList.toggle("active", i === active));
+  };
+
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    const prefix = input.value.trim();
+    if (!prefix) return close();
+    timer = setTimeout(async () => {
+      const mine = ++seq;
+      try {
+        const body = await get("/v1/autocomplete", { q: prefix, k: 8, user_id: visitorId() });
+        if (mine === seq) show(suggestionsOf(body), prefix);
+      } catch {
+        if (mine === seq) close();
+      }
+    }, 90);
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "ArrowDown") move(1);
+    else if (e.key === "ArrowUp") move(-1);
+    else if (e.key === "Escape") close();
+    else if (e.key === "Enter" && active >= 0) {
+      e.preventDefault();
+      go(current[active]);
+      return;
+    } else return;
+    e.preventDefault();
+  });
+  input.addEventListener("blur", () => setTimeout(close, 120));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    close();
+    submit(input.value.trim());
+  });
+
+  function submit(q) {
+    if (!q) return;
+    if (location.pathname === "/search") {
+      navigate({ q });
+    } else {
+      location.href = `/search?q=${encodeURIComponent(q)}`;
+    }
+  }
+  const q = new URLSearchParams(location.search).get("q");
+  if (q && location.pathname === "/search") input.value = q;
+}
+
+// ---- search page -------------------------------------------------------------------------
+
+function searchState() {
+  const p = new URLSearchParams(location.search);
+  const state = { q: p.get("q") || "", sort: p.get("sort") || "relevance", page: Number(p.get("page") || 1) };
+  for (const k of FILTER_PARAMS) if (p.get(k)) state[k] = p.get(k);
+  if (!Number.isInteger(state.page) || state.page < 1) state.page = 1;
+  return state;
+}
+
+function navigate(changes) {
+  const state = { ...searchState(), page: 1, ...changes };
+  if (changes.q !== undefined) for (const k of FILTER_PARAMS) if (!(k in changes)) delete state[k];
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(state)) {
+    if (v === undefined || v === null || v === "") continue;
+    if (k === "sort" && v === "relevance") continue;
+    if (k === "page" && v === 1) continue;
+    p.set(k, v);
+  }
+  history.pushState(null, "", `/search?${p}`);
+  renderSearch();
+}
+
+function facetFilter(name, v) {
+  // price bands ("10-25", "1000+", or {min, max}) filter by range; other facets by value
+  if (v.min !== undefined || v.max !== undefined) return { price_min: v.min ?? "", price_max: v.max ?? "" };
+  const band = name === "price" && String(v.value).match(/^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?)|\+)$/);
+  if (band) return { price_min: band[1], price_max: band[2] ?? "" };
+  return { [name]: v.value };
+}
+
+function facetActive(state, name, v) {
+  const f = facetFilter(name, v);
+  return Object.entries(f).every(([k, x]) => String(state[k] ?? "") === String(x ?? ""));
+}
+
+function facetLabel(name, v) {
+  if (v.label) return v.label;
+  if (name === "price") return String(v.value).replace(/^(\d+)-(\d+)$/, "$$$1 – $$$2").replace(/^(\d+)\+$/, "$$$1 and up");
+  if (name === "category") return String(v.value).split(" > ").pop();
+  return String(v.value);
+}
+
+let searchSeq = 0;
+
+async function renderSearch() {
+  const state = searchState();
+  const mine = ++searchSeq;
+  document.getElementById("q").value = state.q;
+  document.title = state.q ? `${state.q} — Shelfwise` : "Search — Shelfwise";
+  if (!state.q && !FILTER_PARAMS.some((k) => state[k])) {
+    view.replaceChildren(h("p", { class: "muted" }, "Type a query above."));
+    markReady();
+    return;
+  }
+  if (state.q && sessionStorage.getItem("shelfwise.lastQuery") !== state.q) {
+    sessionStorage.setItem("shelfwise.lastQuery", state.q);
+    track("search", { query: state.q });
+  }
+  let body;
+  try {
+    body = await get("/v1/search", {
+      q: state.q,
+      k: PAGE_SIZE,
+      page: state.page,
+      sort: state.sort === "relevance" ? undefined : state.sort,
+      user_id: visitorId(),
+      facets: "category,brand,price",
+      ...Object.fromEntries(FILTER_PARAMS.map((k) => [k, state[k]])),
+    });
+  } catch (err) {
+    if (mine === searchSeq) view.replaceChildren(errorBox(err));
+    markReady();
+    return;
+  }
+  if (mine !== searchSeq) return;
+  const items = itemsOf(body);
+  const total = totalOf(body, items.length);
+  const facets = facetsOf(body);
+
+  const chips = FILTER_PARAMS.filter((k) => state[k]).map((k) =>
+    h("span", { class: "chip", dataset: { filter: k } }, `${k.replace("_", " ")}: ${state[k]}`,
+      h("button", { title: "remove", "aria-label": `remove ${k}`, onclick: () => navigate({ [k]: "" }) }, "×")),
+  );
+  const sort = h(
+    "select",
+    { id: "sort", "aria-label": "Sort", onchange: (e) => navigate({ sort: e.target.value }) },
+    [["relevance", "Relevance"], ["price_asc", "Price: low to high"], ["price_desc", "Price: high to low"],
+      ["popularity", "Popularity"], ["newest", "Newest"]].map(([v, label]) =>
+      h("option", { value: v, selected: state.sort === v }, label)),
+  );
+  const aside = h(
+    "aside",
+    { class: "facets", id: "facets" },
+    facets.length ? null : h("p", { class: "muted" }, "No facets."),
+    facets.map((f) =>
+      h("div", { dataset: { facet: f.name } },
+        h("h3", {}, f.name.replace("_", " ")),
+        h("ul", {}, f.values.slice(0, 12).map((v) => {
+          const on = facetActive(state, f.name, v);
+          const filt = facetFilter(f.name, v);
+          return h("li", {},
+            h("a", {
+              href: "#",
+              class: on ? "on" : "",
+              dataset: { facet: f.name, value: String(v.value) },
+              onclick: (e) => {
+                e.preventDefault();
+                navigate(on ? Object.fromEntries(Object.keys(filt).map((k) => [k, ""])) : filt);
+              },
+            }, h("span", {}, facetLabel(f.name, v)), h("span", { class: "count" }, v.count)));
+        }))),
+    ),
+  );
+  const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+  const results = h(
+    "div",
+    {},
+    h("div", { class: "toolbar" },
+      h("div", {},
+        h("strong", { id: "total", dataset: { total } }, `${total.toLocaleString()} results`),
+        state.q ? ` for “${state.q}”` : "",
+        h("div", { class: "chips" }, chips)),
+      h("label", { class: "muted" }, "Sort ", sort)),
+    items.length
+      ? h("div", { class: "grid", id: "results" }, items.map((it) => card(it, { query: state.q })))
+      : h("p", { id: "results", class: "muted" }, "No products match. Try fewer filters or other words."),
+    pages > 1
+      ? h("div", { class: "pager" },
+          h("button", { disabled: state.page <= 1, onclick: () => navigate({ ...state, page: state.page - 1 }) }, "‹ Previous"),
+          h("span", { class: "muted" }, `page ${state.page} of ${pages}`),
+          h("button", { disabled: state.page >= pages, onclick: () => navigate({ ...state, page: state.page + 1 }) }, "Next ›"))
+      : null,
+  );
+  view.replaceChildren(h("div", { class: "layout" }, aside, results));
+  markReady();
+}
+
+// ---- product page ------------------------------------------------------------------------
+
+async function renderProduct(itemId) {
+  let item;
+  try {
+    item = await get(`/v1/items/${encodeURIComponent(itemId)}`);
+  } catch (err) {
+    view.replaceChildren(
+      err instanceof ApiError && err.status === 404
+        ? h("div", {}, h("h1", {}, "Product not found"), h("p", {}, h("a", { href: "/" }, "Back to the shop")))
+        : errorBox(err),
+    );
+    markReady();
+    return;
+  }
+  document.title = `${item.title || item.item_id} — Shelfwise`;
+  track("view", { item_id: item.item_id });
+  remember(item);
+
+  const parts = (item.category || "").split(" > ").filter(Boolean);
+  const crumbs = h("div", { class: "crumbs" }, h("a", { href: "/" }, "Home"),
+    parts.map((p, i) => [" › ", h("a", { href: `/search?q=${encodeURIComponent(p)}&category=${encodeURIComponent(parts.slice(0, i + 1).join(" > "))}` }, p)]));
+  const attrs = Object.entries(item.attributes || {}).filter(([, v]) => typeof v !== "object");
+  const detail = h(
+    "div",
+    { class: "product", id: "product", dataset: { itemId: item.item_id, category: item.category || "" } },
+    thumb(item),
+    h("div", {},
+      h("h1", {}, item.title || item.item_id),
+      h("p", { class: "price" }, price(item.price)),
+      h("p", {}, item.description || ""),
+      h("dl", {},
+        item.brand ? [h("dt", {}, "Brand"), h("dd", {}, item.brand)] : null,
+        h("dt", {}, "Category"), h("dd", {}, item.category || "—"),
+        h("dt", {}, "In stock"), h("dd", {}, item.in_stock === false ? "no" : "yes"),
+        attrs.map(([k, v]) => [h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, String(v))])),
+      h("div", { class: "actions" },
+        h("button", { class: "btn", id: "add-to-cart", onclick: async () => {
+          await track("add_to_cart", { item_id: item.item_id, value: 1 });
+          toast("Added to cart");
+        } }, "Add to cart"),
+        h("button", { class: "btn alt", id: "buy", onclick: async () => {
+          await track("purchase", { item_id: item.item_id, value: item.price ?? undefined });
+          toast("Thank you for your order");
+        } }, "Buy now"))),
+  );
+  view.replaceChildren(crumbs, detail, h("div", { id: "shelves" }, h("p", { class: "muted" }, "Loading suggestions…")));
+
+  const [similar, together, recs] = await Promise.all([
+    optional(get(`/v1/items/${encodeURIComponent(item.item_id)}/similar`, { k: ROW_SIZE })).catch(() => null),
+    optional(get(`/v1/items/${encodeURIComponent(item.item_id)}/bought-together`, { k: 8 })).catch(() => null),
+    get(`/v1/users/${encodeURIComponent(visitorId())}/recommendations`, {
+      k: ROW_SIZE, context: "product", page_type: "product", item_id: item.item_id,
+      category: item.category || undefined, exclude: item.item_id,
+    }).catch(() => null),
+  ]);
+  document.getElementById("shelves").replaceChildren(
+    ...[
+      shelf("row-similar", "Similar items", itemsOf(similar), { keepEmpty: true }),
+      shelf("row-together", "Frequently bought together", itemsOf(together), { keepEmpty: true }),
+      shelf("row-for-you", "Recommended for you", itemsOf(recs).filter((x) => x.item_id !== item.item_id)),
+    ].filter(Boolean),
+  );
+  markReady();
+}
+
+// ---- home page ---------------------------------------------------------------------------
+
+async function renderHome() {
+  document.title = "Shelfwise demo store";
+  const recent = recentlyViewed();
+  const last = recent[0];
+  const [recs, because] = await Promise.all([
+    get(`/v1/users/${encodeURIComponent(visitorId())}/recommendations`, {
+      k: ROW_SIZE, context: "home", page_type: "home",
+    }).catch((err) => ({ error: err })),
+    last
+      ? optional(get(`/v1/items/${encodeURIComponent(last.item_id)}/similar`, { k: ROW_SIZE })).catch(() => null)
+      : null,
+  ]);
+  const personal = itemsOf(recs);
+  const strategy = recs && (recs.strategy || recs.source);
+  const shelves = [
+    recs && recs.error ? errorBox(recs.error) : null,
+    shelf("row-personal", recent.length ? "Recommended for you" : "Popular right now", personal, {
+      keepEmpty: true,
+      note: strategy ? `(${strategy})` : "",
+    }),
+    last ? shelf("row-because", `Because you viewed ${last.title || last.item_id}`, itemsOf(because)) : null,
+    recent.length > 1 ? shelf("row-recent", "Recently viewed", recent.slice(0, ROW_SIZE)) : null,
+  ].filter(Boolean);
+  view.replaceChildren(
+    h("h1", {}, recent.length ? "Welcome back" : "Welcome to the Shelfwise demo store"),
+    recent.length ? null : h("p", { class: "muted" }, "Search or open a few products: the rows below follow what you look at."),
+    ...shelves,
+  );
+  markReady();
+}
+
+// ---- router ------------------------------------------------------------------------------
+
+async function route() {
+  const path = location.pathname;
+  try {
+    if (path === "/search") await renderSearch();
+    else if (path.startsWith("/product/")) await renderProduct(decodeURIComponent(path.slice("/product/".length)));
+    else await renderHome();
+  } catch (err) {
+    view.replaceChildren(errorBox(err));
+    markReady();
+  }
+}
+
+window.shelfwise = { flushed, visitorId, sessionId, track };
+document.getElementById("visitor").textContent = `visitor ${visitorId()} · session ${sessionId()}`;
+setupSearchBox();
+window.addEventListener("popstate", () => {
+  if (location.pathname === "/search") renderSearch();
+});
+route();

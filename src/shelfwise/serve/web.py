@@ -1,0 +1,146 @@
+"""The storefront and admin pages, served by the API app itself.
+
+The pages are plain HTML, CSS and vanilla JavaScript modules in `serve/static/` (no build
+step, no CDN: everything is served from this package, so the demo works offline). They talk
+to the JSON API like any other client: `/v1/search`, `/v1/autocomplete`, recommendations,
+similar and bought-together items, and `POST /v1/events` for every view and click, so the
+storefront adapts as one browses.
+
+`router` holds the page routes and the static files; `create_app()` includes it with
+`app.include_router(web.router)`. Static files are served from a fixed list of the files
+that ship in `static/` (read once at import), so no request path ever reaches the file
+system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+__all__ = ["STATIC_DIR", "WEB_KEY_ENV", "page_config", "router"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+"""Where the pages, scripts and styles live (shipped as package data)."""
+
+WEB_KEY_ENV = "SHELFWISE_WEB_KEY"
+"""An API key (read + write scopes) that the storefront pages send with their requests.
+
+A storefront's browser code needs a key that may read and post events, much like a
+publishable key; leave it unset when the API runs without keys (the local demo). The admin
+page never receives it: it asks for an admin key and keeps it in the tab's sessionStorage.
+"""
+
+_MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+}
+
+_CONFIG_MARK = "<!--shelfwise-config-->"
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _static_files() -> dict[str, Path]:
+    """The servable files, by name: regular files in `static/` with a known media type."""
+    if not STATIC_DIR.is_dir():
+        return {}
+    return {
+        p.name: p
+        for p in sorted(STATIC_DIR.iterdir())
+        if p.is_file() and p.suffix in _MEDIA_TYPES and not p.name.startswith(".")
+    }
+
+
+_FILES = _static_files()
+
+
+def page_config(request: Request, page: str) -> dict[str, Any]:
+    """What a page needs to know before its first API call."""
+    engine = getattr(request.app.state, "engine", None)
+    bundle = getattr(engine, "bundle", None)
+    manifest: dict[str, Any] = getattr(bundle, "manifest", None) or {}
+    key = os.environ.get(WEB_KEY_ENV) or None
+    return {
+        "page": page,
+        "apiBase": "",
+        "apiKey": key if page == "store" else None,
+        "bundle": manifest.get("version"),
+    }
+
+
+def _page(request: Request, name: str, page: str) -> HTMLResponse:
+    """A page with its config inlined as JSON (`</` escaped so it cannot close the script)."""
+    path = _FILES.get(name)
+    if path is None:
+        raise HTTPException(status_code=404, detail=f"page {name} is not installed")
+    config = json.dumps(page_config(request, page)).replace("</", "<\\/")
+    html = path.read_text(encoding="utf-8").replace(
+        _CONFIG_MARK,
+        f'<script type="application/json" id="shelfwise-config">{config}</script>',
+        1,
+    )
+    return HTMLResponse(html, headers=_NO_STORE)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    """The storefront's home page: personalised and "because you viewed" rows."""
+    return _page(request, "store.html", "store")
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(request: Request) -> HTMLResponse:
+    """Search results with autocomplete, facets, sorting and pages."""
+    return _page(request, "store.html", "store")
+
+
+@router.get("/product/{item_id}", response_class=HTMLResponse)
+def product_page(
+    request: Request, item_id: Annotated[str, PathParam(min_length=1, max_length=256)]
+) -> HTMLResponse:
+    """One product with similar and bought-together items."""
+    return _page(request, "store.html", "store")
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request) -> HTMLResponse:
+    """Catalogue and event counts, models and their metrics, tuning history."""
+    return _page(request, "admin.html", "admin")
+
+
+@router.get("/admin/", response_class=RedirectResponse)
+def admin_slash() -> RedirectResponse:
+    """`/admin/` -> `/admin`."""
+    return RedirectResponse("/admin", status_code=308)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """The shop's icon (browsers ask for it at the root)."""
+    return static_file("favicon.svg")
+
+
+@router.get("/static/{name}")
+def static_file(name: Annotated[str, PathParam(max_length=64)]) -> Response:
+    """One shipped static file; anything else is a 404."""
+    path = _FILES.get(name)
+    if path is None:
+        raise HTTPException(status_code=404, detail=f"no static file named {name!r}")
+    return FileResponse(
+        path,
+        media_type=_MEDIA_TYPES[path.suffix],
+        headers={"Cache-Control": "no-cache"},
+    )

@@ -1,0 +1,160 @@
+"""End-to-end fixtures: a small demo store served by uvicorn, and headless Debian Chromium.
+
+The server runs in a background thread of the test process on a free 127.0.0.1 port, over a
+generated demo store in DuckDB, so the tests can read the very store the pages post events
+to. Chromium is Debian's (`/usr/bin/chromium`, or `$SHELFWISE_CHROMIUM`) driven by
+Playwright; without it these tests skip, or fail when `CI=true` (CI must run them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from shelfwise.data.demo import DemoConfig, generate
+from shelfwise.engine import Engine, ensure_bundle
+from shelfwise.store import Store, open_store
+
+CHROMIUM_ENV = "SHELFWISE_CHROMIUM"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Small enough to build in a few seconds, large enough for facets and category structure.
+DEMO = DemoConfig(seed=11, n_items=600, n_users=300, days=45)
+SCREENSHOTS_ENV = "SHELFWISE_SCREENSHOTS"
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip, or fail under CI, where the browser tests must run."""
+    message = f"headless Chromium unavailable: {reason}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class DemoServer:
+    """A running app over a demo store."""
+
+    base_url: str
+    store: Store
+    engine: Engine
+    items: Any  # the catalog frame
+
+    def url(self, path: str) -> str:
+        """An absolute URL on the server."""
+        return self.base_url + path
+
+
+def make_app(engine: Engine) -> Any:
+    """The production app around `engine`, with API keys off as in the local demo."""
+    from shelfwise.serve import create_app, web
+
+    app = create_app(engine)
+    # TEMPORARY until create_app() includes web.router (API restructure in progress)
+    if not any(getattr(r, "endpoint", None) is web.home for r in app.router.routes):
+        app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", "") != "/"]
+        app.include_router(web.router)
+    return app
+
+
+@pytest.fixture(scope="session")
+def demo_server() -> Iterator[DemoServer]:
+    """The app over a fresh small demo store, served by uvicorn in a thread."""
+    import uvicorn
+
+    os.environ.setdefault("SHELFWISE_AUTH", "false")
+    tmp = Path(tempfile.mkdtemp(prefix="shelfwise-web-"))
+    demo = generate(DEMO)
+    store = open_store(f"duckdb:///{tmp / 'demo.duckdb'}")
+    store.ingest(items=demo.items, users=demo.users, events=demo.events)
+    bundle, _ = ensure_bundle(store, tmp / "artifacts")
+    engine = Engine(store, bundle)
+    app = make_app(engine)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn-web-tests", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield DemoServer(f"http://127.0.0.1:{port}", store, engine, demo.items)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium (a fresh temporary profile per launch)."""
+    executable = os.environ.get(CHROMIUM_ENV, "/usr/bin/chromium")
+    if not Path(executable).exists():
+        _unavailable(f"{executable} not found (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as pw:
+        try:
+            b = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        except Exception as exc:
+            _unavailable(f"{executable} did not start: {exc}")
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture()
+def page(browser: Any, demo_server: DemoServer) -> Iterator[Any]:
+    """A new browser context (empty storage: a new visitor) with one page."""
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860}, base_url=demo_server.base_url
+    )
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield pg
+        assert not errors, f"JavaScript errors on the page: {errors}"
+    finally:
+        context.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Save a PNG of the page into `$SHELFWISE_SCREENSHOTS` (docs/screenshots), if set."""
+    folder = os.environ.get(SCREENSHOTS_ENV)
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
