@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from shelfwise.errors import DataError
 from shelfwise.search.analysis import Analyzer
 from shelfwise.search.bm25 import BM25Config, BM25Index
 
@@ -70,5 +71,5 @@ def test_stemming_matches_plural_and_units(tmp_path):
 
 
 def test_mismatched_field_lengths_rejected():
-    with pytest.raises(ValueError, match="one text per document"):
+    with pytest.raises(DataError, match="one text per document"):
         BM25Index().index({"title": ["a", "b"], "brand": ["x"]})
