@@ -129,28 +129,41 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(store_url: str, artifacts: Path, host: str, port: int, rebuild: bool) -> int:
-    import uvicorn
-
-    from shelfwise.engine import Engine, ensure_bundle
-    from shelfwise.serve import create_app
+def _serve(
+    store_url: str,
+    artifacts: Path,
+    host: str,
+    port: int,
+    rebuild: bool,
+    auth: bool = True,
+    workers: int = 1,
+) -> int:
+    from shelfwise.engine import ensure_bundle
+    from shelfwise.serve.app import serve
+    from shelfwise.serve.settings import ServeSettings
     from shelfwise.store import open_store
 
-    store = open_store(store_url)
-    try:
+    with open_store(store_url) as store:
         bundle, built = ensure_bundle(store, artifacts, rebuild=rebuild)
         log.info("%s bundle %s", "built" if built else "reusing", bundle.directory)
-        app = create_app(Engine(store, bundle))
-        print(f"Shelfwise is serving on http://{host}:{port}  (Ctrl+C to stop)", flush=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
-    finally:
-        store.close()
+    settings = ServeSettings(store=store_url, artifacts_dir=artifacts, auth=auth, rebuild=False)
+    keys = "API keys required (shelfwise keys create)" if auth else "auth OFF: no API keys needed"
+    print(f"Shelfwise is serving on http://{host}:{port}  [{keys}]  (Ctrl+C to stop)", flush=True)
+    serve(settings, host, port, workers)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the HTTP API over whatever the store holds."""
-    return _serve(_store_url(args), Path(args.artifacts), args.host, args.port, args.rebuild)
+    return _serve(
+        _store_url(args),
+        Path(args.artifacts),
+        args.host,
+        args.port,
+        args.rebuild,
+        auth=not args.no_auth,
+        workers=args.workers,
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -182,7 +195,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             bundle, _ = ensure_bundle(store, root / "artifacts")
         print(f"demo ready: {store_url}, bundle {bundle.directory}")
         return 0
-    return _serve(store_url, root / "artifacts", args.host, args.port, rebuild=False)
+    # the local demo runs without API keys (printed at start); `shelfwise serve` needs them
+    return _serve(store_url, root / "artifacts", args.host, args.port, rebuild=False, auth=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)
+            p.add_argument(
+                "--no-auth", action="store_true", help="serve without API keys (local use only)"
+            )
+            p.add_argument(
+                "--workers", type=int, default=1, help="API processes (>1 needs PostgreSQL)"
+            )
         p.set_defaults(func=func)
 
     p = sub.add_parser("demo", help="generate, ingest, train and serve the demo store")
@@ -252,6 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
     from shelfwise.cli.evaluate import add_parser as add_evaluate_parser
 
     add_evaluate_parser(sub)
+    from shelfwise.cli.evaluate_search import add_parser as add_evaluate_search_parser
+
+    add_evaluate_search_parser(sub)
+    from shelfwise.cli.tune import add_parser as add_tune_parser
+
+    add_tune_parser(sub)
+    from shelfwise.cli.keys import add_parser as add_keys_parser
+
+    add_keys_parser(sub)
     return parser
 
 

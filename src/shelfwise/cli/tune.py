@@ -1,0 +1,193 @@
+"""`shelfwise tune`: tune a model (or choose and tune one, `--model auto`) on a dataset,
+report the test score once, and promote the winner if it beats the active model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from shelfwise.errors import ConfigError
+
+log = logging.getLogger("shelfwise.cli")
+
+
+def _csv(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not names:
+        raise ConfigError("--models: give at least one model, e.g. --models ease,itemknn")
+    return names
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Load, split, tune, test once, save a version, promote if better, write reports."""
+    from shelfwise.cli.evaluate import load_frames
+    from shelfwise.evaluation.protocols import prepare
+    from shelfwise.modelstore import ModelStore
+    from shelfwise.tuning.promotion import challenge, save_and_promote
+    from shelfwise.tuning.report import write_best_toml, write_html, write_json, write_trials_csv
+    from shelfwise.tuning.tuner import AUTO_MODELS, TuneSettings, default_study_name, tune
+
+    settings = TuneSettings(
+        model=args.model,
+        metric=args.metric,
+        n_trials=args.trials,
+        timeout=args.timeout,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        cv=args.cv,
+        seed=args.seed,
+        candidates=_csv(args.models) or AUTO_MODELS,
+        grid_points=args.grid_points,
+        max_eval_users=args.max_eval_users,
+        binary=args.binary,
+    )
+    settings.check()  # bad names fail before any data is read
+    t0 = time.perf_counter()
+    label, events, items = load_frames(args.dataset, args.seed)
+    data = prepare(events, args.protocol, seed=args.seed, binary=args.binary, items=items)
+    m = data.summary["matrix"]
+    log.info(
+        "%s %s split: %d users x %d items, train %d cells (%.1fs)",
+        label, args.protocol, m["users"], m["items"], m["train_nnz"], time.perf_counter() - t0,
+    )  # fmt: skip
+    models_dir = Path(args.models_dir)
+    study = args.study or default_study_name(settings, label, args.protocol)
+    storage = args.storage or str(models_dir / "studies" / f"{study}.journal")
+    tuned = tune(data, settings, storage, study, dataset=label, events=events, progress=log.info)
+    result = tuned.result
+
+    store = ModelStore(models_dir)
+    decision = None
+    if args.promote:
+        decision = challenge(store, tuned.objective, result.best_value)
+        result.promotion = decision.to_dict()
+        metrics: dict[str, Any] = {
+            "validation": {result.metric: result.best_value},
+            "test": result.test,
+            "default_test": result.default_test,
+        }
+        extra = {
+            "study": result.study,
+            "storage": result.storage,
+            "protocol": result.protocol,
+            "metric": result.metric,
+            "sampler": result.sampler,
+            "pruner": result.pruner,
+            "cv": result.cv,
+            "best_trial": result.best_trial,
+            "n_trials": result.n_trials,
+            "seed": args.seed,
+        }
+        result.version = save_and_promote(store, tuned.model, decision, metrics, data, label, extra)
+
+    report_dir = Path(args.report_dir) if args.report_dir else models_dir / "reports" / study
+    summary = result.to_dict()
+    comments = [
+        f"shelfwise tune: best of {result.n_trials} trials in study {study}",
+        f"{result.metric} = {result.best_value:.4f} on validation ({result.protocol}), "
+        f"{result.test.get(result.metric, float('nan')):.4f} on test",
+        f"reproduce: shelfwise train --config best.toml --dataset {label}",
+    ]
+    write_best_toml(result.model, result.best_config, report_dir / "best.toml", comments)
+    write_trials_csv(tuned.study, report_dir / "trials.csv")
+    write_html(tuned.study, summary, report_dir / "report.html")
+    write_json(summary, report_dir / "result.json")
+    if args.json:
+        write_json(summary, Path(args.json))
+    if args.html:
+        Path(args.html).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report_dir / "report.html", args.html)
+
+    metric = result.metric
+    lines = [
+        f"model        {result.model}",
+        f"study        {study} ({result.n_trials} trials: {result.n_complete} complete, "
+        f"{result.n_pruned} pruned, {result.n_failed} failed; {result.seconds:.0f}s)",
+        f"best params  {result.best_params}",
+        f"validation   {metric} {result.best_value:.4f} tuned vs "
+        f"{(result.default_validation or float('nan')):.4f} default",
+        f"test         {metric} {result.test.get(metric, float('nan')):.4f} tuned vs "
+        f"{result.default_test.get(metric, float('nan')):.4f} default",
+    ]
+    if decision is not None:
+        state = "PROMOTED (now active)" if decision.promoted else "not promoted"
+        lines.append(f"version      {result.version}: {state}: {decision.reason}")
+    lines.append(f"report       {report_dir}/ (report.html, best.toml, trials.csv, result.json)")
+    print("\n".join(lines))
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `shelfwise tune` on the CLI's subparsers."""
+    from shelfwise.tuning.factory import PRUNERS, SAMPLERS
+
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "tune",
+        help="tune a model's hyperparameters with Optuna (or pick the best model: auto)",
+        description="Tune on a validation split carved from the training part, score the "
+        "best and the default configuration once on the test part, save the tuned model as "
+        "a version and activate it if it beats the active model on validation.",
+    )
+    p.add_argument("--model", required=True, help="a registered model, or 'auto' (see --models)")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="a dataset name (see `shelfwise datasets`), 'demo', or a .duckdb store file",
+    )
+    p.add_argument(
+        "--models",
+        default=None,
+        help="candidates of --model auto, comma-separated (default: ease,itemknn,userknn,"
+        "als,svd,bpr)",
+    )
+    p.add_argument("--metric", default="ndcg@10", help="validation metric (default ndcg@10)")
+    p.add_argument("--trials", type=int, default=None, help="trials in the study (default 50, "
+                   "or unlimited with --timeout; grid: every point)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=None, help="time budget in seconds")
+    p.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)}")
+    p.add_argument("--pruner", default="median", help=f"one of {', '.join(PRUNERS)}")
+    p.add_argument("--cv", type=int, default=1, help="K-fold cross-validation on train (K>=2)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="study storage: postgresql://... (shared by processes), sqlite:///FILE or a "
+        "journal file (default: MODELS_DIR/studies/STUDY.journal)",
+    )
+    p.add_argument("--study", default=None, help="study name (default from model, data, ...)")
+    p.add_argument(
+        "--protocol",
+        choices=("holdout", "temporal", "loo"),
+        default="holdout",
+        help="evaluation protocol; tuning uses a validation split of its training part",
+    )
+    p.add_argument(
+        "--models-dir", default="var/models", help="model versions folder (default var/models)"
+    )
+    p.add_argument("--report-dir", default=None, help="default MODELS_DIR/reports/STUDY")
+    p.add_argument("--json", help="also write the result JSON here")
+    p.add_argument("--html", help="also write the HTML report here")
+    p.add_argument("--seed", type=int, default=42, help="split and sampler seed")
+    p.add_argument("--grid-points", type=int, default=4, help="grid values per numeric range")
+    p.add_argument(
+        "--max-eval-users", type=int, default=None, help="validation users per fold (sampled)"
+    )
+    p.add_argument(
+        "--binary",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train on binary implicit feedback (default), as `evaluate` does",
+    )
+    p.add_argument(
+        "--promote",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="save a version and activate it if it beats the active one (default)",
+    )
+    p.set_defaults(func=cmd_tune)
+    return p

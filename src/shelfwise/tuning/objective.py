@@ -1,0 +1,220 @@
+"""The objective: build a model from a trial, fit it on the tuning folds, score validation.
+
+Nothing here knows a model. A model is created from the registry with the config its own
+`Config.search_space(trial)` returns. If the model is *iterative* (it has `start(...)` and
+`train_epoch()`, see `Iterative`), a single-fold run trains epoch by epoch and reports the
+validation metric after every epoch (`trial.report(value, epoch)`), so a pruner can stop
+it early; otherwise the model's plain `fit` is used. With several folds (cross-validation)
+the running mean is reported after each fold instead.
+
+The number of epochs is read from the config's `epochs` or `iterations` field (the same
+number `fit` trains for). After the epochs the model's `finish()` (or its trainer's) runs if
+it has one, and a model or trainer whose `should_stop` turns true ends the epochs early, so
+early stopping and restore-best behave as in `fit`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import optuna
+import pandas as pd
+import scipy.sparse as sp
+
+from shelfwise.errors import ConfigError
+from shelfwise.evaluation.metrics import ranking_metrics
+from shelfwise.recommenders.base import ModelConfig, Recommender, create
+from shelfwise.tuning.data import Fold
+from shelfwise.tuning.space import PrefixedTrial, has_search_space, search_space
+
+log = logging.getLogger("shelfwise.tuning")
+
+METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "map", "map_nrel", "hr", "mrr", "f1")
+
+
+@runtime_checkable
+class Iterative(Protocol):
+    """A model that can be trained one epoch at a time (ALS, the torch models)."""
+
+    def start(self, interactions: Any, *args: Any, **kwargs: Any) -> Any:
+        """Prepare training on `interactions` without training."""
+
+    def train_epoch(self) -> Any:
+        """Train one more epoch (may return a record such as `{"loss": ...}`)."""
+
+
+def parse_metric(metric: str) -> tuple[str, int]:
+    """`"ndcg@10"` -> ("ndcg", 10); `ConfigError` naming the valid metrics."""
+    name, sep, k_text = metric.strip().lower().partition("@")
+    valid = ", ".join(f"{m}@K" for m in METRICS)
+    if not sep or name not in METRICS:
+        raise ConfigError(f"--metric {metric!r}: expected one of {valid} (e.g. ndcg@10)")
+    try:
+        k = int(k_text)
+    except ValueError as exc:
+        raise ConfigError(f"--metric {metric!r}: K must be a positive integer") from exc
+    if k < 1:
+        raise ConfigError(f"--metric {metric!r}: K must be a positive integer")
+    return name, k
+
+
+def planned_epochs(model: Any) -> int:
+    """Epochs a model's `fit` would train: its config's `epochs` or `iterations` (else 1)."""
+    config = getattr(model, "config", None)
+    for field in ("epochs", "iterations"):
+        value = getattr(config, field, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+    return 1
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return False
+
+
+def fit_model(
+    model: Recommender,
+    train: sp.csr_matrix,
+    catalog: pd.DataFrame | None,
+    validation: sp.csr_matrix | None = None,
+) -> Recommender:
+    """`fit(train, catalog)`, with `validation=` when the model's fit takes it (as the
+    evaluation runner does)."""
+    if validation is not None and _accepts(model.fit, "validation"):
+        model.fit(train, catalog, validation=validation)  # type: ignore[call-arg]
+    else:
+        model.fit(train, catalog)
+    return model
+
+
+def _start(model: Any, train: sp.csr_matrix, catalog: pd.DataFrame | None, fold: Fold) -> None:
+    kwargs: dict[str, Any] = {}
+    if _accepts(model.start, "items"):
+        kwargs["items"] = catalog
+    if _accepts(model.start, "validation"):
+        kwargs["validation"] = fold.relevance
+    model.start(train, **kwargs)
+
+
+def _flag(model: Any, name: str) -> Any:
+    """`model.<name>`, else `model.trainer.<name>` (None when neither exists)."""
+    if hasattr(model, name):
+        return getattr(model, name)
+    trainer = getattr(model, "trainer", None)
+    return getattr(trainer, name, None) if trainer is not None else None
+
+
+def score_fold(model: Recommender, fold: Fold, metric: str, k: int) -> float:
+    """The metric of `model`'s top-k (training items excluded) against the fold's relevance."""
+    users = fold.users
+    recs = model.recommend_batch(fold.train[users], k=k, users=users)
+    return float(ranking_metrics(recs.ids, fold.relevance[users], k)[f"{metric}@{k}"])
+
+
+class TimeBudgetExceededError(Exception):
+    """Raised between epochs when the study's deadline has passed."""
+
+
+@dataclass
+class Objective:
+    """Callable for Optuna: trial -> mean validation metric over the folds.
+
+    `models` are the candidate registry names: one name tunes that model; several add a
+    categorical `model` parameter and namespace each model's parameters (`ease.l2`).
+    """
+
+    models: Sequence[str]
+    folds: Sequence[Fold]
+    metric: str = "ndcg@10"
+    catalog: pd.DataFrame | None = None
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ConfigError("no model to tune")
+        for name in self.models:
+            search_space(name)  # ConfigError for a model without a space
+        if not self.folds:
+            raise ConfigError("no validation fold to score on")
+        self.metric_name, self.k = parse_metric(self.metric)
+
+    @property
+    def multi(self) -> bool:
+        """True when the study also chooses the model type."""
+        return len(self.models) > 1
+
+    def suggest(self, trial: Any) -> tuple[str, ModelConfig]:
+        """(model name, config) drawn from the trial."""
+        if self.multi:
+            name = str(trial.suggest_categorical("model", list(self.models)))
+            return name, search_space(name)(PrefixedTrial(trial, f"{name}."))
+        name = self.models[0]
+        return name, search_space(name)(trial)
+
+    def config_of(self, params: Mapping[str, Any]) -> tuple[str, ModelConfig]:
+        """(model name, config) of a finished trial's params."""
+        return self.suggest(optuna.trial.FixedTrial(dict(params)))
+
+    def _check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TimeBudgetExceededError
+
+    def evaluate(self, name: str, config: ModelConfig, trial: Any | None = None) -> float:
+        """Fit on every fold and return the mean validation metric (reporting as it goes)."""
+        values: list[float] = []
+        for f, fold in enumerate(self.folds):
+            model = create(name, **config.model_dump())
+            if len(self.folds) == 1 and isinstance(model, Iterative) and trial is not None:
+                values.append(self._epochs(model, fold, trial))
+                continue
+            fit_model(model, fold.train, self.catalog)
+            values.append(score_fold(model, fold, self.metric_name, self.k))
+            if trial is not None and len(self.folds) > 1:
+                trial.report(float(np.mean(values)), f + 1)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"fold {f + 1}: mean {np.mean(values):.4f}")
+                if f + 1 < len(self.folds):
+                    self._check_deadline()
+        return float(np.mean(values))
+
+    def _epochs(self, model: Any, fold: Fold, trial: Any) -> float:
+        epochs = planned_epochs(model)
+        _start(model, fold.train, self.catalog, fold)
+        value = float("nan")
+        for epoch in range(1, epochs + 1):
+            record = model.train_epoch()
+            if isinstance(record, Mapping):
+                log.debug("trial %s epoch %d: %s", getattr(trial, "number", "?"), epoch, record)
+            value = score_fold(model, fold, self.metric_name, self.k)
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"epoch {epoch}: {value:.4f}")
+            if _flag(model, "should_stop"):
+                break
+            if epoch < epochs:
+                self._check_deadline()
+        finish = _flag(model, "finish")
+        if callable(finish):
+            finish()
+            value = score_fold(model, fold, self.metric_name, self.k)
+        return value
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        name, config = self.suggest(trial)
+        trial.set_user_attr("model", name)
+        trial.set_user_attr("config", config.model_dump(mode="json"))
+        return self.evaluate(name, config, trial)
+
+
+def tunable_models(names: Sequence[str]) -> list[str]:
+    """The names among `names` that are registered and declare a search space."""
+    return [n for n in names if has_search_space(n)]

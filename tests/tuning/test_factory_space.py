@@ -1,0 +1,118 @@
+"""Samplers, pruners and storages by name; search-space replay and grid enumeration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from shelfwise.errors import ConfigError
+from shelfwise.recommenders import create
+from shelfwise.tuning.factory import PRUNERS, SAMPLERS, make_pruner, make_sampler, open_storage
+from shelfwise.tuning.objective import parse_metric, planned_epochs
+from shelfwise.tuning.space import (
+    PointListSampler,
+    config_from_params,
+    default_params,
+    enumerate_space,
+    grid_points,
+    numeric_points,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("tpe", optuna.samplers.TPESampler),
+        ("random", optuna.samplers.RandomSampler),
+        ("cmaes", optuna.samplers.CmaEsSampler),
+        ("grid", PointListSampler),
+    ],
+)
+def test_samplers_by_name(name: str, cls: type) -> None:
+    sampler = make_sampler(name, seed=1, grid=[{"l2": 1.0}])
+    assert isinstance(sampler, cls)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("none", optuna.pruners.NopPruner),
+        ("median", optuna.pruners.MedianPruner),
+        ("hyperband", optuna.pruners.HyperbandPruner),
+        ("successive_halving", optuna.pruners.SuccessiveHalvingPruner),
+    ],
+)
+def test_pruners_by_name(name: str, cls: type) -> None:
+    assert isinstance(make_pruner(name), cls)
+
+
+def test_bad_names_list_the_choices() -> None:
+    with pytest.raises(ConfigError) as exc:
+        make_sampler("bayes")
+    assert all(s in str(exc.value) for s in SAMPLERS)
+    with pytest.raises(ConfigError) as exc:
+        make_pruner("asha")
+    assert all(p in str(exc.value) for p in PRUNERS)
+    with pytest.raises(ConfigError, match="grid points"):
+        make_sampler("grid")
+    with pytest.raises(ConfigError, match="ndcg@K"):
+        parse_metric("auc")
+    with pytest.raises(ConfigError, match="positive integer"):
+        parse_metric("ndcg@0")
+    assert parse_metric("NDCG@5") == ("ndcg", 5)
+
+
+def test_storage_journal_file_and_bad_url(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "s.journal"
+    storage = open_storage(path)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    again = optuna.load_study(study_name="s", storage=open_storage(str(path)))
+    assert len(again.trials) == 2 and path.exists()
+    with pytest.raises(ConfigError, match="postgresql"):
+        open_storage("redis://localhost/0")
+
+
+def test_numeric_points() -> None:
+    assert numeric_points(1, 3, 5, False, 1, True) == [1, 2, 3]  # small int range: all
+    assert numeric_points(10, 1000, 3, True, None, False) == [10.0, 100.0, 1000.0]
+    assert numeric_points(0.0, 1.0, 3, False, None, False) == [0.0, 0.5, 1.0]
+    pts = numeric_points(16, 256, 4, True, 1, True)
+    assert pts[0] == 16 and pts[-1] == 256 and len(pts) == 4
+
+
+def test_grid_walks_conditional_branches_without_duplicates() -> None:
+    def space(trial):  # a: 2 choices; b only when a == "x" (3 values); c always (2 values)
+        a = trial.suggest_categorical("a", ["x", "y"])
+        b = trial.suggest_int("b", 1, 3) if a == "x" else None
+        c = trial.suggest_float("c", 0.0, 1.0)
+        return a, b, c
+
+    pts = enumerate_space(space, n_numeric=3)
+    assert len(pts) == 3 * 3 + 3  # a=x: b (3) x c (3); a=y: c (3)
+    assert {tuple(sorted(p.items())) for p in pts}.__len__() == len(pts)
+    assert all(("b" in p) == (p["a"] == "x") for p in pts)
+
+
+def test_model_grids_and_defaults() -> None:
+    knn = grid_points("itemknn", 4)
+    # neighbors x shrink x (none, tfidf, 4 x bm25_b)
+    assert len(knn) == 4 * 4 * 6
+    assert all(("bm25_b" in p) == (p["weighting"] == "bm25") for p in knn)
+    assert len(grid_points("ease", 5)) == 5
+    assert default_params("ease") == {"l2": 500.0}
+    assert default_params("als", "als.") == {
+        "als.factors": 32, "als.regularization": 10.0, "als.alpha": 2.0, "als.iterations": 15
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="no search space"):
+        grid_points("popularity")
+
+
+def test_config_from_params_replays_the_space() -> None:
+    cfg = config_from_params("als", {"als.factors": 20, "als.regularization": 0.5,
+                                     "als.alpha": 3.0, "als.iterations": 7}, prefix="als.")  # fmt: skip
+    assert (cfg.factors, cfg.iterations) == (20, 7)  # type: ignore[attr-defined]
+    assert planned_epochs(create("als", **cfg.model_dump())) == 7
+    assert planned_epochs(create("ease")) == 1

@@ -1,0 +1,158 @@
+"""Validation folds, pruning, resume and champion/challenger on small block data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from optuna.trial import TrialState
+
+from shelfwise.errors import ConfigError
+from shelfwise.evaluation.protocols import ProtocolData, prepare
+from shelfwise.modelstore import ModelStore
+from shelfwise.tuning.data import cv_folds, validation_folds
+from shelfwise.tuning.factory import open_storage
+from shelfwise.tuning.promotion import challenge, decide, save_and_promote
+from shelfwise.tuning.tuner import TuneSettings, tune
+
+
+def cells(m: sp.csr_matrix) -> set[tuple[int, int]]:
+    coo = sp.coo_matrix(m)
+    return set(zip(coo.row.tolist(), coo.col.tolist(), strict=True))
+
+
+def test_holdout_fold_splits_train_only(holdout: ProtocolData) -> None:
+    (fold,) = validation_folds(holdout)
+    train, rel = cells(fold.train), cells(fold.relevance)
+    assert train | rel == cells(holdout.train) and not train & rel
+    assert not rel & cells(holdout.test)  # the test part is never looked at
+    # 8 events a user: 6 in train (round(0.75 * 8)), of which round(0.75 * 6) = 4 stay for
+    # fitting and 2 are validation (numpy rounds 4.5 to 4, as random_holdout documents)
+    assert np.diff(fold.relevance.indptr).tolist() == [2] * 80
+    assert set(fold.users.tolist()) == {u for u, _ in rel}
+
+
+def test_loo_fold_is_the_validation_part(events: pd.DataFrame) -> None:
+    data = prepare(events, "loo")
+    (fold,) = validation_folds(data)
+    assert cells(fold.relevance) == cells(data.validation)
+    assert fold.train is data.train
+
+
+def test_temporal_fold_is_older_than_its_validation(events: pd.DataFrame) -> None:
+    data = prepare(events, "temporal")
+    (fold,) = validation_folds(data, events)
+    assert cells(fold.train) < cells(data.train)
+    assert not cells(fold.relevance) & cells(fold.train)
+    with pytest.raises(ConfigError, match="needs the events"):
+        validation_folds(data)
+
+
+def test_cv_folds_partition_the_training_cells(holdout: ProtocolData) -> None:
+    folds = cv_folds(holdout.train, 3, seed=1)
+    held = [cells(f.relevance) for f in folds]
+    assert set().union(*held) == cells(holdout.train)
+    assert sum(len(h) for h in held) == len(cells(holdout.train))  # disjoint
+    for f, h in zip(folds, held, strict=True):
+        assert cells(f.train) == cells(holdout.train) - h
+    with pytest.raises(ConfigError, match="--cv"):
+        cv_folds(holdout.train, 1)
+
+
+def test_iterative_model_reports_epochs_and_gets_pruned(holdout: ProtocolData, tmp_path: Path) -> None:
+    settings = TuneSettings(model="als", n_trials=7, sampler="random", pruner="median")
+    tuned = tune(holdout, settings, str(tmp_path / "s.journal"), "als", final=False)
+    trials = tuned.study.trials
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [t.state for t in trials]
+    for t in pruned:  # stopped before the epochs its config asked for
+        assert t.last_step is not None and t.last_step < t.params["iterations"]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    for t in complete:  # one report per epoch
+        assert sorted(t.intermediate_values) == list(range(1, t.params["iterations"] + 1))
+    assert tuned.result.n_pruned == len(pruned)
+    # trial 0 is the default configuration, queued first
+    assert trials[0].params == {"factors": 32, "regularization": 10.0, "alpha": 2.0,
+                                "iterations": 15}  # fmt: skip
+
+
+def test_interrupted_study_resumes_from_its_file(holdout: ProtocolData, tmp_path: Path) -> None:
+    path = str(tmp_path / "resume.journal")
+    settings = TuneSettings(model="ease", n_trials=3, sampler="random", pruner="none")
+    first = tune(holdout, settings, path, "r", final=False)
+    before = [(t.number, t.params) for t in first.study.trials]
+    assert len(before) == 3
+    # what a killed worker leaves behind: a trial that is RUNNING forever
+    study = optuna.load_study(study_name="r", storage=open_storage(path))
+    study.ask()
+    resumed = tune(holdout, TuneSettings(**{**settings.__dict__, "n_trials": 6}), path, "r",
+                   final=False)  # fmt: skip
+    trials = resumed.study.trials
+    assert [(t.number, t.params) for t in trials[:3]] == before
+    assert trials[3].state == TrialState.FAIL  # the stale one
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 6
+    assert len({t.params["l2"] for t in complete}) == 6  # the resumed sampler moved on
+
+
+def test_study_rejects_a_different_task(holdout: ProtocolData, tmp_path: Path) -> None:
+    path = str(tmp_path / "x.journal")
+    tune(holdout, TuneSettings(model="ease", n_trials=1, pruner="none"), path, "x", final=False)
+    with pytest.raises(ConfigError, match="different task"):
+        tune(holdout, TuneSettings(model="ease", n_trials=2, metric="recall@5"), path, "x",
+             final=False)  # fmt: skip
+
+
+def test_decide_known_answers() -> None:
+    assert decide(0.5, None, None) == (True, "no active model yet")
+    assert decide(0.5, 0.4, "v1")[0] is True
+    assert decide(0.4, 0.4, "v1")[0] is False  # a tie keeps the champion
+    assert decide(0.3, 0.4, "v1")[0] is False
+    assert decide(0.41, 0.4, "v1", min_gain=0.05)[0] is False
+    assert decide(0.5, float("nan"), "v1")[0] is False
+
+
+def _tune_and_offer(
+    data: ProtocolData, store: ModelStore, model: str, tmp_path: Path, candidates=()
+) -> tuple[float, str, bool, float | None]:
+    settings = TuneSettings(model=model, n_trials=3, sampler="random", pruner="none",
+                            candidates=tuple(candidates) or TuneSettings.candidates)  # fmt: skip
+    tuned = tune(data, settings, str(tmp_path / f"{model}.journal"), model)
+    decision = challenge(store, tuned.objective, tuned.result.best_value)
+    version = save_and_promote(
+        store, tuned.model, decision, {"validation": {"ndcg@10": tuned.result.best_value}},
+        data, "blocks", {"study": model},
+    )  # fmt: skip
+    return tuned.result.best_value, version, decision.promoted, decision.champion_value
+
+
+def test_champion_challenger_promotes_only_when_better(
+    holdout: ProtocolData, tmp_path: Path
+) -> None:
+    store = ModelStore(tmp_path / "models")
+    # 1. trending (popularity with recency) into an empty store: promoted
+    weak, v1, promoted, champ = _tune_and_offer(holdout, store, "trending", tmp_path)
+    assert (v1, promoted, champ) == ("v0001", True, None)
+    # 2. auto over EASE and item-kNN finds the blocks: better, promoted
+    strong, v2, promoted, champ = _tune_and_offer(
+        holdout, store, "auto", tmp_path, candidates=("ease", "itemknn")
+    )
+    assert strong > weak + 0.1
+    assert promoted and champ == pytest.approx(weak)  # the champion re-fitted on the same folds
+    assert store.active() is not None and store.active().version == v2  # type: ignore[union-attr]
+    # 3. trending again: worse than the active model, saved but not promoted
+    again, v3, promoted, champ = _tune_and_offer(holdout, store, "trending", tmp_path)
+    assert not promoted and champ == pytest.approx(strong)
+    assert store.active().version == v2  # type: ignore[union-attr]
+    assert [v.version for v in store.versions()] == ["v0001", "v0002", "v0003"]
+    # the active model loads and recommends block items to a block user
+    model = store.load()
+    user = 0  # u0 is in block 0 (items i0..i9)
+    recs = model.recommend(holdout.train[user].indices, k=3).ids
+    block = {holdout.items.index(f"i{i}") for i in range(10)}
+    assert set(recs.tolist()) <= block
+    assert np.isfinite(again)
