@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shelfwise.cli.tune import add_parser as add_tune_parser
 
     add_tune_parser(sub)
+    from shelfwise.cli.train import add_parser as add_train_parser
+
+    add_train_parser(sub)
     from shelfwise.cli.keys import add_parser as add_keys_parser
 
     add_keys_parser(sub)

@@ -49,9 +49,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from shelfwise.evaluation.runner import evaluate
     from shelfwise.recommenders import available
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not models:
-        raise ConfigError("--models: give at least one model, e.g. --models popularity,itemknn")
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    if not models and not args.model_dir:
+        raise ConfigError(
+            "--models: give at least one model, e.g. --models popularity,itemknn "
+            "(or --model-dir DIR for a saved one)"
+        )
     unknown = [m for m in models if m not in available()]
     if unknown:
         raise ConfigError(
@@ -79,6 +82,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         data, models, k=args.k, params=params, sampled=args.sampled, seed=args.seed,
         progress=log.info,
     )  # fmt: skip
+    if args.model_dir:
+        from shelfwise.cli.train import evaluate_saved
+
+        runs.update(evaluate_saved(args.model_dir, data, args.k, args.sampled, args.seed, runs))
     extra: dict[str, Any] = {"seed": args.seed, "binary": args.binary, "params": params}
     if args.sampled:
         extra["sampled"] = args.sampled
@@ -107,8 +114,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         required=True,
         help="a dataset name (see `shelfwise datasets`), 'demo', or a .duckdb store file",
     )
+    p.add_argument("--models", help="comma-separated registered models, e.g. popularity,ease")
     p.add_argument(
-        "--models", required=True, help="comma-separated registered models, e.g. popularity,ease"
+        "--model-dir",
+        action="append",
+        metavar="DIR",
+        help="also score a saved model (a `shelfwise train --out` folder or its model/) "
+        "without refitting; same dataset and protocol as it was trained on (repeatable)",
     )
     p.add_argument(
         "--protocol",

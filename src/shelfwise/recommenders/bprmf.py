@@ -21,7 +21,10 @@ A row whose training user index is given in `users` is scored with the learned u
 vector. Any other row (a new user, or `users` omitted) is folded in by the least-squares
 projection of its history onto the item factors, x = (Q^T Q + fold_in_l2 I)^-1 Q^T h, and
 scored Q x without the item bias (the projection lives on the 0/1 scale of h; the same
-fold-in as the `bpr` model, see `shelfwise.recommenders.bpr`).
+fold-in as the `bpr` model, see `shelfwise.recommenders.bpr`). The default ridge is large:
+as it grows, x tends to Q^T h / fold_in_l2, i.e. items are ranked by the factor-space
+similarity of the history's items, which on MovieLens-100K (holdout, precision@10) gives
+0.35 against 0.20 at fold_in_l2=10, where the projection overfits the 0/1 history.
 """
 
 from __future__ import annotations
@@ -53,14 +56,18 @@ from shelfwise.types import Results
 
 class BPRMFConfig(TorchModelConfig):
     """Factors, per-example L2 (`reg`), negatives per positive, item bias, dropout and the
-    fold-in ridge, plus every training option (defaults tuned on MovieLens-100K)."""
+    fold-in ridge, plus every training option (defaults tuned on MovieLens-100K).
+
+    `threads` defaults to 1: the batches are small matrix products, for which torch's
+    thread pool costs more than it gains (and much more on a busy machine).
+    """
 
     factors: int = Field(default=64, ge=1)
-    reg: float = Field(default=1e-3, ge=0.0)
+    reg: float = Field(default=1e-2, ge=0.0)
     neg_samples: int = Field(default=1, ge=1)
     item_bias: bool = True
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    fold_in_l2: float = Field(default=10.0, gt=0.0)
+    fold_in_l2: float = Field(default=1e4, gt=0.0)
     optimizer: OptimizerName = "adam"
     lr: float = Field(default=5e-3, gt=0.0)
     epochs: int = Field(default=60, ge=1)
@@ -69,6 +76,7 @@ class BPRMFConfig(TorchModelConfig):
     init: InitName = "normal"
     init_std: float = Field(default=0.1, gt=0.0)
     schedule: ScheduleName = "constant"
+    threads: int = Field(default=1, ge=0)
 
     @classmethod
     def search_space(cls, trial: Any) -> BPRMFConfig:
