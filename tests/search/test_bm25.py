@@ -73,3 +73,179 @@ def test_stemming_matches_plural_and_units(tmp_path):
 def test_mismatched_field_lengths_rejected():
     with pytest.raises(DataError, match="one text per document"):
         BM25Index().index({"title": ["a", "b"], "brand": ["x"]})
+
+
+# -- oracle comparisons ----------------------------------------------------------------
+
+ORACLE_DOCS = [
+    "stainless steel chef knife with wooden handle",
+    "ceramic chef knife set of three knives",
+    "wooden cutting board for the kitchen",
+    "bamboo cutting board large",
+    "electric kettle stainless steel 1.7 l",
+    "glass kettle with blue light",
+    "espresso coffee machine stainless steel",
+    "coffee grinder with ceramic burr",
+    "french press coffee maker glass",
+    "cast iron skillet pre seasoned",
+    "non stick frying pan with glass lid",
+    "steel frying pan for induction hobs",
+    "kitchen knife sharpener with steel rod",
+    "coffee beans dark roast",
+    "green tea bags organic",
+]
+ORACLE_QUERIES = [
+    "steel knife",
+    "coffee",
+    "glass kettle",
+    "cutting board wooden",
+    "frying pan steel glass",
+    "ceramic coffee grinder",
+    "tea",
+    "kitchen steel steel",
+]
+
+
+def _tokens(texts):
+    a = Analyzer()
+    return [a.terms(t) for t in texts]
+
+
+def test_top10_matches_bm25s_lucene():
+    bm25s = pytest.importorskip("bm25s")
+    tokens = _tokens(ORACLE_DOCS)
+    ours = BM25Index(BM25Config(k1=1.2, b=0.75, fields={"text": 1.0})).index_terms({"text": tokens})
+    ref = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
+    ref.index(tokens, show_progress=False)
+    for query in ORACLE_QUERIES:
+        q = [t for t in Analyzer().terms(query) if t in ours.vocab]
+        mine = ours.retrieve_many([[ours.vocab[t] for t in q]], k=10)[0]
+        docs, scores = ref.retrieve([q], k=10, show_progress=False)
+        keep = scores[0] > 0
+        np.testing.assert_allclose(mine.scores, scores[0][keep], atol=1e-4)
+        # no ties in this corpus except equal scores, which must then be equal sets
+        assert sorted(mine.ids.tolist()) == sorted(docs[0][keep].tolist())
+        assert mine.ids.tolist() == ours.retrieve(query, k=10).ids.tolist()
+        full = ref.get_scores(q)
+        np.testing.assert_allclose(ours.score(query), full, atol=1e-4)
+
+
+def test_robertson_variant_matches_rank_bm25_okapi_times_k1_plus_1():
+    rank_bm25 = pytest.importorskip("rank_bm25")
+    tokens = _tokens(ORACLE_DOCS)
+    ours = BM25Index(BM25Config(k1=1.5, b=0.75, fields={"text": 1.0}, idf="robertson")).index_terms(
+        {"text": tokens}
+    )
+    okapi = rank_bm25.BM25Okapi(tokens, k1=1.5, b=0.75, epsilon=0.0)
+    for query in ORACLE_QUERIES:
+        q = Analyzer().terms(query)
+        np.testing.assert_allclose(ours.score(query) * 2.5, okapi.get_scores(q), atol=1e-4)
+
+
+# -- incremental updates ----------------------------------------------------------------
+
+FIELDS = {"title": 2.0, "brand": 1.0}
+TITLES = [f"{c} {n}" for c in ("red", "blue", "green") for n in ("mug", "kettle", "teapot")]
+BRANDS = ["Acme", "Bolt", "Cora"] * 3
+
+
+def _fresh(titles, brands):
+    return BM25Index(BM25Config(fields=FIELDS)).index({"title": titles, "brand": brands})
+
+
+def test_upsert_makes_new_item_searchable_and_merge_equals_rebuild():
+    index = _fresh(TITLES, BRANDS)
+    index.upsert([9], {"title": ["yellow teapot"], "brand": ["Dune"]})
+    assert index.delta_rows == 1 and index.n_docs == 10
+    assert index.retrieve("yellow", k=5).ids.tolist() == [9]
+    assert 9 in index.retrieve("teapot", k=10).ids.tolist()
+    index.merge()
+    assert index.delta_rows == 0
+    rebuilt = _fresh([*TITLES, "yellow teapot"], [*BRANDS, "Dune"])
+    for q in ["teapot", "yellow", "red mug", "acme kettle"]:
+        np.testing.assert_allclose(index.score(q), rebuilt.score(q), rtol=1e-6)
+
+
+def test_update_replaces_old_text_and_delete_removes():
+    index = _fresh(TITLES, BRANDS)
+    assert 0 in index.retrieve("red mug", k=3).ids.tolist()
+    index.upsert([0], {"title": ["purple bowl"], "brand": ["Acme"]})
+    assert 0 not in index.retrieve("mug", k=10).ids.tolist()
+    assert index.retrieve("purple", k=3).ids.tolist() == [0]
+    index.delete([4])  # blue kettle
+    assert 4 not in index.retrieve("blue kettle", k=10).ids.tolist()
+    assert index.n_alive == 8 and index.n_docs == 9
+    # deleting an upserted (delta) row works too
+    index.delete([0])
+    assert len(index.retrieve("purple", k=3)) == 0
+    index.merge()
+    rebuilt = _fresh(["", *TITLES[1:4], "", *TITLES[5:]], ["", *BRANDS[1:4], "", *BRANDS[5:]])
+    alive = index.alive
+    for q in ["kettle", "green teapot", "bolt"]:
+        got = index.score(q)
+        # corpus statistics count live documents only
+        assert got[~alive].sum() == 0
+        expected = (
+            BM25Index(BM25Config(fields=FIELDS))
+            .index(
+                {
+                    "title": [t for t, a in zip(["", *TITLES[1:]], alive, strict=True) if a],
+                    "brand": [b for b, a in zip(["", *BRANDS[1:]], alive, strict=True) if a],
+                }
+            )
+            .score(q)
+        )
+        np.testing.assert_allclose(got[alive], expected, rtol=1e-6)
+    assert rebuilt.n_docs == 9
+
+
+def test_delta_uses_live_statistics_and_auto_merges():
+    cfg = BM25Config(fields=FIELDS, merge_min_rows=2, merge_ratio=0.01)
+    index = BM25Index(cfg).index({"title": TITLES, "brand": BRANDS})
+    index.upsert([9, 10], {"title": ["a mug", "b mug"], "brand": ["x", "y"]})
+    assert index.delta_rows == 2
+    index.upsert([11], {"title": ["c mug"], "brand": ["z"]})
+    assert index.delta_rows == 0  # 3 > merge_min_rows: merged
+    assert set(index.retrieve("mug", k=10).ids.tolist()) == {0, 3, 6, 9, 10, 11}
+
+
+def test_bad_updates_are_rejected_without_change():
+    index = _fresh(TITLES, BRANDS)
+    before = index.score("mug").copy()
+    with pytest.raises(DataError, match="continue"):
+        index.upsert([20], {"title": ["gap"], "brand": ["x"]})
+    with pytest.raises(DataError, match="rows"):
+        index.upsert([1, 2], {"title": ["one"], "brand": ["x"]})
+    with pytest.raises(DataError, match="not in the index"):
+        index.delete([99])
+    with pytest.raises(DataError, match="not in the BM25 config"):
+        index.upsert([0], {"colour": ["red"]})
+    np.testing.assert_array_equal(index.score("mug"), before)
+
+
+def test_save_load_after_updates(tmp_path):
+    index = _fresh(TITLES, BRANDS)
+    index.upsert([9], {"title": ["yellow teapot"], "brand": ["Dune"]})
+    index.delete([1])
+    index.save(tmp_path / "idx")
+    loaded = BM25Index.load(tmp_path / "idx")
+    for q in ["teapot", "yellow", "kettle", "acme"]:
+        np.testing.assert_array_equal(loaded.score(q), index.score(q))
+    loaded.upsert([10], {"title": ["orange mug"], "brand": ["Eko"]})
+    assert loaded.retrieve("orange", k=1).ids.tolist() == [10]
+    assert loaded.surface_term["teapot"] == "teapot"
+
+
+def test_groups_take_the_best_alternative_and_field_scores():
+    index = _fresh(TITLES, BRANDS)
+    mug, kettle = index.vocab["mug"], index.vocab["kettl"]
+    both = index.score_groups([[[(mug, 1.0)], [(kettle, 0.5)]]])
+    np.testing.assert_allclose(both[[0, 3, 6]], index.score("mug")[[0, 3, 6]], rtol=1e-6)
+    np.testing.assert_allclose(both[[1, 4, 7]], 0.5 * index.score("kettle")[[1, 4, 7]], rtol=1e-6)
+    scores, masks = index.score_and_match([[[(mug, 1.0)]], [[(index.vocab["red"], 1.0)]]])
+    assert np.flatnonzero(masks[0] & masks[1]).tolist() == [0]
+    fs = index.field_scores([index.vocab["acm"], mug], np.array([0, 1, 4]))
+    assert fs.shape == (3, 2)
+    assert fs[0, 0] > 0 and fs[0, 1] > 0  # "red mug" by Acme: title and brand
+    assert fs[1, 0] == 0 and fs[1, 1] == 0  # "red kettle" by Bolt
+    assert fs[2, 1] == 0 and fs[2, 0] == 0  # "blue kettle" by Bolt

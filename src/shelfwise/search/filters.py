@@ -315,7 +315,7 @@ class FilterIndex:
         key = _norm(CATEGORY_SEPARATOR.join(p.strip() for p in path.split(">") if p.strip()))
         codes = self._subtree.get(key)
         if codes is None:
-            sub = key + _norm(CATEGORY_SEPARATOR)
+            sub = key + CATEGORY_SEPARATOR.casefold()
             codes = np.asarray(
                 [
                     c

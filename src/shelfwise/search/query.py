@@ -148,8 +148,20 @@ class QueryParser:
             best_terms.append(best)
             if not alts:
                 parsed.unknown.append(surface)
-        # synonyms, matched on the corrected terms
-        matches = self.synonyms.match([t or "" for t in best_terms], analyzer)
+        # synonyms: on the terms as typed, then on the corrected terms where nothing matched
+        raw_terms = [t for _, t in pairs]
+        matches = self.synonyms.match(raw_terms, analyzer)
+        covered = {i for m in matches for i in range(m.start, m.end)}
+        for m in self.synonyms.match([t or "" for t in best_terms], analyzer):
+            if not covered.intersection(range(m.start, m.end)):
+                matches.append(m)
+        for m in matches:
+            if m.end - m.start == 1 and raw_terms[m.start] == m.phrase[0]:
+                i = m.start
+                if raw_terms[i] not in self.index.vocab and per_word[i]:
+                    # a synonym rule knows the word: typo guesses would only add noise
+                    per_word[i] = []
+                    parsed.corrected.pop(parsed.tokens[i], None)
         replaced: dict[int, tuple[int, list[list[tuple[int, float]]], str]] = {}
         vocab = self.index.vocab
         w = self.options.synonym_weight

@@ -96,7 +96,9 @@ class SearchConfig(BaseModel):
     synonyms_file: str | None = None
     matching: Literal["all", "last", "any"] = "last"
     """`all`: every query word must match; `last`: like all, but drop words from the end
-    while nothing matches (Meilisearch's default); `any`: any word (plain BM25)."""
+    while nothing matches (Meilisearch's default); `any`: any word (plain BM25). Words the
+    catalog does not know at all (no exact, typo, prefix or synonym match) are ignored and
+    reported in `query_info["unknown"]`."""
     dense_depth: int = Field(default=100, ge=1, le=10_000)
     rerank_depth: int = Field(default=100, ge=1, le=10_000)
     popularity: dict[str, float] = Field(
