@@ -242,7 +242,7 @@ def test_groups_take_the_best_alternative_and_field_scores():
     both = index.score_groups([[[(mug, 1.0)], [(kettle, 0.5)]]])
     np.testing.assert_allclose(both[[0, 3, 6]], index.score("mug")[[0, 3, 6]], rtol=1e-6)
     np.testing.assert_allclose(both[[1, 4, 7]], 0.5 * index.score("kettle")[[1, 4, 7]], rtol=1e-6)
-    scores, masks = index.score_and_match([[[(mug, 1.0)]], [[(index.vocab["red"], 1.0)]]])
+    _, masks = index.score_and_match([[[(mug, 1.0)]], [[(index.vocab["red"], 1.0)]]])
     assert np.flatnonzero(masks[0] & masks[1]).tolist() == [0]
     fs = index.field_scores([index.vocab["acm"], mug], np.array([0, 1, 4]))
     assert fs.shape == (3, 2)
