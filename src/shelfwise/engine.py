@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from shelfwise import __version__
 from shelfwise.data.matrix import InteractionWeights, build_interactions
+from shelfwise.data.schemas import CATEGORY_SEPARATOR, normalise_category
 from shelfwise.data.vocab import Vocabulary
-from shelfwise.errors import ConfigError, DataError, ShelfwiseError
+from shelfwise.errors import ConfigError, DataError, ShelfwiseError, UnknownIdError
 from shelfwise.recommenders import Recommender, create, load_model
+from shelfwise.recommenders.sequential import OrderedInteractions, Sequences
+from shelfwise.recommenders.trending import Trending
 from shelfwise.search.bm25 import BM25Index
 from shelfwise.store import Store
 from shelfwise.types import Results, top_k
@@ -32,9 +38,22 @@ log = logging.getLogger(__name__)
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     "popularity": {},
     "itemknn": {"neighbors": 100, "shrink": 10.0},
+    # serving fallbacks: trending per category, and content vectors for cold-start items
+    "trending": {"half_life_days": 7.0},
+    "tfidf": {},
 }
 DEFAULT_RECOMMENDER = "itemknn"
 HISTORY_LIMIT = 200
+# Serving: a session ends after 30 quiet minutes; its latest SESSION_ITEMS items drive the
+# session step. Items added after training join personalised lists when their content
+# cosine with the user's profile reaches COLD_MIN_SIMILARITY; content similarity counts
+# CONTENT_WEIGHT against collaborative similarity in the session step.
+SESSION_GAP = timedelta(minutes=30)
+SESSION_ITEMS = 10
+COLD_MIN_SIMILARITY = 0.05
+CONTENT_WEIGHT = 0.3
+BASKET_TYPES = ("add_to_cart", "purchase")
+COPURCHASE_SHRINK = 2.0
 SEARCH_FIELDS = ("title", "brand", "category", "description")
 
 
@@ -88,13 +107,27 @@ def _catalog_frame(store: Store, interaction_items: np.ndarray) -> pd.DataFrame:
     return items.reset_index(drop=True)
 
 
+def _weighted_events(events: pd.DataFrame, weights: InteractionWeights) -> pd.DataFrame:
+    """The item events that count under `weights` (types weighing 0 are left out)."""
+    events = events[events["item_id"].notna()]
+    if "type" in events.columns:
+        counts = events["type"].map(lambda t: weights.weight_of(str(t)) > 0).astype(bool)
+        events = events[counts.to_numpy()]
+    return events
+
+
 def build_bundle(
     store: Store,
     directory: Path,
     models: dict[str, dict[str, Any]] | None = None,
     weights: InteractionWeights | None = None,
+    activate: bool = True,
 ) -> Bundle:
-    """Train the models and build the search index from the store; save under `directory`."""
+    """Train the models and build the search index from the store; save under `directory`.
+
+    With `activate` the `CURRENT` pointer names the new bundle (what `ensure_bundle` and a
+    restarted server load); without, it is only written (the API's train job can build one
+    while another is served)."""
     started = time.perf_counter()
     models = models or DEFAULT_MODELS
     weights = weights or InteractionWeights()
@@ -110,9 +143,19 @@ def build_bundle(
     )
     fitted: dict[str, Recommender] = {}
     timings: dict[str, float] = {}
+    ordered: OrderedInteractions | None = None
     for name, params in models.items():
         t0 = time.perf_counter()
-        fitted[name] = create(name, **params).fit(data, items)
+        model = create(name, **params)
+        if model.sequential and ordered is None:
+            frame = _weighted_events(interactions, weights)
+            ordered = OrderedInteractions(
+                data.matrix, Sequences.from_frame(frame, data.users, data.items, drop_unknown=True)
+            )
+        if isinstance(model, Trending):  # decays by event age, so it reads the events
+            fitted[name] = model.fit_events(interactions, item_vocab, items, weights)
+        else:
+            fitted[name] = model.fit(ordered if model.sequential else data, items)
         timings[name] = round(time.perf_counter() - t0, 3)
         log.info("trained %s in %.2fs", name, timings[name])
     t0 = time.perf_counter()
@@ -145,7 +188,8 @@ def build_bundle(
         "seconds": {**timings, "total": round(time.perf_counter() - started, 3)},
     }
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    (directory / "CURRENT").write_text(version)
+    if activate:
+        (directory / "CURRENT").write_text(version)
     return Bundle(target, manifest, items, item_vocab, fitted, index, weights)
 
 
@@ -184,27 +228,427 @@ def ensure_bundle(store: Store, root: Path, rebuild: bool = False) -> tuple[Bund
     return build_bundle(store, root), True
 
 
-class Engine:
-    """Answers search and recommendation requests from a bundle plus the live store."""
+@dataclass(frozen=True)
+class RecContext:
+    """Where a recommendation is shown: page type, the item on the page, a category, the
+    browser session. Every field is optional."""
 
-    def __init__(self, store: Store, bundle: Bundle) -> None:
+    page_type: str | None = None
+    item_id: str | None = None
+    category: str | None = None
+    session_id: str | None = None
+
+
+@dataclass
+class Recommendation:
+    """An answer: the first fallback step that contributed, the items (each naming its
+    `source` step) and the model bundle version."""
+
+    strategy: str
+    items: list[dict[str, Any]]
+    model_version: str
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    """The live catalog: the bundle's items plus items added since, as column arrays.
+
+    Immutable: a catalog change builds a new one and swaps the reference, so readers on
+    other threads always see a consistent snapshot.
+    """
+
+    frame: pd.DataFrame
+    vocab: Vocabulary
+    servable: np.ndarray
+    item_id: np.ndarray
+    title: np.ndarray
+    category: np.ndarray
+    brand: np.ndarray
+    price: np.ndarray
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, servable: np.ndarray | None = None) -> _Catalog:
+        frame = frame.reset_index(drop=True)
+        titles = frame["title"].to_numpy(dtype=object)
+        ok = pd.notna(titles)
+        if servable is not None:
+            ok &= servable
+        if "in_stock" in frame.columns:
+            ok &= frame["in_stock"].fillna(True).to_numpy(dtype=bool)
+
+        def text(column: str) -> np.ndarray:
+            values = frame[column].to_numpy(dtype=object) if column in frame else None
+            if values is None:
+                return np.full(len(frame), "", dtype=object)
+            return np.where(pd.isna(values), "", values).astype(object)
+
+        price = (
+            pd.to_numeric(frame["price"], errors="coerce").to_numpy(dtype=np.float64)
+            if "price" in frame.columns
+            else np.full(len(frame), np.nan)
+        )
+        return cls(
+            frame=frame,
+            vocab=Vocabulary(frame["item_id"].astype(str).tolist(), name="item_id"),
+            servable=np.asarray(ok, dtype=bool),
+            item_id=frame["item_id"].astype(str).to_numpy(dtype=object),
+            title=titles,
+            category=text("category"),
+            brand=text("brand"),
+            price=price,
+        )
+
+    def __len__(self) -> int:
+        return len(self.item_id)
+
+    def in_category(self, category: str) -> np.ndarray:
+        """Mask of the items in `category` or below it."""
+        prefix = category + CATEGORY_SEPARATOR
+        cats = self.category
+        return np.fromiter(
+            (c == category or c.startswith(prefix) for c in cats), dtype=bool, count=len(cats)
+        )
+
+    def describe(self, idx: int, score: float, source: str) -> dict[str, Any]:
+        price = self.price[idx]
+        return {
+            "item_id": self.item_id[idx],
+            "title": self.title[idx],
+            "category": self.category[idx] or None,
+            "brand": self.brand[idx] or None,
+            "price": None if np.isnan(price) else float(price),
+            "score": round(float(score), 6),
+            "source": source,
+        }
+
+
+class _Picker:
+    """Fills up to k slots from successive fallback steps, never repeating an item."""
+
+    def __init__(self, catalog: _Catalog, k: int, blocked: np.ndarray) -> None:
+        self.catalog = catalog
+        self.k = k
+        self.allowed = catalog.servable & ~blocked
+        self.items: list[dict[str, Any]] = []
+        self.strategy = ""
+
+    @property
+    def full(self) -> bool:
+        return len(self.items) >= self.k
+
+    def take(self, scores: np.ndarray, source: str, positive_only: bool = True) -> None:
+        """Add the best allowed items of `scores` (padded/truncated to the catalog size)."""
+        if self.full:
+            return
+        n = len(self.catalog)
+        full = np.full(n, -np.inf, dtype=np.float64)
+        m = min(n, scores.shape[0])
+        full[:m] = scores[:m]
+        ok = self.allowed & np.isfinite(full)
+        if positive_only:
+            ok &= full > 0
+        full[~ok] = -np.inf
+        res = top_k(full, self.k - len(self.items))
+        added = False
+        for idx, score in zip(res.ids.tolist(), res.scores.tolist(), strict=True):
+            if not np.isfinite(score):
+                continue
+            self.items.append(self.catalog.describe(idx, score, source))
+            self.allowed[idx] = False
+            added = True
+        if added and not self.strategy:
+            self.strategy = source
+
+
+def _normalised(scores: np.ndarray) -> np.ndarray:
+    top = float(np.max(scores)) if scores.size else 0.0
+    return scores / top if top > 0 else scores
+
+
+class AlignedModel:
+    """A recommender scored in the live catalog's index space.
+
+    A bundle model shares the bundle's item indices (`items=None`): catalog items past its
+    `n_items` (added after training) are unknown to it. A model trained elsewhere (a tuned
+    version from the `ModelStore`) brings its own item vocabulary; its indices are mapped
+    to the catalog's by id, and catalog items it never saw are unknown to it.
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        items: Vocabulary | None = None,
+        catalog: Vocabulary | None = None,
+        label: str | None = None,
+    ) -> None:
+        self.model = model
+        self.name = model.name
+        self.label = label or model.name
+        self.sequential = bool(getattr(model, "sequential", False))
+        self.to_model: np.ndarray | None = None
+        if items is not None:
+            if catalog is None:
+                raise ValueError("a model with its own item vocabulary needs the catalog's")
+            if len(items) != model.n_items:
+                raise ConfigError(
+                    f"{self.label}: the saved item vocabulary has {len(items):,} ids but the "
+                    f"model {model.n_items:,} items"
+                )
+            self.to_model = np.asarray(items.encode(catalog.ids, unknown="minus_one"))
+            if not (self.to_model >= 0).any():
+                raise ConfigError(
+                    f"{self.label} shares no item with the served catalog; train it on this "
+                    "store's data"
+                )
+
+    def known(self, n: int) -> np.ndarray:
+        """Mask over the first n catalog items: those the model can score."""
+        mask = np.zeros(n, dtype=bool)
+        if self.to_model is None:
+            mask[: min(n, self.model.n_items)] = True
+        else:
+            m = min(n, len(self.to_model))
+            mask[:m] = self.to_model[:m] >= 0
+        return mask
+
+    def _to_model(self, idx: np.ndarray) -> np.ndarray:
+        if self.to_model is None:
+            return np.where(idx < self.model.n_items, idx, -1)
+        inside = idx < len(self.to_model)
+        out = np.full(idx.shape, -1, dtype=np.int64)
+        out[inside] = self.to_model[idx[inside]]
+        return out
+
+    def scores(
+        self, history: np.ndarray, weights: np.ndarray, sequence: np.ndarray, n: int
+    ) -> np.ndarray:
+        """Scores over the first n catalog items, scaled to 0..1 (0 where unknown)."""
+        model = self.model
+        if self.sequential:
+            seq = self._to_model(sequence)
+            seq = seq[seq >= 0]
+            if not seq.size:
+                return np.zeros(n)
+            logits = np.asarray(model.score_sequences([seq])[0], dtype=np.float64)
+            raw = np.zeros_like(logits)
+            finite = np.isfinite(logits)
+            if finite.any():  # softmax-like: positive, the best scoring 1
+                raw[finite] = np.exp(logits[finite] - logits[finite].max())
+        else:
+            hist = self._to_model(history)
+            keep = hist >= 0
+            if not keep.any() or model.name == "popularity":
+                return np.zeros(n)
+            row = model.history_matrix(hist[keep], weights[keep])
+            raw = _normalised(np.maximum(np.asarray(model.score(row)[0], np.float64), 0))
+        out = np.zeros(n)
+        if self.to_model is None:
+            m = min(n, len(raw))
+            out[:m] = raw[:m]
+        else:
+            m = min(n, len(self.to_model))
+            mapped = self.to_model[:m]
+            ok = mapped >= 0
+            out[:m][ok] = raw[mapped[ok]]
+        return out
+
+
+class Engine:
+    """Answers search and recommendation requests from a bundle plus the live store.
+
+    Every recommendation request walks the fallback chain until k items are found:
+    personalised (the chosen model on the user's history, plus content-based scores for
+    items added since the bundle was built) -> session (items similar to what the user viewed
+    in the current session and to the page's item) -> trending in the context's category
+    (given, or the page item's, or the user's latest) -> globally popular. Each item names
+    the step that produced it. Histories are read from the store at request time, so an
+    acknowledged event changes the next answer without retraining.
+
+    The catalog is live: `apply_items` / `remove_item` make a new or changed item servable
+    at once, content-based (the bundle's content model vectorises new items with
+    `add_items`) and in search (through the registered catalog listeners).
+    """
+
+    def __init__(self, store: Store, bundle: Bundle, sync: bool = True) -> None:
         self.store = store
+        self._lock = threading.RLock()
+        self._erase_listeners: list[Callable[[str], None]] = []
+        self._catalog_listeners: list[Callable[[pd.DataFrame, list[str]], None]] = []
+        self._copurchase: tuple[sp.csr_matrix, np.ndarray] | None = None
+        self._serving: tuple[Recommender, Vocabulary | None, str] | None = None
+        self._serving_aligned: AlignedModel | None = None
         self.bundle = bundle
-        self._servable = bundle.items["title"].notna().to_numpy()
+        self._catalog = _Catalog.build(bundle.items)
+        if sync:
+            self.sync_catalog()
+
+    # -- bundle and catalog -----------------------------------------------------------------
+    @property
+    def model_version(self) -> str:
+        """The active bundle's version."""
+        return str(self.bundle.manifest.get("version", ""))
+
+    @property
+    def catalog(self) -> _Catalog:
+        """The live catalog snapshot."""
+        return self._catalog
+
+    @property
+    def _servable(self) -> np.ndarray:
+        return self._catalog.servable
 
     def _unservable(self) -> np.ndarray:
-        return np.flatnonzero(~self._servable)
+        return np.flatnonzero(~self._catalog.servable)
 
-    def user_history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """The user's latest interactions, read from the store now: (item indices, weights)."""
-        events = self.store.events(user_id=user_id, limit=HISTORY_LIMIT, newest_first=True)
+    def content_model(self) -> Any | None:
+        """The bundle's content-based model (it can vectorise new items), if any."""
+        for model in self.bundle.models.values():
+            if hasattr(model, "add_items") and hasattr(model, "vectors"):
+                return model
+        return None
+
+    def activate(self, bundle: Bundle) -> None:
+        """Serve another bundle from now on (hot swap); the live catalog is re-synced."""
+        with self._lock:
+            self.bundle = bundle
+            self._catalog = _Catalog.build(bundle.items)
+            self._copurchase = None
+            self.sync_catalog()
+            if self._serving is not None:
+                self.set_serving_model(*self._serving)
+
+    def set_serving_model(
+        self, model: Recommender | None, items: Vocabulary | None = None, label: str = ""
+    ) -> None:
+        """Personalise with `model` (trained on `items`, e.g. a tuned version) instead of the
+        bundle's default; None goes back to the default. `ConfigError` if it cannot be
+        aligned with the catalog."""
+        with self._lock:
+            if model is None:
+                self._serving, self._serving_aligned = None, None
+                return
+            aligned = AlignedModel(model, items, self._catalog.vocab, label or model.name)
+            self._serving, self._serving_aligned = (model, items, aligned.label), aligned
+
+    def serving_model(self, name: str | None = None) -> Recommender | AlignedModel:
+        """The model a personalised request uses: `name` from the bundle, else the serving
+        model set by `set_serving_model`, else the bundle's default."""
+        if name is None and self._serving_aligned is not None:
+            return self._serving_aligned
+        return self._model(name or DEFAULT_RECOMMENDER)
+
+    @property
+    def serving_label(self) -> str:
+        """Name of the model personalised requests use by default."""
+        aligned = self._serving_aligned
+        return aligned.label if aligned is not None else DEFAULT_RECOMMENDER
+
+    def sync_catalog(self) -> None:
+        """Apply store items the bundle does not know (added after it was built) and hide
+        bundle items the store no longer has."""
+        with self._lock:
+            stored = self.store.items()
+            known = set(self._catalog.item_id.tolist())
+            new = stored[~stored["item_id"].isin(known)]
+            if len(new):
+                self.apply_items(new, notify=False)
+            gone = ~pd.Series(self._catalog.item_id).isin(set(stored["item_id"])).to_numpy()
+            if gone.any():
+                servable = self._catalog.servable & ~gone
+                self._catalog = _Catalog.build(self._catalog.frame, servable)
+
+    def add_catalog_listener(self, listener: Callable[[pd.DataFrame, list[str]], None]) -> None:
+        """Call `listener(upserted_items, deleted_ids)` after every catalog change."""
+        self._catalog_listeners.append(listener)
+
+    def add_erase_listener(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(user_id)` after a user is erased (to drop caches)."""
+        self._erase_listeners.append(listener)
+
+    def apply_items(self, items: pd.DataFrame, notify: bool = True) -> list[str]:
+        """Make upserted catalog rows servable now (the store must already hold them).
+
+        New items get the next indices and a content vector; changed items get their new
+        fields (their content vector is refreshed by the next bundle build). Returns the
+        ids of the new items.
+        """
+        if items.empty:
+            return []
+        with self._lock:
+            cat = self._catalog
+            frame = items.drop_duplicates("item_id", keep="last").reset_index(drop=True)
+            ids = frame["item_id"].astype(str)
+            known = ids.isin(set(cat.item_id.tolist())).to_numpy()
+            merged = cat.frame.copy()
+            servable = cat.servable.copy()
+            if known.any():
+                changed = frame[known].set_index("item_id")
+                positions = cat.vocab.encode(changed.index.to_numpy(), unknown="minus_one")
+                for column in changed.columns.intersection(merged.columns):
+                    merged.loc[positions, column] = changed[column].to_numpy()
+                servable[positions] = True
+            new = frame[~known]
+            if len(new):
+                content = self.content_model()
+                if content is not None and content.n_items == len(cat):
+                    content.add_items(new.reset_index(drop=True))
+                merged = pd.concat([merged, new], ignore_index=True)
+                servable = np.concatenate([servable, np.ones(len(new), dtype=bool)])
+            self._catalog = _Catalog.build(merged, servable)
+            self._copurchase = None if len(new) else self._copurchase
+        if notify:
+            for listener in self._catalog_listeners:
+                listener(frame, [])
+        return new["item_id"].astype(str).tolist()
+
+    def remove_item(self, item_id: str) -> bool:
+        """Stop serving an item (after the store deleted it); False if it was not served."""
+        with self._lock:
+            cat = self._catalog
+            idx = self.item_index(item_id)
+            if idx is None or not cat.servable[idx]:
+                return False
+            servable = cat.servable.copy()
+            servable[idx] = False
+            self._catalog = _Catalog.build(cat.frame, servable)
+        for listener in self._catalog_listeners:
+            listener(cat.frame.iloc[0:0], [item_id])
+        return True
+
+    def item_index(self, item_id: str) -> int | None:
+        """The live index of an item id, or None."""
+        idx = self._catalog.vocab.encode([item_id], unknown="minus_one")
+        return int(idx[0]) if idx[0] >= 0 else None
+
+    def _known_item(self, item_id: str) -> int:
+        idx = self.item_index(item_id)
+        if idx is None or not self._catalog.servable[idx]:
+            raise UnknownIdError(f"no item with item_id '{item_id}' in the catalog")
+        return idx
+
+    # -- users --------------------------------------------------------------------------------
+    def erase_user(self, user_id: str) -> dict[str, int]:
+        """Right to be forgotten: delete the user's events and profile, drop every cache."""
+        counts = self.store.erase_user(user_id)
+        with self._lock:
+            self._copurchase = None  # baskets counted the user's purchases
+        for listener in self._erase_listeners:
+            listener(user_id)
+        return counts
+
+    def user_events(self, user_id: str) -> pd.DataFrame:
+        """The user's latest events (newest first), read from the store now."""
+        return self.store.events(user_id=user_id, limit=HISTORY_LIMIT, newest_first=True)
+
+    def _history(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(live item indices, weights) of a user's events."""
         events = events[events["item_id"].notna()]
         if events.empty:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         data = build_interactions(
-            events.assign(user_id=user_id),
+            events.assign(user_id="u"),
             weights=self.bundle.weights,
-            items=self.bundle.item_vocab,
+            items=self._catalog.vocab,
             drop_unknown=True,
         )
         row = data.matrix[0] if data.n_users else None
@@ -212,38 +656,274 @@ class Engine:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         return row.indices.astype(np.int64), row.data.astype(np.float32)
 
-    def recommend(
-        self, user_id: str, k: int = 10, model: str | None = None
-    ) -> tuple[str, list[dict[str, Any]]]:
-        """(strategy, items): personalised from the user's history, else popular."""
-        name = model or DEFAULT_RECOMMENDER
+    def user_history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """The user's latest interactions, read from the store now: (item indices, weights)."""
+        return self._history(self.user_events(user_id))
+
+    def user_sequence(self, user_id: str) -> np.ndarray:
+        """The user's latest item events read from the store now, as item indices oldest ->
+        newest (repeats kept, types weighing 0 and unknown items left out): what a
+        sequential model reads, so a new event changes the next answer without retraining."""
+        return self._sequence(self.user_events(user_id))
+
+    def _sequence(self, events: pd.DataFrame) -> np.ndarray:
+        events = _weighted_events(events, self.bundle.weights)
+        if events.empty:
+            return np.empty(0, np.int64)
+        idx = self._catalog.vocab.encode(events["item_id"], unknown="minus_one")
+        idx = idx[::-1]  # the store gave newest first
+        return np.asarray(idx[idx >= 0], dtype=np.int64)
+
+    # -- scoring helpers ---------------------------------------------------------------------
+    def _model(self, name: str) -> Recommender:
         if name not in self.bundle.models:
             raise ConfigError(
                 f"model '{name}' is not in the active bundle; choose one of "
                 f"{', '.join(sorted(self.bundle.models))}"
             )
-        history, weights = self.user_history(user_id)
-        exclude = self._unservable()
-        results: list[dict[str, Any]] = []
-        strategy = name
-        if history.size and name != "popularity":
-            res = self.bundle.models[name].recommend(history, k, weights=weights, exclude=exclude)
-            res = Results(res.ids[res.scores > 0], res.scores[res.scores > 0])
-            results = self.bundle.describe(res)
-        if len(results) < k:
-            popular = self.bundle.models["popularity"].recommend(
-                history, k + len(results), weights=weights, exclude=exclude
+        return self.bundle.models[name]
+
+    def _model_scores(
+        self, model: Recommender, history: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """A history-based model's scores (items it does not know score 0)."""
+        keep = history < model.n_items
+        hist = history[keep]
+        if not hist.size:
+            return np.zeros(0)
+        w = None if weights is None else weights[keep]
+        row = model.history_matrix(hist, w)
+        return np.asarray(model.score(row)[0], dtype=np.float64)
+
+    def _content_scores(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        content = self.content_model()
+        if content is None:
+            return np.zeros(0)
+        return self._model_scores(content, history, weights)
+
+    def _popularity(self) -> np.ndarray:
+        model = self.bundle.models.get("popularity")
+        if model is None:
+            return np.zeros(0)
+        return np.asarray(getattr(model, "popularity", np.zeros(0)), dtype=np.float64)
+
+    def _trend(self) -> np.ndarray:
+        model = self.bundle.models.get("trending")
+        trend = getattr(model, "trend", None)
+        if trend is None or not len(trend):
+            return self._popularity()
+        return np.asarray(trend, dtype=np.float64)
+
+    def _category_scores(self, category: str) -> np.ndarray:
+        """Trending scores of the items in `category` (tiny positive floor: cold items count),
+        -inf outside it."""
+        cat = self._catalog
+        mask = cat.in_category(category)
+        scores = np.full(len(cat), -np.inf)
+        trend = np.zeros(len(cat))
+        base = self._trend()
+        trend[: min(len(base), len(cat))] = base[: len(cat)]
+        scores[mask] = trend[mask] + 1e-9
+        return scores
+
+    def _global_scores(self) -> np.ndarray:
+        cat = self._catalog
+        scores = np.zeros(len(cat))
+        pop = self._popularity()
+        scores[: min(len(pop), len(cat))] = pop[: len(cat)]
+        return scores + 1e-9
+
+    def _personal_scores(
+        self,
+        model: Recommender | AlignedModel,
+        history: np.ndarray,
+        weights: np.ndarray,
+        sequence: np.ndarray,
+    ) -> np.ndarray:
+        """The model's scores for the user scaled to (0, 1], plus content-based scores of
+        the items the model has not seen (added after training)."""
+        n = len(self._catalog)
+        aligned = model if isinstance(model, AlignedModel) else AlignedModel(model)
+        scores = np.zeros(n)
+        raw = aligned.scores(history, weights, sequence, n)
+        scores[: len(raw)] = raw[:n]
+        cold = aligned.known(n)
+        content = self._content_scores(history, weights)
+        if content.size and (~cold).any():
+            m = min(len(content), n)
+            tail = np.where(~cold[:m] & (content[:m] >= COLD_MIN_SIMILARITY), content[:m], 0)
+            scores[:m] = np.where(~cold[:m], tail, scores[:m])
+        return scores
+
+    def _similar_scores(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(collaborative, content) scores of items similar to `items`, each scaled to 0..1."""
+        cf = self.bundle.models.get(DEFAULT_RECOMMENDER)
+        collab = np.zeros(0) if cf is None else self._model_scores(cf, items)
+        return _normalised(np.maximum(collab, 0)), self._content_scores(items)
+
+    def _session_items(self, events: pd.DataFrame, context: RecContext) -> np.ndarray:
+        """Items of the current session: the page's item, then the items of the session named
+        by the context (else the user's latest session; without session ids, the events
+        within SESSION_GAP of one another up to the latest)."""
+        ids: list[str] = []
+        if context.item_id:
+            ids.append(context.item_id)
+        ev = events[events["item_id"].notna()]
+        if len(ev):
+            session = context.session_id
+            if session is None and pd.notna(ev["session_id"].iloc[0]):
+                session = str(ev["session_id"].iloc[0])
+            if session is not None:
+                ev = ev[ev["session_id"] == session]
+            else:
+                ts = pd.to_datetime(ev["timestamp"]).to_numpy()
+                gaps = (ts[:-1] - ts[1:]) > np.timedelta64(int(SESSION_GAP.total_seconds()), "s")
+                cut = int(np.argmax(gaps)) + 1 if gaps.any() else len(ev)
+                ev = ev.iloc[:cut]
+            ids.extend(ev["item_id"].astype(str).head(SESSION_ITEMS).tolist())
+        if not ids:
+            return np.empty(0, np.int64)
+        idx = self._catalog.vocab.encode(ids, unknown="minus_one")
+        return np.asarray(pd.unique(idx[idx >= 0]), dtype=np.int64)
+
+    def _context_category(self, context: RecContext, events: pd.DataFrame) -> str | None:
+        if context.category:
+            return normalise_category(context.category)
+        cat = self._catalog
+        candidates = [context.item_id] if context.item_id else []
+        candidates += events["item_id"].dropna().astype(str).head(20).tolist()
+        for item_id in candidates:
+            idx = self.item_index(item_id)
+            if idx is not None and cat.category[idx]:
+                return str(cat.category[idx])
+        return None
+
+    # -- answers --------------------------------------------------------------------------------
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        model: str | None = None,
+        context: RecContext | None = None,
+        exclude: Sequence[str] = (),
+    ) -> Recommendation:
+        """Up to k items for a user, walking the fallback chain (see the class doc).
+
+        Items the user interacted with, the page's item and `exclude` are never returned.
+        An unknown user is answered from the session, category and popularity steps.
+        """
+        context = context or RecContext()
+        chosen = self.serving_model(model)
+        cat = self._catalog
+        events = self.user_events(user_id)
+        history, weights = self._history(events)
+        blocked = np.zeros(len(cat), dtype=bool)
+        blocked[history] = True
+        for item_id in [*exclude, context.item_id]:
+            idx = self.item_index(item_id) if item_id else None
+            if idx is not None:
+                blocked[idx] = True
+        pick = _Picker(cat, k, blocked)
+        if history.size and chosen.name != "popularity":
+            sequence = self._sequence(events) if getattr(chosen, "sequential", False) else history
+            pick.take(self._personal_scores(chosen, history, weights, sequence), "personalised")
+        if not pick.full:
+            session = self._session_items(events, context)
+            if session.size:
+                collab, content = self._similar_scores(session)
+                scores = np.zeros(len(cat))
+                scores[: len(collab)] += collab[: len(cat)]
+                scores[: len(content)] += CONTENT_WEIGHT * content[: len(cat)]
+                pick.take(scores, "session")
+        if not pick.full:
+            category = self._context_category(context, events)
+            if category:
+                pick.take(self._category_scores(category), "trending")
+        pick.take(self._global_scores(), "popular", positive_only=False)
+        return Recommendation(pick.strategy or "popular", pick.items, self.model_version)
+
+    def similar(self, item_id: str, k: int = 10) -> Recommendation:
+        """Items like `item_id`: collaborative neighbours, then content neighbours, then
+        trending in its category, then popular. `UnknownIdError` for an unknown item."""
+        idx = self._known_item(item_id)
+        cat = self._catalog
+        blocked = np.zeros(len(cat), dtype=bool)
+        blocked[idx] = True
+        pick = _Picker(cat, k, blocked)
+        collab, content = self._similar_scores(np.array([idx]))
+        pick.take(collab, "similar")
+        pick.take(content, "content")
+        if cat.category[idx]:
+            pick.take(self._category_scores(str(cat.category[idx])), "trending")
+        pick.take(self._global_scores(), "popular", positive_only=False)
+        return Recommendation(pick.strategy or "popular", pick.items, self.model_version)
+
+    def copurchase(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        """(items x items co-occurrence counts within baskets, baskets per item).
+
+        A basket is a session's add-to-cart and purchase events (the user's day when the
+        events carry no session id). Built from the store on first use and after a user is
+        erased or the catalog grows.
+        """
+        with self._lock:
+            if self._copurchase is not None:
+                return self._copurchase
+            cat = self._catalog
+            ev = self.store.events(types=list(BASKET_TYPES))
+            ev = ev[ev["item_id"].notna()]
+            idx = cat.vocab.encode(ev["item_id"].astype(str).to_numpy(), unknown="minus_one")
+            day = pd.to_datetime(ev["timestamp"]).dt.strftime("%Y-%m-%d")
+            basket = ev["session_id"].where(ev["session_id"].notna(), ev["user_id"] + "|" + day)
+            keep = idx >= 0
+            codes, _ = pd.factorize(basket[keep])
+            n = len(cat)
+            b = sp.csr_matrix(
+                (np.ones(int(keep.sum()), np.float32), (codes, idx[keep])),
+                shape=(int(codes.max()) + 1 if codes.size else 0, n),
             )
-            seen = {r["item_id"] for r in results}
-            fill = [r for r in self.bundle.describe(popular) if r["item_id"] not in seen]
-            if not results:
-                strategy = "popularity"
-            results.extend(fill[: k - len(results)])
-        return strategy, results
+            b.sum_duplicates()
+            b.data[:] = 1.0
+            co = sp.csr_matrix(b.T @ b)
+            counts = np.asarray(co.diagonal(), dtype=np.float64)
+            co.setdiag(0)
+            co.eliminate_zeros()
+            self._copurchase = (co, counts)
+            return self._copurchase
+
+    def bought_together(self, item_id: str, k: int = 10) -> Recommendation:
+        """Items bought with `item_id` (confidence c_ij / (c_i + shrink) over baskets), then
+        its collaborative neighbours, trending in its category, popular."""
+        idx = self._known_item(item_id)
+        cat = self._catalog
+        co, counts = self.copurchase()
+        scores = np.zeros(len(cat))
+        if idx < co.shape[0]:
+            row = co.getrow(idx)
+            scores[row.indices] = row.data / (counts[idx] + COPURCHASE_SHRINK)
+        blocked = np.zeros(len(cat), dtype=bool)
+        blocked[idx] = True
+        pick = _Picker(cat, k, blocked)
+        pick.take(scores, "bought_together")
+        collab, _ = self._similar_scores(np.array([idx]))
+        pick.take(collab, "similar")
+        if cat.category[idx]:
+            pick.take(self._category_scores(str(cat.category[idx])), "trending")
+        pick.take(self._global_scores(), "popular", positive_only=False)
+        return Recommendation(pick.strategy or "popular", pick.items, self.model_version)
 
     def search(self, query: str, k: int = 10) -> list[dict[str, Any]]:
-        """BM25 results for `query`."""
-        scores = self.bundle.search_index.score(query)
-        scores[~self._servable] = 0.0
+        """BM25 results for `query` over the bundle's index (items added since are not in it:
+        the search service indexes those)."""
+        scores = np.asarray(self.bundle.search_index.score(query), dtype=np.float64)
+        servable = self._catalog.servable[: len(scores)]
+        scores[: len(servable)][~servable] = 0.0
         scores[scores <= 0] = -np.inf
-        return self.bundle.describe(top_k(scores, k))
+        res = top_k(scores, k)
+        cat = self._catalog
+        out = []
+        for i, s in zip(res.ids.tolist(), res.scores.tolist(), strict=True):
+            if np.isfinite(s):
+                row = cat.describe(i, s, "search")
+                row.pop("source")
+                out.append(row)
+        return out

@@ -49,6 +49,47 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     },
     "svd": {"factors": 2},
     "ease": {"l2": 10.0},
+    # sequential models: the contract matrix has no order, so they learn item index order;
+    # BCE with sampled negatives pushes the other group down where CE only saturates
+    "sasrec": {
+        "hidden": 16,
+        "blocks": 1,
+        "dropout": 0.5,
+        "max_len": 10,
+        "epochs": 60,
+        "batch_size": 8,
+        "lr": 0.005,
+        "loss": "bce",
+        "val_fraction": 0.0,
+        "threads": 1,
+    },
+    "gru4rec": {
+        "hidden": 16,
+        "embedding": 16,
+        "dropout_embed": 0.2,
+        "max_len": 10,
+        "epochs": 60,
+        "batch_size": 8,
+        "lr": 0.005,
+        "loss": "bce",
+        "val_fraction": 0.0,
+        "threads": 1,
+    },
+    "caser": {
+        "dim": 8,
+        "window": 3,
+        "targets": 2,
+        "n_vertical": 2,
+        "n_horizontal": 4,
+        "dropout": 0.2,
+        "user_embedding": False,
+        "epochs": 40,
+        "batch_size": 16,
+        "lr": 0.005,
+        "loss": "bce",
+        "val_fraction": 0.0,
+        "threads": 1,
+    },
     "trending": {"by_category": True, "half_life_days": 7.0},
     "lsa": {"n_components": 2},
     "lda": {"n_topics": 2},
@@ -68,6 +109,7 @@ TRAITS: dict[str, Traits] = {
     "popularity": Traits(personalised=False, similar_items=False),
     # personalised through by_category (set in FAST_PARAMS): the groups are categories
     "trending": Traits(similar_items=False),
+    "gru4rec": Traits(similar_items=False),
 }
 
 

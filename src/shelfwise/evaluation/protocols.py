@@ -19,6 +19,11 @@ MovieLens rating as a positive; sequential papers treat every review as one). Wi
 weights, ratings scaled by value). Relevance in validation/test is always binary: an item is
 relevant to a user if the part holds an event of theirs on it, except items the user
 already has in train (a model that excludes seen items could never rank those).
+
+Order. `sequences` holds every user's training events as item indices in time order
+(timestamp, then `seq` or row order), repeats included, and `validation_sequences` the
+validation events likewise: sequential models train on the first and are scored from it
+(the runner passes each test user's sequence along with their training row).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from shelfwise.data.matrix import InteractionWeights, build_interactions
 from shelfwise.data.splits import Split, leave_last_out, random_holdout, temporal_split
 from shelfwise.data.vocab import Vocabulary
 from shelfwise.errors import ConfigError, DataError
+from shelfwise.recommenders.sequential import Sequences
 
 Protocol = Literal["holdout", "temporal", "loo"]
 PROTOCOLS: tuple[str, ...] = ("holdout", "temporal", "loo")
@@ -45,7 +51,9 @@ class ProtocolData:
 
     `train` holds the (weighted or binary) training interactions; `validation` and `test`
     are binary relevance matrices with the user's training items removed. `test_users` are
-    the row indices of users with at least one test item, ascending.
+    the row indices of users with at least one test item, ascending. `sequences` and
+    `validation_sequences` are the training and validation events of every user in time
+    order (None when the data was built without them).
     """
 
     protocol: str
@@ -57,6 +65,8 @@ class ProtocolData:
     test_users: np.ndarray
     catalog: pd.DataFrame | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    sequences: Sequences | None = None
+    validation_sequences: Sequences | None = None
 
     @property
     def n_users(self) -> int:
@@ -141,6 +151,8 @@ def prepare(
     test = _relevance(split.test, user_vocab, item_vocab, train)
     test_users = np.flatnonzero(np.diff(test.indptr) > 0).astype(np.int64)
     catalog = align_catalog(items, item_vocab) if items is not None else None
+    sequences = Sequences.from_frame(split.train, user_vocab, item_vocab)
+    validation_sequences = Sequences.from_frame(split.validation, user_vocab, item_vocab)
     summary = split.summary()
     summary["matrix"] = {
         "users": len(user_vocab),
@@ -161,6 +173,8 @@ def prepare(
         test_users=test_users,
         catalog=catalog,
         summary=summary,
+        sequences=sequences,
+        validation_sequences=validation_sequences,
     )
 
 

@@ -5,6 +5,9 @@ aligned to the item vocabulary, and the validation matrix when the model's `fit`
 `validation=` argument), then recommend the top k for every test user from their training
 row (`users=` their training indices), excluding training items, in batches. Metrics
 compare those lists with each user's test items (see `shelfwise.evaluation.metrics`).
+Sequential models (`model.sequential`) are fitted on `OrderedInteractions` (the training
+matrix plus every user's training events in time order) and scored from each test user's
+ordered sequence.
 
 Sampled mode (`sampled=N`): each (test user, held-out item) pair is ranked among N items
 the user never interacted with (anywhere in the data), drawn once per run with a fixed
@@ -35,6 +38,7 @@ from shelfwise.evaluation.metrics import (
 )
 from shelfwise.evaluation.protocols import ProtocolData, sample_negatives
 from shelfwise.recommenders.base import Recommender, create
+from shelfwise.recommenders.sequential import OrderedInteractions, Sequences
 
 log = logging.getLogger("shelfwise.evaluation")
 
@@ -51,6 +55,24 @@ class ModelRun:
     recommendations: np.ndarray | None = None
 
 
+def ordered_history(model: Recommender, data: ProtocolData) -> Sequences | None:
+    """The training sequences a sequential model reads, or None (order-blind model, no
+    sequences, or sequences that do not hold exactly the training matrix's items)."""
+    if not model.sequential or data.sequences is None:
+        return None
+    pattern = sp.csr_matrix(data.train > 0, dtype=np.float32)
+    if data.sequences.n_users != data.n_users or (
+        (data.sequences.to_csr(data.n_items) != pattern).nnz
+    ):
+        log.warning(
+            "%s: the ordered sequences do not match the training matrix; "
+            "scoring from item index order",
+            model.name,
+        )
+        return None
+    return data.sequences
+
+
 def _fit(model: Recommender, data: ProtocolData) -> None:
     """Fit with the catalog, and the validation matrix if `fit` takes `validation=`."""
     kwargs: dict[str, Any] = {}
@@ -60,7 +82,9 @@ def _fit(model: Recommender, data: ProtocolData) -> None:
         params = {}  # type: ignore[assignment]
     if "validation" in params:
         kwargs["validation"] = data.validation
-    model.fit(data.train, data.catalog, **kwargs)
+    sequences = ordered_history(model, data)
+    train: Any = data.train if sequences is None else OrderedInteractions(data.train, sequences)
+    model.fit(train, data.catalog, **kwargs)
 
 
 def recommend_users(
@@ -68,7 +92,14 @@ def recommend_users(
 ) -> tuple[np.ndarray, float]:
     """(top-k ids for `users` from their training rows, seconds taken)."""
     start = time.perf_counter()
-    res = model.recommend_batch(data.train[users], k=k, exclude_seen=exclude_seen, users=users)
+    sequences = ordered_history(model, data)
+    res = model.recommend_batch(
+        data.train[users],
+        k=k,
+        exclude_seen=exclude_seen,
+        users=users,
+        sequences=None if sequences is None else sequences.rows(users),
+    )
     return res.ids, time.perf_counter() - start
 
 
@@ -83,9 +114,14 @@ def sampled_ranks(
     negatives; one entry per (user, test item) pair, users in order, items ascending."""
     ranks: list[np.ndarray] = []
     test = data.test
+    sequences = ordered_history(model, data)
     for start in range(0, users.size, chunk):
         block = users[start : start + chunk]
-        scores = np.asarray(model.score(data.train[block], block), dtype=np.float64)
+        if sequences is None:
+            raw = model.score(data.train[block], block)
+        else:
+            raw = model.score_sequences(sequences.rows(block), block)
+        scores = np.asarray(raw, dtype=np.float64)
         neg = negatives[start : start + chunk]
         valid = neg >= 0
         neg_scores = np.where(valid, scores[np.arange(block.size)[:, None], np.maximum(neg, 0)], 0)

@@ -4,11 +4,14 @@ from shelfwise.recommenders.als import ALS
 from shelfwise.recommenders.base import Recommender, available, create, load_model, register
 from shelfwise.recommenders.bpr import BPR
 from shelfwise.recommenders.bprmf import BPRMF
+from shelfwise.recommenders.caser import Caser
 from shelfwise.recommenders.content import Embedding, Lda, Lsa, Tfidf
 from shelfwise.recommenders.ease import EASE
+from shelfwise.recommenders.gru4rec import GRU4Rec
 from shelfwise.recommenders.hybrid import Hybrid
 from shelfwise.recommenders.itemknn import ItemKNN
 from shelfwise.recommenders.popularity import Popularity
+from shelfwise.recommenders.sasrec import SASRec
 from shelfwise.recommenders.svd import PureSVD
 from shelfwise.recommenders.trending import Trending
 from shelfwise.recommenders.userknn import UserKNN
@@ -17,7 +20,9 @@ __all__ = [
     "ALS",
     "BPR",
     "EASE",
+    "Caser",
     "Embedding",
+    "GRU4Rec",
     "Hybrid",
     "ItemKNN",
     "Lda",
@@ -25,6 +30,7 @@ __all__ = [
     "Popularity",
     "PureSVD",
     "Recommender",
+    "SASRec",
     "Tfidf",
     "Trending",
     "UserKNN",

@@ -39,6 +39,9 @@ class Recommender(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfig]]
+    # True for models that read the order of a history (GRU4Rec, Caser, SASRec): they are
+    # scored through `score_sequences`, and `recommend(history)` takes history oldest first.
+    sequential: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         if config is not None and params:
@@ -65,6 +68,29 @@ class Recommender(ABC):
         `users` optionally gives each row's training user index (-1 for a user unknown at
         training time); models with learned user factors use them, others ignore them.
         """
+
+    def score_sequences(
+        self, sequences: Sequence[np.ndarray], users: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Dense scores (n x n_items) for users given as ordered histories (oldest first).
+
+        Order-blind models score the sequences' items as a history row each (repeats
+        summed); sequential models override this and read the order.
+        """
+        self._check_fitted()
+        n = len(sequences)
+        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+        cols = (
+            np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
+            if n
+            else np.zeros(0, np.int64)
+        )
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        rows = sp.csr_matrix(
+            (np.ones(cols.size, np.float32), cols, indptr), shape=(n, self.n_items)
+        )
+        rows.sum_duplicates()
+        return self.score(rows, users)
 
     @abstractmethod
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -110,12 +136,18 @@ class Recommender(ABC):
     ) -> Results:
         """Top-k items for one user given their history of item indices.
 
-        `user` is the user's training index when known (see `score`).
+        `user` is the user's training index when known (see `score`). A sequential model
+        reads `history` as the user's events oldest first (repeats allowed) and ignores
+        `weights`.
         """
         self._check_fitted()
         row = self.history_matrix(history, weights)
         users = None if user is None else np.array([user], dtype=np.int64)
-        scores = self.score(row, users)[0].astype(np.float32, copy=True)
+        if self.sequential:
+            sequence = np.asarray(history, dtype=np.int64).reshape(-1)
+            scores = self.score_sequences([sequence], users)[0].astype(np.float32, copy=True)
+        else:
+            scores = self.score(row, users)[0].astype(np.float32, copy=True)
         if exclude_seen and row.nnz:
             scores[row.indices] = -np.inf
         if exclude is not None and len(exclude):
@@ -134,18 +166,28 @@ class Recommender(ABC):
         exclude_seen: bool = True,
         users: np.ndarray | None = None,
         chunk: int = 1024,
+        sequences: Sequence[np.ndarray] | None = None,
     ) -> Results:
         """Top-k for many users at once (rows of `histories`); missing slots have id -1.
 
         `users` optionally gives each row's training user index (see `score`).
+        `sequences` optionally gives each row's history in time order (oldest first);
+        sequential models score from it, the others ignore it. Seen items are always
+        taken from `histories`.
         """
         self._check_fitted()
         histories = sp.csr_matrix(histories, dtype=np.float32)
+        if sequences is not None and len(sequences) != histories.shape[0]:
+            raise ValueError(f"{len(sequences)} sequences for {histories.shape[0]} history rows")
         ids, scores = [], []
         for start in range(0, histories.shape[0], chunk):
             block = histories[start : start + chunk]
             block_users = None if users is None else np.asarray(users)[start : start + chunk]
-            s = self.score(block, block_users).astype(np.float32, copy=True)
+            if self.sequential and sequences is not None:
+                block_seqs = sequences[start : start + chunk]
+                s = self.score_sequences(block_seqs, block_users).astype(np.float32, copy=True)
+            else:
+                s = self.score(block, block_users).astype(np.float32, copy=True)
             if exclude_seen:
                 rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
                 s[rows, block.indices] = -np.inf

@@ -1,0 +1,627 @@
+"""Ordered histories for sequential recommenders: sequences, padding, training samples.
+
+A users x items CSR matrix forgets the order of a user's events; sequential models (GRU4Rec,
+Caser, SASRec) need it. `Sequences` keeps every user's item indices oldest -> newest in a
+ragged CSR-like layout (`indptr`, `items`, and a time key per event so two parts of a split
+can be merged back in time order). `OrderedInteractions` pairs a training matrix with its
+sequences: classic models read `.matrix` (as `as_csr` does) and ignore the order, sequential
+models read `.sequences`.
+
+Padding convention (shared by the models and the ONNX export): item `i` is token `i + 1`,
+token 0 is padding, sequences are left-truncated to their newest `max_len` items and
+left-padded, so the newest item is always the last column.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from pydantic import Field
+from torch import nn
+
+from shelfwise.data.vocab import UnknownPolicy, Vocabulary
+from shelfwise.errors import ConfigError, DataError
+from shelfwise.recommenders.base import as_csr
+from shelfwise.recommenders.torch_base import TorchModelConfig, TorchRecommender
+from shelfwise.train.metrics import topk_validation
+from shelfwise.train.trainer import TrainTask, torch_threads
+
+log = logging.getLogger(__name__)
+
+PAD = 0
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Per-user item sequences, oldest -> newest, as CSR-style ragged arrays.
+
+    Row `u` is `items[indptr[u]:indptr[u + 1]]` (dense item indices). `times` holds an int64
+    time key per event (nanoseconds, or any monotone key): `merge` uses it to interleave two
+    parts of a split; sequences built without times get their position as key.
+    """
+
+    indptr: np.ndarray
+    items: np.ndarray
+    times: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.indptr.ndim != 1 or self.indptr.size == 0 or self.indptr[0] != 0:
+            raise DataError("Sequences.indptr must be 1-D and start at 0")
+        if int(self.indptr[-1]) != self.items.size or self.items.size != self.times.size:
+            raise DataError(
+                f"Sequences: indptr ends at {int(self.indptr[-1])} but there are "
+                f"{self.items.size} items and {self.times.size} time keys"
+            )
+        if np.any(np.diff(self.indptr) < 0):
+            raise DataError("Sequences.indptr must be non-decreasing")
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_lists(cls, sequences: Sequence[Sequence[int] | np.ndarray]) -> Sequences:
+        """One sequence (oldest -> newest item indices) per user."""
+        arrays = [np.asarray(s, dtype=np.int64).reshape(-1) for s in sequences]
+        lengths = np.array([a.size for a in arrays], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        items = np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
+        times = np.arange(items.size, dtype=np.int64) - np.repeat(indptr[:-1], lengths)
+        return cls(indptr, items.astype(np.int64), times)
+
+    @classmethod
+    def from_csr(cls, matrix: sp.csr_matrix) -> Sequences:
+        """A matrix's rows as sequences in column order (the matrix holds no time order)."""
+        m = sp.csr_matrix(matrix)
+        m.sort_indices()
+        lengths = np.diff(m.indptr).astype(np.int64)
+        indptr = m.indptr.astype(np.int64)
+        times = np.arange(m.indices.size, dtype=np.int64) - np.repeat(indptr[:-1], lengths)
+        return cls(indptr, m.indices.astype(np.int64), times)
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        users: Vocabulary,
+        items: Vocabulary,
+        drop_unknown: bool = False,
+    ) -> Sequences:
+        """Events (`user_id`, `item_id`, optional `timestamp` and `seq`) -> one sequence per
+        vocabulary user, ordered by (timestamp, seq), else (timestamp, row position); a frame
+        without timestamps is taken in row order.
+
+        Rows without an item are skipped; with `drop_unknown`, rows whose user or item is
+        not in the vocabularies are dropped, otherwise they raise `UnknownIdError`.
+        """
+        missing = [c for c in ("user_id", "item_id") if c not in frame.columns]
+        if missing:
+            raise DataError(f"events lack column(s) {missing}; they have {list(frame.columns)}")
+        frame = frame.loc[frame["item_id"].notna() & frame["user_id"].notna()]
+        policy: UnknownPolicy = "minus_one" if drop_unknown else "error"
+        rows = users.encode(frame["user_id"], unknown=policy)
+        cols = items.encode(frame["item_id"], unknown=policy)
+        if "timestamp" in frame.columns:
+            ts = pd.to_datetime(frame["timestamp"], utc=True)
+            if ts.isna().any():
+                raise DataError(f"{int(ts.isna().sum()):,} events have no timestamp")
+            times = (ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(1, "ns")
+            times_arr = times.to_numpy(dtype=np.int64)
+        else:
+            times_arr = np.zeros(len(frame), dtype=np.int64)
+        if "seq" in frame.columns:
+            tiebreak = pd.to_numeric(frame["seq"]).to_numpy(dtype=np.int64)
+        else:
+            tiebreak = np.arange(len(frame), dtype=np.int64)
+        keep = (rows >= 0) & (cols >= 0)
+        rows, cols, times_arr, tiebreak = rows[keep], cols[keep], times_arr[keep], tiebreak[keep]
+        order = np.lexsort((tiebreak, times_arr, rows))
+        counts = np.bincount(rows, minlength=len(users)).astype(np.int64)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(indptr, cols[order].astype(np.int64), times_arr[order])
+
+    # -- access ----------------------------------------------------------------------------
+    @property
+    def n_users(self) -> int:
+        """Number of rows (users)."""
+        return int(self.indptr.size - 1)
+
+    def __len__(self) -> int:
+        return self.n_users
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Events per user."""
+        return np.diff(self.indptr)
+
+    def row(self, user: int) -> np.ndarray:
+        """User `user`'s items, oldest -> newest."""
+        return self.items[self.indptr[user] : self.indptr[user + 1]]
+
+    def rows(self, users: Sequence[int] | np.ndarray | None = None) -> list[np.ndarray]:
+        """The sequences of `users` (all users when None)."""
+        index = range(self.n_users) if users is None else np.asarray(users, dtype=np.int64)
+        return [self.row(int(u)) for u in index]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self.rows())
+
+    def to_csr(self, n_items: int) -> sp.csr_matrix:
+        """Binary users x items matrix of the sequences (order and repeats dropped)."""
+        m = sp.csr_matrix(
+            (np.ones(self.items.size, np.float32), self.items, self.indptr),
+            shape=(self.n_users, n_items),
+        )
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m
+
+    def merge(self, other: Sequences) -> Sequences:
+        """Both parts' events per user, in time order; at equal times `self`'s come first.
+
+        Used to fold a split's validation events back into the training history.
+        """
+        if other.n_users != self.n_users:
+            raise DataError(f"cannot merge sequences of {self.n_users} and {other.n_users} users")
+        users = np.concatenate(
+            [
+                np.repeat(np.arange(self.n_users), self.lengths),
+                np.repeat(np.arange(other.n_users), other.lengths),
+            ]
+        )
+        items = np.concatenate([self.items, other.items])
+        times = np.concatenate([self.times, other.times])
+        part = np.concatenate(
+            [np.zeros(self.items.size, np.int8), np.ones(other.items.size, np.int8)]
+        )
+        order = np.lexsort((part, times, users))
+        counts = self.lengths + other.lengths
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return Sequences(indptr, items[order], times[order])
+
+
+@dataclass(frozen=True)
+class OrderedInteractions:
+    """A training matrix with the ordered sequences it was built from (same users, rows).
+
+    `matrix` makes it acceptable wherever an `Interactions` is (`as_csr` reads `.matrix`).
+    """
+
+    matrix: sp.csr_matrix
+    sequences: Sequences
+
+    def __post_init__(self) -> None:
+        if self.matrix.shape[0] != self.sequences.n_users:
+            raise DataError(
+                f"matrix has {self.matrix.shape[0]} rows but there are "
+                f"{self.sequences.n_users} sequences"
+            )
+
+    @property
+    def n_users(self) -> int:
+        """Rows of the matrix."""
+        return int(self.matrix.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        """Columns of the matrix."""
+        return int(self.matrix.shape[1])
+
+
+def sequences_of(interactions: Any) -> Sequences:
+    """The ordered sequences of training data: `.sequences` when present, else the matrix's
+    rows in column order (logged: the model then learns no real order)."""
+    seqs = getattr(interactions, "sequences", None)
+    if isinstance(seqs, Sequences):
+        return seqs
+    log.warning(
+        "training data carries no event order; sequences follow item index order "
+        "(pass OrderedInteractions to train on the real order)"
+    )
+    matrix = getattr(interactions, "matrix", interactions)
+    return Sequences.from_csr(sp.csr_matrix(matrix))
+
+
+def check_sequences(sequences: Sequence[np.ndarray], n_items: int) -> list[np.ndarray]:
+    """Validate item indices (0..n_items-1) and return int64 arrays."""
+    out = []
+    for i, seq in enumerate(sequences):
+        arr = np.asarray(seq, dtype=np.int64).reshape(-1)
+        if arr.size and (arr.min() < 0 or arr.max() >= n_items):
+            raise ValueError(f"sequence {i} has item indices outside 0..{n_items - 1}")
+        out.append(arr)
+    return out
+
+
+def pad_left(sequences: Sequence[np.ndarray], max_len: int, width: int | None = None) -> np.ndarray:
+    """Token matrix (n x width): each sequence's newest `max_len` items as tokens (item + 1),
+    left-padded with 0. `width` defaults to the longest kept sequence (at least 1)."""
+    if max_len < 1:
+        raise ConfigError(f"max_len must be >= 1, got {max_len}")
+    kept = [np.asarray(s, dtype=np.int64)[-max_len:] for s in sequences]
+    if width is None:
+        width = max([k.size for k in kept], default=0) or 1
+    out = np.zeros((len(kept), width), dtype=np.int64)
+    for r, k in enumerate(kept):
+        k = k[-width:]
+        if k.size:
+            out[r, width - k.size :] = k + 1
+    return out
+
+
+def next_item_pairs(sequences: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) token matrices for next-item training, as in SASRec: a sequence
+    s_1..s_n becomes inputs s_1..s_{n-1} and targets s_2..s_n, both left-truncated to the
+    newest `max_len` positions and left-padded (target 0 = no loss at that position)."""
+    inputs = pad_left([np.asarray(s)[:-1] for s in sequences], max_len)
+    width = inputs.shape[1]
+    targets = pad_left([np.asarray(s)[1:] for s in sequences], max_len, width=width)
+    return inputs, targets
+
+
+def window_samples(
+    sequences: Sequences, window: int, targets: int, users: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Caser's training samples: every (user, `window` previous items, `targets` next items)
+    of a sliding window over each sequence (Tang & Wang 2018, section 3.1).
+
+    Returns (user indices, previous tokens n x window, target tokens n x targets), tokens
+    being item + 1 with 0 for padding: users with fewer than window + targets events get
+    left-padded windows (and right-padded targets), one sample per target position.
+    """
+    if window < 1 or targets < 1:
+        raise ConfigError(f"window and targets must be >= 1, got {window} and {targets}")
+    all_users = np.arange(sequences.n_users) if users is None else users
+    u_out, prev_out, tgt_out = [], [], []
+    for u in all_users:
+        seq = sequences.row(int(u)) + 1
+        if seq.size < 2:
+            continue
+        padded = np.concatenate([np.zeros(window, np.int64), seq])
+        # a sample for each start of a targets-long block after at least one item
+        for end in range(window + 1, padded.size + 1):
+            prev = padded[end - 1 - window : end - 1]
+            tgt = padded[end - 1 : end - 1 + targets]
+            if not prev.any():
+                continue
+            if tgt.size < targets:
+                tgt = np.concatenate([tgt, np.zeros(targets - tgt.size, np.int64)])
+            u_out.append(int(u))
+            prev_out.append(prev)
+            tgt_out.append(tgt)
+            if end - 1 + targets >= padded.size:
+                break
+    if not u_out:
+        return (
+            np.zeros(0, np.int64),
+            np.zeros((0, window), np.int64),
+            np.zeros((0, targets), np.int64),
+        )
+    return np.asarray(u_out, np.int64), np.vstack(prev_out), np.vstack(tgt_out)
+
+
+class NegativeSampler:
+    """Uniform negatives that avoid each user's own items (rejection, a few rounds).
+
+    Membership is tested on sorted (user * n_items + item) keys, so one batch is a single
+    vectorised `searchsorted`; after `rounds` redraws the rare remaining collisions are kept.
+    """
+
+    def __init__(self, sequences: Sequences, n_items: int, rounds: int = 5) -> None:
+        users = np.repeat(np.arange(sequences.n_users, dtype=np.int64), sequences.lengths)
+        self.keys = np.unique(users * n_items + sequences.items)
+        self.n_items = n_items
+        self.rounds = rounds
+
+    def _seen(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users * self.n_items + items
+        pos = np.searchsorted(self.keys, keys)
+        pos = np.minimum(pos, self.keys.size - 1)
+        return np.asarray(self.keys[pos] == keys) if self.keys.size else np.zeros_like(keys, bool)
+
+    def sample(
+        self, users: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator
+    ) -> np.ndarray:
+        """Item indices of `shape` whose leading axis matches `users`."""
+        u = np.broadcast_to(users.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+        out = rng.integers(0, self.n_items, size=shape)
+        for _ in range(self.rounds):
+            bad = self._seen(u, out)
+            if not bad.any():
+                break
+            out[bad] = rng.integers(0, self.n_items, size=int(bad.sum()))
+        return out
+
+
+# -- the torch side: a base for GRU4Rec, Caser and SASRec ----------------------------------------
+
+
+def leave_last_out_sequences(
+    sequences: Sequences, n_items: int, fraction: float, seed: int
+) -> tuple[Sequences, sp.csr_matrix]:
+    """(training sequences, validation matrix): the last event of a random `fraction` of the
+    users with at least 3 events is held out (the sequential analogue of a hold-out)."""
+    rng = np.random.default_rng(seed)
+    lengths = sequences.lengths
+    eligible = np.flatnonzero(lengths >= 3)
+    take = rng.random(eligible.size) < fraction
+    held_users = eligible[take]
+    drop = np.zeros(sequences.items.size, dtype=bool)
+    drop[sequences.indptr[held_users + 1] - 1] = True
+    new_lengths = lengths.copy()
+    new_lengths[held_users] -= 1
+    indptr = np.concatenate([[0], np.cumsum(new_lengths)]).astype(np.int64)
+    train = Sequences(indptr, sequences.items[~drop], sequences.times[~drop])
+    targets = sequences.items[drop]
+    val = sp.csr_matrix(
+        (np.ones(held_users.size, np.float32), (held_users, targets)),
+        shape=(sequences.n_users, n_items),
+    )
+    seen = train.to_csr(n_items)
+    val = sp.csr_matrix(val - val.multiply(seen > 0))
+    val.eliminate_zeros()
+    return train, val
+
+
+class SequentialConfig(TorchModelConfig):
+    """Options shared by the sequential models, plus every training option.
+
+    - `max_len`: the newest events of a history the model reads (older ones are dropped).
+    - `loss`: `ce` (softmax cross entropy over all items) or `bce` (binary cross entropy of
+      the true next item against `negatives` sampled items the user never had).
+    - `val_fraction` (inherited): when `fit` gets no validation matrix, the last event of
+      this share of the users (those with >= 3 events) is held out to drive early stopping.
+    """
+
+    max_len: int = Field(default=50, ge=1)
+    loss: Literal["ce", "bce"] = "ce"
+    negatives: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=128, ge=0)
+    epochs: int = Field(default=200, ge=1)
+    patience: int = Field(default=10, ge=0)
+
+
+def _numpy_rng(generator: torch.Generator) -> np.random.Generator:
+    """A numpy generator drawn from the trainer's torch generator (so epochs reproduce)."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    return np.random.default_rng(seed)
+
+
+class SequentialTask:
+    """The parts of a `TrainTask` every sequential model shares: the device, shuffled index
+    batches over `n_samples`, and validation by full-ranking NDCG/HR@10 of each held-out
+    next item given the user's training sequence (training items excluded)."""
+
+    def __init__(self, model: SequentialRecommender, module: nn.Module, n_samples: int) -> None:
+        self.model = model
+        self.module = module
+        self.n_samples = n_samples
+        self.device = torch.device("cpu")
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Batches per epoch."""
+        size = self.n_samples if batch_size == 0 else batch_size
+        return max(1, -(-self.n_samples // max(1, size)))
+
+    def batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> Iterable[Any]:
+        """Shuffled sample indices (numpy) plus a numpy generator for negatives."""
+        rng = _numpy_rng(generator)
+        order = rng.permutation(self.n_samples)
+        size = self.n_samples if batch_size == 0 else batch_size
+        for start in range(0, self.n_samples, max(1, size)):
+            yield order[start : start + size], rng
+
+    @abstractmethod
+    def loss(self, batch: Any) -> torch.Tensor:
+        """The loss of one batch."""
+
+    def validate(self) -> dict[str, float]:
+        """Full-ranking metrics of the held-out next items (empty without validation)."""
+        m = self.model
+        if m._val is None or m._val.nnz == 0:
+            return {}
+        users = np.flatnonzero(np.diff(m._val.indptr) > 0)
+        seqs = m._train_sequences
+        assert seqs is not None
+
+        def score_rows(block: np.ndarray) -> np.ndarray:
+            return m._score_sequences_eval(seqs.rows(block), block)
+
+        return topk_validation(score_rows, users, seqs.to_csr(m.n_items), m._val, k=10)
+
+
+class SequentialRecommender(TorchRecommender):
+    """Base of GRU4Rec, Caser and SASRec: trained on each user's ordered history and scored
+    from an ordered history (`score_sequences`, `recommend(history)` oldest first).
+
+    `fit` reads the order from `OrderedInteractions` (from a plain matrix it falls back to
+    item index order, with a warning). `score(matrix)` has no order to read either and
+    scores each row's items in index order; use `score_sequences` / `recommend_batch(...,
+    sequences=...)` with real histories. `similar_items(item)` is the base behaviour: the
+    items most likely to come next after `item` alone.
+    """
+
+    sequential: ClassVar[bool] = True
+    config: SequentialConfig
+
+    def __init__(self, config: SequentialConfig | None = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        self._train_sequences: Sequences | None = None
+        self._val: sp.csr_matrix | None = None
+        self.n_users = 0
+
+    # -- to implement --------------------------------------------------------------------
+    @abstractmethod
+    def _make_module(self, n_items: int, n_users: int) -> nn.Module:
+        """A fresh network for `n_items` items and `n_users` training users."""
+
+    @abstractmethod
+    def _make_task(self, sequences: Sequences) -> SequentialTask:
+        """The training task over the training sequences."""
+
+    @abstractmethod
+    def _score_tokens(self, tokens: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """Scores (B, n_items) from left-padded tokens (B, W) and user indices (B,; -1 =
+        unknown); eval mode and no grad are set by the caller."""
+
+    # -- training ------------------------------------------------------------------------
+    def _build(self, interactions: Any, items: pd.DataFrame | None, validation: Any | None) -> None:
+        matrix = as_csr(interactions)
+        n_items = int(matrix.shape[1])
+        seqs = sequences_of(interactions)
+        if seqs.n_users != matrix.shape[0]:
+            raise DataError(f"{seqs.n_users} sequences for a matrix of {matrix.shape[0]} users")
+        if seqs.items.size and int(seqs.items.max()) >= n_items:
+            raise DataError(f"sequences name items outside 0..{n_items - 1}")
+        if validation is None and self.config.val_fraction > 0:
+            seqs, val = leave_last_out_sequences(
+                seqs, n_items, self.config.val_fraction, self.config.seed
+            )
+        else:
+            val = None if validation is None else sp.csr_matrix(validation, dtype=np.float32)
+            if val is not None and val.shape != (seqs.n_users, n_items):
+                raise DataError(
+                    f"validation matrix {val.shape} does not match {seqs.n_users} users x "
+                    f"{n_items} items"
+                )
+        self._train_sequences = seqs
+        self._val = val
+        self.n_items = n_items
+        self.n_users = seqs.n_users
+        self.module = self._make_module(n_items, seqs.n_users)
+
+    def _task(self) -> TrainTask:
+        assert self._train_sequences is not None
+        task: TrainTask = self._make_task(self._train_sequences)
+        return task
+
+    def fit(
+        self,
+        interactions: Any,
+        items: pd.DataFrame | None = None,
+        validation: Any | None = None,
+        checkpoint_dir: Path | str | None = None,
+        resume: bool = False,
+        progress: bool = False,
+    ) -> SequentialRecommender:
+        """Train on the ordered histories (see `TorchRecommender.fit`); the module is left
+        in eval mode."""
+        super().fit(interactions, items, validation, checkpoint_dir, resume, progress)
+        if self.module is not None:
+            self.module.eval()
+        return self
+
+    # -- scoring -------------------------------------------------------------------------
+    def _score_sequences_eval(
+        self, sequences: Sequence[np.ndarray], users: np.ndarray | None
+    ) -> np.ndarray:
+        """Scores in chunks; the caller has set eval mode and no grad."""
+        assert self.module is not None
+        n = len(sequences)
+        out = np.empty((n, self.n_items), dtype=np.float32)
+        device = self.device
+        step = self.config.score_chunk
+        for start in range(0, n, step):
+            block = sequences[start : start + step]
+            tokens = torch.from_numpy(pad_left(block, self.config.max_len)).to(device)
+            if users is None:
+                u = torch.full((len(block),), -1, dtype=torch.long, device=device)
+            else:
+                u = torch.as_tensor(
+                    np.asarray(users[start : start + step], dtype=np.int64), device=device
+                )
+            scores = self._score_tokens(tokens, u)
+            out[start : start + len(block)] = scores.detach().float().cpu().numpy()
+        return out
+
+    def score_sequences(
+        self, sequences: Sequence[np.ndarray], users: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Scores (n x n_items) of the item to come after each ordered history."""
+        self._check_fitted()
+        assert self.module is not None
+        seqs = check_sequences(sequences, self.n_items)
+        if users is not None and len(users) != len(seqs):
+            raise ValueError(f"{len(users)} users for {len(seqs)} sequences")
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad(), torch_threads(self.config.threads):
+                return self._score_sequences_eval(seqs, users)
+        finally:
+            self.module.train(was_training)
+
+    def _score_block(self, histories: sp.csr_matrix, users: np.ndarray | None) -> Any:
+        """A matrix has no order: each row's items in index order (see the class doc)."""
+        return self._score_sequences_eval(Sequences.from_csr(histories).rows(), users)
+
+    # -- persistence ---------------------------------------------------------------------
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "n_users": np.array([self.n_users], dtype=np.int64),
+            "n_items": np.array([self.n_items], dtype=np.int64),
+        }
+
+    def _restore_extra(self, arrays: dict[str, np.ndarray]) -> None:
+        self.n_users = int(arrays["n_users"][0]) if "n_users" in arrays else 0
+
+    def _new_module(self, arrays: dict[str, np.ndarray]) -> nn.Module:
+        n_users = int(arrays["n_users"][0]) if "n_users" in arrays else 0
+        n_items = int(arrays["n_items"][0]) if "n_items" in arrays else 0
+        if not n_items:
+            raise DataError(f"{self.name}: saved arrays lack n_items")
+        return self._make_module(n_items, n_users)
+
+
+class NextItemTask(SequentialTask):
+    """Next-item training over whole user sequences (SASRec, GRU4Rec): one sample per user
+    with >= 2 events, inputs s_1..s_{n-1} and targets s_2..s_n (the newest `max_len`),
+    batches cut to their longest sequence.
+
+    The network gives `forward(tokens) -> states (B, W, H)`, `logits(states) -> (..., n_items)`
+    and `pair_logits(states, items) -> (...)` for given item indices (BCE).
+    """
+
+    def __init__(self, model: SequentialRecommender, module: nn.Module, sequences: Sequences):
+        keep = np.flatnonzero(sequences.lengths >= 2)
+        super().__init__(model, module, int(keep.size))
+        if keep.size == 0:
+            raise DataError(f"{model.name}: no user has 2 or more events to learn an order from")
+        inputs, targets = next_item_pairs(sequences.rows(keep), model.config.max_len)
+        self.users = keep
+        self.inputs = torch.from_numpy(inputs)
+        self.targets = torch.from_numpy(targets)
+        self.loss_name = model.config.loss
+        self.n_negatives = model.config.negatives
+        self.sampler = (
+            NegativeSampler(sequences, model.n_items) if self.loss_name == "bce" else None
+        )
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        """CE over all items, or BCE against sampled negatives, at every real position."""
+        index, rng = batch
+        inputs, targets = self.inputs[index], self.targets[index]
+        width = int((inputs > 0).sum(dim=1).max())
+        inputs, targets = inputs[:, -width:], targets[:, -width:]
+        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        net: Any = self.module
+        states = net(inputs)
+        mask = targets > 0
+        if self.sampler is None:
+            logits = net.logits(states[mask])
+            return nn.functional.cross_entropy(logits, targets[mask] - 1)
+        shape = (*targets.shape, self.n_negatives)
+        neg = self.sampler.sample(self.users[index], shape, rng)
+        neg_t = torch.from_numpy(neg).to(self.device)
+        pos_logits = net.pair_logits(states, (targets - 1).clamp(min=0))[mask]
+        neg_logits = net.pair_logits(states.unsqueeze(2), neg_t)[mask]
+        bce = nn.functional.binary_cross_entropy_with_logits
+        return bce(pos_logits, torch.ones_like(pos_logits)) + bce(
+            neg_logits, torch.zeros_like(neg_logits)
+        )
