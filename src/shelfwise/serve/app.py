@@ -1,141 +1,248 @@
-"""FastAPI application factory: `create_app(engine)`.
+"""The FastAPI application: `create_app()` factory with a lifespan, one router per resource.
 
-Versioned under /v1. Every request gets an answer: an unknown user is served the popular
-items, never a 5xx.
+`create_app(engine=None, settings=None)`:
+
+- with an `Engine` (tests, embedding): serves it; the engine's store stays the caller's;
+- without: the lifespan opens the store named by the settings (`SHELFWISE_STORE`), loads
+  or builds the model bundle under `SHELFWISE_ARTIFACTS_DIR`, and closes the store on
+  shutdown. This is also the uvicorn factory for several worker processes
+  (`uvicorn shelfwise.serve.app:create_app --factory`), which need PostgreSQL.
+
+Everything is versioned under /v1 and documented at /docs (OpenAPI at /openapi.json).
+Errors are JSON `{"detail": ...}`: 400 bad parameters, 401/403 auth, 404 unknown item or
+version, 413 body too large, 422 validation (naming the field), 429 rate limit (with
+Retry-After), 503 store unavailable. Unknown users are never an error: they get the
+fallback chain.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
-from typing import Annotated, Any
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import ValidationError
 
 from shelfwise import __version__
-from shelfwise.data.frames import parse_attributes
-from shelfwise.engine import Engine
-from shelfwise.errors import ConfigError, ShelfwiseError
+from shelfwise.engine import Engine, ensure_bundle
+from shelfwise.errors import (
+    ConfigError,
+    DataError,
+    NotFittedError,
+    ShelfwiseError,
+    StoreError,
+    UnknownIdError,
+)
+from shelfwise.profiles.profile import ItemLookup, ProfileService
+from shelfwise.serve.deps import Services
+from shelfwise.serve.jobs import JobRunner
+from shelfwise.serve.middleware import Metrics, ServiceMiddleware
+from shelfwise.serve.models import ModelRegistry
+from shelfwise.serve.routers import ROUTERS
+from shelfwise.serve.search import SearchAdapter
+from shelfwise.serve.security import KeyVerifier, RateLimiter
+from shelfwise.serve.settings import ServeSettings
+from shelfwise.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION = """Product search and recommendations for online stores.
 
-class ItemResult(BaseModel):
-    """One search or recommendation result."""
+Authenticate with an API key: `Authorization: Bearer swk_...` or `X-API-Key: swk_...`.
+Scopes: **read** (search, recommendations), **write** (events), **admin** (catalogue,
+models, users; implies read and write). Create keys with `shelfwise keys create`.
+"""
 
-    item_id: str
-    title: str | None
-    category: str | None = None
-    brand: str | None = None
-    price: float | None = None
-    score: float
-
-
-class SearchResponse(BaseModel):
-    """Answer of GET /v1/search."""
-
-    query: str
-    k: int
-    results: list[ItemResult]
+_STATUS: dict[type[ShelfwiseError], int] = {
+    UnknownIdError: 404,
+    ConfigError: 400,
+    DataError: 422,
+    StoreError: 503,
+    NotFittedError: 503,
+}
 
 
-class RecommendationResponse(BaseModel):
-    """Answer of GET /v1/users/{id}/recommendations."""
-
-    user_id: str
-    strategy: str
-    model_version: str
-    items: list[ItemResult]
+def _status_of(exc: ShelfwiseError) -> int:
+    for kind, status in _STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 400
 
 
-_INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>Shelfwise</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}}
-code{{background:#f3f3f3;padding:0 .3em}}</style></head><body>
-<h1>Shelfwise {version}</h1>
-<p>Model bundle <code>{bundle}</code>: {items:,} items, {users:,} users,
-{interactions:,} interactions.</p>
-<ul>
-<li><a href="/v1/search?q=coffee">/v1/search?q=coffee</a></li>
-<li><a href="/v1/users/{user}/recommendations">/v1/users/{user}/recommendations</a></li>
-<li><a href="/docs">/docs</a> (OpenAPI)</li>
-</ul></body></html>"""
+def _item_lookup(engine: Engine) -> ItemLookup:
+    """item ids -> (categories, brands, prices) from the live catalog, for profiles."""
+
+    def lookup(ids: Sequence[str]) -> tuple[list[str], list[str], np.ndarray]:
+        cat = engine.catalog
+        idx = np.asarray(cat.vocab.encode(list(ids), unknown="minus_one"), dtype=np.int64)
+        ok = idx >= 0
+        safe = np.where(ok, idx, 0)
+        cats = np.where(ok, cat.category[safe], "").tolist() if len(cat) else [""] * len(ids)
+        brands = np.where(ok, cat.brand[safe], "").tolist() if len(cat) else [""] * len(ids)
+        prices = np.where(ok, cat.price[safe], np.nan) if len(cat) else np.full(len(ids), np.nan)
+        return [str(c) for c in cats], [str(b) for b in brands], prices
+
+    return lookup
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """Build the app around a ready engine (store + bundle)."""
+def build_services(engine: Engine, settings: ServeSettings, metrics: Metrics) -> Services:
+    """Wire the engine to search, profiles, models, jobs and security."""
+    search = SearchAdapter.create(engine)
+    profiles = ProfileService(engine.store, _item_lookup(engine))
+
+    def on_catalog(frame: pd.DataFrame, deleted: list[str]) -> None:
+        if len(frame):
+            search.upsert_items(frame)
+        if deleted:
+            search.delete_items(list(deleted))
+
+    engine.add_catalog_listener(on_catalog)
+    engine.add_erase_listener(profiles.forget)
+    engine.add_erase_listener(search.forget_user)
+    artifacts = engine.bundle.directory.parent
+    registry = ModelRegistry(engine, artifacts, settings.models_dir)
+    registry.restore_active_tuned()
+    metrics.set_model(engine.model_version, engine.serving_label)
+    return Services(
+        settings=settings,
+        store=engine.store,
+        engine=engine,
+        search=search,
+        profiles=profiles,
+        models=registry,
+        jobs=JobRunner(settings.job_workers),
+        verifier=KeyVerifier(engine.store, settings.key_cache_seconds),
+        limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+        extra={"metrics": metrics},
+    )
+
+
+def _open_engine(settings: ServeSettings) -> tuple[Store, Engine]:
+    store = open_store(settings.store)
+    try:
+        bundle, built = ensure_bundle(store, settings.artifacts_dir, rebuild=settings.rebuild)
+        log.info("%s bundle %s", "built" if built else "loaded", bundle.directory)
+        return store, Engine(store, bundle)
+    except BaseException:
+        store.close()
+        raise
+
+
+def create_app(engine: Engine | None = None, settings: ServeSettings | None = None) -> FastAPI:
+    """The API app around `engine`, or around the store the settings name (module doc)."""
+    settings = settings or ServeSettings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened: Store | None = None
+        if engine is None:
+            opened, served = _open_engine(settings)
+        else:
+            served = engine
+        services = build_services(served, settings, metrics)
+        app.state.services = services
+        app.state.engine = served
+        if settings.auth and not services.store.api_keys():
+            log.warning(
+                "auth is on and there are no API keys: create one with "
+                "`shelfwise keys create --scopes read,write`"
+            )
+        try:
+            yield
+        finally:
+            services.jobs.shutdown()
+            app.state.services = None
+            if opened is not None:
+                opened.close()
+
     app = FastAPI(
         title="Shelfwise",
         version=__version__,
-        description="Product search and recommendations for online stores.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
     )
-    app.state.engine = engine
+    app.state.services = None
+    app.state.metrics = metrics
 
     @app.exception_handler(ShelfwiseError)
     async def _shelfwise_error(_: Request, exc: ShelfwiseError) -> JSONResponse:
-        status = 400 if isinstance(exc, ConfigError) else 422
+        status = _status_of(exc)
+        if status >= 500:
+            log.error("%s: %s", type(exc).__name__, exc)
         return JSONResponse(status_code=status, content={"detail": str(exc)})
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> str:
-        counts = engine.bundle.manifest["counts"]
-        some_user = engine.store.users()["user_id"].head(1).tolist() or ["anonymous"]
-        return _INDEX.format(
-            version=__version__,
-            bundle=engine.bundle.manifest["version"],
-            user=some_user[0],
-            **counts,
+    @app.exception_handler(ValidationError)
+    async def _validation_error(_: Request, exc: ValidationError) -> JSONResponse:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+
+    for router in ROUTERS:
+        app.include_router(router)
+    if importlib.util.find_spec("shelfwise.serve.web") is not None:
+        web = importlib.import_module("shelfwise.serve.web")
+        app.include_router(web.router)
+    else:
+
+        @app.get("/", include_in_schema=False)
+        def index() -> RedirectResponse:
+            return RedirectResponse("/docs")
+
+    origins = settings.cors_list()
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            max_age=600,
         )
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"])
-    def readyz() -> dict[str, Any]:
-        """Readiness: a model bundle is loaded and the store answers."""
-        counts = engine.store.counts()
-        return {"status": "ready", "bundle": engine.bundle.manifest["version"], **counts}
-
-    @app.get("/v1/search", response_model=SearchResponse, tags=["search"])
-    def search(
-        q: Annotated[str, Query(min_length=1, max_length=500, description="the query")],
-        k: Annotated[int, Query(ge=1, le=100)] = 10,
-    ) -> SearchResponse:
-        """BM25 search over titles, brands, categories and descriptions."""
-        results = engine.search(q, k)
-        return SearchResponse(query=q, k=k, results=[ItemResult(**r) for r in results])
-
-    @app.get(
-        "/v1/users/{user_id}/recommendations",
-        response_model=RecommendationResponse,
-        tags=["recommendations"],
-    )
-    def recommendations(
-        user_id: Annotated[str, Path(min_length=1, max_length=256)],
-        k: Annotated[int, Query(ge=1, le=100)] = 10,
-        model: Annotated[str | None, Query(max_length=64)] = None,
-    ) -> RecommendationResponse:
-        """Personalised from the user's latest events; popular items for unknown users."""
-        strategy, items = engine.recommend(user_id, k, model)
-        return RecommendationResponse(
-            user_id=user_id,
-            strategy=strategy,
-            model_version=engine.bundle.manifest["version"],
-            items=[ItemResult(**r) for r in items],
-        )
-
-    @app.get("/v1/items/{item_id}", tags=["catalog"])
-    def item(item_id: Annotated[str, Path(min_length=1, max_length=256)]) -> dict[str, Any]:
-        """One catalog item."""
-        rows = engine.store.items([item_id])
-        if rows.empty:
-            raise HTTPException(status_code=404, detail=f"no item with item_id '{item_id}'")
-        row = {str(k): v for k, v in rows.iloc[0].to_dict().items()}
-        row["created_at"] = row["created_at"].isoformat() + "Z"
-        row["price"] = None if row["price"] != row["price"] else row["price"]
-        row["attributes"] = parse_attributes(row["attributes"])
-        return row
-
+    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     return app
+
+
+def serve(settings: ServeSettings, host: str, port: int, workers: int = 1) -> None:
+    """Run the API with uvicorn: one process, or `workers` processes sharing PostgreSQL."""
+    import uvicorn
+
+    if workers > 1:
+        if not settings.store.lower().startswith(("postgresql://", "postgres://")):
+            raise ConfigError(
+                f"--workers {workers} needs a PostgreSQL store: an embedded DuckDB store has "
+                "one writer process (use --workers 1, or --store postgresql://...)"
+            )
+        # Build (or check) the bundle once here, so the workers only load it.
+        store, _ = _open_engine(settings)
+        store.close()
+        os.environ.update(
+            {
+                "SHELFWISE_STORE": settings.store,
+                "SHELFWISE_ARTIFACTS_DIR": str(Path(settings.artifacts_dir).resolve()),
+                "SHELFWISE_MODELS_DIR": str(Path(settings.models_dir).resolve()),
+                "SHELFWISE_AUTH": "true" if settings.auth else "false",
+                "SHELFWISE_REBUILD": "false",
+            }
+        )
+        uvicorn.run(
+            "shelfwise.serve.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    uvicorn.run(
+        create_app(settings=settings), host=host, port=port, log_level="warning", access_log=False
+    )

@@ -28,6 +28,23 @@ class IngestReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """One stored API key: never the key itself, only its hash (see `shelfwise.serve.security`)."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    key_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """False once revoked."""
+        return self.revoked_at is None
+
+
 class Store(ABC):
     """Catalog, users and events of one store.
 
@@ -123,6 +140,23 @@ class Store(ABC):
     @abstractmethod
     def fingerprint(self) -> str:
         """A string that changes whenever the store's contents change."""
+
+    # -- API keys (hashed; written without moving the fingerprint) ------------------------
+    def add_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new API key record; `StoreError` if its `key_id` exists."""
+        raise NotImplementedError(f"{type(self).__name__} does not store API keys")
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """All API key records, revoked ones included, ordered by creation time."""
+        raise NotImplementedError(f"{type(self).__name__} does not store API keys")
+
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        """One API key record by id, or None."""
+        raise NotImplementedError(f"{type(self).__name__} does not store API keys")
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Mark a key revoked; False if there is no active key with that id."""
+        raise NotImplementedError(f"{type(self).__name__} does not store API keys")
 
     # -- lifecycle ------------------------------------------------------------------------
     @abstractmethod

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from shelfwise.data.frames import EVENT_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, conform
 from shelfwise.errors import DataError, StoreError
-from shelfwise.store.base import IngestReport, Store
+from shelfwise.store.base import ApiKeyRecord, IngestReport, Store
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -208,19 +208,24 @@ class SqlStore(Store):
                 raise
             self._rollback()
 
-    def _writing(self, what: str, work: Callable[[], tuple[T, bool]]) -> T:
+    def _writing(
+        self, what: str, work: Callable[[], tuple[T, bool]], bump_revision: bool = True
+    ) -> T:
         """Run `work` in one write transaction: commit if it changed something, else roll back.
 
-        `work` returns (result, changed). Any error rolls everything back.
+        `work` returns (result, changed). Any error rolls everything back. Writes outside
+        the catalog/users/events (API keys) pass `bump_revision=False`, so they do not move
+        the fingerprint and trigger no retraining.
         """
         with self._lock:
             self._check_open()
             self._begin()
             try:
-                self._execute(
-                    "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) "
-                    "WHERE key = 'revision'"
-                )
+                if bump_revision:
+                    self._execute(
+                        "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) "
+                        "WHERE key = 'revision'"
+                    )
                 result, changed = work()
                 if changed:
                     self._commit()
@@ -261,6 +266,9 @@ class SqlStore(Store):
             f'item_id TEXT, "type" TEXT NOT NULL, "value" {d}, query TEXT, session_id TEXT, '
             f"{ts} TIMESTAMP NOT NULL)",
             "CREATE INDEX IF NOT EXISTS events_user_id_idx ON events (user_id)",
+            "CREATE TABLE IF NOT EXISTS api_keys ("
+            "key_id TEXT PRIMARY KEY, name TEXT NOT NULL, scopes TEXT NOT NULL, "
+            "key_hash TEXT NOT NULL, created_at TIMESTAMP NOT NULL, revoked_at TIMESTAMP)",
             f"CREATE INDEX IF NOT EXISTS events_timestamp_idx ON events ({ts})",
         ]
         p = self.placeholder
@@ -419,6 +427,74 @@ class SqlStore(Store):
             return {"events": n_events, "users": n_users}, bool(n_events or n_users)
 
         return self._writing("erase_user", work)
+
+    # -- API keys -------------------------------------------------------------------------
+    _KEY_COLUMNS = "key_id, name, scopes, key_hash, created_at, revoked_at"
+
+    def add_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new API key record; `StoreError` if its `key_id` exists."""
+        p = self.placeholder
+
+        def work() -> tuple[None, bool]:
+            if self._fetchall(f"SELECT 1 FROM api_keys WHERE key_id = {p}", [record.key_id]):
+                raise StoreError(f"an API key with key_id '{record.key_id}' exists already")
+            self._execute(
+                f"INSERT INTO api_keys ({self._KEY_COLUMNS}) VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
+                [
+                    record.key_id,
+                    record.name,
+                    ",".join(record.scopes),
+                    record.key_hash,
+                    naive_utc(record.created_at),
+                    None if record.revoked_at is None else naive_utc(record.revoked_at),
+                ],
+            )
+            return None, True
+
+        self._writing("add_api_key", work, bump_revision=False)
+
+    @staticmethod
+    def _key_record(row: Sequence[Any]) -> ApiKeyRecord:
+        def aware(value: Any) -> datetime | None:
+            return None if value is None else pd.Timestamp(value).tz_localize(UTC).to_pydatetime()
+
+        created = aware(row[4])
+        assert created is not None  # NOT NULL column
+        return ApiKeyRecord(
+            key_id=str(row[0]),
+            name=str(row[1]),
+            scopes=tuple(s for s in str(row[2]).split(",") if s),
+            key_hash=str(row[3]),
+            created_at=created,
+            revoked_at=aware(row[5]),
+        )
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """All API key records, revoked ones included, ordered by creation time."""
+        sql = f"SELECT {self._KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id"
+        with self._reading():
+            rows = self._fetchall(sql)
+        return [self._key_record(r) for r in rows]
+
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        """One API key record by id, or None."""
+        sql = f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE key_id = {self.placeholder}"
+        with self._reading():
+            rows = self._fetchall(sql, [key_id])
+        return self._key_record(rows[0]) if rows else None
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Mark a key revoked; False if there is no active key with that id."""
+        p = self.placeholder
+
+        def work() -> tuple[bool, bool]:
+            n = self._execute(
+                f"UPDATE api_keys SET revoked_at = {p} WHERE key_id = {p} AND revoked_at IS NULL",
+                [datetime.now(UTC).replace(tzinfo=None), key_id],
+            )
+            return n > 0, n > 0
+
+        return self._writing("revoke_api_key", work, bump_revision=False)
 
     # -- reads ----------------------------------------------------------------------------
     def _attributes_text(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,130 @@
+"""What request handlers depend on: the services of the app, and the caller's scope.
+
+`Services` is built once per app in the lifespan and hung on `app.state.services`;
+handlers reach it through `ServicesDep`. `require(scope)` is the auth dependency: it
+resolves the caller from `Authorization: Bearer <key>` or `X-API-Key: <key>`, answers 401
+without a valid key and 403 without the scope, then takes a rate-limit token (429 with
+Retry-After when the bucket is empty). With auth off every caller holds every scope and is
+rate-limited by client address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from shelfwise.engine import Engine
+from shelfwise.profiles.profile import ProfileService
+from shelfwise.serve.security import (
+    SCOPES,
+    KeyVerifier,
+    Principal,
+    RateLimiter,
+    grants,
+    retry_after_header,
+)
+from shelfwise.serve.settings import ServeSettings
+from shelfwise.store import Store
+
+if TYPE_CHECKING:
+    from shelfwise.serve.jobs import JobRunner
+    from shelfwise.serve.models import ModelRegistry
+    from shelfwise.serve.search import SearchAdapter
+
+
+@dataclass
+class Services:
+    """Everything the routers use, built by the app's lifespan."""
+
+    settings: ServeSettings
+    store: Store
+    engine: Engine
+    search: SearchAdapter
+    profiles: ProfileService
+    models: ModelRegistry
+    jobs: JobRunner
+    verifier: KeyVerifier
+    limiter: RateLimiter
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def get_services(request: Request) -> Services:
+    """The app's services (503 while the app is still starting)."""
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        raise HTTPException(status_code=503, detail="the service is starting; retry shortly")
+    return cast(Services, services)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer swk_...`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+
+
+def user_ref(user_id: str) -> str:
+    """A user id as it may appear in logs: a short one-way hash, never the id itself."""
+    return "u_" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:12]
+
+
+def require(scope: str) -> Callable[..., Principal]:
+    """A dependency admitting callers whose key grants `scope` (see the module doc)."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def dependency(
+        request: Request,
+        services: ServicesDep,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+        header: Annotated[str | None, Security(_header)] = None,
+    ) -> Principal:
+        if not services.settings.auth:
+            host = request.client.host if request.client else "local"
+            principal = Principal(key_id=None, scopes=SCOPES, name=f"ip:{host}")
+            identity = principal.name
+        else:
+            key = header or (bearer.credentials if bearer is not None else None)
+            if not key:
+                raise HTTPException(
+                    status_code=401,
+                    detail="an API key is required: send 'Authorization: Bearer <key>' or "
+                    "'X-API-Key: <key>' (create one with `shelfwise keys create`)",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            found = services.verifier.verify(key)
+            if found is None:
+                raise HTTPException(
+                    status_code=401,
+                    detail="the API key is not valid (unknown, malformed or revoked)",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            if not grants(found.scopes, scope):
+                raise HTTPException(
+                    status_code=403,
+                    detail=f"this key's scopes ({', '.join(found.scopes)}) do not include "
+                    f"'{scope}'",
+                )
+            principal = found
+            identity = found.rate_key
+        wait = services.limiter.acquire(identity)
+        if wait > 0:
+            raise HTTPException(
+                status_code=429,
+                detail=f"rate limit of {services.limiter.rate:g} requests/s exceeded",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+        request.state.principal = principal
+        return principal
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+ReadDep = Annotated[Principal, Depends(require("read"))]
+WriteDep = Annotated[Principal, Depends(require("write"))]
+AdminDep = Annotated[Principal, Depends(require("admin"))]

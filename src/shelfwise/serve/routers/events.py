@@ -1,0 +1,34 @@
+"""POST /v1/events (scope: write): one event or a batch.
+
+The answer is sent only after the store committed the events, so an acknowledged event
+survives a crash; the next recommendation for the user reads it (no retraining).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from shelfwise.data.frames import records_to_frame
+from shelfwise.data.schemas import Event
+from shelfwise.serve.deps import ServicesDep, WriteDep
+from shelfwise.serve.schemas import EventBatch, EventsAck
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+@router.post("/events", response_model=EventsAck)
+def post_events(
+    services: ServicesDep,
+    _: WriteDep,
+    body: Annotated[
+        Event | EventBatch,
+        Body(description='one event, or {"events": [...]} with up to 1000'),
+    ],
+) -> EventsAck:
+    """Store events durably; events whose event_id is already stored count as duplicates."""
+    events = body.events if isinstance(body, EventBatch) else [body]
+    report = services.store.ingest(events=records_to_frame("events", events))
+    services.search.record_queries([e.query for e in events if e.type == "search" and e.query])
+    return EventsAck(accepted=report.events, duplicates=report.duplicate_events)

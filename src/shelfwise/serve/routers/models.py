@@ -1,0 +1,68 @@
+"""Models and jobs (scope: admin): list versions with metrics, activate one, start a train
+or tune job in the background and poll it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path
+
+from shelfwise.serve.deps import AdminDep, ServicesDep
+from shelfwise.serve.jobs import train_job, tune_job
+from shelfwise.serve.schemas import JobIn, JobOut, ModelList, ModelVersion
+
+router = APIRouter(prefix="/v1", tags=["models"])
+
+Version = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
+
+
+@router.get("/models", response_model=ModelList)
+def list_models(services: ServicesDep, _: AdminDep) -> ModelList:
+    """Bundles and tuned versions with their metrics, newest first."""
+    registry = services.models
+    return ModelList(
+        active=services.engine.model_version,
+        versions=[*registry.bundles(), *registry.tuned()],
+    )
+
+
+@router.post("/models/{version}/activate", response_model=ModelVersion)
+def activate(services: ServicesDep, _: AdminDep, version: Version) -> ModelVersion:
+    """Serve this bundle or tuned version from now on; 404 if there is none."""
+    found = services.models.activate(version)
+    services.extra["metrics"].set_model(
+        services.engine.model_version, services.engine.serving_label
+    )
+    return found
+
+
+@router.post("/jobs", response_model=JobOut, status_code=202)
+def start_job(services: ServicesDep, _: AdminDep, body: JobIn) -> JobOut:
+    """Start a train or tune job in the background; poll GET /v1/jobs/{job_id}."""
+    engine, registry = services.engine, services.models
+    if body.kind == "train":
+        job = services.jobs.submit("train", lambda: train_job(engine, registry, body.activate))
+    else:
+        job = services.jobs.submit(
+            "tune",
+            lambda: tune_job(
+                engine, registry, body.model, body.trials, body.timeout_s, body.activate
+            ),
+        )
+    return JobOut(**job.as_dict())
+
+
+@router.get("/jobs", response_model=list[JobOut])
+def list_jobs(services: ServicesDep, _: AdminDep) -> list[JobOut]:
+    """Recent jobs, newest first."""
+    return [JobOut(**j.as_dict()) for j in services.jobs.list()]
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(services: ServicesDep, _: AdminDep, job_id: JobId) -> JobOut:
+    """One job's state; 404 if unknown."""
+    job = services.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(status_code=404, detail=f"no job '{job_id}'")
+    return JobOut(**job.as_dict())

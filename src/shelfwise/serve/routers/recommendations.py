@@ -1,0 +1,70 @@
+"""GET /v1/users/{user_id}/recommendations, /v1/items/{item_id}/similar and
+/v1/items/{item_id}/bought-together (scope: read)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from shelfwise.engine import RecContext, Recommendation
+from shelfwise.serve.deps import ReadDep, ServicesDep
+from shelfwise.serve.schemas import ID_PATTERN, ItemOut, PageType, RecommendationsOut, RelatedOut
+
+router = APIRouter(prefix="/v1", tags=["recommendations"])
+
+UserId = Annotated[str, Path(min_length=1, max_length=256, pattern=ID_PATTERN)]
+ItemId = Annotated[str, Path(min_length=1, max_length=256, pattern=ID_PATTERN)]
+K = Annotated[int, Query(ge=1, le=100)]
+
+
+def _items(rec: Recommendation) -> list[ItemOut]:
+    return [ItemOut(**i) for i in rec.items]
+
+
+@router.get("/users/{user_id}/recommendations", response_model=RecommendationsOut)
+def recommendations(
+    services: ServicesDep,
+    _: ReadDep,
+    user_id: UserId,
+    k: K = 10,
+    page_type: PageType | None = None,
+    item: Annotated[
+        str | None, Query(min_length=1, max_length=256, description="the item on the page")
+    ] = None,
+    category: Annotated[str | None, Query(min_length=1, max_length=1000)] = None,
+    session: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    exclude: Annotated[
+        list[str] | None, Query(max_length=200, description="item ids not to return")
+    ] = None,
+    model: Annotated[
+        str | None, Query(max_length=64, description="a model of the active bundle")
+    ] = None,
+) -> RecommendationsOut:
+    """Personalised, then session-based, then trending in the category, then popular.
+
+    Unknown users get an answer too: the steps that need no history fill the list.
+    """
+    context = RecContext(page_type=page_type, item_id=item, category=category, session_id=session)
+    rec = services.engine.recommend(user_id, k, model, context, tuple(exclude or ()))
+    return RecommendationsOut(
+        user_id=user_id, strategy=rec.strategy, model_version=rec.model_version, items=_items(rec)
+    )
+
+
+@router.get("/items/{item_id}/similar", response_model=RelatedOut)
+def similar(services: ServicesDep, _: ReadDep, item_id: ItemId, k: K = 10) -> RelatedOut:
+    """Items like this one (collaborative, then content, category, popular); 404 if unknown."""
+    rec = services.engine.similar(item_id, k)
+    return RelatedOut(
+        item_id=item_id, strategy=rec.strategy, model_version=rec.model_version, items=_items(rec)
+    )
+
+
+@router.get("/items/{item_id}/bought-together", response_model=RelatedOut)
+def bought_together(services: ServicesDep, _: ReadDep, item_id: ItemId, k: K = 10) -> RelatedOut:
+    """Items bought in the same baskets, then similar ones; 404 if the item is unknown."""
+    rec = services.engine.bought_together(item_id, k)
+    return RelatedOut(
+        item_id=item_id, strategy=rec.strategy, model_version=rec.model_version, items=_items(rec)
+    )

@@ -1,0 +1,77 @@
+"""GET /v1/search and GET /v1/autocomplete (scope: read)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from shelfwise.serve.deps import ReadDep, ServicesDep
+from shelfwise.serve.schemas import AutocompleteOut, FacetValue, ItemOut, SearchOut
+from shelfwise.serve.search import Filters
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+Text = Annotated[str, Query(min_length=1, max_length=200)]
+
+
+@router.get("/search", response_model=SearchOut)
+def search(
+    services: ServicesDep,
+    _: ReadDep,
+    q: Annotated[
+        str, Query(max_length=500, description="the query; empty browses by popularity")
+    ] = "",
+    category: Annotated[
+        str | None, Query(max_length=1000, description="only this category path and below")
+    ] = None,
+    brand: Annotated[
+        list[str] | None, Query(max_length=50, description="only these brands (repeatable)")
+    ] = None,
+    price_min: Annotated[float | None, Query(ge=0, le=1e12)] = None,
+    price_max: Annotated[float | None, Query(ge=0, le=1e12)] = None,
+    in_stock: bool | None = None,
+    facets: Annotated[
+        list[Literal["category", "brand", "price", "in_stock"]] | None,
+        Query(max_length=4, description="facets to count over all matches (repeatable)"),
+    ] = None,
+    sort: Literal["relevance", "price_asc", "price_desc", "popularity", "newest"] = "relevance",
+    page: Annotated[int, Query(ge=1, le=1000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    k: Annotated[int | None, Query(ge=1, le=100, description="alias of per_page")] = None,
+    user: Annotated[
+        str | None, Query(min_length=1, max_length=256, description="personalise for this user")
+    ] = None,
+) -> SearchOut:
+    """Full-text product search with filters, facets, sorting and pages."""
+    per_page = k or per_page
+    filters = Filters(
+        category=category,
+        brands=tuple(brand or ()),
+        price_min=price_min,
+        price_max=price_max,
+        in_stock=in_stock,
+    )
+    result = services.search.search(
+        q, filters, sort, page, per_page, tuple(dict.fromkeys(facets or ())), user
+    )
+    return SearchOut(
+        query=q,
+        total=result.total,
+        page=page,
+        per_page=per_page,
+        items=[ItemOut(**i) for i in result.items],
+        facets={name: [FacetValue(**v) for v in values] for name, values in result.facets.items()},
+        engine=result.engine,
+    )
+
+
+@router.get("/autocomplete", response_model=AutocompleteOut)
+def autocomplete(
+    services: ServicesDep,
+    _: ReadDep,
+    q: Annotated[str, Query(min_length=1, max_length=100, description="what was typed")],
+    k: Annotated[int, Query(ge=1, le=20)] = 8,
+) -> AutocompleteOut:
+    """Query completions for a prefix."""
+    return AutocompleteOut(prefix=q, suggestions=services.search.autocomplete(q, k))

@@ -1,0 +1,289 @@
+"""Search for the API: `shelfwise.search.service.SearchService` (typo tolerance, synonyms,
+filters, facets, autocomplete, live updates), built over the live catalog at startup; the
+bundle's plain BM25 index with simple filters and facets is the fallback when the service
+cannot be built.
+
+Either way the API sees one `SearchAdapter` with `search`, `autocomplete`, `upsert_items`,
+`delete_items`, `record_queries` and `forget_user`, and results in the API's shape.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib
+import importlib.util
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shelfwise.engine import Engine
+from shelfwise.errors import ShelfwiseError
+from shelfwise.types import top_k
+
+log = logging.getLogger(__name__)
+
+FACETS = ("category", "brand", "price")
+SORTS = ("relevance", "price_asc", "price_desc", "popularity", "newest")
+PRICE_BANDS = (0.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
+_FALLBACK_CANDIDATES = 1000
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a search is restricted to."""
+
+    category: str | None = None
+    brands: tuple[str, ...] = ()
+    price_min: float | None = None
+    price_max: float | None = None
+    in_stock: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Only the filters that are set."""
+        out: dict[str, Any] = {}
+        if self.category:
+            out["category"] = self.category
+        if self.brands:
+            out["brand"] = list(self.brands)
+        if self.price_min is not None:
+            out["min_price"] = self.price_min
+        if self.price_max is not None:
+            out["max_price"] = self.price_max
+        if self.in_stock is not None:
+            out["in_stock"] = self.in_stock
+        return out
+
+
+@dataclass
+class SearchResult:
+    """A page of results in the API's shape."""
+
+    items: list[dict[str, Any]]
+    total: int
+    facets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    engine: str = "bm25"
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _as_item(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "model_dump"):
+        obj = obj.model_dump()
+    elif not isinstance(obj, dict):
+        obj = {k: getattr(obj, k) for k in dir(obj) if not k.startswith("_")}
+    price = obj.get("price")
+    return {
+        "item_id": str(obj.get("item_id")),
+        "title": obj.get("title"),
+        "category": obj.get("category") or None,
+        "brand": obj.get("brand") or None,
+        "price": None if price is None or price != price else float(price),
+        "score": float(obj.get("score", 0.0) or 0.0),
+        "source": "search",
+    }
+
+
+def _as_facets(raw: Any) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not raw:
+        return out
+    items = raw.items() if isinstance(raw, dict) else ((_get(f, "name"), f) for f in raw)
+    for name, values in items:
+        values = _get(values, "values", values)
+        rows = []
+        for v in values.items() if isinstance(values, dict) else values:
+            if isinstance(v, tuple):
+                rows.append({"value": str(v[0]), "count": int(v[1])})
+            else:
+                rows.append({"value": str(_get(v, "value")), "count": int(_get(v, "count", 0))})
+        out[str(name)] = rows
+    return out
+
+
+def _price_band(price: float) -> str:
+    i = bisect.bisect_right(PRICE_BANDS, price) - 1
+    lo = PRICE_BANDS[max(i, 0)]
+    hi = PRICE_BANDS[i + 1] if i + 1 < len(PRICE_BANDS) else None
+    return f"{lo:g}-{hi:g}" if hi is not None else f"{lo:g}+"
+
+
+class SearchAdapter:
+    """One search interface over whichever implementation is present."""
+
+    def __init__(self, engine: Engine, service: Any | None = None) -> None:
+        self.engine = engine
+        self.service = service
+        self._terms: list[str] | None = None
+
+    @classmethod
+    def create(cls, engine: Engine, use_service: bool = True) -> SearchAdapter:
+        """Build the SearchService over the live catalog and the store's events."""
+        service = None
+        if use_service and importlib.util.find_spec("shelfwise.search.service") is not None:
+            module = importlib.import_module("shelfwise.search.service")
+            factory = getattr(module, "SearchService", None)
+            if factory is not None:
+                service = _build_service(factory, engine)
+        return cls(engine, service)
+
+    @property
+    def name(self) -> str:
+        """What answers searches."""
+        return "service" if self.service is not None else "bm25"
+
+    # -- queries ------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        filters: Filters,
+        sort: str = "relevance",
+        page: int = 1,
+        per_page: int = 20,
+        facets: tuple[str, ...] = (),
+        user: str | None = None,
+    ) -> SearchResult:
+        """One page of results, with facet counts over all matches."""
+        if self.service is not None:
+            history, weights = (None, None)
+            if user is not None:
+                history, weights = self.engine.user_history(user)
+            raw = self.service.search(
+                query,
+                filters=filters.as_dict(),
+                sort=sort,
+                page=page,
+                per_page=per_page,
+                facets=list(facets),
+                user=user,
+                history=history,
+                history_weights=weights,
+            )
+            return SearchResult(
+                items=[_as_item(i) for i in _get(raw, "items", [])],
+                total=int(_get(raw, "total", 0)),
+                facets=_as_facets(_get(raw, "facets", {})),
+                engine="service",
+            )
+        return self._fallback(query, filters, sort, page, per_page, facets)
+
+    def _fallback(
+        self,
+        query: str,
+        filters: Filters,
+        sort: str,
+        page: int,
+        per_page: int,
+        facets: tuple[str, ...],
+    ) -> SearchResult:
+        cat = self.engine.catalog
+        scores = np.asarray(self.engine.bundle.search_index.score(query), dtype=np.float64)
+        full = np.zeros(len(cat))
+        full[: min(len(scores), len(cat))] = scores[: len(cat)]
+        mask = (full > 0) & cat.servable
+        if filters.category:
+            mask &= cat.in_category(filters.category)
+        if filters.brands:
+            mask &= np.isin(cat.brand, list(filters.brands))
+        if filters.price_min is not None:
+            mask &= cat.price >= filters.price_min
+        if filters.price_max is not None:
+            mask &= cat.price <= filters.price_max
+        if filters.in_stock is not None and "in_stock" in cat.frame.columns:
+            stock = cat.frame["in_stock"].fillna(True).to_numpy(dtype=bool)
+            mask &= stock == filters.in_stock
+        full[~mask] = -np.inf
+        res = top_k(full, _FALLBACK_CANDIDATES)
+        ids = res.ids[np.isfinite(res.scores)]
+        if sort == "price_asc":
+            ids = ids[np.argsort(np.nan_to_num(cat.price[ids], nan=np.inf), kind="stable")]
+        elif sort == "price_desc":
+            ids = ids[np.argsort(-np.nan_to_num(cat.price[ids], nan=-np.inf), kind="stable")]
+        elif sort == "newest" and "created_at" in cat.frame.columns:
+            created = pd.to_datetime(cat.frame["created_at"]).to_numpy()[ids]
+            ids = ids[np.argsort(created, kind="stable")[::-1]]
+        start = (page - 1) * per_page
+        chosen = ids[start : start + per_page]
+        items = [cat.describe(int(i), full[i], "search") for i in chosen]
+        out_facets: dict[str, list[dict[str, Any]]] = {}
+        for name in facets:
+            if name == "price":
+                values = [_price_band(p) for p in cat.price[ids] if np.isfinite(p)]
+            else:
+                column = cat.category if name == "category" else cat.brand
+                values = [str(v) for v in column[ids] if v]
+            counts = pd.Series(values, dtype=object).value_counts()
+            out_facets[name] = [
+                {"value": str(v), "count": int(n)} for v, n in counts.head(20).items()
+            ]
+        return SearchResult(items=items, total=len(ids), facets=out_facets)
+
+    def autocomplete(self, prefix: str, k: int = 10) -> list[str]:
+        """Completions of `prefix`."""
+        if self.service is not None:
+            return [str(_get(s, "text", s)) for s in self.service.autocomplete(prefix, k)]
+        words = _WORD.findall(prefix.lower())
+        if not words:
+            return []
+        if self._terms is None:
+            titles = [t for t in self.engine.catalog.title if isinstance(t, str)]
+            self._terms = sorted({w for t in titles for w in _WORD.findall(t.lower())})
+        last = words[-1]
+        head = " ".join(words[:-1])
+        start = bisect.bisect_left(self._terms, last)
+        out: list[str] = []
+        for term in self._terms[start:]:
+            if not term.startswith(last) or len(out) >= k:
+                break
+            out.append(f"{head} {term}".strip())
+        return out
+
+    # -- catalogue and users ---------------------------------------------------------------------
+    def upsert_items(self, items: pd.DataFrame) -> None:
+        """Index new or changed items (the service does; the fallback index is the bundle's)."""
+        self._terms = None
+        if self.service is not None:
+            self.service.upsert_items(items)
+
+    def delete_items(self, item_ids: list[str]) -> None:
+        """Stop finding these items (ids the index does not hold are skipped)."""
+        if self.service is None or not item_ids:
+            return
+        known = [i for i in item_ids if i in getattr(self.service, "id_to_row", {})]
+        if known:
+            try:
+                self.service.delete_items(known)
+            except ShelfwiseError as exc:  # already gone
+                log.debug("search delete skipped: %s", exc)
+
+    def record_queries(self, queries: list[str]) -> None:
+        """Feed searches users made into autocomplete."""
+        record = getattr(self.service, "record_queries", None)
+        if callable(record) and queries:
+            record(queries)
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop anything the search service keeps about a user."""
+        forget = getattr(self.service, "forget_user", None)
+        if callable(forget):
+            forget(user_id)
+
+
+def _build_service(factory: Any, engine: Engine) -> Any | None:
+    """Build a SearchService from the live catalog and the store's events; None (and a
+    warning) if that fails, so the API still serves with the bundle's index."""
+    cat = engine.catalog
+    try:
+        events = engine.store.events()
+        return factory.build(cat.frame[cat.servable].reset_index(drop=True), events)
+    except Exception as exc:  # search must degrade, not take the API down
+        log.warning("search service unavailable (%s); using the bundle's BM25 index", exc)
+        return None
