@@ -68,16 +68,44 @@ class DemoServer:
         return self.base_url + path
 
 
-def make_app(engine: Engine) -> Any:
-    """The production app around `engine`, with API keys off as in the local demo."""
-    from shelfwise.serve import create_app, web
+TUNING_TRIALS = 12
 
-    app = create_app(engine)
-    # TEMPORARY until create_app() includes web.router (API restructure in progress)
-    if not any(getattr(r, "endpoint", None) is web.home for r in app.router.routes):
-        app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", "") != "/"]
-        app.include_router(web.router)
-    return app
+
+def write_tuning_report(models_dir: Path) -> Path:
+    """A real (tiny) Optuna study written as `shelfwise tune` writes its report folder."""
+    import optuna
+
+    from shelfwise.tuning.report import write_json, write_trials_csv
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize",
+        study_name="itemknn-demo-holdout-ndcgat10-tpe",
+        sampler=optuna.samplers.TPESampler(seed=0),
+    )
+    study.optimize(lambda t: 0.3 - (t.suggest_float("x", 0.0, 1.0) - 0.4) ** 2, TUNING_TRIALS)
+    folder = models_dir / "reports" / study.study_name
+    write_trials_csv(study, folder / "trials.csv")
+    summary = {
+        "study": study.study_name,
+        "model": "itemknn",
+        "metric": "ndcg@10",
+        "best_value": study.best_value,
+        "best_trial": study.best_trial.number,
+        "n_trials": TUNING_TRIALS,
+        "version": "v0001",
+        "promotion": {"promoted": True},
+    }
+    write_json(summary, folder / "result.json")
+    return folder
+
+
+def make_app(engine: Engine, models_dir: Path) -> Any:
+    """The production app around `engine`, with API keys off as in the local demo."""
+    from shelfwise.serve import create_app
+    from shelfwise.serve.settings import ServeSettings
+
+    return create_app(engine, ServeSettings(auth=False, models_dir=models_dir))
 
 
 @pytest.fixture(scope="session")
@@ -85,14 +113,14 @@ def demo_server() -> Iterator[DemoServer]:
     """The app over a fresh small demo store, served by uvicorn in a thread."""
     import uvicorn
 
-    os.environ.setdefault("SHELFWISE_AUTH", "false")
     tmp = Path(tempfile.mkdtemp(prefix="shelfwise-web-"))
     demo = generate(DEMO)
     store = open_store(f"duckdb:///{tmp / 'demo.duckdb'}")
     store.ingest(items=demo.items, users=demo.users, events=demo.events)
     bundle, _ = ensure_bundle(store, tmp / "artifacts")
     engine = Engine(store, bundle)
-    app = make_app(engine)
+    write_tuning_report(tmp / "models")
+    app = make_app(engine, tmp / "models")
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import DemoServer, screenshot
+from .conftest import TUNING_TRIALS, DemoServer, screenshot
 
 
 def _wait_ready(page: Any, at_least: int = 1) -> None:
@@ -62,51 +62,65 @@ def test_pages_and_static_files_are_served(demo_server: DemoServer) -> None:
         assert not {"/", "/admin", "/search"} & set(paths)
 
 
+def _broad_word(items: Any) -> str:
+    """The title word found in the most top-level categories (then in the most titles)."""
+    tops: dict[str, set[str]] = {}
+    counts: Counter[str] = Counter()
+    for title, category in zip(items["title"], items["category"], strict=True):
+        for word in set(re.findall(r"[a-z]{6,}", title.lower())):
+            tops.setdefault(word, set()).add(_top(category))
+            counts[word] += 1
+    return min(tops, key=lambda w: (-len(tops[w]), -counts[w], w))
+
+
 def test_search_with_autocomplete_then_facet_filter_narrows(
     page: Any, demo_server: DemoServer
 ) -> None:
-    # a prefix of a brand that many products share
-    brand = demo_server.items["brand"].value_counts().index[0]
-    prefix = brand.split()[0][:4]
+    word = _broad_word(demo_server.items)
+    prefix = word[:5]
     page.goto("/")
     _wait_ready(page)
-    page.fill("#q", "")
     page.type("#q", prefix, delay=30)
-    first = page.locator("#suggest li").first
-    first.wait_for(state="visible")
-    texts = page.locator("#suggest li").all_inner_texts()
-    assert texts and all(prefix.lower() in t.lower() for t in texts[:3]), texts
+    suggestions = page.locator("#suggest li")
+    suggestions.first.wait_for(state="visible")
+    texts = suggestions.all_inner_texts()
+    assert texts and all(prefix in t.lower() for t in texts), texts
     screenshot(page, "autocomplete")
+    # keyboard choice of the first suggestion runs that search
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r"/(search|product/)"))
-    if "/product/" in page.url:  # the first suggestion was a product: search instead
-        page.goto(f"/search?q={prefix}")
+    page.wait_for_url(re.compile(r"/search\?q="))
     _wait_ready(page)
-    page.locator("#results .card").first.wait_for()
+    assert page.input_value("#q") == texts[0].split("\n")[0]
+    assert page.locator("#results .card").count() > 0
+
+    # a broad query over several categories; a category facet narrows it
+    page.fill("#q", word)
+    page.press("#q", "Enter")
+    page.wait_for_url(re.compile(rf"q={word}$"))
+    _wait_ready(page, 2)
     before = int(page.get_attribute("#total", "data-total") or 0)
     assert before > 0
-
     facet = page.locator('#facets a[data-facet="category"]')
-    assert facet.count() >= 2, "a broad query has several categories"
+    assert facet.count() >= 2, "a word used across categories has several category facets"
     value = facet.first.get_attribute("data-value") or ""
+    assert " > " not in value, "without a category filter the top level is shown"
     facet.first.click()
     page.wait_for_url(re.compile(r"category="))
-    page.wait_for_function(
-        "before => Number(document.querySelector('#total')?.dataset.total) < before", arg=before
-    )
+    _wait_ready(page, 3)
     after = int(page.get_attribute("#total", "data-total") or 0)
     assert 0 < after < before
     cats = _card_categories(page, "#results .card")
     assert cats and all(c.startswith(value) for c in cats), (value, cats)
-    assert page.locator('#facets a.on[data-facet="category"]').count() == 1
+    assert page.locator('#facets a.on[data-facet="category"]').count() <= 1
+    assert page.locator('.chip[data-filter="category"]').count() == 1
     screenshot(page, "search")
 
-    # the search was recorded as this visitor's event
+    # the searches were recorded as this visitor's events
     visitor = page.evaluate("() => window.shelfwise.visitorId()")
     _flush(page)
-    events = _events_of(demo_server, visitor)
-    assert "search" in set(events["type"])
+    events = _events_of(demo_server, visitor, wait_for=2)
+    assert {texts[0].split("\n")[0], word} <= set(events.loc[events["type"] == "search", "query"])
 
 
 def test_product_page_shows_similar_items_and_stores_a_view(
@@ -186,7 +200,13 @@ def test_admin_page_counts_match_the_store(page: Any, demo_server: DemoServer) -
     for event_type, n in demo_server.store.event_type_counts().items():
         text = page.inner_text(f'#event-types .stat[data-key="type-{event_type}"] .n')
         assert int(text.replace(",", "")) == n, event_type
-    assert page.locator("#models-table tbody tr").count() >= 1
+    assert page.locator("#models-table tbody tr.active").count() == 1
+    # the tuning run's trials, each a dot, and the best-so-far line
+    chart = page.locator(f'#tuning figure.chart[data-trials="{TUNING_TRIALS}"]')
+    assert chart.count() == 1
+    assert chart.locator("circle.trial").count() == TUNING_TRIALS
+    assert chart.locator("path.best").count() == 1
+    assert "ndcg@10" in chart.locator("figcaption").inner_text()
     screenshot(page, "admin")
 
 

@@ -9,12 +9,17 @@ storefront adapts as one browses.
 `router` holds the page routes and the static files; `create_app()` includes it with
 `app.include_router(web.router)`. Static files are served from a fixed list of the files
 that ship in `static/` (read once at import), so no request path ever reaches the file
-system.
+system. The router also carries the one JSON route only the admin page needs,
+`GET /v1/admin/tuning` (admin scope): the tuning runs recorded under the model store's
+`reports/` folder by `shelfwise tune` (and the API's tune jobs), with their trials.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,8 +27,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
-__all__ = ["STATIC_DIR", "WEB_KEY_ENV", "page_config", "router"]
+from shelfwise.serve.deps import AdminDep, ServicesDep
+
+log = logging.getLogger(__name__)
+
+__all__ = ["STATIC_DIR", "WEB_KEY_ENV", "TuningRun", "page_config", "router", "tuning_runs"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 """Where the pages, scripts and styles live (shipped as package data)."""
@@ -79,11 +89,16 @@ def page_config(request: Request, page: str) -> dict[str, Any]:
 
 
 def _page(request: Request, name: str, page: str) -> HTMLResponse:
-    """A page with its config inlined as JSON (`</` escaped so it cannot close the script)."""
+    """A page with its config inlined as JSON (`<`, `>`, `&` escaped: it cannot end the script)."""
     path = _FILES.get(name)
     if path is None:
         raise HTTPException(status_code=404, detail=f"page {name} is not installed")
-    config = json.dumps(page_config(request, page)).replace("</", "<\\/")
+    config = (
+        json.dumps(page_config(request, page))
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     html = path.read_text(encoding="utf-8").replace(
         _CONFIG_MARK,
         f'<script type="application/json" id="shelfwise-config">{config}</script>',
@@ -92,22 +107,22 @@ def _page(request: Request, name: str, page: str) -> HTMLResponse:
     return HTMLResponse(html, headers=_NO_STORE)
 
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter()
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def home(request: Request) -> HTMLResponse:
     """The storefront's home page: personalised and "because you viewed" rows."""
     return _page(request, "store.html", "store")
 
 
-@router.get("/search", response_class=HTMLResponse)
+@router.get("/search", response_class=HTMLResponse, include_in_schema=False)
 def search_page(request: Request) -> HTMLResponse:
     """Search results with autocomplete, facets, sorting and pages."""
     return _page(request, "store.html", "store")
 
 
-@router.get("/product/{item_id}", response_class=HTMLResponse)
+@router.get("/product/{item_id}", response_class=HTMLResponse, include_in_schema=False)
 def product_page(
     request: Request, item_id: Annotated[str, PathParam(min_length=1, max_length=256)]
 ) -> HTMLResponse:
@@ -115,25 +130,25 @@ def product_page(
     return _page(request, "store.html", "store")
 
 
-@router.get("/admin", response_class=HTMLResponse)
+@router.get("/admin", response_class=HTMLResponse, include_in_schema=False)
 def admin_page(request: Request) -> HTMLResponse:
     """Catalogue and event counts, models and their metrics, tuning history."""
     return _page(request, "admin.html", "admin")
 
 
-@router.get("/admin/", response_class=RedirectResponse)
+@router.get("/admin/", response_class=RedirectResponse, include_in_schema=False)
 def admin_slash() -> RedirectResponse:
     """`/admin/` -> `/admin`."""
     return RedirectResponse("/admin", status_code=308)
 
 
-@router.get("/favicon.ico")
+@router.get("/favicon.ico", include_in_schema=False)
 def favicon() -> Response:
     """The shop's icon (browsers ask for it at the root)."""
     return static_file("favicon.svg")
 
 
-@router.get("/static/{name}")
+@router.get("/static/{name}", include_in_schema=False)
 def static_file(name: Annotated[str, PathParam(max_length=64)]) -> Response:
     """One shipped static file; anything else is a 404."""
     path = _FILES.get(name)
@@ -144,3 +159,109 @@ def static_file(name: Annotated[str, PathParam(max_length=64)]) -> Response:
         media_type=_MEDIA_TYPES[path.suffix],
         headers={"Cache-Control": "no-cache"},
     )
+
+
+# -- tuning history for the admin page ---------------------------------------------------------
+MAX_RUNS = 20
+MAX_TRIALS = 2000
+
+
+class Trial(BaseModel):
+    """One Optuna trial of a tuning run."""
+
+    number: int
+    state: str
+    value: float | None = None
+
+
+class TuningRun(BaseModel):
+    """One tuning run (an Optuna study) as its report folder records it."""
+
+    study: str
+    model: str = ""
+    metric: str = ""
+    direction: str = "maximize"
+    best_value: float | None = None
+    best_trial: int | None = None
+    n_trials: int = 0
+    version: str | None = Field(default=None, description="the model version it saved")
+    promoted: bool | None = None
+    trials: list[Trial] = Field(default_factory=list)
+
+
+def _number(text: Any) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _read_run(folder: Path) -> TuningRun | None:
+    """A run from `result.json` + `trials.csv`; None when the folder holds neither."""
+    result_file, trials_file = folder / "result.json", folder / "trials.csv"
+    if not result_file.is_file() and not trials_file.is_file():
+        return None
+    summary: dict[str, Any] = {}
+    if result_file.is_file():
+        loaded = json.loads(result_file.read_text(encoding="utf-8"))
+        summary = loaded if isinstance(loaded, dict) else {}
+    trials: list[Trial] = []
+    if trials_file.is_file():
+        with trials_file.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                number = _number(row.get("number"))
+                if number is None:
+                    continue
+                trials.append(
+                    Trial(
+                        number=int(number),
+                        state=str(row.get("state") or ""),
+                        value=_number(row.get("value")),
+                    )
+                )
+                if len(trials) >= MAX_TRIALS:
+                    break
+    promotion = summary.get("promotion")
+    best_trial = _number(summary.get("best_trial"))
+    return TuningRun(
+        study=str(summary.get("study") or folder.name),
+        model=str(summary.get("model") or ""),
+        metric=str(summary.get("metric") or ""),
+        best_value=_number(summary.get("best_value")),
+        best_trial=None if best_trial is None else int(best_trial),
+        n_trials=int(_number(summary.get("n_trials")) or len(trials)),
+        version=summary.get("version") if isinstance(summary.get("version"), str) else None,
+        promoted=promotion.get("promoted") if isinstance(promotion, dict) else None,
+        trials=trials,
+    )
+
+
+def tuning_runs(models_dir: Path | None, limit: int = MAX_RUNS) -> list[TuningRun]:
+    """The newest tuning runs under `<models_dir>/reports/<study>/`; unreadable ones skipped."""
+    if models_dir is None:
+        return []
+    reports = Path(models_dir) / "reports"
+    if not reports.is_dir():
+        return []
+    folders = [p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    folders.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    runs = []
+    for folder in folders:
+        try:
+            run = _read_run(folder)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("skipping tuning report %s: %s", folder.name, exc)
+            continue
+        if run is not None:
+            runs.append(run)
+        if len(runs) >= limit:
+            break
+    return runs
+
+
+@router.get("/v1/admin/tuning", response_model=list[TuningRun], tags=["admin"])
+def tuning_history(services: ServicesDep, _: AdminDep) -> list[TuningRun]:
+    """Tuning runs with their trials, newest first (for the admin page's history plots)."""
+    models_dir = getattr(services.models, "models_dir", None)
+    return tuning_runs(Path(models_dir) if models_dir is not None else None)

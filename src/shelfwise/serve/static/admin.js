@@ -89,15 +89,25 @@ function versionsOf(body) {
   return (body && (body.versions || body.models || body.items)) || [];
 }
 
+/** Metrics as flat `{"test.ndcg@10": 0.31, ...}` (one level of nesting joined by dots). */
+function flatMetrics(metrics) {
+  const out = {};
+  for (const [k, x] of Object.entries(metrics || {})) {
+    if (typeof x === "number") out[k] = x;
+    else if (x && typeof x === "object") for (const [k2, y] of Object.entries(x)) if (typeof y === "number") out[`${k}.${k2}`] = y;
+  }
+  return out;
+}
+
 function metricColumns(versions) {
   const cols = new Set();
-  for (const v of versions) for (const [k, x] of Object.entries(v.metrics || {})) if (typeof x === "number") cols.add(k);
-  const preferred = ["ndcg@10", "recall@10", "precision@10", "map@10", "mrr@10", "hit@10", "coverage"];
-  return [...cols].sort((a, b) => {
-    const ia = preferred.indexOf(a);
-    const ib = preferred.indexOf(b);
-    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
-  }).slice(0, 8);
+  for (const v of versions) for (const k of Object.keys(flatMetrics(v.metrics))) cols.add(k);
+  const rank = (k) => {
+    const order = ["ndcg", "recall", "hit", "mrr", "map", "precision", "coverage", "total"];
+    const i = order.findIndex((m) => k.includes(m));
+    return (i < 0 ? 50 : i) + (k.startsWith("test") ? 0 : k.startsWith("validation") ? 0.3 : 0.6);
+  };
+  return [...cols].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)).slice(0, 6);
 }
 
 function renderModelTable(versions) {
@@ -113,67 +123,45 @@ function renderModelTable(versions) {
         h("td", {}, String(v.version ?? v.id ?? v.name ?? "")),
         h("td", {}, String(v.model ?? (v.models && typeof v.models === "object" ? Object.keys(v.models).join(", ") : v.name) ?? "")),
         h("td", {}, String(v.created ?? v.created_at ?? "").replace("T", " ").slice(0, 19)),
-        cols.map((c) => h("td", { class: "num" }, fmtMetric((v.metrics || {})[c]))),
+        cols.map((c) => h("td", { class: "num" }, fmtMetric(flatMetrics(v.metrics)[c]))),
         h("td", {}, v.active ? "active" : "")))),
   );
 }
 
-/** Trial series found in a version's tuning report: [{title, points, maximize, metric}]. */
-function tuningSeries(v) {
-  const found = [];
-  const sources = [v.tuning, v.extra && v.extra.tuning, v.extra, v.report].filter(Boolean);
-  for (const src of sources) {
-    const trials = Array.isArray(src) ? src : src.trials || src.history;
-    if (!Array.isArray(trials) || !trials.length) continue;
-    const points = trials
-      .map((t, i) => ({
-        x: Number(t.number ?? t.trial ?? i),
-        y: Number(t.value ?? (Array.isArray(t.values) ? t.values[0] : undefined) ?? t.score),
-        pruned: String(t.state || "").toLowerCase().includes("prune"),
-      }))
-      .filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
-    if (!points.length) continue;
-    const direction = String(src.direction || "maximize").toLowerCase();
-    found.push({
-      title: `${v.model ?? ""} ${v.version ?? ""}`.trim(),
-      metric: src.metric || src.objective || "objective",
-      maximize: !direction.startsWith("min"),
-      points,
-    });
-    break;
-  }
-  return found;
+/** A tuning run as a chart series: trials with a value (pruned ones hollow). */
+function runSeries(run) {
+  const points = (run.trials || [])
+    .filter((t) => typeof t.value === "number")
+    .map((t) => ({ x: t.number, y: t.value, pruned: String(t.state).toUpperCase() === "PRUNED" }));
+  const where = run.version ? ` → ${run.version}${run.promoted ? " (promoted)" : ""}` : "";
+  return {
+    title: `${run.model || "model"} · ${run.study}${where}`,
+    metric: run.metric || "objective",
+    maximize: !String(run.direction || "maximize").toLowerCase().startsWith("min"),
+    points,
+  };
 }
 
 async function renderModels() {
-  let versions = [];
   try {
-    versions = versionsOf(await get("/v1/models"));
-    $("models").replaceChildren(renderModelTable(versions));
+    $("models").replaceChildren(renderModelTable(versionsOf(await get("/v1/models"))));
   } catch (err) {
     showError($("models"), err);
+  }
+  try {
+    const runs = await get("/v1/admin/tuning");
+    const series = (Array.isArray(runs) ? runs : []).map(runSeries).filter((s) => s.points.length);
+    $("tuning").replaceChildren(
+      ...(series.length
+        ? series.map((s) =>
+            h("figure", { class: "chart", dataset: { trials: s.points.length } },
+              h("figcaption", {}, `${s.title}: ${s.metric} by trial (line: best so far)`),
+              trialChart(s.points, { xLabel: "trial", yLabel: s.metric, maximize: s.maximize })))
+        : [h("p", { class: "muted" }, "No tuning runs yet: `shelfwise tune --promote` and the tune job record them.")]),
+    );
+  } catch (err) {
     showError($("tuning"), err);
-    return;
   }
-  let series = versions.flatMap(tuningSeries);
-  // a separate tuning history endpoint, when the API has one
-  if (!series.length) {
-    try {
-      const body = await get("/v1/models/tuning");
-      const runs = Array.isArray(body) ? body : body.runs || body.studies || [];
-      series = runs.flatMap((r) => tuningSeries({ ...r, tuning: r }));
-    } catch {
-      /* none */
-    }
-  }
-  $("tuning").replaceChildren(
-    ...(series.length
-      ? series.map((s) =>
-          h("figure", { class: "chart", dataset: { trials: s.points.length } },
-            h("figcaption", {}, `${s.title}: ${s.metric} by trial (line: best so far)`),
-            trialChart(s.points, { xLabel: "trial", yLabel: s.metric, maximize: s.maximize })))
-      : [h("p", { class: "muted" }, "No tuning runs yet: `shelfwise tune` records them with each model version.")]),
-  );
 }
 
 // ---- traffic from /metrics -------------------------------------------------------------

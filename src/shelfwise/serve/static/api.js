@@ -118,13 +118,9 @@ const pending = new Set();
  * was clicked on. Resolves to true when the API acknowledged it (it is then stored).
  */
 export function track(type, fields = {}) {
-  const event = {
-    user_id: visitorId(),
-    session_id: sessionId(),
-    type,
-    timestamp: new Date().toISOString(),
-    ...fields,
-  };
+  // the server stamps the time (browser clocks drift); the event_id makes a retried
+  // post a duplicate instead of a second event
+  const event = { event_id: randomId("e"), user_id: visitorId(), session_id: sessionId(), type, ...fields };
   for (const k of Object.keys(event)) if (event[k] === undefined || event[k] === null) delete event[k];
   const p = post("/v1/events", event, { keepalive: true })
     .then(() => true)

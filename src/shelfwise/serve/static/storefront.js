@@ -133,6 +133,8 @@ function setupSearchBox() {
   let current = [];
 
   const close = () => {
+    clearTimeout(timer);
+    seq++; // answers still on their way are dropped
     list.classList.add("hidden");
     list.replaceChildren();
     input.setAttribute("aria-expanded", "false");
@@ -191,8 +193,8 @@ function setupSearchBox() {
     timer = setTimeout(async () => {
       const mine = ++seq;
       try {
-        const body = await get("/v1/autocomplete", { q: prefix, k: 8, user_id: visitorId() });
-        if (mine === seq) show(suggestionsOf(body), prefix);
+        const body = await get("/v1/autocomplete", { q: prefix, k: 8 });
+        if (mine === seq && document.activeElement === input) show(suggestionsOf(body), prefix);
       } catch {
         if (mine === seq) close();
       }
@@ -272,6 +274,34 @@ function facetLabel(name, v) {
   return String(v.value);
 }
 
+const depth = (path) => String(path).split(" > ").length;
+
+/**
+ * The values of a facet worth showing. Categories are a tree: without a category filter the
+ * top level, with one its children (and itself, to switch it off). Counts of a finer level
+ * are summed up when the API only counts leaves.
+ */
+function displayValues(f, state) {
+  if (f.name !== "category") return f.values;
+  const parent = state.category || "";
+  const want = parent ? depth(parent) + 1 : 1;
+  const under = (v) => !parent || String(v.value).startsWith(`${parent} > `);
+  const exact = f.values.filter((v) => under(v) && depth(v.value) === want);
+  let shown = exact;
+  if (!exact.length) {
+    const sums = new Map();
+    const finest = Math.max(...f.values.map((v) => depth(v.value)));
+    for (const v of f.values) {
+      if (!under(v) || depth(v.value) !== finest || finest < want) continue;
+      const key = String(v.value).split(" > ").slice(0, want).join(" > ");
+      sums.set(key, (sums.get(key) || 0) + Number(v.count || 0));
+    }
+    shown = [...sums].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count);
+  }
+  const self = parent ? f.values.find((v) => v.value === parent) : null;
+  return self ? [self, ...shown] : shown;
+}
+
 let searchSeq = 0;
 
 async function renderSearch() {
@@ -292,11 +322,11 @@ async function renderSearch() {
   try {
     body = await get("/v1/search", {
       q: state.q,
-      k: PAGE_SIZE,
+      per_page: PAGE_SIZE,
       page: state.page,
       sort: state.sort === "relevance" ? undefined : state.sort,
-      user_id: visitorId(),
-      facets: "category,brand,price",
+      user: visitorId(),
+      facets: ["category", "brand", "price"],
       ...Object.fromEntries(FILTER_PARAMS.map((k) => [k, state[k]])),
     });
   } catch (err) {
@@ -327,7 +357,7 @@ async function renderSearch() {
     facets.map((f) =>
       h("div", { dataset: { facet: f.name } },
         h("h3", {}, f.name.replace("_", " ")),
-        h("ul", {}, f.values.slice(0, 12).map((v) => {
+        h("ul", {}, displayValues(f, state).slice(0, 12).map((v) => {
           const on = facetActive(state, f.name, v);
           const filt = facetFilter(f.name, v);
           return h("li", {},
@@ -350,7 +380,7 @@ async function renderSearch() {
     h("div", { class: "toolbar" },
       h("div", {},
         h("strong", { id: "total", dataset: { total } }, `${total.toLocaleString()} results`),
-        state.q ? ` for “${state.q}”` : "",
+        state.q ? ` for “${state.q}”` : state.category ? ` in ${state.category}` : "",
         h("div", { class: "chips" }, chips)),
       h("label", { class: "muted" }, "Sort ", sort)),
     items.length
@@ -388,7 +418,7 @@ async function renderProduct(itemId) {
 
   const parts = (item.category || "").split(" > ").filter(Boolean);
   const crumbs = h("div", { class: "crumbs" }, h("a", { href: "/" }, "Home"),
-    parts.map((p, i) => [" › ", h("a", { href: `/search?q=${encodeURIComponent(p)}&category=${encodeURIComponent(parts.slice(0, i + 1).join(" > "))}` }, p)]));
+    parts.map((p, i) => [" › ", h("a", { href: `/search?category=${encodeURIComponent(parts.slice(0, i + 1).join(" > "))}` }, p)]));
   const attrs = Object.entries(item.attributes || {}).filter(([, v]) => typeof v !== "object");
   const detail = h(
     "div",
@@ -419,8 +449,8 @@ async function renderProduct(itemId) {
     optional(get(`/v1/items/${encodeURIComponent(item.item_id)}/similar`, { k: ROW_SIZE })).catch(() => null),
     optional(get(`/v1/items/${encodeURIComponent(item.item_id)}/bought-together`, { k: 8 })).catch(() => null),
     get(`/v1/users/${encodeURIComponent(visitorId())}/recommendations`, {
-      k: ROW_SIZE, context: "product", page_type: "product", item_id: item.item_id,
-      category: item.category || undefined, exclude: item.item_id,
+      k: ROW_SIZE, page_type: "product", item: item.item_id, session: sessionId(),
+      category: item.category || undefined, exclude: [item.item_id],
     }).catch(() => null),
   ]);
   document.getElementById("shelves").replaceChildren(
@@ -441,7 +471,7 @@ async function renderHome() {
   const last = recent[0];
   const [recs, because] = await Promise.all([
     get(`/v1/users/${encodeURIComponent(visitorId())}/recommendations`, {
-      k: ROW_SIZE, context: "home", page_type: "home",
+      k: ROW_SIZE, page_type: "home", session: sessionId(),
     }).catch((err) => ({ error: err })),
     last
       ? optional(get(`/v1/items/${encodeURIComponent(last.item_id)}/similar`, { k: ROW_SIZE })).catch(() => null)
@@ -459,9 +489,11 @@ async function renderHome() {
     recent.length > 1 ? shelf("row-recent", "Recently viewed", recent.slice(0, ROW_SIZE)) : null,
   ].filter(Boolean);
   view.replaceChildren(
-    h("h1", {}, recent.length ? "Welcome back" : "Welcome to the Shelfwise demo store"),
-    recent.length ? null : h("p", { class: "muted" }, "Search or open a few products: the rows below follow what you look at."),
-    ...shelves,
+    ...[
+      h("h1", {}, recent.length ? "Welcome back" : "Welcome to the Shelfwise demo store"),
+      recent.length ? null : h("p", { class: "muted" }, "Search or open a few products: the rows below follow what you look at."),
+      ...shelves,
+    ].filter(Boolean),
   );
   markReady();
 }
