@@ -51,22 +51,23 @@ import bm25s
 import numpy as np
 import rank_bm25
 
-from shelfwise.data.demo import DemoConfig, generate
+from shelfwise.data.demo import DemoConfig, DemoStore, generate
 from shelfwise.search.analysis import Analyzer
 from shelfwise.search.bm25 import BM25Config, BM25Index
+from shelfwise.search.service import SearchService
 from shelfwise.types import Results
 
 K1, B, K = 1.2, 0.75, 10
 
 
-def corpus(size: int, seed: int = 7) -> tuple[list[str], list[str]]:
-    """(documents, queries) from a demo store with `size` products."""
+def corpus(size: int, seed: int = 7) -> tuple[list[str], list[str], DemoStore]:
+    """(documents, queries, store) from a demo store with `size` products."""
     store = generate(DemoConfig(seed=seed, n_items=size, n_users=3000, days=30))
     items = store.items
     docs = (items["title"] + " " + items["category"] + " " + items["description"]).tolist()
     ev = store.events
     queries = ev.loc[(ev["type"] == "search") & ev["query"].notna(), "query"].tolist()
-    return docs, [str(q) for q in queries]
+    return docs, [str(q) for q in queries], store
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -157,9 +158,60 @@ def index_bytes_bm25s(model: bm25s.BM25) -> int:
     return int(sum(v.nbytes for v in model.scores.values() if isinstance(v, np.ndarray)))
 
 
+def update_latency(index: BM25Index, docs: list[str]) -> dict[str, float]:
+    """Milliseconds until an added / changed / deleted document is (not) found."""
+    n = index.n_docs
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    index.upsert([n], {"text": ["zyxwarble gadget deluxe"]})
+    hit = ours_top(index, index.query_terms("zyxwarble")).ids.tolist()
+    out["add_1"] = (time.perf_counter() - t0) * 1000
+    assert hit == [n], hit
+    t0 = time.perf_counter()
+    index.upsert(np.arange(n + 1, n + 101), {"text": docs[:100]})
+    out["add_100"] = (time.perf_counter() - t0) * 1000
+    t0 = time.perf_counter()
+    index.upsert([0], {"text": ["qwombat teapot"]})
+    hit = ours_top(index, index.query_terms("qwombat")).ids.tolist()
+    out["update_1"] = (time.perf_counter() - t0) * 1000
+    assert hit == [0], hit
+    t0 = time.perf_counter()
+    index.delete([n])
+    gone = n not in ours_top(index, index.query_terms("zyxwarble")).ids.tolist()
+    out["delete_1"] = (time.perf_counter() - t0) * 1000
+    assert gone
+    q = index.query_terms("coffee stainless steel")
+    t0 = time.perf_counter()
+    for _ in range(50):
+        ours_top(index, q)
+    out["query_with_delta"] = (time.perf_counter() - t0) * 1000 / 50
+    t0 = time.perf_counter()
+    index.merge()
+    out["merge"] = (time.perf_counter() - t0) * 1000
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def service_latency(store: DemoStore, queries: list[str]) -> dict[str, Any]:
+    """The full SearchService (5 fields, typos, prefix, facets) on the raw queries."""
+    service, build_s = timed(lambda: SearchService.build(store.items, store.events))
+    lat = latency(lambda q: service.search(q, per_page=20), queries)
+    filtered = latency(
+        lambda q: service.search(q, filters=["price=..100", "in_stock=true"], sort="price_asc"),
+        queries[:500],
+    )
+    prefixes = [q[: max(2, len(q) // 2)] for q in queries[:1000]]
+    ac = latency(lambda p: service.autocomplete(p, 8), prefixes)
+    return {
+        "build_s": round(build_s, 2),
+        "search": lat,
+        "search_filtered_sorted": filtered,
+        "autocomplete": ac,
+    }
+
+
 def run_size(size: int, n_queries: int, n_rank: int) -> dict[str, Any]:
     print(f"\n== {size:,} products ==", flush=True)
-    docs, raw_queries = corpus(size)
+    docs, raw_queries, store = corpus(size)
     analyzer = Analyzer()
     tokens, tok_s = timed(lambda: [analyzer.terms(d) for d in docs])
     print(f"tokenised {len(docs):,} documents in {tok_s:.1f}s (shared by all engines)")
@@ -211,8 +263,13 @@ def run_size(size: int, n_queries: int, n_rank: int) -> dict[str, Any]:
     stats["rank_bm25"]["queries"] = min(n_rank, len(q_tokens))
 
     # speed
+    def bm25s_scores_only(toks: list[str]) -> np.ndarray:
+        scores = ref.get_scores_from_ids(ref.get_tokens_ids(toks))
+        return np.argpartition(-scores, K)[:K]
+
     speed = {
         "ours": latency(lambda ids: ours_top(ours, ids), q_ids),
+        "bm25s_scores": latency(bm25s_scores_only, q_tokens),
         "bm25s": latency(
             lambda toks: ref.retrieve([toks], k=K, show_progress=False, n_threads=0), q_tokens
         ),
@@ -238,6 +295,10 @@ def run_size(size: int, n_queries: int, n_rank: int) -> dict[str, Any]:
             "index_mb": round(index_bytes_bm25s(ref) / 2**20, 1),
             **speed["bm25s"],
         },
+        "bm25s_scores": {
+            "note": "bm25s.get_scores_from_ids + np.argpartition (skips bm25s's own top-k)",
+            **speed["bm25s_scores"],
+        },
         "rank_bm25": {
             "build_s": round(rank_build, 3),
             "build_peak_mb": round(mem["rank_bm25"], 1),
@@ -247,7 +308,8 @@ def run_size(size: int, n_queries: int, n_rank: int) -> dict[str, Any]:
     }
     for name, e in engines.items():
         print(
-            f"{name:<10} build {e['build_s']:7.2f}s  peak {e['build_peak_mb']:8.1f} MB  "
+            f"{name:<12} build {e.get('build_s', 0):7.2f}s  "
+            f"peak {e.get('build_peak_mb', 0):8.1f} MB  "
             f"qps(1) {e['qps_single']:9.1f}  qps(batch) {e.get('qps_batch', '-')!s:>9}  "
             f"p50 {e['p50_ms']:8.3f} ms  p99 {e['p99_ms']:8.3f} ms"
         )
@@ -257,6 +319,10 @@ def run_size(size: int, n_queries: int, n_rank: int) -> dict[str, Any]:
             f"({s['identical']} identical id order incl. ties), max |diff| "
             f"{s['max_abs_diff']:.2e}"
         )
+    updates = update_latency(ours, docs)
+    print("updates (ms):", json.dumps(updates))
+    service = service_latency(store, raw_queries[:n_queries])
+    print("search service:", json.dumps(service))
     return {
         "products": size,
         "queries": len(q_tokens),
@@ -265,6 +331,8 @@ def run_size(size: int, n_queries: int, n_rank: int) -> dict[str, Any]:
         "vocabulary": ours.n_terms,
         "engines": engines,
         "agreement": stats,
+        "updates_ms": updates,
+        "service": service,
     }
 
 

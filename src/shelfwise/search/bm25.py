@@ -121,6 +121,7 @@ class BM25Index:
         self._stale_any = False
         self._df = np.zeros(0, dtype=np.int64)
         self._delta: dict[int, dict[str, Counter[int]]] = {}
+        self._delta_arr: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._delta_scores: sp.csc_matrix | None = None
         self._n_main = 0
         self._scores_t: sp.csr_matrix | None = None
@@ -220,6 +221,8 @@ class BM25Index:
         self._lengths = {f: np.asarray(m.sum(axis=1), np.float64).ravel() for f, m in tf.items()}
         self._alive = np.ones(n_docs, dtype=bool)
         self._delta = {}
+        self._delta_arr = {}
+        self._delta_arr = {}
         self._recompute()
         return self
 
@@ -313,6 +316,7 @@ class BM25Index:
             self._lengths[f][row] = 0.0
         self._alive[row] = False
         self._delta.pop(row, None)
+        self._delta_arr.pop(row, None)
         if row < self._n_main:
             self._stale[row] = True
             self._stale_any = True
@@ -365,8 +369,28 @@ class BM25Index:
                 self._lengths[f][row] = float(sum(c.values()))
             self._alive[row] = True
             self._delta[row] = content
+            self._delta_arr[row] = self._content_arrays(content)
         self._after_update()
         return self
+
+    def _content_arrays(
+        self, content: dict[str, Counter[int]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(term ids, field indices, counts) of one document's content."""
+        cols: list[int] = []
+        fidx: list[int] = []
+        cnt: list[float] = []
+        for i, f in enumerate(self._fields):
+            c = content.get(f)
+            if c:
+                cols.extend(c.keys())
+                cnt.extend(c.values())
+                fidx.extend([i] * len(c))
+        return (
+            np.asarray(cols, np.int64),
+            np.asarray(fidx, np.int64),
+            np.asarray(cnt, np.float64),
+        )
 
     def delete(self, rows: Sequence[int] | np.ndarray) -> BM25Index:
         """Remove documents; their rows stay (dead) so that other rows keep their numbers."""
@@ -388,32 +412,32 @@ class BM25Index:
             self._rescore_delta()
 
     def _rescore_delta(self) -> None:
+        """Score every delta row with the live statistics (vectorised over its entries)."""
         n_docs, n_terms = self.n_docs, max(self.n_terms, 1)
         if not self._delta:
             self._delta_scores = None
             return
-        avg = self._avg_lengths()
-        idf = _idf(self._df, self.n_alive, self.config.idf)
+        rows_list = list(self._delta_arr)
+        parts = [self._delta_arr[r] for r in rows_list]
+        cols = np.concatenate([p[0] for p in parts])
+        fidx = np.concatenate([p[1] for p in parts])
+        cnt = np.concatenate([p[2] for p in parts])
+        rows = np.repeat(np.asarray(rows_list, np.int64), [p[0].size for p in parts])
+        avg_map = self._avg_lengths()
+        avg = np.array([avg_map[f] if avg_map[f] > 0 else 1.0 for f in self._fields])
+        boosts = np.array([self.config.fields[f] for f in self._fields])
+        lens = np.empty(rows.size, dtype=np.float64)
+        for i, f in enumerate(self._fields):
+            sel = fidx == i
+            lens[sel] = self._lengths[f][rows[sel]]
         b, k1 = self.config.b, self.config.k1
-        rows: list[int] = []
-        cols: list[int] = []
-        vals: list[float] = []
-        for row, content in self._delta.items():
-            acc: Counter[int] = Counter()
-            for f, counts in content.items():
-                length = self._lengths[f][row]
-                a = avg[f] if avg[f] > 0 else 1.0
-                factor = self.config.fields[f] / (1.0 - b + b * length / a)
-                for t, c in counts.items():
-                    acc[t] += factor * c
-            for t, x in acc.items():
-                rows.append(row)
-                cols.append(t)
-                vals.append(idf[t] * x / (k1 + x))
-        m = sp.csr_matrix(
-            (np.asarray(vals, np.float32), (np.asarray(rows), np.asarray(cols))),
-            shape=(n_docs, n_terms),
-        )
+        weight = cnt * boosts[fidx] / (1.0 - b + b * lens / avg[fidx])
+        m = sp.csr_matrix(sp.coo_matrix((weight, (rows, cols)), shape=(n_docs, n_terms)))
+        m.sum_duplicates()
+        idf = _idf(self._df, self.n_alive, self.config.idf)
+        x = m.data
+        m.data = (idf[m.indices] * x / (k1 + x)).astype(np.float32)
+        m = m.astype(np.float32)
         m.eliminate_zeros()
         self._delta_scores = m.tocsc()
 
@@ -453,6 +477,7 @@ class BM25Index:
             merged.eliminate_zeros()
             self._tf[f] = merged
         self._delta = {}
+        self._delta_arr = {}
         self._recompute()
         return self
 

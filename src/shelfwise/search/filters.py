@@ -79,7 +79,15 @@ class Filters(BaseModel):
     @property
     def empty(self) -> bool:
         """Whether no filter is set."""
-        return self == Filters()
+        return not (
+            self.category
+            or self.brand
+            or self.min_price is not None
+            or self.max_price is not None
+            or self.in_stock is not None
+            or self.attributes
+            or self.attribute_ranges
+        )
 
     def describe(self) -> dict[str, Any]:
         """The filters that are set, JSON-able."""

@@ -272,6 +272,7 @@ class SearchService:
         self.fusion: Fusion | None = None
         self.reranker: Reranker | None = None
         self._parser: QueryParser | None = None
+        self._view: dict[str, np.ndarray] | None = None
         self._built = False
 
     # -- building ------------------------------------------------------------------------
@@ -512,21 +513,35 @@ class SearchService:
         scores = {int(r): float(s) for r, s in zip(r_ids.tolist(), r_scores, strict=True)}
         return new_rows, new_rel, scores
 
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The result fields as numpy arrays (rebuilt after catalog changes)."""
+        if self._view is None:
+            frame = self.items
+            price = frame["price"].to_numpy(np.float64, na_value=np.nan)
+            self._view = {
+                "item_id": frame["item_id"].astype(str).to_numpy(object),
+                "title": frame["title"].to_numpy(object),
+                "brand": frame["brand"].to_numpy(object),
+                "category": frame["category"].to_numpy(object),
+                "price": price,
+                "in_stock": frame["in_stock"].fillna(False).astype(bool).to_numpy(),
+            }
+        return self._view
+
     def describe(self, rows: np.ndarray, scores: Sequence[float]) -> list[dict[str, Any]]:
         """Result dicts for rows: item_id, title, brand, category, price, in_stock, score."""
+        cols = self._columns()
         out = []
-        frame = self.items
         for row, score in zip(np.asarray(rows).tolist(), scores, strict=True):
-            rec = frame.iloc[row]
-            price = rec["price"]
+            price = float(cols["price"][row])
             out.append(
                 {
-                    "item_id": str(rec["item_id"]),
-                    "title": rec["title"],
-                    "brand": rec["brand"] or None,
-                    "category": rec["category"] or None,
-                    "price": None if pd.isna(price) else float(price),
-                    "in_stock": bool(rec["in_stock"]),
+                    "item_id": str(cols["item_id"][row]),
+                    "title": cols["title"][row],
+                    "brand": cols["brand"][row] or None,
+                    "category": cols["category"][row] or None,
+                    "price": None if price != price else price,
+                    "in_stock": bool(cols["in_stock"][row]),
                     "score": round(float(score), 6),
                     "row": int(row),
                 }
@@ -587,6 +602,7 @@ class SearchService:
         if (~appended).any():
             old = rows_arr[~appended]
             self.items.loc[old, list(ITEM_COLUMNS)] = new[~appended].to_numpy()
+        self._view = None
         for item_id, row in zip(new["item_id"].tolist(), rows, strict=True):
             self.id_to_row[item_id] = row
         self.filters.set_rows(rows_arr, new)
