@@ -30,9 +30,8 @@ def block_events(
 
 
 def block_items(n_items: int = N_ITEMS) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"item_id": [f"i{i}" for i in range(n_items)], "title": [f"item {i}" for i in range(n_items)]}
-    )
+    ids = [f"i{i}" for i in range(n_items)]
+    return pd.DataFrame({"item_id": ids, "title": [f"item {i}" for i in range(n_items)]})
 
 
 @pytest.fixture(scope="session")

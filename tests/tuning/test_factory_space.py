@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -84,7 +85,7 @@ def test_numeric_points() -> None:
 
 
 def test_grid_walks_conditional_branches_without_duplicates() -> None:
-    def space(trial):  # a: 2 choices; b only when a == "x" (3 values); c always (2 values)
+    def space(trial: Any) -> Any:  # a: 2 choices; b only when a == "x"; c always
         a = trial.suggest_categorical("a", ["x", "y"])
         b = trial.suggest_int("b", 1, 3) if a == "x" else None
         c = trial.suggest_float("c", 0.0, 1.0)
@@ -111,8 +112,8 @@ def test_model_grids_and_defaults() -> None:
 
 
 def test_config_from_params_replays_the_space() -> None:
-    cfg = config_from_params("als", {"als.factors": 20, "als.regularization": 0.5,
-                                     "als.alpha": 3.0, "als.iterations": 7}, prefix="als.")  # fmt: skip
+    params = {"als.factors": 20, "als.regularization": 0.5, "als.alpha": 3.0, "als.iterations": 7}
+    cfg = config_from_params("als", params, prefix="als.")
     assert (cfg.factors, cfg.iterations) == (20, 7)  # type: ignore[attr-defined]
     assert planned_epochs(create("als", **cfg.model_dump())) == 7
     assert planned_epochs(create("ease")) == 1

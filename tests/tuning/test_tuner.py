@@ -63,7 +63,9 @@ def test_cv_folds_partition_the_training_cells(holdout: ProtocolData) -> None:
         cv_folds(holdout.train, 1)
 
 
-def test_iterative_model_reports_epochs_and_gets_pruned(holdout: ProtocolData, tmp_path: Path) -> None:
+def test_iterative_model_reports_epochs_and_gets_pruned(
+    holdout: ProtocolData, tmp_path: Path
+) -> None:
     settings = TuneSettings(model="als", n_trials=7, sampler="random", pruner="median")
     tuned = tune(holdout, settings, str(tmp_path / "s.journal"), "als", final=False)
     trials = tuned.study.trials
@@ -117,7 +119,11 @@ def test_decide_known_answers() -> None:
 
 
 def _tune_and_offer(
-    data: ProtocolData, store: ModelStore, model: str, tmp_path: Path, candidates=()
+    data: ProtocolData,
+    store: ModelStore,
+    model: str,
+    tmp_path: Path,
+    candidates: tuple[str, ...] = (),
 ) -> tuple[float, str, bool, float | None]:
     settings = TuneSettings(model=model, n_trials=3, sampler="random", pruner="none",
                             candidates=tuple(candidates) or TuneSettings.candidates)  # fmt: skip
@@ -145,7 +151,7 @@ def test_champion_challenger_promotes_only_when_better(
     assert promoted and champ == pytest.approx(weak)  # the champion re-fitted on the same folds
     assert store.active() is not None and store.active().version == v2  # type: ignore[union-attr]
     # 3. trending again: worse than the active model, saved but not promoted
-    again, v3, promoted, champ = _tune_and_offer(holdout, store, "trending", tmp_path)
+    again, _, promoted, champ = _tune_and_offer(holdout, store, "trending", tmp_path)
     assert not promoted and champ == pytest.approx(strong)
     assert store.active().version == v2  # type: ignore[union-attr]
     assert [v.version for v in store.versions()] == ["v0001", "v0002", "v0003"]

@@ -59,8 +59,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     models_dir = Path(args.models_dir)
     study = args.study or default_study_name(settings, label, args.protocol)
     storage = args.storage or str(models_dir / "studies" / f"{study}.journal")
-    tuned = tune(data, settings, storage, study, dataset=label, events=events, progress=log.info)
+    tuned = tune(
+        data, settings, storage, study, dataset=label, events=events, progress=log.info,
+        final=args.final,
+    )  # fmt: skip
     result = tuned.result
+    if not args.final:  # a worker on a shared study: trials only
+        print(
+            f"study {study}: {result.n_trials} trials ({result.n_complete} complete, "
+            f"{result.n_pruned} pruned, {result.n_failed} failed); best {result.metric} "
+            f"{result.best_value:.4f} with {result.best_params}"
+        )
+        return 0
 
     store = ModelStore(models_dir)
     decision = None
@@ -188,6 +198,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="save a version and activate it if it beats the active one (default)",
+    )
+    p.add_argument(
+        "--final",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the trials, score best and default once on test, save, promote and "
+        "report (default); --no-final only runs trials (extra workers on a shared study)",
     )
     p.set_defaults(func=cmd_tune)
     return p

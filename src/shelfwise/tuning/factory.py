@@ -16,6 +16,8 @@ SQLAlchemy URL) to share one study between processes on one machine or many.
 from __future__ import annotations
 
 import os
+import re
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -83,6 +85,11 @@ def make_pruner(name: str, n_startup_trials: int = 4) -> optuna.pruners.BasePrun
     return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
 
 
+def redact(url: str) -> str:
+    """A storage URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
 def is_shared_url(url: str) -> bool:
     """True for storages that several processes may share safely (database URLs)."""
     scheme = urlsplit(url).scheme.lower()
@@ -110,15 +117,22 @@ def open_storage(target: str | os.PathLike[str]) -> optuna.storages.BaseStorage:
             raise ConfigError(
                 f"--storage {text!r}: expected postgresql://..., sqlite:///FILE or a file path"
             )
-        try:
-            heartbeat: dict[str, Any] = {}
-            if is_shared_url(text):
-                heartbeat = {"heartbeat_interval": 30, "grace_period": 120}
-            return optuna.storages.RDBStorage(
-                _sqlalchemy_url(text), engine_kwargs={"pool_pre_ping": True}, **heartbeat
-            )
-        except Exception as exc:
-            raise ConfigError(f"--storage: cannot open {text!r}: {exc}") from exc
+        heartbeat: dict[str, Any] = {}
+        if is_shared_url(text):
+            heartbeat = {"heartbeat_interval": 30, "grace_period": 120}
+        # Workers started together on a fresh database race to create Optuna's tables; the
+        # loser's insert fails once the winner's are there, and a retry then finds them.
+        for attempt in range(4):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        _sqlalchemy_url(text), engine_kwargs={"pool_pre_ping": True}, **heartbeat
+                    )
+            except Exception as exc:
+                if attempt == 3:
+                    raise ConfigError(f"--storage: cannot open {redact(text)}: {exc}") from exc
+                time.sleep(0.5 * (attempt + 1))
     path = Path(text.split("://", 1)[1] if "://" in text else text)
     path.parent.mkdir(parents=True, exist_ok=True)
     from optuna.storages.journal import JournalFileBackend, JournalStorage

@@ -31,6 +31,7 @@ from shelfwise.recommenders.base import ModelConfig, available, create
 
 MAX_GRID = 20_000
 _POINT_ATTR = "shelfwise_point"
+EXHAUSTED_ATTR = "shelfwise_grid_exhausted"
 
 
 def config_class(model: str) -> type[ModelConfig]:
@@ -257,12 +258,15 @@ class PointListSampler(optuna.samplers.BaseSampler):
     """Evaluates a fixed list of points: trial number n takes point n.
 
     A trial numbered past the list (after failed trials) takes the first point that no
-    complete, pruned or running trial holds. Parameters outside the points (there should be
-    none) are sampled at random.
+    complete, pruned or running trial holds; if there is none (workers racing for the last
+    point) the trial is flagged `EXHAUSTED_ATTR` and must not be evaluated. Parameters
+    outside the points (there should be none) are sampled at random.
     """
 
     def __init__(self, points: Sequence[Mapping[str, Any]], seed: int | None = None) -> None:
         self.points = [dict(p) for p in points]
+        self.exhausted: set[int] = set()
+        """Numbers of this process's trials that found every point taken."""
         self._fallback = optuna.samplers.RandomSampler(seed=seed)
 
     def infer_relative_search_space(
@@ -294,7 +298,11 @@ class PointListSampler(optuna.samplers.BaseSampler):
             index = trial.number
         else:
             free = self.unvisited(study)
-            index = free[0] if free else trial.number % len(self.points)
+            if not free:  # another worker took the last point meanwhile: flag, do not repeat
+                study._storage.set_trial_system_attr(trial._trial_id, EXHAUSTED_ATTR, True)
+                self.exhausted.add(trial.number)
+                return
+            index = free[0]
         study._storage.set_trial_system_attr(trial._trial_id, _POINT_ATTR, index)
 
     def sample_independent(

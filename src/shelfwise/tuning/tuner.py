@@ -6,7 +6,8 @@ Trial counting is per study, not per process: `n_trials=50` means the study hold
 complete, pruned or running trials, so re-running an interrupted command finishes the
 remainder, and workers sharing a database study stop together (with samplers other than
 `grid` the total may overshoot by at most one trial per extra worker; `grid` never
-overshoots and never repeats a point). Trials left running by a process that died are
+overshoots and never repeats a point: a trial that finds every point taken is marked failed
+without being evaluated). Trials left running by a process that died are
 marked failed: at start for a local file storage (one process at a time), through
 heartbeats for database storages.
 """
@@ -40,6 +41,7 @@ from shelfwise.tuning.factory import (
     make_pruner,
     make_sampler,
     open_storage,
+    redact,
 )
 from shelfwise.tuning.objective import (
     Objective,
@@ -172,11 +174,6 @@ def default_study_name(settings: TuneSettings, dataset: str, protocol: str) -> s
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))
 
 
-def redact(url: str) -> str:
-    """A storage URL without its password."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
 def _count(study: optuna.Study, states: Sequence[TrialState]) -> int:
     return len(study.get_trials(deepcopy=False, states=tuple(states)))
 
@@ -273,6 +270,10 @@ def run_trials(
         if grid is not None and not grid.unvisited(study):
             break
         trial = study.ask()
+        if grid is not None and trial.number in grid.exhausted:
+            trial.set_user_attr("stopped", "grid exhausted by other workers")
+            study.tell(trial, state=TrialState.FAIL)
+            break
         t0 = time.monotonic()
         state, value, note = TrialState.COMPLETE, float("nan"), ""
         try:
@@ -375,6 +376,14 @@ def tune(
     shared = isinstance(storage, str) and is_shared_url(storage)
 
     points = grid_points(models[0], settings.grid_points) if settings.sampler == "grid" else None
+    n_trials = settings.n_trials
+    if n_trials is None:
+        n_trials = (
+            len(points) if points is not None else (NO_CAP if settings.timeout else DEFAULT_TRIALS)
+        )
+    if points is not None:  # the grid's first n_trials points, one per trial number
+        n_trials = min(n_trials, len(points))
+        points = points[:n_trials]
     # The sampler's seed moves on with the study (and the process, for shared storages), so
     # a resumed or second worker does not replay the first one's random draws.
     probe = optuna.create_study(
@@ -400,13 +409,6 @@ def tune(
         stale = fail_stale_trials(study, store)
         if stale:
             say(f"marked {stale} trial(s) left running by an interrupted run as failed")
-    n_trials = settings.n_trials
-    if n_trials is None:
-        n_trials = (
-            len(points) if points is not None else (NO_CAP if settings.timeout else DEFAULT_TRIALS)
-        )
-    if points is not None:
-        n_trials = min(n_trials, len(points))
     already = _count(study, (TrialState.COMPLETE, TrialState.PRUNED))
     users = sum(int(f.users.size) for f in folds)
     say(
@@ -417,8 +419,7 @@ def tune(
         f"{', budget ' + _fmt_seconds(settings.timeout) if settings.timeout else ''}"
         f"{f', resuming with {already} finished' if already else ''}"
     )
-    remaining_time = settings.timeout
-    run_trials(study, objective, n_trials, remaining_time, say)
+    run_trials(study, objective, n_trials, settings.timeout, say)
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
