@@ -2,9 +2,10 @@
 
 A demo store of 100,000 items and 50,000 users (the `shelfwise.data.demo` generator, scaled)
 is ingested into DuckDB, the default bundle is built, and `shelfwise serve` runs on
-127.0.0.1 with production settings (no reload, one worker process: the embedded DuckDB
-store allows a single writer process; auth and rate limiting off so that the test measures
-the service, not the limiter). `wrk` then drives each endpoint over varied requests (real
+127.0.0.1 with production settings (no reload, no access log, API keys required: the
+requests carry a `read` key made for the run; one worker process, since the embedded DuckDB
+store allows a single writer process; rate limiting off, so that the test measures the
+service rather than the limiter). `wrk` then drives each endpoint over varied requests (real
 search queries of the generated shoppers; known and unknown user ids) at increasing
 concurrency, one fixed-length run per level, and the report gives the highest throughput
 whose p99 latency stays under the target (50 ms).
@@ -123,6 +124,24 @@ def prepare(args: argparse.Namespace) -> tuple[str, Path, dict[str, Any]]:
     return store_url, artifacts, info
 
 
+def make_key(store_url: str) -> tuple[str, str]:
+    """A `read` API key for this run: (key, key_id)."""
+    from shelfwise.serve.security import create_key
+    from shelfwise.store import open_store
+
+    with open_store(store_url) as store:
+        key, record = create_key(store, "read", "load test")
+    return key, record.key_id
+
+
+def revoke_key(store_url: str, key_id: str) -> None:
+    """Revoke the run's key once the server has stopped."""
+    from shelfwise.store import open_store
+
+    with open_store(store_url) as store:
+        store.revoke_api_key(key_id)
+
+
 def write_request_files(store: Any, directory: Path, seed: int, n: int = 5000) -> None:
     """Request paths per scenario: real shoppers' queries, known and unknown user ids."""
     rng = random.Random(seed)
@@ -158,7 +177,6 @@ def start_server(store_url: str, artifacts: Path, port: int, workers: int) -> su
     """`shelfwise serve` in its own process group; waits until /readyz answers."""
     env = {
         **os.environ,
-        "SHELFWISE_AUTH": "false",
         "SHELFWISE_RATE_LIMIT": "0",
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",
@@ -219,12 +237,12 @@ def stop_server(proc: subprocess.Popen[str]) -> None:
 
 
 def run_wrk(
-    base: str, paths: Path, connections: int, duration: int, script: Path
+    base: str, paths: Path, connections: int, duration: int, script: Path, key: str
 ) -> dict[str, Any]:
     """One closed-loop wrk run; the Lua script writes its summary as JSON."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         out_path = Path(out.name)
-    env = {**os.environ, "WRK_PATHS": str(paths), "WRK_OUT": str(out_path)}
+    env = {**os.environ, "WRK_PATHS": str(paths), "WRK_OUT": str(out_path), "WRK_API_KEY": key}
     cmd = [
         "wrk",
         "-t1",
@@ -258,7 +276,7 @@ def run_wrk(
 
 
 async def _httpx_run(
-    base: str, paths: list[str], connections: int, duration: float
+    base: str, paths: list[str], connections: int, duration: float, key: str
 ) -> dict[str, Any]:
     import httpx
 
@@ -282,7 +300,10 @@ async def _httpx_run(
 
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=5.0) as client:
+    headers = {"X-API-Key": key}
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, timeout=5.0, headers=headers
+    ) as client:
         await asyncio.gather(
             *(worker(client, random.randrange(len(paths))) for _ in range(connections))
         )
@@ -306,10 +327,10 @@ async def _httpx_run(
     }
 
 
-def run_httpx(base: str, paths: Path, connections: int, duration: int) -> dict[str, Any]:
+def run_httpx(base: str, paths: Path, connections: int, duration: int, key: str) -> dict[str, Any]:
     """The same closed-loop run with an asyncio httpx client (when wrk is missing)."""
     lines = [p for p in paths.read_text().splitlines() if p]
-    return asyncio.run(_httpx_run(base, lines, connections, duration))
+    return asyncio.run(_httpx_run(base, lines, connections, duration, key))
 
 
 # ---- main -----------------------------------------------------------------------------------
@@ -360,6 +381,7 @@ def main() -> int:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    key, key_id = make_key(store_url)
     server = start_server(store_url, artifacts, port, args.workers)
     results: dict[str, Any] = {}
     try:
@@ -367,15 +389,15 @@ def main() -> int:
             paths = directory / f"paths_{scenario}.txt"
             # warm-up: caches, lazily built structures, JIT-free but page-cache warm
             if client == "wrk":
-                run_wrk(base, paths, 2, 3, script)
+                run_wrk(base, paths, 2, 3, script, key)
             else:
-                run_httpx(base, paths, 2, 3)
+                run_httpx(base, paths, 2, 3, key)
             runs = []
             for c in levels:
                 if client == "wrk":
-                    run = run_wrk(base, paths, c, args.duration, script)
+                    run = run_wrk(base, paths, c, args.duration, script, key)
                 else:
-                    run = run_httpx(base, paths, c, args.duration)
+                    run = run_httpx(base, paths, c, args.duration, key)
                 run["load_avg_1m"] = round(os.getloadavg()[0], 2)
                 runs.append(run)
                 log.info(
@@ -391,6 +413,7 @@ def main() -> int:
             results[scenario] = {"runs": runs, "best_under_target": best}
     finally:
         stop_server(server)
+        revoke_key(store_url, key_id)
 
     report = {
         "benchmark": "load_test",
@@ -402,7 +425,13 @@ def main() -> int:
             "python": platform.python_version(),
         },
         "client": client,
-        "server": {"command": "shelfwise serve", "workers": args.workers, "host": "127.0.0.1"},
+        "server": {
+            "command": "shelfwise serve",
+            "workers": args.workers,
+            "host": "127.0.0.1",
+            "auth": "read key (X-API-Key)",
+            "rate_limit": "off",
+        },
         "duration_s": args.duration,
         "target_p99_ms": args.target_p99_ms,
         "data": {

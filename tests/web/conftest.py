@@ -179,10 +179,10 @@ def page(browser: Any, demo_server: DemoServer) -> Iterator[Any]:
         context.close()
 
 
-def screenshot(page: Any, name: str) -> None:
+def screenshot(page: Any, name: str, full_page: bool = False) -> None:
     """Save a PNG of the page into `$SHELFWISE_SCREENSHOTS` (docs/screenshots), if set."""
     folder = os.environ.get(SCREENSHOTS_ENV)
     if not folder:
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
+    page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=full_page)

@@ -207,7 +207,7 @@ def test_admin_page_counts_match_the_store(page: Any, demo_server: DemoServer) -
     assert chart.locator("circle.trial").count() == TUNING_TRIALS
     assert chart.locator("path.best").count() == 1
     assert "ndcg@10" in chart.locator("figcaption").inner_text()
-    screenshot(page, "admin")
+    screenshot(page, "admin", full_page=True)
 
 
 @pytest.mark.parametrize("path", ["/product/NO-SUCH-ITEM"])

@@ -101,13 +101,15 @@ function flatMetrics(metrics) {
 
 function metricColumns(versions) {
   const cols = new Set();
-  for (const v of versions) for (const k of Object.keys(flatMetrics(v.metrics))) cols.add(k);
+  // quality metrics, and a bundle's total build time; not every per-model timing
+  const keep = (k) => !k.startsWith("seconds.") || k === "seconds.total";
+  for (const v of versions) for (const k of Object.keys(flatMetrics(v.metrics))) if (keep(k)) cols.add(k);
   const rank = (k) => {
     const order = ["ndcg", "recall", "hit", "mrr", "map", "precision", "coverage", "total"];
     const i = order.findIndex((m) => k.includes(m));
     return (i < 0 ? 50 : i) + (k.startsWith("test") ? 0 : k.startsWith("validation") ? 0.3 : 0.6);
   };
-  return [...cols].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)).slice(0, 6);
+  return [...cols].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)).slice(0, 5);
 }
 
 function renderModelTable(versions) {
@@ -117,12 +119,14 @@ function renderModelTable(versions) {
     "table",
     { class: "data", id: "models-table" },
     h("thead", {}, h("tr", {}, h("th", {}, "version"), h("th", {}, "model"), h("th", {}, "created"),
-      cols.map((c) => h("th", { class: "num" }, c)), h("th", {}, ""))),
+      h("th", { class: "num" }, "interactions"),
+      cols.map((c) => h("th", { class: "num" }, c === "seconds.total" ? "build s" : c)), h("th", {}, ""))),
     h("tbody", {}, versions.map((v) =>
       h("tr", { class: v.active ? "active" : "", dataset: { version: v.version ?? v.id ?? v.name } },
         h("td", {}, String(v.version ?? v.id ?? v.name ?? "")),
         h("td", {}, String(v.model ?? (v.models && typeof v.models === "object" ? Object.keys(v.models).join(", ") : v.name) ?? "")),
-        h("td", {}, String(v.created ?? v.created_at ?? "").replace("T", " ").slice(0, 19)),
+        h("td", {}, String(v.created ?? v.created_at ?? "").replace("T", " ").slice(0, 16)),
+        h("td", { class: "num" }, fmtMetric((v.counts || {}).interactions)),
         cols.map((c) => h("td", { class: "num" }, fmtMetric(flatMetrics(v.metrics)[c]))),
         h("td", {}, v.active ? "active" : "")))),
   );
@@ -155,7 +159,8 @@ async function renderModels() {
       ...(series.length
         ? series.map((s) =>
             h("figure", { class: "chart", dataset: { trials: s.points.length } },
-              h("figcaption", {}, `${s.title}: ${s.metric} by trial (line: best so far)`),
+              h("figcaption", {}, s.title,
+                h("div", { class: "muted" }, `${s.metric} per trial · line: best so far · hollow: pruned`)),
               trialChart(s.points, { xLabel: "trial", yLabel: s.metric, maximize: s.maximize })))
         : [h("p", { class: "muted" }, "No tuning runs yet: `shelfwise tune --promote` and the tune job record them.")]),
     );

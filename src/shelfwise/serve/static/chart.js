@@ -9,7 +9,7 @@ function el(tag, attrs = {}, text) {
   return node;
 }
 
-function niceTicks(lo, hi, n = 5) {
+function niceTicks(lo, hi, n = 5, integer = false) {
   if (!(hi > lo)) {
     const pad = Math.abs(lo) * 0.1 || 1;
     lo -= pad;
@@ -17,10 +17,13 @@ function niceTicks(lo, hi, n = 5) {
   }
   const raw = (hi - lo) / n;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
+  const steps = integer ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10];
+  let step = steps.map((m) => m * mag).find((s) => s >= raw) || raw;
+  if (integer) step = Math.max(1, Math.round(step));
   const start = Math.floor(lo / step) * step;
+  const end = Math.ceil(hi / step) * step;
   const ticks = [];
-  for (let v = start; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+  for (let i = 0; start + i * step <= end + step * 1e-9; i++) ticks.push(Number((start + i * step).toPrecision(12)));
   return { lo: ticks[0], hi: ticks[ticks.length - 1], ticks };
 }
 
@@ -44,7 +47,7 @@ export function trialChart(points, { xLabel = "trial", yLabel = "value", maximiz
     svg.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#5f6b66" }, "no trials"));
     return svg;
   }
-  const xs = niceTicks(Math.min(...finite.map((p) => p.x)), Math.max(...finite.map((p) => p.x)));
+  const xs = niceTicks(Math.min(...finite.map((p) => p.x)), Math.max(...finite.map((p) => p.x)), 6, true);
   const ys = niceTicks(Math.min(...finite.map((p) => p.y)), Math.max(...finite.map((p) => p.y)));
   const X = (v) => m.l + ((v - xs.lo) / (xs.hi - xs.lo || 1)) * (W - m.l - m.r);
   const Y = (v) => H - m.b - ((v - ys.lo) / (ys.hi - ys.lo || 1)) * (H - m.t - m.b);
