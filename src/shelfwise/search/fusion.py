@@ -1,0 +1,133 @@
+"""Hybrid fusion of ranked lists: reciprocal rank fusion and weighted normalised scores.
+
+Fusion only sees `Results` (ids and scores, best first); it does not know how the lists were
+made, so BM25, dense retrieval or anything else can be combined.
+
+* Reciprocal rank fusion (Cormack, Clarke and Buettcher, SIGIR 2009):
+  `rrf(d) = sum_i w_i / (k + rank_i(d))`, ranks starting at 1, `k = 60` as in the paper.
+  A document missing from a list gets nothing from that list.
+* Weighted score fusion: every list's scores are normalised (min-max to [0, 1], or z-scores)
+  and summed with weights. A document missing from a list counts as that list's minimum
+  (0 after min-max, the lowest z-score after z-scoring): it was not good enough to be
+  retrieved, so it scores no better than the worst document that was.
+
+Ties are broken by the smaller id, so fusion is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from shelfwise.errors import ConfigError
+from shelfwise.types import Results
+
+Normalisation = Literal["minmax", "zscore"]
+
+__all__ = ["RRF_K", "normalise_scores", "reciprocal_rank_fusion", "weighted_score_fusion"]
+
+RRF_K = 60
+"""The rank constant of reciprocal rank fusion (the value of Cormack et al.)."""
+
+
+def _weights(n: int, weights: Sequence[float] | None) -> np.ndarray:
+    if weights is None:
+        return np.ones(n, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,):
+        raise ConfigError(f"weights: expected {n} weights (one per list), got {len(w)}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ConfigError(f"weights must be finite and >= 0, got {list(weights or [])}")
+    return w
+
+
+def _valid(res: Results) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, scores) of a 1-D result list with padding (-1 ids, -inf scores) removed."""
+    if res.ids.ndim != 1:
+        raise ValueError(f"fusion takes one query's 1-D Results, got shape {res.ids.shape}")
+    ids = res.ids.astype(np.int64)
+    scores = res.scores.astype(np.float64)
+    keep = (ids >= 0) & np.isfinite(scores)
+    return ids[keep], scores[keep]
+
+
+def _rank(ids: np.ndarray, fused: np.ndarray, limit: int | None) -> Results:
+    order = np.lexsort((ids, -fused))
+    if limit is not None:
+        order = order[:limit]
+    return Results(ids[order], fused[order].astype(np.float32))
+
+
+def reciprocal_rank_fusion(
+    results: Sequence[Results],
+    k: int = RRF_K,
+    weights: Sequence[float] | None = None,
+    limit: int | None = None,
+) -> Results:
+    """Fuse ranked lists by `sum_i w_i / (k + rank_i)`; the best `limit` (all if None)."""
+    if k < 1:
+        raise ConfigError(f"the RRF rank constant k must be >= 1, got {k}")
+    w = _weights(len(results), weights)
+    all_ids: list[np.ndarray] = []
+    all_vals: list[np.ndarray] = []
+    for weight, res in zip(w, results, strict=True):
+        ids, _ = _valid(res)
+        # a repeated id counts at its best rank only
+        ids, first = np.unique(ids, return_index=True)
+        all_ids.append(ids)
+        all_vals.append(weight / (k + first + 1.0))
+    return _sum_and_rank(all_ids, all_vals, limit)
+
+
+def _sum_and_rank(ids: list[np.ndarray], vals: list[np.ndarray], limit: int | None) -> Results:
+    if not ids or sum(a.size for a in ids) == 0:
+        return Results(np.empty(0, np.int64), np.empty(0, np.float32))
+    cat_ids = np.concatenate(ids)
+    uniq, inverse = np.unique(cat_ids, return_inverse=True)
+    fused = np.bincount(inverse, weights=np.concatenate(vals), minlength=uniq.size)
+    return _rank(uniq, fused, limit)
+
+
+def normalise_scores(scores: np.ndarray, method: Normalisation = "minmax") -> np.ndarray:
+    """Min-max to [0, 1] (all 1 when the scores are equal) or z-scores (all 0 when equal)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.size == 0:
+        return s
+    if method == "minmax":
+        lo, hi = float(s.min()), float(s.max())
+        return np.ones_like(s) if hi - lo <= 1e-12 else (s - lo) / (hi - lo)
+    if method == "zscore":
+        sd = float(s.std())
+        return np.zeros_like(s) if sd <= 1e-12 else (s - s.mean()) / sd
+    raise ConfigError(f"normalisation must be 'minmax' or 'zscore', got {method!r}")
+
+
+def weighted_score_fusion(
+    results: Sequence[Results],
+    weights: Sequence[float] | None = None,
+    method: Normalisation = "minmax",
+    limit: int | None = None,
+) -> Results:
+    """Fuse lists by the weighted sum of their normalised scores (see the module docstring)."""
+    w = _weights(len(results), weights)
+    lists = [_valid(r) for r in results]
+    union = np.unique(np.concatenate([ids for ids, _ in lists])) if lists else np.empty(0, np.int64)
+    if union.size == 0:
+        return Results(np.empty(0, np.int64), np.empty(0, np.float32))
+    fused = np.zeros(union.size, dtype=np.float64)
+    for weight, (ids, s) in zip(w, lists, strict=True):
+        if ids.size == 0:
+            continue
+        # a repeated id keeps its best score
+        order = np.lexsort((-s, ids))
+        ids, s = ids[order], s[order]
+        keep = np.ones(ids.size, dtype=bool)
+        keep[1:] = ids[1:] != ids[:-1]
+        ids, s = ids[keep], s[keep]
+        norm = normalise_scores(s, method)
+        col = np.full(union.size, norm.min(), dtype=np.float64)
+        col[np.searchsorted(union, ids)] = norm
+        fused += weight * col
+    return _rank(union, fused, limit)

@@ -1,0 +1,269 @@
+"""A learned, personalised re-ranker: LightGBM lambdarank over candidate features.
+
+Training data are graded (query, item) labels: a dataset's relevance judgements where it
+has them, and otherwise the store's own behaviour after a search (`search_labels`): an
+item the shopper clicked, carted or bought in the same session within `window_minutes` of
+the search is relevant, graded purchase (3) > add_to_cart (2) > click (1); every other
+candidate the first stage showed is grade 0 (shown, not clicked).
+
+The model (`LTRReranker`) is a LightGBM booster trained with the lambdarank objective,
+which optimises nDCG directly (Burges, "From RankNet to LambdaRank to LambdaMART", 2010).
+It is saved as LightGBM's own text model file plus a JSON file with the configuration and
+the feature names, so loading needs no pickle and refuses a model built for other features.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from shelfwise.errors import ConfigError, DataError, NotFittedError
+from shelfwise.search.features import FeatureBuilder
+from shelfwise.types import Results
+
+log = logging.getLogger(__name__)
+
+__all__ = ["GRADES", "LTRConfig", "LTRReranker", "search_labels"]
+
+GRADES: dict[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}
+"""Relevance grade of an item by the strongest thing the shopper did with it after a search."""
+
+_FORMAT_VERSION = 1
+
+
+def search_labels(events: pd.DataFrame, window_minutes: float = 30.0) -> pd.DataFrame:
+    """Graded labels from search -> click / add_to_cart / purchase events.
+
+    Each click, cart or purchase is credited to the latest search before it in the same
+    session (the same shopper when there is no session id) if it came within
+    `window_minutes`; an item's grade is the strongest event credited to it (see `GRADES`).
+
+    Returns one row per (search, item) with a positive grade: `search_id` (the search's
+    event id), `user_id`, `query`, `timestamp` (of the search), `item_id`, `grade`.
+    """
+    need = {"event_id", "user_id", "item_id", "type", "query", "timestamp"}
+    missing = need - set(events.columns)
+    if missing:
+        raise DataError(f"events lack columns {sorted(missing)} needed for search labels")
+    if window_minutes <= 0:
+        raise ConfigError(f"window_minutes must be > 0, got {window_minutes}")
+    ev = events.loc[:, sorted(need | ({"session_id"} & set(events.columns)))].copy()
+    session = ev["session_id"] if "session_id" in ev else pd.Series(None, index=ev.index)
+    ev["_key"] = np.where(
+        session.notna(), "s:" + session.astype(str), "u:" + ev["user_id"].astype(str)
+    )
+    ev["timestamp"] = pd.to_datetime(ev["timestamp"])
+    ev["_order"] = np.arange(len(ev))
+    q = ev["query"]
+    is_search = (ev["type"] == "search") & q.notna() & (q.astype(str).str.strip() != "")
+    searches = ev.loc[is_search, ["event_id", "user_id", "query", "timestamp", "_key", "_order"]]
+    acts = ev.loc[ev["type"].isin(list(GRADES)) & ev["item_id"].notna()]
+    out_cols = ["search_id", "user_id", "query", "timestamp", "item_id", "grade"]
+    if searches.empty or acts.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in out_cols})
+    searches = searches.rename(
+        columns={"event_id": "search_id", "timestamp": "search_ts", "_order": "search_order"}
+    )
+    searches["_t"] = searches["search_ts"]
+    acts = acts.assign(_t=acts["timestamp"]).sort_values(["_t", "_order"], kind="stable")
+    searches = searches.sort_values(["_t", "search_order"], kind="stable")
+    joined = pd.merge_asof(
+        acts[["_key", "_t", "_order", "item_id", "type"]],
+        searches[["_key", "_t", "search_id", "user_id", "query", "search_ts", "search_order"]],
+        on="_t",
+        by="_key",
+        direction="backward",
+        tolerance=pd.Timedelta(minutes=window_minutes),
+    )
+    joined = joined[joined["search_id"].notna()]
+    joined["grade"] = joined["type"].map(GRADES).astype(np.int64)
+    labels = (
+        joined.groupby(["search_id", "item_id"], sort=False)
+        .agg(
+            user_id=("user_id", "first"),
+            query=("query", "first"),
+            timestamp=("search_ts", "first"),
+            grade=("grade", "max"),
+        )
+        .reset_index()
+    )
+    return (
+        labels.loc[:, out_cols]
+        .sort_values(["timestamp", "search_id", "item_id"])
+        .reset_index(drop=True)
+    )
+
+
+class LTRConfig(BaseModel):
+    """LightGBM lambdarank hyper-parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_estimators: int = Field(default=300, ge=1, le=10_000)
+    learning_rate: float = Field(default=0.05, gt=0.0, le=1.0)
+    num_leaves: int = Field(default=31, ge=2, le=4096)
+    min_data_in_leaf: int = Field(default=50, ge=1)
+    feature_fraction: float = Field(default=0.9, gt=0.0, le=1.0)
+    bagging_fraction: float = Field(default=0.8, gt=0.0, le=1.0)
+    lambda_l2: float = Field(default=1.0, ge=0.0)
+    truncation_level: int = Field(default=20, ge=1)
+    """Positions lambdarank optimises (`lambdarank_truncation_level`)."""
+    num_threads: int = Field(default=1, ge=1)
+    """Threads; more than one only pays on large data and idle cores (OpenMP spins)."""
+    seed: int = 0
+
+
+class LTRReranker:
+    """LightGBM lambdarank model over `FeatureBuilder` rows."""
+
+    def __init__(self, config: LTRConfig | None = None) -> None:
+        self.config = config or LTRConfig()
+        self.booster: lgb.Booster | None = None
+        self.feature_names: list[str] = []
+
+    def _params(self) -> dict[str, object]:
+        c = self.config
+        return {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": [10],
+            "learning_rate": c.learning_rate,
+            "num_leaves": c.num_leaves,
+            "min_data_in_leaf": c.min_data_in_leaf,
+            "feature_fraction": c.feature_fraction,
+            "bagging_fraction": c.bagging_fraction,
+            "bagging_freq": 1 if c.bagging_fraction < 1.0 else 0,
+            "lambda_l2": c.lambda_l2,
+            "lambdarank_truncation_level": c.truncation_level,
+            "num_threads": c.num_threads,
+            "seed": c.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+        }
+
+    def fit(
+        self,
+        features: np.ndarray,
+        grades: np.ndarray,
+        group_sizes: Sequence[int] | np.ndarray,
+        feature_names: Sequence[str] | None = None,
+    ) -> LTRReranker:
+        """Train on rows grouped by query (`group_sizes` rows each, in order).
+
+        Queries whose candidates are all grade 0 carry no ranking signal and are dropped.
+        """
+        x = np.asarray(features, dtype=np.float32)
+        y = np.asarray(grades, dtype=np.int64).ravel()
+        sizes = np.asarray(group_sizes, dtype=np.int64).ravel()
+        if x.ndim != 2 or x.shape[0] != y.size:
+            raise DataError(f"features {x.shape} and grades {y.shape} do not line up")
+        if sizes.sum() != y.size or (sizes <= 0).any():
+            raise DataError(f"group sizes sum to {sizes.sum()} but there are {y.size} rows")
+        if y.size and (y.min() < 0 or y.max() > 30):
+            raise DataError(f"grades must be integers in [0, 30], got [{y.min()}, {y.max()}]")
+        names = list(feature_names) if feature_names is not None else []
+        if names and len(names) != x.shape[1]:
+            raise DataError(f"{len(names)} feature names for {x.shape[1]} columns")
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        useful = np.array(
+            [
+                y[s : s + n].max() > 0 and y[s : s + n].min() < y[s : s + n].max()
+                for s, n in zip(starts, sizes, strict=True)
+            ],
+            dtype=bool,
+        )
+        if not useful.any():
+            raise DataError(
+                "no query has both relevant and non-relevant candidates: nothing to learn from"
+            )
+        rows = np.concatenate(
+            [np.arange(s, s + n) for s, n, u in zip(starts, sizes, useful, strict=True) if u]
+        )
+        self.feature_names = names or [f"f{i}" for i in range(x.shape[1])]
+        data = lgb.Dataset(
+            x[rows],
+            label=y[rows],
+            group=sizes[useful],
+            feature_name=self.feature_names,
+            free_raw_data=True,
+        )
+        log.info("training lambdarank on %d queries, %d rows", int(useful.sum()), rows.size)
+        self.booster = lgb.train(self._params(), data, num_boost_round=self.config.n_estimators)
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Scores of feature rows (higher is better)."""
+        if self.booster is None:
+            raise NotFittedError("LTRReranker.fit() or load() must be called first")
+        x = np.asarray(features, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != len(self.feature_names):
+            raise DataError(
+                f"expected {len(self.feature_names)} feature columns, got shape {x.shape}"
+            )
+        if x.shape[0] == 0:
+            return np.zeros(0, dtype=np.float64)
+        return np.asarray(self.booster.predict(x, num_threads=self.config.num_threads))
+
+    def rerank(
+        self,
+        builder: FeatureBuilder,
+        query: str,
+        candidates: Results,
+        user_id: str | None = None,
+        k: int | None = None,
+    ) -> Results:
+        """Re-order a first stage's candidates (1-D Results) for `query` and shopper."""
+        if builder.names != self.feature_names:
+            raise ConfigError(
+                "the feature builder's features differ from the model's: retrain the "
+                f"re-ranker (model: {self.feature_names}, builder: {builder.names})"
+            )
+        ids = candidates.ids[candidates.ids >= 0]
+        scores = self.predict(builder.features(query, ids, user_id))
+        order = np.lexsort((np.arange(ids.size), -scores))[: k if k is not None else None]
+        return Results(ids[order].astype(np.int64), scores[order].astype(np.float32))
+
+    def feature_importance(self) -> dict[str, float]:
+        """Total gain per feature, largest first."""
+        if self.booster is None:
+            raise NotFittedError("LTRReranker.fit() or load() must be called first")
+        gain = self.booster.feature_importance(importance_type="gain")
+        pairs = sorted(zip(self.feature_names, gain, strict=True), key=lambda p: -p[1])
+        return {name: float(g) for name, g in pairs}
+
+    def save(self, directory: Path) -> None:
+        """Write `ltr.model.txt` (LightGBM text format) and `ltr.json`."""
+        if self.booster is None:
+            raise NotFittedError("nothing to save: fit the re-ranker first")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(directory / "ltr.model.txt"))
+        meta = {
+            "format": _FORMAT_VERSION,
+            "config": self.config.model_dump(),
+            "feature_names": self.feature_names,
+        }
+        (directory / "ltr.json").write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, directory: Path) -> LTRReranker:
+        """Read a model written by `save`."""
+        directory = Path(directory)
+        missing = [f for f in ("ltr.json", "ltr.model.txt") if not (directory / f).is_file()]
+        if missing:
+            raise DataError(f"{directory} is not a saved re-ranker: missing {missing}")
+        meta = json.loads((directory / "ltr.json").read_text())
+        if meta.get("format") != _FORMAT_VERSION:
+            raise DataError(f"{directory}: unsupported re-ranker format {meta.get('format')}")
+        model = cls(LTRConfig(**meta["config"]))
+        model.feature_names = [str(n) for n in meta["feature_names"]]
+        model.booster = lgb.Booster(model_file=str(directory / "ltr.model.txt"))
+        return model

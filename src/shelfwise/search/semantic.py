@@ -1,0 +1,451 @@
+"""Semantic retrieval: all-MiniLM-L6-v2 embeddings of item text in a faiss index.
+
+Items are embedded once (`SentenceEncoder`, offline) and the vectors, unit length, go into a
+faiss inner-product index keyed by item index, so the inner product is the cosine:
+
+* `flat`: exact search (`IndexFlatIP`), the default up to `exact_threshold` items, where
+  brute force over a few thousand 384-wide vectors takes well under a millisecond;
+* `hnsw`: a graph ANN index (`IndexHNSWFlat`, Malkov and Yashunin 2016) above it;
+* `ivf`: an inverted-file index (`IndexIVFFlat`, trained k-means cells), on request.
+
+All are wrapped in `IndexIDMap2` (ivf keeps its own ids) so results come back as item
+indices. Items can be added and removed one at a time: flat and ivf delete in place; HNSW
+graphs cannot delete, so removed ids are tombstoned (filtered out of results by over-fetching)
+and the graph is rebuilt from the stored vectors once a fifth of it is dead.
+
+The index is saved without pickle: `faiss.write_index`, the vectors as `.npy` and the
+metadata as JSON. Embeddings of a whole catalogue are cached on disk as `.npy` keyed by a
+hash of the model and the texts (`encode_cached`), since a 5,000-item catalogue takes
+minutes to embed on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from shelfwise.errors import ConfigError, DataError, NotFittedError
+from shelfwise.text.embeddings import EMBEDDING_DIM, SentenceEncoder, get_encoder
+from shelfwise.types import Results, top_k
+
+log = logging.getLogger(__name__)
+
+IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
+
+__all__ = [
+    "DenseConfig",
+    "DenseIndex",
+    "embedding_cache_dir",
+    "encode_cached",
+    "item_texts",
+]
+
+_FORMAT_VERSION = 1
+
+
+def embedding_cache_dir() -> Path:
+    """Where catalogue embeddings are cached: `$SHELFWISE_CACHE_DIR/embeddings`
+    (default `var/cache/embeddings`)."""
+    return Path(os.environ.get("SHELFWISE_CACHE_DIR", "var/cache")) / "embeddings"
+
+
+def _cache_key(encoder: SentenceEncoder, texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    h.update(f"{encoder.model_path.name}|{encoder.max_length}|{len(texts)}".encode())
+    for t in texts:
+        h.update(b"\x1f")
+        h.update(t.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:32]
+
+
+def encode_cached(
+    texts: Sequence[str],
+    encoder: SentenceEncoder | None = None,
+    cache_dir: Path | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> np.ndarray:
+    """Embeddings of `texts` (n x 384), read from the on-disk cache when the same model
+    already embedded exactly these texts, else computed and written there atomically."""
+    encoder = encoder or get_encoder()
+    texts = [str(t) if t is not None else "" for t in texts]
+    directory = cache_dir if cache_dir is not None else embedding_cache_dir()
+    path = directory / f"{_cache_key(encoder, texts)}.npy"
+    if path.is_file():
+        vectors = np.load(path)
+        if vectors.shape == (len(texts), encoder.dim):
+            log.debug("embeddings of %d texts read from %s", len(texts), path)
+            return vectors.astype(np.float32, copy=False)
+    vectors = encoder.encode(texts, batch_size=batch_size, progress=progress)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)
+    except OSError as exc:  # a read-only cache only costs time
+        log.warning("could not cache embeddings in %s: %s", directory, exc)
+    return vectors
+
+
+def item_texts(items: pd.DataFrame, description_chars: int = 300) -> list[str]:
+    """One text per catalogue row for embedding: title, brand, category and the start of
+    the description (MiniLM reads 256 word pieces; the title matters most)."""
+
+    def col(name: str) -> list[str]:
+        if name not in items.columns:
+            return [""] * len(items)
+        return items[name].fillna("").astype(str).tolist()
+
+    out = []
+    for title, brand, category, desc in zip(
+        col("title"), col("brand"), col("category"), col("description"), strict=True
+    ):
+        parts = [title]
+        if brand and brand.lower() not in title.lower():
+            parts.append(f"by {brand}")
+        if category:
+            parts.append(f"({category})")
+        text = " ".join(p for p in parts if p)
+        if desc:
+            text = f"{text}. {desc[:description_chars]}"
+        out.append(text)
+    return out
+
+
+class DenseConfig(BaseModel):
+    """How the dense index is built and searched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: IndexKind = "auto"
+    exact_threshold: int = Field(default=50_000, ge=1)
+    """`auto` uses exact search up to this many items and HNSW above."""
+    hnsw_m: int = Field(default=32, ge=4, le=256)
+    hnsw_ef_construction: int = Field(default=200, ge=8)
+    hnsw_ef_search: int = Field(default=128, ge=8)
+    ivf_nlist: int | None = Field(default=None, ge=1)
+    """IVF cells; default about 4 sqrt(n)."""
+    ivf_nprobe: int = Field(default=16, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    rebuild_dead_fraction: float = Field(default=0.2, gt=0.0, le=1.0)
+
+
+class DenseIndex:
+    """Item vectors in a faiss inner-product index, keyed by item index (see the module)."""
+
+    def __init__(
+        self, config: DenseConfig | None = None, encoder: SentenceEncoder | None = None
+    ) -> None:
+        self.config = config or DenseConfig()
+        self._encoder = encoder
+        self.dim = EMBEDDING_DIM if encoder is None else encoder.dim
+        self.kind: str = "flat"
+        self._index: Any = None
+        self._vectors = np.zeros((0, self.dim), dtype=np.float32)  # row = item id
+        self._present = np.zeros(0, dtype=bool)
+        self._dead: set[int] = set()  # tombstones (HNSW only)
+        self._query_cache: dict[str, np.ndarray] = {}
+
+    # ---- properties --------------------------------------------------------------------
+
+    @property
+    def encoder(self) -> SentenceEncoder:
+        """The sentence encoder (the process-wide MiniLM unless one was given)."""
+        if self._encoder is None:
+            self._encoder = get_encoder()
+        return self._encoder
+
+    @property
+    def n_items(self) -> int:
+        """Number of live (searchable) items."""
+        return int(self._present.sum())
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The live item ids, ascending."""
+        return np.flatnonzero(self._present).astype(np.int64)
+
+    def __contains__(self, item: int) -> bool:
+        return 0 <= item < self._present.size and bool(self._present[item])
+
+    # ---- building ------------------------------------------------------------------------
+
+    def index(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[int] | np.ndarray | None = None,
+        cache_dir: Path | None = None,
+        progress: bool = False,
+    ) -> DenseIndex:
+        """Embed `texts` (cached on disk) and index them under `ids` (default 0..n-1)."""
+        vectors = encode_cached(
+            texts,
+            self.encoder,
+            cache_dir=cache_dir,
+            batch_size=self.config.batch_size,
+            progress=progress,
+        )
+        return self.index_vectors(vectors, ids)
+
+    def index_vectors(
+        self, vectors: np.ndarray, ids: Sequence[int] | np.ndarray | None = None
+    ) -> DenseIndex:
+        """Index precomputed vectors (n x dim, unit rows) under `ids` (default 0..n-1)."""
+        vectors, id_arr = self._check(vectors, ids)
+        size = int(id_arr.max()) + 1 if id_arr.size else 0
+        self._vectors = np.zeros((size, self.dim), dtype=np.float32)
+        self._present = np.zeros(size, dtype=bool)
+        self._vectors[id_arr] = vectors
+        self._present[id_arr] = True
+        self._dead = set()
+        self._build()
+        return self
+
+    def _check(
+        self, vectors: np.ndarray, ids: Sequence[int] | np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise DataError(f"vectors must be n x {self.dim}, got shape {vectors.shape}")
+        id_arr = (
+            np.arange(vectors.shape[0], dtype=np.int64)
+            if ids is None
+            else np.asarray(ids, dtype=np.int64).ravel()
+        )
+        if id_arr.shape[0] != vectors.shape[0]:
+            raise DataError(f"{id_arr.shape[0]} ids for {vectors.shape[0]} vectors")
+        if id_arr.size and id_arr.min() < 0:
+            raise DataError(f"ids must be >= 0, got {int(id_arr.min())}")
+        if np.unique(id_arr).size != id_arr.size:
+            raise DataError("ids must be unique")
+        if not np.all(np.isfinite(vectors)):
+            raise DataError("vectors hold NaN or infinite values")
+        return vectors, id_arr
+
+    def _choose_kind(self, n: int) -> str:
+        kind = self.config.kind
+        if kind == "auto":
+            return "flat" if n <= self.config.exact_threshold else "hnsw"
+        return kind
+
+    def _new_index(self, n: int) -> Any:
+        cfg = self.config
+        self.kind = self._choose_kind(n)
+        if self.kind == "flat":
+            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        if self.kind == "hnsw":
+            graph = faiss.IndexHNSWFlat(self.dim, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = cfg.hnsw_ef_construction
+            graph.hnsw.efSearch = cfg.hnsw_ef_search
+            return faiss.IndexIDMap2(graph)
+        nlist = cfg.ivf_nlist or max(1, min(int(4 * np.sqrt(max(n, 1))), max(n // 39, 1)))
+        quantizer = faiss.IndexFlatIP(self.dim)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.nprobe = min(cfg.ivf_nprobe, nlist)
+        return ivf
+
+    def _build(self) -> None:
+        ids = self.ids
+        index = self._new_index(ids.size)
+        vectors = self._vectors[ids]
+        if self.kind == "ivf":
+            if ids.size == 0:
+                raise DataError("an IVF index needs vectors to train on; index some items first")
+            index.train(vectors)
+        if ids.size:
+            index.add_with_ids(vectors, ids)
+        self._index = index
+        self._dead = set()
+
+    def add(self, ids: Sequence[int] | np.ndarray, texts: Sequence[str]) -> None:
+        """Embed and add (or replace) items; searchable as soon as this returns."""
+        if len(texts) != len(ids):
+            raise DataError(f"{len(ids)} ids for {len(texts)} texts")
+        vectors = self.encoder.encode(list(texts), batch_size=self.config.batch_size)
+        self.add_vectors(vectors, ids)
+
+    def add_vectors(self, vectors: np.ndarray, ids: Sequence[int] | np.ndarray) -> None:
+        """Add (or replace) items given their vectors."""
+        if self._index is None:
+            raise NotFittedError("DenseIndex.index() or load() must be called first")
+        vectors, id_arr = self._check(vectors, ids)
+        if id_arr.size == 0:
+            return
+        replaced = id_arr[np.isin(id_arr, self.ids)]
+        if replaced.size:
+            self.remove(replaced)
+        size = int(id_arr.max()) + 1
+        if size > self._present.size:
+            grow = size - self._present.size
+            self._vectors = np.vstack([self._vectors, np.zeros((grow, self.dim), np.float32)])
+            self._present = np.concatenate([self._present, np.zeros(grow, bool)])
+        self._vectors[id_arr] = vectors
+        self._present[id_arr] = True
+        if self.kind == "hnsw" and self._dead & set(id_arr.tolist()):
+            # a tombstoned id is still in the graph: rebuild so it holds the new vector once
+            self._build()
+            return
+        self._index.add_with_ids(vectors, id_arr)
+
+    def remove(self, ids: Sequence[int] | np.ndarray) -> int:
+        """Remove items; unknown ids are ignored. Returns how many were removed."""
+        if self._index is None:
+            raise NotFittedError("DenseIndex.index() or load() must be called first")
+        id_arr = np.asarray(ids, dtype=np.int64).ravel()
+        id_arr = id_arr[(id_arr >= 0) & (id_arr < self._present.size)]
+        id_arr = np.unique(id_arr[self._present[id_arr]])
+        if id_arr.size == 0:
+            return 0
+        self._present[id_arr] = False
+        self._vectors[id_arr] = 0.0
+        if self.kind == "hnsw":
+            self._dead.update(id_arr.tolist())
+            if len(self._dead) > self.config.rebuild_dead_fraction * max(self._index.ntotal, 1):
+                self._build()
+        else:
+            self._index.remove_ids(id_arr)
+        return int(id_arr.size)
+
+    # ---- querying ------------------------------------------------------------------------
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Query embeddings (n x dim); recently seen queries come from a small cache."""
+        missing = [q for q in dict.fromkeys(queries) if q not in self._query_cache]
+        if missing:
+            vectors = self.encoder.encode(missing, batch_size=self.config.batch_size)
+            if len(self._query_cache) + len(missing) > 10_000:
+                self._query_cache.clear()
+            self._query_cache.update(zip(missing, vectors, strict=True))
+        if not queries:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._query_cache[q] for q in queries])
+
+    def search_vectors(self, vectors: np.ndarray, k: int) -> Results:
+        """Top-k items per query vector (2-D Results; missing slots are id -1, -inf)."""
+        if self._index is None:
+            raise NotFittedError("DenseIndex.index() or load() must be called first")
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        q = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        n_live = self.n_items
+        if n_live == 0:
+            shape = (q.shape[0], k)
+            return Results(np.full(shape, -1, np.int64), np.full(shape, -np.inf, np.float32))
+        fetch = min(k + len(self._dead), self._index.ntotal)
+        scores, ids = self._index.search(q, fetch)
+        scores = scores.astype(np.float32)
+        bad = ids < 0
+        if self._dead:
+            bad |= np.isin(ids, np.fromiter(self._dead, dtype=np.int64))
+        scores[bad] = -np.inf
+        ids = np.where(bad, -1, ids)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        ids = np.take_along_axis(ids, order, axis=1)
+        scores = np.take_along_axis(scores, order, axis=1)
+        if ids.shape[1] < k:
+            pad = k - ids.shape[1]
+            ids = np.hstack([ids, np.full((ids.shape[0], pad), -1, np.int64)])
+            scores = np.hstack([scores, np.full((scores.shape[0], pad), -np.inf, np.float32)])
+        return Results(ids.astype(np.int64), scores)
+
+    def retrieve(self, query: str, k: int = 10, mask: np.ndarray | None = None) -> Results:
+        """The k items most similar to `query` (1-D Results).
+
+        `mask` (bool over item ids) restricts the search to the items where it is True;
+        it is answered exactly from the stored vectors, whatever the index kind.
+        """
+        if self._index is None:
+            raise NotFittedError("DenseIndex.index() or load() must be called first")
+        q = self.encode_queries([query])[0]
+        if mask is not None:
+            return self._retrieve_masked(q, k, mask)
+        res = self.search_vectors(q[None, :], k)
+        keep = res.ids[0] >= 0
+        return Results(res.ids[0][keep], res.scores[0][keep])
+
+    def _retrieve_masked(self, q: np.ndarray, k: int, mask: np.ndarray) -> Results:
+        mask = np.asarray(mask, dtype=bool).ravel()
+        allowed = self._present.copy()
+        n = min(mask.size, allowed.size)
+        allowed[:n] &= mask[:n]
+        allowed[n:] = False
+        scores = np.full(allowed.size, -np.inf, dtype=np.float32)
+        rows = np.flatnonzero(allowed)
+        scores[rows] = self._vectors[rows] @ q
+        return top_k(scores, k)
+
+    def similarity(self, query: str | np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Cosine of the query with each item of `ids` (0 for unknown or removed items)."""
+        q = self.encode_queries([query])[0] if isinstance(query, str) else np.asarray(query)
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros(ids.shape, dtype=np.float32)
+        ok = (ids >= 0) & (ids < self._present.size)
+        ok[ok] = self._present[ids[ok]]
+        out[ok] = self._vectors[ids[ok]] @ q.astype(np.float32)
+        return out
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of `ids` (zeros for unknown or removed items)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros((ids.size, self.dim), dtype=np.float32)
+        ok = (ids >= 0) & (ids < self._present.size)
+        ok[ok] = self._present[ids[ok]]
+        out[ok] = self._vectors[ids[ok]]
+        return out
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write `dense.faiss`, `vectors.npy`, `present.npy` and `dense.json`; no pickle."""
+        if self._index is None:
+            raise NotFittedError("nothing to save: index some items first")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self._index, str(directory / "dense.faiss"))
+        np.save(directory / "vectors.npy", self._vectors)
+        np.save(directory / "present.npy", self._present)
+        meta = {
+            "format": _FORMAT_VERSION,
+            "config": self.config.model_dump(),
+            "kind": self.kind,
+            "dim": self.dim,
+            "dead": sorted(self._dead),
+            "model": self._encoder.model_path.name if self._encoder is not None else None,
+        }
+        (directory / "dense.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, directory: Path, encoder: SentenceEncoder | None = None) -> DenseIndex:
+        """Read an index written by `save`."""
+        directory = Path(directory)
+        missing = [
+            f
+            for f in ("dense.json", "dense.faiss", "vectors.npy", "present.npy")
+            if not (directory / f).is_file()
+        ]
+        if missing:
+            raise DataError(f"{directory} is not a saved dense index: missing {missing}")
+        meta = json.loads((directory / "dense.json").read_text())
+        if meta.get("format") != _FORMAT_VERSION:
+            raise DataError(f"{directory}: unsupported dense index format {meta.get('format')}")
+        index = cls(DenseConfig(**meta["config"]), encoder)
+        index.dim = int(meta["dim"])
+        index.kind = str(meta["kind"])
+        index._index = faiss.read_index(str(directory / "dense.faiss"))
+        index._vectors = np.load(directory / "vectors.npy")
+        index._present = np.load(directory / "present.npy")
+        index._dead = {int(i) for i in meta["dead"]}
+        if index.kind == "hnsw":
+            graph: Any = faiss.downcast_index(index._index.index)
+            graph.hnsw.efSearch = index.config.hnsw_ef_search
+        return index

@@ -1,0 +1,246 @@
+"""The learned re-ranker: labels from search -> click events, candidate features with known
+values, and a LightGBM lambdarank model that learns a planted signal and round-trips."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shelfwise.errors import ConfigError, DataError, NotFittedError
+from shelfwise.search.features import FeatureBuilder, attribute_text, search_documents
+from shelfwise.search.ltr import LTRConfig, LTRReranker, search_labels
+from shelfwise.search.relevance import graded_ndcg
+from shelfwise.types import Results
+
+T0 = pd.Timestamp("2026-10-01 12:00:00")
+
+
+def ev(event_id, user, kind, item=None, query=None, session=None, seconds=0):
+    return {
+        "event_id": event_id,
+        "user_id": user,
+        "item_id": item,
+        "type": kind,
+        "query": query,
+        "session_id": session,
+        "timestamp": T0 + pd.Timedelta(seconds=seconds),
+    }
+
+
+def test_search_labels_known_answer():
+    events = pd.DataFrame(
+        [
+            ev("e1", "U1", "search", query="red dress", session="S1", seconds=0),
+            ev("e2", "U1", "click", "A", session="S1", seconds=10),
+            ev("e3", "U1", "view", "A", session="S1", seconds=11),
+            ev("e4", "U1", "add_to_cart", "A", session="S1", seconds=30),
+            ev("e5", "U1", "click", "B", session="S1", seconds=40),
+            ev("e6", "U1", "purchase", "A", session="S1", seconds=100),
+            ev("e7", "U1", "click", "C", session="S1", seconds=31 * 60),  # too late
+            ev("e8", "U2", "click", "D", session="S2", seconds=0),  # before any search
+            ev("e9", "U2", "search", query="shoes", session="S2", seconds=5),
+            ev("e10", "U2", "click", "E", session="S2", seconds=60),
+            ev("e11", "U2", "search", query="boots", session="S2", seconds=120),
+            ev("e12", "U2", "click", "F", session="S2", seconds=180),
+            ev("e13", "U3", "search", query="hat", seconds=0),  # no session: by shopper
+            ev("e14", "U3", "click", "G", seconds=60),
+            ev("e15", "U4", "search", query="  ", session="S4", seconds=0),  # empty query
+            ev("e16", "U4", "click", "H", session="S4", seconds=10),
+            ev("e17", "U5", "click", "A", session="S5", seconds=10),  # other session
+        ]
+    )
+    labels = search_labels(events.sample(frac=1.0, random_state=1), window_minutes=30)
+    got = {(r.search_id, r.item_id): r.grade for r in labels.itertuples()}
+    assert got == {
+        ("e1", "A"): 3,
+        ("e1", "B"): 1,
+        ("e9", "E"): 1,
+        ("e11", "F"): 1,
+        ("e13", "G"): 1,
+    }
+    row = labels[labels["search_id"] == "e1"].iloc[0]
+    assert (row["user_id"], row["query"], row["timestamp"]) == ("U1", "red dress", T0)
+    # a shorter window drops the late purchase's credit but keeps the click and cart
+    short = search_labels(events, window_minutes=1)
+    assert {(r.search_id, r.item_id): r.grade for r in short.itertuples()}[("e1", "A")] == 2
+
+
+def test_search_labels_errors_and_empty():
+    with pytest.raises(DataError, match="query"):
+        search_labels(pd.DataFrame({"event_id": [], "type": []}))
+    events = pd.DataFrame([ev("e1", "U1", "click", "A", session="S1")])
+    assert search_labels(events).empty
+    with pytest.raises(ConfigError):
+        search_labels(events, window_minutes=0)
+
+
+ITEMS = pd.DataFrame(
+    {
+        "item_id": ["a", "b", "c", "d"],
+        "title": ["Red Summer Dress", "Red Shoes", "Blue Summer Dress", "Green Hat"],
+        "brand": ["Xeno", "Yola", "Xeno", ""],
+        "category": ["Fashion > Dresses", "Fashion > Shoes", "Fashion > Dresses", "Home > Hats"],
+        "description": ["A light dress.", "Shoes in red.", "A blue dress.", "A hat."],
+        "price": [40.0, 80.0, 10.0, 20.0],
+        "attributes": ['{"colour": "red", "rating_count": 3}', "{}", "{}", None],
+    }
+)
+HISTORY = pd.DataFrame(
+    {
+        "user_id": ["U1", "U1", "U2", "U2"],
+        "item_id": ["a", "b", "a", "zzz"],  # an unknown item is ignored
+        "type": ["purchase", "view", "click", "click"],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def builder():
+    return FeatureBuilder(ITEMS, history=HISTORY, item_features={"stars": np.arange(4.0)})
+
+
+def column(builder, rows, name):
+    return rows[:, builder.names.index(name)]
+
+
+def test_documents_and_attributes():
+    assert attribute_text('{"colour": "red", "rating_count": 3, "fit_type": "slim"}') == (
+        "colour red fit type slim"
+    )
+    assert attribute_text(None) == "" and attribute_text("plain words") == "plain words"
+    docs = search_documents(ITEMS)
+    assert docs["attributes"] == ["colour red", "", "", ""]
+    assert docs["title"][3] == "Green Hat"
+
+
+def test_features_known_values(builder):
+    rows = builder.features("red dress", np.array([0, 1, 2, 3]), "U1")
+    assert rows.shape == (4, len(builder.names)) and rows.dtype == np.float32
+    np.testing.assert_allclose(column(builder, rows, "title_coverage"), [1.0, 0.5, 0.5, 0.0])
+    bm25 = column(builder, rows, "bm25")
+    assert bm25[0] > bm25[1] > 0 and bm25[0] > bm25[2] > 0 and bm25[3] == 0
+    title = column(builder, rows, "bm25_title")
+    assert title[0] == pytest.approx(builder.field_indexes["title"].score("red dress")[0])
+    # history: U1 purchase a (5) + view b (1) -> 6; U2 click a (1)
+    np.testing.assert_allclose(
+        column(builder, rows, "log_popularity"), np.log1p([6.0, 1.0, 0.0, 0.0]), rtol=1e-6
+    )
+    np.testing.assert_allclose(column(builder, rows, "popularity_in_category"), [1, 1, 0, 0])
+    np.testing.assert_allclose(column(builder, rows, "log_purchases"), np.log1p([1, 0, 0, 0]))
+    share = [5 / 6, 1 / 6, 5 / 6, 0]
+    np.testing.assert_allclose(column(builder, rows, "user_category_share"), share)
+    np.testing.assert_allclose(column(builder, rows, "user_top_share"), [1, 1, 1, 0])
+    np.testing.assert_allclose(column(builder, rows, "user_brand_share"), share)
+    np.testing.assert_allclose(
+        column(builder, rows, "user_item_affinity"), np.log1p([5, 1, 0, 0]), rtol=1e-6
+    )
+    np.testing.assert_allclose(column(builder, rows, "user_log_events"), np.log1p(2.0))
+    # dresses: 40 and 10 around a median of 20 (log): a at +log 2, c at -log 2
+    np.testing.assert_allclose(
+        column(builder, rows, "price_vs_category"), [np.log(2), 0, -np.log(2), 0], atol=1e-6
+    )
+    # U1's price band: weighted mean of a (+log 2, weight 5) and b (0, weight 1)
+    band = 5 * np.log(2) / 6
+    np.testing.assert_allclose(
+        column(builder, rows, "user_price_gap"),
+        [abs(np.log(2) - band), band, abs(-np.log(2) - band), band],
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(column(builder, rows, "item_stars"), [0, 1, 2, 3])
+    np.testing.assert_allclose(column(builder, rows, "log_rank"), np.log1p([0, 1, 2, 3]))
+    # top-10 of this order: 2 dresses, 1 shoe, 1 hat
+    np.testing.assert_allclose(
+        column(builder, rows, "category_share_top10"), [0.5, 0.25, 0.5, 0.25]
+    )
+    # no dense index: semantic columns are zero
+    assert not column(builder, rows, "dense_sim").any()
+
+
+def test_anonymous_and_unknown_shoppers_get_zero_personal_features(builder):
+    personal = [n for n in builder.names if n.startswith("user_")]
+    for user in (None, "nobody"):
+        rows = builder.features("dress", np.array([0, 2]), user)
+        assert not rows[:, [builder.names.index(n) for n in personal]].any()
+
+
+def test_feature_errors(builder):
+    with pytest.raises(DataError, match="candidate ids"):
+        builder.features("dress", np.array([7]))
+    with pytest.raises(DataError, match="item feature"):
+        FeatureBuilder(ITEMS, item_features={"x": np.zeros(3)})
+    with pytest.raises(DataError, match="unknown search fields"):
+        FeatureBuilder(ITEMS, fields={"colour": 1.0})
+
+
+def planted(rng, n_queries, n_cands=20):
+    """Features where column 0 decides the grade; columns 1-2 are noise."""
+    x = rng.random((n_queries * n_cands, 3)).astype(np.float32)
+    y = np.where(x[:, 0] > 0.9, 2, np.where(x[:, 0] > 0.7, 1, 0))
+    return x, y, np.full(n_queries, n_cands)
+
+
+def test_lambdarank_learns_planted_signal_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y, sizes = planted(rng, 150)
+    model = LTRReranker(LTRConfig(n_estimators=60, min_data_in_leaf=10)).fit(
+        x, y, sizes, ["signal", "noise1", "noise2"]
+    )
+    xt, yt, _ = planted(rng, 50)
+    scores = model.predict(xt)
+    ranked, judged, random_ranked = [], [], []
+    for q in range(50):
+        rows = slice(q * 20, (q + 1) * 20)
+        judged.append({i: int(g) for i, g in enumerate(yt[rows])})
+        ranked.append(np.argsort(-scores[rows], kind="stable"))
+        random_ranked.append(rng.permutation(20))
+    learned = np.nanmean(graded_ndcg(ranked, judged, 10))
+    assert learned > 0.95
+    assert learned > np.nanmean(graded_ndcg(random_ranked, judged, 10)) + 0.3
+    importance = model.feature_importance()
+    assert next(iter(importance)) == "signal"
+
+    model.save(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"ltr.model.txt", "ltr.json"}
+    assert json.loads((tmp_path / "ltr.json").read_text())["feature_names"][0] == "signal"
+    loaded = LTRReranker.load(tmp_path)
+    np.testing.assert_allclose(loaded.predict(xt), scores, rtol=1e-6)
+
+
+def test_rerank_with_builder(builder):
+    # train on the builder's own rows: grade follows the title-coverage feature
+    names = builder.names
+    rows = np.vstack([builder.features(q, np.arange(4), "U1") for q in ["red dress"] * 30])
+    grades = (column(builder, rows, "title_coverage") * 2).astype(int)
+    model = LTRReranker(LTRConfig(n_estimators=20, min_data_in_leaf=1)).fit(
+        rows, grades, [4] * 30, names
+    )
+    first_stage = Results(np.array([3, 2, 1, 0]), np.array([4.0, 3.0, 2.0, 1.0], np.float32))
+    out = model.rerank(builder, "red dress", first_stage, "U1")
+    assert out.ids[0] == 0 and out.ids[-1] == 3
+    assert model.rerank(builder, "red dress", first_stage, "U1", k=2).ids.size == 2
+    other = FeatureBuilder(ITEMS)  # no item features: different columns
+    with pytest.raises(ConfigError, match="retrain"):
+        model.rerank(other, "red dress", first_stage)
+
+
+def test_ltr_errors(tmp_path):
+    with pytest.raises(NotFittedError):
+        LTRReranker().predict(np.zeros((1, 3)))
+    with pytest.raises(NotFittedError):
+        LTRReranker().save(tmp_path)
+    with pytest.raises(DataError, match="nothing to learn"):
+        LTRReranker().fit(np.zeros((4, 2)), np.zeros(4), [2, 2])
+    with pytest.raises(DataError, match="group sizes"):
+        LTRReranker().fit(np.zeros((4, 2)), np.array([0, 1, 0, 1]), [2, 3])
+    with pytest.raises(DataError, match="grades"):
+        LTRReranker().fit(np.zeros((2, 2)), np.array([0, 99]), [2])
+    with pytest.raises(DataError, match="missing"):
+        LTRReranker.load(tmp_path)
+    rng = np.random.default_rng(1)
+    x, y, sizes = planted(rng, 20)
+    model = LTRReranker(LTRConfig(n_estimators=5, min_data_in_leaf=5)).fit(x, y, sizes)
+    with pytest.raises(DataError, match="3 feature columns"):
+        model.predict(np.zeros((2, 4)))
+    with pytest.raises(Exception):  # noqa: B017 - pydantic rejects unknown options
+        LTRConfig(trees=5)  # type: ignore[call-arg]
