@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 
 from shelfwise import __version__
 from shelfwise.data.matrix import InteractionWeights, build_interactions
-from shelfwise.data.schemas import CATEGORY_SEPARATOR, normalise_category
+from shelfwise.data.schemas import CATEGORY_SEPARATOR, EVENT_TYPES, normalise_category
 from shelfwise.data.vocab import Vocabulary
 from shelfwise.errors import ConfigError, DataError, ShelfwiseError, UnknownIdError
 from shelfwise.recommenders import Recommender, create, load_model
@@ -54,6 +55,9 @@ COLD_MIN_SIMILARITY = 0.05
 CONTENT_WEIGHT = 0.3
 BASKET_TYPES = ("add_to_cart", "purchase")
 COPURCHASE_SHRINK = 2.0
+# Per-user recent-event cache of the engine (see Engine.user_events).
+RECENT_CACHE_USERS = 20_000
+RECENT_TTL_SECONDS = 60.0
 SEARCH_FIELDS = ("title", "brand", "category", "description")
 
 
@@ -259,20 +263,24 @@ class _Catalog:
 
     frame: pd.DataFrame
     vocab: Vocabulary
-    servable: np.ndarray
+    alive: np.ndarray  # titled and not deleted: searchable, has a product page
+    servable: np.ndarray  # alive and in stock: recommendable
     item_id: np.ndarray
     title: np.ndarray
     category: np.ndarray
     brand: np.ndarray
     price: np.ndarray
+    category_masks: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def build(cls, frame: pd.DataFrame, servable: np.ndarray | None = None) -> _Catalog:
+    def build(cls, frame: pd.DataFrame, alive: np.ndarray | None = None) -> _Catalog:
+        """`alive` marks the rows not deleted (default: all)."""
         frame = frame.reset_index(drop=True)
         titles = frame["title"].to_numpy(dtype=object)
-        ok = pd.notna(titles)
-        if servable is not None:
-            ok &= servable
+        live = np.asarray(pd.notna(titles), dtype=bool)
+        if alive is not None:
+            live &= alive
+        ok = live.copy()
         if "in_stock" in frame.columns:
             ok &= frame["in_stock"].fillna(True).to_numpy(dtype=bool)
 
@@ -290,6 +298,7 @@ class _Catalog:
         return cls(
             frame=frame,
             vocab=Vocabulary(frame["item_id"].astype(str).tolist(), name="item_id"),
+            alive=live,
             servable=np.asarray(ok, dtype=bool),
             item_id=frame["item_id"].astype(str).to_numpy(dtype=object),
             title=titles,
@@ -302,12 +311,18 @@ class _Catalog:
         return len(self.item_id)
 
     def in_category(self, category: str) -> np.ndarray:
-        """Mask of the items in `category` or below it."""
-        prefix = category + CATEGORY_SEPARATOR
-        cats = self.category
-        return np.fromiter(
-            (c == category or c.startswith(prefix) for c in cats), dtype=bool, count=len(cats)
-        )
+        """Mask of the items in `category` or below it (cached per category; read-only)."""
+        mask = self.category_masks.get(category)
+        if mask is None:
+            prefix = category + CATEGORY_SEPARATOR
+            cats = self.category
+            mask = np.fromiter(
+                (c == category or c.startswith(prefix) for c in cats), dtype=bool, count=len(cats)
+            )
+            mask.flags.writeable = False
+            if len(self.category_masks) < 10_000:
+                self.category_masks[category] = mask
+        return mask
 
     def describe(self, idx: int, score: float, source: str) -> dict[str, Any]:
         price = self.price[idx]
@@ -476,6 +491,8 @@ class Engine:
         self._catalog_listeners: list[Callable[[pd.DataFrame, list[str]], None]] = []
         self._copurchase: tuple[sp.csr_matrix, np.ndarray] | None = None
         self._serving: tuple[Recommender, Vocabulary | None, str] | None = None
+        self._recent: OrderedDict[str, tuple[pd.DataFrame, int, float]] = OrderedDict()
+        self._erased: set[str] = set()
         self._serving_aligned: AlignedModel | None = None
         self.bundle = bundle
         self._catalog = _Catalog.build(bundle.items)
@@ -554,8 +571,8 @@ class Engine:
                 self.apply_items(new, notify=False)
             gone = ~pd.Series(self._catalog.item_id).isin(set(stored["item_id"])).to_numpy()
             if gone.any():
-                servable = self._catalog.servable & ~gone
-                self._catalog = _Catalog.build(self._catalog.frame, servable)
+                alive = self._catalog.alive & ~gone
+                self._catalog = _Catalog.build(self._catalog.frame, alive)
 
     def add_catalog_listener(self, listener: Callable[[pd.DataFrame, list[str]], None]) -> None:
         """Call `listener(upserted_items, deleted_ids)` after every catalog change."""
@@ -580,21 +597,21 @@ class Engine:
             ids = frame["item_id"].astype(str)
             known = ids.isin(set(cat.item_id.tolist())).to_numpy()
             merged = cat.frame.copy()
-            servable = cat.servable.copy()
+            alive = cat.alive.copy()
             if known.any():
                 changed = frame[known].set_index("item_id")
                 positions = cat.vocab.encode(changed.index.to_numpy(), unknown="minus_one")
                 for column in changed.columns.intersection(merged.columns):
                     merged.loc[positions, column] = changed[column].to_numpy()
-                servable[positions] = True
+                alive[positions] = True
             new = frame[~known]
             if len(new):
                 content = self.content_model()
                 if content is not None and content.n_items == len(cat):
                     content.add_items(new.reset_index(drop=True))
                 merged = pd.concat([merged, new], ignore_index=True)
-                servable = np.concatenate([servable, np.ones(len(new), dtype=bool)])
-            self._catalog = _Catalog.build(merged, servable)
+                alive = np.concatenate([alive, np.ones(len(new), dtype=bool)])
+            self._catalog = _Catalog.build(merged, alive)
             self._copurchase = None if len(new) else self._copurchase
         if notify:
             for listener in self._catalog_listeners:
@@ -606,11 +623,11 @@ class Engine:
         with self._lock:
             cat = self._catalog
             idx = self.item_index(item_id)
-            if idx is None or not cat.servable[idx]:
+            if idx is None or not cat.alive[idx]:
                 return False
-            servable = cat.servable.copy()
-            servable[idx] = False
-            self._catalog = _Catalog.build(cat.frame, servable)
+            alive = cat.alive.copy()
+            alive[idx] = False
+            self._catalog = _Catalog.build(cat.frame, alive)
         for listener in self._catalog_listeners:
             listener(cat.frame.iloc[0:0], [item_id])
         return True
@@ -622,14 +639,22 @@ class Engine:
 
     def _known_item(self, item_id: str) -> int:
         idx = self.item_index(item_id)
-        if idx is None or not self._catalog.servable[idx]:
+        if idx is None or not self._catalog.alive[idx]:
             raise UnknownIdError(f"no item with item_id '{item_id}' in the catalog")
         return idx
 
     # -- users --------------------------------------------------------------------------------
     def erase_user(self, user_id: str) -> dict[str, int]:
         """Right to be forgotten: delete the user's events and profile, drop every cache."""
-        counts = self.store.erase_user(user_id)
+        with self._lock:
+            self._erased.add(user_id)  # no request in flight may re-cache the old events
+            self._recent.pop(user_id, None)
+        try:
+            counts = self.store.erase_user(user_id)
+        finally:
+            with self._lock:
+                self._erased.discard(user_id)
+                self._recent.pop(user_id, None)
         with self._lock:
             self._copurchase = None  # baskets counted the user's purchases
         for listener in self._erase_listeners:
@@ -637,24 +662,83 @@ class Engine:
         return counts
 
     def user_events(self, user_id: str) -> pd.DataFrame:
-        """The user's latest events (newest first), read from the store now."""
-        return self.store.events(user_id=user_id, limit=HISTORY_LIMIT, newest_first=True)
+        """The user's latest HISTORY_LIMIT events (newest first): item_id, type, value,
+        timestamp, session_id, seq.
+
+        Read through a per-user cache that is brought up to date on every call: the store is
+        asked only for the user's events with a `seq` above the cached watermark (sequence
+        numbers grow in commit order, so nothing committed later can have a smaller one), a
+        query that skips the old data. A new event therefore shows at once, whichever
+        process wrote it. Entries are re-read in full after RECENT_TTL_SECONDS (events
+        erased by another process disappear then; in this process at once).
+        """
+        now = time.monotonic()
+        with self._lock:
+            hit = self._recent.get(user_id)
+        if hit is not None and now - hit[2] < RECENT_TTL_SECONDS:
+            frame, watermark, fetched = hit
+            delta = self.store.recent_events(user_id, HISTORY_LIMIT, after_seq=watermark)
+            if not delta.empty:
+                frame = (
+                    pd.concat([delta, frame], ignore_index=True)
+                    .drop_duplicates("seq")
+                    .sort_values(["timestamp", "seq"], ascending=False, kind="stable")
+                    .head(HISTORY_LIMIT)
+                    .reset_index(drop=True)
+                )
+                watermark = max(watermark, int(delta["seq"].max()))
+        else:
+            fetched = now
+            watermark = self.store.last_seq()  # before the read: later events are above it
+            frame = self.store.recent_events(user_id, HISTORY_LIMIT)
+            if len(frame):
+                watermark = max(watermark, int(frame["seq"].max()))
+        with self._lock:
+            if user_id not in self._erased:
+                self._recent[user_id] = (frame, watermark, fetched)
+                self._recent.move_to_end(user_id)
+                while len(self._recent) > RECENT_CACHE_USERS:
+                    self._recent.popitem(last=False)
+        return frame
 
     def _history(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(live item indices, weights) of a user's events."""
-        events = events[events["item_id"].notna()]
-        if events.empty:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
-        data = build_interactions(
-            events.assign(user_id="u"),
-            weights=self.bundle.weights,
-            items=self._catalog.vocab,
-            drop_unknown=True,
+        """(live item indices, summed weights) of a user's events, weighted like
+        `build_interactions` with the bundle's `InteractionWeights` (type weights, values,
+        `min_value`, decay from the newest event, `binary`), in plain numpy: this runs on
+        every request."""
+        empty = np.empty(0, np.int64), np.empty(0, np.float32)
+        ev = events[events["item_id"].notna()]
+        if ev.empty:
+            return empty
+        weights = self.bundle.weights
+        idx = np.asarray(
+            self._catalog.vocab.encode(ev["item_id"].to_numpy(dtype=object), unknown="minus_one"),
+            dtype=np.int64,
         )
-        row = data.matrix[0] if data.n_users else None
-        if row is None or row.nnz == 0:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
-        return row.indices.astype(np.int64), row.data.astype(np.float32)
+        types = ev["type"].to_numpy(dtype=object)
+        table = {t: weights.weight_of(t) for t in EVENT_TYPES}
+        w = np.fromiter((table.get(t, 1.0) for t in types), dtype=np.float64, count=len(types))
+        if weights.use_value:
+            valued = np.isin(types, list(weights.use_value))
+            if valued.any():
+                values = ev["value"].to_numpy(dtype=np.float64)
+                values = np.where(np.isnan(values), 1.0, values)
+                w = np.where(valued, w * values, w)
+                if weights.min_value is not None:
+                    w = np.where(valued & (values < weights.min_value), np.nan, w)
+        if weights.half_life_days is not None:
+            micros = ev["timestamp"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+            age_days = (micros.max() - micros) / 86_400e6
+            w = w * np.exp2(-age_days / weights.half_life_days)
+        keep = (idx >= 0) & ~np.isnan(w) & (w != 0)
+        if not keep.any():
+            return empty
+        items, inverse = np.unique(idx[keep], return_inverse=True)
+        sums = np.bincount(inverse, weights=w[keep]).astype(np.float32)
+        nonzero = sums != 0
+        if weights.binary:
+            sums[:] = 1.0
+        return items[nonzero], sums[nonzero]
 
     def user_history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """The user's latest interactions, read from the store now: (item indices, weights)."""
@@ -695,11 +779,31 @@ class Engine:
         row = model.history_matrix(hist, w)
         return np.asarray(model.score(row)[0], dtype=np.float64)
 
-    def _content_scores(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    def _content_scores(
+        self,
+        history: np.ndarray,
+        weights: np.ndarray | None = None,
+        only: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Content cosine of each item with the history's profile; with `only`, just for
+        those items (in that order; 0 for items the content model lacks)."""
         content = self.content_model()
         if content is None:
-            return np.zeros(0)
-        return self._model_scores(content, history, weights)
+            return np.zeros(0 if only is None else len(only))
+        if only is None:
+            return self._model_scores(content, history, weights)
+        out = np.zeros(len(only))
+        keep = history < content.n_items
+        inside = only < content.n_items
+        if not keep.any() or not inside.any():
+            return out
+        w = None if weights is None else weights[keep]
+        profile = content.profiles(content.history_matrix(history[keep], w))
+        vectors = content.vectors[only[inside]]
+        dots = profile @ vectors.T
+        dots = dots.toarray() if sp.issparse(dots) else np.asarray(dots)
+        out[inside] = np.asarray(dots, dtype=np.float64).ravel()
+        return out
 
     def _popularity(self) -> np.ndarray:
         model = self.bundle.models.get("popularity")
@@ -747,12 +851,10 @@ class Engine:
         scores = np.zeros(n)
         raw = aligned.scores(history, weights, sequence, n)
         scores[: len(raw)] = raw[:n]
-        cold = aligned.known(n)
-        content = self._content_scores(history, weights)
-        if content.size and (~cold).any():
-            m = min(len(content), n)
-            tail = np.where(~cold[:m] & (content[:m] >= COLD_MIN_SIMILARITY), content[:m], 0)
-            scores[:m] = np.where(~cold[:m], tail, scores[:m])
+        unknown = np.flatnonzero(~aligned.known(n))
+        if unknown.size:  # items added after training: scored by their content
+            content = self._content_scores(history, weights, only=unknown)
+            scores[unknown] = np.where(content >= COLD_MIN_SIMILARITY, content, 0.0)
         return scores
 
     def _similar_scores(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -915,8 +1017,8 @@ class Engine:
         """BM25 results for `query` over the bundle's index (items added since are not in it:
         the search service indexes those)."""
         scores = np.asarray(self.bundle.search_index.score(query), dtype=np.float64)
-        servable = self._catalog.servable[: len(scores)]
-        scores[: len(servable)][~servable] = 0.0
+        alive = self._catalog.alive[: len(scores)]
+        scores[: len(alive)][~alive] = 0.0
         scores[scores <= 0] = -np.inf
         res = top_k(scores, k)
         cat = self._catalog

@@ -188,7 +188,7 @@ class SearchAdapter:
         scores = np.asarray(self.engine.bundle.search_index.score(query), dtype=np.float64)
         full = np.zeros(len(cat))
         full[: min(len(scores), len(cat))] = scores[: len(cat)]
-        mask = (full > 0) & cat.servable
+        mask = (full > 0) & cat.alive
         if filters.category:
             mask &= cat.in_category(filters.category)
         if filters.brands:
@@ -283,7 +283,7 @@ def _build_service(factory: Any, engine: Engine) -> Any | None:
     cat = engine.catalog
     try:
         events = engine.store.events()
-        return factory.build(cat.frame[cat.servable].reset_index(drop=True), events)
+        return factory.build(cat.frame[cat.alive].reset_index(drop=True), events)
     except Exception as exc:  # search must degrade, not take the API down
         log.warning("search service unavailable (%s); using the bundle's BM25 index", exc)
         return None

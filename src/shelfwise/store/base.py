@@ -28,6 +28,9 @@ class IngestReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+RECENT_EVENT_COLUMNS = ("item_id", "type", "value", "timestamp", "session_id", "seq")
+
+
 @dataclass(frozen=True)
 class ApiKeyRecord:
     """One stored API key: never the key itself, only its hash (see `shelfwise.serve.security`)."""
@@ -118,6 +121,23 @@ class Store(ABC):
         Ordered by (timestamp, seq), or the reverse with `newest_first`. `since` is
         inclusive, `until` exclusive.
         """
+
+    def recent_events(
+        self, user_id: str, limit: int = 200, after_seq: int | None = None
+    ) -> pd.DataFrame:
+        """A user's latest events, newest first: columns item_id, type, value, timestamp
+        (naive UTC), session_id, seq; with `after_seq`, only events with a larger `seq`.
+        The serving hot path: backends answer it with one light query."""
+        events = self.events(user_id=user_id, limit=None, newest_first=True)
+        if after_seq is not None:
+            events = events[events["seq"] > after_seq]
+        return events.loc[:, list(RECENT_EVENT_COLUMNS)].head(limit).reset_index(drop=True)
+
+    def last_seq(self) -> int:
+        """The largest event `seq` so far (0 for none). Sequence numbers grow in commit
+        order, so an event committed later always has a larger one."""
+        events = self.events(limit=1, newest_first=True)
+        return int(events["seq"].max()) if len(events) else 0
 
     def interactions(
         self, since: datetime | None = None, types: Sequence[str] | None = None

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from shelfwise.data.frames import EVENT_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, conform
 from shelfwise.errors import DataError, StoreError
-from shelfwise.store.base import ApiKeyRecord, IngestReport, Store
+from shelfwise.store.base import RECENT_EVENT_COLUMNS, ApiKeyRecord, IngestReport, Store
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -584,6 +584,36 @@ class SqlStore(Store):
         out = conform("events", raw)
         out["seq"] = raw["seq"].to_numpy(dtype=np.int64)
         return out
+
+    def recent_events(
+        self, user_id: str, limit: int = 200, after_seq: int | None = None
+    ) -> pd.DataFrame:
+        """A user's latest events, newest first (see `Store.recent_events`): one query, and
+        a frame built straight from the rows. `seq > after_seq` comes first in the filter:
+        seq grows with insertion, so the scan skips all older data blocks."""
+        if int(limit) < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        p, ts = self.placeholder, quote("timestamp")
+        where = f"user_id = {p}"
+        params: list[Any] = [user_id]
+        if after_seq is not None:
+            where, params = f"seq > {p} AND {where}", [int(after_seq), user_id]
+        sql = (
+            f'SELECT item_id, "type", "value", {ts}, session_id, seq FROM events '
+            f"WHERE {where} ORDER BY {ts} DESC, seq DESC LIMIT {int(limit)}"
+        )
+        with self._reading():
+            rows = self._fetchall(sql, params)
+        frame = pd.DataFrame(rows, columns=list(RECENT_EVENT_COLUMNS))
+        frame["value"] = pd.to_numeric(frame["value"]).astype("float64")
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("datetime64[us]")
+        frame["seq"] = frame["seq"].astype(np.int64)
+        return frame
+
+    def last_seq(self) -> int:
+        """The largest event `seq` so far (0 for none), from the `next_seq` counter."""
+        with self._reading():
+            return int(self._meta("next_seq") or 1) - 1
 
     def interactions(
         self, since: datetime | None = None, types: Sequence[str] | None = None

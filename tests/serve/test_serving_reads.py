@@ -1,0 +1,53 @@
+"""The store reads serving relies on (both backends), and the engine's recent-event cache."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from shelfwise.data.frames import records_to_frame
+from shelfwise.data.schemas import Event
+from shelfwise.engine import Engine
+from shelfwise.store import Store
+
+T0 = datetime(2026, 5, 1, 8)
+
+
+def _events(*specs: tuple[str, str, float]) -> object:
+    return records_to_frame(
+        "events",
+        [
+            Event(user_id=u, item_id=i, type="view", timestamp=T0 + timedelta(minutes=m))
+            for u, i, m in specs
+        ],
+    )
+
+
+def test_recent_events_and_last_seq(store: Store) -> None:
+    assert store.last_seq() == 0 and store.recent_events("a").empty
+    store.append_events(_events(("a", "X", 5), ("b", "Y", 1), ("a", "Y", 1), ("a", "Z", 9)))
+    assert store.last_seq() == 4
+    recent = store.recent_events("a", limit=2)
+    assert list(recent.columns) == ["item_id", "type", "value", "timestamp", "session_id", "seq"]
+    assert recent["item_id"].tolist() == ["Z", "X"]  # newest first, limited
+    assert recent["seq"].tolist() == [4, 1]
+    assert str(recent["timestamp"].dtype) == "datetime64[us]"
+    assert store.recent_events("a", after_seq=1)["item_id"].tolist() == ["Z", "Y"]
+    assert store.recent_events("a", after_seq=4).empty
+    store.append_events(_events(("a", "W", 0)))  # late: older timestamp, newer seq
+    assert store.last_seq() == 5
+    assert store.recent_events("a", after_seq=4)["item_id"].tolist() == ["W"]
+
+
+def test_cache_sees_writes_from_anywhere_and_forgets_erased(shop) -> None:  # type: ignore[no-untyped-def]
+    store, engine = shop
+    assert isinstance(engine, Engine)
+    assert engine.recommend("late", 1).strategy == "popular"  # cached: no events
+    store.append_events(_events(("late", "H1", 0)))  # not through the engine
+    rec = engine.recommend("late", 1)
+    assert rec.strategy == "personalised" and rec.items[0]["item_id"] == "H2"
+    store.append_events(_events(("late", "K1", -60)))  # an older event, arriving late
+    history, _ = engine.user_history("late")
+    assert {engine.catalog.item_id[i] for i in history} == {"H1", "K1"}
+    engine.erase_user("late")
+    assert engine.user_events("late").empty
+    assert engine.recommend("late", 1).strategy == "popular"
