@@ -342,3 +342,12 @@ def test_service_over_an_unstarted_app_is_503(make_client: AppFactory, shop) -> 
     assert plain.get("/v1/users/x/recommendations").status_code == 503
     assert plain.get("/readyz").status_code == 503
     assert plain.get("/healthz").status_code == 200
+
+
+def test_push_plan(client: TestClient) -> None:
+    plan = client.get("/v1/users/u1/push-plan").json()
+    # u1 bought knives and a board at 12:00 twenty days before the store's newest event
+    assert plan["send"] and plan["lifecycle"] == "new" and plan["message"] == "next_purchase"
+    assert plan["send_at"].startswith("2026-01-22T12:00")  # next 12:00 at least an hour on
+    assert plan["items"] and not {"K1", "K2", "B1"} & set(plan["items"])
+    assert client.get("/v1/users/nobody/push-plan").status_code == 404

@@ -1,4 +1,5 @@
-"""GET /v1/users/{user_id}/profile and DELETE /v1/users/{user_id} (scope: admin)."""
+"""GET /v1/users/{user_id}/profile, GET /v1/users/{user_id}/push-plan and
+DELETE /v1/users/{user_id} (scope: admin)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
 
+from shelfwise.profiles.push import PushPlan, plan_push
 from shelfwise.serve.deps import AdminDep, ServicesDep, user_ref
 from shelfwise.serve.schemas import ID_PATTERN, Deleted, ProfileOut
 
@@ -23,6 +25,17 @@ def profile(services: ServicesDep, _: AdminDep, user_id: UserId) -> ProfileOut:
     if found is None:
         raise HTTPException(status_code=404, detail="no events of this user")
     return found
+
+
+@router.get("/users/{user_id}/push-plan", response_model=PushPlan)
+def push_plan(services: ServicesDep, _: AdminDep, user_id: UserId) -> PushPlan:
+    """Whether, what and when to push to this user, from profile, recommendations and
+    active hours; 404 without events."""
+    found = services.profiles.get(user_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail="no events of this user")
+    recs = services.engine.recommend(user_id, k=20)
+    return plan_push(found, recs.items)
 
 
 @router.delete("/users/{user_id}", response_model=Deleted)
