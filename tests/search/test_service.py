@@ -369,3 +369,12 @@ def test_demo_store_searches_find_the_clicked_item():
         hits += clicks[sid] in ids(svc.search(query, per_page=50))
     assert total > 50
     assert hits / total > 0.5
+
+
+def test_rows_without_title_are_not_served():
+    frame = items_frame()
+    frame.loc[2, "title"] = None
+    svc = SearchService.build(frame)
+    assert "S3" not in ids(svc.search("studio"))
+    assert svc.search("", per_page=100).total == 9
+    assert svc.n_items == 9

@@ -294,6 +294,11 @@ class SearchService:
         service.items = frame
         service.id_to_row = {i: r for r, i in enumerate(frame["item_id"].tolist())}
         service.index.index(item_documents(frame))
+        untitled = np.flatnonzero(frame["title"].isna().to_numpy() | (frame["title"] == ""))
+        if untitled.size:
+            # placeholder rows (items seen in events but not in the catalog) are not served
+            service.index.delete(untitled)
+            service.index.merge()
         service.words = TypoIndex(dict(service.index.surface_count))
         service.words.prepare()
         service.filters = FilterIndex.build(frame)
