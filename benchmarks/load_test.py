@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -327,10 +328,100 @@ async def _httpx_run(
     }
 
 
+async def _fixed_rate(
+    base: str, paths: list[str], rate: float, duration: float, key: str, max_in_flight: int
+) -> dict[str, Any]:
+    """Open loop: request i is due at start + i / rate whatever happened before; its latency
+    runs from when it was due (as wrk2 measures), so a stalled server cannot hide behind
+    requests that were never sent (coordinated omission)."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    dropped = 0
+    n = max(1, int(rate * duration))
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    in_flight = 0
+    offset = random.randrange(len(paths))
+
+    async def one(client: httpx.AsyncClient, path: str, due: float) -> None:
+        nonlocal errors, in_flight
+        try:
+            r = await client.get(path)
+            if r.status_code >= 400:
+                errors += 1
+        except httpx.HTTPError:
+            errors += 1
+        finally:
+            in_flight -= 1
+        latencies.append(time.perf_counter() - due)
+
+    tasks = []
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, timeout=5.0, headers={"X-API-Key": key}
+    ) as client:
+        start = time.perf_counter() + 0.05
+        for i in range(n):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            await asyncio.sleep(max(0.0, delay))  # also lets answers in when behind
+            if in_flight >= max_in_flight:
+                dropped += 1  # counted as an error: the server is too far behind
+                continue
+            in_flight += 1
+            path = paths[(offset + i) % len(paths)]
+            tasks.append(asyncio.create_task(one(client, path, due)))
+        await asyncio.gather(*tasks)
+        seconds = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        if not latencies:
+            return float("nan")
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
+
+    return {
+        "rate": rate,
+        "requests": len(latencies),
+        "seconds": round(seconds, 2),
+        "rps": round(len(latencies) / seconds, 1),
+        "errors": errors + dropped,
+        "dropped": dropped,
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": pct(1.0),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
+    }
+
+
+def run_fixed_rate(base: str, paths: Path, rate: float, duration: int, key: str) -> dict[str, Any]:
+    """One open-loop run at `rate` requests a second (asyncio + httpx)."""
+    lines = [p for p in paths.read_text().splitlines() if p]
+    return asyncio.run(_fixed_rate(base, lines, rate, duration, key, max_in_flight=64))
+
+
 def run_httpx(base: str, paths: Path, connections: int, duration: int, key: str) -> dict[str, Any]:
     """The same closed-loop run with an asyncio httpx client (when wrk is missing)."""
     lines = [p for p in paths.read_text().splitlines() if p]
     return asyncio.run(_httpx_run(base, lines, connections, duration, key))
+
+
+def probe(base: str, paths: Path, key: str, n: int = 300) -> dict[str, Any]:
+    """Status codes of the first `n` requests sent one by one, with a few non-2xx details."""
+    codes: dict[str, int] = {}
+    examples: list[dict[str, Any]] = []
+    for path in paths.read_text().splitlines()[:n]:
+        request = urllib.request.Request(base + path, headers={"X-API-Key": key})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                status, detail = r.status, ""
+        except urllib.error.HTTPError as exc:
+            status, detail = exc.code, exc.read()[:300].decode("utf-8", "replace")
+        codes[str(status)] = codes.get(str(status), 0) + 1
+        if status >= 300 and len(examples) < 5:
+            examples.append({"path": path, "status": status, "detail": detail})
+    return {"codes": codes, "non_2xx_examples": examples}
 
 
 # ---- main -----------------------------------------------------------------------------------
@@ -352,6 +443,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--duration", type=int, default=15, help="seconds per run")
     parser.add_argument("--connections", default="1,2,4,8,16,32")
+    parser.add_argument(
+        "--rates",
+        default="",
+        help="also run open-loop fixed request rates (req/s, comma-separated), wrk2-style",
+    )
     parser.add_argument("--scenarios", default="search,recommendations,similar")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--target-p99-ms", type=float, default=50.0)
@@ -366,7 +462,8 @@ def main() -> int:
         client = "wrk" if shutil.which("wrk") else "httpx"
     if client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk, or use --client httpx")
-    levels = [int(c) for c in args.connections.split(",")]
+    levels = [int(c) for c in args.connections.split(",") if c.strip()]
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
 
     t0 = time.perf_counter()
@@ -410,7 +507,27 @@ def main() -> int:
                     run["errors"],
                 )
             best = best_under(runs, args.target_p99_ms)
-            results[scenario] = {"runs": runs, "best_under_target": best}
+            fixed = []
+            for rate in rates:
+                run = run_fixed_rate(base, paths, rate, args.duration, key)
+                run["load_avg_1m"] = round(os.getloadavg()[0], 2)
+                fixed.append(run)
+                log.info(
+                    "%-16s rate=%-5g %8.1f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d",
+                    scenario,
+                    rate,
+                    run["rps"],
+                    run["p50_ms"],
+                    run["p99_ms"],
+                    run["errors"],
+                )
+            results[scenario] = {
+                "runs": runs,
+                "best_under_target": best,
+                "fixed_rate_runs": fixed,
+                "best_fixed_rate_under_target": best_under(fixed, args.target_p99_ms),
+                "status_probe": probe(base, paths, key),
+            }
     finally:
         stop_server(server)
         revoke_key(store_url, key_id)
@@ -453,6 +570,13 @@ def main() -> int:
             print(
                 f"{scenario:<16} {r['connections']:>5} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} "
                 f"{r['p99_ms']:>8.2f} {r['errors']:>7}{mark}"
+            )
+    for scenario, body in results.items():
+        for r in body["fixed_rate_runs"]:
+            mark = " *" if r is body["best_fixed_rate_under_target"] else ""
+            print(
+                f"{scenario:<16} {'@' + format(r['rate'], 'g'):>5} {r['rps']:>9.1f} "
+                f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>7}{mark}"
             )
     print(f"* highest throughput with p99 < {args.target_p99_ms:g} ms; written to {out}")
     return 0
