@@ -251,6 +251,7 @@ class Recommendation:
     strategy: str
     items: list[dict[str, Any]]
     model_version: str
+    model: str = ""  # the personalisation model, e.g. "itemknn" or "itemknn@v0003"
 
 
 @dataclass(frozen=True)
@@ -942,7 +943,8 @@ class Engine:
             if category:
                 pick.take(self._category_scores(category), "trending")
         pick.take(self._global_scores(), "popular", positive_only=False)
-        return Recommendation(pick.strategy or "popular", pick.items, self.model_version)
+        label = getattr(chosen, "label", chosen.name)
+        return Recommendation(pick.strategy or "popular", pick.items, self.model_version, label)
 
     def similar(self, item_id: str, k: int = 10) -> Recommendation:
         """Items like `item_id`: collaborative neighbours, then content neighbours, then

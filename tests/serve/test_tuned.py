@@ -32,6 +32,7 @@ def test_activate_tuned_version_maps_item_ids(
     assert engine.serving_label == f"itemknn@{version}"
     body = client.get("/v1/users/u3/recommendations", params={"k": 1}).json()
     assert body["strategy"] == "personalised" and body["items"][0]["item_id"] == "B1"
+    assert body["model"] == f"itemknn@{version}"
     body = client.get("/v1/users/u4/recommendations", params={"k": 1}).json()
     assert body["items"][0]["item_id"] == "K1"  # u6 bought K1 with H1
     metrics = client.get("/metrics").text

@@ -47,7 +47,8 @@ class RecommendationsOut(BaseModel):
 
     user_id: str
     strategy: str = Field(description="the first fallback step that contributed")
-    model_version: str
+    model_version: str = Field(description="the model bundle served")
+    model: str = Field(description="the personalisation model, e.g. itemknn or itemknn@v0003")
     items: list[ItemOut]
 
 

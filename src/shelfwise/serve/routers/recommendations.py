@@ -48,7 +48,11 @@ def recommendations(
     context = RecContext(page_type=page_type, item_id=item, category=category, session_id=session)
     rec = services.engine.recommend(user_id, k, model, context, tuple(exclude or ()))
     return RecommendationsOut(
-        user_id=user_id, strategy=rec.strategy, model_version=rec.model_version, items=_items(rec)
+        user_id=user_id,
+        strategy=rec.strategy,
+        model_version=rec.model_version,
+        model=rec.model,
+        items=_items(rec),
     )
 
 
