@@ -215,3 +215,12 @@ def test_unknown_product_says_so(page: Any, path: str) -> None:
     page.goto(path)
     _wait_ready(page)
     assert page.locator("h1").inner_text() == "Product not found"
+
+
+def test_a_search_without_results_offers_popular_items(page: Any) -> None:
+    page.goto("/search?q=qqqzzzxxyy")
+    _wait_ready(page)
+    assert page.get_attribute("#total", "data-total") == "0"
+    assert page.locator("#results .card").count() == 0
+    assert page.locator("#row-instead .card").count() > 0
+    assert page.locator("#facets [data-facet]").count() == 0

@@ -337,7 +337,7 @@ async function renderSearch() {
   if (mine !== searchSeq) return;
   const items = itemsOf(body);
   const total = totalOf(body, items.length);
-  const facets = facetsOf(body);
+  const facets = facetsOf(body).filter((f) => displayValues(f, state).length);
 
   const chips = FILTER_PARAMS.filter((k) => state[k]).map((k) =>
     h("span", { class: "chip", dataset: { filter: k } }, `${k.replace("_", " ")}: ${state[k]}`,
@@ -353,7 +353,6 @@ async function renderSearch() {
   const aside = h(
     "aside",
     { class: "facets", id: "facets" },
-    facets.length ? null : h("p", { class: "muted" }, "No facets."),
     facets.map((f) =>
       h("div", { dataset: { facet: f.name } },
         h("h3", {}, f.name.replace("_", " ")),
@@ -367,7 +366,12 @@ async function renderSearch() {
               dataset: { facet: f.name, value: String(v.value) },
               onclick: (e) => {
                 e.preventDefault();
-                navigate(on ? Object.fromEntries(Object.keys(filt).map((k) => [k, ""])) : filt);
+                if (on && f.name === "category") {
+                  // switching a category off goes up one level of the tree
+                  navigate({ category: String(v.value).split(" > ").slice(0, -1).join(" > ") });
+                } else {
+                  navigate(on ? Object.fromEntries(Object.keys(filt).map((k) => [k, ""])) : filt);
+                }
               },
             }, h("span", {}, facetLabel(f.name, v)), h("span", { class: "count" }, v.count)));
         }))),
@@ -394,6 +398,14 @@ async function renderSearch() {
       : null,
   );
   view.replaceChildren(h("div", { class: "layout" }, aside, results));
+  if (!items.length) {
+    // nothing found: offer what sells instead of an empty page
+    const recs = await get(`/v1/users/${encodeURIComponent(visitorId())}/recommendations`, {
+      k: ROW_SIZE, page_type: "search", session: sessionId(),
+    }).catch(() => null);
+    const row = shelf("row-instead", "Popular right now", itemsOf(recs));
+    if (row && mine === searchSeq) results.append(row);
+  }
   markReady();
 }
 
