@@ -5,6 +5,8 @@ import pytest
 
 from shelfwise.errors import ConfigError
 from shelfwise.search.fusion import (
+    RRFFusion,
+    ScoreFusion,
     normalise_scores,
     reciprocal_rank_fusion,
     weighted_score_fusion,
@@ -95,3 +97,18 @@ def test_bad_weights():
         weighted_score_fusion([res([1])], weights=[-1.0])
     with pytest.raises(ConfigError):
         reciprocal_rank_fusion([res([1])], k=0)
+
+
+def test_fusion_objects_for_the_service(tmp_path):
+    lexical, dense = res([1, 2, 3], [9.0, 5.0, 1.0]), res([3, 4], [0.9, 0.1])
+    rrf = RRFFusion(k=1, weights=[1.0, 3.0])
+    assert rrf.fuse([lexical, dense], 2).ids.tolist() == [3, 4]
+    rrf.save(tmp_path / "rrf")
+    assert RRFFusion.load(tmp_path / "rrf").fuse([lexical, dense], 2).ids.tolist() == [3, 4]
+    score = ScoreFusion([1.0, 0.0])
+    assert score.fuse([lexical, dense], 3).ids.tolist() == [1, 2, 3]
+    score.save(tmp_path / "score")
+    loaded = ScoreFusion.load(tmp_path / "score")
+    assert (loaded.weights, loaded.method) == ([1.0, 0.0], "minmax")
+    with pytest.raises(ConfigError):
+        ScoreFusion(method="rank")  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 values, and a LightGBM lambdarank model that learns a planted signal and round-trips."""
 
 import json
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,8 +11,9 @@ import pytest
 
 from shelfwise.errors import ConfigError, DataError, NotFittedError
 from shelfwise.search.features import FeatureBuilder, attribute_text, search_documents
-from shelfwise.search.ltr import LTRConfig, LTRReranker, search_labels
+from shelfwise.search.ltr import LTRConfig, LTRReranker, PersonalisedReranker, search_labels
 from shelfwise.search.relevance import graded_ndcg
+from shelfwise.search.semantic import DenseIndex
 from shelfwise.types import Results
 
 T0 = pd.Timestamp("2026-10-01 12:00:00")
@@ -244,3 +247,75 @@ def test_ltr_errors(tmp_path):
         model.predict(np.zeros((2, 4)))
     with pytest.raises(Exception):  # noqa: B017 - pydantic rejects unknown options
         LTRConfig(trees=5)  # type: ignore[call-arg]
+
+
+class TrigramEncoder:
+    """A fast stand-in for MiniLM (hashed character trigrams, L2-normalised): the service
+    wiring is under test here, not the embedding."""
+
+    dim = 384
+    max_length = 256
+    model_path = Path("trigram-hash")
+
+    def encode(self, texts, batch_size=64, progress=False):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            t = f"  {text.lower()} "
+            for j in range(len(t) - 2):
+                out[i, zlib.crc32(t[j : j + 3].encode()) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def test_personalised_reranker_in_the_search_service(tmp_path):
+    from shelfwise.data.demo import DemoConfig, generate
+    from shelfwise.search.fusion import RRFFusion
+    from shelfwise.search.service import SearchService
+
+    store = generate(DemoConfig(n_items=300, n_users=300, days=60))
+    items, events = store.items, store.events
+    service = SearchService.build(items, events)
+    dense = DenseIndex.from_items(service.items, encoder=TrigramEncoder())
+    reranker = PersonalisedReranker.train(
+        items, events, dense, LTRConfig(n_estimators=30, min_data_in_leaf=5)
+    )
+    assert reranker.model.feature_names[-1] == "user_price_gap"
+    service.dense, service.fusion, service.reranker = dense, RRFFusion(), reranker
+
+    query = items["title"].iloc[0].split(",")[0]
+    plain = service.search(query, per_page=40)
+    assert plain.query_info["reranked"] and plain.query_info["retrievers"] == ["bm25", "dense"]
+    # a shopper who bought only from a brand ranked low for everyone sees it higher
+    brands = [it["brand"] for it in plain.items]
+    brand = brands[-1]
+    rows = np.flatnonzero(service.items["brand"].to_numpy() == brand)[:5]
+    fan = service.search(
+        query, per_page=40, user="U-x", history=rows, history_weights=np.ones(rows.size)
+    )
+
+    def share(res):
+        return np.mean([it["brand"] == brand for it in res.items[:10]])
+
+    assert share(fan) > share(plain)
+
+    # live catalogue changes reach the dense index; the service saves and loads every part
+    new = service.items.iloc[[0]].copy()
+    new["item_id"], new["title"] = "SKU-NEW", "Zebra Striped Unicorn Lamp"
+    service.upsert_items(new)
+    assert service.search("zebra unicorn lamp", per_page=1).items[0]["item_id"] == "SKU-NEW"
+    assert service.dense is dense and len(service.items) - 1 in dense
+    service.delete_items(["SKU-NEW"])
+    assert len(service.items) - 1 not in dense
+
+    reranker.save(tmp_path / "r")
+    again = PersonalisedReranker.load(tmp_path / "r")
+    x = np.random.default_rng(0).random((3, len(reranker.model.feature_names)))
+    np.testing.assert_allclose(again.model.predict(x), reranker.model.predict(x), rtol=1e-6)
+    assert again.item_ids == reranker.item_ids
+
+
+def test_personalised_reranker_needs_labelled_searches():
+    events = pd.DataFrame([ev("e1", "U1", "click", "a", session="S1", seconds=s) for s in (0, 9)])
+    with pytest.raises(DataError, match="nothing to learn"):
+        PersonalisedReranker.train(ITEMS, events)
+    with pytest.raises(ConfigError):
+        PersonalisedReranker.train(ITEMS, events, history_fraction=0.0)

@@ -43,6 +43,7 @@ __all__ = [
     "FeatureBuilder",
     "UserProfiles",
     "attribute_text",
+    "numeric_attributes",
     "search_documents",
 ]
 
@@ -98,6 +99,44 @@ def search_documents(items: pd.DataFrame) -> dict[str, list[str]]:
         else [""] * len(items)
     )
     return docs
+
+
+def numeric_attributes(
+    items: pd.DataFrame, keys: Sequence[str] | None = None, min_share: float = 0.5
+) -> dict[str, np.ndarray]:
+    """Numeric item attributes as features: `keys`, or every key with a number on at least
+    `min_share` of the items. Counts (keys ending in `count`) are log1p-scaled; missing
+    values are NaN (the builder turns them into 0)."""
+    if "attributes" not in items:
+        rows: list[dict[str, object]] = [{} for _ in range(len(items))]
+    else:
+        rows = []
+        for a in items["attributes"].tolist():
+            try:
+                parsed = json.loads(a) if isinstance(a, str) and a.startswith("{") else a
+            except json.JSONDecodeError:
+                parsed = {}
+            rows.append(parsed if isinstance(parsed, dict) else {})
+    if keys is None:
+        counts: dict[str, int] = {}
+        for r in rows:
+            for key, value in r.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    counts[key] = counts.get(key, 0) + 1
+        keys = sorted(k for k, c in counts.items() if c >= min_share * max(len(rows), 1))
+    out: dict[str, np.ndarray] = {}
+    for key in keys:
+        vals = np.array(
+            [
+                float(v)
+                if isinstance(v := r.get(key), int | float) and not isinstance(v, bool)
+                else np.nan
+                for r in rows
+            ],
+            dtype=np.float64,
+        )
+        out[key] = np.log1p(np.maximum(vals, 0)) if key.endswith("count") else vals
+    return out
 
 
 def _top_level(category: str) -> str:
@@ -197,7 +236,11 @@ class FeatureBuilder:
         item_features: Mapping[str, np.ndarray] | None = None,
         fields: Mapping[str, float] | None = None,
         analyzer: Analyzer | None = None,
+        popularity: np.ndarray | None = None,
+        purchases: np.ndarray | None = None,
     ) -> None:
+        """`popularity` / `purchases` (per item row) replace what `history` would give, for
+        serving where the history events are not at hand."""
         if "item_id" not in items.columns:
             raise DataError("items need an item_id column")
         n = len(items)
@@ -251,6 +294,12 @@ class FeatureBuilder:
             self.rel_price,
             history,
         )
+        for name, override in (("popularity", popularity), ("purchases", purchases)):
+            if override is not None:
+                arr = np.asarray(override, dtype=np.float64)
+                if arr.shape != (n,):
+                    raise DataError(f"{name} has shape {arr.shape}, expected ({n},)")
+                setattr(self.profiles, name, arr)
         pop = self.profiles.popularity
         best = pd.Series(pop).groupby(self.categories).transform("max").to_numpy()
         self.pop_in_category = np.divide(pop, best, out=np.zeros(n), where=best > 0)
@@ -302,8 +351,13 @@ class FeatureBuilder:
         candidates: np.ndarray,
         user_id: str | None = None,
         query_vector: np.ndarray | None = None,
+        history: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
-        """One row per candidate (in the given order, taken as the first-stage ranking)."""
+        """One row per candidate (in the given order, taken as the first-stage ranking).
+
+        The personal features come from `history` (the shopper's item rows and event
+        weights) when given, else from the profile of `user_id` in the history events.
+        """
         cand = np.asarray(candidates, dtype=np.int64).ravel()
         if cand.size and (cand.min() < 0 or cand.max() >= self.n_items):
             raise DataError(f"candidate ids must be in [0, {self.n_items}), got {cand}")
@@ -340,8 +394,44 @@ class FeatureBuilder:
             np.nan_to_num(self.rel_price[cand], nan=0.0),
         ]
         cols += [np.nan_to_num(v[cand], nan=0.0) for v in self.item_features.values()]
-        cols += self._personal(prof.user(user_id), cand)
+        if history is not None:
+            cols += self._personal_from_rows(history[0], history[1], cand)
+        else:
+            cols += self._personal(prof.user(user_id), cand)
         return np.column_stack(cols).astype(np.float32)
+
+    def _personal_from_rows(
+        self, rows: np.ndarray, weights: np.ndarray, cand: np.ndarray
+    ) -> list[np.ndarray]:
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        w = np.asarray(weights, dtype=np.float64).ravel()
+        if w.size != rows.size:
+            raise DataError(f"{rows.size} history rows but {w.size} weights")
+        ok = (rows >= 0) & (rows < self.n_items)
+        rows, w = rows[ok], w[ok]
+        if rows.size == 0 or w.sum() <= 0:
+            return [np.zeros(cand.size)] * 6
+        total = float(w.sum())
+
+        def share(codes: np.ndarray) -> np.ndarray:
+            mine = codes[rows]
+            width = int(max(codes.max(initial=-1), 0)) + 1
+            sums = np.bincount(mine[mine >= 0], weights=w[mine >= 0], minlength=width)
+            c = codes[cand]
+            return np.where(c >= 0, sums[np.maximum(c, 0)], 0.0) / total
+
+        per_item = np.bincount(rows, weights=w, minlength=self.n_items)
+        rp = self.rel_price[rows]
+        has = ~np.isnan(rp)
+        band = float(np.average(rp[has], weights=w[has])) if w[has].sum() > 0 else np.nan
+        return [
+            np.full(cand.size, np.log1p(rows.size)),
+            share(self.categories),
+            share(self.tops),
+            share(self.brands),
+            np.log1p(per_item[cand]),
+            np.nan_to_num(np.abs(self.rel_price[cand] - band), nan=0.0),
+        ]
 
     def _personal(self, u: int, cand: np.ndarray) -> list[np.ndarray]:
         prof = self.profiles

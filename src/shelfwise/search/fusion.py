@@ -16,7 +16,9 @@ Ties are broken by the smaller id, so fusion is deterministic.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -26,7 +28,14 @@ from shelfwise.types import Results
 
 Normalisation = Literal["minmax", "zscore"]
 
-__all__ = ["RRF_K", "normalise_scores", "reciprocal_rank_fusion", "weighted_score_fusion"]
+__all__ = [
+    "RRF_K",
+    "RRFFusion",
+    "ScoreFusion",
+    "normalise_scores",
+    "reciprocal_rank_fusion",
+    "weighted_score_fusion",
+]
 
 RRF_K = 60
 """The rank constant of reciprocal rank fusion (the value of Cormack et al.)."""
@@ -131,3 +140,57 @@ def weighted_score_fusion(
         col[np.searchsorted(union, ids)] = norm
         fused += weight * col
     return _rank(union, fused, limit)
+
+
+class RRFFusion:
+    """Reciprocal rank fusion as a `search.base.Fusion` (lexical list first, then dense)."""
+
+    def __init__(self, k: int = RRF_K, weights: Sequence[float] | None = None) -> None:
+        if k < 1:
+            raise ConfigError(f"the RRF rank constant k must be >= 1, got {k}")
+        self.k = k
+        self.weights = None if weights is None else [float(w) for w in weights]
+
+    def fuse(self, results: Sequence[Results], k: int) -> Results:
+        """The best `k` of the fused lists."""
+        return reciprocal_rank_fusion(results, self.k, self.weights, limit=k)
+
+    def save(self, directory: Path) -> None:
+        """Write `fusion.json`."""
+        directory.mkdir(parents=True, exist_ok=True)
+        spec = {"kind": "rrf", "k": self.k, "weights": self.weights}
+        (directory / "fusion.json").write_text(json.dumps(spec))
+
+    @classmethod
+    def load(cls, directory: Path) -> RRFFusion:
+        """Read what `save` wrote."""
+        spec = json.loads((directory / "fusion.json").read_text())
+        return cls(int(spec["k"]), spec.get("weights"))
+
+
+class ScoreFusion:
+    """Weighted normalised-score fusion as a `search.base.Fusion`."""
+
+    def __init__(
+        self, weights: Sequence[float] | None = None, method: Normalisation = "minmax"
+    ) -> None:
+        if method not in ("minmax", "zscore"):
+            raise ConfigError(f"normalisation must be 'minmax' or 'zscore', got {method!r}")
+        self.weights = None if weights is None else [float(w) for w in weights]
+        self.method: Normalisation = method
+
+    def fuse(self, results: Sequence[Results], k: int) -> Results:
+        """The best `k` of the fused lists."""
+        return weighted_score_fusion(results, self.weights, self.method, limit=k)
+
+    def save(self, directory: Path) -> None:
+        """Write `fusion.json`."""
+        directory.mkdir(parents=True, exist_ok=True)
+        spec = {"kind": "score", "weights": self.weights, "method": self.method}
+        (directory / "fusion.json").write_text(json.dumps(spec))
+
+    @classmethod
+    def load(cls, directory: Path) -> ScoreFusion:
+        """Read what `save` wrote."""
+        spec = json.loads((directory / "fusion.json").read_text())
+        return cls(spec.get("weights"), spec["method"])

@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -25,12 +26,18 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfwise.errors import ConfigError, DataError, NotFittedError
-from shelfwise.search.features import FeatureBuilder
-from shelfwise.types import Results
+from shelfwise.search.features import FeatureBuilder, UserProfiles, numeric_attributes
+from shelfwise.search.fusion import reciprocal_rank_fusion
+from shelfwise.search.semantic import DenseIndex
+from shelfwise.types import Results, top_k
+
+if TYPE_CHECKING:
+    from shelfwise.search.base import SearchContext
+    from shelfwise.search.service import SearchService
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GRADES", "LTRConfig", "LTRReranker", "search_labels"]
+__all__ = ["GRADES", "LTRConfig", "LTRReranker", "PersonalisedReranker", "search_labels"]
 
 GRADES: dict[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}
 """Relevance grade of an item by the strongest thing the shopper did with it after a search."""
@@ -267,3 +274,170 @@ class LTRReranker:
         model.feature_names = [str(n) for n in meta["feature_names"]]
         model.booster = lgb.Booster(model_file=str(directory / "ltr.model.txt"))
         return model
+
+
+def _first_stage(builder: FeatureBuilder, query: str, depth: int, q_vec: np.ndarray | None) -> Any:
+    """RRF of the BM25F and dense top-`depth` lists (dense left out without an index)."""
+    scores = builder.bm25.score(query)
+    scores[scores <= 0] = -np.inf
+    lists = [top_k(scores, depth)]
+    if builder.dense is not None and q_vec is not None:
+        res = builder.dense.search_vectors(q_vec[None, :], depth)
+        keep = res.ids[0] >= 0
+        lists.append(Results(res.ids[0][keep], res.scores[0][keep]))
+    return reciprocal_rank_fusion(lists)
+
+
+class PersonalisedReranker:
+    """The learned re-ranker as a `search.base.Reranker` for `SearchService`.
+
+    `train` learns from a store's own events: events before `history_fraction` of the time
+    span are the history (popularity, shopper profiles), and every later search with a
+    click, cart or purchase is a training query over its first-stage candidates (RRF of
+    BM25F and dense top-`depth`), labelled by `search_labels`. Features of a search never
+    see the events that label it.
+
+    At serving time the feature builder is made from the service's catalogue (and its
+    `dense` index when that is a `DenseIndex`); popularity comes from all the training
+    events, and the shopper's affinities from the history the request carries
+    (`SearchContext.history` rows and weights). Saved as the LightGBM text model plus
+    `reranker.json` and `item_stats.npz` (no pickle).
+    """
+
+    def __init__(
+        self,
+        model: LTRReranker,
+        item_ids: Sequence[str],
+        popularity: np.ndarray,
+        purchases: np.ndarray,
+        attribute_keys: Sequence[str] = (),
+    ) -> None:
+        if not (len(item_ids) == popularity.size == purchases.size):
+            raise DataError("item_ids, popularity and purchases must have one entry per item")
+        self.model = model
+        self.item_ids = [str(i) for i in item_ids]
+        self.popularity = np.asarray(popularity, dtype=np.float64)
+        self.purchases = np.asarray(purchases, dtype=np.float64)
+        self.attribute_keys = list(attribute_keys)
+        self._builder: FeatureBuilder | None = None
+        self._built_for: tuple[int, int, int] | None = None
+
+    @classmethod
+    def train(
+        cls,
+        items: pd.DataFrame,
+        events: pd.DataFrame,
+        dense: DenseIndex | None = None,
+        config: LTRConfig | None = None,
+        window_minutes: float = 30.0,
+        history_fraction: float = 2 / 3,
+        depth: int = 100,
+    ) -> PersonalisedReranker:
+        """Learn from `events` over the catalogue `items` (row = item index)."""
+        if not 0.0 < history_fraction < 1.0:
+            raise ConfigError(f"history_fraction must be in (0, 1), got {history_fraction}")
+        items = items.reset_index(drop=True)
+        ts = pd.to_datetime(events["timestamp"])
+        cut = ts.min() + (ts.max() - ts.min()) * history_fraction
+        labels = search_labels(events, window_minutes)
+        labels = labels[pd.to_datetime(labels["timestamp"]) >= cut]
+        if labels.empty:
+            raise DataError(
+                "no search after the history cut was followed by a click, cart or purchase: "
+                "nothing to learn from (record search events with the query and session)"
+            )
+        attrs = numeric_attributes(items)
+        builder = FeatureBuilder(items, history=events[ts < cut], dense=dense, item_features=attrs)
+        row_of = {item_id: i for i, item_id in enumerate(items["item_id"].astype(str))}
+        feats: list[np.ndarray] = []
+        grades: list[np.ndarray] = []
+        sizes: list[int] = []
+        groups = list(labels.groupby("search_id", sort=False))
+        queries = [str(g["query"].iloc[0]) for _, g in groups]
+        q_vecs = dense.encode_queries(queries) if dense is not None else None
+        for n, (_, group) in enumerate(groups):
+            q_vec = q_vecs[n] if q_vecs is not None else None
+            cands = _first_stage(builder, queries[n], depth, q_vec).ids
+            if cands.size == 0:
+                continue
+            judged = {
+                row_of[str(i)]: int(g)
+                for i, g in zip(group["item_id"], group["grade"], strict=True)
+                if str(i) in row_of
+            }
+            user = str(group["user_id"].iloc[0])
+            feats.append(builder.features(queries[n], cands, user, query_vector=q_vec))
+            grades.append(np.array([judged.get(int(c), 0) for c in cands], dtype=np.int64))
+            sizes.append(cands.size)
+        if not feats:
+            raise DataError("no training search retrieved any candidates")
+        model = LTRReranker(config).fit(
+            np.vstack(feats), np.concatenate(grades), sizes, builder.names
+        )
+        full = _item_stats(items, events)
+        return cls(model, items["item_id"].astype(str).tolist(), *full, attribute_keys=list(attrs))
+
+    def _builder_for(self, service: SearchService) -> FeatureBuilder:
+        items = service.items
+        key = (id(items), len(items), id(service.dense))
+        if self._builder is None or self._built_for != key:
+            frame = items.reset_index(drop=True)
+            rows = {item_id: i for i, item_id in enumerate(self.item_ids)}
+            where = np.array([rows.get(str(i), -1) for i in frame["item_id"]], dtype=np.int64)
+            known = where >= 0
+            pop = np.where(known, self.popularity[np.maximum(where, 0)], 0.0)
+            buys = np.where(known, self.purchases[np.maximum(where, 0)], 0.0)
+            dense = service.dense if isinstance(service.dense, DenseIndex) else None
+            self._builder = FeatureBuilder(
+                frame,
+                dense=dense,
+                item_features=numeric_attributes(frame, self.attribute_keys),
+                popularity=pop,
+                purchases=buys,
+            )
+            self._built_for = key
+        return self._builder
+
+    def rerank(self, candidates: Results, context: SearchContext) -> Results:
+        """Re-score the candidates for the query and the shopper in `context`."""
+        builder = self._builder_for(context.service)
+        ids = candidates.ids[candidates.ids >= 0].astype(np.int64)
+        if ids.size == 0:
+            return Results(ids, np.empty(0, np.float32))
+        history = None
+        if context.history.size:
+            history = (context.history, context.history_weights)
+        x = builder.features(context.query, ids, context.user, history=history)
+        if builder.names != self.model.feature_names:
+            raise ConfigError("the catalogue's features differ from the model's: retrain it")
+        scores = self.model.predict(x)
+        order = np.lexsort((np.arange(ids.size), -scores))
+        return Results(ids[order], scores[order].astype(np.float32))
+
+    def save(self, directory: Path) -> None:
+        """Write the model, `reranker.json` and `item_stats.npz`."""
+        directory = Path(directory)
+        self.model.save(directory)
+        np.savez(directory / "item_stats.npz", popularity=self.popularity, purchases=self.purchases)
+        meta = {"item_ids": self.item_ids, "attribute_keys": self.attribute_keys}
+        (directory / "reranker.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, directory: Path) -> PersonalisedReranker:
+        """Read what `save` wrote."""
+        directory = Path(directory)
+        if not (directory / "reranker.json").is_file():
+            raise DataError(f"{directory} is not a saved personalised re-ranker")
+        meta = json.loads((directory / "reranker.json").read_text())
+        with np.load(directory / "item_stats.npz", allow_pickle=False) as stats:
+            pop, buys = stats["popularity"], stats["purchases"]
+        return cls(LTRReranker.load(directory), meta["item_ids"], pop, buys, meta["attribute_keys"])
+
+
+def _item_stats(items: pd.DataFrame, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(weighted popularity, purchases) per catalogue row, weighted as `FeatureBuilder` does."""
+    n = len(items)
+    none = np.full(n, -1, dtype=np.int64)
+    ids = items["item_id"].astype(str).tolist()
+    prof = UserProfiles(ids, none, none, none, np.full(n, np.nan), events)
+    return prof.popularity, prof.purchases

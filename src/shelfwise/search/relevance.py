@@ -32,10 +32,9 @@ scored with query-level k-fold cross-validation.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from tqdm.auto import tqdm
 
 from shelfwise.errors import ConfigError, DataError
 from shelfwise.evaluation.metrics import map_at_k, precision_at_k, recall_at_k
-from shelfwise.search.features import DEFAULT_FIELDS, FeatureBuilder
+from shelfwise.search.features import DEFAULT_FIELDS, FeatureBuilder, numeric_attributes
 from shelfwise.search.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from shelfwise.search.ltr import LTRConfig, LTRReranker, search_labels
 from shelfwise.search.semantic import DenseIndex, item_texts
@@ -57,6 +56,7 @@ from shelfwise.types import Results, top_k
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "LTR_VARIANTS",
     "METHODS",
     "SEARCH_DATASETS",
     "SearchDataset",
@@ -71,9 +71,21 @@ __all__ = [
 ]
 
 SEARCH_DATASETS = ("wands", "esci", "demo")
-METHODS = ("bm25", "dense", "hybrid", "hybrid-score", "ltr")
+_POPULARITY = frozenset({"log_popularity", "log_purchases", "popularity_in_category"})
+LTR_VARIANTS: dict[str, Callable[[str], bool]] = {
+    "ltr": lambda name: False,
+    "ltr-no-personal": lambda name: name.startswith("user_"),
+    "ltr-no-popularity": lambda name: name in _POPULARITY or name.startswith("item_"),
+    "ltr-text-only": lambda name: (
+        name.startswith(("user_", "item_")) or name in _POPULARITY or "price" in name
+    ),
+}
+"""Re-ranker variants: which features each leaves out (ablations of the full `ltr`)."""
+METHODS = ("bm25", "dense", "hybrid", "hybrid-score", *LTR_VARIANTS)
 """`hybrid` is reciprocal rank fusion of bm25 and dense; `hybrid-score` a 50/50 weighted
-sum of min-max normalised scores; `ltr` the re-ranker over the hybrid candidates."""
+sum of min-max normalised scores; `ltr` the re-ranker over the hybrid candidates, and
+`ltr-no-personal`, `ltr-no-popularity`, `ltr-text-only` the same without the shopper's
+affinities, without popularity and item statistics, or with query-item text features only."""
 
 WANDS_GRADES = {"Exact": 2, "Partial": 1, "Irrelevant": 0}
 ESCI_GRADES = {"E": 3, "S": 2, "C": 1, "I": 0}
@@ -201,8 +213,9 @@ def load_wands(directory: Path | None = None, max_queries: int | None = None) ->
     paths = {s: _find(root, s, (".csv", ".csv.gz")) for s in ("query", "product", "label")}
     missing = [f"{s}.csv" for s, p in paths.items() if p is None]
     if missing:
+        where = f"{root} does not exist" if not root.is_dir() else f"{root} is incomplete"
         raise DataError(
-            f"WANDS in {root} is incomplete: missing {', '.join(missing)}. Get them from "
+            f"WANDS: {where}; missing {', '.join(missing)}. Get them from "
             "https://github.com/wayfair/WANDS (dataset/product.csv, dataset/label.csv) and "
             "put them there (gzipped is fine)"
         )
@@ -297,7 +310,8 @@ def load_esci(
         if p is None
     ]
     if missing or ex_path is None or pr_path is None:
-        raise DataError(f"the ESCI sample in {root} is incomplete: missing {', '.join(missing)}")
+        where = f"{root} does not exist" if not root.is_dir() else f"{root} is incomplete"
+        raise DataError(f"no Amazon ESCI sample: {where}; missing {', '.join(missing)}")
     examples, products = _read_table(ex_path), _read_table(pr_path)
     need = {"query_id", "query", "product_id", "esci_label"}
     if not need <= set(examples.columns):
@@ -363,27 +377,6 @@ def load_esci(
     )
 
 
-def _numeric_attributes(items: pd.DataFrame, min_share: float = 0.5) -> dict[str, np.ndarray]:
-    """Numeric attribute values present on at least `min_share` of the items."""
-    if "attributes" not in items:
-        return {}
-    rows = [
-        json.loads(a) if isinstance(a, str) and a.startswith("{") else {}
-        for a in items["attributes"].tolist()
-    ]
-    counts: dict[str, int] = {}
-    for r in rows:
-        for key, value in r.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                counts[key] = counts.get(key, 0) + 1
-    keys = sorted(k for k, c in counts.items() if c >= min_share * len(rows))
-    out: dict[str, np.ndarray] = {}
-    for key in keys:
-        vals = np.array([float(r.get(key, np.nan)) for r in rows], dtype=np.float64)
-        out[key] = np.log1p(np.maximum(vals, 0)) if key.endswith("count") else vals
-    return out
-
-
 def load_demo(
     seed: int = 42,
     n_items: int = 5000,
@@ -428,7 +421,7 @@ def load_demo(
         queries=qframe,
         judgements=judgements,
         history=history,
-        item_features=_numeric_attributes(items),
+        item_features=numeric_attributes(items),
         note=(
             f"demo store seed {seed}: {len(items)} items; history = events before {cut}; "
             f"labels from clicks/carts/purchases within {window_minutes:g} min of a search"
@@ -524,7 +517,7 @@ def evaluate_search(
         )
     if k < 1 or depth < k:
         raise ConfigError(f"need 1 <= k <= depth, got k={k}, depth={depth}")
-    if "ltr" in methods and folds < 2:
+    if any(m in LTR_VARIANTS for m in methods) and folds < 2:
         raise ConfigError(f"ltr needs at least 2 cross-validation folds, got {folds}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -543,7 +536,6 @@ def evaluate_search(
     )
     timings["bm25_and_features_index"] = round(time.perf_counter() - t1, 2)
     queries = dataset.queries["query"].astype(str).tolist()
-    users = dataset.queries["user_id"].tolist()
     n_q = len(queries)
 
     t1 = time.perf_counter()
@@ -580,12 +572,19 @@ def evaluate_search(
             for b, d in zip(bm25_lists, dense_lists, strict=True)
         ]
     extra: dict[str, Any] = {}
-    if "ltr" in methods:
+    variants = [m for m in methods if m in LTR_VARIANTS]
+    if variants:
         t1 = time.perf_counter()
-        runs["ltr"], extra = _cross_validated_ltr(
-            dataset, builder, bm25_lists, dense_lists, q_vectors, users, depth, folds, seed,
-            ltr_config or LTRConfig(seed=seed), progress,
-        )  # fmt: skip
+        data = _ltr_features(dataset, builder, bm25_lists, dense_lists, q_vectors, progress)
+        extra["ltr_mean_candidates"] = round(float(np.mean([c.size for c in data[0]])), 1)
+        for m in variants:
+            keep = [i for i, n in enumerate(builder.names) if not LTR_VARIANTS[m](n)]
+            runs[m], share = _cross_validated_ltr(
+                dataset, data, [builder.names[i] for i in keep], np.array(keep), depth, folds,
+                seed, ltr_config or LTRConfig(seed=seed),
+            )  # fmt: skip
+            if m == "ltr":
+                extra["ltr_feature_gain_share"] = share
         timings["ltr_cv"] = round(time.perf_counter() - t1, 2)
 
     results = {
@@ -604,27 +603,28 @@ def evaluate_search(
         "depth": depth,
         "queries": int(n_scored),
         "items": len(dataset.items),
-        "folds": folds if "ltr" in methods else None,
+        "folds": folds if variants else None,
         "note": dataset.note,
         "seconds": timings,
         **extra,
     }
 
 
-def _cross_validated_ltr(
+_Features = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]
+
+
+def _ltr_features(
     dataset: SearchDataset,
     builder: FeatureBuilder,
     bm25_lists: list[Results],
     dense_lists: list[Results],
     q_vectors: np.ndarray,
-    users: list[Any],
-    depth: int,
-    folds: int,
-    seed: int,
-    config: LTRConfig,
     progress: bool,
-) -> tuple[list[np.ndarray], dict[str, Any]]:
+) -> _Features:
+    """(candidates, feature rows, grades) per query; candidates are the RRF-ordered union of
+    the bm25 and dense lists."""
     queries = dataset.queries["query"].astype(str).tolist()
+    users = dataset.queries["user_id"].tolist()
     cands: list[np.ndarray] = []
     feats: list[np.ndarray] = []
     grades: list[np.ndarray] = []
@@ -634,27 +634,41 @@ def _cross_validated_ltr(
         cands.append(c)
         feats.append(builder.features(queries[i], c, user, query_vector=q_vectors[i]))
         grades.append(_grades(c, dataset.judgements[i]))
+    return cands, feats, grades
+
+
+def _cross_validated_ltr(
+    dataset: SearchDataset,
+    data: _Features,
+    names: list[str],
+    columns: np.ndarray,
+    depth: int,
+    folds: int,
+    seed: int,
+    config: LTRConfig,
+) -> tuple[list[np.ndarray], dict[str, float]]:
+    """Rankings of every query by a model trained on the other folds; feature gain shares."""
+    cands, feats, grades = data
     fold = _fold_of_groups(dataset.queries["group"].tolist(), folds, seed)
-    ranked: list[np.ndarray] = [np.empty(0, np.int64)] * len(queries)
+    ranked: list[np.ndarray] = [np.empty(0, np.int64)] * len(cands)
     importance: dict[str, float] = {}
     for f in range(folds):
         train = np.flatnonzero((fold != f) & np.array([c.size > 0 for c in cands]))
         test = np.flatnonzero(fold == f)
         model = LTRReranker(config).fit(
-            np.vstack([feats[i] for i in train]),
+            np.vstack([feats[i][:, columns] for i in train]),
             np.concatenate([grades[i] for i in train]),
             [cands[i].size for i in train],
-            builder.names,
+            names,
         )
         for name, gain in model.feature_importance().items():
             importance[name] = importance.get(name, 0.0) + gain / folds
         for i in test.tolist():
             if cands[i].size == 0:
                 continue
-            s = model.predict(feats[i])
+            s = model.predict(feats[i][:, columns])
             order = np.lexsort((np.arange(s.size), -s))[:depth]
             ranked[i] = cands[i][order]
     total = sum(importance.values()) or 1.0
     share = {n: round(g / total, 4) for n, g in sorted(importance.items(), key=lambda p: -p[1])}
-    mean_cands = float(np.mean([c.size for c in cands])) if cands else 0.0
-    return ranked, {"ltr_feature_gain_share": share, "ltr_mean_candidates": round(mean_cands, 1)}
+    return ranked, share

@@ -316,6 +316,29 @@ class DenseIndex:
             self._index.remove_ids(id_arr)
         return int(id_arr.size)
 
+    # ---- the SearchService hooks (`search.base.Updatable`) --------------------------------
+
+    @classmethod
+    def from_items(
+        cls,
+        items: pd.DataFrame,
+        config: DenseConfig | None = None,
+        encoder: SentenceEncoder | None = None,
+        progress: bool = False,
+    ) -> DenseIndex:
+        """An index over a catalogue frame, row `i` = item index `i` (see `item_texts`)."""
+        return cls(config, encoder).index(item_texts(items), progress=progress)
+
+    def upsert(self, rows: np.ndarray, items: pd.DataFrame) -> None:
+        """Embed catalogue rows `items` and (re-)index them under `rows`."""
+        if len(items) != len(rows):
+            raise DataError(f"{len(rows)} rows for {len(items)} items")
+        self.add(np.asarray(rows, dtype=np.int64), item_texts(items))
+
+    def delete(self, rows: np.ndarray) -> None:
+        """Forget `rows` (unknown rows are ignored)."""
+        self.remove(rows)
+
     # ---- querying ------------------------------------------------------------------------
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
