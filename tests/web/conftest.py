@@ -8,6 +8,7 @@ Playwright; without it these tests skip, or fail when `CI=true` (CI must run the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -108,11 +109,32 @@ def make_app(engine: Engine, models_dir: Path) -> Any:
     return create_app(engine, ServeSettings(auth=False, models_dir=models_dir))
 
 
+@contextlib.contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn in a daemon thread on a free port; yields its base URL."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def demo_server() -> Iterator[DemoServer]:
     """The app over a fresh small demo store, served by uvicorn in a thread."""
-    import uvicorn
-
     tmp = Path(tempfile.mkdtemp(prefix="shelfwise-web-"))
     demo = generate(DEMO)
     store = open_store(f"duckdb:///{tmp / 'demo.duckdb'}")
@@ -121,22 +143,10 @@ def demo_server() -> Iterator[DemoServer]:
     engine = Engine(store, bundle)
     write_tuning_report(tmp / "models")
     app = make_app(engine, tmp / "models")
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-web-tests", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
     try:
-        yield DemoServer(f"http://127.0.0.1:{port}", store, engine, demo.items)
+        with serve_in_thread(app) as base_url:
+            yield DemoServer(base_url, store, engine, demo.items)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         store.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

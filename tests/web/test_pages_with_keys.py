@@ -1,0 +1,86 @@
+"""The pages when the API requires keys: the storefront uses its configured key, the admin
+page asks for an admin key, in headless Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shelfwise.data.demo import DemoConfig, generate
+from shelfwise.engine import Engine, ensure_bundle
+from shelfwise.serve import create_app, web
+from shelfwise.serve.security import create_key
+from shelfwise.serve.settings import ServeSettings
+from shelfwise.store import open_store
+
+from .conftest import serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A server with API keys on over a tiny demo store; the storefront key in the env."""
+    tmp: Path = tmp_path_factory.mktemp("web-keys")
+    demo = generate(DemoConfig(seed=9, n_items=150, n_users=60, days=15))
+    store = open_store(f"duckdb:///{tmp / 'store.duckdb'}")
+    store.ingest(items=demo.items, users=demo.users, events=demo.events)
+    bundle, _ = ensure_bundle(store, tmp / "artifacts")
+    admin, _ = create_key(store, "admin", "admin page")
+    shop, _ = create_key(store, "read,write", "storefront")
+    app = create_app(Engine(store, bundle), ServeSettings(auth=True, models_dir=tmp / "models"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(web.WEB_KEY_ENV, shop)
+        with serve_in_thread(app) as base_url:
+            yield {"url": base_url, "admin": admin, "store": store}
+    store.close()
+
+
+@pytest.fixture()
+def keyed_page(browser: Any, keyed: dict[str, Any]) -> Iterator[Any]:
+    context = browser.new_context(base_url=keyed["url"])
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_storefront_sends_its_key_and_events_are_stored(
+    keyed_page: Any, keyed: dict[str, Any]
+) -> None:
+    page = keyed_page
+    item_id = str(keyed["store"].items()["item_id"].iloc[0])
+    page.goto(f"/product/{item_id}")
+    page.wait_for_function("() => Number(document.body.dataset.ready || 0) >= 1")
+    assert page.locator("#row-similar .card").count() > 0
+    page.evaluate("() => window.shelfwise.flushed()")
+    visitor = page.evaluate("() => window.shelfwise.visitorId()")
+    views = keyed["store"].events(user_id=visitor, types=["view"])
+    assert views["item_id"].tolist() == [item_id]
+
+
+def test_admin_page_asks_for_an_admin_key(keyed_page: Any, keyed: dict[str, Any]) -> None:
+    page = keyed_page
+    page.goto("/admin")
+    page.wait_for_function("() => Number(document.body.dataset.ready || 0) >= 1")
+    form = page.locator("#key-form")
+    assert form.is_visible()
+    assert "requires a key" in page.inner_text("#key-note")
+    assert page.locator('#counts .stat[data-key="items"]').count() == 0
+
+    page.fill("#api-key", keyed["admin"])
+    page.click("#key-form button")
+    page.wait_for_function("() => Number(document.body.dataset.ready || 0) >= 2")
+    assert not form.is_visible()
+    counts = keyed["store"].counts()
+    shown = page.inner_text('#counts .stat[data-key="items"] .n').replace(",", "")
+    assert int(shown) == counts["items"]
+    # the key stays in this tab only
+    assert page.evaluate("() => sessionStorage.getItem('shelfwise.apiKey')") == keyed["admin"]
+    assert page.evaluate("() => localStorage.getItem('shelfwise.apiKey')") is None
