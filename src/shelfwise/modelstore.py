@@ -225,11 +225,13 @@ class ModelStore:
         try:
             model.save(tmp / "model")
             created = datetime.now(UTC).isoformat(timespec="seconds")
+            protocol = (extra or {}).get("protocol")
             comments = [
                 f"shelfwise model {model.name}, saved {created}"
                 + (f" from dataset {dataset}" if dataset else ""),
-                "reproduce: shelfwise train --config best.toml"
-                + (f" --dataset {dataset}" if dataset else ""),
+                f"reproduce: shelfwise train --model {model.name} --config best.toml"
+                + (f" --dataset {dataset}" if dataset else "")
+                + (f" --protocol {protocol}" if protocol else ""),
             ]
             (tmp / "best.toml").write_text(config_toml(model.name, params, comments), "utf-8")
             meta = {

@@ -102,7 +102,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"shelfwise tune: best of {result.n_trials} trials in study {study}",
         f"{result.metric} = {result.best_value:.4f} on validation ({result.protocol}), "
         f"{result.test.get(result.metric, float('nan')):.4f} on test",
-        f"reproduce: shelfwise train --config best.toml --dataset {label}",
+        f"reproduce: shelfwise train --model {result.model} --config best.toml "
+        f"--dataset {label} --protocol {result.protocol}",
     ]
     write_best_toml(result.model, result.best_config, report_dir / "best.toml", comments)
     write_trials_csv(tuned.study, report_dir / "trials.csv")

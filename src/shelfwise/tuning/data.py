@@ -19,6 +19,7 @@ Every fold's relevance excludes the items its training matrix holds, as in `prep
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,11 +35,17 @@ VALIDATION_RATIO = 0.25
 
 @dataclass(frozen=True)
 class Fold:
-    """One fit / score pair: a training matrix and binary relevance for `users`."""
+    """One fit / score pair: a training matrix and binary relevance for `users`.
+
+    `sequences` (optional) are the training events of every user in time order, exactly
+    the cells of `train`; sequential models train and score from them. Only the `loo` fold
+    has them (the protocol's own training sequences); other folds re-cut the cells.
+    """
 
     train: sp.csr_matrix
     relevance: sp.csr_matrix
     users: np.ndarray
+    sequences: Any = None
 
 
 def _users_with_items(relevance: sp.csr_matrix, max_users: int | None, seed: int) -> np.ndarray:
@@ -154,7 +161,8 @@ def validation_folds(
         raise ConfigError(f"--cv must be >= 1, got {cv}")
     if data.protocol == "loo":
         rel = _minus(data.validation, data.train)
-        fold = Fold(data.train, rel, _users_with_items(rel, max_users, seed))
+        sequences = getattr(data, "sequences", None)
+        fold = Fold(data.train, rel, _users_with_items(rel, max_users, seed), sequences)
     elif data.protocol == "temporal":
         if events is None:
             raise ConfigError("the temporal protocol needs the events to carve validation")

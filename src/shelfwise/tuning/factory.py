@@ -46,7 +46,7 @@ def make_sampler(
                 multivariate=True,
                 group=True,
                 constant_liar=True,
-                n_startup_trials=8,
+                n_startup_trials=5,
             )
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
@@ -70,7 +70,7 @@ def make_sampler(
     return PointListSampler(grid)
 
 
-def make_pruner(name: str, n_startup_trials: int = 4) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, n_startup_trials: int = 3) -> optuna.pruners.BasePruner:
     """A pruner by name. Steps are epochs (iterative models) or folds (cross-validation)."""
     if name not in PRUNERS:
         raise ConfigError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")

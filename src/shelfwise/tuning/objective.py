@@ -83,7 +83,7 @@ def _accepts(fn: Any, name: str) -> bool:
 
 def fit_model(
     model: Recommender,
-    train: sp.csr_matrix,
+    train: Any,
     catalog: pd.DataFrame | None,
     validation: sp.csr_matrix | None = None,
 ) -> Recommender:
@@ -96,7 +96,21 @@ def fit_model(
     return model
 
 
-def _start(model: Any, train: sp.csr_matrix, catalog: pd.DataFrame | None, fold: Fold) -> None:
+def _ordered(model: Any, fold: Fold) -> bool:
+    """True when a sequential model gets the fold's time-ordered sequences."""
+    return bool(getattr(model, "sequential", False)) and fold.sequences is not None
+
+
+def training_input(model: Any, fold: Fold) -> Any:
+    """The fold's training matrix, with its ordered sequences for a sequential model."""
+    if not _ordered(model, fold):
+        return fold.train
+    from shelfwise.recommenders.sequential import OrderedInteractions
+
+    return OrderedInteractions(fold.train, fold.sequences)
+
+
+def _start(model: Any, train: Any, catalog: pd.DataFrame | None, fold: Fold) -> None:
     kwargs: dict[str, Any] = {}
     if _accepts(model.start, "items"):
         kwargs["items"] = catalog
@@ -116,7 +130,12 @@ def _flag(model: Any, name: str) -> Any:
 def score_fold(model: Recommender, fold: Fold, metric: str, k: int) -> float:
     """The metric of `model`'s top-k (training items excluded) against the fold's relevance."""
     users = fold.users
-    recs = model.recommend_batch(fold.train[users], k=k, users=users)
+    if _ordered(model, fold):
+        recs = model.recommend_batch(  # type: ignore[call-arg,unused-ignore]
+            fold.train[users], k=k, users=users, sequences=fold.sequences.rows(users)
+        )
+    else:
+        recs = model.recommend_batch(fold.train[users], k=k, users=users)
     return float(ranking_metrics(recs.ids, fold.relevance[users], k)[f"{metric}@{k}"])
 
 
@@ -176,7 +195,7 @@ class Objective:
             if len(self.folds) == 1 and isinstance(model, Iterative) and trial is not None:
                 values.append(self._epochs(model, fold, trial))
                 continue
-            fit_model(model, fold.train, self.catalog)
+            fit_model(model, training_input(model, fold), self.catalog)
             values.append(score_fold(model, fold, self.metric_name, self.k))
             if trial is not None and len(self.folds) > 1:
                 trial.report(float(np.mean(values)), f + 1)
@@ -188,7 +207,7 @@ class Objective:
 
     def _epochs(self, model: Any, fold: Fold, trial: Any) -> float:
         epochs = planned_epochs(model)
-        _start(model, fold.train, self.catalog, fold)
+        _start(model, training_input(model, fold), self.catalog, fold)
         value = float("nan")
         for epoch in range(1, epochs + 1):
             record = model.train_epoch()

@@ -126,16 +126,25 @@ class _DefaultProbe:
             raise _NoDefaultError(name)
         return value
 
-    def suggest_int(self, name: str, low: int, high: int, **kwargs: Any) -> int:
-        return int(self._value(name))
+    def _in_range(self, name: str, low: float, high: float, log: bool) -> Any:
+        value = self._value(name)
+        if not isinstance(value, int | float) or not low <= value <= high or (log and value <= 0):
+            raise _NoDefaultError(name)  # the default lies outside the searched range
+        return value
 
-    def suggest_float(self, name: str, low: float, high: float, **kwargs: Any) -> float:
-        return float(self._value(name))
+    def suggest_int(self, name: str, low: int, high: int, log: bool = False, **_: Any) -> int:
+        return int(self._in_range(name, low, high, log))
+
+    def suggest_float(
+        self, name: str, low: float, high: float, log: bool = False, **_: Any
+    ) -> float:
+        return float(self._in_range(name, low, high, log))
 
 
 def default_params(model: str, prefix: str = "") -> dict[str, Any] | None:
     """The search-space parameters that reproduce the model's default config, or None when
-    a parameter has no config field of the same name (then the default cannot be enqueued)."""
+    a parameter has no config field of the same name or its default lies outside the
+    searched range (then the default cannot be queued as a trial)."""
     fn = search_space(model)
     probe = _DefaultProbe(create(model).config, prefix)
     try:

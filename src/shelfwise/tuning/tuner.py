@@ -48,6 +48,7 @@ from shelfwise.tuning.objective import (
     TimeBudgetExceededError,
     fit_model,
     parse_metric,
+    training_input,
     tunable_models,
 )
 from shelfwise.tuning.space import PointListSampler, default_params, grid_points
@@ -81,6 +82,8 @@ class TuneSettings:
     grid_points: int = 4
     max_eval_users: int | None = None
     binary: bool = True
+    enqueue_defaults: bool = True
+    """Queue each model's default configuration as the study's first trial(s)."""
 
     @property
     def metric_key(self) -> str:
@@ -254,7 +257,6 @@ def run_trials(
     """Ask / evaluate / tell until the study holds `n_trials` or `timeout` seconds pass."""
     start = time.monotonic()
     deadline = start + timeout if timeout else None
-    objective.deadline = deadline
     finished_here = 0
     failures = 0
     last_error = ""
@@ -269,6 +271,9 @@ def run_trials(
             break
         if grid is not None and not grid.unvisited(study):
             break
+        # a trial is cut at the deadline only once the study has a result to fall back on
+        has_result = bool(_count(study, (TrialState.COMPLETE,)))
+        objective.deadline = deadline if has_result else None
         trial = study.ask()
         if grid is not None and trial.number in grid.exhausted:
             trial.set_user_attr("stopped", "grid exhausted by other workers")
@@ -323,7 +328,7 @@ def run_trials(
         )
 
 
-def test_metrics(
+def score_on_test(
     name: str, config: ModelConfig | dict[str, Any], data: ProtocolData, k: int
 ) -> tuple[Recommender, dict[str, float]]:
     """Fit on the protocol's train part (validation passed as the runner does) and score
@@ -331,7 +336,8 @@ def test_metrics(
     params = config.model_dump() if isinstance(config, ModelConfig) else dict(config)
     model = create(name, **params)
     t0 = time.perf_counter()
-    fit_model(model, data.train, data.catalog, data.validation)
+    fold = Fold(data.train, data.test, data.test_users, getattr(data, "sequences", None))
+    fit_model(model, training_input(model, fold), data.catalog, data.validation)
     fit_seconds = time.perf_counter() - t0
     users = data.test_users
     recs, _ = recommend_users(model, data, users, k)
@@ -403,7 +409,7 @@ def tune(
         "seed": settings.seed,
     }
     study = open_study(study_name, store, sampler, pruner, signature)
-    if not probe.trials and points is None:
+    if not probe.trials and points is None and settings.enqueue_defaults:
         enqueue_defaults(study, objective)
     if not shared:
         stale = fail_stale_trials(study, store)
@@ -460,8 +466,8 @@ def tune(
             f"default {name}: {settings.metric}={result.default_validation:.4f} on validation; "
             "fitting best and default on the training part for the test split"
         )
-        model, result.test = test_metrics(name, config, data, k)
-        _, result.default_test = test_metrics(name, default_config, data, k)
+        model, result.test = score_on_test(name, config, data, k)
+        _, result.default_test = score_on_test(name, default_config, data, k)
         say(
             f"test {settings.metric}: tuned {result.test[settings.metric_key]:.4f}, default "
             f"{result.default_test[settings.metric_key]:.4f}"
