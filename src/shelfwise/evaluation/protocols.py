@@ -28,7 +28,7 @@ validation events likewise: sequential models train on the first and are scored 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -175,6 +175,29 @@ def prepare(
         summary=summary,
         sequences=sequences,
         validation_sequences=validation_sequences,
+    )
+
+
+def fold_validation(data: ProtocolData) -> ProtocolData:
+    """The split with its validation part folded into the training history (the matrix,
+    validation cells weighing 1, and the time-ordered sequences), as the sequential papers'
+    test step: each test item is predicted from everything before it. Test pairs already in
+    that history are dropped; the validation part becomes empty."""
+    train = sp.csr_matrix(data.train + data.validation, dtype=np.float32)
+    test = sp.csr_matrix(data.test - data.test.multiply(train > 0), dtype=np.float32)
+    test.eliminate_zeros()
+    test_users = np.flatnonzero(np.diff(test.indptr) > 0).astype(np.int64)
+    sequences = None
+    if data.sequences is not None and data.validation_sequences is not None:
+        sequences = data.sequences.merge(data.validation_sequences)
+    return replace(
+        data,
+        train=train,
+        validation=sp.csr_matrix(data.validation.shape, dtype=np.float32),
+        test=test,
+        test_users=test_users,
+        sequences=sequences,
+        validation_sequences=None,
     )
 
 

@@ -124,9 +124,12 @@ class SASRecNet(nn.Module):
         x = self.item_emb(tokens) * math.sqrt(self.hidden) + self.pos_emb(positions)
         keep = valid.unsqueeze(-1).to(x.dtype)
         x = self.emb_drop(x) * keep
-        causal = torch.ones(width, width, dtype=torch.bool, device=tokens.device).tril()
-        eye = torch.eye(width, dtype=torch.bool, device=tokens.device)
-        allowed = causal.unsqueeze(0) & (valid.unsqueeze(1) | eye.unsqueeze(0))
+        # query i may see key j <= i if j is an item, and always itself (comparisons rather
+        # than tril/eye keep the ONNX graph to ops every runtime implements)
+        index = torch.arange(width, device=tokens.device)
+        causal = index.unsqueeze(1) >= index.unsqueeze(0)
+        itself = index.unsqueeze(1) == index.unsqueeze(0)
+        allowed = causal.unsqueeze(0) & (valid.unsqueeze(1) | itself.unsqueeze(0))
         for attn_norm, attn, ffn_norm, ffn in zip(
             self.attn_norms, self.attns, self.ffn_norms, self.ffns, strict=True
         ):

@@ -272,8 +272,10 @@ def window_samples(
     of a sliding window over each sequence (Tang & Wang 2018, section 3.1).
 
     Returns (user indices, previous tokens n x window, target tokens n x targets), tokens
-    being item + 1 with 0 for padding: users with fewer than window + targets events get
-    left-padded windows (and right-padded targets), one sample per target position.
+    being item + 1 with 0 for padding. A block of `targets` items starts at every position
+    after the first, until a block reaches the end of the sequence; windows near the start
+    are left-padded, and the one block of a sequence shorter than targets + 1 right-padded.
+    Users with fewer than 2 events give no sample.
     """
     if window < 1 or targets < 1:
         raise ConfigError(f"window and targets must be >= 1, got {window} and {targets}")
