@@ -194,5 +194,12 @@ def screenshot(page: Any, name: str, full_page: bool = False) -> None:
     folder = os.environ.get(SCREENSHOTS_ENV)
     if not folder:
         return
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=full_page)
+    target = Path(folder) / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), full_page=full_page)
+    # a 256-colour palette keeps the docs' PNGs small (flat UI colours survive it)
+    from PIL import Image
+
+    with Image.open(target) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(target, optimize=True)

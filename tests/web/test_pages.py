@@ -136,7 +136,7 @@ def test_product_page_shows_similar_items_and_stores_a_view(
     assert item_id not in page.eval_on_selector_all(
         "#row-similar .card", "els => els.map(e => e.dataset.itemId)"
     )
-    screenshot(page, "product")
+    screenshot(page, "product", full_page=True)
 
     visitor = page.evaluate("() => window.shelfwise.visitorId()")
     _flush(page)

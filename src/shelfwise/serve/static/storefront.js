@@ -461,15 +461,18 @@ async function renderProduct(itemId) {
     optional(get(`/v1/items/${encodeURIComponent(item.item_id)}/similar`, { k: ROW_SIZE })).catch(() => null),
     optional(get(`/v1/items/${encodeURIComponent(item.item_id)}/bought-together`, { k: 8 })).catch(() => null),
     get(`/v1/users/${encodeURIComponent(visitorId())}/recommendations`, {
-      k: ROW_SIZE, page_type: "product", item: item.item_id, session: sessionId(),
+      k: 3 * ROW_SIZE, page_type: "product", item: item.item_id, session: sessionId(),
       category: item.category || undefined, exclude: [item.item_id],
     }).catch(() => null),
   ]);
+  // the third row shows what the first two do not
+  const shown = new Set([item.item_id, ...itemsOf(similar), ...itemsOf(together)].map((x) => x.item_id ?? x));
+  const more = itemsOf(recs).filter((x) => !shown.has(x.item_id)).slice(0, ROW_SIZE);
   document.getElementById("shelves").replaceChildren(
     ...[
       shelf("row-similar", "Similar items", itemsOf(similar), { keepEmpty: true }),
       shelf("row-together", "Frequently bought together", itemsOf(together), { keepEmpty: true }),
-      shelf("row-for-you", "Recommended for you", itemsOf(recs).filter((x) => x.item_id !== item.item_id)),
+      more.length >= 4 ? shelf("row-for-you", "You may also like", more) : null,
     ].filter(Boolean),
   );
   markReady();
