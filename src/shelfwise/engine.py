@@ -497,7 +497,12 @@ class Engine:
         self._serving_aligned: AlignedModel | None = None
         self.bundle = bundle
         self._catalog = _Catalog.build(bundle.items)
+        self._reset_listeners: list[Callable[[], None]] = []
+        self._catalog_stamp = ""
+        self._erasures = 0
         if sync:
+            self._catalog_stamp = store.catalog_stamp()
+            self._erasures = store.erasure_count()
             self.sync_catalog()
 
     # -- bundle and catalog -----------------------------------------------------------------
@@ -582,6 +587,61 @@ class Engine:
     def add_erase_listener(self, listener: Callable[[str], None]) -> None:
         """Call `listener(user_id)` after a user is erased (to drop caches)."""
         self._erase_listeners.append(listener)
+
+    def add_reset_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` when another process erased users: drop all per-user caches."""
+        self._reset_listeners.append(listener)
+
+    def refresh(self) -> dict[str, int]:
+        """Catch up with writes made by other processes sharing the store (several API
+        workers on PostgreSQL): catalogue changes are applied to the live catalogue (and
+        the search listeners), and after an erasure anywhere every per-user cache is
+        dropped. Cheap when nothing changed: two tiny queries. Returns what it did."""
+        done = {"items": 0, "removed": 0, "reset": 0}
+        stamp = self.store.catalog_stamp()
+        if stamp != self._catalog_stamp:
+            done["items"], done["removed"] = self._catch_up_catalog()
+            self._catalog_stamp = stamp
+        erasures = self.store.erasure_count()
+        if erasures != self._erasures:
+            self._erasures = erasures
+            with self._lock:
+                self._recent.clear()
+                self._copurchase = None
+            for listener in self._reset_listeners:
+                listener()
+            done["reset"] = 1
+        return done
+
+    def _catch_up_catalog(self) -> tuple[int, int]:
+        """Apply stored items that are new or differ from the live catalogue; hide items the
+        store no longer has. Returns (applied, hidden)."""
+        stored = self.store.items()
+        cat = self._catalog
+        columns = [c for c in stored.columns if c != "created_at" and c in cat.frame.columns]
+        current = cat.frame.loc[cat.alive, columns]
+        merged = stored.merge(
+            current, on="item_id", how="left", suffixes=("", "_live"), indicator=True
+        )
+        differs = (merged["_merge"] == "left_only").to_numpy().copy()
+        for column in columns:
+            if column == "item_id":
+                continue
+            a, b = merged[column], merged[f"{column}_live"]
+            differs |= np.asarray((a != b) & ~(a.isna() & b.isna()), dtype=bool)
+        changed = stored[differs]
+        if len(changed):
+            self.apply_items(changed)
+        gone = np.flatnonzero(cat.alive & ~np.isin(cat.item_id, stored["item_id"].to_numpy()))
+        if gone.size:
+            with self._lock:
+                alive = self._catalog.alive.copy()
+                alive[gone] = False
+                self._catalog = _Catalog.build(self._catalog.frame, alive)
+            removed = [str(i) for i in cat.item_id[gone]]
+            for listener in self._catalog_listeners:
+                listener(cat.frame.iloc[0:0], removed)
+        return len(changed), int(gone.size)
 
     def apply_items(self, items: pd.DataFrame, notify: bool = True) -> list[str]:
         """Make upserted catalog rows servable now (the store must already hold them).

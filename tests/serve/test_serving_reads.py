@@ -51,3 +51,51 @@ def test_cache_sees_writes_from_anywhere_and_forgets_erased(shop) -> None:  # ty
     engine.erase_user("late")
     assert engine.user_events("late").empty
     assert engine.recommend("late", 1).strategy == "popular"
+
+
+def test_refresh_catches_up_with_another_process(store_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from shelfwise.data.schemas import Item
+    from shelfwise.engine import ensure_bundle
+    from shelfwise.store import open_store
+
+    from .conftest import fill
+
+    # two workers: two store connections, two engines over one database
+    first, second = open_store(store_url), open_store(store_url)
+    try:
+        fill(first)
+        bundle, _ = ensure_bundle(first, tmp_path / "artifacts")
+        a, b = Engine(first, bundle), Engine(second, bundle)
+        assert b.refresh() == {"items": 0, "removed": 0, "reset": 0}  # nothing happened
+        seen: list[tuple[list[str], list[str]]] = []
+        b.add_catalog_listener(lambda frame, gone: seen.append((list(frame["item_id"]), gone)))
+        resets: list[int] = []
+        b.add_reset_listener(lambda: resets.append(1))
+        # worker A writes a new item, changes one and deletes one
+        new = records_to_frame(
+            "items",
+            [
+                Item(item_id="K3", title="Santoku Knife", category="Home > Kitchen > Knives"),
+                Item(item_id="H2", title="Headphone Hanger", price=12),
+            ],
+        )
+        first.upsert_items(new)
+        a.apply_items(first.items(["K3", "H2"]))
+        first.delete_item("S1")
+        a.remove_item("S1")
+        assert b.item_index("K3") is None
+        assert b.refresh() == {"items": 2, "removed": 1, "reset": 0}
+        assert b.item_index("K3") is not None and b.catalog.title[b.item_index("H2")] == (
+            "Headphone Hanger"
+        )
+        assert sorted(seen[0][0]) == ["H2", "K3"] and seen[1][1] == ["S1"]
+        assert {i["item_id"] for i in b.similar("K1", 5).items} >= {"K3"}
+        # worker B has u1's events cached; A erases u1; B drops its caches on refresh
+        assert len(b.user_events("u1")) == 3
+        a.erase_user("u1")
+        assert b.refresh()["reset"] == 1 and resets == [1]
+        assert b.user_events("u1").empty
+        assert b.refresh() == {"items": 0, "removed": 0, "reset": 0}
+    finally:
+        first.close()
+        second.close()

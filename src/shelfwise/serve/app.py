@@ -21,6 +21,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -108,6 +109,7 @@ def build_services(engine: Engine, settings: ServeSettings, metrics: Metrics) ->
 
     engine.add_catalog_listener(on_catalog)
     engine.add_erase_listener(profiles.forget)
+    engine.add_reset_listener(profiles.clear)
     engine.add_erase_listener(search.forget_user)
     artifacts = engine.bundle.directory.parent
     registry = ModelRegistry(engine, artifacts, settings.models_dir)
@@ -125,6 +127,18 @@ def build_services(engine: Engine, settings: ServeSettings, metrics: Metrics) ->
         limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
         extra={"metrics": metrics},
     )
+
+
+def _refresh_loop(engine: Engine, seconds: float, stop: threading.Event) -> None:
+    """Catch up with other processes' writes every `seconds` until `stop` is set."""
+    while not stop.wait(seconds):
+        try:
+            done = engine.refresh()
+        except Exception as exc:  # keep serving; the next round retries
+            log.warning("refresh failed: %s", exc)
+            continue
+        if any(done.values()):
+            log.info("caught up with other processes: %s", done)
 
 
 def _open_engine(settings: ServeSettings) -> tuple[Store, Engine]:
@@ -158,9 +172,18 @@ def create_app(engine: Engine | None = None, settings: ServeSettings | None = No
                 "auth is on and there are no API keys: create one with "
                 "`shelfwise keys create --scopes read,write`"
             )
+        stop = threading.Event()
+        if settings.refresh_seconds > 0:
+            threading.Thread(
+                target=_refresh_loop,
+                args=(served, settings.refresh_seconds, stop),
+                name="shelfwise-refresh",
+                daemon=True,
+            ).start()
         try:
             yield
         finally:
+            stop.set()
             services.jobs.shutdown()
             app.state.services = None
             if opened is not None:

@@ -133,6 +133,16 @@ class Store(ABC):
             events = events[events["seq"] > after_seq]
         return events.loc[:, list(RECENT_EVENT_COLUMNS)].head(limit).reset_index(drop=True)
 
+    def erasure_count(self) -> int:
+        """How many `erase_user` calls erased something: a process holding per-user caches
+        drops them when this moves (another process erased someone). 0 if not counted."""
+        return 0
+
+    def catalog_stamp(self) -> str:
+        """A string that changes with every catalog write (upsert or delete of items)."""
+        items = self.items()
+        return f"{len(items)}:{pd.util.hash_pandas_object(items, index=False).sum()}"
+
     def last_seq(self) -> int:
         """The largest event `seq` so far (0 for none). Sequence numbers grow in commit
         order, so an event committed later always has a larger one."""

@@ -283,6 +283,7 @@ class SqlStore(Store):
                     "store_id": uuid.uuid4().hex,
                     "revision": "0",
                     "next_seq": "1",
+                    "erasures": "0",
                 }
                 for key, value in defaults.items():
                     self._execute(
@@ -424,6 +425,11 @@ class SqlStore(Store):
             p = self.placeholder
             n_events = max(self._execute(f"DELETE FROM events WHERE user_id = {p}", [user_id]), 0)
             n_users = max(self._execute(f"DELETE FROM users WHERE user_id = {p}", [user_id]), 0)
+            if n_events or n_users:  # tells other processes to drop their per-user caches
+                self._execute(
+                    "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) "
+                    "WHERE key = 'erasures'"
+                )
             return {"events": n_events, "users": n_users}, bool(n_events or n_users)
 
         return self._writing("erase_user", work)
@@ -614,6 +620,17 @@ class SqlStore(Store):
         """The largest event `seq` so far (0 for none), from the `next_seq` counter."""
         with self._reading():
             return int(self._meta("next_seq") or 1) - 1
+
+    def erasure_count(self) -> int:
+        """How many `erase_user` calls erased something, ever (from the `meta` table)."""
+        with self._reading():
+            return int(self._meta("erasures") or 0)
+
+    def catalog_stamp(self) -> str:
+        """Item count and newest `updated_at`: changes with every catalog write."""
+        with self._reading():
+            count, newest = self._fetchall("SELECT count(*), max(updated_at) FROM items")[0]
+        return f"{int(count)}:{newest}"
 
     def interactions(
         self, since: datetime | None = None, types: Sequence[str] | None = None
