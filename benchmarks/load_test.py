@@ -160,7 +160,14 @@ def write_request_files(store: Any, directory: Path, seed: int, n: int = 5000) -
         user = f"new-visitor-{i}" if rng.random() < 0.1 else rng.choice(users)
         recs.append(f"/v1/users/{quote(user)}/recommendations?k=10")
     similar = [f"/v1/items/{quote(rng.choice(items))}/similar?k=10" for _ in range(n)]
-    for name, paths in (("search", search), ("recommendations", recs), ("similar", similar)):
+    # /healthz: the HTTP stack alone (uvicorn, middleware, auth), for scale
+    health = ["/healthz"] * 10
+    for name, paths in (
+        ("search", search),
+        ("recommendations", recs),
+        ("similar", similar),
+        ("healthz", health),
+    ):
         (directory / f"paths_{name}.txt").write_text("\n".join(paths) + "\n")
 
 
