@@ -344,6 +344,9 @@ def test_dense_fusion_and_reranker_hooks():
     assert ids(after) == before[::-1] and after.query_info["reranked"]
     assert reranker.seen is not None and reranker.seen.user == "U1"
     assert reranker.seen.history.tolist() == [5] and reranker.seen.service is svc
+    svc.search("coffee", history_ids=["S6", "GONE", "S1"], history_weights=[2.0, 1.0, 1.0])
+    assert reranker.seen.history.tolist() == [5, 0]
+    assert reranker.seen.history_weights.tolist() == [2.0, 1.0]
     # other sorts are not re-ranked
     assert ids(svc.search("coffee", sort="price_asc")) == ["S6", "S7"]
 

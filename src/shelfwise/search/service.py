@@ -19,7 +19,9 @@ Usage::
 API for the HTTP layer (`GET /v1/search`, `GET /v1/autocomplete`):
 
 * `search(query, filters=None, sort="relevance", page=1, per_page=20, facets=DEFAULT_FACETS,
-  user=None, history=None, history_weights=None) -> SearchResponse`. `filters` takes a
+  user=None, history=None, history_weights=None, history_ids=None) -> SearchResponse`.
+  `history` are service rows (`service.id_to_row`), not another component's indices;
+  pass `history_ids` (item ids, newest first) to let the service map them. `filters` takes a
   `Filters`, a dict of its fields or `key=value` strings (see `search.filters`); an empty
   query browses the filtered catalog by popularity. Bad input raises `ConfigError` naming
   the argument: unknown sort (lists `SORTS`), unknown facet, `min_price > max_price`,
@@ -389,9 +391,17 @@ class SearchService:
         user: str | None = None,
         history: np.ndarray | None = None,
         history_weights: np.ndarray | None = None,
+        history_ids: Sequence[str] | None = None,
     ) -> SearchResponse:
-        """One page of results for `query` under `filters`, sorted by `sort`."""
+        """One page of results for `query` under `filters`, sorted by `sort`.
+
+        The user's history (for a re-ranker) is given either as service rows (`history`)
+        or as item ids (`history_ids`, newest first; ids the service does not hold are
+        skipped), with optional `history_weights` aligned to it.
+        """
         self._check()
+        if history is None and history_ids is not None:
+            history, history_weights = self._history_rows(history_ids, history_weights)
         t0 = time.perf_counter()
         check_sort(sort)
         facet_names = self.filters.check_facets(list(facets))
@@ -441,6 +451,18 @@ class SearchService:
             sort=sort,
             rows=window,
         )
+
+    def _history_rows(
+        self, ids: Sequence[str], weights: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        alive = self.index.alive
+        rows = np.asarray([self.id_to_row.get(str(i), -1) for i in ids], dtype=np.int64)
+        ok = rows >= 0
+        ok[ok] = alive[rows[ok]]
+        w = np.ones(rows.size, np.float32) if weights is None else np.asarray(weights, np.float32)
+        if w.shape != rows.shape:
+            raise ConfigError(f"history_weights has {w.size} values for {rows.size} history ids")
+        return rows[ok], w[ok]
 
     def _lexical(
         self, parsed: ParsedQuery, allowed: np.ndarray
