@@ -262,11 +262,15 @@ def test_upsert_and_delete_are_live_and_all_or_nothing():
     with pytest.raises(UnknownIdError, match="NOPE"):
         svc.delete_items(["S4", "NOPE"])
     assert "S4" in ids(svc.search("kettle"))  # nothing was applied
+    assert svc.autocomplete("stainless", k=3)[0].text.startswith("Stainless Steel")
     assert svc.delete_items(["S4"]) == 1
     assert "S4" not in ids(svc.search("kettle"))
+    assert svc.autocomplete("stainless", k=3) == []  # its title is no longer suggested
+    assert [s.text for s in svc.autocomplete("glass t", k=3)] == ["Glass Teapot"]
+    assert svc.autocomplete("glass kettl", k=3) == []  # the renamed item's old title
     assert svc.search("", filters=["category=Home > Kitchen > Kettles"]).total == 1  # S11
     # a deleted item can come back under its id
-    svc.upsert_items(items_frame([ITEMS[3]]))
+    assert svc.upsert_items(items_frame([ITEMS[3]])) == {"inserted": 1, "updated": 0}
     assert "S4" in ids(svc.search("kettle"))
     with pytest.raises(DataError, match="repeats"):
         svc.upsert_items(pd.concat([new, new]))

@@ -69,6 +69,7 @@ class Autocomplete:
         self.kinds: list[str] = []
         self.raw: list[float] = []
         self.norms: list[str] = []
+        self._removed: set[int] = set()
         self._norm_array: np.ndarray | None = None
         self._by_key: dict[tuple[str, str], int] = {}
         self._postings: dict[str, list[int]] = {}
@@ -113,6 +114,7 @@ class Autocomplete:
         idx = self._by_key.get(key)
         if idx is not None:
             self.raw[idx] += weight
+            self._removed.discard(idx)
         else:
             idx = len(self.texts)
             self._by_key[key] = idx
@@ -126,6 +128,14 @@ class Autocomplete:
                 self._postings.setdefault(w, []).append(idx)
             self._words.add(words)
         self._scores = None
+
+    def remove(self, text: str, kind: str) -> bool:
+        """Stop suggesting a phrase (e.g. the title of a deleted item); True if it was there."""
+        idx = self._by_key.get((kind, normalise_phrase(text)))
+        if idx is None or idx in self._removed:
+            return False
+        self._removed.add(idx)
+        return True
 
     def add_queries(self, queries: Iterable[str]) -> None:
         """Count searches as they happen (each adds 1 to its query's popularity)."""
@@ -192,6 +202,9 @@ class Autocomplete:
             if ids.size == 0:
                 return []
         assert ids is not None and typos is not None
+        if self._removed:
+            live = ~np.isin(ids, np.fromiter(self._removed, np.int64))
+            ids, typos = ids[live], typos[live]
         value = scores[ids] * np.where(typos > 0, _TYPO_DISCOUNT, 1.0)
         if self._norm_array is None:
             self._norm_array = np.array(self.norms, dtype=np.dtypes.StringDType())
@@ -213,7 +226,12 @@ class Autocomplete:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"texts": self.texts, "kinds": self.kinds, "weights": self.raw}
+        live = [i for i in range(len(self.texts)) if i not in self._removed]
+        return {
+            "texts": [self.texts[i] for i in live],
+            "kinds": [self.kinds[i] for i in live],
+            "weights": [self.raw[i] for i in live],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Autocomplete:

@@ -610,15 +610,19 @@ class SearchService:
         next_row = len(self.items)
         inserted = 0
         alive = self.index.alive
+        old_titles: list[str] = []
         for item_id in new["item_id"].tolist():
             row = self.id_to_row.get(item_id)
             if row is None:
                 row = next_row
                 next_row += 1
+            if row < len(alive) and alive[row]:
+                old_titles.append(str(self.items.at[row, "title"] or ""))
+            else:
                 inserted += 1
             rows.append(row)
         rows_arr = np.asarray(rows, dtype=np.int64)
-        updated = int(sum(1 for r in rows if r < len(alive) and alive[r]))
+        updated = len(new) - inserted
         self.index.upsert(rows_arr, item_documents(new))  # validates, then applies
         appended = rows_arr >= len(self.items)
         if appended.any():
@@ -640,6 +644,8 @@ class SearchService:
             for tok in self.analyzer.tokens(text)
         )
         self.words.add(dict(words))
+        for title in old_titles:
+            self.suggestions.remove(title, "title")
         for title, cat in zip(new["title"].tolist(), new["category"].tolist(), strict=True):
             self.suggestions.add(title, "title", 1e-3)
             if cat:
@@ -656,6 +662,9 @@ class SearchService:
             return 0
         rows = np.unique(rows)
         self.index.delete(rows)
+        for title in self.items["title"].to_numpy(object)[rows].tolist():
+            if title:
+                self.suggestions.remove(str(title), "title")
         if isinstance(self.dense, Updatable):
             self.dense.delete(rows)
         return int(rows.size)
