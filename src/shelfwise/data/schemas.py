@@ -35,6 +35,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _from_unix(seconds: float) -> datetime:
+    """Unix seconds as aware UTC; ValueError (not OverflowError/OSError) when out of range."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"timestamp {seconds:g} is out of range") from exc
+
+
 def to_utc(value: Any) -> datetime:
     """Parse a datetime, an ISO-8601 string or unix seconds into aware UTC."""
     if isinstance(value, datetime):
@@ -42,16 +50,24 @@ def to_utc(value: Any) -> datetime:
     elif isinstance(value, bool):
         raise ValueError("expected a timestamp, got a boolean")
     elif isinstance(value, int | float):
-        if not math.isfinite(value):
+        try:
+            seconds = float(value)
+        except OverflowError as exc:
+            raise ValueError("timestamp is out of range") from exc
+        if not math.isfinite(seconds):
             raise ValueError("timestamp must be finite")
-        dt = datetime.fromtimestamp(float(value), tz=UTC)
+        dt = _from_unix(seconds)
     elif isinstance(value, str):
         text = value.strip()
         if not text:
             raise ValueError("timestamp is empty")
         try:
-            dt = datetime.fromtimestamp(float(text), tz=UTC)
+            seconds = float(text)
         except ValueError:
+            seconds = None
+        if seconds is not None and math.isfinite(seconds):
+            dt = _from_unix(seconds)
+        else:
             try:
                 dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError as exc:
