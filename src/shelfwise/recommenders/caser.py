@@ -72,7 +72,13 @@ class CaserNet(nn.Module):
         out_dim = 2 * dim if user_embedding else dim
         self.out_emb = nn.Embedding(n_items, out_dim)
         self.out_bias = nn.Embedding(n_items, 1)
+        # the reference code's initialisation: embeddings N(0, 1/d), output N(0, 1/out_dim)
+        nn.init.normal_(self.item_emb.weight, std=1.0 / dim)
+        nn.init.normal_(self.user_emb.weight, std=1.0 / dim)
+        nn.init.normal_(self.out_emb.weight, std=1.0 / out_dim)
         nn.init.zeros_(self.out_bias.weight)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
 
     def forward(self, users: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Representations (B, out_dim) from user indices (B,; -1 = unknown: the mean user

@@ -61,6 +61,9 @@ class GRU4RecNet(nn.Module):
         self.hidden_drop = nn.Dropout(dropout_hidden)
         self.out_emb = nn.Embedding(n_items, hidden)
         self.out_bias = nn.Embedding(n_items, 1)
+        # small output weights, so the first softmax is near uniform (torch's N(0, 1)
+        # embedding init would start the cross entropy far above log(n_items))
+        nn.init.normal_(self.out_emb.weight, std=hidden**-0.5 / 4)
         nn.init.zeros_(self.out_bias.weight)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
