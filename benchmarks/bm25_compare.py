@@ -1,12 +1,13 @@
 """Our BM25 against bm25s and rank_bm25, side by side on the same corpus and tokens.
 
-    python benchmarks/bm25_compare.py [--sizes 10000,100000] [--queries 2000]
+    python benchmarks/bm25_compare.py [--sizes 10000,100000,amazon-beauty] [--queries 2000]
                                       [--rank-bm25-queries 200]
                                       [--out benchmarks/results/bm25_compare.json]
 
 Corpus: the demo store generator (`shelfwise.data.demo`) at each size; every product is
 one document (title, category path and description in one field), queries are the demo
-store's search events. Everything is tokenised once with Shelfwise's analyzer, and all
+store's search events. `--sizes amazon-beauty` runs on the 12,101 real Amazon Beauty titles
+instead (a natural vocabulary), with 1-3 consecutive title words as queries (seeded). Everything is tokenised once with Shelfwise's analyzer, and all
 three engines index and search those same token lists, so only the BM25 engines differ.
 
 Variants, chosen so that the scores must agree exactly:
@@ -49,9 +50,11 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import bm25s
 import numpy as np
+import pandas as pd
 import rank_bm25
 
-from shelfwise.data.demo import DemoConfig, DemoStore, generate
+from shelfwise.data.datasets import load_dataset
+from shelfwise.data.demo import DemoConfig, generate
 from shelfwise.search.analysis import Analyzer
 from shelfwise.search.bm25 import BM25Config, BM25Index
 from shelfwise.search.service import SearchService
@@ -60,14 +63,27 @@ from shelfwise.types import Results
 K1, B, K = 1.2, 0.75, 10
 
 
-def corpus(size: int, seed: int = 7) -> tuple[list[str], list[str], DemoStore]:
-    """(documents, queries, store) from a demo store with `size` products."""
-    store = generate(DemoConfig(seed=seed, n_items=size, n_users=3000, days=30))
+def corpus(size: str, seed: int = 7) -> tuple[list[str], list[str], pd.DataFrame, pd.DataFrame]:
+    """(documents, queries, items, events): a demo store with `size` products, or the
+    Amazon Beauty titles (`size="amazon-beauty"`) with 1-3 word queries drawn from titles
+    (the dataset has no search log)."""
+    if size == "amazon-beauty":
+        ds = load_dataset("amazon-beauty")
+        titles = ds.items["title"].tolist()
+        rng = np.random.default_rng(seed)
+        queries = []
+        for i in rng.choice(len(titles), 5000).tolist():
+            words = titles[i].split()
+            n = min(len(words), int(rng.integers(1, 4)))
+            start = int(rng.integers(0, len(words) - n + 1))
+            queries.append(" ".join(words[start : start + n]))
+        return titles, queries, ds.items, ds.events
+    store = generate(DemoConfig(seed=seed, n_items=int(size), n_users=3000, days=30))
     items = store.items
     docs = (items["title"] + " " + items["category"] + " " + items["description"]).tolist()
     ev = store.events
     queries = ev.loc[(ev["type"] == "search") & ev["query"].notna(), "query"].tolist()
-    return docs, [str(q) for q in queries], store
+    return docs, [str(q) for q in queries], items, ev
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -191,9 +207,11 @@ def update_latency(index: BM25Index, docs: list[str]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in out.items()}
 
 
-def service_latency(store: DemoStore, queries: list[str]) -> dict[str, Any]:
+def service_latency(
+    items: pd.DataFrame, events: pd.DataFrame, queries: list[str]
+) -> dict[str, Any]:
     """The full SearchService (5 fields, typos, prefix, facets) on the raw queries."""
-    service, build_s = timed(lambda: SearchService.build(store.items, store.events))
+    service, build_s = timed(lambda: SearchService.build(items, events))
     lat = latency(lambda q: service.search(q, per_page=20), queries)
     filtered = latency(
         lambda q: service.search(q, filters=["price=..100", "in_stock=true"], sort="price_asc"),
@@ -209,9 +227,9 @@ def service_latency(store: DemoStore, queries: list[str]) -> dict[str, Any]:
     }
 
 
-def run_size(size: int, n_queries: int, n_rank: int) -> dict[str, Any]:
-    print(f"\n== {size:,} products ==", flush=True)
-    docs, raw_queries, store = corpus(size)
+def run_size(size: str, n_queries: int, n_rank: int) -> dict[str, Any]:
+    print(f"\n== {size} ==", flush=True)
+    docs, raw_queries, items, events = corpus(size)
     analyzer = Analyzer()
     tokens, tok_s = timed(lambda: [analyzer.terms(d) for d in docs])
     print(f"tokenised {len(docs):,} documents in {tok_s:.1f}s (shared by all engines)")
@@ -321,10 +339,11 @@ def run_size(size: int, n_queries: int, n_rank: int) -> dict[str, Any]:
         )
     updates = update_latency(ours, docs)
     print("updates (ms):", json.dumps(updates))
-    service = service_latency(store, raw_queries[:n_queries])
+    service = service_latency(items, events, raw_queries[:n_queries])
     print("search service:", json.dumps(service))
     return {
-        "products": size,
+        "corpus": "amazon-beauty titles" if size == "amazon-beauty" else "demo store",
+        "products": len(docs),
         "queries": len(q_tokens),
         "rank_bm25_queries": stats["rank_bm25"]["queries"],
         "tokenise_s": round(tok_s, 2),
@@ -338,12 +357,16 @@ def run_size(size: int, n_queries: int, n_rank: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument(
+        "--sizes",
+        default="10000,100000",
+        help="demo store sizes, and/or amazon-beauty (its 12k titles), comma separated",
+    )
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--rank-bm25-queries", type=int, default=200)
     parser.add_argument("--out", default="benchmarks/results/bm25_compare.json")
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     results = [run_size(n, args.queries, args.rank_bm25_queries) for n in sizes]
     payload = {
         "benchmark": "bm25_compare",
