@@ -7,8 +7,9 @@
 Corpus: the demo store generator (`shelfwise.data.demo`) at each size; every product is
 one document (title, category path and description in one field), queries are the demo
 store's search events. `--sizes amazon-beauty` runs on the 12,101 real Amazon Beauty titles
-instead (a natural vocabulary), with 1-3 consecutive title words as queries (seeded). Everything is tokenised once with Shelfwise's analyzer, and all
-three engines index and search those same token lists, so only the BM25 engines differ.
+instead (a natural vocabulary), with 1-3 consecutive title words as queries (seeded).
+Everything is tokenised once with Shelfwise's analyzer, and all three engines index and
+search those same token lists, so only the BM25 engines differ.
 
 Variants, chosen so that the scores must agree exactly:
 
