@@ -19,6 +19,7 @@ from shelfwise.recommenders.userknn import UserKNN
 __all__ = [
     "ALS",
     "BPR",
+    "BPRMF",
     "EASE",
     "Caser",
     "Embedding",
