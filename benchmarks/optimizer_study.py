@@ -20,6 +20,7 @@ threads; the full-data SASRec numbers are in the Beauty benchmark).
 
     python benchmarks/optimizer_study.py                 # both parts
     python benchmarks/optimizer_study.py --parts bprmf --epochs 20
+    python benchmarks/optimizer_study.py --replot        # plots and tables from the JSON
 
 Writes benchmarks/results/optimizer_study.json and the convergence plots
 optimizer_study_bprmf.png, optimizer_study_bprmf_schedules.png (and _sasrec.png).
@@ -149,16 +150,37 @@ def bprmf_part(epochs: int, optimizers: list[str], out: dict[str, Any]) -> None:
         "schedules": {name: _summary(r) for name, r in schedules.items()},
         "runs": {o: [_summary(r) for r in rs] for o, rs in runs.items()},
     }
+    plot_bprmf(out["bprmf"])
+
+
+def curve(row: dict[str, Any]) -> TrainHistory:
+    """A run's validation NDCG@10 series (from its summary) as a history to plot."""
+    series = row["val_ndcg@10_by_epoch"]
+    return TrainHistory(epochs=[{"epoch": i + 1, "ndcg@10": v} for i, v in enumerate(series)])
+
+
+def plot_bprmf(part: dict[str, Any]) -> None:
+    """The two convergence plots of the BPR-MF part."""
     plot_comparison(
-        {f"{o} (lr {r['params']['lr']:g})": TrainHistory.from_dict(r["history"])
-         for o, r in best.items()},
+        {f"{o} (lr {r['params']['lr']:g})": curve(r) for o, r in part["best"].items()},
         RESULTS / "optimizer_study_bprmf.png",
-        title=f"BPR-MF on MovieLens-100K: validation NDCG@10, {epochs} epochs, best lr each",
-    )  # fmt: skip
+        title=f"BPR-MF on MovieLens-100K: validation NDCG@10, {part['epochs']} epochs, "
+        "best lr each",
+    )
     plot_comparison(
-        {name: TrainHistory.from_dict(r["history"]) for name, r in schedules.items()},
+        {name: curve(r) for name, r in part["schedules"].items()},
         RESULTS / "optimizer_study_bprmf_schedules.png",
         title="BPR-MF on MovieLens-100K: schedules with adam / adamw",
+    )
+
+
+def plot_sasrec(part: dict[str, Any]) -> None:
+    """The convergence plot of the SASRec part."""
+    plot_comparison(
+        {o: curve(r) for o, r in part["runs"].items()},
+        RESULTS / "optimizer_study_sasrec.png",
+        title=f"SASRec on Amazon Beauty ({part['users']:,} users): validation NDCG@10, "
+        f"{part['epochs']} epochs",
     )
 
 
@@ -194,11 +216,7 @@ def sasrec_part(epochs: int, users: int, optimizers: list[str], out: dict[str, A
         "epochs": epochs,
         "runs": {o: _summary(r) for o, r in runs.items()},
     }
-    plot_comparison(
-        {o: TrainHistory.from_dict(r["history"]) for o, r in runs.items()},
-        RESULTS / "optimizer_study_sasrec.png",
-        title=f"SASRec on Amazon Beauty: validation NDCG@10, {epochs} epochs",
-    )
+    plot_sasrec(out["sasrec"])
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +255,9 @@ def main() -> None:
     )
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
     parser.add_argument("--out", default=str(RESULTS / "optimizer_study.json"))
+    parser.add_argument(
+        "--replot", action="store_true", help="redraw the plots and tables from --out, no training"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(2)
@@ -244,6 +265,14 @@ def main() -> None:
     parts = {p.strip() for p in args.parts.split(",")}
     path = Path(args.out)
     out: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    if args.replot:
+        if "bprmf" in out:
+            plot_bprmf(out["bprmf"])
+            print(table(out["bprmf"], "best"), table(out["bprmf"], "schedules"), sep="\n\n")
+        if "sasrec" in out:
+            plot_sasrec(out["sasrec"])
+            print(table(out["sasrec"], "runs"))
+        return
     out["machine"] = {
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -63,10 +63,11 @@ def plot_comparison(
     path = Path(png_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(8, 5))
-    for label, history in curves.items():
+    styles = ("-", "--", ":", "-.")
+    for i, (label, history) in enumerate(curves.items()):
         x, y = history.series(metric)
-        if x:
-            ax.plot(x, y, marker=".", label=label)
+        if x:  # 10 colours per line style, so many runs stay distinguishable
+            ax.plot(x, y, marker=".", linestyle=styles[i // 10 % len(styles)], label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation {metric}")
     ax.grid(alpha=0.3)
