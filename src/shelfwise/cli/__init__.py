@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shelfwise.cli.evaluate_search import add_parser as add_evaluate_search_parser
 
     add_evaluate_search_parser(sub)
+    from shelfwise.cli.search import add_parser as add_search_parser
+
+    add_search_parser(sub)
     from shelfwise.cli.tune import add_parser as add_tune_parser
 
     add_tune_parser(sub)

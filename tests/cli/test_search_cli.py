@@ -1,0 +1,34 @@
+import json
+
+from shelfwise.cli import main
+from shelfwise.data.demo import DemoConfig, generate
+from shelfwise.store import open_store
+
+
+def test_search_command_prints_results_and_json(tmp_path, capsys):
+    store_url = f"duckdb:///{tmp_path / 'shop.duckdb'}"
+    demo = generate(DemoConfig(seed=5, n_items=120, n_users=40, days=5))
+    with open_store(store_url) as store:
+        store.ingest(items=demo.items, users=demo.users, events=demo.events)
+    title = demo.items["title"].iloc[0]
+    brand = demo.items["brand"].iloc[0]
+    assert main(["search", title, "--store", store_url, "--per-page", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "results for" in out and demo.items["item_id"].iloc[0] in out
+    argv = ["search", "", "--filter", f"brand={brand}", "--json", "--store", store_url]
+    assert main(argv) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["total"] == int((demo.items["brand"] == brand).sum())
+    assert {i["brand"] for i in body["items"]} == {brand}
+    user = demo.events["user_id"].iloc[0]
+    assert main(["search", "blue", "--user", user, "--store", store_url]) == 0
+
+
+def test_search_command_rejects_bad_sort(tmp_path, capsys):
+    store_url = f"duckdb:///{tmp_path / 'shop.duckdb'}"
+    demo = generate(DemoConfig(seed=5, n_items=60, n_users=10, days=2))
+    with open_store(store_url) as store:
+        store.ingest(items=demo.items, users=demo.users, events=demo.events)
+    code = main(["search", "mug", "--sort", "cheap", "--store", store_url])
+    assert code != 0
+    assert "choose one of relevance" in capsys.readouterr().err
