@@ -440,6 +440,28 @@ def best_under(runs: list[dict[str, Any]], target_ms: float) -> dict[str, Any] |
     return max(ok, key=lambda r: r["rps"]) if ok else None
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown table (closed-loop sweep, then open-loop rates)."""
+    target = report["target_p99_ms"]
+    lines = [
+        "| endpoint | load | req/s | p50 ms | p99 ms | errors | 1-min load avg |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for scenario, body in report["results"].items():
+        best = [body.get("best_under_target"), body.get("best_fixed_rate_under_target")]
+        runs = [(f"{r['connections']} conn", r) for r in body["runs"]]
+        runs += [(f"{r['rate']:g} req/s fixed", r) for r in body.get("fixed_rate_runs", [])]
+        for label, r in runs:
+            mark = "**" if any(r is b or r == b for b in best if b) else ""
+            lines.append(
+                f"| {scenario} | {label} | {mark}{r['rps']:.0f}{mark} | {r['p50_ms']:.1f} | "
+                f"{mark}{r['p99_ms']:.1f}{mark} | {r['errors']} | {r.get('load_avg_1m', '')} |"
+            )
+    lines.append("")
+    lines.append(f"Bold: the highest throughput of each kind with p99 < {target:g} ms.")
+    return "\n".join(lines)
+
+
 def main() -> int:
     """Prepare, serve, sweep, write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -460,10 +482,17 @@ def main() -> int:
     parser.add_argument("--target-p99-ms", type=float, default=50.0)
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--prepare-only", action="store_true", help="build the store and stop")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the --out JSON as a Markdown table, no run"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load_test.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
+    if args.markdown:
+        print(markdown(json.loads(Path(args.out).read_text())))
+        return 0
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "httpx"
