@@ -26,7 +26,8 @@ def format_search_table(report: dict[str, Any]) -> str:
     results: dict[str, dict[str, float]] = report["results"]
     metrics = list(next(iter(results.values())))
     base = results.get("bm25")
-    head = f"{'method':<14}" + "".join(f"{m:>12}" for m in metrics)
+    width = max(14, *(len(m) + 2 for m in results))
+    head = f"{'method':<{width}}" + "".join(f"{m:>12}" for m in metrics)
     if base:
         head += f"{'vs bm25':>10}"
     lines = [
@@ -36,7 +37,7 @@ def format_search_table(report: dict[str, Any]) -> str:
     ]
     first = metrics[0]
     for method, row in results.items():
-        line = f"{method:<14}" + "".join(f"{row[m]:>12.4f}" for m in metrics)
+        line = f"{method:<{width}}" + "".join(f"{row[m]:>12.4f}" for m in metrics)
         if base:
             change = (row[first] / base[first] - 1.0) * 100 if base[first] > 0 else float("nan")
             line += f"{change:>+9.1f}%"
