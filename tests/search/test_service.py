@@ -385,3 +385,53 @@ def test_rows_without_title_are_not_served():
     assert "S3" not in ids(svc.search("studio"))
     assert svc.search("", per_page=100).total == 9
     assert svc.n_items == 9
+
+
+def test_concurrent_searches_and_updates():
+    import threading
+
+    svc = SearchService.build(items_frame(), events_frame())
+    errors: list[BaseException] = []
+
+    def reader():
+        try:
+            for _ in range(60):
+                res = svc.search("kettle", per_page=5)
+                assert res.total >= 2
+                svc.autocomplete("ket", 3)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def writer():
+        try:
+            for i in range(30):
+                svc.upsert_items(
+                    items_frame(
+                        [
+                            (
+                                f"N{i}",
+                                f"Copper Kettle {i}",
+                                "Brewly",
+                                "Home > Kitchen > Kettles",
+                                40.0,
+                                True,
+                                {},
+                                "2026-06-01",
+                            )
+                        ]
+                    )
+                )
+                if i % 3 == 0:
+                    svc.delete_items([f"N{i}"])
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)] + [
+        threading.Thread(target=writer)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert svc.search("copper").total == 20

@@ -30,6 +30,9 @@ API for the HTTP layer (`GET /v1/search`, `GET /v1/autocomplete`):
   `record_queries([...])` counts live searches into the suggestions.
 * `upsert_items(frame) -> {"inserted", "updated"}`, `delete_items(ids) -> int`.
 
+The service is safe to share between threads: searches and updates take one lock (the
+numpy work holds the GIL for most of a query anyway).
+
 Hooks for semantic search and learning to rank (protocols in `search.base`): set
 `service.dense` (a `Retriever`), `service.fusion` (a `Fusion`; without one, dense and
 lexical lists are merged by reciprocal rank fusion) and `service.reranker` (a `Reranker`,
@@ -41,6 +44,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -275,6 +279,7 @@ class SearchService:
         self.reranker: Reranker | None = None
         self._parser: QueryParser | None = None
         self._view: dict[str, np.ndarray] | None = None
+        self._lock = threading.RLock()
         self._built = False
 
     # -- building ------------------------------------------------------------------------
@@ -400,6 +405,33 @@ class SearchService:
         skipped), with optional `history_weights` aligned to it.
         """
         self._check()
+        with self._lock:
+            return self._search(
+                query,
+                filters,
+                sort,
+                page,
+                per_page,
+                facets,
+                user,
+                history,
+                history_weights,
+                history_ids,
+            )
+
+    def _search(
+        self,
+        query: str,
+        filters: Filters | Mapping[str, Any] | Sequence[str] | None,
+        sort: str,
+        page: int,
+        per_page: int,
+        facets: Iterable[str],
+        user: str | None,
+        history: np.ndarray | None,
+        history_weights: np.ndarray | None,
+        history_ids: Sequence[str] | None,
+    ) -> SearchResponse:
         if history is None and history_ids is not None:
             history, history_weights = self._history_rows(history_ids, history_weights)
         t0 = time.perf_counter()
@@ -580,13 +612,15 @@ class SearchService:
         self._check()
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
             raise ConfigError(f"k must be an integer from 1 to 100, got {k!r}")
-        return self.suggestions.suggest(prefix, k)
+        with self._lock:
+            return self.suggestions.suggest(prefix, k)
 
     def record_queries(self, queries: Iterable[str]) -> None:
         """Count searches into autocomplete popularity (queries with unknown words are
         skipped, so typos are never suggested)."""
         self._check()
-        self.suggestions.add_queries(q for q in queries if self._known_phrase(q))
+        with self._lock:
+            self.suggestions.add_queries(q for q in queries if self._known_phrase(q))
 
     # -- live updates --------------------------------------------------------------------
 
@@ -603,6 +637,10 @@ class SearchService:
     def upsert_items(self, frame: pd.DataFrame) -> dict[str, int]:
         """Add new items and replace existing ones; searchable when this returns."""
         self._check()
+        with self._lock:
+            return self._upsert(frame)
+
+    def _upsert(self, frame: pd.DataFrame) -> dict[str, int]:
         new = _canonical_items(frame)
         if new.empty:
             return {"inserted": 0, "updated": 0}
@@ -657,6 +695,10 @@ class SearchService:
     def delete_items(self, ids: Iterable[str]) -> int:
         """Remove items (all or nothing); returns how many were removed."""
         self._check()
+        with self._lock:
+            return self._delete(ids)
+
+    def _delete(self, ids: Iterable[str]) -> int:
         rows = self.rows_of(ids)
         if rows.size == 0:
             return 0
@@ -674,6 +716,10 @@ class SearchService:
     def save(self, directory: Path) -> None:
         """Write the service (parquet + npz + JSON; no pickle) into `directory`."""
         self._check()
+        with self._lock:
+            self._save(Path(directory))
+
+    def _save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.index.save(directory / "bm25")
