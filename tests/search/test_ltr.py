@@ -312,6 +312,16 @@ def test_personalised_reranker_in_the_search_service(tmp_path):
     np.testing.assert_allclose(again.model.predict(x), reranker.model.predict(x), rtol=1e-6)
     assert again.item_ids == reranker.item_ids
 
+    # the whole service, components included, round-trips; answers stay the same
+    service.save(tmp_path / "service")
+    loaded = SearchService.load(tmp_path / "service")
+    assert isinstance(loaded.dense, DenseIndex) and isinstance(loaded.fusion, RRFFusion)
+    assert isinstance(loaded.reranker, PersonalisedReranker)
+    loaded.dense._encoder = TrigramEncoder()  # the stand-in encoder is not persisted
+    before = [it["item_id"] for it in service.search(query, per_page=10).items]
+    after = [it["item_id"] for it in loaded.search(query, per_page=10).items]
+    assert after == before
+
 
 def test_personalised_reranker_needs_labelled_searches():
     events = pd.DataFrame([ev("e1", "U1", "click", "a", session="S1", seconds=s) for s in (0, 9)])
