@@ -50,7 +50,6 @@ def cmd_evaluate_search(args: argparse.Namespace) -> int:
     from shelfwise.search.relevance import (
         METHODS,
         SEARCH_DATASETS,
-        dataset_status,
         evaluate_search,
         load_search_dataset,
     )
@@ -71,7 +70,6 @@ def cmd_evaluate_search(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.torch_threads)
     names = list(SEARCH_DATASETS) if args.dataset == "all" else [args.dataset]
-    status = dataset_status()
     runs: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for name in names:
@@ -91,7 +89,7 @@ def cmd_evaluate_search(args: argparse.Namespace) -> int:
             if args.dataset != "all":
                 raise
             skipped[name] = str(exc)
-            print(f"note: skipping {name}: {status.get(name, '')}: {exc}")
+            print(f"note: skipping {name}: {exc}")
             continue
         log.info("evaluating %s on %s (%d queries)", ",".join(methods), name, len(dataset.queries))
         report = evaluate_search(
