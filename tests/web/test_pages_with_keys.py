@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shelfwise.data.demo import DemoConfig, generate
-from shelfwise.engine import Engine, ensure_bundle
+from shelfwise.engine import Engine, build_bundle, ensure_bundle
 from shelfwise.serve import create_app, web
 from shelfwise.serve.security import create_key
 from shelfwise.serve.settings import ServeSettings
@@ -26,14 +26,20 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     demo = generate(DemoConfig(seed=9, n_items=150, n_users=60, days=15))
     store = open_store(f"duckdb:///{tmp / 'store.duckdb'}")
     store.ingest(items=demo.items, users=demo.users, events=demo.events)
-    bundle, _ = ensure_bundle(store, tmp / "artifacts")
+    first, _ = ensure_bundle(store, tmp / "artifacts")
+    bundle = build_bundle(store, tmp / "artifacts")  # a second version, served
     admin, _ = create_key(store, "admin", "admin page")
     shop, _ = create_key(store, "read,write", "storefront")
     app = create_app(Engine(store, bundle), ServeSettings(auth=True, models_dir=tmp / "models"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(web.WEB_KEY_ENV, shop)
         with serve_in_thread(app) as base_url:
-            yield {"url": base_url, "admin": admin, "store": store}
+            yield {
+                "url": base_url,
+                "admin": admin,
+                "store": store,
+                "versions": (first.manifest["version"], bundle.manifest["version"]),
+            }
     store.close()
 
 
@@ -84,3 +90,12 @@ def test_admin_page_asks_for_an_admin_key(keyed_page: Any, keyed: dict[str, Any]
     # the key stays in this tab only
     assert page.evaluate("() => sessionStorage.getItem('shelfwise.apiKey')") == keyed["admin"]
     assert page.evaluate("() => localStorage.getItem('shelfwise.apiKey')") is None
+
+    # two bundle versions: the newer is served; activating the older one swaps them
+    older, newer = keyed["versions"]
+    assert page.get_attribute("#models-table tr.active", "data-version") == newer
+    page.click(f'button[data-activate="{older}"]')
+    page.wait_for_function("() => Number(document.body.dataset.ready || 0) >= 3")
+    assert page.get_attribute("#models-table tr.active", "data-version") == older
+    assert page.locator(f'button[data-activate="{newer}"]').count() == 1
+    assert "No training or tuning jobs" in page.inner_text("#jobs")

@@ -2,7 +2,7 @@
 // history charts and per-route traffic from /metrics. It needs an admin key when the API
 // requires keys; the key typed here stays in this tab's sessionStorage.
 
-import { ApiError, apiKey, get, getText, setApiKey } from "/static/api.js";
+import { ApiError, apiKey, get, getText, post, setApiKey } from "/static/api.js";
 import { trialChart } from "/static/chart.js";
 
 const $ = (id) => document.getElementById(id);
@@ -72,6 +72,7 @@ async function renderCounts() {
     );
     const bundle = body.bundle || body.model_version;
     $("bundle").textContent = bundle ? `serving model bundle ${bundle}` : "";
+    if ("jobs" in body) $("jobs").replaceChildren(renderJobs(body.jobs));
     const types = body.event_types || body.events_by_type || counts.event_types || {};
     const entries = Object.entries(types).sort((a, b) => b[1] - a[1]);
     $("event-types").replaceChildren(
@@ -79,6 +80,7 @@ async function renderCounts() {
     );
   } catch (err) {
     showError($("counts"), err);
+    showError($("jobs"), err);
   }
 }
 
@@ -128,7 +130,36 @@ function renderModelTable(versions) {
         h("td", {}, String(v.created ?? v.created_at ?? "").replace("T", " ").slice(0, 16)),
         h("td", { class: "num" }, fmtMetric((v.counts || {}).interactions)),
         cols.map((c) => h("td", { class: "num" }, fmtMetric(flatMetrics(v.metrics)[c]))),
-        h("td", {}, v.active ? "active" : "")))),
+        h("td", {}, v.active
+          ? "active"
+          : h("button", { class: "btn small", dataset: { activate: v.version } }, "activate"))))),
+  );
+}
+
+/** Serve another version (POST /v1/models/{version}/activate), then redraw. */
+async function activate(version, button) {
+  button.disabled = true;
+  button.textContent = "activating…";
+  try {
+    await post(`/v1/models/${encodeURIComponent(version)}/activate`, {});
+  } catch (err) {
+    showError($("admin-error"), err);
+  }
+  await renderAll();
+}
+
+function renderJobs(jobs) {
+  if (!jobs || !jobs.length) return h("p", { class: "muted" }, "No training or tuning jobs since the server started.");
+  return h(
+    "table",
+    { class: "data", id: "jobs-table" },
+    h("thead", {}, h("tr", {}, ["job", "kind", "status", "created", "finished", "result"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, jobs.map((j) =>
+      h("tr", { dataset: { status: j.status } },
+        h("td", {}, j.job_id), h("td", {}, j.kind), h("td", {}, j.status),
+        h("td", {}, String(j.created_at || "").replace("T", " ").slice(0, 19)),
+        h("td", {}, String(j.finished_at || "").replace("T", " ").slice(0, 19)),
+        h("td", {}, j.error ? j.error.slice(0, 120) : j.result ? JSON.stringify(j.result).slice(0, 120) : "")))),
   );
 }
 
@@ -215,6 +246,11 @@ async function renderAll() {
   await Promise.all([renderCounts(), renderModels(), renderTraffic()]);
   document.body.dataset.ready = String(Number(document.body.dataset.ready || 0) + 1);
 }
+
+document.addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-activate]");
+  if (button) activate(button.dataset.activate, button);
+});
 
 $("key-form").addEventListener("submit", (e) => {
   e.preventDefault();
