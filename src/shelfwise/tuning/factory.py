@@ -5,8 +5,9 @@ workers do not pile onto one point), `random`, `grid` (every effective point of 
 model's search space, see `shelfwise.tuning.space.grid_points`), `cmaes` (CMA-ES over the
 numeric parameters; categorical ones fall back to random sampling).
 
-Pruners (`PRUNERS`): `none`, `median` (stop a trial whose intermediate value is below the
-median of earlier trials at the same epoch), `hyperband`, `successive_halving`.
+Pruners (`PRUNERS`): `none`, `median` (from epoch 4 on, after 3 finished trials, stop a
+trial whose intermediate value is below the median of earlier trials at the same epoch),
+`hyperband`, `successive_halving`.
 
 Storage: a local Optuna journal file by default (append-only, so a study that was
 interrupted resumes where it stopped); `sqlite:///file.db`; or `postgresql://...` (any
@@ -77,8 +78,9 @@ def make_pruner(name: str, n_startup_trials: int = 3) -> optuna.pruners.BasePrun
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":
+        # no pruning in the first 3 epochs: early epochs of factor models rank configs badly
         return optuna.pruners.MedianPruner(
-            n_startup_trials=n_startup_trials, n_warmup_steps=1, interval_steps=1
+            n_startup_trials=n_startup_trials, n_warmup_steps=3, interval_steps=1
         )
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)

@@ -192,7 +192,9 @@ class Objective:
         values: list[float] = []
         for f, fold in enumerate(self.folds):
             model = create(name, **config.model_dump())
-            if len(self.folds) == 1 and isinstance(model, Iterative) and trial is not None:
+            if len(self.folds) == 1 and isinstance(model, Iterative):
+                # the same epoch loop with or without a trial, so a default or a champion
+                # scores exactly as it would as a trial
                 values.append(self._epochs(model, fold, trial))
                 continue
             fit_model(model, training_input(model, fold), self.catalog)
@@ -205,7 +207,7 @@ class Objective:
                     self._check_deadline()
         return float(np.mean(values))
 
-    def _epochs(self, model: Any, fold: Fold, trial: Any) -> float:
+    def _epochs(self, model: Any, fold: Fold, trial: Any | None) -> float:
         epochs = planned_epochs(model)
         _start(model, training_input(model, fold), self.catalog, fold)
         value = float("nan")
@@ -214,12 +216,13 @@ class Objective:
             if isinstance(record, Mapping):
                 log.debug("trial %s epoch %d: %s", getattr(trial, "number", "?"), epoch, record)
             value = score_fold(model, fold, self.metric_name, self.k)
-            trial.report(value, epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"epoch {epoch}: {value:.4f}")
+            if trial is not None:
+                trial.report(value, epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"epoch {epoch}: {value:.4f}")
             if _flag(model, "should_stop"):
                 break
-            if epoch < epochs:
+            if trial is not None and epoch < epochs:
                 self._check_deadline()
         finish = _flag(model, "finish")
         if callable(finish):
