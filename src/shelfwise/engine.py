@@ -11,7 +11,6 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,9 +54,6 @@ COLD_MIN_SIMILARITY = 0.05
 CONTENT_WEIGHT = 0.3
 BASKET_TYPES = ("add_to_cart", "purchase")
 COPURCHASE_SHRINK = 2.0
-# Per-user recent-event cache of the engine (see Engine.user_events).
-RECENT_CACHE_USERS = 20_000
-RECENT_TTL_SECONDS = 60.0
 SEARCH_FIELDS = ("title", "brand", "category", "description")
 
 
@@ -315,13 +311,26 @@ class _Catalog:
         """Mask of the items in `category` or below it (cached per category; read-only)."""
         mask = self.category_masks.get(category)
         if mask is None:
-            prefix = category + CATEGORY_SEPARATOR
-            cats = self.category
-            mask = np.fromiter(
-                (c == category or c.startswith(prefix) for c in cats), dtype=bool, count=len(cats)
-            )
+            index = self.category_masks.get("\x00index")
+            if index is None:  # category codes per item, and the codes under each path
+                codes, names = pd.factorize(pd.Series(self.category, dtype=object))
+                under: dict[str, list[int]] = {}
+                for code, name in enumerate(names.tolist()):
+                    parts = str(name).split(CATEGORY_SEPARATOR)
+                    for depth in range(1, len(parts) + 1):
+                        under.setdefault(CATEGORY_SEPARATOR.join(parts[:depth]), []).append(code)
+                index = np.asarray(codes, dtype=np.int64)
+                self.category_masks["\x00index"] = index
+                self.category_masks.update(
+                    {f"\x00codes:{k}": np.asarray(v, dtype=np.int64) for k, v in under.items()}
+                )
+            wanted = self.category_masks.get(f"\x00codes:{category}")
+            if wanted is None:
+                mask = np.zeros(len(self.category), dtype=bool)
+            else:
+                mask = np.isin(index, wanted)
             mask.flags.writeable = False
-            if len(self.category_masks) < 10_000:
+            if len(self.category_masks) < 100_000:
                 self.category_masks[category] = mask
         return mask
 
@@ -379,6 +388,187 @@ class _Picker:
 def _normalised(scores: np.ndarray) -> np.ndarray:
     top = float(np.max(scores)) if scores.size else 0.0
     return scores / top if top > 0 else scores
+
+
+class EventLog:
+    """An in-memory replica of the latest events of every user, following the store's log.
+
+    Serving reads a user's events on every request; a point query per request costs a
+    column store like DuckDB a scan (tens of milliseconds on a million events), so the engine
+    keeps the latest `limit` events per user in numpy arrays (loaded once, one sorted read)
+    plus a per-user delta of newer events, and follows the log with `Store.tail_events`:
+    before answering, it fetches the events above its watermark (a primary-key range query;
+    at most every `tail_seconds`, and at once after a write through this process). Sequence
+    numbers grow in commit order, so nothing is missed, whichever process wrote the event.
+
+    Erasure in this process drops the user at once (under the tail lock, so no tail in
+    flight can bring the erased events back); `reload()` rebuilds the replica, which the
+    engine does when another process erased someone.
+    """
+
+    def __init__(self, store: Store, limit: int = HISTORY_LIMIT, tail_seconds: float = 0.0):
+        self.store = store
+        self.limit = limit
+        self.tail_seconds = tail_seconds
+        self._lock = threading.RLock()
+        self.tail_lock = threading.Lock()
+        self._dirty = False
+        self._last_tail = 0.0
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the latest `limit` events of every user from the store."""
+        with self.tail_lock:
+            watermark = self.store.last_seq()
+            frame = self.store.tail_events(0)
+            if len(frame):
+                watermark = max(watermark, int(frame["seq"].max()))
+            base = _LogBase.build(frame, self.limit)
+            with self._lock:
+                self._base = base
+                self._delta: dict[str, list[tuple[Any, ...]]] = {}
+                self._watermark = watermark
+                self._last_tail = time.monotonic()
+
+    def mark_dirty(self) -> None:
+        """This process wrote events: the next read tails the log whatever the interval."""
+        self._dirty = True
+
+    def tail(self, force: bool = False) -> int:
+        """Fetch events above the watermark; returns how many arrived."""
+        now = time.monotonic()
+        if not force and not self._dirty and now - self._last_tail < self.tail_seconds:
+            return 0
+        with self.tail_lock:
+            self._dirty = False
+            new = self.store.tail_events(self._watermark)
+            self._last_tail = time.monotonic()
+            if new.empty:
+                return 0
+            micros = new["timestamp"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+            rows = zip(
+                new["user_id"].tolist(),
+                new["item_id"].tolist(),
+                new["type"].tolist(),
+                new["value"].tolist(),
+                micros.tolist(),
+                new["session_id"].tolist(),
+                new["seq"].tolist(),
+                strict=True,
+            )
+            with self._lock:
+                for user, *row in rows:
+                    bucket = self._delta.setdefault(str(user), [])
+                    bucket.append(tuple(row))
+                    if len(bucket) > 2 * self.limit:
+                        del bucket[: len(bucket) - self.limit]
+                self._watermark = max(self._watermark, int(new["seq"].max()))
+            return len(new)
+
+    def events(self, user_id: str) -> pd.DataFrame:
+        """The user's latest `limit` events, newest first (RECENT_EVENT_COLUMNS)."""
+        self.tail()
+        with self._lock:
+            base = self._base.rows(user_id)
+            delta = list(self._delta.get(user_id, ()))
+        if delta:
+            item, kind, value, micros, session, seq = (list(c) for c in zip(*delta, strict=True))
+            extra = {
+                "item_id": np.array(item, dtype=object),
+                "type": np.array(kind, dtype=object),
+                "value": np.array(value, dtype=np.float64),
+                "timestamp": np.array(micros, dtype=np.int64),
+                "session_id": np.array(session, dtype=object),
+                "seq": np.array(seq, dtype=np.int64),
+            }
+            base = {k: np.concatenate([base[k], extra[k]]) for k in base}
+        order = np.lexsort((base["seq"], base["timestamp"]))[::-1][: self.limit]
+        frame = pd.DataFrame({k: v[order] for k, v in base.items()})
+        frame["value"] = frame["value"].astype(np.float64)
+        frame["timestamp"] = frame["timestamp"].to_numpy().astype("datetime64[us]")
+        return frame
+
+    def drop(self, user_id: str) -> None:
+        """Forget a user (hold `tail_lock` around the store's erasure and this call)."""
+        with self._lock:
+            self._delta.pop(user_id, None)
+            self._base = self._base.without(user_id)
+
+
+@dataclass(frozen=True)
+class _LogBase:
+    """The loaded events, sorted by (user, timestamp, seq), the latest `limit` per user."""
+
+    spans: dict[str, tuple[int, int]]
+    item_id: np.ndarray
+    type: np.ndarray
+    value: np.ndarray
+    timestamp: np.ndarray  # int64 microseconds
+    session_id: np.ndarray
+    seq: np.ndarray
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, limit: int) -> _LogBase:
+        users, names = pd.factorize(frame["user_id"].astype(str))
+        micros = frame["timestamp"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+        seq = frame["seq"].to_numpy(dtype=np.int64)
+        order = np.lexsort((seq, micros, users))
+        users = users[order]
+        sizes = np.bincount(users, minlength=len(names))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        position = np.arange(len(users)) - starts[users]
+        keep = position >= sizes[users] - limit
+        order, users = order[keep], users[keep]
+        kept = np.minimum(sizes, limit)
+        kept_starts = np.concatenate([[0], np.cumsum(kept)[:-1]]).astype(np.int64)
+        spans = {
+            str(name): (int(a), int(a + n))
+            for name, a, n in zip(names, kept_starts, kept, strict=True)
+            if n
+        }
+
+        def column(name: str, dtype: Any) -> np.ndarray:
+            return frame[name].to_numpy(dtype=dtype)[order]
+
+        return cls(
+            spans=spans,
+            item_id=column("item_id", object),
+            type=column("type", object),
+            value=pd.to_numeric(frame["value"]).to_numpy(dtype=np.float64)[order],
+            timestamp=micros[order],
+            session_id=column("session_id", object),
+            seq=seq[order],
+        )
+
+    def rows(self, user_id: str) -> dict[str, np.ndarray]:
+        """The user's loaded events as columns (oldest first)."""
+        a, b = self.spans.get(user_id, (0, 0))
+        return {
+            "item_id": self.item_id[a:b],
+            "type": self.type[a:b],
+            "value": self.value[a:b],
+            "timestamp": self.timestamp[a:b],
+            "session_id": self.session_id[a:b],
+            "seq": self.seq[a:b],
+        }
+
+    def without(self, user_id: str) -> _LogBase:
+        """The same base without one user's events: their rows are overwritten in place
+        (nothing of them stays in memory) and their span dropped."""
+        if user_id not in self.spans:
+            return self
+        a, b = self.spans[user_id]
+        self.item_id[a:b] = None
+        self.session_id[a:b] = None
+        self.type[a:b] = "view"
+        self.value[a:b] = np.nan
+        self.timestamp[a:b] = 0
+        self.seq[a:b] = -1
+        spans = dict(self.spans)
+        del spans[user_id]
+        return _LogBase(
+            spans, self.item_id, self.type, self.value, self.timestamp, self.session_id, self.seq
+        )
 
 
 class AlignedModel:
@@ -485,15 +675,16 @@ class Engine:
     `add_items`) and in search (through the registered catalog listeners).
     """
 
-    def __init__(self, store: Store, bundle: Bundle, sync: bool = True) -> None:
+    def __init__(
+        self, store: Store, bundle: Bundle, sync: bool = True, tail_seconds: float = 0.0
+    ) -> None:
         self.store = store
         self._lock = threading.RLock()
         self._erase_listeners: list[Callable[[str], None]] = []
         self._catalog_listeners: list[Callable[[pd.DataFrame, list[str]], None]] = []
         self._copurchase: tuple[sp.csr_matrix, np.ndarray] | None = None
         self._serving: tuple[Recommender, Vocabulary | None, str] | None = None
-        self._recent: OrderedDict[str, tuple[pd.DataFrame, int, float]] = OrderedDict()
-        self._erased: set[str] = set()
+        self.log = EventLog(store, tail_seconds=tail_seconds)
         self._serving_aligned: AlignedModel | None = None
         self.bundle = bundle
         self._catalog = _Catalog.build(bundle.items)
@@ -605,8 +796,8 @@ class Engine:
         erasures = self.store.erasure_count()
         if erasures != self._erasures:
             self._erasures = erasures
+            self.log.reload()
             with self._lock:
-                self._recent.clear()
                 self._copurchase = None
             for listener in self._reset_listeners:
                 listener()
@@ -707,15 +898,9 @@ class Engine:
     # -- users --------------------------------------------------------------------------------
     def erase_user(self, user_id: str) -> dict[str, int]:
         """Right to be forgotten: delete the user's events and profile, drop every cache."""
-        with self._lock:
-            self._erased.add(user_id)  # no request in flight may re-cache the old events
-            self._recent.pop(user_id, None)
-        try:
+        with self.log.tail_lock:  # no tail in flight can bring the erased events back
             counts = self.store.erase_user(user_id)
-        finally:
-            with self._lock:
-                self._erased.discard(user_id)
-                self._recent.pop(user_id, None)
+            self.log.drop(user_id)
         with self._lock:
             self._copurchase = None  # baskets counted the user's purchases
         for listener in self._erase_listeners:
@@ -724,43 +909,10 @@ class Engine:
 
     def user_events(self, user_id: str) -> pd.DataFrame:
         """The user's latest HISTORY_LIMIT events (newest first): item_id, type, value,
-        timestamp, session_id, seq.
-
-        Read through a per-user cache that is brought up to date on every call: the store is
-        asked only for the user's events with a `seq` above the cached watermark (sequence
-        numbers grow in commit order, so nothing committed later can have a smaller one), a
-        query that skips the old data. A new event therefore shows at once, whichever
-        process wrote it. Entries are re-read in full after RECENT_TTL_SECONDS (events
-        erased by another process disappear then; in this process at once).
-        """
-        now = time.monotonic()
-        with self._lock:
-            hit = self._recent.get(user_id)
-        if hit is not None and now - hit[2] < RECENT_TTL_SECONDS:
-            frame, watermark, fetched = hit
-            delta = self.store.recent_events(user_id, HISTORY_LIMIT, after_seq=watermark)
-            if not delta.empty:
-                frame = (
-                    pd.concat([delta, frame], ignore_index=True)
-                    .drop_duplicates("seq")
-                    .sort_values(["timestamp", "seq"], ascending=False, kind="stable")
-                    .head(HISTORY_LIMIT)
-                    .reset_index(drop=True)
-                )
-                watermark = max(watermark, int(delta["seq"].max()))
-        else:
-            fetched = now
-            watermark = self.store.last_seq()  # before the read: later events are above it
-            frame = self.store.recent_events(user_id, HISTORY_LIMIT)
-            if len(frame):
-                watermark = max(watermark, int(frame["seq"].max()))
-        with self._lock:
-            if user_id not in self._erased:
-                self._recent[user_id] = (frame, watermark, fetched)
-                self._recent.move_to_end(user_id)
-                while len(self._recent) > RECENT_CACHE_USERS:
-                    self._recent.popitem(last=False)
-        return frame
+        timestamp, session_id, seq, from the in-memory replica of the event log, brought up
+        to date with the store first (see `EventLog`): an event shows in the very next
+        answer, whichever process wrote it."""
+        return self.log.events(user_id)
 
     def _history(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(live item indices, summed weights) of a user's events, weighted like
@@ -851,8 +1003,14 @@ class Engine:
         content = self.content_model()
         if content is None:
             return np.zeros(0 if only is None else len(only))
-        if only is None:
-            return self._model_scores(content, history, weights)
+        if only is None:  # vectors @ profile: a matrix-vector product, no transpose
+            keep = history < content.n_items
+            if not keep.any():
+                return np.zeros(0)
+            w = None if weights is None else weights[keep]
+            profile = content.profiles(content.history_matrix(history[keep], w))
+            dense = profile.toarray().ravel() if sp.issparse(profile) else np.ravel(profile)
+            return np.asarray(content.vectors @ dense, dtype=np.float64).ravel()
         out = np.zeros(len(only))
         keep = history < content.n_items
         inside = only < content.n_items

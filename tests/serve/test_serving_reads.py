@@ -99,3 +99,34 @@ def test_refresh_catches_up_with_another_process(store_url: str, tmp_path) -> No
     finally:
         first.close()
         second.close()
+
+
+def test_tail_events(store: Store) -> None:
+    assert store.tail_events().empty
+    store.append_events(_events(("a", "X", 5), ("b", "Y", 1), ("a", "Z", 0)))
+    tail = store.tail_events()
+    assert list(tail.columns) == ["user_id", *store.recent_events("a").columns]
+    assert tail["seq"].tolist() == [1, 2, 3] and tail["user_id"].tolist() == ["a", "b", "a"]
+    assert store.tail_events(2)["item_id"].tolist() == ["Z"]
+    assert store.tail_events(1, limit=1)["item_id"].tolist() == ["Y"]
+    assert store.tail_events(3).empty
+
+
+def test_event_log_keeps_the_latest_per_user_and_scrubs_erased(store: Store) -> None:
+    from shelfwise.engine import EventLog
+
+    store.append_events(_events(*[("a", f"I{i}", float(i)) for i in range(8)], ("b", "Y", 1)))
+    log = EventLog(store, limit=3)
+    assert log.events("a")["item_id"].tolist() == ["I7", "I6", "I5"]  # newest first
+    assert log.events("nobody").empty
+    store.append_events(_events(("a", "NEW", 30), ("a", "OLD", -5)))  # followed at once
+    assert log.events("a")["item_id"].tolist() == ["NEW", "I7", "I6"]
+    with log.tail_lock:
+        store.erase_user("a")
+        log.drop("a")
+    assert log.events("a").empty and log.events("b")["item_id"].tolist() == ["Y"]
+    assert not {"I5", "I6", "I7"} & set(log._base.item_id.tolist())  # scrubbed from memory
+    store.append_events(_events(("a", "AGAIN", 40)))  # a new user with the same id
+    assert log.events("a")["item_id"].tolist() == ["AGAIN"]
+    log.reload()
+    assert log.events("a")["item_id"].tolist() == ["AGAIN"]

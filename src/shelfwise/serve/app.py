@@ -146,7 +146,7 @@ def _open_engine(settings: ServeSettings) -> tuple[Store, Engine]:
     try:
         bundle, built = ensure_bundle(store, settings.artifacts_dir, rebuild=settings.rebuild)
         log.info("%s bundle %s", "built" if built else "loaded", bundle.directory)
-        return store, Engine(store, bundle)
+        return store, Engine(store, bundle, tail_seconds=settings.tail_seconds)
     except BaseException:
         store.close()
         raise

@@ -39,6 +39,9 @@ class ServeSettings(BaseSettings):
     max_batch: int = Field(default=1000, ge=1)
     #: Background training/tuning jobs run one at a time in this many worker threads.
     job_workers: int = Field(default=1, ge=1, le=4)
+    #: Least seconds between two reads of new events from the store (0: before every
+    #: request; writes through this process are always read at once).
+    tail_seconds: float = Field(default=0.0, ge=0, le=10)
     #: Seconds between catch-ups with other processes' writes (catalogue, erasures); 0: off.
     refresh_seconds: float = Field(default=5.0, ge=0)
     #: Rebuild the model bundle at startup even if it matches the store.

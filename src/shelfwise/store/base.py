@@ -133,6 +133,17 @@ class Store(ABC):
             events = events[events["seq"] > after_seq]
         return events.loc[:, list(RECENT_EVENT_COLUMNS)].head(limit).reset_index(drop=True)
 
+    def tail_events(self, after_seq: int = 0, limit: int | None = None) -> pd.DataFrame:
+        """Events with `seq > after_seq`, in `seq` order: user_id, item_id, type, value,
+        timestamp (naive UTC), session_id, seq. For in-memory replicas that follow the log
+        (sequence numbers grow in commit order, so a replica that has seen everything up to
+        a `seq` misses nothing by asking for what is above it)."""
+        events = self.events()
+        events = events[events["seq"] > after_seq].sort_values("seq")
+        columns = ["user_id", *RECENT_EVENT_COLUMNS]
+        out = events.loc[:, columns].reset_index(drop=True)
+        return out if limit is None else out.head(limit)
+
     def erasure_count(self) -> int:
         """How many `erase_user` calls erased something: a process holding per-user caches
         drops them when this moves (another process erased someone). 0 if not counted."""

@@ -208,6 +208,22 @@ class SqlStore(Store):
                 raise
             self._rollback()
 
+    @contextmanager
+    def _reading_one(self) -> Iterator[None]:
+        """A read of ONE statement (the serving hot path). DuckDB runs a lone statement in
+        its own transaction (autocommit), so the explicit BEGIN/ROLLBACK pair, which costs
+        more than a small query, is skipped there; other backends use `_reading`."""
+        if self.backend != "duckdb":
+            with self._reading():
+                yield
+            return
+        with self._lock:
+            self._check_open()
+            try:
+                yield
+            except self.db_errors as exc:
+                raise StoreError(f"reading from {self.url} failed: {exc}") from exc
+
     def _writing(
         self, what: str, work: Callable[[], tuple[T, bool]], bump_revision: bool = True
     ) -> T:
@@ -608,7 +624,7 @@ class SqlStore(Store):
             f'SELECT item_id, "type", "value", {ts}, session_id, seq FROM events '
             f"WHERE {where} ORDER BY {ts} DESC, seq DESC LIMIT {int(limit)}"
         )
-        with self._reading():
+        with self._reading_one():
             rows = self._fetchall(sql, params)
         frame = pd.DataFrame(rows, columns=list(RECENT_EVENT_COLUMNS))
         frame["value"] = pd.to_numeric(frame["value"]).astype("float64")
@@ -616,19 +632,40 @@ class SqlStore(Store):
         frame["seq"] = frame["seq"].astype(np.int64)
         return frame
 
+    def tail_events(self, after_seq: int = 0, limit: int | None = None) -> pd.DataFrame:
+        """Events with `seq > after_seq` in `seq` order (see `Store.tail_events`): one query
+        on the primary key."""
+        ts = quote("timestamp")
+        columns = ["user_id", *RECENT_EVENT_COLUMNS]
+        sql = (
+            f'SELECT user_id, item_id, "type", "value", {ts}, session_id, seq FROM events '
+            f"WHERE seq > {self.placeholder} ORDER BY seq"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._reading_one():
+            if after_seq <= 0:  # the whole log: the driver's bulk frame path
+                frame = self._fetch_frame(sql, [int(after_seq)], columns)
+            else:  # a few new rows: plain tuples are quicker than a driver frame
+                frame = pd.DataFrame(self._fetchall(sql, [int(after_seq)]), columns=columns)
+        frame["value"] = pd.to_numeric(frame["value"]).astype("float64")
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("datetime64[us]")
+        frame["seq"] = frame["seq"].astype(np.int64)
+        return frame
+
     def last_seq(self) -> int:
         """The largest event `seq` so far (0 for none), from the `next_seq` counter."""
-        with self._reading():
+        with self._reading_one():
             return int(self._meta("next_seq") or 1) - 1
 
     def erasure_count(self) -> int:
         """How many `erase_user` calls erased something, ever (from the `meta` table)."""
-        with self._reading():
+        with self._reading_one():
             return int(self._meta("erasures") or 0)
 
     def catalog_stamp(self) -> str:
         """Item count and newest `updated_at`: changes with every catalog write."""
-        with self._reading():
+        with self._reading_one():
             count, newest = self._fetchall("SELECT count(*), max(updated_at) FROM items")[0]
         return f"{int(count)}:{newest}"
 

@@ -30,5 +30,6 @@ def post_events(
     """Store events durably; events whose event_id is already stored count as duplicates."""
     events = body.events if isinstance(body, EventBatch) else [body]
     report = services.store.ingest(events=records_to_frame("events", events))
+    services.engine.log.mark_dirty()
     services.search.record_queries([e.query for e in events if e.type == "search" and e.query])
     return EventsAck(accepted=report.events, duplicates=report.duplicate_events)
