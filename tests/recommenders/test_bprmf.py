@@ -119,8 +119,9 @@ def test_checkpoint_resume_matches_uninterrupted(tmp_path: Path) -> None:
     ],
 )  # fmt: skip
 def test_training_modes_give_a_usable_model(options: dict[str, Any]) -> None:
-    model = create("bprmf", **{**FAST, **options}).fit(X)
-    scores = model.score(X[:4], np.arange(4))
+    x = X[:20] if options.get("batch_size") == 1 else X  # single samples: keep it short
+    model = create("bprmf", **{**FAST, **options}).fit(x)
+    scores = model.score(x[:4], np.arange(4))
     assert np.isfinite(scores).all()
     assert not model.history.diverged  # type: ignore[attr-defined]
 

@@ -9,7 +9,7 @@ import pytest
 
 from shelfwise.cli import main
 from shelfwise.data.demo import DemoConfig, generate
-from shelfwise.recommenders import load_model
+from shelfwise.recommenders import available, load_model
 from shelfwise.store import open_store
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -102,3 +102,26 @@ def test_bad_options_fail_before_loading_data(
     # the dataset does not exist: the options must be refused before it is looked at
     assert main(["train", "--dataset", "no-such-dataset", *extra]) == 2
     assert needle in capsys.readouterr().err
+
+
+@pytest.mark.skipif("sasrec" not in available(), reason="no sasrec model registered")
+def test_sequential_model_trains_and_is_scored_from_its_sequences(
+    store: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "sasrec"
+    args = [
+        "train", "--model", "sasrec", "--dataset", store, "--protocol", "loo", "--epochs", "2",
+        "--set", "sasrec.hidden=8", "--set", "sasrec.blocks=1", "--threads", "1",
+        "--no-progress", "--out", str(out),
+    ]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["epochs_run"] == 2
+    report = tmp_path / "report.json"
+    code = main(
+        ["evaluate", "--dataset", store, "--protocol", "loo", "--model-dir", str(out),
+         "--json", str(report)]
+    )  # fmt: skip
+    assert code == 0
+    scored = json.loads(report.read_text())["results"]["sasrec"]
+    assert scored["ndcg@10"] == pytest.approx(summary["test"]["ndcg@10"])
