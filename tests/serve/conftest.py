@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,13 +101,25 @@ def fill(store: Store) -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def shop_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The filled shop store and its bundle, built once per session (copied per test)."""
+    root = tmp_path_factory.mktemp("shop")
+    with open_store(f"duckdb:///{root / 'api.duckdb'}") as store:
+        fill(store)
+        _, built = ensure_bundle(store, root / "artifacts")
+        assert built
+    return root
+
+
 @pytest.fixture()
-def shop(tmp_path: Path) -> Iterator[tuple[Store, Engine]]:
-    """A filled DuckDB store and an engine over its fresh bundle."""
+def shop(shop_template: Path, tmp_path: Path) -> Iterator[tuple[Store, Engine]]:
+    """A private copy of the filled DuckDB store and an engine over its bundle."""
+    shutil.copyfile(shop_template / "api.duckdb", tmp_path / "api.duckdb")
+    shutil.copytree(shop_template / "artifacts", tmp_path / "artifacts")
     store = open_store(f"duckdb:///{tmp_path / 'api.duckdb'}")
-    fill(store)
     bundle, built = ensure_bundle(store, tmp_path / "artifacts")
-    assert built
+    assert not built  # the copy has the template's contents, so its bundle fits
     try:
         yield store, Engine(store, bundle)
     finally:
