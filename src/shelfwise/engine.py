@@ -441,8 +441,10 @@ class EventLog:
             return 0
         with self.tail_lock:
             self._dirty = False
-            new = self.store.tail_events(self._watermark)
             self._last_tail = time.monotonic()
+            if self.store.last_seq() <= self._watermark:  # a tiny read: nothing new
+                return 0
+            new = self.store.tail_events(self._watermark)
             if new.empty:
                 return 0
             micros = new["timestamp"].to_numpy(dtype="datetime64[us]").astype(np.int64)
@@ -483,10 +485,9 @@ class EventLog:
             }
             base = {k: np.concatenate([base[k], extra[k]]) for k in base}
         order = np.lexsort((base["seq"], base["timestamp"]))[::-1][: self.limit]
-        frame = pd.DataFrame({k: v[order] for k, v in base.items()})
-        frame["value"] = frame["value"].astype(np.float64)
-        frame["timestamp"] = frame["timestamp"].to_numpy().astype("datetime64[us]")
-        return frame
+        columns = {k: v[order] for k, v in base.items()}
+        columns["timestamp"] = columns["timestamp"].astype(np.int64).view("datetime64[us]")
+        return pd.DataFrame(columns, copy=False)
 
     def drop(self, user_id: str) -> None:
         """Forget a user (hold `tail_lock` around the store's erasure and this call)."""
@@ -1160,7 +1161,8 @@ class Engine:
             category = self._context_category(context, events)
             if category:
                 pick.take(self._category_scores(category), "trending")
-        pick.take(self._global_scores(), "popular", positive_only=False)
+        if not pick.full:
+            pick.take(self._global_scores(), "popular", positive_only=False)
         label = getattr(chosen, "label", chosen.name)
         return Recommendation(pick.strategy or "popular", pick.items, self.model_version, label)
 
@@ -1177,7 +1179,8 @@ class Engine:
         pick.take(content, "content")
         if cat.category[idx]:
             pick.take(self._category_scores(str(cat.category[idx])), "trending")
-        pick.take(self._global_scores(), "popular", positive_only=False)
+        if not pick.full:
+            pick.take(self._global_scores(), "popular", positive_only=False)
         return Recommendation(pick.strategy or "popular", pick.items, self.model_version)
 
     def copurchase(self) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -1230,7 +1233,8 @@ class Engine:
         pick.take(collab, "similar")
         if cat.category[idx]:
             pick.take(self._category_scores(str(cat.category[idx])), "trending")
-        pick.take(self._global_scores(), "popular", positive_only=False)
+        if not pick.full:
+            pick.take(self._global_scores(), "popular", positive_only=False)
         return Recommendation(pick.strategy or "popular", pick.items, self.model_version)
 
     def search(self, query: str, k: int = 10) -> list[dict[str, Any]]:
