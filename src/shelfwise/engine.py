@@ -366,14 +366,17 @@ class _Picker:
         if self.full:
             return
         n = len(self.catalog)
-        full = np.full(n, -np.inf, dtype=np.float64)
         m = min(n, scores.shape[0])
-        full[:m] = scores[:m]
-        ok = self.allowed & np.isfinite(full)
+        head = np.asarray(scores[:m], dtype=np.float64)
+        # the candidates: allowed, finite (and positive): usually far fewer than n items
+        ok = self.allowed[:m] & np.isfinite(head)
         if positive_only:
-            ok &= full > 0
-        full[~ok] = -np.inf
-        res = top_k(full, self.k - len(self.items))
+            ok &= head > 0
+        candidates = np.flatnonzero(ok)
+        if not candidates.size:
+            return
+        best = top_k(head[candidates], self.k - len(self.items))
+        res = Results(candidates[best.ids], best.scores)
         added = False
         for idx, score in zip(res.ids.tolist(), res.scores.tolist(), strict=True):
             if not np.isfinite(score):
@@ -1077,11 +1080,15 @@ class Engine:
             scores[unknown] = np.where(content >= COLD_MIN_SIMILARITY, content, 0.0)
         return scores
 
-    def _similar_scores(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(collaborative, content) scores of items similar to `items`, each scaled to 0..1."""
+    def _collab_scores(self, items: np.ndarray) -> np.ndarray:
+        """Collaborative scores of items similar to `items`, scaled to 0..1."""
         cf = self.bundle.models.get(DEFAULT_RECOMMENDER)
         collab = np.zeros(0) if cf is None else self._model_scores(cf, items)
-        return _normalised(np.maximum(collab, 0)), self._content_scores(items)
+        return _normalised(np.maximum(collab, 0))
+
+    def _similar_scores(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(collaborative, content) scores of items similar to `items`, each scaled to 0..1."""
+        return self._collab_scores(items), self._content_scores(items)
 
     def _session_items(self, events: pd.DataFrame, context: RecContext) -> np.ndarray:
         """Items of the current session: the page's item, then the items of the session named
@@ -1174,10 +1181,10 @@ class Engine:
         blocked = np.zeros(len(cat), dtype=bool)
         blocked[idx] = True
         pick = _Picker(cat, k, blocked)
-        collab, content = self._similar_scores(np.array([idx]))
-        pick.take(collab, "similar")
-        pick.take(content, "content")
-        if cat.category[idx]:
+        pick.take(self._collab_scores(np.array([idx])), "similar")
+        if not pick.full:
+            pick.take(self._content_scores(np.array([idx])), "content")
+        if not pick.full and cat.category[idx]:
             pick.take(self._category_scores(str(cat.category[idx])), "trending")
         if not pick.full:
             pick.take(self._global_scores(), "popular", positive_only=False)
@@ -1229,9 +1236,9 @@ class Engine:
         blocked[idx] = True
         pick = _Picker(cat, k, blocked)
         pick.take(scores, "bought_together")
-        collab, _ = self._similar_scores(np.array([idx]))
-        pick.take(collab, "similar")
-        if cat.category[idx]:
+        if not pick.full:
+            pick.take(self._collab_scores(np.array([idx])), "similar")
+        if not pick.full and cat.category[idx]:
             pick.take(self._category_scores(str(cat.category[idx])), "trending")
         if not pick.full:
             pick.take(self._global_scores(), "popular", positive_only=False)

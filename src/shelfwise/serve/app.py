@@ -173,6 +173,8 @@ def create_app(engine: Engine | None = None, settings: ServeSettings | None = No
                 "`shelfwise keys create --scopes read,write`"
             )
         stop = threading.Event()
+        # warm the basket counts off the request path (the first bought-together call would)
+        threading.Thread(target=served.copurchase, name="shelfwise-warm", daemon=True).start()
         if settings.refresh_seconds > 0:
             threading.Thread(
                 target=_refresh_loop,
