@@ -50,6 +50,7 @@ def test_pages_and_static_files_are_served(demo_server: DemoServer) -> None:
             assert r.status_code == 200, path
             assert r.headers["content-type"].startswith("text/html")
             assert 'id="shelfwise-config"' in r.text and "<!--shelfwise-config-->" not in r.text
+            assert "script-src 'self'" in r.headers["content-security-policy"]
         js = c.get("/static/storefront.js")
         assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
         assert c.get("/static/shelfwise.css").headers["content-type"].startswith("text/css")
@@ -83,6 +84,12 @@ def test_search_with_autocomplete_then_facet_filter_narrows(
     page.type("#q", prefix, delay=30)
     suggestions = page.locator("#suggest li")
     suggestions.first.wait_for(state="visible")
+    # (completions of a shorter prefix may show while typing; wait for the whole prefix's)
+    page.wait_for_function(
+        """p => [...document.querySelectorAll('#suggest li')].every(
+               li => li.innerText.toLowerCase().includes(p))""",
+        arg=prefix,
+    )
     texts = suggestions.all_inner_texts()
     assert texts and all(prefix in t.lower() for t in texts), texts
     screenshot(page, "autocomplete")
