@@ -247,6 +247,7 @@ class ModelStore:
                 items.save(tmp / "items.json")
             if users is not None:
                 users.save(tmp / "users.json")
+            tmp.chmod(0o755)  # mkdtemp makes it private; a version is readable like any file
             version = self._claim(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
