@@ -501,15 +501,20 @@ class EventLog:
 
 @dataclass(frozen=True)
 class _LogBase:
-    """The loaded events, sorted by (user, timestamp, seq), the latest `limit` per user."""
+    """The loaded events, sorted by (user, timestamp, seq), the latest `limit` per user.
+
+    Text columns are held as int32 codes into a table of distinct values (the last entry
+    None), so a million events cost a few tens of megabytes, not one Python string each.
+    """
 
     spans: dict[str, tuple[int, int]]
-    item_id: np.ndarray
-    type: np.ndarray
+    codes: dict[str, np.ndarray]  # item_id, type, session_id -> int32 codes (-1: None)
+    values: dict[str, np.ndarray]  # the distinct values per text column, None appended
     value: np.ndarray
     timestamp: np.ndarray  # int64 microseconds
-    session_id: np.ndarray
     seq: np.ndarray
+
+    TEXT = ("item_id", "type", "session_id")
 
     @classmethod
     def build(cls, frame: pd.DataFrame, limit: int) -> _LogBase:
@@ -530,49 +535,42 @@ class _LogBase:
             for name, a, n in zip(names, kept_starts, kept, strict=True)
             if n
         }
-
-        def column(name: str, dtype: Any) -> np.ndarray:
-            return frame[name].to_numpy(dtype=dtype)[order]
-
+        codes, values = {}, {}
+        for name in cls.TEXT:
+            column = frame[name].to_numpy(dtype=object)[order]
+            code, distinct = pd.factorize(column, use_na_sentinel=True)
+            codes[name] = code.astype(np.int32)
+            values[name] = np.array([*list(distinct), None], dtype=object)
         return cls(
             spans=spans,
-            item_id=column("item_id", object),
-            type=column("type", object),
+            codes=codes,
+            values=values,
             value=pd.to_numeric(frame["value"]).to_numpy(dtype=np.float64)[order],
             timestamp=micros[order],
-            session_id=column("session_id", object),
             seq=seq[order],
         )
 
     def rows(self, user_id: str) -> dict[str, np.ndarray]:
         """The user's loaded events as columns (oldest first)."""
         a, b = self.spans.get(user_id, (0, 0))
-        return {
-            "item_id": self.item_id[a:b],
-            "type": self.type[a:b],
-            "value": self.value[a:b],
-            "timestamp": self.timestamp[a:b],
-            "session_id": self.session_id[a:b],
-            "seq": self.seq[a:b],
-        }
+        out = {name: self.values[name][self.codes[name][a:b]] for name in self.TEXT}
+        out.update(value=self.value[a:b], timestamp=self.timestamp[a:b], seq=self.seq[a:b])
+        return out
 
     def without(self, user_id: str) -> _LogBase:
         """The same base without one user's events: their rows are overwritten in place
-        (nothing of them stays in memory) and their span dropped."""
+        (no event of theirs stays in memory) and their span dropped."""
         if user_id not in self.spans:
             return self
         a, b = self.spans[user_id]
-        self.item_id[a:b] = None
-        self.session_id[a:b] = None
-        self.type[a:b] = "view"
+        for name in self.TEXT:
+            self.codes[name][a:b] = -1
         self.value[a:b] = np.nan
         self.timestamp[a:b] = 0
         self.seq[a:b] = -1
         spans = dict(self.spans)
         del spans[user_id]
-        return _LogBase(
-            spans, self.item_id, self.type, self.value, self.timestamp, self.session_id, self.seq
-        )
+        return _LogBase(spans, self.codes, self.values, self.value, self.timestamp, self.seq)
 
 
 class AlignedModel:
