@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from shelfwise.data.datasets import is_available, load_dataset
+from shelfwise.errors import DataError
 from shelfwise.evaluation.metrics import ranking_metrics
 from shelfwise.evaluation.protocols import prepare
 from shelfwise.recommenders import create
@@ -72,6 +73,11 @@ def test_given_validation_is_used_and_training_keeps_everything() -> None:
     # the groups are learnt: NDCG@10 of held-out items well above the first epoch's
     history = model.history  # type: ignore[attr-defined]
     assert history.best_value > history.epochs[0]["ndcg@10"] + 0.1
+
+
+def test_validation_of_another_shape_is_refused() -> None:
+    with pytest.raises(DataError, match="validation matrix is 10 x 60"):
+        create("bprmf", **FAST).fit(X, validation=X[:10])  # type: ignore[call-arg]
 
 
 def test_without_validation_runs_every_epoch() -> None:

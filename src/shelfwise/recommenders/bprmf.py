@@ -40,6 +40,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional
 
+from shelfwise.errors import DataError
 from shelfwise.recommenders.als import similar_by_factors
 from shelfwise.recommenders.base import as_csr, register
 from shelfwise.recommenders.torch_base import (
@@ -231,6 +232,12 @@ class BPRMF(TorchRecommender):
         train.sort_indices()
         if validation is not None:
             val: sp.csr_matrix | None = sp.csr_matrix(validation, dtype=np.float32)
+            if val is not None and val.shape != train.shape:
+                raise DataError(
+                    f"bprmf: the validation matrix is {val.shape[0]} x {val.shape[1]} but the "
+                    f"training matrix is {train.shape[0]} x {train.shape[1]}; give one over "
+                    "the same users and items"
+                )
         elif c.val_fraction > 0:
             train, val = holdout_validation(train, c.val_fraction, c.seed)
         else:
