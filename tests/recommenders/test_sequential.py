@@ -42,12 +42,14 @@ from shelfwise.store import open_store
 N_CYCLE = 8
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
-# tiny, fast configurations that learn the cycle (single CPU thread: tiny tensors)
+# tiny, fast configurations that learn the cycle (single CPU thread: tiny tensors). Caser
+# reads a window of 1: its height-1 horizontal filters are max-pooled over the window, so a
+# longer window cannot tell an order it never saw ([4, 2]) from its reverse
 CYCLE_PARAMS: dict[str, dict[str, object]] = {
     "sasrec": {"hidden": 16, "blocks": 1, "dropout": 0.1, "max_len": 6, "lr": 0.01},
     "gru4rec": {"hidden": 16, "embedding": 16, "dropout_embed": 0.0, "max_len": 6, "lr": 0.01},
     "caser": {
-        "dim": 16, "window": 2, "targets": 1, "n_vertical": 2, "n_horizontal": 4,
+        "dim": 16, "window": 1, "targets": 1, "n_vertical": 2, "n_horizontal": 4,
         "dropout": 0.0, "user_embedding": False, "lr": 0.01, "batch_size": 32,
     },
 }  # fmt: skip
@@ -218,6 +220,15 @@ def test_learns_the_order_and_follows_new_events(name: str) -> None:
     assert model.recommend([2, 3, 4, 5], k=1).ids.tolist() == [6]
     # the same items in another order mean something else: what follows the newest one
     assert model.recommend([2, 3, 4], k=1, exclude_seen=False).ids.tolist() == [5]
+    assert model.recommend([3, 4, 2], k=1, exclude_seen=False).ids.tolist() == [3]
+
+
+@pytest.mark.parametrize("loss", ["sce", "bce"])
+def test_sasrec_learns_the_order_with_sampled_losses(loss: str) -> None:
+    seqs = cycle_sequences()
+    params = {**COMMON, **CYCLE_PARAMS["sasrec"], "loss": loss, "negatives": 4}
+    model = create("sasrec", **params).fit(OrderedInteractions(seqs.to_csr(N_CYCLE), seqs))
+    assert model.recommend([2, 3, 4], k=1).ids.tolist() == [5]
     assert model.recommend([3, 4, 2], k=1, exclude_seen=False).ids.tolist() == [3]
 
 

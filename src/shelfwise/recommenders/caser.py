@@ -10,7 +10,8 @@ the user embedding P_u) is scored against an output item table W' and a bias b'.
 Training samples are the sliding windows of each user's ordered history: the L items before
 a position and the `targets` (T) items from it. `loss="bce"` is the paper's objective (the
 T targets against `negatives` items the user never had, sampled per window); `loss="ce"`
-is softmax cross entropy of each target over all items. Defaults follow the paper and its
+is softmax cross entropy of each target over all items, `loss="sce"` against `negatives`
+uniformly drawn items shared by the batch. Defaults follow the paper and its
 code (graytowne/caser_pytorch): d 50, L 5, T 3, 4 vertical and 16 horizontal filters per
 height, dropout 0.5, Adam at 1e-3 with L2 1e-6, batch 512, 3 negatives.
 
@@ -35,6 +36,7 @@ from shelfwise.recommenders.sequential import (
     SequentialConfig,
     SequentialRecommender,
     SequentialTask,
+    sampled_softmax,
     window_samples,
 )
 
@@ -100,10 +102,14 @@ class CaserNet(nn.Module):
         """Scores of every item (B, n_items)."""
         return x @ self.out_emb.weight.T + self.out_bias.weight.squeeze(1)
 
+    def logits_of(self, x: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores (B, K) of K shared item indices for each row of x (B, out_dim)."""
+        return x @ self.out_emb(items).T + self.out_bias(items).squeeze(1)
+
     def pair_logits(self, x: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Scores (B, K) of K given item indices per row of x (B, out_dim)."""
-        w = self.out_emb(items)  # B x K x out_dim
-        return (w @ x.unsqueeze(2)).squeeze(2) + self.out_bias(items).squeeze(2)
+        """Scores of the given item indices, broadcast against `x` without its last axis
+        (x (B, 1, out_dim) with items (B, K) gives (B, K))."""
+        return (x * self.out_emb(items)).sum(dim=-1) + self.out_bias(items).squeeze(-1)
 
 
 class CaserTask(SequentialTask):
@@ -122,6 +128,7 @@ class CaserTask(SequentialTask):
         self.loss_name = c.loss
         self.n_negatives = c.negatives
         self.sampler = NegativeSampler(sequences, model.n_items) if c.loss == "bce" else None
+        self.n_items = model.n_items
 
     def loss(self, batch: Any) -> torch.Tensor:
         """BCE of the T targets against sampled negatives, or CE of each target."""
@@ -132,6 +139,12 @@ class CaserTask(SequentialTask):
         net: Any = self.module
         x = net(users, prev)
         mask = targets > 0
+        if self.loss_name == "sce":
+            rows = torch.arange(x.shape[0], device=self.device).unsqueeze(1).expand_as(targets)
+            return sampled_softmax(
+                net, x[rows[mask]], targets[mask] - 1, self.n_items, self.n_negatives, rng,
+                self.device,
+            )  # fmt: skip
         if self.sampler is None:
             logits = net.logits(x)  # B x n_items
             logp = torch.log_softmax(logits, dim=1)
@@ -139,8 +152,8 @@ class CaserTask(SequentialTask):
             return -(picked[mask]).mean()
         neg = self.sampler.sample(self.users_np[index], (len(index), self.n_negatives), rng)
         neg_t = torch.from_numpy(np.asarray(neg)).to(self.device)
-        pos_logits = net.pair_logits(x, (targets - 1).clamp(min=0))[mask]
-        neg_logits = net.pair_logits(x, neg_t)
+        pos_logits = net.pair_logits(x.unsqueeze(1), (targets - 1).clamp(min=0))[mask]
+        neg_logits = net.pair_logits(x.unsqueeze(1), neg_t)
         bce = nn.functional.binary_cross_entropy_with_logits
         return bce(pos_logits, torch.ones_like(pos_logits)) + bce(
             neg_logits, torch.zeros_like(neg_logits)

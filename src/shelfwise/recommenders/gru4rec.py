@@ -94,6 +94,10 @@ class GRU4RecNet(nn.Module):
         """Scores of every item from hidden states (..., hidden) -> (..., n_items)."""
         return states @ self.out_emb.weight.T + self.out_bias.weight.squeeze(1)
 
+    def logits_of(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores (N, K) of K shared item indices for each of N states (N, hidden)."""
+        return states @ self.out_emb(items).T + self.out_bias(items).squeeze(1)
+
     def score_last(self, tokens: torch.Tensor) -> torch.Tensor:
         """Scores (B, n_items) after the newest position (last column)."""
         return self.logits(self.forward(tokens)[:, -1, :])

@@ -152,6 +152,10 @@ class SASRecNet(nn.Module):
         axis): F . M_i."""
         return (states * self.item_emb(items + 1)).sum(dim=-1)
 
+    def logits_of(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores (N, K) of K shared item indices for each of N states (N, hidden)."""
+        return states @ self.item_emb(items + 1).T
+
     def score_last(self, tokens: torch.Tensor) -> torch.Tensor:
         """Scores (B, n_items) of every item after the newest position (the last column)."""
         return self.logits(self.forward(tokens)[:, -1, :])
