@@ -650,6 +650,7 @@ class NextItemTask(SequentialTask):
                 net, states[mask], targets[mask] - 1, self.n_items, self.n_negatives, rng,
                 self.device,
             )  # fmt: skip
+        assert self.sampler is not None  # loss == "bce"
         shape = (*targets.shape, self.n_negatives)
         neg = self.sampler.sample(self.users[index], shape, rng)
         neg_t = torch.from_numpy(neg).to(self.device)
