@@ -692,6 +692,7 @@ class Engine:
         self._catalog = _Catalog.build(bundle.items)
         self._reset_listeners: list[Callable[[], None]] = []
         self._catalog_stamp = ""
+        self._items_written: datetime | None = None  # newest catalog write applied
         self._erasures = 0
         if sync:
             self._catalog_stamp = store.catalog_stamp()
@@ -763,7 +764,7 @@ class Engine:
         """Apply store items the bundle does not know (added after it was built) and hide
         bundle items the store no longer has."""
         with self._lock:
-            stored = self.store.items()
+            stored, self._items_written = self.store.items_written_since(None)
             known = set(self._catalog.item_id.tolist())
             new = stored[~stored["item_id"].isin(known)]
             if len(new):
@@ -807,9 +808,34 @@ class Engine:
         return done
 
     def _catch_up_catalog(self) -> tuple[int, int]:
-        """Apply stored items that are new or differ from the live catalogue; hide items the
-        store no longer has. Returns (applied, hidden)."""
-        stored = self.store.items()
+        """Apply the items written since the last catch-up (by their `updated_at`), and hide
+        items the store no longer has (checked only when the counts disagree). Returns
+        (applied, hidden). The cost follows the changes, not the catalogue size."""
+        written, newest = self.store.items_written_since(self._items_written)
+        written = self._differing(written)  # rows at the watermark itself come again
+        if len(written):
+            self.apply_items(written)
+        if newest is not None:
+            self._items_written = newest
+        cat = self._catalog
+        gone = np.empty(0, dtype=np.int64)
+        if int(cat.alive.sum()) != self.store.counts()["items"]:
+            stored = np.asarray(self.store.item_ids(), dtype=object)
+            gone = np.flatnonzero(cat.alive & ~np.isin(cat.item_id, stored))
+        if gone.size:
+            with self._lock:
+                alive = self._catalog.alive.copy()
+                alive[gone] = False
+                self._catalog = _Catalog.build(self._catalog.frame, alive)
+            removed = [str(i) for i in cat.item_id[gone]]
+            for listener in self._catalog_listeners:
+                listener(cat.frame.iloc[0:0], removed)
+        return len(written), int(gone.size)
+
+    def _differing(self, stored: pd.DataFrame) -> pd.DataFrame:
+        """The rows of `stored` that are new or differ from the live catalogue."""
+        if stored.empty:
+            return stored
         cat = self._catalog
         columns = [c for c in stored.columns if c != "created_at" and c in cat.frame.columns]
         current = cat.frame.loc[cat.alive, columns]
@@ -822,19 +848,7 @@ class Engine:
                 continue
             a, b = merged[column], merged[f"{column}_live"]
             differs |= np.asarray((a != b) & ~(a.isna() & b.isna()), dtype=bool)
-        changed = stored[differs]
-        if len(changed):
-            self.apply_items(changed)
-        gone = np.flatnonzero(cat.alive & ~np.isin(cat.item_id, stored["item_id"].to_numpy()))
-        if gone.size:
-            with self._lock:
-                alive = self._catalog.alive.copy()
-                alive[gone] = False
-                self._catalog = _Catalog.build(self._catalog.frame, alive)
-            removed = [str(i) for i in cat.item_id[gone]]
-            for listener in self._catalog_listeners:
-                listener(cat.frame.iloc[0:0], removed)
-        return len(changed), int(gone.size)
+        return stored[differs]
 
     def apply_items(self, items: pd.DataFrame, notify: bool = True) -> list[str]:
         """Make upserted catalog rows servable now (the store must already hold them).

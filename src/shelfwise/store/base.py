@@ -149,6 +149,17 @@ class Store(ABC):
         drops them when this moves (another process erased someone). 0 if not counted."""
         return 0
 
+    def items_written_since(
+        self, since: datetime | None = None
+    ) -> tuple[pd.DataFrame, datetime | None]:
+        """(items inserted or changed at or after `since`, the newest write time). Without
+        write times, every item and None, which a caller treats as "look at everything"."""
+        return self.items(), None
+
+    def item_ids(self) -> list[str]:
+        """Every item id in the catalog."""
+        return [str(i) for i in self.items()["item_id"]]
+
     def catalog_stamp(self) -> str:
         """A string that changes with every catalog write (upsert or delete of items)."""
         items = self.items()

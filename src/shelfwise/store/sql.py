@@ -542,6 +542,28 @@ class SqlStore(Store):
             frame = self._fetch_frame(sql, params, columns)
         return conform("items", self._attributes_text(frame))
 
+    def items_written_since(
+        self, since: datetime | None = None
+    ) -> tuple[pd.DataFrame, datetime | None]:
+        """(items inserted or changed at or after `since` - all with None - in the canonical
+        layout, the newest `updated_at` in the catalog)."""
+        columns = list(ITEM_COLUMNS)
+        sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM items"
+        params: list[Any] = []
+        if since is not None:
+            sql += f" WHERE updated_at >= {self.placeholder}"
+            params.append(naive_utc(since))
+        with self._reading():
+            frame = self._fetch_frame(sql, params, columns)
+            newest = self._fetchall("SELECT max(updated_at) FROM items")[0][0]
+        items = conform("items", self._attributes_text(frame))
+        return items, None if newest is None else naive_utc(newest)
+
+    def item_ids(self) -> list[str]:
+        """Every item id in the catalog."""
+        with self._reading_one():
+            return [str(r[0]) for r in self._fetchall("SELECT item_id FROM items")]
+
     def users(self) -> pd.DataFrame:
         """All users (canonical user layout), ordered by user_id."""
         columns = list(USER_COLUMNS)
