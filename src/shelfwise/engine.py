@@ -905,9 +905,11 @@ class Engine:
         idx = self._catalog.vocab.encode([item_id], unknown="minus_one")
         return int(idx[0]) if idx[0] >= 0 else None
 
-    def _known_item(self, item_id: str) -> int:
-        idx = self.item_index(item_id)
-        if idx is None or not self._catalog.alive[idx]:
+    def _known_item(self, item_id: str, cat: _Catalog | None = None) -> int:
+        cat = cat or self._catalog
+        found = cat.vocab.encode([item_id], unknown="minus_one")
+        idx = int(found[0]) if found[0] >= 0 else None
+        if idx is None or not cat.alive[idx]:
             raise UnknownIdError(f"no item with item_id '{item_id}' in the catalog")
         return idx
 
@@ -1134,7 +1136,8 @@ class Engine:
         candidates = [context.item_id] if context.item_id else []
         candidates += events["item_id"].dropna().astype(str).head(20).tolist()
         for item_id in candidates:
-            idx = self.item_index(item_id)
+            found = cat.vocab.encode([item_id], unknown="minus_one")
+            idx = int(found[0]) if found[0] >= 0 else None
             if idx is not None and cat.category[idx]:
                 return str(cat.category[idx])
         return None
@@ -1159,10 +1162,11 @@ class Engine:
         events = self.user_events(user_id)
         history, weights = self._history(events)
         blocked = np.zeros(len(cat), dtype=bool)
-        blocked[history] = True
+        # the live catalogue may have grown (or been swapped) since `cat` was taken
+        blocked[history[history < len(cat)]] = True
         for item_id in [*exclude, context.item_id]:
             idx = self.item_index(item_id) if item_id else None
-            if idx is not None:
+            if idx is not None and idx < len(cat):
                 blocked[idx] = True
         pick = _Picker(cat, k, blocked)
         if history.size and chosen.name != "popularity":
@@ -1188,10 +1192,11 @@ class Engine:
     def similar(self, item_id: str, k: int = 10) -> Recommendation:
         """Items like `item_id`: collaborative neighbours, then content neighbours, then
         trending in its category, then popular. `UnknownIdError` for an unknown item."""
-        idx = self._known_item(item_id)
         cat = self._catalog
+        idx = self._known_item(item_id, cat)
         blocked = np.zeros(len(cat), dtype=bool)
-        blocked[idx] = True
+        if idx < len(cat):  # the catalogue may have been swapped meanwhile
+            blocked[idx] = True
         pick = _Picker(cat, k, blocked)
         pick.take(self._collab_scores(np.array([idx])), "similar")
         if not pick.full:
@@ -1237,15 +1242,17 @@ class Engine:
     def bought_together(self, item_id: str, k: int = 10) -> Recommendation:
         """Items bought with `item_id` (confidence c_ij / (c_i + shrink) over baskets), then
         its collaborative neighbours, trending in its category, popular."""
-        idx = self._known_item(item_id)
         cat = self._catalog
+        idx = self._known_item(item_id, cat)
         co, counts = self.copurchase()
         scores = np.zeros(len(cat))
         if idx < co.shape[0]:
             row = co.getrow(idx)
-            scores[row.indices] = row.data / (counts[idx] + COPURCHASE_SHRINK)
+            inside = row.indices < len(cat)
+            scores[row.indices[inside]] = row.data[inside] / (counts[idx] + COPURCHASE_SHRINK)
         blocked = np.zeros(len(cat), dtype=bool)
-        blocked[idx] = True
+        if idx < len(cat):  # the catalogue may have been swapped meanwhile
+            blocked[idx] = True
         pick = _Picker(cat, k, blocked)
         pick.take(scores, "bought_together")
         if not pick.full:

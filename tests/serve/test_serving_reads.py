@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from shelfwise.data.frames import records_to_frame
 from shelfwise.data.schemas import Event
-from shelfwise.engine import Engine
+from shelfwise.engine import Engine, RecContext
 from shelfwise.store import Store
 
 T0 = datetime(2026, 5, 1, 8)
@@ -132,3 +132,40 @@ def test_event_log_keeps_the_latest_per_user_and_scrubs_erased(store: Store) -> 
     assert log.events("a")["item_id"].tolist() == ["AGAIN"]
     log.reload()
     assert log.events("a")["item_id"].tolist() == ["AGAIN"]
+
+
+def test_answers_while_the_catalogue_grows(shop) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from shelfwise.data.schemas import Item
+
+    store, engine = shop
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            try:
+                engine.recommend("u3", 5, context=RecContext(item_id="K1"))
+                engine.similar("K1", 5)
+                engine.bought_together("H1", 5)
+            except BaseException as exc:  # collected, the test fails below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(15):
+            item = Item(item_id=f"N{i}", title=f"Nakiri Knife {i}", category="Home > Kitchen")
+            frame = records_to_frame("items", [item])
+            store.upsert_items(frame)
+            engine.apply_items(store.items([f"N{i}"]))
+            store.append_events(_events(("u3", f"N{i}", 100 + i)))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not errors, errors[:3]
+    assert {i["item_id"] for i in engine.recommend("u3", 30).items} >= {"B1"}
