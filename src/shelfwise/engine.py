@@ -68,6 +68,9 @@ class Bundle:
     models: dict[str, Recommender]
     search_index: BM25Index
     weights: InteractionWeights = field(default_factory=InteractionWeights)
+    #: The learned search re-ranker (`search.ltr.PersonalisedReranker`), trained from the
+    #: store's search -> click / cart / purchase events; None when there were none.
+    search_reranker: Any = None
 
     @property
     def fingerprint(self) -> str:
@@ -122,6 +125,7 @@ def build_bundle(
     models: dict[str, dict[str, Any]] | None = None,
     weights: InteractionWeights | None = None,
     activate: bool = True,
+    search_rerank: bool = True,
 ) -> Bundle:
     """Train the models and build the search index from the store; save under `directory`.
 
@@ -163,6 +167,11 @@ def build_bundle(
     docs = {f: items[f].fillna("").astype(str).tolist() for f in SEARCH_FIELDS}
     index = BM25Index().index(docs)
     timings["search_index"] = round(time.perf_counter() - t0, 3)
+    reranker = None
+    if search_rerank:
+        t0 = time.perf_counter()
+        reranker = _train_search_reranker(store, items)
+        timings["search_reranker"] = round(time.perf_counter() - t0, 3)
 
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = directory / version
@@ -172,6 +181,8 @@ def build_bundle(
     for name, model in fitted.items():
         model.save(target / "models" / name)
     index.save(target / "search")
+    if reranker is not None:
+        reranker.save(target / "search_reranker")
     manifest = {
         "version": version,
         "shelfwise": __version__,
@@ -190,7 +201,26 @@ def build_bundle(
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
     if activate:
         (directory / "CURRENT").write_text(version)
-    return Bundle(target, manifest, items, item_vocab, fitted, index, weights)
+    return Bundle(target, manifest, items, item_vocab, fitted, index, weights, reranker)
+
+
+def _train_search_reranker(store: Store, items: pd.DataFrame) -> Any:
+    """The LightGBM re-ranker learned from the store's own searches and what followed them,
+    or None (logged) when the store holds no search that led to a click, cart or purchase."""
+    from shelfwise.search.ltr import PersonalisedReranker  # lightgbm only when needed
+
+    events = store.events()
+    if events.empty or not (events["type"] == "search").any():
+        log.info("no search events: search results are not re-ranked")
+        return None
+    catalog = items[items["title"].notna()].reset_index(drop=True)
+    try:
+        reranker = PersonalisedReranker.train(catalog, events)
+    except DataError as exc:
+        log.info("search re-ranker not trained: %s", exc)
+        return None
+    log.info("trained the search re-ranker")
+    return reranker
 
 
 def load_bundle(directory: Path) -> Bundle:
@@ -201,7 +231,12 @@ def load_bundle(directory: Path) -> Bundle:
     models = {name: load_model(directory / "models" / name) for name in manifest["models"]}
     index = BM25Index.load(directory / "search")
     weights = InteractionWeights(**manifest.get("weights", {}))
-    return Bundle(directory, manifest, items, vocab, models, index, weights)
+    reranker = None
+    if (directory / "search_reranker").is_dir():
+        from shelfwise.search.ltr import PersonalisedReranker
+
+        reranker = PersonalisedReranker.load(directory / "search_reranker")
+    return Bundle(directory, manifest, items, vocab, models, index, weights, reranker)
 
 
 def current_bundle_dir(root: Path) -> Path | None:

@@ -153,9 +153,12 @@ class SearchAdapter:
     ) -> SearchResult:
         """One page of results, with facet counts over all matches."""
         if self.service is not None:
-            history, weights = (None, None)
+            history_ids, weights = None, None
             if user is not None:
-                history, weights = self.engine.user_history(user)
+                # the engine numbers items by its catalog vocabulary, the service by its own
+                # rows: hand over item ids and let the service map them
+                idx, weights = self.engine.user_history(user)
+                history_ids = [str(i) for i in self.engine.catalog.vocab.decode(idx)]
             raw = self.service.search(
                 query,
                 filters=filters.as_dict(),
@@ -164,14 +167,14 @@ class SearchAdapter:
                 per_page=per_page,
                 facets=list(facets),
                 user=user,
-                history=history,
+                history_ids=history_ids,
                 history_weights=weights,
             )
             return SearchResult(
                 items=[_as_item(i) for i in _get(raw, "items", [])],
                 total=int(_get(raw, "total", 0)),
                 facets=_as_facets(_get(raw, "facets", {})),
-                engine="service",
+                engine="service+ltr" if _get(raw, "query_info", {}).get("reranked") else "service",
             )
         return self._fallback(query, filters, sort, page, per_page, facets)
 
@@ -283,7 +286,11 @@ def _build_service(factory: Any, engine: Engine) -> Any | None:
     cat = engine.catalog
     try:
         events = engine.store.events()
-        return factory.build(cat.frame[cat.alive].reset_index(drop=True), events)
+        service = factory.build(cat.frame[cat.alive].reset_index(drop=True), events)
+        # the bundle's learned re-ranker orders the top candidates with the shopper's
+        # category / brand / price-band affinities (from the history each request carries)
+        service.reranker = engine.bundle.search_reranker
+        return service
     except Exception as exc:  # search must degrade, not take the API down
         log.warning("search service unavailable (%s); using the bundle's BM25 index", exc)
         return None
