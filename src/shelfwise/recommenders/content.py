@@ -216,11 +216,22 @@ class ContentRecommender(Recommender):
             return sp.csr_matrix(sp.diags(inverse.astype(np.float32)) @ p)
         return _unit_rows(np.asarray(h @ self.vectors))
 
+    def _transposed(self) -> np.ndarray | sp.csr_matrix:
+        """The item vectors transposed (features x items), kept until the vectors change:
+        transposing a large sparse matrix on every request costs more than the product."""
+        cached = getattr(self, "_vectors_t", None)
+        if cached is None or cached[0] is not self.vectors:
+            vt = self.vectors.T
+            vt = sp.csr_matrix(vt) if sp.issparse(vt) else np.ascontiguousarray(vt)
+            self._vectors_t = (self.vectors, vt)
+            return vt
+        return cached[1]
+
     def score(self, histories: sp.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
         """Cosine(profile, item vector) for every row and item (0 for empty histories)."""
         self._check_fitted()
         profiles = self.profiles(histories)
-        scores = profiles @ self.vectors.T
+        scores = profiles @ self._transposed()
         if sp.issparse(scores):
             scores = scores.toarray()
         return np.asarray(scores, dtype=np.float32)
