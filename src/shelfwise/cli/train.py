@@ -115,34 +115,14 @@ def score_fitted(
     n_sampled: int | None = None,
 ) -> dict[str, Any]:
     """The evaluation runner's metrics of an already fitted model on `data.test`."""
-    from shelfwise.evaluation.metrics import (
-        catalog_coverage,
-        novelty,
-        popularity_bias,
-        ranking_metrics,
-    )
-    from shelfwise.evaluation.runner import recommend_users, sampled_metrics, sampled_ranks
+    from shelfwise.evaluation.runner import fitted_metrics
 
     if model.n_items != data.n_items:
         raise ConfigError(
             f"the saved {model.name} model has {model.n_items} items but this split has "
             f"{data.n_items}: evaluate it on the dataset it was trained on"
         )
-    users = data.test_users
-    recs, seconds = recommend_users(model, data, users, k)
-    metrics: dict[str, Any] = ranking_metrics(recs, data.test[users], k)
-    popularity = np.bincount(data.train.indices, minlength=data.n_items)
-    train_users = int((np.diff(data.train.indptr) > 0).sum()) or 1
-    metrics["coverage"] = catalog_coverage(recs, data.n_items)
-    metrics["novelty"] = novelty(recs, popularity, train_users)
-    metrics["arp"] = popularity_bias(recs, popularity)
-    if negatives is not None and n_sampled:
-        metrics.update(sampled_metrics(sampled_ranks(model, data, users, negatives), k, n_sampled))
-    metrics["fit_seconds"] = 0.0
-    metrics["recommend_seconds"] = seconds
-    metrics["recommend_users_per_second"] = users.size / seconds if seconds else 0.0
-    metrics["users_evaluated"] = int(users.size)
-    return metrics
+    return fitted_metrics(model, data, k, negatives, n_sampled)[0]
 
 
 def resolve_model_dir(path: Path) -> Path:

@@ -152,6 +152,35 @@ def _all_interactions(data: ProtocolData) -> sp.csr_matrix:
     return m
 
 
+def fitted_metrics(
+    model: Recommender,
+    data: ProtocolData,
+    k: int = 10,
+    negatives: np.ndarray | None = None,
+    n_sampled: int | None = None,
+    exclude_seen: bool = True,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Measure an already fitted model on `data.test`: ranking metrics at `k`, coverage,
+    novelty, popularity bias, sampled metrics when `negatives` are given, throughput.
+    Returns the metrics (`fit_seconds` 0) and the top-k ids per test user."""
+    users = data.test_users
+    recs, rec_seconds = recommend_users(model, data, users, k, exclude_seen)
+    metrics: dict[str, Any] = ranking_metrics(recs, data.test[users], k)
+    popularity = np.bincount(data.train.indices, minlength=data.n_items)
+    train_users = int((np.diff(data.train.indptr) > 0).sum()) or 1
+    metrics["coverage"] = catalog_coverage(recs, data.n_items)
+    metrics["novelty"] = novelty(recs, popularity, train_users)
+    metrics["arp"] = popularity_bias(recs, popularity)
+    if negatives is not None and n_sampled:
+        ranks = sampled_ranks(model, data, users, negatives)
+        metrics.update(sampled_metrics(ranks, k, n_sampled))
+    metrics["fit_seconds"] = 0.0
+    metrics["recommend_seconds"] = rec_seconds
+    metrics["recommend_users_per_second"] = users.size / rec_seconds if rec_seconds else 0.0
+    metrics["users_evaluated"] = int(users.size)
+    return metrics, recs
+
+
 def evaluate_model(
     name: str,
     data: ProtocolData,
@@ -168,21 +197,8 @@ def evaluate_model(
         t0 = time.perf_counter()
         _fit(model, data)
         fit_seconds = time.perf_counter() - t0
-        users = data.test_users
-        recs, rec_seconds = recommend_users(model, data, users, k, exclude_seen)
-        metrics: dict[str, Any] = ranking_metrics(recs, data.test[users], k)
-        popularity = np.bincount(data.train.indices, minlength=data.n_items)
-        train_users = int((np.diff(data.train.indptr) > 0).sum()) or 1
-        metrics["coverage"] = catalog_coverage(recs, data.n_items)
-        metrics["novelty"] = novelty(recs, popularity, train_users)
-        metrics["arp"] = popularity_bias(recs, popularity)
-        if negatives is not None and n_sampled:
-            ranks = sampled_ranks(model, data, users, negatives)
-            metrics.update(sampled_metrics(ranks, k, n_sampled))
+        metrics, recs = fitted_metrics(model, data, k, negatives, n_sampled, exclude_seen)
         metrics["fit_seconds"] = fit_seconds
-        metrics["recommend_seconds"] = rec_seconds
-        metrics["recommend_users_per_second"] = users.size / rec_seconds if rec_seconds else 0.0
-        metrics["users_evaluated"] = int(users.size)
         run.metrics = metrics
         run.recommendations = recs
     except Exception as exc:  # a broken model is a result row, not a crash
