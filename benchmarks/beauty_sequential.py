@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from shelfwise.data.datasets import load_dataset
@@ -103,7 +104,8 @@ def run_model(
         rng = np.random.default_rng(SEED)
         keep = np.zeros(data.n_users, dtype=bool)
         keep[rng.choice(data.n_users, size=val_users, replace=False)] = True
-        validation = validation.multiply(keep[:, None]).tocsr()
+        validation = sp.csr_matrix(sp.diags(keep.astype(np.float32)) @ validation)
+        validation.eliminate_zeros()  # rows of the other users must hold no stored cells
     t0 = time.perf_counter()
     model.start(OrderedInteractions(data.train, data.sequences), validation=validation)
     trainer = model.trainer

@@ -490,6 +490,8 @@ class SequentialRecommender(TorchRecommender):
             )
         else:
             val = None if validation is None else sp.csr_matrix(validation, dtype=np.float32)
+            if val is not None:
+                val.eliminate_zeros()  # a stored 0 is no held-out item
             if val is not None and val.shape != (seqs.n_users, n_items):
                 raise DataError(
                     f"validation matrix {val.shape} does not match {seqs.n_users} users x "
