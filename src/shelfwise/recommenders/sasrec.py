@@ -22,8 +22,10 @@ Training: next item at every position. `loss="bce"` is the paper's objective (bi
 entropy of the true next item against one uniformly sampled negative per position);
 `loss="ce"` is softmax cross entropy over the whole catalog, which on full-ranking
 benchmarks scores markedly higher (Klenitskiy & Vasilev, RecSys 2023, "Turning Dross Into
-Gold Loss: is BERT4Rec really better than SASRec?"); the default is the one that won on the
-Amazon Beauty validation split (see benchmarks/beauty_sequential.py).
+Gold Loss: is BERT4Rec really better than SASRec?"), so it is the default (with it SASRec
+beats every published SASRec number on Amazon Beauty, see benchmarks/beauty_sequential.py;
+`bce` was not run there for lack of CPU time). `loss="sce"` is the sampled-softmax middle
+ground (`negatives` items shared by the batch).
 """
 
 from __future__ import annotations
