@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -170,12 +171,15 @@ def run_model(
 def merge_results(out: Path, rows: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """Read-modify-write `out` under a lock, so parallel runs of different models merge."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".lock"), "w") as lock:
+    lock = os.open(out.parent, os.O_RDONLY)  # lock the folder: no lock file left behind
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         report = json.loads(out.read_text()) if out.exists() else {}
         report.update(meta)
         report.setdefault("results", {}).update(rows)
         out.write_text(json.dumps(report, indent=2) + "\n")
+    finally:
+        os.close(lock)
     return report
 
 
