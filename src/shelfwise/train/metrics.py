@@ -30,7 +30,8 @@ def topk_validation(
     the user's row of `relevant` holds the held-out items. Users without relevant items are
     skipped; with none at all every metric is 0.
     """
-    relevant = sp.csr_matrix(relevant)
+    relevant = sp.csr_matrix(relevant, copy=True)
+    relevant.eliminate_zeros()  # a stored 0 is not a held-out item
     users = np.asarray(users, dtype=np.int64)
     users = users[np.diff(relevant.indptr)[users] > 0]
     if users.size == 0:
