@@ -141,6 +141,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     params = model_params(args)  # fails before any data is loaded
     torch_model = is_torch_model(args.model)
+    if args.protocol is None:  # next-item models are judged on the next item
+        args.protocol = "loo" if create(args.model, **params).sequential else "holdout"
     out = Path(args.out or f"var/train/{args.model}-{Path(args.dataset).stem}-{args.protocol}")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -255,9 +257,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--protocol",
         choices=("loo", "holdout", "temporal"),
-        default="holdout",
+        default=None,
         help="loo: leave last out (validation = second to last); holdout: per-user random "
-        "75/25; temporal: global time cut",
+        "75/25; temporal: global time cut (default: loo for sequential models, else holdout)",
     )
     p.add_argument("--optimizer", metavar="NAME", help=f"one of {', '.join(OPTIMIZERS)}")
     p.add_argument("--schedule", metavar="NAME", help=f"one of {', '.join(SCHEDULES)}")
