@@ -172,12 +172,11 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-@pytest.fixture()
-def page(browser: Any, demo_server: DemoServer) -> Iterator[Any]:
-    """A new browser context (empty storage: a new visitor) with one page."""
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 860}, base_url=demo_server.base_url
-    )
+@contextlib.contextmanager
+def checked_page(browser: Any, base_url: str, **context_options: Any) -> Iterator[Any]:
+    """A page in a new browser context (empty storage: a new visitor) that fails the test
+    if the page raised a JavaScript error or broke its Content Security Policy."""
+    context = browser.new_context(base_url=base_url, **context_options)
     context.set_default_timeout(10_000)
     pg = context.new_page()
     errors: list[str] = []
@@ -195,6 +194,13 @@ def page(browser: Any, demo_server: DemoServer) -> Iterator[Any]:
         assert not errors, f"JavaScript errors on the page: {errors}"
     finally:
         context.close()
+
+
+@pytest.fixture()
+def page(browser: Any, demo_server: DemoServer) -> Iterator[Any]:
+    """A new visitor's page on the demo server."""
+    with checked_page(browser, demo_server.base_url, viewport={"width": 1280, "height": 860}) as pg:
+        yield pg
 
 
 def screenshot(page: Any, name: str, full_page: bool = False) -> None:

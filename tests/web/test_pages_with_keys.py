@@ -16,7 +16,7 @@ from shelfwise.serve.security import create_key
 from shelfwise.serve.settings import ServeSettings
 from shelfwise.store import open_store
 
-from .conftest import serve_in_thread
+from .conftest import checked_page, serve_in_thread
 
 
 @pytest.fixture(scope="module")
@@ -45,24 +45,8 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture()
 def keyed_page(browser: Any, keyed: dict[str, Any]) -> Iterator[Any]:
-    context = browser.new_context(base_url=keyed["url"])
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda msg: (
-            errors.append(msg.text)
-            if msg.type == "error" and "Content Security Policy" in msg.text
-            else None
-        ),
-    )
-    try:
+    with checked_page(browser, keyed["url"]) as page:
         yield page
-        assert not errors, errors
-    finally:
-        context.close()
 
 
 def test_storefront_sends_its_key_and_events_are_stored(
