@@ -7,6 +7,8 @@ are read from `SHELFWISE_DATA_DIR` or `../shared/data`.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +20,8 @@ import pandas as pd
 from shelfwise.data.frames import conform
 from shelfwise.errors import DataError
 from shelfwise.settings import data_dir as default_data_dir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,178 @@ def load_movielens_100k(path: Path) -> Dataset:
         conform("events", events),
         notes={"source": str(path), "events": "explicit ratings 1-5 as 'rating' events"},
     )
+
+
+# -- MovieLens 1M ----------------------------------------------------------------------------
+ML1M_AGES = {
+    1: "Under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49", 50: "50-55", 56: "56+",
+}  # fmt: skip
+ML1M_OCCUPATIONS = (
+    "other", "academic/educator", "artist", "clerical/admin", "college/grad student",
+    "customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker",
+    "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist",
+    "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
+)  # fmt: skip
+ML1M_RATINGS = "ratings.dat"
+ML1M_PARTIAL_RATINGS = "ratings.PARTIAL_users0001-2999.dat.gz"
+ML1M_PARTIAL_NOTE = (
+    f"PARTIAL ratings: {ML1M_PARTIAL_RATINGS} holds users 1-2999 only (487,650 of 1,000,209 "
+    "ratings); results are NOT comparable with published MovieLens-1M numbers. Put the full "
+    "ratings.dat beside it to load the complete dataset (see SOURCE.md)"
+)
+_warned_partial: set[Path] = set()
+
+
+def _read_dat(path: Path, names: list[str], dtype: dict[str, str]) -> pd.DataFrame:
+    """A `::`-separated latin-1 .dat file (.gz ok) whose fields contain no ':'.
+
+    Read with the fast C parser on ':' — the empty fields between the two colons are dropped.
+    """
+    try:
+        raw = pd.read_csv(
+            path,
+            sep=":",
+            header=None,
+            usecols=[2 * k for k in range(len(names))],
+            names=[f"c{k}" for k in range(2 * len(names) - 1)],
+            encoding="latin-1",
+            dtype=str,
+            keep_default_na=False,
+        )
+        return raw.set_axis(names, axis=1).astype(dtype)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataError(f"{path}: not a '::'-separated file of {', '.join(names)}: {exc}") from exc
+
+
+@register("movielens-1m", "movielens-1m")
+def load_movielens_1m(path: Path) -> Dataset:
+    """6,040 users, 3,883 movies, 1,000,209 ratings (1-5) with unix timestamps.
+
+    Reads `ratings.dat` when present, else the partial `ratings.PARTIAL_users0001-2999.dat.gz`
+    (users 1-2999, 487,650 ratings); the partial case is logged once per process as a warning
+    and marked in `notes["partial"]`. Items: every movie of movies.dat, title as given
+    (with the year), category `Movies > <first genre>`, all genres in `attributes.genres`.
+    Users: those with ratings, with gender, age (code and range), occupation (name and code)
+    and zip from users.dat. Events: one `rating` event per line, value = stars; event ids
+    are the line number, so the partial file's ids match the full file's.
+    """
+    full, partial = path / ML1M_RATINGS, path / ML1M_PARTIAL_RATINGS
+    if full.exists():
+        ratings_path, is_partial = full, False
+    elif partial.exists():
+        ratings_path, is_partial = partial, True
+    else:
+        raise DataError(
+            f"{path}: neither {ML1M_RATINGS} nor {ML1M_PARTIAL_RATINGS} is there; "
+            "see the dataset's SOURCE.md"
+        )
+    if is_partial and path not in _warned_partial:
+        _warned_partial.add(path)
+        log.warning("movielens-1m: %s", ML1M_PARTIAL_NOTE)
+    movies_path, users_path = _need(path / "movies.dat"), _need(path / "users.dat")
+    ratings = _read_dat(
+        ratings_path,
+        ["user_id", "item_id", "rating", "ts"],
+        {"user_id": "str", "item_id": "str", "rating": "float64", "ts": "int64"},
+    )
+    # titles may contain ':' so movies.dat is split on '::' line by line (3,883 lines)
+    movie_rows = [
+        line.rstrip("\r\n").split("::")
+        for line in movies_path.read_text(encoding="latin-1").splitlines()
+        if line.strip()
+    ]
+    bad = [r for r in movie_rows if len(r) != 3]
+    if bad:
+        raise DataError(f"{movies_path}: {len(bad)} lines lack 3 '::' fields, e.g. {bad[0]}")
+    movie_ids = [r[0] for r in movie_rows]
+    titles = [r[1].strip() or r[0] for r in movie_rows]
+    genres = [[g for g in r[2].split("|") if g] for r in movie_rows]
+    years = [_title_year(t) for t in titles]
+    first_rating = ratings.groupby("item_id")["ts"].min()
+    items = pd.DataFrame(
+        {
+            "item_id": movie_ids,
+            "title": titles,
+            "description": [", ".join(g) for g in genres],
+            "category": ["Movies > " + (g[0] if g else "unknown") for g in genres],
+            "brand": "",
+            "price": np.nan,
+            "currency": "USD",
+            "in_stock": True,
+            "attributes": [
+                json.dumps({"genres": g, "year": y}, sort_keys=True)
+                for g, y in zip(genres, years, strict=True)
+            ],
+            # movies nobody rated have no first rating: NaT
+            "created_at": pd.to_datetime(
+                pd.Series(movie_ids).map(first_rating), unit="s", utc=True
+            ),
+        }
+    )
+    raw_users = _read_dat(
+        users_path,
+        ["user_id", "gender", "age", "occupation", "zip"],
+        {"user_id": "str", "gender": "str", "age": "int64", "occupation": "int64", "zip": "str"},
+    )
+    first_event = ratings.groupby("user_id")["ts"].min()
+    raw_users = raw_users[raw_users["user_id"].isin(first_event.index)]
+    users = pd.DataFrame(
+        {
+            "user_id": raw_users["user_id"],
+            "attributes": [
+                json.dumps(
+                    {
+                        "gender": g,
+                        "age": int(a),
+                        "age_range": ML1M_AGES.get(int(a)),
+                        "occupation": (
+                            ML1M_OCCUPATIONS[o] if 0 <= o < len(ML1M_OCCUPATIONS) else str(o)
+                        ),
+                        "occupation_id": int(o),
+                        "zip": z,
+                    },
+                    sort_keys=True,
+                )
+                for g, a, o, z in raw_users[["gender", "age", "occupation", "zip"]].itertuples(
+                    index=False
+                )
+            ],
+            "created_at": pd.to_datetime(raw_users["user_id"].map(first_event), unit="s", utc=True),
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "event_id": "ml1m-" + pd.Series(np.arange(1, len(ratings) + 1)).astype(str),
+            "user_id": ratings["user_id"],
+            "item_id": ratings["item_id"],
+            "type": "rating",
+            "value": ratings["rating"],
+            "query": None,
+            "session_id": None,
+            "timestamp": pd.to_datetime(ratings["ts"], unit="s", utc=True),
+        }
+    )
+    notes = {
+        "source": str(path),
+        "ratings_file": ratings_path.name,
+        "events": "explicit ratings 1-5 as 'rating' events",
+        "users": "users.dat rows of the users who have ratings",
+    }
+    if is_partial:
+        notes["partial"] = ML1M_PARTIAL_NOTE
+    return Dataset(
+        "movielens-1m",
+        conform("items", items),
+        conform("users", users),
+        conform("events", events),
+        notes=notes,
+    )
+
+
+def _title_year(title: str) -> int | None:
+    """The year in a MovieLens title's trailing `(YYYY)`, if any."""
+    found = re.search(r"\((\d{4})\)\s*$", title)
+    return int(found.group(1)) if found else None
 
 
 # -- Amazon Beauty 5-core --------------------------------------------------------------------
