@@ -112,3 +112,20 @@ def test_two_processes_share_one_postgres_study(
     params = [tuple(sorted(t.params.items())) for t in complete]
     assert len(set(params)) == n  # no grid point evaluated twice
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+@pytest.mark.parametrize(
+    ("assignment", "words"),
+    [
+        ("ease.nope=1", ("unknown parameter 'nope'", "l2")),
+        ("ease.l2=-5", ("parameter 'l2'",)),
+        ("als.factors=8", ("als is not tuned in this run", "ease")),
+        ("ease", ("MODEL.PARAM=VALUE",)),
+    ],
+)
+def test_bad_pins_fail_naming_the_parameter(
+    assignment: str, words: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tune", "--model", "ease", "--dataset", "nowhere", "--set", assignment]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words), err

@@ -117,3 +117,23 @@ def test_config_from_params_replays_the_space() -> None:
     assert (cfg.factors, cfg.iterations) == (20, 7)  # type: ignore[attr-defined]
     assert planned_epochs(create("als", **cfg.model_dump())) == 7
     assert planned_epochs(create("ease")) == 1
+
+
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec", "caser", "bprmf"])
+def test_deep_models_search_their_training_options(model: str) -> None:
+    """Optimiser, learning rate, schedule, weight decay and batch size are searched for every
+    torch model, and its default configuration is a point of the space (queued first)."""
+    defaults = default_params(model)
+    assert defaults is not None
+    assert {"optimizer", "lr", "schedule", "weight_decay", "batch_size"} <= set(defaults)
+    cfg = create(model).config
+    assert defaults["lr"] == cfg.lr and defaults["weight_decay"] == cfg.weight_decay  # type: ignore[attr-defined]
+    warm = config_from_params(
+        model, {**defaults, "schedule": "warmup_cosine", "warmup_epochs": 2, "optimizer": "adamw"}
+    )
+    assert (warm.schedule, warm.warmup_epochs, warm.optimizer) == ("warmup_cosine", 2, "adamw")  # type: ignore[attr-defined]
+    # warm-up epochs are asked for warm-up schedules only (a FixedTrial fails on a missing
+    # parameter that is asked for)
+    assert "warmup_epochs" not in defaults
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        config_from_params(model, {**defaults, "schedule": "warmup_cosine"})

@@ -162,3 +162,38 @@ def test_champion_challenger_promotes_only_when_better(
     block = {holdout.items.index(f"i{i}") for i in range(10)}
     assert set(recs.tolist()) <= block
     assert np.isfinite(again)
+
+
+def test_pinned_parameters_are_set_in_every_trial_and_never_searched(
+    holdout: ProtocolData, tmp_path: Path
+) -> None:
+    settings = TuneSettings(model="als", n_trials=4, sampler="random", pruner="none",
+                            pinned={"als": {"iterations": 3, "factors": 8}})  # fmt: skip
+    tuned = tune(holdout, settings, str(tmp_path / "p.journal"), "p")
+    for t in tuned.study.trials:
+        assert "iterations" not in t.params and "factors" not in t.params
+        assert (t.user_attrs["config"]["iterations"], t.user_attrs["config"]["factors"]) == (3, 8)
+        assert sorted(t.intermediate_values) == [1, 2, 3]  # three epochs, as pinned
+    # the default trial is the default config with the pins, and so is the default on test
+    assert tuned.study.trials[0].params == {"regularization": 10.0, "alpha": 2.0}
+    assert tuned.result.best_config["iterations"] == 3
+    assert tuned.objective.default_config("als").iterations == 3  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="ease is not tuned in this run"):
+        TuneSettings(model="als", pinned={"ease": {"l2": 1.0}}).check()
+    with pytest.raises(ConfigError, match="factors"):
+        tune(holdout, TuneSettings(model="als", n_trials=1, pinned={"als": {"factors": 0}}),
+             str(tmp_path / "bad.journal"), "bad", final=False)  # fmt: skip
+
+
+def test_sampler_seed_changes_the_draws_not_the_validation_split(holdout: ProtocolData) -> None:
+    def run(sampler_seed: int) -> tuple[list[int], list[float]]:
+        settings = TuneSettings(model="ease", n_trials=3, sampler="random", pruner="none",
+                                sampler_seed=sampler_seed, enqueue_defaults=False)  # fmt: skip
+        tuned = tune(holdout, settings, optuna.storages.InMemoryStorage(), "s", final=False)
+        return tuned.folds[0].users.tolist(), [t.params["l2"] for t in tuned.study.trials]
+
+    users_a, draws_a = run(1)
+    users_b, draws_b = run(2)
+    assert users_a == users_b  # the same validation fold (seed 42 carves it)
+    assert draws_a != draws_b
+    assert run(1)[1] == draws_a  # and a sampler seed replays

@@ -27,12 +27,16 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Load, split, tune, test once, save a version, promote if better, write reports."""
     from shelfwise.cli.evaluate import load_frames
+    from shelfwise.config_params import parse_set, validate_params
     from shelfwise.evaluation.protocols import prepare
     from shelfwise.modelstore import ModelStore
+    from shelfwise.recommenders.base import create
     from shelfwise.tuning.promotion import challenge, save_and_promote
     from shelfwise.tuning.report import write_best_toml, write_html, write_json, write_trials_csv
     from shelfwise.tuning.tuner import AUTO_MODELS, TuneSettings, default_study_name, tune
 
+    pinned = parse_set(args.set or [])
+    validate_params(pinned)
     settings = TuneSettings(
         model=args.model,
         metric=args.metric,
@@ -46,8 +50,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         grid_points=args.grid_points,
         max_eval_users=args.max_eval_users,
         binary=args.binary,
+        pinned=pinned,
     )
     settings.check()  # bad names fail before any data is read
+    if args.protocol is None:  # next-item models are judged on the next item, as in train
+        sequential = all(create(m).sequential for m in settings.models())
+        args.protocol = "loo" if sequential else "holdout"
     t0 = time.perf_counter()
     label, events, items = load_frames(args.dataset, args.seed)
     data = prepare(events, args.protocol, seed=args.seed, binary=args.binary, items=items)
@@ -174,8 +182,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--protocol",
         choices=("holdout", "temporal", "loo"),
-        default="holdout",
-        help="evaluation protocol; tuning uses a validation split of its training part",
+        default=None,
+        help="evaluation protocol; tuning uses a validation split of its training part "
+        "(default: loo for sequential models, holdout otherwise)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL.PARAM=VALUE",
+        help="fix a parameter in every trial instead of searching it (repeatable), e.g. "
+        "--set sasrec.epochs=20 --set sasrec.threads=1",
     )
     p.add_argument(
         "--models-dir", default="var/models", help="model versions folder (default var/models)"

@@ -48,6 +48,7 @@ from shelfwise.recommenders.torch_base import (
     TorchModelConfig,
     TorchRecommender,
     holdout_validation,
+    training_space,
 )
 from shelfwise.train.config import InitName, OptimizerName, ScheduleName
 from shelfwise.train.metrics import topk_validation
@@ -85,9 +86,13 @@ class BPRMFConfig(TorchModelConfig):
         return cls(
             factors=trial.suggest_int("factors", 16, 256, log=True),
             reg=trial.suggest_float("reg", 1e-5, 1e-1, log=True),
-            lr=trial.suggest_float("lr", 1e-4, 5e-2, log=True),
-            optimizer=trial.suggest_categorical("optimizer", ["adam", "adagrad", "adamw"]),
-            batch_size=trial.suggest_categorical("batch_size", [512, 1024, 2048, 4096]),
+            dropout=trial.suggest_float("dropout", 0.0, 0.5),
+            **training_space(
+                trial,
+                lr=(1e-4, 5e-2),
+                batch_sizes=(512, 1024, 2048, 4096),
+                optimizers=("adam", "adamw", "adagrad", "rmsprop"),
+            ),
         )
 
 

@@ -39,6 +39,7 @@ from shelfwise.recommenders.sequential import (
     sampled_softmax,
     window_samples,
 )
+from shelfwise.recommenders.torch_base import training_space
 
 
 class CaserNet(nn.Module):
@@ -184,8 +185,8 @@ class CaserConfig(SequentialConfig):
             targets=trial.suggest_int("targets", 1, 3),
             dim=trial.suggest_categorical("dim", [32, 50, 100]),
             dropout=trial.suggest_float("dropout", 0.1, 0.7),
-            lr=trial.suggest_float("lr", 1e-4, 1e-2, log=True),
             loss=trial.suggest_categorical("loss", ["bce", "ce"]),
+            **training_space(trial, batch_sizes=(256, 512, 1024)),
         )
 
 

@@ -31,6 +31,7 @@ from shelfwise.recommenders.sequential import (
     SequentialRecommender,
     SequentialTask,
 )
+from shelfwise.recommenders.torch_base import training_space
 from shelfwise.types import Results
 
 
@@ -127,7 +128,7 @@ class GRU4RecConfig(SequentialConfig):
             layers=trial.suggest_int("layers", 1, 2),
             dropout_embed=trial.suggest_float("dropout_embed", 0.0, 0.5),
             dropout_hidden=trial.suggest_float("dropout_hidden", 0.0, 0.5),
-            lr=trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+            **training_space(trial, batch_sizes=(64, 128, 256)),
         )
 
 

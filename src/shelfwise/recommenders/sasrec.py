@@ -46,6 +46,7 @@ from shelfwise.recommenders.sequential import (
     SequentialRecommender,
     SequentialTask,
 )
+from shelfwise.recommenders.torch_base import training_space
 from shelfwise.train.config import InitName
 
 
@@ -181,9 +182,8 @@ class SASRecConfig(SequentialConfig):
             hidden=trial.suggest_categorical("hidden", [32, 64, 128]),
             blocks=trial.suggest_int("blocks", 1, 3),
             dropout=trial.suggest_float("dropout", 0.1, 0.7),
-            lr=trial.suggest_float("lr", 1e-4, 1e-2, log=True),
-            weight_decay=trial.suggest_float("weight_decay", 1e-8, 1e-3, log=True),
             loss=trial.suggest_categorical("loss", ["bce", "ce"]),
+            **training_space(trial, batch_sizes=(64, 128, 256)),
         )
 
 

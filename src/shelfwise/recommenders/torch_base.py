@@ -43,6 +43,35 @@ from shelfwise.train.trainer import Trainer, TrainHistory, TrainTask, torch_thre
 MODULE_PREFIX = "module."
 
 
+def training_space(
+    trial: Any,
+    *,
+    lr: tuple[float, float] = (1e-4, 1e-2),
+    batch_sizes: tuple[int, ...] = (64, 128, 256),
+    optimizers: tuple[str, ...] = ("adam", "adamw", "adagrad", "rmsprop"),
+    schedules: tuple[str, ...] = ("constant", "cosine", "warmup_cosine", "one_cycle"),
+    weight_decays: tuple[float, ...] = (0.0, 1e-6, 1e-5, 1e-4, 1e-3),
+) -> dict[str, Any]:
+    """The training part of a torch model's search space: optimiser, learning rate,
+    schedule (with its warm-up), weight decay and batch size, drawn from an Optuna trial.
+
+    Weight decay is a categorical over values that include 0 (a log range cannot), so a
+    model's default configuration stays a point of its space and is queued as the first
+    trial. A model's `search_space` adds its own fields (sizes, depth, dropout) to this.
+    """
+    schedule = trial.suggest_categorical("schedule", list(schedules))
+    params: dict[str, Any] = {
+        "optimizer": trial.suggest_categorical("optimizer", list(optimizers)),
+        "lr": trial.suggest_float("lr", lr[0], lr[1], log=True),
+        "schedule": schedule,
+        "weight_decay": trial.suggest_categorical("weight_decay", list(weight_decays)),
+        "batch_size": trial.suggest_categorical("batch_size", list(batch_sizes)),
+    }
+    if schedule.startswith("warmup"):
+        params["warmup_epochs"] = trial.suggest_int("warmup_epochs", 1, 3)
+    return params
+
+
 class TorchModelConfig(ModelConfig, TrainFields):
     """A torch model's config: its own fields plus every training option (`TrainFields`).
 

@@ -19,7 +19,7 @@ import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -31,7 +31,7 @@ from shelfwise.errors import ConfigError
 from shelfwise.evaluation.metrics import ranking_metrics
 from shelfwise.recommenders.base import ModelConfig, Recommender, create
 from shelfwise.tuning.data import Fold
-from shelfwise.tuning.space import PrefixedTrial, has_search_space, search_space
+from shelfwise.tuning.space import PrefixedTrial, has_search_space, pinned_config, search_space
 
 log = logging.getLogger("shelfwise.tuning")
 
@@ -67,8 +67,8 @@ def parse_metric(metric: str) -> tuple[str, int]:
 def planned_epochs(model: Any) -> int:
     """Epochs a model's `fit` would train: its config's `epochs` or `iterations` (else 1)."""
     config = getattr(model, "config", None)
-    for field in ("epochs", "iterations"):
-        value = getattr(config, field, None)
+    for name in ("epochs", "iterations"):
+        value = getattr(config, name, None)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
     return 1
@@ -156,12 +156,19 @@ class Objective:
     metric: str = "ndcg@10"
     catalog: pd.DataFrame | None = None
     deadline: float | None = None
+    pinned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Fixed parameters per model (`--set sasrec.epochs=20`): never searched, always set."""
 
     def __post_init__(self) -> None:
         if not self.models:
             raise ConfigError("no model to tune")
         for name in self.models:
             search_space(name)  # ConfigError for a model without a space
+        stray = sorted(set(self.pinned) - set(self.models))
+        if stray:
+            raise ConfigError(
+                f"--set {stray[0]}.*: {stray[0]} is not tuned here; tuned: {', '.join(self.models)}"
+            )
         if not self.folds:
             raise ConfigError("no validation fold to score on")
         self.metric_name, self.k = parse_metric(self.metric)
@@ -175,9 +182,16 @@ class Objective:
         """(model name, config) drawn from the trial."""
         if self.multi:
             name = str(trial.suggest_categorical("model", list(self.models)))
-            return name, search_space(name)(PrefixedTrial(trial, f"{name}."))
-        name = self.models[0]
-        return name, search_space(name)(trial)
+            prefix = f"{name}."
+        else:
+            name, prefix = self.models[0], ""
+        pinned = self.pinned.get(name, {})
+        scoped = PrefixedTrial(trial, prefix, pinned) if prefix or pinned else trial
+        return name, pinned_config(name, search_space(name)(scoped), pinned)
+
+    def default_config(self, name: str) -> ModelConfig:
+        """The model's default configuration with the pinned fields set."""
+        return create(name, **dict(self.pinned.get(name, {}))).config
 
     def config_of(self, params: Mapping[str, Any]) -> tuple[str, ModelConfig]:
         """(model name, config) of a finished trial's params."""

@@ -59,26 +59,47 @@ def search_space(model: str) -> Callable[[Any], ModelConfig]:
 
 
 class PrefixedTrial:
-    """A trial whose `suggest_*` names get a prefix; everything else passes through."""
+    """A trial whose `suggest_*` names get a prefix; everything else passes through.
 
-    def __init__(self, trial: Any, prefix: str) -> None:
+    `pinned` maps unprefixed parameter names to fixed values (`shelfwise tune --set`):
+    those are answered without asking the sampler, so the study never searches them.
+    """
+
+    def __init__(self, trial: Any, prefix: str, pinned: Mapping[str, Any] | None = None) -> None:
         self._trial = trial
         self._prefix = prefix
+        self._pinned = dict(pinned or {})
 
     def suggest_int(self, name: str, low: int, high: int, **kwargs: Any) -> int:
         """`trial.suggest_int(prefix + name, ...)`."""
+        if name in self._pinned:
+            return int(self._pinned[name])
         return int(self._trial.suggest_int(self._prefix + name, low, high, **kwargs))
 
     def suggest_float(self, name: str, low: float, high: float, **kwargs: Any) -> float:
         """`trial.suggest_float(prefix + name, ...)`."""
+        if name in self._pinned:
+            return float(self._pinned[name])
         return float(self._trial.suggest_float(self._prefix + name, low, high, **kwargs))
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
         """`trial.suggest_categorical(prefix + name, choices)`."""
+        if name in self._pinned:
+            return self._pinned[name]
         return self._trial.suggest_categorical(self._prefix + name, choices)
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._trial, attr)
+
+
+def pinned_config(model: str, config: ModelConfig, pinned: Mapping[str, Any]) -> ModelConfig:
+    """`config` with the `pinned` fields set (validated; `ConfigError` naming a bad one)."""
+    if not pinned:
+        return config
+    try:
+        return type(config)(**{**config.model_dump(), **pinned})
+    except ValueError as exc:
+        raise ConfigError(f"--set {model}: {exc}") from exc
 
 
 def split_params(params: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -141,14 +162,17 @@ class _DefaultProbe:
         return float(self._in_range(name, low, high, log))
 
 
-def default_params(model: str, prefix: str = "") -> dict[str, Any] | None:
-    """The search-space parameters that reproduce the model's default config, or None when
-    a parameter has no config field of the same name or its default lies outside the
-    searched range (then the default cannot be queued as a trial)."""
+def default_params(
+    model: str, prefix: str = "", pinned: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The search-space parameters that reproduce the model's default config (with the
+    `pinned` fields set, which are not parameters), or None when a parameter has no config
+    field of the same name or its default lies outside the searched range (then the
+    default cannot be queued as a trial)."""
     fn = search_space(model)
-    probe = _DefaultProbe(create(model).config, prefix)
+    probe = _DefaultProbe(create(model, **dict(pinned or {})).config, prefix)
     try:
-        fn(PrefixedTrial(probe, prefix) if prefix else probe)
+        fn(PrefixedTrial(probe, prefix, pinned) if prefix or pinned else probe)
     except (_NoDefaultError, ValueError):
         return None
     return probe.params
@@ -253,12 +277,15 @@ def enumerate_space(
         path = [*chosen[:depth], chosen[depth] + 1]
 
 
-def grid_points(model: str, n_numeric: int = 4, prefix: str = "") -> list[dict[str, Any]]:
-    """The grid of a model's search space (parameter names with `prefix`)."""
+def grid_points(
+    model: str, n_numeric: int = 4, prefix: str = "", pinned: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The grid of a model's search space (parameter names with `prefix`; the `pinned`
+    parameters are not enumerated)."""
     fn = search_space(model)
 
     def space(trial: Any) -> Any:
-        return fn(PrefixedTrial(trial, prefix) if prefix else trial)
+        return fn(PrefixedTrial(trial, prefix, pinned) if prefix or pinned else trial)
 
     return enumerate_space(space, n_numeric)
 

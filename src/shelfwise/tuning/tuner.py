@@ -19,7 +19,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,12 +78,19 @@ class TuneSettings:
     pruner: str = "median"
     cv: int = 1
     seed: int = 42
+    """Seeds the validation carve-out (and the sampler, unless `sampler_seed` is set)."""
+    sampler_seed: int | None = None
+    """The sampler's own seed: two studies on the same validation split with different
+    sampler streams (benchmarks compare strategies this way)."""
     candidates: tuple[str, ...] = AUTO_MODELS
     grid_points: int = 4
     max_eval_users: int | None = None
     binary: bool = True
     enqueue_defaults: bool = True
     """Queue each model's default configuration as the study's first trial(s)."""
+    pinned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Fixed parameters per model (`--set MODEL.PARAM=VALUE`), in every trial, the default
+    and the final model (an epoch cap, CPU threads, a loss)."""
 
     @property
     def metric_key(self) -> str:
@@ -108,7 +115,7 @@ class TuneSettings:
             raise ConfigError(f"--cv must be >= 1, got {self.cv}")
         if self.max_eval_users is not None and self.max_eval_users < 1:
             raise ConfigError(f"max_eval_users must be >= 1, got {self.max_eval_users}")
-        self.models()
+        self.check_pinned()
 
     def models(self) -> list[str]:
         """The registry names this run searches over."""
@@ -134,6 +141,16 @@ class TuneSettings:
             )
         tunable_models([self.model])
         return [self.model]
+
+    def check_pinned(self) -> None:
+        """`ConfigError` for a pinned model that this run does not tune."""
+        tuned = self.models()
+        stray = sorted(set(self.pinned) - set(tuned))
+        if stray:
+            raise ConfigError(
+                f"--set {stray[0]}.PARAM: {stray[0]} is not tuned in this run; tuned: "
+                f"{', '.join(tuned)}"
+            )
 
 
 @dataclass
@@ -237,7 +254,7 @@ def enqueue_defaults(study: optuna.Study, objective: Objective) -> int:
     queued = 0
     for name in objective.models:
         prefix = f"{name}." if objective.multi else ""
-        params = default_params(name, prefix)
+        params = default_params(name, prefix, objective.pinned.get(name))
         if params is None:
             continue
         if objective.multi:
@@ -375,13 +392,17 @@ def tune(
     folds = validation_folds(
         data, events, settings.cv, settings.seed, settings.max_eval_users, settings.binary
     )
-    objective = Objective(models, folds, settings.metric_key, data.catalog)
+    objective = Objective(models, folds, settings.metric_key, data.catalog, pinned=settings.pinned)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = open_storage(storage) if isinstance(storage, str) else storage
     storage_label = redact(storage) if isinstance(storage, str) else type(storage).__name__
     shared = isinstance(storage, str) and is_shared_url(storage)
 
-    points = grid_points(models[0], settings.grid_points) if settings.sampler == "grid" else None
+    points = (
+        grid_points(models[0], settings.grid_points, pinned=settings.pinned.get(models[0]))
+        if settings.sampler == "grid"
+        else None
+    )
     n_trials = settings.n_trials
     if n_trials is None:
         n_trials = (
@@ -395,7 +416,8 @@ def tune(
     probe = optuna.create_study(
         study_name=study_name, storage=store, direction="maximize", load_if_exists=True
     )
-    seed = settings.seed + len(probe.trials) + (os.getpid() if shared else 0)
+    base_seed = settings.seed if settings.sampler_seed is None else settings.sampler_seed
+    seed = base_seed + len(probe.trials) + (os.getpid() if shared else 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = make_sampler(settings.sampler, seed, points)
@@ -407,6 +429,7 @@ def tune(
         "dataset": dataset,
         "cv": settings.cv,
         "seed": settings.seed,
+        **({"pinned": {m: dict(v) for m, v in settings.pinned.items()}} if settings.pinned else {}),
     }
     study = open_study(study_name, store, sampler, pruner, signature)
     if not probe.trials and points is None and settings.enqueue_defaults:
@@ -460,7 +483,7 @@ def tune(
     )
     model: Recommender = create(name, **config.model_dump())
     if final:
-        default_config = create(name).config
+        default_config = objective.default_config(name)
         result.default_validation = objective.evaluate(name, default_config)
         say(
             f"default {name}: {settings.metric}={result.default_validation:.4f} on validation; "
