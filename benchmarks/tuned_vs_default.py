@@ -1,7 +1,9 @@
 """Tuned against default configurations on the test split, for every classic model, beside
 the published Microsoft Recommenders MovieLens-100K rows.
 
-    python benchmarks/tuned_vs_default.py [--models a,b] [--budget 60] [--out PATH]
+    python benchmarks/tuned_vs_default.py [--models a,b] [--budget 60]
+        [--beauty-models sasrec] [--beauty-budget 900] [--beauty-users 4000]
+        [--beauty-epochs 20] [--out PATH]
 
 Protocol: as `benchmarks/movielens_recommenders.py` (per-user stratified 75/25 holdout,
 seed 42, binary feedback, top-10 over the full catalogue with training items removed;
@@ -10,6 +12,13 @@ median pruner for `--budget` seconds on a validation holdout carved from the tra
 (the test part is not looked at); its default configuration is queued as the first trial,
 so tuning can only match or beat it on validation. Then the best and the default
 configuration are each fitted once on the full training part and scored once on test.
+
+The sequential models (`--beauty-models`, e.g. sasrec,gru4rec,caser) are tuned the same
+way on Amazon Beauty, leave-last-out (validation: each user's second-to-last item; test:
+the last), on `--beauty-users` users drawn at random (seed 0) and with at most
+`--beauty-epochs` epochs per trial (pinned, early stopping as configured), so that a CPU
+fits a useful study in the budget; they report HR@10 and NDCG@10 over the full catalogue.
+Skipped when `--beauty-budget` is 0.
 
 Results go to benchmarks/results/tuned_vs_default.json.
 """
@@ -28,6 +37,7 @@ import optuna
 import torch
 
 from shelfwise.data.datasets import load_dataset
+from shelfwise.data.splits import sample_users
 from shelfwise.evaluation.protocols import prepare
 from shelfwise.tuning.space import has_search_space
 from shelfwise.tuning.tuner import TuneSettings, score_on_test, tune
@@ -36,17 +46,69 @@ sys.path.insert(0, str(Path(__file__).parent))
 from movielens_recommenders import PUBLISHED, SOURCE
 
 K = 10
-CLASSIC = ("ease", "itemknn", "userknn", "als", "svd", "bpr", "trending", "tfidf", "lsa", "lda")
-"""Every registered non-torch model with a search space except `embedding` (one slow,
+CLASSIC = (
+    "ease", "itemknn", "userknn", "als", "svd", "bpr", "bprmf", "trending", "tfidf", "lsa",
+    "lda",
+)  # fmt: skip
+"""Every registered non-sequential model with a search space except `embedding` (one slow,
 two-point space) and `hybrid` (its space blends fixed components); `popularity` has no
 parameters and is shown with its default only."""
+SEQ_COLUMNS = {"HR@10": f"hr@{K}", "NDCG@10": f"ndcg@{K}"}
 COLUMNS = {"MAP": f"map_nrel@{K}", "nDCG@k": f"ndcg@{K}", "Precision@k": f"precision@{K}",
            "Recall@k": f"recall@{K}"}  # fmt: skip
 
 
-def row(metrics: dict[str, float]) -> dict[str, float]:
+def row(metrics: dict[str, float], columns: dict[str, str] = COLUMNS) -> dict[str, float]:
     """The published table's columns from our metric names."""
-    return {col: float(metrics[key]) for col, key in COLUMNS.items()}
+    return {col: float(metrics[key]) for col, key in columns.items()}
+
+
+def tune_and_score(
+    name: str, data: Any, budget: float, label: str, columns: dict[str, str],
+    pinned: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Tune `name` for `budget` seconds on validation, then score tuned and default on test."""
+    start = time.perf_counter()
+    if not has_search_space(name):
+        _, default = score_on_test(name, {}, data, K)
+        return {"default": row(default, columns), "note": "no parameters to tune"}
+    settings = TuneSettings(
+        model=name, timeout=budget, sampler="tpe", pruner="median",
+        pinned={name: pinned} if pinned else {},
+    )  # fmt: skip
+    try:
+        tuned = tune(
+            data, settings, optuna.storages.InMemoryStorage(), name, dataset=label,
+            progress=lambda _m: None,
+        )  # fmt: skip
+    except Exception as exc:  # a model that fails is a row, not a crash
+        print(f"{name}: ERROR {exc}", flush=True)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    r = tuned.result
+    print(
+        f"{name:<9} nDCG@10 test: tuned {r.test[f'ndcg@{K}']:.4f} vs default "
+        f"{r.default_test[f'ndcg@{K}']:.4f} (validation {r.best_value:.4f} vs "
+        f"{r.default_validation or 0:.4f}; {r.n_trials} trials, {r.n_pruned} pruned, "
+        f"{time.perf_counter() - start:.0f}s)",
+        flush=True,
+    )
+    return {
+        "tuned": row(r.test, columns),
+        "default": row(r.default_test, columns),
+        "validation_ndcg": {"tuned": r.best_value, "default": r.default_validation},
+        "best_params": r.best_params,
+        "n_trials": r.n_trials,
+        "n_pruned": r.n_pruned,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def beauty_sample(users: int) -> tuple[Any, str]:
+    """Amazon Beauty leave-last-out on `users` random users (seed 0); all users for 0."""
+    ds = load_dataset("amazon-beauty")
+    events = sample_users(ds.events, users, seed=0)
+    label = f"amazon-beauty ({events['user_id'].nunique():,} users)"
+    return prepare(events, "loo", seed=42, binary=True, items=ds.items), label
 
 
 def main() -> None:
@@ -54,6 +116,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(CLASSIC))
     parser.add_argument("--budget", type=float, default=60.0, help="tuning seconds per model")
+    parser.add_argument("--beauty-models", default="sasrec")
+    parser.add_argument("--beauty-budget", type=float, default=0.0)
+    parser.add_argument("--beauty-users", type=int, default=4000)
+    parser.add_argument("--beauty-epochs", type=int, default=20)
+    parser.add_argument("--beauty-threads", type=int, default=2)
     parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "tuned_vs_default.json")
     )
@@ -65,40 +132,17 @@ def main() -> None:
     data = prepare(ds.events, "holdout", seed=42, binary=True, items=ds.items)
     results: dict[str, Any] = {}
     for name in [m for m in args.models.split(",") if m]:
-        start = time.perf_counter()
-        if not has_search_space(name):
-            _, default = score_on_test(name, {}, data, K)
-            results[name] = {"default": row(default), "note": "no parameters to tune"}
-            continue
-        settings = TuneSettings(model=name, timeout=args.budget, sampler="tpe", pruner="median")
-        try:
-            tuned = tune(
-                data, settings, optuna.storages.InMemoryStorage(), name,
-                dataset="movielens-100k", progress=lambda _m: None,
-            )  # fmt: skip
-        except Exception as exc:  # a model that fails is a row, not a crash
-            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
-            print(f"{name}: ERROR {exc}", flush=True)
-            continue
-        r = tuned.result
-        results[name] = {
-            "tuned": row(r.test),
-            "default": row(r.default_test),
-            "validation_ndcg": {"tuned": r.best_value, "default": r.default_validation},
-            "best_params": r.best_params,
-            "n_trials": r.n_trials,
-            "n_pruned": r.n_pruned,
-            "seconds": round(time.perf_counter() - start, 1),
-        }
-        print(
-            f"{name:<9} nDCG@10 test: tuned {r.test[f'ndcg@{K}']:.4f} vs default "
-            f"{r.default_test[f'ndcg@{K}']:.4f} (validation {r.best_value:.4f} vs "
-            f"{r.default_validation or 0:.4f}; {r.n_trials} trials, {r.n_pruned} pruned, "
-            f"{time.perf_counter() - start:.0f}s)",
-            flush=True,
-        )
+        results[name] = tune_and_score(name, data, args.budget, "movielens-100k", COLUMNS)
+    beauty: dict[str, Any] = {}
+    if args.beauty_budget > 0:
+        bdata, blabel = beauty_sample(args.beauty_users)
+        pins = {"epochs": args.beauty_epochs, "threads": args.beauty_threads}
+        for name in [m for m in args.beauty_models.split(",") if m]:
+            beauty[name] = tune_and_score(
+                name, bdata, args.beauty_budget, blabel, SEQ_COLUMNS, pins
+            )
     print_table(results)
-    report = {
+    report: dict[str, Any] = {
         "benchmark": "tuned vs default, movielens-100k, Microsoft Recommenders protocol",
         "protocol": "random_holdout 75/25 seed 42, binary, k=10, seen items removed; tuning on "
         "a validation holdout of the training part (TPE + median pruner)",
@@ -106,6 +150,19 @@ def main() -> None:
         "published_source": SOURCE,
         "published": {algo: dict(zip(COLUMNS, v, strict=True)) for algo, v in PUBLISHED.items()},
         "results": results,
+        **(
+            {
+                "beauty": {
+                    "protocol": f"amazon-beauty leave-last-out, {args.beauty_users} random "
+                    f"users (seed 0), at most {args.beauty_epochs} epochs per trial, full "
+                    "ranking",
+                    "budget_seconds_per_model": args.beauty_budget,
+                    "results": beauty,
+                }
+            }
+            if beauty
+            else {}
+        ),
         "seconds": round(time.perf_counter() - t0, 1),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
     }

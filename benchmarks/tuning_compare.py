@@ -1,28 +1,37 @@
 """TPE with pruning against random search under the same wall-clock budget.
 
     python benchmarks/tuning_compare.py [--models ease,als,itemknn]
-        [--budget ease=30,als=80,itemknn=30] [--seeds 3]
-        [--sasrec-budget 0] [--out PATH]
+        [--budget ease=60,als=120,itemknn=60] [--seeds 5]
+        [--sasrec-budget 0] [--sasrec-users 4000] [--sasrec-seeds 1] [--out PATH]
 
 MovieLens 100K, the Microsoft Recommenders protocol (per-user stratified 75/25 holdout, seed
 42, binary feedback); tuning sees only a validation holdout carved from the training part
-(`shelfwise.tuning.data`), never the test part. For each model and seed, two studies run
-for the same wall-clock budget on the same validation split:
+(`shelfwise.tuning.data`, always with seed 42, so every study scores on the same split),
+never the test part. For each model and seed, two studies run for the same wall-clock
+budget:
 
 - `tpe+median`: multivariate TPE, median pruner (epochs are the steps of iterative models,
-  here ALS; EASE and item-kNN are fitted in one step, so pruning cannot act on them);
+  here ALS and SASRec; EASE and item-kNN are fitted in one step, so pruning cannot act on
+  them);
 - `random`: random search, no pruning.
 
-The two draw from independent random streams (TPE starts with 5 random trials; with the
-same seed they would replay the random search's first points).
+The two draw from independent sampler streams (`sampler_seed`; TPE starts with random
+trials, which would otherwise replay the random search's first points). Neither study
+starts from the default configuration (only the search strategy differs).
 
-Neither study starts from the default configuration (only the search strategy differs).
+The two studies of a seed run at the same time, in two processes limited to one CPU thread
+each (BLAS, OpenMP, torch and ALS's solver), so whatever else the machine is doing slows
+both alike; a sequential A-then-B run on a shared machine compares the load, not the
+strategies.
+
 For each run we record the best validation NDCG@10 against elapsed time. The headline
 number is the time each strategy needs to reach random search's final best (of the same
 seed): the target is TPE+pruning in at most half of random search's time.
 
-With `--sasrec-budget S` (and `shelfwise.recommenders.sasrec` present) SASRec is compared
-the same way on Amazon Beauty (leave-last-out), one seed, S seconds per strategy.
+With `--sasrec-budget S` SASRec is compared the same way on Amazon Beauty (leave-last-out)
+restricted to `--sasrec-users` users drawn at random (seed 0), with the epochs pinned
+(`--sasrec-epochs`, default 10; early stopping and the pruner end trials sooner) so that a
+CPU fits enough trials in the budget to compare the strategies.
 
 Results go to benchmarks/results/tuning_compare.json.
 """
@@ -30,29 +39,31 @@ Results go to benchmarks/results/tuning_compare.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import optuna
-import torch
-
-from shelfwise.data.datasets import load_dataset
-from shelfwise.evaluation.protocols import ProtocolData, prepare
-from shelfwise.tuning.tuner import TuneSettings, tune
-
 STRATEGIES = {"tpe+median": ("tpe", "median"), "random": ("random", "none")}
+ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+# the models' own thread settings, pinned in every trial of both strategies
+PINS: dict[str, dict[str, Any]] = {"als": {"num_threads": 1}, "sasrec": {"threads": 1}}
+SPLIT_SEED = 42
 
 
-def curve(study: optuna.Study, start: float) -> list[tuple[float, float]]:
+def curve(study: Any, start: float) -> list[tuple[float, float]]:
     """(seconds since start, best value so far) at each completed trial, in time order."""
+    from optuna.trial import TrialState
+
     points = []
     for t in study.trials:
-        if t.state == optuna.trial.TrialState.COMPLETE and t.datetime_complete is not None:
+        if t.state == TrialState.COMPLETE and t.datetime_complete is not None:
             points.append((t.datetime_complete.timestamp() - start, float(t.value or 0.0)))
     points.sort()
     out, best = [], float("-inf")
@@ -71,16 +82,22 @@ def time_to_reach(trace: list[tuple[float, float]], target: float) -> float | No
 
 
 def run_one(
-    data: ProtocolData, model: str, strategy: str, seed: int, budget: float, label: str
-) -> dict[str, Any]:
+    data: Any, model: str, strategy: str, seed: int, budget: float, label: str,
+    pinned: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """One study of `budget` seconds; its trace and counts."""
+    import optuna
+
+    from shelfwise.tuning.tuner import TuneSettings, tune
+
     sampler, pruner = STRATEGIES[strategy]
-    # independent random streams: TPE's random start-up trials would otherwise replay the
-    # random search of the same seed point for point
+    # independent sampler streams on the same validation split: TPE's random start-up
+    # trials would otherwise replay the random search of the same seed point for point
     stream = seed if strategy == "tpe+median" else 1000 + seed
     settings = TuneSettings(
-        model=model, timeout=budget, sampler=sampler, pruner=pruner, seed=stream,
-        enqueue_defaults=False,
+        model=model, timeout=budget, sampler=sampler, pruner=pruner, seed=SPLIT_SEED,
+        sampler_seed=stream, enqueue_defaults=False, pinned={model: {**PINS.get(model, {}),
+        **(pinned or {})}},
     )  # fmt: skip
     start = time.time()
     tuned = tune(
@@ -104,14 +121,72 @@ def run_one(
     }
 
 
+def load_data(dataset: str, users: int, epochs: int) -> tuple[Any, str, dict[str, Any]]:
+    """(protocol data, label, pinned parameters) of a benchmark dataset."""
+    from shelfwise.data.datasets import load_dataset
+    from shelfwise.data.splits import sample_users
+    from shelfwise.evaluation.protocols import prepare
+
+    ds = load_dataset(dataset)
+    if dataset == "movielens-100k":
+        return prepare(ds.events, "holdout", seed=SPLIT_SEED, binary=True, items=ds.items), (
+            dataset), {}  # fmt: skip
+    events = sample_users(ds.events, users, seed=0)
+    data = prepare(events, "loo", seed=SPLIT_SEED, binary=True, items=ds.items)
+    label = f"{dataset} ({events['user_id'].nunique():,} users)"
+    return data, label, {"epochs": epochs, "patience": 3}
+
+
+def run_pair(model: str, seed: int, budget: float, args: argparse.Namespace) -> dict[str, Any]:
+    """Both strategies of one seed at the same time, one process and one thread each."""
+    dataset = "amazon-beauty" if model == "sasrec" else "movielens-100k"
+    env = {**os.environ, **ONE_THREAD}
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = {}
+        for strategy in STRATEGIES:
+            out = Path(tmp) / f"{strategy}.json"
+            cmd = [
+                sys.executable, __file__, "--worker", model, strategy, str(seed), str(budget),
+                str(out), "--dataset", dataset, "--sasrec-users", str(args.sasrec_users),
+                "--sasrec-epochs", str(args.sasrec_epochs),
+            ]  # fmt: skip
+            procs[strategy] = (subprocess.Popen(cmd, env=env), out)
+        results = {}
+        for strategy, (proc, out) in procs.items():
+            if proc.wait() != 0:
+                raise SystemExit(f"{model} {strategy} seed {seed}: worker failed")
+            results[strategy] = json.loads(out.read_text())
+    return results
+
+
+def worker(argv: list[str]) -> None:
+    """`--worker MODEL STRATEGY SEED BUDGET OUT`: one study, its result as JSON in OUT."""
+    model, strategy, seed, budget, out = argv[:5]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", default="movielens-100k")
+    parser.add_argument("--sasrec-users", type=int, default=0)
+    parser.add_argument("--sasrec-epochs", type=int, default=10)
+    opts = parser.parse_args(argv[5:])
+    import optuna
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data, label, pinned = load_data(opts.dataset, opts.sasrec_users, opts.sasrec_epochs)
+    result = run_one(data, model, strategy, int(seed), float(budget), label, pinned)
+    result["dataset"] = label
+    Path(out).write_text(json.dumps(result))
+
+
 def compare(
-    data: ProtocolData, model: str, seeds: list[int], budget: float, label: str
+    model: str, seeds: list[int], budget: float, args: argparse.Namespace
 ) -> dict[str, Any]:
     """Both strategies for every seed, and the time-to-target summary."""
     runs: dict[str, dict[str, Any]] = {s: {} for s in STRATEGIES}
     for seed in seeds:
-        for strategy in STRATEGIES:
-            runs[strategy][str(seed)] = run_one(data, model, strategy, seed, budget, label)
+        pair = run_pair(model, seed, budget, args)
+        for strategy, result in pair.items():
+            runs[strategy][str(seed)] = result
     summary: dict[str, Any] = {"per_seed": {}}
     ratios = []
     for seed in seeds:
@@ -175,51 +250,57 @@ def parse_budgets(text: str) -> dict[str, float]:
 
 def main() -> None:
     """Command-line entry point."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="ease,als,itemknn")
     parser.add_argument(
         "--budget",
-        default="ease=30,als=80,itemknn=30",
+        default="ease=60,als=120,itemknn=60",
         help="seconds per study: one number, or MODEL=SECONDS pairs",
     )
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--sasrec-budget", type=float, default=0.0)
+    parser.add_argument("--sasrec-users", type=int, default=4000)
+    parser.add_argument("--sasrec-epochs", type=int, default=10)
+    parser.add_argument("--sasrec-seeds", type=int, default=1)
     parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "tuning_compare.json")
     )
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
-    ds = load_dataset("movielens-100k")
-    data = prepare(ds.events, "holdout", seed=42, binary=True, items=ds.items)
     seeds = list(range(args.seeds))
     results: dict[str, Any] = {}
     budgets = parse_budgets(args.budget)
     for model in [m for m in args.models.split(",") if m]:
-        budget = budgets.get(model, budgets.get("*", 30.0))
+        budget = budgets.get(model, budgets.get("*", 60.0))
         print(f"movielens-100k {model}: {budget:.0f}s per study, seeds {seeds}", flush=True)
-        results[model] = compare(data, model, seeds, budget, "movielens-100k")
+        results[model] = compare(model, seeds, budget, args)
     if args.sasrec_budget > 0:
-        if importlib.util.find_spec("shelfwise.recommenders.sasrec") is None:
-            print("shelfwise.recommenders.sasrec is not available; SASRec skipped")
-        else:
-            beauty = load_dataset("amazon-beauty")
-            bdata = prepare(beauty.events, "loo", seed=42, binary=True, items=beauty.items)
-            print(f"amazon-beauty sasrec: {args.sasrec_budget:.0f}s per study", flush=True)
-            results["sasrec (beauty)"] = compare(
-                bdata, "sasrec", [0], args.sasrec_budget, "amazon-beauty"
-            )
+        print(
+            f"amazon-beauty sasrec ({args.sasrec_users} users, {args.sasrec_epochs} epochs at "
+            f"most): {args.sasrec_budget:.0f}s per study",
+            flush=True,
+        )
+        results["sasrec"] = compare("sasrec", list(range(args.sasrec_seeds)),
+                                    args.sasrec_budget, args)  # fmt: skip
     print_summary(results)
     report = {
-        "benchmark": "TPE + median pruning vs random search, same wall-clock budget",
+        "benchmark": "TPE + median pruning vs random search, same wall-clock budget, run "
+        "side by side (one process and one CPU thread each)",
         "dataset": "movielens-100k, Recommenders holdout (75/25, seed 42); validation carved "
-        "from train",
+        "from train (seed 42, the same for every study). sasrec: amazon-beauty leave-last-"
+        f"out, {args.sasrec_users} random users, at most {args.sasrec_epochs} epochs",
         "metric": "ndcg@10 on validation",
         "strategies": {k: {"sampler": v[0], "pruner": v[1]} for k, v in STRATEGIES.items()},
         "results": results,
         "seconds": round(time.perf_counter() - t0, 1),
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

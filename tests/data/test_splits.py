@@ -4,7 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shelfwise.data.splits import Split, leave_last_out, random_holdout, temporal_split
+from shelfwise.data.splits import (
+    Split,
+    leave_last_out,
+    random_holdout,
+    sample_users,
+    temporal_split,
+)
 from shelfwise.errors import ConfigError, DataError
 
 
@@ -342,3 +348,20 @@ def test_split_summary_shape():
     assert summary["train"]["items"] == split.train["item_id"].nunique()
     assert summary["validation"] == {"rows": 0, "users": 0, "items": 0}
     assert summary["test"]["rows"] == 3
+
+
+def test_sample_users_keeps_whole_histories_of_n_users() -> None:
+    users_col = [f"u{u}" for u in range(10) for _ in range(u + 1)]
+    items_col = [f"i{j}" for u in range(10) for j in range(u + 1)]
+    frame = pd.DataFrame({"user_id": users_col, "item_id": items_col})
+    sample = sample_users(frame, 4, seed=3)
+    users = sorted(sample["user_id"].unique())
+    assert len(users) == 4
+    # every kept user keeps all u + 1 of their events
+    assert sample.groupby("user_id").size().to_dict() == {u: int(u[1:]) + 1 for u in users}
+    assert sample.equals(sample_users(frame, 4, seed=3))  # seeded
+    assert sample_users(frame, 0) is frame and sample_users(frame, 99) is frame
+    with pytest.raises(ConfigError, match="n must be >= 0"):
+        sample_users(frame, -1)
+    with pytest.raises(DataError, match="user_id"):
+        sample_users(frame.drop(columns="user_id"), 2)

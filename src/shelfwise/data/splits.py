@@ -310,3 +310,17 @@ def leave_last_out(
         "users_all_train": int((counts < min_interactions).sum()),
     }
     return _make_split(frame, labels, info)
+
+
+def sample_users(frame: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """The events of `n` users drawn at random (seeded, without replacement) with all of
+    their events: a smaller dataset with the same per-user history lengths, e.g. to tune a
+    slow model on a CPU. `n` at least the number of users (or 0) keeps every user."""
+    _require(frame, ("user_id",), "sample_users")
+    if n < 0:
+        raise ConfigError(f"sample_users: n must be >= 0, got {n}")
+    ids = np.sort(frame["user_id"].unique())
+    if n == 0 or n >= ids.size:
+        return frame
+    keep = np.random.default_rng(seed).choice(ids, size=n, replace=False)
+    return frame[frame["user_id"].isin(keep)].reset_index(drop=True)
