@@ -126,13 +126,20 @@ def build_bundle(
     weights: InteractionWeights | None = None,
     activate: bool = True,
     search_rerank: bool = True,
+    search_dense: bool | None = None,
 ) -> Bundle:
     """Train the models and build the search index from the store; save under `directory`.
 
     With `activate` the `CURRENT` pointer names the new bundle (what `ensure_bundle` and a
     restarted server load); without, it is only written (the API's train job can build one
-    while another is served)."""
+    while another is served). `search_dense` (default: `$SHELFWISE_SEARCH_MODE` is hybrid
+    or semantic) trains the search re-ranker with the dense-similarity features, embedding
+    the catalogue through the on-disk embedding cache; the manifest records it."""
     started = time.perf_counter()
+    if search_dense is None:
+        from shelfwise.search.semantic import search_mode_from_env
+
+        search_dense = search_mode_from_env() != "lexical"
     models = models or DEFAULT_MODELS
     weights = weights or InteractionWeights()
     fingerprint = store.fingerprint()
@@ -170,7 +177,7 @@ def build_bundle(
     reranker = None
     if search_rerank:
         t0 = time.perf_counter()
-        reranker = _train_search_reranker(store, items)
+        reranker = _train_search_reranker(store, items, dense=search_dense)
         timings["search_reranker"] = round(time.perf_counter() - t0, 3)
 
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -191,6 +198,11 @@ def build_bundle(
         "created_at": datetime.now(UTC).isoformat(),
         "models": {name: params for name, params in models.items()},
         "weights": weights.model_dump(mode="json"),
+        "search": {
+            "dense": bool(search_dense),
+            "reranker": reranker is not None,
+            "reranker_dense": bool(getattr(reranker, "uses_dense", False)),
+        },
         "counts": {
             "items": len(catalog),
             "users": int(data.n_users),
@@ -204,9 +216,11 @@ def build_bundle(
     return Bundle(target, manifest, items, item_vocab, fitted, index, weights, reranker)
 
 
-def _train_search_reranker(store: Store, items: pd.DataFrame) -> Any:
+def _train_search_reranker(store: Store, items: pd.DataFrame, dense: bool = False) -> Any:
     """The LightGBM re-ranker learned from the store's own searches and what followed them,
-    or None (logged) when the store holds no search that led to a click, cart or purchase."""
+    or None (logged) when the store holds no search that led to a click, cart or purchase.
+    With `dense` it learns from the dense-similarity features too (MiniLM embeddings of the
+    catalogue, read from or written to the embedding cache)."""
     from shelfwise.search.ltr import PersonalisedReranker  # lightgbm only when needed
 
     events = store.events()
@@ -214,8 +228,16 @@ def _train_search_reranker(store: Store, items: pd.DataFrame) -> Any:
         log.info("no search events: search results are not re-ranked")
         return None
     catalog = items[items["title"].notna()].reset_index(drop=True)
+    index = None
+    if dense:
+        from shelfwise.search.semantic import DenseIndex
+
+        try:
+            index = DenseIndex.from_catalog(catalog)
+        except ShelfwiseError as exc:
+            log.warning("re-ranker trained without dense features: %s", exc)
     try:
-        reranker = PersonalisedReranker.train(catalog, events)
+        reranker = PersonalisedReranker.train(catalog, events, dense=index)
     except DataError as exc:
         log.info("search re-ranker not trained: %s", exc)
         return None
@@ -248,8 +270,14 @@ def current_bundle_dir(root: Path) -> Path | None:
     return target if (target / "manifest.json").exists() else None
 
 
-def ensure_bundle(store: Store, root: Path, rebuild: bool = False) -> tuple[Bundle, bool]:
-    """The current bundle if it matches the store, else a fresh one. Returns (bundle, built)."""
+def ensure_bundle(
+    store: Store, root: Path, rebuild: bool = False, search_dense: bool | None = None
+) -> tuple[Bundle, bool]:
+    """The current bundle if it matches the store, else a fresh one. Returns (bundle, built).
+
+    `search_dense` True / False also asks for a bundle whose search re-ranker was (not)
+    trained with dense retrieval, rebuilding one built the other way; None takes either
+    (and builds as `build_bundle` defaults)."""
     current = current_bundle_dir(root)
     if current is not None and not rebuild:
         try:
@@ -257,10 +285,18 @@ def ensure_bundle(store: Store, root: Path, rebuild: bool = False) -> tuple[Bund
         except (OSError, ValueError, KeyError, ShelfwiseError) as exc:
             log.warning("bundle %s is unreadable (%s); rebuilding", current, exc)
         else:
-            if bundle.fingerprint == store.fingerprint():
+            dense = bool(bundle.manifest.get("search", {}).get("dense", False))
+            if bundle.fingerprint != store.fingerprint():
+                log.info("store changed since bundle %s was built; rebuilding", current.name)
+            elif search_dense is not None and dense != search_dense:
+                log.info(
+                    "bundle %s was built %s dense search; rebuilding",
+                    current.name,
+                    "with" if dense else "without",
+                )
+            else:
                 return bundle, False
-            log.info("store changed since bundle %s was built; rebuilding", current.name)
-    return build_bundle(store, root), True
+    return build_bundle(store, root, search_dense=search_dense), True
 
 
 @dataclass(frozen=True)

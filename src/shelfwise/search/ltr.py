@@ -298,10 +298,12 @@ class PersonalisedReranker:
     see the events that label it.
 
     At serving time the feature builder is made from the service's catalogue (and its
-    `dense` index when that is a `DenseIndex`); popularity comes from all the training
-    events, and the shopper's affinities from the history the request carries
-    (`SearchContext.history` rows and weights). Saved as the LightGBM text model plus
-    `reranker.json` and `item_stats.npz` (no pickle).
+    `dense` index when that is a `DenseIndex` and the model was trained with one,
+    `uses_dense`: a model trained without the dense features saw them as 0, so they stay 0;
+    a model trained with them gets 0 only from a service without a dense index);
+    popularity comes from all the training events, and the shopper's affinities from the
+    history the request carries (`SearchContext.history` rows and weights). Saved as the
+    LightGBM text model plus `reranker.json` and `item_stats.npz` (no pickle).
     """
 
     def __init__(
@@ -311,6 +313,7 @@ class PersonalisedReranker:
         popularity: np.ndarray,
         purchases: np.ndarray,
         attribute_keys: Sequence[str] = (),
+        uses_dense: bool = False,
     ) -> None:
         if not (len(item_ids) == popularity.size == purchases.size):
             raise DataError("item_ids, popularity and purchases must have one entry per item")
@@ -319,6 +322,9 @@ class PersonalisedReranker:
         self.popularity = np.asarray(popularity, dtype=np.float64)
         self.purchases = np.asarray(purchases, dtype=np.float64)
         self.attribute_keys = list(attribute_keys)
+        #: Whether the model learned from the dense features (query-item and
+        #: query-category cosine); the serving builder computes them only then.
+        self.uses_dense = bool(uses_dense)
         self._builder: FeatureBuilder | None = None
         self._built_for: tuple[int, int, int] | None = None
 
@@ -375,11 +381,20 @@ class PersonalisedReranker:
             np.vstack(feats), np.concatenate(grades), sizes, builder.names
         )
         full = _item_stats(items, events)
-        return cls(model, items["item_id"].astype(str).tolist(), *full, attribute_keys=list(attrs))
+        return cls(
+            model,
+            items["item_id"].astype(str).tolist(),
+            *full,
+            attribute_keys=list(attrs),
+            uses_dense=dense is not None,
+        )
 
     def _builder_for(self, service: SearchService) -> FeatureBuilder:
         items = service.items
-        key = (id(items), len(items), id(service.dense))
+        dense = service.dense if isinstance(service.dense, DenseIndex) else None
+        if not self.uses_dense:
+            dense = None
+        key = (id(items), len(items), id(dense))
         if self._builder is None or self._built_for != key:
             frame = items.reset_index(drop=True)
             rows = {item_id: i for i, item_id in enumerate(self.item_ids)}
@@ -387,7 +402,6 @@ class PersonalisedReranker:
             known = where >= 0
             pop = np.where(known, self.popularity[np.maximum(where, 0)], 0.0)
             buys = np.where(known, self.purchases[np.maximum(where, 0)], 0.0)
-            dense = service.dense if isinstance(service.dense, DenseIndex) else None
             self._builder = FeatureBuilder(
                 frame,
                 dense=dense,
@@ -419,7 +433,11 @@ class PersonalisedReranker:
         directory = Path(directory)
         self.model.save(directory)
         np.savez(directory / "item_stats.npz", popularity=self.popularity, purchases=self.purchases)
-        meta = {"item_ids": self.item_ids, "attribute_keys": self.attribute_keys}
+        meta = {
+            "item_ids": self.item_ids,
+            "attribute_keys": self.attribute_keys,
+            "uses_dense": self.uses_dense,
+        }
         (directory / "reranker.json").write_text(json.dumps(meta))
 
     @classmethod
@@ -431,7 +449,14 @@ class PersonalisedReranker:
         meta = json.loads((directory / "reranker.json").read_text())
         with np.load(directory / "item_stats.npz", allow_pickle=False) as stats:
             pop, buys = stats["popularity"], stats["purchases"]
-        return cls(LTRReranker.load(directory), meta["item_ids"], pop, buys, meta["attribute_keys"])
+        return cls(
+            LTRReranker.load(directory),
+            meta["item_ids"],
+            pop,
+            buys,
+            meta["attribute_keys"],
+            uses_dense=bool(meta.get("uses_dense", False)),
+        )
 
 
 def _item_stats(items: pd.DataFrame, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,12 @@ The index is saved without pickle: `faiss.write_index`, the vectors as `.npy` an
 metadata as JSON. Embeddings of a whole catalogue are cached on disk as `.npy` keyed by a
 hash of the model and the texts (`encode_cached`), since a 5,000-item catalogue takes
 minutes to embed on two CPU cores.
+
+For serving, `EmbeddingCache` keeps one vector per distinct text instead, keyed by the model
+and a hash of the text (`$SHELFWISE_CACHE_DIR/embeddings/<model>-<max_length>/`), so a
+restart reads everything back, a changed catalogue embeds only its new or changed texts,
+and an interrupted first embedding resumes where it stopped. `DenseIndex.from_catalog`
+builds an index through it, and an index with a `cache` embeds upserted items through it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ import hashlib
 import json
 import logging
 import os
+import threading
+import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -43,12 +52,32 @@ log = logging.getLogger(__name__)
 IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
 
 __all__ = [
+    "SEARCH_MODES",
     "DenseConfig",
     "DenseIndex",
+    "EmbeddingCache",
     "embedding_cache_dir",
     "encode_cached",
     "item_texts",
+    "search_mode_from_env",
+    "text_key",
 ]
+
+SEARCH_MODES = ("lexical", "semantic", "hybrid")
+"""How a search finds candidates: BM25F only, dense retrieval only, or both fused (RRF)."""
+
+
+def search_mode_from_env(default: str = "lexical") -> str:
+    """The served search mode from `$SHELFWISE_SEARCH_MODE` (lexical, semantic or hybrid);
+    `semantic` and `hybrid` switch dense retrieval on."""
+    value = os.environ.get("SHELFWISE_SEARCH_MODE", "").strip().lower() or default
+    if value not in SEARCH_MODES:
+        raise ConfigError(
+            f"SHELFWISE_SEARCH_MODE={value!r} is not a search mode; "
+            f"choose one of {', '.join(SEARCH_MODES)}"
+        )
+    return value
+
 
 _FORMAT_VERSION = 1
 
@@ -95,6 +124,269 @@ def encode_cached(
     except OSError as exc:  # a read-only cache only costs time
         log.warning("could not cache embeddings in %s: %s", directory, exc)
     return vectors
+
+
+def text_key(text: str) -> str:
+    """The cache key of one text: 32 hex digits of its SHA-256."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _duration(seconds: float) -> str:
+    whole = max(round(seconds), 0)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class EmbeddingCache:
+    """Embeddings of single texts on disk, keyed by the model and a hash of each text.
+
+    The folder `<directory>/<model>-<max_length>/` (default directory:
+    `embedding_cache_dir()`) holds segments, each a pair `<name>.keys.npy` (text keys,
+    fixed-width unicode) and `<name>.vecs.npy` (float32 rows); the keys file is written
+    last, so a segment is complete when it exists. `encode` reads what is there and embeds
+    only the texts that are missing, `chunk_size` at a time, writing a segment per chunk
+    (an interrupted run resumes) and logging progress with an ETA every `log_every_s`
+    seconds. Segments are merged into one when there are more than `max_segments`.
+    Several processes may share a folder: names are unique and files are replaced
+    atomically. `hits` and `encoded` count the texts read back and embedded.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        encoder: SentenceEncoder | None = None,
+        chunk_size: int = 256,
+        log_every_s: float = 10.0,
+        max_segments: int = 32,
+    ) -> None:
+        if chunk_size < 1:
+            raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.root = Path(directory) if directory is not None else embedding_cache_dir()
+        self._encoder = encoder
+        self.chunk_size = chunk_size
+        self.log_every_s = log_every_s
+        self.max_segments = max_segments
+        self.hits = 0
+        self.encoded = 0
+        self._where: dict[str, tuple[str, int]] = {}
+        self._seen: set[str] = set()
+        self._lock = threading.RLock()
+
+    @property
+    def encoder(self) -> SentenceEncoder:
+        """The sentence encoder (the process-wide MiniLM unless one was given)."""
+        if self._encoder is None:
+            self._encoder = get_encoder()
+        return self._encoder
+
+    @property
+    def directory(self) -> Path:
+        """The folder of this model's segments."""
+        enc = self.encoder
+        return self.root / f"{enc.model_path.name}-{enc.max_length}"
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._scan()
+            return len(self._where)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def _scan(self) -> None:
+        """Index segments that appeared since the last scan (by this or another process)."""
+        directory = self.directory
+        if not directory.is_dir():
+            return
+        names = {p.name[: -len(".keys.npy")] for p in directory.glob("*.keys.npy")}
+        for name in sorted(names - self._seen):
+            try:
+                keys = np.load(directory / f"{name}.keys.npy", allow_pickle=False)
+            except (OSError, ValueError):  # being merged away by another process
+                continue
+            for row, key in enumerate(keys.tolist()):
+                self._where[str(key)] = (name, row)
+            self._seen.add(name)
+
+    def lookup(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, found): the cached vector of each key (zeros where `found` is False)."""
+        with self._lock:
+            return self._lookup(keys, retry=True)
+
+    def _lookup(self, keys: Sequence[str], retry: bool) -> tuple[np.ndarray, np.ndarray]:
+        dim = self.encoder.dim
+        out = np.zeros((len(keys), dim), dtype=np.float32)
+        found = np.zeros(len(keys), dtype=bool)
+        if any(k not in self._where for k in keys):
+            self._scan()
+        by_segment: dict[str, list[tuple[int, int]]] = {}
+        for pos, key in enumerate(keys):
+            hit = self._where.get(key)
+            if hit is not None:
+                by_segment.setdefault(hit[0], []).append((pos, hit[1]))
+        for name, pairs in by_segment.items():
+            try:
+                vecs = np.load(self.directory / f"{name}.vecs.npy", mmap_mode="r")
+            except (OSError, ValueError):
+                continue
+            if vecs.ndim != 2 or vecs.shape[1] != dim:
+                continue
+            at = np.fromiter((p for p, _ in pairs), dtype=np.int64, count=len(pairs))
+            rows = np.fromiter((r for _, r in pairs), dtype=np.int64, count=len(pairs))
+            ok = rows < vecs.shape[0]
+            out[at[ok]] = np.asarray(vecs[rows[ok]], dtype=np.float32)
+            found[at[ok]] = True
+        if retry and not found.all() and by_segment:
+            # a segment vanished (merged by another process): forget it and look again
+            lost = [k for k, f in zip(keys, found, strict=True) if not f]
+            names = {self._where[k][0] for k in lost if k in self._where}
+            stale = [n for n in names if not (self.directory / f"{n}.keys.npy").exists()]
+            if stale:
+                self._forget(stale)
+                again, ok = self._lookup(lost, retry=False)
+                idx = np.flatnonzero(~found)
+                out[idx[ok]] = again[ok]
+                found[idx[ok]] = True
+        return out, found
+
+    def _forget(self, names: Sequence[str]) -> None:
+        gone = set(names)
+        self._where = {k: v for k, v in self._where.items() if v[0] not in gone}
+        self._seen -= gone
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Store vectors under their keys (one new segment)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(keys) == 0:
+            return
+        if vectors.shape != (len(keys), self.encoder.dim):
+            raise DataError(f"{len(keys)} keys for vectors of shape {vectors.shape}")
+        with self._lock:
+            directory = self.directory
+            name = f"seg-{time.time_ns():x}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                self._write(directory, name, np.asarray(list(keys), dtype="U32"), vectors)
+            except OSError as exc:  # a read-only cache only costs time
+                log.warning("could not cache embeddings in %s: %s", directory, exc)
+                return
+            for row, key in enumerate(keys):
+                self._where[str(key)] = (name, row)
+            self._seen.add(name)
+            if len(self._seen) > self.max_segments:
+                self.compact()
+
+    @staticmethod
+    def _write(directory: Path, name: str, keys: np.ndarray, vectors: np.ndarray) -> None:
+        for suffix, data in (("vecs", vectors), ("keys", keys)):  # keys last: complete
+            tmp = directory / f".{name}.{suffix}.tmp.npy"
+            np.save(tmp, data, allow_pickle=False)
+            tmp.replace(directory / f"{name}.{suffix}.npy")
+
+    def compact(self) -> None:
+        """Merge every segment into one (the old ones are removed)."""
+        with self._lock:
+            self._scan()
+            old = sorted(self._seen)
+            if len(old) <= 1:
+                return
+            keys = sorted(self._where)
+            vectors, found = self._lookup(keys, retry=False)
+            keep = [k for k, f in zip(keys, found, strict=True) if f]
+            name = f"seg-{time.time_ns():x}-{os.getpid()}-{uuid.uuid4().hex[:8]}-merged"
+            try:
+                self._write(self.directory, name, np.asarray(keep, dtype="U32"), vectors[found])
+                for seg in old:
+                    for suffix in ("keys", "vecs"):
+                        (self.directory / f"{seg}.{suffix}.npy").unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not merge the embedding cache %s: %s", self.directory, exc)
+                return
+            self._where = {k: (name, i) for i, k in enumerate(keep)}
+            self._seen = {name}
+
+    # ---- embedding -----------------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, what: str = "texts") -> np.ndarray:
+        """Embeddings of `texts` (n x dim): cached ones read back, the rest embedded (and
+        cached), with progress logged for long runs (see the class doc)."""
+        texts = [str(t) if t is not None else "" for t in texts]
+        keys = [text_key(t) for t in texts]
+        with self._lock:
+            out, found = self._lookup(keys, retry=True)
+            if not found.all() and not found.any() and len(texts) > self.chunk_size:
+                found = self._from_whole_list_cache(texts, keys, out)
+            todo: dict[str, int] = {}
+            for pos in np.flatnonzero(~found).tolist():
+                todo.setdefault(keys[pos], pos)
+            self.hits += int(found.sum())
+            if todo:
+                fresh = self._embed([texts[p] for p in todo.values()], list(todo), batch_size, what)
+                row_of = {k: i for i, k in enumerate(todo)}
+                miss = np.flatnonzero(~found)
+                out[miss] = fresh[[row_of[keys[p]] for p in miss.tolist()]]
+        return out
+
+    def _from_whole_list_cache(
+        self, texts: list[str], keys: list[str], out: np.ndarray
+    ) -> np.ndarray:
+        """Adopt an `encode_cached` file for exactly these texts (written before this cache
+        existed), so a catalogue embedded once is not embedded again."""
+        path = self.root / f"{_cache_key(self.encoder, texts)}.npy"
+        found = np.zeros(len(texts), dtype=bool)
+        if not path.is_file():
+            return found
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return found
+        if vectors.shape != (len(texts), self.encoder.dim):
+            return found
+        log.info("embeddings of %d texts adopted from %s", len(texts), path)
+        first = dict(zip(keys, range(len(keys)), strict=False))
+        uniq = list(dict.fromkeys(keys))
+        self.add(uniq, vectors[[first[k] for k in uniq]])
+        out[:] = vectors
+        found[:] = True
+        return found
+
+    def _embed(self, texts: list[str], keys: list[str], batch_size: int, what: str) -> np.ndarray:
+        n = len(texts)
+        out = np.zeros((n, self.encoder.dim), dtype=np.float32)
+        chatty = n > self.chunk_size
+        if chatty:
+            log.info(
+                "embedding %d %s with %s (%d already cached); this runs once, later starts "
+                "read them from %s",
+                n,
+                what,
+                self.encoder.model_path.name,
+                self.hits,
+                self.directory,
+            )
+        t0 = last = time.perf_counter()
+        for start in range(0, n, self.chunk_size):
+            stop = min(start + self.chunk_size, n)
+            vectors = self.encoder.encode(texts[start:stop], batch_size=batch_size)
+            out[start:stop] = vectors
+            self.encoded += stop - start
+            self.add(keys[start:stop], vectors)
+            now = time.perf_counter()
+            if chatty and (now - last >= self.log_every_s or stop == n):
+                last = now
+                rate = stop / max(now - t0, 1e-9)
+                log.info(
+                    "embedded %d/%d %s (%.0f%%), %.1f/s, elapsed %s, ETA %s",
+                    stop,
+                    n,
+                    what,
+                    100.0 * stop / n,
+                    rate,
+                    _duration(now - t0),
+                    _duration((n - stop) / rate),
+                )
+        return out
 
 
 def item_texts(items: pd.DataFrame, description_chars: int = 300) -> list[str]:
@@ -155,6 +447,8 @@ class DenseIndex:
         self._present = np.zeros(0, dtype=bool)
         self._dead: set[int] = set()  # tombstones (HNSW only)
         self._query_cache: dict[str, np.ndarray] = {}
+        #: Where item texts are embedded through (`EmbeddingCache`); None: always embed.
+        self.cache: EmbeddingCache | None = None
 
     # ---- properties --------------------------------------------------------------------
 
@@ -271,8 +565,14 @@ class DenseIndex:
         """Embed and add (or replace) items; searchable as soon as this returns."""
         if len(texts) != len(ids):
             raise DataError(f"{len(ids)} ids for {len(texts)} texts")
-        vectors = self.encoder.encode(list(texts), batch_size=self.config.batch_size)
-        self.add_vectors(vectors, ids)
+        self.add_vectors(self.embed(texts), ids)
+
+    def embed(self, texts: Sequence[str], what: str = "item texts") -> np.ndarray:
+        """Vectors of item texts: through `cache` when set (only unseen texts are
+        embedded), else straight from the encoder."""
+        if self.cache is not None:
+            return self.cache.encode(list(texts), batch_size=self.config.batch_size, what=what)
+        return self.encoder.encode(list(texts), batch_size=self.config.batch_size)
 
     def add_vectors(self, vectors: np.ndarray, ids: Sequence[int] | np.ndarray) -> None:
         """Add (or replace) items given their vectors."""
@@ -328,6 +628,24 @@ class DenseIndex:
     ) -> DenseIndex:
         """An index over a catalogue frame, row `i` = item index `i` (see `item_texts`)."""
         return cls(config, encoder).index(item_texts(items), progress=progress)
+
+    @classmethod
+    def from_catalog(
+        cls,
+        items: pd.DataFrame,
+        ids: Sequence[int] | np.ndarray | None = None,
+        config: DenseConfig | None = None,
+        encoder: SentenceEncoder | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> DenseIndex:
+        """An index over catalogue rows `items` (under `ids`, default 0..n-1) whose texts
+        are embedded through `cache` (default: an `EmbeddingCache` in
+        `embedding_cache_dir()`), which the index keeps for later upserts: a restart reads
+        every vector back, a new or changed item embeds only its own text."""
+        index = cls(config, encoder)
+        index.cache = cache if cache is not None else EmbeddingCache(encoder=index.encoder)
+        vectors = index.embed(item_texts(items), what="items")
+        return index.index_vectors(vectors, ids)
 
     def upsert(self, rows: np.ndarray, items: pd.DataFrame) -> None:
         """Embed catalogue rows `items` and (re-)index them under `rows`."""

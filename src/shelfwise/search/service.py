@@ -37,6 +37,23 @@ Hooks for semantic search and learning to rank (protocols in `search.base`): set
 `service.dense` (a `Retriever`), `service.fusion` (a `Fusion`; without one, dense and
 lexical lists are merged by reciprocal rank fusion) and `service.reranker` (a `Reranker`,
 applied to the best `rerank_depth` candidates when sorting by relevance).
+`service.enable_dense()` sets up the usual dense retriever: MiniLM embeddings of every item
+(cached on disk per text, see `search.semantic.EmbeddingCache`) in a faiss index that
+follows `upsert_items` / `delete_items`, fused with BM25F by RRF.
+
+Search modes (`search(..., mode=)`, default `SearchConfig.mode`; `auto` is `hybrid` when a
+dense retriever is set, else `lexical`):
+
+* `lexical`: BM25F with typos, prefix and synonyms (the dense index, if any, still feeds
+  the re-ranker's similarity features);
+* `semantic`: the dense retriever's best `dense_depth` items only;
+* `hybrid`: every lexical match plus the dense retriever's best `dense_depth`, ordered by
+  the fusion of the two lists (RRF) before re-ranking.
+
+Dense candidates obey the filters (the retriever gets the filter mask) and need a score of
+at least `dense_min_similarity` (cosine for `DenseIndex`). Asking for `semantic` or
+`hybrid` without a dense retriever answers with `lexical` and says so in
+`query_info["notice"]`; `query_info["mode"]` is the mode that answered.
 """
 
 from __future__ import annotations
@@ -76,11 +93,13 @@ from shelfwise.search.synonyms import Synonyms
 from shelfwise.search.typo import TypoIndex
 from shelfwise.types import Results
 
-__all__ = ["SearchConfig", "SearchResponse", "SearchService", "item_documents"]
+__all__ = ["MODES", "SearchConfig", "SearchResponse", "SearchService", "item_documents"]
 
 log = logging.getLogger(__name__)
 _FORMAT = 1
 _RRF_K = 60
+MODES = ("lexical", "semantic", "hybrid")
+"""Search modes a request may ask for (see the module doc)."""
 
 
 class SearchConfig(BaseModel):
@@ -105,7 +124,13 @@ class SearchConfig(BaseModel):
     while nothing matches (Meilisearch's default); `any`: any word (plain BM25). Words the
     catalog does not know at all (no exact, typo, prefix or synonym match) are ignored and
     reported in `query_info["unknown"]`."""
+    mode: Literal["auto", "lexical", "semantic", "hybrid"] = "auto"
+    """The default search mode (see the module doc); `auto`: hybrid with a dense retriever."""
     dense_depth: int = Field(default=100, ge=1, le=10_000)
+    """How many items the dense retriever contributes (semantic and hybrid modes)."""
+    dense_min_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
+    """Dense candidates scoring below this (cosine for `DenseIndex`) are left out, so an
+    unrelated query does not drag in the catalogue's nearest-but-unrelated items."""
     rerank_depth: int = Field(default=100, ge=1, le=10_000)
     popularity: dict[str, float] = Field(
         default_factory=lambda: {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
@@ -353,6 +378,55 @@ class SearchService:
             )
         return self._parser
 
+    def enable_dense(
+        self,
+        dense: Retriever | None = None,
+        fusion: Fusion | None = None,
+        cache_dir: Path | None = None,
+    ) -> Retriever:
+        """Switch on dense retrieval: `dense`, or a `DenseIndex` over every live item
+        embedded through an `EmbeddingCache` in `cache_dir` (default
+        `$SHELFWISE_CACHE_DIR/embeddings`), so only texts never embedded before are
+        embedded (with progress logged); fused with BM25F by `fusion` (default RRF, k=60)."""
+        self._check()
+        built: np.ndarray | None = None
+        if dense is None:
+            from shelfwise.search.semantic import DenseIndex, EmbeddingCache
+
+            with self._lock:
+                rows = np.flatnonzero(self.index.alive)
+                frame = self.items.iloc[rows]
+            t0 = time.perf_counter()
+            index = DenseIndex()
+            index.cache = EmbeddingCache(cache_dir, encoder=index.encoder)
+            vectors = index.embed(_item_texts(frame), what="items")
+            dense = index.index_vectors(vectors, rows)
+            built = rows
+            log.info(
+                "dense index: %d items in %.2fs (%d embedded, %d from the cache)",
+                rows.size,
+                time.perf_counter() - t0,
+                index.cache.encoded,
+                index.cache.hits,
+            )
+        if fusion is None:
+            from shelfwise.search.fusion import RRFFusion
+
+            fusion = self.fusion or RRFFusion()
+        with self._lock:
+            if isinstance(dense, Updatable) and built is not None:
+                # items added or deleted while the index was being embedded
+                now = np.flatnonzero(self.index.alive)
+                added = np.setdiff1d(now, built)
+                if added.size:
+                    dense.upsert(added, self.items.iloc[added])
+                gone = np.setdiff1d(built, now)
+                if gone.size:
+                    dense.delete(gone)
+            self.dense = dense
+            self.fusion = fusion
+        return dense
+
     def _check(self) -> None:
         if not self._built:
             raise NotFittedError("SearchService.build() or load() must be called first")
@@ -397,12 +471,14 @@ class SearchService:
         history: np.ndarray | None = None,
         history_weights: np.ndarray | None = None,
         history_ids: Sequence[str] | None = None,
+        mode: str | None = None,
     ) -> SearchResponse:
         """One page of results for `query` under `filters`, sorted by `sort`.
 
         The user's history (for a re-ranker) is given either as service rows (`history`)
         or as item ids (`history_ids`, newest first; ids the service does not hold are
-        skipped), with optional `history_weights` aligned to it.
+        skipped), with optional `history_weights` aligned to it. `mode` picks the
+        retrieval (lexical, semantic, hybrid; None: `SearchConfig.mode`).
         """
         self._check()
         with self._lock:
@@ -417,7 +493,22 @@ class SearchService:
                 history,
                 history_weights,
                 history_ids,
+                mode,
             )
+
+    def resolve_mode(self, mode: str | None = None) -> tuple[str, str | None]:
+        """(the mode that answers, a notice when it is not the one asked for)."""
+        wanted = self.config.mode if mode is None else mode
+        if wanted == "auto":
+            return ("hybrid" if self.dense is not None else "lexical"), None
+        if wanted not in MODES:
+            raise ConfigError(f"unknown mode {wanted!r}; choose one of {', '.join(MODES)}")
+        if wanted != "lexical" and self.dense is None:
+            return "lexical", (
+                f"{wanted} search needs dense retrieval, which is not enabled here "
+                "(SHELFWISE_SEARCH_MODE=hybrid turns it on); answered with lexical search"
+            )
+        return wanted, None
 
     def _search(
         self,
@@ -431,6 +522,7 @@ class SearchService:
         history: np.ndarray | None,
         history_weights: np.ndarray | None,
         history_ids: Sequence[str] | None,
+        mode: str | None = None,
     ) -> SearchResponse:
         if history is None and history_ids is not None:
             history, history_weights = self._history_rows(history_ids, history_weights)
@@ -441,32 +533,42 @@ class SearchService:
         page_slice(0, page, per_page)  # validates page and per_page before any work
         if not isinstance(query, str):
             raise ConfigError(f"query must be a string, got {type(query).__name__}")
+        used, notice = self.resolve_mode(mode)
         allowed = self.index.alive
         fmask = self.filters.mask(flt)
         if fmask is not None:
             allowed &= fmask
         info: dict[str, Any] = {"query": query, "filters": flt.describe()}
+        if notice:
+            info["notice"] = notice
         scores_by_row: dict[int, float] | None = None
         if not query.strip():
             rows = np.flatnonzero(allowed)
             relevance = self.popularity[rows].astype(np.float32)
             info["mode"] = "browse"
+        elif used == "semantic":
+            info["mode"] = used
+            rows, relevance = self._dense_candidates(query, allowed)
+            order = np.lexsort((rows, -relevance))
+            rows, relevance = rows[order], relevance[order]
+            info["retrievers"] = ["dense"]
         else:
+            info["mode"] = used
             parsed = self.parser.parse(query)
             info.update(parsed.info())
             rows, relevance, dropped = self._lexical(parsed, allowed)
             info["matching"] = self.config.matching
             info["dropped"] = dropped
             retrievers = ["bm25"]
-            if self.dense is not None:
+            if used == "hybrid":
                 rows, relevance = self._with_dense(query, rows, relevance, allowed)
                 retrievers.append("dense")
             info["retrievers"] = retrievers
-            if self.reranker is not None and sort == "relevance" and rows.size:
-                rows, relevance, scores_by_row = self._rerank(
-                    query, rows, relevance, user, history, history_weights
-                )
-                info["reranked"] = True
+        if query.strip() and self.reranker is not None and sort == "relevance" and rows.size:
+            rows, relevance, scores_by_row = self._rerank(
+                query, rows, relevance, user, history, history_weights
+            )
+            info["reranked"] = True
         ordered = self.filters.order(rows, relevance, sort, self.popularity)
         score_of = dict(zip(rows.tolist(), relevance.tolist(), strict=True))
         if scores_by_row:
@@ -516,17 +618,26 @@ class SearchService:
         rows = np.flatnonzero(match)
         return rows, scores[rows], dropped
 
+    def _dense_candidates(self, query: str, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The dense retriever's best rows among `allowed`, at least `dense_min_similarity`,
+        best first."""
+        assert self.dense is not None
+        res = self.dense.retrieve(query, self.config.dense_depth, allowed)
+        ids = np.asarray(res.ids, dtype=np.int64).ravel()
+        scores = np.asarray(res.scores, dtype=np.float32).ravel()
+        keep = (ids >= 0) & (ids < allowed.size) & np.isfinite(scores)
+        keep &= scores >= self.config.dense_min_similarity
+        keep[keep] = allowed[ids[keep]]
+        return ids[keep], scores[keep]
+
     def _with_dense(
         self, query: str, rows: np.ndarray, relevance: np.ndarray, allowed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Lexical matches plus the dense retriever's best, ordered by the fused score."""
-        assert self.dense is not None
-        dense = self.dense.retrieve(query, self.config.dense_depth, allowed)
-        d_ids = dense.ids[(dense.ids >= 0) & np.isfinite(dense.scores)].astype(np.int64)
-        d_ids = d_ids[allowed[d_ids]]
+        d_ids, d_scores = self._dense_candidates(query, allowed)
         order = np.lexsort((rows, -relevance))
         lexical = Results(rows[order], relevance[order].astype(np.float32))
-        dense = Results(d_ids, dense.scores[: d_ids.size].astype(np.float32))
+        dense = Results(d_ids, d_scores)
         union = np.union1d(rows, d_ids)
         depth = int(union.size)
         if self.fusion is not None:
@@ -776,6 +887,12 @@ class SearchService:
             setattr(service, name, cls_obj.load(directory / name))
         service._built = True
         return service
+
+
+def _item_texts(frame: pd.DataFrame) -> list[str]:
+    from shelfwise.search.semantic import item_texts
+
+    return item_texts(frame)
 
 
 def _rrf(lists: Sequence[Results], limit: int) -> Results:

@@ -98,7 +98,7 @@ def _item_lookup(engine: Engine) -> ItemLookup:
 
 def build_services(engine: Engine, settings: ServeSettings, metrics: Metrics) -> Services:
     """Wire the engine to search, profiles, models, jobs and security."""
-    search = SearchAdapter.create(engine)
+    search = SearchAdapter.create(engine, search_mode=settings.search_mode)
     profiles = ProfileService(engine.store, _item_lookup(engine))
 
     def on_catalog(frame: pd.DataFrame, deleted: list[str]) -> None:
@@ -144,7 +144,12 @@ def _refresh_loop(engine: Engine, seconds: float, stop: threading.Event) -> None
 def _open_engine(settings: ServeSettings) -> tuple[Store, Engine]:
     store = open_store(settings.store)
     try:
-        bundle, built = ensure_bundle(store, settings.artifacts_dir, rebuild=settings.rebuild)
+        bundle, built = ensure_bundle(
+            store,
+            settings.artifacts_dir,
+            rebuild=settings.rebuild,
+            search_dense=settings.search_dense,
+        )
         log.info("%s bundle %s", "built" if built else "loaded", bundle.directory)
         return store, Engine(store, bundle, tail_seconds=settings.tail_seconds)
     except BaseException:
@@ -256,6 +261,7 @@ def serve(settings: ServeSettings, host: str, port: int, workers: int = 1) -> No
                 "SHELFWISE_MODELS_DIR": str(Path(settings.models_dir).resolve()),
                 "SHELFWISE_AUTH": "true" if settings.auth else "false",
                 "SHELFWISE_REBUILD": "false",
+                "SHELFWISE_SEARCH_MODE": settings.search_mode,
             }
         )
         uvicorn.run(

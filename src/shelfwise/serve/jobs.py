@@ -111,9 +111,14 @@ class JobRunner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def train_job(engine: Engine, registry: ModelRegistry, activate: bool) -> dict[str, Any]:
-    """Build a bundle from the live store; serve it with `activate`."""
-    bundle = build_bundle(engine.store, registry.artifacts, activate=activate)
+def train_job(
+    engine: Engine, registry: ModelRegistry, activate: bool, search_dense: bool | None = None
+) -> dict[str, Any]:
+    """Build a bundle from the live store (the search re-ranker with dense features when
+    `search_dense`); serve it with `activate`."""
+    bundle = build_bundle(
+        engine.store, registry.artifacts, activate=activate, search_dense=search_dense
+    )
     if activate:
         engine.activate(bundle)
     return {

@@ -77,7 +77,19 @@ class SearchOut(BaseModel):
     per_page: int
     items: list[ItemOut]
     facets: dict[str, list[FacetValue]] = Field(default_factory=dict)
-    engine: str = Field(default="bm25", description="what answered")
+    engine: str = Field(
+        default="bm25",
+        description="what answered: service (lexical), service+hybrid, service+semantic, "
+        "with +ltr when the learned re-ranker ordered the results; bm25 is the fallback index",
+    )
+    mode: str | None = Field(
+        default=None,
+        description="the retrieval that answered: lexical, semantic, hybrid (browse for an "
+        "empty query)",
+    )
+    notice: str | None = Field(
+        default=None, description="why the answer differs from what was asked, if it does"
+    )
 
 
 class AutocompleteOut(BaseModel):

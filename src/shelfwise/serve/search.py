@@ -5,6 +5,13 @@ cannot be built.
 
 Either way the API sees one `SearchAdapter` with `search`, `autocomplete`, `upsert_items`,
 `delete_items`, `record_queries` and `forget_user`, and results in the API's shape.
+
+With `search_mode` hybrid or semantic (`SHELFWISE_SEARCH_MODE`) the service also gets dense
+retrieval (`SearchService.enable_dense`: MiniLM vectors of every live item, read from the
+on-disk embedding cache, only unseen texts embedded, kept up to date by `upsert_items` /
+`delete_items`) and answers in that mode unless a request asks for another. If the dense
+index cannot be built the service stays lexical, and requests for semantic or hybrid search
+are answered lexically with a `notice` saying why.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import importlib
 import importlib.util
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +75,8 @@ class SearchResult:
     total: int
     facets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     engine: str = "bm25"
+    mode: str | None = None
+    notice: str | None = None
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -119,26 +129,42 @@ def _price_band(price: float) -> str:
 class SearchAdapter:
     """One search interface over whichever implementation is present."""
 
-    def __init__(self, engine: Engine, service: Any | None = None) -> None:
+    def __init__(
+        self, engine: Engine, service: Any | None = None, dense_error: str | None = None
+    ) -> None:
         self.engine = engine
         self.service = service
+        #: Why dense retrieval is off although it was asked for (None when it is on or
+        #: was not asked for).
+        self.dense_error = dense_error
         self._terms: list[str] | None = None
 
     @classmethod
-    def create(cls, engine: Engine, use_service: bool = True) -> SearchAdapter:
-        """Build the SearchService over the live catalog and the store's events."""
+    def create(
+        cls, engine: Engine, use_service: bool = True, search_mode: str = "lexical"
+    ) -> SearchAdapter:
+        """Build the SearchService over the live catalog and the store's events; with
+        `search_mode` hybrid or semantic switch dense retrieval on and make it the default."""
         service = None
+        dense_error = None
         if use_service and importlib.util.find_spec("shelfwise.search.service") is not None:
             module = importlib.import_module("shelfwise.search.service")
             factory = getattr(module, "SearchService", None)
             if factory is not None:
                 service = _build_service(factory, engine)
-        return cls(engine, service)
+        if service is not None and search_mode != "lexical":
+            dense_error = _enable_dense(service, engine, search_mode)
+        return cls(engine, service, dense_error)
 
     @property
     def name(self) -> str:
         """What answers searches."""
         return "service" if self.service is not None else "bm25"
+
+    @property
+    def dense(self) -> bool:
+        """Whether semantic and hybrid search are available."""
+        return self.service is not None and getattr(self.service, "dense", None) is not None
 
     # -- queries ------------------------------------------------------------------------------
     def search(
@@ -150,9 +176,14 @@ class SearchAdapter:
         per_page: int = 20,
         facets: tuple[str, ...] = (),
         user: str | None = None,
+        mode: str | None = None,
     ) -> SearchResult:
-        """One page of results, with facet counts over all matches."""
+        """One page of results, with facet counts over all matches. `mode` (lexical,
+        semantic, hybrid; None: the service's default) picks the retrieval."""
         if self.service is not None:
+            bundled = self.engine.bundle.search_reranker
+            if self.service.reranker is not bundled:  # a newly activated bundle
+                self.service.reranker = bundled
             history_ids, weights = None, None
             if user is not None:
                 # the engine numbers items by its catalog vocabulary, the service by its own
@@ -169,14 +200,34 @@ class SearchAdapter:
                 user=user,
                 history_ids=history_ids,
                 history_weights=weights,
+                mode=mode,
             )
+            info = _get(raw, "query_info", {}) or {}
+            used = info.get("mode")
+            notice = info.get("notice")
+            if notice and self.dense_error:
+                notice = f"{notice} (dense retrieval failed to start: {self.dense_error})"
+            engine = "service"
+            if used in ("semantic", "hybrid"):
+                engine += f"+{used}"
+            if info.get("reranked"):
+                engine += "+ltr"
             return SearchResult(
                 items=[_as_item(i) for i in _get(raw, "items", [])],
                 total=int(_get(raw, "total", 0)),
                 facets=_as_facets(_get(raw, "facets", {})),
-                engine="service+ltr" if _get(raw, "query_info", {}).get("reranked") else "service",
+                engine=engine,
+                mode=used,
+                notice=notice,
             )
-        return self._fallback(query, filters, sort, page, per_page, facets)
+        result = self._fallback(query, filters, sort, page, per_page, facets)
+        result.mode = "lexical" if query.strip() else "browse"
+        if mode not in (None, "lexical"):
+            result.notice = (
+                f"{mode} search is not available (the search service is down); answered "
+                "with the bundle's BM25 index"
+            )
+        return result
 
     def _fallback(
         self,
@@ -278,6 +329,28 @@ class SearchAdapter:
         forget = getattr(self.service, "forget_user", None)
         if callable(forget):
             forget(user_id)
+
+
+def _enable_dense(service: Any, engine: Engine, search_mode: str) -> str | None:
+    """Switch dense retrieval on and make `search_mode` the service's default; the error
+    (logged) when it cannot be, None when it is on."""
+    t0 = time.perf_counter()
+    try:
+        service.enable_dense()
+        service.config = service.config.model_copy(update={"mode": search_mode})
+    except Exception as exc:  # search must degrade, not take the API down
+        log.warning("dense retrieval unavailable (%s); search stays lexical", exc)
+        return f"{type(exc).__name__}: {exc}"
+    reranker = engine.bundle.search_reranker
+    if reranker is not None and not getattr(reranker, "uses_dense", False):
+        log.warning(
+            "the bundle's search re-ranker was trained without dense features; rebuild the "
+            "bundle with SHELFWISE_SEARCH_MODE=%s (shelfwise build --rebuild) to train it "
+            "with them",
+            search_mode,
+        )
+    log.info("dense retrieval on (%s search) in %.1fs", search_mode, time.perf_counter() - t0)
+    return None
 
 
 def _build_service(factory: Any, engine: Engine) -> Any | None:

@@ -7,6 +7,7 @@ service concerns; both read the same environment (`SHELFWISE_STORE`, ...).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,17 @@ class ServeSettings(BaseSettings):
     refresh_seconds: float = Field(default=5.0, ge=0)
     #: Rebuild the model bundle at startup even if it matches the store.
     rebuild: bool = False
+    #: How GET /v1/search finds candidates by default: `lexical` (BM25F), or `hybrid`
+    #: (BM25F and dense retrieval fused by RRF) / `semantic` (dense only), which switch on
+    #: dense retrieval (MiniLM embeddings in faiss, cached under
+    #: `$SHELFWISE_CACHE_DIR/embeddings`) and train the bundle's re-ranker with the dense
+    #: features. A request may ask for another mode with `?mode=`.
+    search_mode: Literal["lexical", "hybrid", "semantic"] = "lexical"
+
+    @property
+    def search_dense(self) -> bool:
+        """Whether dense retrieval is switched on."""
+        return self.search_mode != "lexical"
 
     def cors_list(self) -> list[str]:
         """The CORS origins as a list."""

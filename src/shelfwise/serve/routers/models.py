@@ -42,7 +42,10 @@ def start_job(services: ServicesDep, _: AdminDep, body: JobIn) -> JobOut:
     """Start a train or tune job in the background; poll GET /v1/jobs/{job_id}."""
     engine, registry = services.engine, services.models
     if body.kind == "train":
-        job = services.jobs.submit("train", lambda: train_job(engine, registry, body.activate))
+        dense = services.settings.search_dense
+        job = services.jobs.submit(
+            "train", lambda: train_job(engine, registry, body.activate, search_dense=dense)
+        )
     else:
         job = services.jobs.submit(
             "tune",

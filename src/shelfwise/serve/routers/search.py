@@ -42,6 +42,14 @@ def search(
     user: Annotated[
         str | None, Query(min_length=1, max_length=256, description="personalise for this user")
     ] = None,
+    mode: Annotated[
+        Literal["lexical", "semantic", "hybrid"] | None,
+        Query(
+            description="retrieval: lexical (BM25F), semantic (embeddings) or hybrid (both, "
+            "fused); default: the server's SHELFWISE_SEARCH_MODE. Without dense retrieval "
+            "on the server, semantic and hybrid answer lexically and say so in `notice`"
+        ),
+    ] = None,
 ) -> SearchOut:
     """Full-text product search with filters, facets, sorting and pages."""
     per_page = k or per_page
@@ -53,7 +61,7 @@ def search(
         in_stock=in_stock,
     )
     result = services.search.search(
-        q, filters, sort, page, per_page, tuple(dict.fromkeys(facets or ())), user
+        q, filters, sort, page, per_page, tuple(dict.fromkeys(facets or ())), user, mode
     )
     return SearchOut(
         query=q,
@@ -63,6 +71,8 @@ def search(
         items=[ItemOut(**i) for i in result.items],
         facets={name: [FacetValue(**v) for v in values] for name, values in result.facets.items()},
         engine=result.engine,
+        mode=result.mode,
+        notice=result.notice,
     )
 
 
