@@ -1,0 +1,207 @@
+"""The served search, lexical against hybrid: latency and relevance of GET /v1/search on the
+demo store, through the FastAPI app (TestClient, in process), with the bundle's learned
+re-ranker.
+
+    .venv/bin/python benchmarks/search_modes.py [--queries 200] [--eval 500] [--seed 42]
+
+The demo store (5,000 items, 2,000 shoppers, 90 days) is generated and its first two thirds
+of events ingested into a DuckDB store. Two bundles are built from it: `lexical` (the
+re-ranker trained without the dense features, served with SHELFWISE_SEARCH_MODE=lexical)
+and `hybrid` (trained with them, served with SHELFWISE_SEARCH_MODE=hybrid, where requests
+can still ask for `mode=lexical` or `mode=semantic`). Then:
+
+* latency: the first `--queries` searches after the cut, one request at a time, with the
+  shopper's user id (personalised re-ranking); `hybrid cold` is the first time each query
+  is seen (its MiniLM embedding is computed), `hybrid warm` the same queries again (the
+  in-memory query-embedding cache answers);
+* relevance: nDCG@10 of the served first page for up to `--eval` later searches that were
+  followed by a click, cart or purchase (graded 1/2/3 as in `search.ltr.search_labels`);
+  the store and the re-ranker never saw these events.
+
+Item embeddings come from the on-disk cache (`$SHELFWISE_CACHE_DIR/embeddings`); the
+timings of both bundle builds and app starts are reported. Writes
+`benchmarks/results/search_modes.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shelfwise.data.demo import DemoConfig, generate
+from shelfwise.engine import Engine, build_bundle
+from shelfwise.search.ltr import search_labels
+from shelfwise.search.relevance import graded_ndcg
+from shelfwise.search.semantic import EmbeddingCache, item_texts
+from shelfwise.serve.app import create_app
+from shelfwise.serve.settings import ServeSettings
+from shelfwise.store import open_store
+
+RESULTS = Path(__file__).resolve().parent / "results" / "search_modes.json"
+
+
+def _percentiles(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms, dtype=np.float64)
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p90_ms": round(float(np.percentile(a, 90)), 2),
+        "p99_ms": round(float(np.percentile(a, 99)), 2),
+        "mean_ms": round(float(a.mean()), 2),
+        "requests": int(a.size),
+    }
+
+
+def _time_requests(client: Any, searches: pd.DataFrame, mode: str) -> tuple[list[float], str]:
+    out, engine = [], ""
+    for query, user in zip(searches["query"], searches["user_id"], strict=True):
+        params = {"q": str(query), "user": str(user), "per_page": 20, "mode": mode}
+        t0 = time.perf_counter()
+        res = client.get("/v1/search", params=params)
+        out.append((time.perf_counter() - t0) * 1000.0)
+        if res.status_code != 200:
+            raise RuntimeError(f"{params}: {res.status_code} {res.text}")
+        engine = res.json()["engine"]
+    return out, engine
+
+
+def _ndcg(client: Any, evals: list[tuple[str, str, dict[str, int]]], mode: str) -> float:
+    vocab: dict[str, int] = {}
+    ranked, judged = [], []
+    for query, user, grades in evals:
+        params = {"q": query, "user": user, "per_page": 10, "mode": mode}
+        items = client.get("/v1/search", params=params).json()["items"]
+        ranked.append(np.array([vocab.setdefault(i["item_id"], len(vocab)) for i in items]))
+        judged.append({vocab.setdefault(i, len(vocab)): g for i, g in grades.items()})
+    return round(float(np.nanmean(graded_ndcg(ranked, judged, 10))), 4)
+
+
+def main() -> int:
+    """Build, serve, measure and write the JSON report."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queries", type=int, default=200, help="searches timed per mode")
+    parser.add_argument("--eval", type=int, default=500, help="labelled searches scored")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--work", default="var/bench/search_modes", help="scratch folder")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("shelfwise.engine", "shelfwise.recommenders", "shelfwise.access", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+    import torch
+    from fastapi.testclient import TestClient
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    t0 = time.perf_counter()
+    demo = generate(DemoConfig(seed=args.seed, n_items=args.items, n_users=args.users))
+    events = demo.events
+    ts = pd.to_datetime(events["timestamp"])
+    cut = ts.min() + (ts.max() - ts.min()) * (2 / 3)
+    later = events[ts >= cut]
+    timings: dict[str, float] = {"generate_s": round(time.perf_counter() - t0, 1)}
+
+    # the per-text embedding cache (adopts search_quality.py's whole-catalogue file if there)
+    t0 = time.perf_counter()
+    cache = EmbeddingCache()
+    cache.encode(item_texts(demo.items.reset_index(drop=True)), what="items")
+    timings["item_embeddings_s"] = round(time.perf_counter() - t0, 1)
+    timings["item_texts_embedded"] = cache.encoded
+
+    store = open_store(f"duckdb:///{(work / 'shop.duckdb').resolve()}")
+    store.upsert_items(demo.items)
+    store.append_events(events[ts < cut])
+    searches = later[(later["type"] == "search") & later["query"].notna()]
+    searches = searches.sort_values("timestamp", kind="stable").head(args.queries)
+    labels = search_labels(events)
+    labels = labels[pd.to_datetime(labels["timestamp"]) >= cut]
+    evals = [
+        (
+            str(g["query"].iloc[0]),
+            str(g["user_id"].iloc[0]),
+            dict(zip(g["item_id"], g["grade"], strict=True)),
+        )
+        for _, g in list(labels.groupby("search_id", sort=False))[: args.eval]
+    ]
+
+    report: dict[str, Any] = {}
+    for served in ("lexical", "hybrid"):
+        t0 = time.perf_counter()
+        bundle = build_bundle(store, work / served, search_dense=served == "hybrid")
+        timings[f"bundle_{served}_s"] = round(time.perf_counter() - t0, 1)
+        settings = ServeSettings(
+            auth=False, rate_limit=0, refresh_seconds=0, search_mode=served, models_dir=work / "m"
+        )
+        t0 = time.perf_counter()
+        with TestClient(create_app(Engine(store, bundle), settings)) as client:
+            timings[f"app_start_{served}_s"] = round(time.perf_counter() - t0, 1)
+            _time_requests(client, searches.head(5), "lexical")  # warm up
+            modes = ["lexical"] if served == "lexical" else ["hybrid", "semantic", "lexical"]
+            for mode in modes:
+                ms, engine = _time_requests(client, searches, mode)
+                row: dict[str, Any] = {"engine": engine, **_percentiles(ms)}
+                if mode == "hybrid":
+                    report[f"{served} app, mode=hybrid (cold: query embedded)"] = row
+                    ms, engine = _time_requests(client, searches, mode)
+                    row = {"engine": engine, **_percentiles(ms)}
+                    mode_label = "hybrid (warm: query embedding cached)"
+                else:
+                    mode_label = mode
+                row["ndcg@10"] = _ndcg(client, evals, mode)
+                report[f"{served} app, mode={mode_label}"] = row
+                print(f"{served} app, mode={mode_label}: {row}", flush=True)
+    store.close()
+
+    print()
+    print("| served (SHELFWISE_SEARCH_MODE) | request mode | engine | p50 ms | p99 ms | nDCG@10 |")
+    print("|---|---|---|---:|---:|---:|")
+    for name, row in report.items():
+        served, mode = name.split(" app, mode=")
+        ndcg = row.get("ndcg@10", "")
+        print(
+            f"| {served} | {mode} | {row['engine']} | {row['p50_ms']} | {row['p99_ms']} | {ndcg} |"
+        )
+    out = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "store": {
+            "items": args.items,
+            "users": args.users,
+            "seed": args.seed,
+            "events_ingested": int((ts < cut).sum()),
+            "timed_searches": len(searches),
+            "scored_searches": len(evals),
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "torch_threads": args.threads,
+        },
+        "timings": timings,
+        "results": report,
+    }
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
