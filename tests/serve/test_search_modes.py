@@ -182,3 +182,31 @@ def test_semantic_request_without_dense_retrieval_falls_back(shop: tuple[Store, 
         assert "not enabled" in body["notice"] and _ids(body)
         plain = client.get("/v1/search", params={"q": "knife"}).json()
         assert plain["notice"] is None and plain["mode"] == "lexical"
+
+
+def test_build_command_search_mode_flag(shop: tuple[Store, Path]) -> None:
+    """`shelfwise build --search-mode hybrid` trains the re-ranker with dense features; the
+    flag wins over $SHELFWISE_SEARCH_MODE, and a later lexical build rebuilds without."""
+    from shelfwise.cli import main
+
+    store, root = shop
+    db = root / "cli.duckdb"
+    with open_store(f"duckdb:///{db}") as copy:
+        copy.ingest(items=store.items(), events=store.events())
+    artifacts = root / "cli-bundle"
+    argv = ["build", "--store", f"duckdb:///{db}", "--artifacts", str(artifacts)]
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SHELFWISE_SEARCH_MODE", "lexical")
+    try:
+        assert main([*argv, "--search-mode", "hybrid"]) == 0
+        with open_store(f"duckdb:///{db}") as copy:
+            assert ensure_bundle(copy, artifacts)[0].manifest["search"]["dense"] is True
+        assert main([*argv, "--search-mode", "lexical"]) == 0
+        with open_store(f"duckdb:///{db}") as copy:
+            bundle = ensure_bundle(copy, artifacts)[0]
+            assert bundle.manifest["search"]["dense"] is False
+            assert not bundle.search_reranker.uses_dense
+    finally:
+        patch.undo()
+    with pytest.raises(SystemExit):
+        main([*argv, "--search-mode", "fuzzy"])

@@ -123,10 +123,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     from shelfwise.store import open_store
 
     with open_store(_store_url(args)) as store:
-        bundle, built = ensure_bundle(store, Path(args.artifacts), rebuild=args.rebuild)
+        bundle, built = ensure_bundle(
+            store, Path(args.artifacts), rebuild=args.rebuild,
+            search_dense=_search_dense(args.search_mode),
+        )  # fmt: skip
     state = "built" if built else "up to date"
     print(f"bundle {bundle.directory} ({state}): {json.dumps(bundle.manifest['counts'])}")
     return 0
+
+
+def _search_dense(mode: str | None) -> bool | None:
+    """`--search-mode` as `ensure_bundle`'s `search_dense` (None: `$SHELFWISE_SEARCH_MODE`)."""
+    return None if mode is None else mode != "lexical"
 
 
 def _serve(
@@ -137,6 +145,7 @@ def _serve(
     rebuild: bool,
     auth: bool = True,
     workers: int = 1,
+    search_mode: str | None = None,
 ) -> int:
     from shelfwise.engine import ensure_bundle
     from shelfwise.serve.app import serve
@@ -144,9 +153,13 @@ def _serve(
     from shelfwise.store import open_store
 
     with open_store(store_url) as store:
-        bundle, built = ensure_bundle(store, artifacts, rebuild=rebuild)
+        bundle, built = ensure_bundle(
+            store, artifacts, rebuild=rebuild, search_dense=_search_dense(search_mode)
+        )
         log.info("%s bundle %s", "built" if built else "reusing", bundle.directory)
     settings = ServeSettings(store=store_url, artifacts_dir=artifacts, auth=auth, rebuild=False)
+    if search_mode:  # the flag wins over $SHELFWISE_SEARCH_MODE (argparse checked the value)
+        settings = settings.model_copy(update={"search_mode": search_mode})
     keys = "API keys required (shelfwise keys create)" if auth else "auth OFF: no API keys needed"
     print(f"Shelfwise is serving on http://{host}:{port}  [{keys}]  (Ctrl+C to stop)", flush=True)
     serve(settings, host, port, workers)
@@ -163,6 +176,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.rebuild,
         auth=not args.no_auth,
         workers=args.workers,
+        search_mode=args.search_mode,
     )
 
 
@@ -192,11 +206,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from shelfwise.engine import ensure_bundle
 
         with open_store(store_url) as store:
-            bundle, _ = ensure_bundle(store, root / "artifacts")
+            bundle, _ = ensure_bundle(
+                store, root / "artifacts", search_dense=_search_dense(args.search_mode)
+            )
         print(f"demo ready: {store_url}, bundle {bundle.directory}")
         return 0
     # the local demo runs without API keys (printed at start); `shelfwise serve` needs them
-    return _serve(store_url, root / "artifacts", args.host, args.port, rebuild=False, auth=False)
+    return _serve(
+        store_url, root / "artifacts", args.host, args.port, rebuild=False, auth=False,
+        search_mode=args.search_mode,
+    )  # fmt: skip
+
+
+def _search_mode_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--search-mode",
+        choices=("lexical", "hybrid", "semantic"),
+        default=None,
+        help="how /v1/search finds candidates: lexical (BM25F), hybrid (BM25F + MiniLM "
+        "embeddings fused by RRF) or semantic; hybrid/semantic also train the search "
+        "re-ranker with dense features (default: $SHELFWISE_SEARCH_MODE, else lexical)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         _store_arg(p)
         p.add_argument("--artifacts", default=str(Settings().artifacts_dir), help="bundle folder")
         p.add_argument("--rebuild", action="store_true", help="retrain even if up to date")
+        _search_mode_arg(p)
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)
@@ -268,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-serve", action="store_true", help="prepare everything, do not serve")
+    _search_mode_arg(p)
     p.set_defaults(func=cmd_demo)
     from shelfwise.cli.evaluate import add_parser as add_evaluate_parser
 
