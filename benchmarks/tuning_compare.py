@@ -235,8 +235,8 @@ def summarize(
 def print_summary(results: dict[str, Any]) -> None:
     """One table row per (model, seed) and the median ratios per model."""
     print(
-        f"\n{'model':<9}{'seed':>5}{'random best':>13}{'TPE best':>10}{'t random':>10}"
-        f"{'t TPE':>8}{'ratio':>7}{'ratio (tol)':>13}"
+        f"\n{'model':<9}{'seed':>5}{'random best':>13}{'TPE best':>10}{'t random s':>11}"
+        f"{'t TPE s':>8}{'ratio':>7}{'ratio (tol)':>13}"
     )
 
     def fmt(value: float | None, spec: str, none: str) -> str:
@@ -247,8 +247,8 @@ def print_summary(results: dict[str, Any]) -> None:
             print(
                 f"{model:<9}{seed:>5}{row['random_final_best']:>13.4f}"
                 f"{row['tpe_final_best']:>10.4f}"
-                f"{fmt(row['random_seconds_to_target'], '.0f', '-'):>9}s"
-                f"{fmt(row['tpe_seconds_to_target'], '.0f', 'never'):>7}{'s' if row['tpe_seconds_to_target'] is not None else ' '}"
+                f"{fmt(row['random_seconds_to_target'], '.0f', '-'):>11}"
+                f"{fmt(row['tpe_seconds_to_target'], '.0f', 'never'):>8}"
                 f"{fmt(row['tpe_over_random_time'], '.2f', '-'):>7}"
                 f"{fmt(row['tpe_over_random_time_within_tolerance'], '.2f', '-'):>13}"
             )
