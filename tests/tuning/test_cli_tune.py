@@ -129,3 +129,27 @@ def test_bad_pins_fail_naming_the_parameter(
     assert main(["tune", "--model", "ease", "--dataset", "nowhere", "--set", assignment]) == 2
     err = capsys.readouterr().err
     assert all(w in err for w in words), err
+
+
+def test_tune_a_sequential_model_with_pinned_epochs(
+    block_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SASRec through the CLI: leave-last-out by default, the training options searched,
+    the pinned ones fixed in every trial and written to best.toml."""
+    out = tmp_path / "sasrec.json"
+    args = [
+        "tune", "--model", "sasrec", "--dataset", str(block_store), "--trials", "3",
+        "--sampler", "random", "--set", "sasrec.epochs=2", "--set", "sasrec.hidden=16",
+        "--set", "sasrec.blocks=1", "--set", "sasrec.threads=1", "--no-promote",
+        "--models-dir", str(tmp_path / "models"), "--json", str(out),
+        "--report-dir", str(tmp_path / "report"),
+    ]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["protocol"] == "loo" and result["n_trials"] == 3
+    params = set(result["best_params"])
+    assert {"optimizer", "lr", "schedule", "weight_decay", "batch_size", "dropout"} <= params
+    assert not params & {"epochs", "hidden", "blocks", "threads"}  # pinned, not searched
+    best = load_config(tmp_path / "report" / "best.toml")["sasrec"]
+    assert (best["epochs"], best["hidden"], best["blocks"]) == (2, 16, 1)
+    assert "hr@10" in result["test"] and "hr@10" in result["default_test"]
