@@ -3,7 +3,8 @@ the published Microsoft Recommenders MovieLens-100K rows.
 
     python benchmarks/tuned_vs_default.py [--models a,b] [--budget 60]
         [--beauty-models sasrec] [--beauty-budget 900] [--beauty-users 4000]
-        [--beauty-epochs 20] [--out PATH]
+        [--beauty-epochs 20] [--beauty-full-models itemknn,userknn,als]
+        [--beauty-full-budget 300] [--out PATH]
 
 Protocol: as `benchmarks/movielens_recommenders.py` (per-user stratified 75/25 holdout,
 seed 42, binary feedback, top-10 over the full catalogue with training items removed;
@@ -18,7 +19,9 @@ way on Amazon Beauty, leave-last-out (validation: each user's second-to-last ite
 the last), on `--beauty-users` users drawn at random (seed 0) and with at most
 `--beauty-epochs` epochs per trial (pinned, early stopping as configured), so that a CPU
 fits a useful study in the budget; they report HR@10 and NDCG@10 over the full catalogue.
-Skipped when `--beauty-budget` is 0.
+Skipped when `--beauty-budget` is 0. `--beauty-full-models` are tuned on all of Amazon
+Beauty (the protocol of `benchmarks/beauty_loo.py`, so beside its table) when
+`--beauty-full-budget` is above 0.
 
 Results go to benchmarks/results/tuned_vs_default.json.
 """
@@ -121,6 +124,8 @@ def main() -> None:
     parser.add_argument("--beauty-users", type=int, default=4000)
     parser.add_argument("--beauty-epochs", type=int, default=20)
     parser.add_argument("--beauty-threads", type=int, default=2)
+    parser.add_argument("--beauty-full-models", default="itemknn,userknn,als")
+    parser.add_argument("--beauty-full-budget", type=float, default=0.0)
     parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "tuned_vs_default.json")
     )
@@ -134,6 +139,7 @@ def main() -> None:
     for name in [m for m in args.models.split(",") if m]:
         results[name] = tune_and_score(name, data, args.budget, "movielens-100k", COLUMNS)
     beauty: dict[str, Any] = {}
+    beauty_full: dict[str, Any] = {}
     if args.beauty_budget > 0:
         bdata, blabel = beauty_sample(args.beauty_users)
         pins = {"epochs": args.beauty_epochs, "threads": args.beauty_threads}
@@ -141,7 +147,19 @@ def main() -> None:
             beauty[name] = tune_and_score(
                 name, bdata, args.beauty_budget, blabel, SEQ_COLUMNS, pins
             )
+    if args.beauty_full_budget > 0:
+        fdata, flabel = beauty_sample(0)
+        for name in [m for m in args.beauty_full_models.split(",") if m]:
+            beauty_full[name] = tune_and_score(
+                name, fdata, args.beauty_full_budget, flabel, SEQ_COLUMNS
+            )
     print_table(results)
+    for title, rows in (("Beauty sample", beauty), ("Beauty (all users)", beauty_full)):
+        for name, res in rows.items():
+            for kind in ("tuned", "default"):
+                if kind in res:
+                    cells = "  ".join(f"{c} {v:.4f}" for c, v in res[kind].items())
+                    print(f"{title}: {name} ({kind}) {cells}")
     report: dict[str, Any] = {
         "benchmark": "tuned vs default, movielens-100k, Microsoft Recommenders protocol",
         "protocol": "random_holdout 75/25 seed 42, binary, k=10, seen items removed; tuning on "
@@ -161,6 +179,18 @@ def main() -> None:
                 }
             }
             if beauty
+            else {}
+        ),
+        **(
+            {
+                "beauty_full": {
+                    "protocol": "amazon-beauty leave-last-out, all 22,363 users, full "
+                    "ranking (as benchmarks/beauty_loo.py)",
+                    "budget_seconds_per_model": args.beauty_full_budget,
+                    "results": beauty_full,
+                }
+            }
+            if beauty_full
             else {}
         ),
         "seconds": round(time.perf_counter() - t0, 1),
