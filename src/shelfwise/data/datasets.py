@@ -99,6 +99,23 @@ ML_GENRES = (
 )  # fmt: skip
 
 
+def _rating_events(ratings: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """MovieLens ratings (user_id, item_id, rating, ts in unix seconds) as `rating` events
+    with ids `<prefix>-<line number>`."""
+    return pd.DataFrame(
+        {
+            "event_id": f"{prefix}-" + pd.Series(np.arange(1, len(ratings) + 1)).astype(str),
+            "user_id": ratings["user_id"],
+            "item_id": ratings["item_id"],
+            "type": "rating",
+            "value": ratings["rating"],
+            "query": None,
+            "session_id": None,
+            "timestamp": pd.to_datetime(ratings["ts"], unit="s", utc=True),
+        }
+    )
+
+
 @register("movielens-100k", "movielens-100k")
 def load_movielens_100k(path: Path) -> Dataset:
     """943 users, 1,682 movies, 100,000 ratings (1-5) with unix timestamps.
@@ -168,18 +185,7 @@ def load_movielens_100k(path: Path) -> Dataset:
             "created_at": pd.to_datetime(raw_users["user_id"].map(first_event), unit="s", utc=True),
         }
     )
-    events = pd.DataFrame(
-        {
-            "event_id": "ml100k-" + pd.Series(np.arange(1, len(ratings) + 1)).astype(str),
-            "user_id": ratings["user_id"],
-            "item_id": ratings["item_id"],
-            "type": "rating",
-            "value": ratings["rating"],
-            "query": None,
-            "session_id": None,
-            "timestamp": pd.to_datetime(ratings["ts"], unit="s", utc=True),
-        }
-    )
+    events = _rating_events(ratings, "ml100k")
     return Dataset(
         "movielens-100k",
         conform("items", items),
@@ -326,18 +332,7 @@ def load_movielens_1m(path: Path) -> Dataset:
             "created_at": pd.to_datetime(raw_users["user_id"].map(first_event), unit="s", utc=True),
         }
     )
-    events = pd.DataFrame(
-        {
-            "event_id": "ml1m-" + pd.Series(np.arange(1, len(ratings) + 1)).astype(str),
-            "user_id": ratings["user_id"],
-            "item_id": ratings["item_id"],
-            "type": "rating",
-            "value": ratings["rating"],
-            "query": None,
-            "session_id": None,
-            "timestamp": pd.to_datetime(ratings["ts"], unit="s", utc=True),
-        }
-    )
+    events = _rating_events(ratings, "ml1m")
     notes = {
         "source": str(path),
         "ratings_file": ratings_path.name,
