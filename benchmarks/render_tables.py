@@ -3,8 +3,9 @@
     python benchmarks/render_tables.py [--results benchmarks/results]
 
 Prints the MovieLens 100K (Microsoft Recommenders protocol) and the Amazon Beauty
-(leave-last-one-out) tables with the published rows beside ours, so that the README's
-numbers always come from a file a benchmark script wrote.
+(leave-last-one-out) tables with the published rows beside ours, the TPE-versus-random
+tuning comparison and the tuned-versus-default tables, so that the README's numbers always
+come from a file a benchmark script wrote.
 """
 
 from __future__ import annotations
@@ -76,8 +77,95 @@ def beauty(d: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _s(value: Any) -> str:
+    return "never" if value is None else f"{value:.0f}"
+
+
+def tuning_compare(*reports: dict[str, Any]) -> str:
+    """Per model and seed: final bests, seconds to random search's final best, ratios."""
+    rows = [
+        "| model | seed | trials random / TPE (pruned) | final best random | final best TPE "
+        "| s to random's best: random | TPE | ratio | ratio within tolerance |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for report in reports:
+        for model, res in report["results"].items():
+            summ = res["summary"]
+            for seed, row in summ["per_seed"].items():
+                rnd, tpe = res["runs"]["random"][seed], res["runs"]["tpe+median"][seed]
+                rows.append(
+                    f"| {model} | {seed} | {rnd['n_trials']} / {tpe['n_trials']} "
+                    f"({tpe['n_pruned']}) | {_f(row['random_final_best'])} | "
+                    f"{_f(row['tpe_final_best'])} | {_s(row['random_seconds_to_target'])} | "
+                    f"{_s(row['tpe_seconds_to_target'])} | "
+                    f"{_f(row['tpe_over_random_time'], 2) or '-'} | "
+                    f"{_f(row['tpe_over_random_time_within_tolerance'], 2) or '-'} |"
+                )
+            med, med_tol = summ["median_time_ratio"], summ["median_time_ratio_within_tolerance"]
+            notes.append(
+                f"- {model} ({res['budget_seconds']:.0f} s per study): median ratio "
+                f"{_f(med, 2) or 'inf'}, at most half the time in "
+                f"{summ['seeds_at_most_half_time']} seeds; within {summ['tolerance']}: "
+                f"{_f(med_tol, 2) or 'inf'}, {summ['seeds_at_most_half_time_within_tolerance']}"
+                f"; mean final best TPE {summ['mean_best']['tpe+median']:.4f} vs random "
+                f"{summ['mean_best']['random']:.4f}"
+            )
+    return "\n".join([*rows, "", *notes])
+
+
+def tuned_vs_default(d: dict[str, Any]) -> str:
+    """MovieLens 100K tuned and default rows beside the published ones, then Beauty."""
+    rows = [
+        "| model | config | trials (pruned) | validation nDCG@10 | MAP | nDCG@10 | "
+        "Precision@10 | Recall@10 |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, res in d["results"].items():
+        if "error" in res:
+            rows.append(f"| {name} | error: {res['error']} | | | | | | |")
+            continue
+        for kind in ("tuned", "default"):
+            if kind not in res:
+                continue
+            r = res[kind]
+            val = res.get("validation_ndcg", {}).get(kind)
+            trials = f"{res['n_trials']} ({res['n_pruned']})" if kind == "tuned" else ""
+            rows.append(
+                f"| {name} | {kind} | {trials} | {_f(val)} | {_f(r['MAP'])} | "
+                f"{_f(r['nDCG@k'])} | {_f(r['Precision@k'])} | {_f(r['Recall@k'])} |"
+            )
+    for name, r in sorted(d["published"].items(), key=lambda kv: -kv[1]["nDCG@k"]):
+        rows.append(
+            f"| published {name} | | | | {_f(r['MAP'])} | {_f(r['nDCG@k'])} | "
+            f"{_f(r['Precision@k'])} | {_f(r['Recall@k'])} |"
+        )
+    for key in ("beauty_full", "beauty"):
+        if key not in d:
+            continue
+        part = d[key]
+        rows += [
+            "",
+            f"{part['protocol']}; {part['budget_seconds_per_model']:.0f} s of tuning per model:",
+            "",
+            "| model | config | trials (pruned) | validation nDCG@10 | HR@10 | NDCG@10 |",
+            "|---|---|---|---:|---:|---:|",
+        ]
+        for name, res in part["results"].items():
+            for kind in ("tuned", "default"):
+                if kind not in res:
+                    continue
+                val = res.get("validation_ndcg", {}).get(kind)
+                trials = f"{res['n_trials']} ({res['n_pruned']})" if kind == "tuned" else ""
+                rows.append(
+                    f"| {name} | {kind} | {trials} | {_f(val)} | {_f(res[kind]['HR@10'])} | "
+                    f"{_f(res[kind]['NDCG@10'])} |"
+                )
+    return "\n".join(rows)
+
+
 def main() -> None:
-    """Print both tables."""
+    """Print every table whose results file exists."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
@@ -90,6 +178,17 @@ def main() -> None:
     if bt.is_file():
         print("### Amazon Beauty, leave-last-one-out\n")
         print(beauty(json.loads(bt.read_text())))
+        print()
+    compare = [args.results / f for f in ("tuning_compare.json", "tuning_compare_sasrec.json")]
+    found = [json.loads(p.read_text()) for p in compare if p.is_file()]
+    if found:
+        print("### TPE with pruning against random search\n")
+        print(tuning_compare(*found))
+        print()
+    tvd = args.results / "tuned_vs_default.json"
+    if tvd.is_file():
+        print("### Tuned against default on the test split\n")
+        print(tuned_vs_default(json.loads(tvd.read_text())))
 
 
 if __name__ == "__main__":
