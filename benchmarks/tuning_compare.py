@@ -232,6 +232,42 @@ def summarize(
     return summary
 
 
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Best validation nDCG@10 against seconds, one panel per model, every seed drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
+    colours = {"tpe+median": "tab:blue", "random": "tab:orange"}
+    for ax, model in zip(axes[0], names, strict=True):
+        res = results[model]
+        for strategy, colour in colours.items():
+            for n, (_seed, run) in enumerate(res["runs"][strategy].items()):
+                if not run["trace"]:
+                    continue
+                xs = [t for t, _ in run["trace"]] + [res["budget_seconds"]]
+                ys = [v for _, v in run["trace"]] + [run["trace"][-1][1]]
+                ax.step(xs, ys, where="post", color=colour, alpha=0.75, lw=1.2,
+                        label=strategy if n == 0 else None)  # fmt: skip
+        finals = [r["best"] for s in colours for r in res["runs"][s].values()]
+        low = min(min(v for _, v in r["trace"][-1:]) for s in colours
+                  for r in res["runs"][s].values() if r["trace"])  # fmt: skip
+        span = max(finals) - low + 1e-4
+        ax.set_ylim(low - 0.6 * span, max(finals) + 0.15 * span)
+        ax.set_title(f"{model} ({len(res['seeds'])} seeds, {res['budget_seconds']:.0f} s)")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("best validation nDCG@10")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
 def print_summary(results: dict[str, Any]) -> None:
     """One table row per (model, seed) and the median ratios per model."""
     print(
@@ -314,6 +350,7 @@ def main() -> None:
         print_summary(report["results"])
         path.write_text(json.dumps(report, indent=2) + "\n")
         print(f"rewrote {path}")
+        plot(report["results"], path.with_suffix(".png"))
         return
     t0 = time.perf_counter()
     seeds = list(range(args.seeds))
@@ -352,6 +389,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out} ({report['seconds']}s)")
+    plot(results, out.with_suffix(".png"))
 
 
 if __name__ == "__main__":
