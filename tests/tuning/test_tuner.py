@@ -19,6 +19,8 @@ from shelfwise.tuning.factory import open_storage
 from shelfwise.tuning.promotion import challenge, decide, save_and_promote
 from shelfwise.tuning.tuner import TuneSettings, tune
 
+N_USERS_LOO = 80  # every block user has 8 events: one validation item each
+
 
 def cells(m: sp.csr_matrix) -> set[tuple[int, int]]:
     coo = sp.coo_matrix(m)
@@ -197,3 +199,23 @@ def test_sampler_seed_changes_the_draws_not_the_validation_split(holdout: Protoc
     assert users_a == users_b  # the same validation fold (seed 42 carves it)
     assert draws_a != draws_b
     assert run(1)[1] == draws_a  # and a sampler seed replays
+
+
+def test_final_model_is_refitted_on_train_and_validation(
+    events: pd.DataFrame, holdout: ProtocolData
+) -> None:
+    """After tuning on the validation part, the test step fits on training + validation
+    (leave-last-out: each test item predicted from everything before it); a protocol
+    without a validation part fits on its training part."""
+    from shelfwise.tuning.tuner import score_on_test
+
+    loo = prepare(events, "loo")
+    assert loo.validation.nnz == N_USERS_LOO
+    model, metrics = score_on_test("popularity", {}, loo, 10)
+    counts = np.asarray((loo.train + loo.validation).sum(axis=0)).ravel()
+    assert np.allclose(model.popularity, counts)  # type: ignore[attr-defined]
+    assert not np.allclose(counts, np.asarray(loo.train.sum(axis=0)).ravel())
+    assert 0.0 <= metrics["ndcg@10"] <= 1.0
+    model, _ = score_on_test("popularity", {}, holdout, 10)
+    assert holdout.validation.nnz == 0
+    assert np.allclose(model.popularity, np.asarray(holdout.train.sum(axis=0)).ravel())  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 
 from shelfwise.errors import ConfigError, ShelfwiseError
 from shelfwise.evaluation.metrics import ranking_metrics
-from shelfwise.evaluation.protocols import ProtocolData
+from shelfwise.evaluation.protocols import ProtocolData, fold_validation
 from shelfwise.evaluation.runner import recommend_users
 from shelfwise.recommenders.base import ModelConfig, Recommender, available, create
 from shelfwise.tuning.data import Fold, validation_folds
@@ -348,17 +348,25 @@ def run_trials(
 def score_on_test(
     name: str, config: ModelConfig | dict[str, Any], data: ProtocolData, k: int
 ) -> tuple[Recommender, dict[str, float]]:
-    """Fit on the protocol's train part (validation passed as the runner does) and score
-    every test user: (model, ranking metrics at k + fit seconds)."""
+    """Refit on everything before the test part and score every test user once: (model,
+    ranking metrics at k + fit seconds).
+
+    Tuning has used the validation part to choose the configuration; the final model is
+    fitted on training + validation (`fold_validation`: the matrix and, for sequential
+    models, the time-ordered sequences), so under leave-last-out each test item is
+    predicted from everything before it, as in the papers' test step and
+    `benchmarks/beauty_loo.py`. Protocols without a validation part (the Recommenders
+    holdout) fit on the training part as it is."""
     params = config.model_dump() if isinstance(config, ModelConfig) else dict(config)
     model = create(name, **params)
+    final = fold_validation(data) if data.validation.nnz else data
     t0 = time.perf_counter()
-    fold = Fold(data.train, data.test, data.test_users, getattr(data, "sequences", None))
-    fit_model(model, training_input(model, fold), data.catalog, data.validation)
+    fold = Fold(final.train, final.test, final.test_users, getattr(final, "sequences", None))
+    fit_model(model, training_input(model, fold), final.catalog)
     fit_seconds = time.perf_counter() - t0
-    users = data.test_users
-    recs, _ = recommend_users(model, data, users, k)
-    metrics = ranking_metrics(recs, data.test[users], k)
+    users = final.test_users
+    recs, _ = recommend_users(model, final, users, k)
+    metrics = ranking_metrics(recs, final.test[users], k)
     metrics["fit_seconds"] = fit_seconds
     return model, metrics
 
