@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,6 +100,30 @@ ML_GENRES = (
 )  # fmt: skip
 
 
+def _movie_items(
+    ids: Any, titles: Any, genres: list[list[str]], extra: list[dict[str, Any]], created: Any
+) -> pd.DataFrame:
+    """MovieLens movies as catalog rows: category `Movies > <first genre>`, the genres as
+    description, genres and `extra` (per movie) in the attributes, no price or brand."""
+    return pd.DataFrame(
+        {
+            "item_id": ids,
+            "title": titles,
+            "description": [", ".join(g) for g in genres],
+            "category": ["Movies > " + (g[0] if g else "unknown") for g in genres],
+            "brand": "",
+            "price": np.nan,
+            "currency": "USD",
+            "in_stock": True,
+            "attributes": [
+                json.dumps({"genres": g, **e}, sort_keys=True)
+                for g, e in zip(genres, extra, strict=True)
+            ],
+            "created_at": created,
+        }
+    )
+
+
 def _rating_events(ratings: pd.DataFrame, prefix: str) -> pd.DataFrame:
     """MovieLens ratings (user_id, item_id, rating, ts in unix seconds) as `rating` events
     with ids `<prefix>-<line number>`."""
@@ -142,29 +167,18 @@ def load_movielens_100k(path: Path) -> Dataset:
     release = pd.to_datetime(raw_items[2], format="%d-%b-%Y", errors="coerce", utc=True)
     first_rating = ratings.groupby("item_id")["ts"].min()
     created = pd.to_datetime(raw_items[0].map(first_rating), unit="s", utc=True)
-    items = pd.DataFrame(
-        {
-            "item_id": raw_items[0],
-            "title": raw_items[1].str.strip().where(raw_items[1].str.strip() != "", raw_items[0]),
-            "description": [", ".join(g) for g in genres],
-            "category": ["Movies > " + (g[0] if g else "unknown") for g in genres],
-            "brand": "",
-            "price": np.nan,
-            "currency": "USD",
-            "in_stock": True,
-            "attributes": [
-                json.dumps(
-                    {
-                        "genres": g,
-                        "release_date": None if pd.isna(r) else r.date().isoformat(),
-                        "imdb_url": url or None,
-                    },
-                    sort_keys=True,
-                )
-                for g, r, url in zip(genres, release, raw_items[4], strict=True)
-            ],
-            "created_at": created,
-        }
+    items = _movie_items(
+        raw_items[0],
+        raw_items[1].str.strip().where(raw_items[1].str.strip() != "", raw_items[0]),
+        genres,
+        [
+            {
+                "release_date": None if pd.isna(r) else r.date().isoformat(),
+                "imdb_url": url or None,
+            }
+            for r, url in zip(release, raw_items[4], strict=True)
+        ],
+        created,
     )
     raw_users = pd.read_csv(
         _need(path / "u.user"),
@@ -281,25 +295,13 @@ def load_movielens_1m(path: Path) -> Dataset:
     genres = [[g for g in r[2].split("|") if g] for r in movie_rows]
     years = [_title_year(t) for t in titles]
     first_rating = ratings.groupby("item_id")["ts"].min()
-    items = pd.DataFrame(
-        {
-            "item_id": movie_ids,
-            "title": titles,
-            "description": [", ".join(g) for g in genres],
-            "category": ["Movies > " + (g[0] if g else "unknown") for g in genres],
-            "brand": "",
-            "price": np.nan,
-            "currency": "USD",
-            "in_stock": True,
-            "attributes": [
-                json.dumps({"genres": g, "year": y}, sort_keys=True)
-                for g, y in zip(genres, years, strict=True)
-            ],
-            # movies nobody rated have no first rating: NaT
-            "created_at": pd.to_datetime(
-                pd.Series(movie_ids).map(first_rating), unit="s", utc=True
-            ),
-        }
+    items = _movie_items(
+        movie_ids,
+        titles,
+        genres,
+        [{"year": y} for y in years],
+        # movies nobody rated have no first rating: NaT
+        pd.to_datetime(pd.Series(movie_ids).map(first_rating), unit="s", utc=True),
     )
     raw_users = _read_dat(
         users_path,
