@@ -137,7 +137,21 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-class EmbeddingCache:
+class _LazyEncoder:
+    """The `encoder` property of the classes that embed texts: the one they were given,
+    else the process-wide MiniLM, loaded on first use."""
+
+    _encoder: SentenceEncoder | None
+
+    @property
+    def encoder(self) -> SentenceEncoder:
+        """The sentence encoder (the process-wide MiniLM unless one was given)."""
+        if self._encoder is None:
+            self._encoder = get_encoder()
+        return self._encoder
+
+
+class EmbeddingCache(_LazyEncoder):
     """Embeddings of single texts on disk, keyed by the model and a hash of each text.
 
     The folder `<directory>/<model>-<max_length>/` (default directory:
@@ -171,13 +185,6 @@ class EmbeddingCache:
         self._where: dict[str, tuple[str, int]] = {}
         self._seen: set[str] = set()
         self._lock = threading.RLock()
-
-    @property
-    def encoder(self) -> SentenceEncoder:
-        """The sentence encoder (the process-wide MiniLM unless one was given)."""
-        if self._encoder is None:
-            self._encoder = get_encoder()
-        return self._encoder
 
     @property
     def directory(self) -> Path:
@@ -432,7 +439,7 @@ class DenseConfig(BaseModel):
     rebuild_dead_fraction: float = Field(default=0.2, gt=0.0, le=1.0)
 
 
-class DenseIndex:
+class DenseIndex(_LazyEncoder):
     """Item vectors in a faiss inner-product index, keyed by item index (see the module)."""
 
     def __init__(
@@ -451,13 +458,6 @@ class DenseIndex:
         self.cache: EmbeddingCache | None = None
 
     # ---- properties --------------------------------------------------------------------
-
-    @property
-    def encoder(self) -> SentenceEncoder:
-        """The sentence encoder (the process-wide MiniLM unless one was given)."""
-        if self._encoder is None:
-            self._encoder = get_encoder()
-        return self._encoder
 
     @property
     def n_items(self) -> int:
