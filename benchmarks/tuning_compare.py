@@ -326,6 +326,9 @@ def main() -> None:
     parser.add_argument("--sasrec-epochs", type=int, default=10)
     parser.add_argument("--sasrec-seeds", type=int, default=1)
     parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds run from this one (to add seeds)"
+    )
+    parser.add_argument(
         "--tolerance",
         type=float,
         default=0.0005,
@@ -353,7 +356,7 @@ def main() -> None:
         plot(report["results"], path.with_suffix(".png"))
         return
     t0 = time.perf_counter()
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     results: dict[str, Any] = {}
     budgets = parse_budgets(args.budget)
     for model in [m for m in args.models.split(",") if m]:
@@ -366,8 +369,8 @@ def main() -> None:
             f"most): {args.sasrec_budget:.0f}s per study",
             flush=True,
         )
-        results["sasrec"] = compare("sasrec", list(range(args.sasrec_seeds)),
-                                    args.sasrec_budget, args)  # fmt: skip
+        sasrec_seeds = list(range(args.first_seed, args.first_seed + args.sasrec_seeds))
+        results["sasrec"] = compare("sasrec", sasrec_seeds, args.sasrec_budget, args)
     print_summary(results)
     report = {
         "benchmark": "TPE + median pruning vs random search, same wall-clock budget, run "
