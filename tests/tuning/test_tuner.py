@@ -219,3 +219,58 @@ def test_final_model_is_refitted_on_train_and_validation(
     model, _ = score_on_test("popularity", {}, holdout, 10)
     assert holdout.validation.nnz == 0
     assert np.allclose(model.popularity, np.asarray(holdout.train.sum(axis=0)).ravel())  # type: ignore[attr-defined]
+
+
+def test_a_repeated_configuration_is_answered_from_the_earlier_trial(
+    holdout: ProtocolData,
+) -> None:
+    from shelfwise.tuning.objective import REPEATS_TO_STOP, Objective
+    from shelfwise.tuning.report import trials_frame
+    from shelfwise.tuning.tuner import run_trials
+
+    class Counting(Objective):
+        fits = 0
+
+        def evaluate(self, name, config, trial=None):  # type: ignore[no-untyped-def]
+            Counting.fits += 1
+            return super().evaluate(name, config, trial)
+
+    objective = Counting(models=["ease"], folds=validation_folds(holdout))
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"l2": 458.6})
+    study.enqueue_trial({"l2": 461.0})  # the same model: l2 rounds to 460 in both
+    study.enqueue_trial({"l2": 120.0})
+    study.optimize(objective, n_trials=3)
+    first, repeat, other = study.trials
+    assert first.user_attrs["config"]["l2"] == repeat.user_attrs["config"]["l2"] == 460.0
+    assert repeat.value == first.value and repeat.user_attrs["repeat_of"] == 0
+    assert "repeat_of" not in other.user_attrs and other.user_attrs["config"]["l2"] == 120.0
+    assert Counting.fits == 2
+    frame = trials_frame(study)  # the trials CSV says which trial each repeat copies
+    assert frame["repeat_of"].isna().tolist() == [True, False, True]
+    assert frame.loc[1, "repeat_of"] == 0
+    # a sampler that proposes nothing new for REPEATS_TO_STOP trials in a row ends the study
+    for _ in range(50):
+        study.enqueue_trial({"l2": 120.0})
+    run_trials(study, objective, 50, None, lambda _msg: None)
+    assert Counting.fits == 2 and objective.converged
+    finished = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(finished) == 3 + REPEATS_TO_STOP  # the queued rest never ran
+
+
+def test_a_repeat_of_a_pruned_configuration_is_pruned(holdout: ProtocolData) -> None:
+    from shelfwise.tuning.objective import Objective
+
+    objective = Objective(models=["als"], folds=validation_folds(holdout),
+                          pinned={"als": {"iterations": 4}})  # fmt: skip
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.99)
+    )  # every ALS trial is pruned after its first epoch
+    params = {"factors": 16, "regularization": 1.0, "alpha": 1.0}
+    study.enqueue_trial(params)
+    study.enqueue_trial(params)
+    study.optimize(objective, n_trials=2)
+    first, repeat = study.trials
+    assert first.state == repeat.state == TrialState.PRUNED
+    assert first.last_step == 1 and repeat.last_step is None
+    assert repeat.user_attrs["repeat_of"] == 0

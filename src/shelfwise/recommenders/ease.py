@@ -36,8 +36,19 @@ class EASEConfig(ModelConfig):
 
     @classmethod
     def search_space(cls, trial: Any) -> EASEConfig:
-        """A config drawn from an Optuna trial."""
-        return cls(l2=trial.suggest_float("l2", 1.0, 1e4, log=True))
+        """A config drawn from an Optuna trial: `l2` log-uniform in [1, 10^4], rounded to two
+        significant figures (458.6 -> 460). Validation NDCG is flat to within a few 1e-4
+        over a wide band of l2 (about 290-540 on MovieLens 100K), so finer values only chase
+        that ripple; rounded, a draw that repeats an earlier value is answered by the tuner
+        from the earlier trial instead of being fitted again."""
+        return cls(l2=significant(trial.suggest_float("l2", 1.0, 1e4, log=True), 2))
+
+
+def significant(value: float, digits: int) -> float:
+    """`value` rounded to `digits` significant figures."""
+    if value == 0.0 or not np.isfinite(value):
+        return value
+    return float(round(value, digits - 1 - int(np.floor(np.log10(abs(value))))))
 
 
 def ease_memory_bytes(n_items: int) -> tuple[int, int]:

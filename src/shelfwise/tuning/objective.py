@@ -35,6 +35,9 @@ from shelfwise.tuning.space import PrefixedTrial, has_search_space, pinned_confi
 
 log = logging.getLogger("shelfwise.tuning")
 
+REPEATS_TO_STOP = 20
+"""The tuner stops a study once this many trials in a row repeated earlier configurations."""
+
 METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "map", "map_nrel", "hr", "mrr", "f1")
 
 
@@ -158,6 +161,7 @@ class Objective:
     deadline: float | None = None
     pinned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Fixed parameters per model (`--set sasrec.epochs=20`): never searched, always set."""
+    repeats_in_a_row: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -241,9 +245,49 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         name, config = self.suggest(trial)
+        dumped = config.model_dump(mode="json")
         trial.set_user_attr("model", name)
-        trial.set_user_attr("config", config.model_dump(mode="json"))
-        return self.evaluate(name, config, trial)
+        trial.set_user_attr("config", dumped)
+        earlier = same_configuration(trial, name, dumped)
+        if earlier is None:
+            self.repeats_in_a_row = 0
+            return self.evaluate(name, config, trial)
+        self.repeats_in_a_row += 1
+        return repeat_outcome(trial, earlier)
+
+    @property
+    def converged(self) -> bool:
+        """True once `REPEATS_TO_STOP` trials in a row repeated configurations already
+        tried: the sampler has nothing new to propose (a small discrete space is exhausted),
+        so the tuner stops the study."""
+        return self.repeats_in_a_row >= REPEATS_TO_STOP
+
+
+def same_configuration(
+    trial: Any, name: str, config: Mapping[str, Any]
+) -> optuna.trial.FrozenTrial | None:
+    """The earliest finished trial of `trial`'s study that trained the same model with the
+    same configuration (after pins and rounding), or None. Trials the objective did not
+    build (no `config` attribute) never match."""
+    study = getattr(trial, "study", None)
+    if study is None:
+        return None
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for done in study.get_trials(deepcopy=False, states=states):
+        attrs = done.user_attrs
+        if attrs.get("model") == name and attrs.get("config") == config:
+            return done
+    return None
+
+
+def repeat_outcome(trial: Any, earlier: optuna.trial.FrozenTrial) -> float:
+    """Answer a repeated configuration from the trial that already trained it: its value,
+    or pruned again, at no training cost."""
+    trial.set_user_attr("repeat_of", earlier.number)
+    log.info("trial %d repeats trial %d's configuration", trial.number, earlier.number)
+    if earlier.state == optuna.trial.TrialState.PRUNED:
+        raise optuna.TrialPruned(f"same configuration as trial {earlier.number} (pruned)")
+    return float(earlier.value)  # type: ignore[arg-type]
 
 
 def tunable_models(names: Sequence[str]) -> list[str]:

@@ -41,6 +41,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "last_step": t.last_step,
             "duration_seconds": duration,
             "model": t.user_attrs.get("model", ""),
+            "repeat_of": t.user_attrs.get("repeat_of"),
             "error": t.user_attrs.get("error", t.user_attrs.get("stopped", "")),
         }
         row.update({f"param:{k}": v for k, v in t.params.items()})

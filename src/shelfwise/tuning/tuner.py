@@ -44,6 +44,7 @@ from shelfwise.tuning.factory import (
     redact,
 )
 from shelfwise.tuning.objective import (
+    REPEATS_TO_STOP,
     Objective,
     TimeBudgetExceededError,
     fit_model,
@@ -287,6 +288,12 @@ def run_trials(
             progress(f"time budget of {_fmt_seconds(timeout or 0)} used; stopping")
             break
         if grid is not None and not grid.unvisited(study):
+            break
+        if objective.converged:
+            progress(
+                f"the last {REPEATS_TO_STOP} trials repeated configurations already tried: "
+                "nothing new to search; stopping"
+            )
             break
         # a trial is cut at the deadline only once the study has a result to fall back on
         has_result = bool(_count(study, (TrialState.COMPLETE,)))
