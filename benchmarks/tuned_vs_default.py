@@ -68,7 +68,7 @@ def row(metrics: dict[str, float], columns: dict[str, str] = COLUMNS) -> dict[st
 
 def tune_and_score(
     name: str, data: Any, budget: float, label: str, columns: dict[str, str],
-    pinned: dict[str, Any] | None = None,
+    pinned: dict[str, Any] | None = None, cv: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
     """Tune `name` for `budget` seconds on validation, then score tuned and default on test."""
     start = time.perf_counter()
@@ -76,7 +76,7 @@ def tune_and_score(
         _, default = score_on_test(name, {}, data, K)
         return {"default": row(default, columns), "note": "no parameters to tune"}
     settings = TuneSettings(
-        model=name, timeout=budget, sampler="tpe", pruner="median",
+        model=name, timeout=budget, sampler="tpe", pruner="median", cv=cv,
         pinned={name: pinned} if pinned else {},
     )  # fmt: skip
     try:
@@ -102,6 +102,7 @@ def tune_and_score(
         "best_params": r.best_params,
         "n_trials": r.n_trials,
         "n_pruned": r.n_pruned,
+        "cv": cv,
         "seconds": round(time.perf_counter() - start, 1),
     }
 
@@ -119,6 +120,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(CLASSIC))
     parser.add_argument("--budget", type=float, default=60.0, help="tuning seconds per model")
+    parser.add_argument(
+        "--cv",
+        type=int,
+        default=1,
+        help="MovieLens part: score each trial on K folds of the training part (1: one "
+        "validation holdout)",
+    )
     parser.add_argument("--beauty-models", default="sasrec")
     parser.add_argument("--beauty-budget", type=float, default=0.0)
     parser.add_argument("--beauty-users", type=int, default=4000)
@@ -137,7 +145,9 @@ def main() -> None:
     data = prepare(ds.events, "holdout", seed=42, binary=True, items=ds.items)
     results: dict[str, Any] = {}
     for name in [m for m in args.models.split(",") if m]:
-        results[name] = tune_and_score(name, data, args.budget, "movielens-100k", COLUMNS)
+        results[name] = tune_and_score(
+            name, data, args.budget, "movielens-100k", COLUMNS, cv=args.cv
+        )
     beauty: dict[str, Any] = {}
     beauty_full: dict[str, Any] = {}
     if args.beauty_budget > 0:

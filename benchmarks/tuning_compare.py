@@ -117,6 +117,7 @@ def run_one(
         "n_trials": r.n_trials,
         "n_pruned": r.n_pruned,
         "n_failed": r.n_failed,
+        "n_repeats": sum("repeat_of" in t.user_attrs for t in tuned.study.trials),
         "trace": trace,
     }
 
