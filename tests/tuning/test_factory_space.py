@@ -19,6 +19,7 @@ from shelfwise.tuning.space import (
     enumerate_space,
     grid_points,
     numeric_points,
+    pinned_config,
 )
 
 
@@ -137,3 +138,12 @@ def test_deep_models_search_their_training_options(model: str) -> None:
     assert "warmup_epochs" not in defaults
     with pytest.raises(ConfigError, match="warmup_epochs"):
         config_from_params(model, {**defaults, "schedule": "warmup_cosine"})
+
+
+def test_sasrec_does_not_search_its_dominated_loss() -> None:
+    """SASRec trains with full softmax (`ce`) in every trial; `bce` only when pinned."""
+    defaults = default_params("sasrec")
+    assert defaults is not None and "loss" not in defaults
+    assert config_from_params("sasrec", defaults).loss == "ce"  # type: ignore[attr-defined]
+    bce = pinned_config("sasrec", config_from_params("sasrec", defaults), {"loss": "bce"})
+    assert bce.loss == "bce"  # type: ignore[attr-defined]
