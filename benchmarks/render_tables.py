@@ -179,7 +179,14 @@ def main() -> None:
         print("### Amazon Beauty, leave-last-one-out\n")
         print(beauty(json.loads(bt.read_text())))
         print()
-    compare = [args.results / f for f in ("tuning_compare.json", "tuning_compare_sasrec.json")]
+    compare = [
+        args.results / f
+        for f in (
+            "tuning_compare.json",
+            "tuning_compare_sasrec.json",
+            "tuning_compare_sasrec_loss_searched.json",
+        )
+    ]
     found = [json.loads(p.read_text()) for p in compare if p.is_file()]
     if found:
         print("### TPE with pruning against random search\n")
