@@ -92,10 +92,11 @@ def tuning_compare(*reports: dict[str, Any]) -> str:
     for report in reports:
         for model, res in report["results"].items():
             summ = res["summary"]
+            label = f"{model}, {res['budget_seconds']:.0f} s"
             for seed, row in summ["per_seed"].items():
                 rnd, tpe = res["runs"]["random"][seed], res["runs"]["tpe+median"][seed]
                 rows.append(
-                    f"| {model} | {seed} | {rnd['n_trials']} / {tpe['n_trials']} "
+                    f"| {label} | {seed} | {rnd['n_trials']} / {tpe['n_trials']} "
                     f"({tpe['n_pruned']}) | {_f(row['random_final_best'])} | "
                     f"{_f(row['tpe_final_best'])} | {_s(row['random_seconds_to_target'])} | "
                     f"{_s(row['tpe_seconds_to_target'])} | "
@@ -184,6 +185,7 @@ def main() -> None:
         for f in (
             "tuning_compare.json",
             "tuning_compare_sasrec.json",
+            "tuning_compare_sasrec_1800.json",
             "tuning_compare_sasrec_loss_searched.json",
         )
     ]

@@ -119,6 +119,16 @@ def run_one(
         "n_failed": r.n_failed,
         "n_repeats": sum("repeat_of" in t.user_attrs for t in tuned.study.trials),
         "trace": trace,
+        # every trial's validation value after each epoch (pruning analyses replay these)
+        "trials": [
+            {
+                "state": t.state.name,
+                "value": t.value,
+                "curve": [t.intermediate_values[k] for k in sorted(t.intermediate_values)],
+                "params": t.params,
+            }
+            for t in tuned.study.trials
+        ],
     }
 
 

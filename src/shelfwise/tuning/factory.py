@@ -5,8 +5,9 @@ workers do not pile onto one point), `random`, `grid` (every effective point of 
 model's search space, see `shelfwise.tuning.space.grid_points`), `cmaes` (CMA-ES over the
 numeric parameters; categorical ones fall back to random sampling).
 
-Pruners (`PRUNERS`): `none`, `median` (from epoch 4 on, after 3 finished trials, stop a
-trial whose intermediate value is below the median of earlier trials at the same epoch),
+Pruners (`PRUNERS`): `none`, `median` (from epoch 3 on, after 3 finished trials, stop a
+trial whose best value so far is below the median of the finished trials' values at that
+epoch),
 `hyperband`, `successive_halving`.
 
 Storage: a local Optuna journal file by default (append-only, so a study that was
@@ -78,7 +79,8 @@ def make_pruner(name: str, n_startup_trials: int = 3) -> optuna.pruners.BasePrun
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":
-        # no pruning in the first 3 epochs: early epochs of factor models rank configs badly
+        # no pruning before epoch 3 (Optuna prunes from step == n_warmup_steps): the first
+        # epochs of factor models rank configurations badly
         return optuna.pruners.MedianPruner(
             n_startup_trials=n_startup_trials, n_warmup_steps=3, interval_steps=1
         )
