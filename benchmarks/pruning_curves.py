@@ -1,78 +1,32 @@
-"""When may a pruner judge a SASRec trial? Learning curves of random configurations.
+"""When may a pruner judge a SASRec trial? The learning curves of random configurations.
 
-    python benchmarks/pruning_curves.py [--budget 900] [--workers 2] [--users 4000]
-        [--epochs 10] [--out benchmarks/results/pruning_curves_sasrec.json]
-    python benchmarks/pruning_curves.py --from-compare benchmarks/results/FILE.json --out F
+    python benchmarks/pruning_curves.py --from-compare benchmarks/results/FILE.json \
+        [--out benchmarks/results/pruning_curves_sasrec_from_compare.json]
 
-Random search without pruning on the same Amazon Beauty sample, validation split, epoch cap
-and early stopping as the TPE-vs-random comparison (benchmarks/tuning_compare.py), in
-`--workers` processes of one thread each (independent sampler seeds), for `--budget`
-seconds. Every trial's validation NDCG@10 after each epoch is kept.
-
-From the curves, for each epoch k:
+Reads the random-search studies of a SASRec TPE-vs-random comparison
+(benchmarks/tuning_compare.py, which keeps every trial's validation NDCG@10 after each
+epoch; random search runs without a pruner, so its curves are complete) and, for each
+epoch k:
 
 - Spearman's rank correlation between the value after epoch k and the trial's final value
   (how well epoch k ranks configurations);
 - the median-pruning rule as Optuna applies it (from epoch `first` on, stop a trial whose
   best value so far is below the median of the finished trials' values at that epoch,
-  once 3 trials have finished), replayed over 200 random orders of the trials: the share of epochs
-  it saves, and how often it stops the best trial or one of the top 10% of trials.
+  once 3 trials have finished), replayed over 200 random orders of the trials: the share
+  of epochs it saves, and how often it stops the best trial or one of the top 10%.
 
-That is the evidence for the pruning warm-up a model declares (`prune_warmup_epochs`).
-Writes the curves and the table to the JSON file and prints the table.
+That is the evidence for the median pruner's warm-up (`shelfwise.tuning.factory.make_pruner`:
+first prune at epoch 3). Writes the curves and the table to `--out` and prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).parent))
-ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-
-
-def worker(seed: int, budget: float, users: int, epochs: int, out: Path) -> None:
-    """One random-search study without pruning; every trial's curve as JSON in `out`."""
-    import optuna
-    import torch
-    from optuna.trial import TrialState
-
-    from shelfwise.tuning.data import validation_folds
-    from shelfwise.tuning.objective import Objective
-    from tuning_compare import SPLIT_SEED, load_data
-
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data, label, pins = load_data("amazon-beauty", users, epochs)
-    objective = Objective(
-        models=["sasrec"],
-        folds=validation_folds(data, seed=SPLIT_SEED),
-        pinned={"sasrec": {**pins, "threads": 1}},
-        deadline=time.monotonic() + budget,
-    )
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.RandomSampler(seed=2000 + seed),
-        pruner=optuna.pruners.NopPruner(),
-    )
-    study.optimize(objective, timeout=budget, catch=(Exception,))
-    trials = []
-    for t in study.trials:
-        if t.state != TrialState.COMPLETE or t.value is None:
-            continue
-        curve = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
-        seconds = (t.datetime_complete - t.datetime_start).total_seconds()  # type: ignore[operator]
-        trials.append({"params": t.params, "final": t.value, "curve": curve, "seconds": seconds})
-    out.write_text(json.dumps({"dataset": label, "trials": trials}))
-    print(f"  worker {seed}: {len(trials)} complete trials", flush=True)
 
 
 def compare_trials(path: Path) -> tuple[list[dict[str, Any]], str]:
@@ -100,9 +54,8 @@ def replay_median(
     trials: list[dict[str, Any]], first: int, orders: int = 200, startup: int = 3
 ) -> dict[str, float]:
     """Optuna's median rule (n_startup_trials=startup, n_warmup_steps=first, epochs counted
-    from 1) replayed over
-    random orders: share of epochs saved, and how often the best / a top-10% trial is
-    stopped."""
+    from 1) replayed over random orders: share of epochs saved, and how often the best / a
+    top-10% trial is stopped."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -164,54 +117,22 @@ def analyse(trials: list[dict[str, Any]], epochs: int) -> dict[str, Any]:
 
 def main() -> None:
     """Command-line entry point."""
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        seed, budget, users, epochs, out = sys.argv[2:7]
-        worker(int(seed), float(budget), int(users), int(epochs), Path(out))
-        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=900.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--users", type=int, default=4000)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "pruning_curves_sasrec.json")
-    )
-    parser.add_argument("--reuse", action="store_true", help="re-analyse the curves in --out")
     parser.add_argument(
         "--from-compare",
         metavar="FILE",
-        help="analyse the random-search trials of a tuning_compare.py result instead "
-        "(random search runs without a pruner, so its curves are complete)",
+        required=True,
+        help="a tuning_compare.py result with SASRec (its random-search trials are read)",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(Path(__file__).parent / "results" / "pruning_curves_sasrec_from_compare.json"),
     )
     args = parser.parse_args()
     start = time.time()
-    if args.from_compare:
-        trials, label = compare_trials(Path(args.from_compare))
-    elif args.reuse:
-        saved = json.loads(Path(args.out).read_text())
-        trials, label = saved["trials"], saved["dataset"]
-    else:
-        print(
-            f"random search, no pruning: {args.workers} workers x {args.budget:.0f}s "
-            f"(finishes about {time.strftime('%H:%M', time.localtime(start + args.budget))})",
-            flush=True,
-        )
-        env = {**os.environ, **ONE_THREAD}
-        trials, label = [], ""
-        with tempfile.TemporaryDirectory() as tmp:
-            procs = []
-            for seed in range(args.workers):
-                out = Path(tmp) / f"{seed}.json"
-                cmd = [sys.executable, __file__, "--worker", str(seed), str(args.budget),
-                       str(args.users), str(args.epochs), str(out)]  # fmt: skip
-                procs.append((subprocess.Popen(cmd, env=env), out))
-            for proc, out in procs:
-                if proc.wait() != 0:
-                    raise SystemExit("a worker failed")
-                part = json.loads(out.read_text())
-                trials += part["trials"]
-                label = part["dataset"]
-    result = analyse(trials, args.epochs)
+    trials, label = compare_trials(Path(args.from_compare))
+    epochs = max(len(t["curve"]) for t in trials)
+    result = analyse(trials, epochs)
     print(f"\n{label}: {result['n_trials']} trials, final value median "
           f"{result['final_median']:.4f}, max {result['final_max']:.4f}")  # fmt: skip
     print(f"{'epoch':>6}{'spearman':>10}{'n':>5}")
@@ -221,8 +142,9 @@ def main() -> None:
     print(f"\n{head[0]:>17}{head[1]:>14}{head[2]:>14}{head[3]:>17}")
     for rule in result["median_rule"]:
         print(
-            f"{rule['first_prunable_epoch']:>17}{rule['epochs_saved']:>14.1%}{rule['best_pruned']:>14.1%}"
-            f"{rule['top10_pruned_per_order']:>12.2f} of {rule['n_top10']}"
+            f"{rule['first_prunable_epoch']:>17}{rule['epochs_saved']:>14.1%}"
+            f"{rule['best_pruned']:>14.1%}{rule['top10_pruned_per_order']:>12.2f} of "
+            f"{rule['n_top10']}"
         )
     payload = {
         "benchmark": "pruning_curves",
