@@ -23,7 +23,7 @@ import optuna
 sys.path.insert(0, str(Path(__file__).parent))
 from shelfwise.tuning.data import validation_folds
 from shelfwise.tuning.objective import Objective
-from tuning_compare import load_data
+from tuning_compare import SPLIT_SEED, epoch_values, load_data
 
 CONFIGS = {
     "random-search best (seed 3)": {
@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data, label, pins = load_data("amazon-beauty", args.users, args.epochs)
-    folds = validation_folds(data, seed=42)
+    folds = validation_folds(data, seed=SPLIT_SEED)
     results = []
     for name, params in CONFIGS.items():
         for loss in ("ce", "bce"):
@@ -64,7 +64,7 @@ def main() -> None:
             t0 = time.perf_counter()
             study.optimize(objective, n_trials=1)
             trial = study.trials[0]
-            curve = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
+            curve = epoch_values(trial)
             row = {"config": name, "loss": loss, "params": params, "final": trial.value,
                    "curve": curve, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
             results.append(row)

@@ -73,6 +73,11 @@ def curve(study: Any, start: float) -> list[tuple[float, float]]:
     return out
 
 
+def epoch_values(trial: Any) -> list[float]:
+    """A trial's reported validation values, in epoch (step) order."""
+    return [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
+
+
 def time_to_reach(trace: list[tuple[float, float]], target: float) -> float | None:
     """First time the best-so-far is >= target (None if never)."""
     for seconds, best in trace:
@@ -124,7 +129,7 @@ def run_one(
             {
                 "state": t.state.name,
                 "value": t.value,
-                "curve": [t.intermediate_values[k] for k in sorted(t.intermediate_values)],
+                "curve": epoch_values(t),
                 "params": t.params,
             }
             for t in tuned.study.trials

@@ -7,8 +7,7 @@ numeric parameters; categorical ones fall back to random sampling).
 
 Pruners (`PRUNERS`): `none`, `median` (from epoch 3 on, after 3 finished trials, stop a
 trial whose best value so far is below the median of the finished trials' values at that
-epoch),
-`hyperband`, `successive_halving`.
+epoch), `hyperband`, `successive_halving`.
 
 Storage: a local Optuna journal file by default (append-only, so a study that was
 interrupted resumes where it stopped); `sqlite:///file.db`; or `postgresql://...` (any
