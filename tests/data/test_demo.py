@@ -113,6 +113,42 @@ def test_same_seed_same_store_and_files(tmp_path, small):
         assert a[name].read_bytes() != c[name].read_bytes()
 
 
+def test_a_fixed_seed_gives_known_rows():
+    # Known answers recorded from the generator before it became a package: any change to
+    # the vocabulary's order or to the order of random draws changes them.
+    store = generate(DemoConfig(seed=5, n_items=60, n_users=10, days=2))
+    assert (len(store.items), len(store.users), len(store.events)) == (60, 10, 78)
+    first = store.items.iloc[0]
+    assert first["title"] == "Saltwater & Sage Citrus Oud Eau de Parfum, 30ml"
+    assert first["description"] == (
+        "Saltwater & Sage's citrus eau de parfum with notes of Oud, made for warm summer days. "
+        "Top notes of bergamot and pink pepper over a warm amber base. "
+        "Thoughtfully designed by Saltwater & Sage."
+    )
+    assert json.loads(first["attributes"]) == {
+        "notes": "Oud", "rating_avg": 3.6, "rating_count": 41, "size": "30ml",
+    }  # fmt: skip
+    assert first["price"] == 62.99
+    last = store.items.iloc[-1]
+    assert last["title"] == "Copperleaf Quick-Dry Egyptian Cotton Bath Sheet, 2-Piece"
+    assert round(float(store.items["price"].sum()), 2) == 4914.2
+    assert store.events["type"].value_counts().to_dict() == {
+        "view": 45, "click": 22, "add_to_cart": 4, "purchase": 3, "search": 3, "rating": 1,
+    }  # fmt: skip
+    assert store.events["query"].dropna().tolist() == [
+        "Linea Nord", "compact clicky keybord", "stability running shoes",
+    ]  # fmt: skip
+    e = store.events.iloc[0]
+    assert (e["user_id"], e["item_id"], e["type"], e["session_id"]) == (
+        "U-00002", "SKU-000056", "view", "S-0000001",
+    )  # fmt: skip
+    assert e["timestamp"] == pd.Timestamp("2026-10-31 08:28:55")
+    assert json.loads(store.users["attributes"].iloc[0]) == {
+        "age_band": "35-44", "country": "US", "device": "mobile", "newsletter": True,
+        "signup_channel": "referral",
+    }  # fmt: skip
+
+
 def test_progress_bar_goes_to_stderr(capsys):
     generate(DemoConfig(n_items=100, n_users=20, days=5), progress=True)
     captured = capsys.readouterr()

@@ -288,7 +288,8 @@ def _parse(model: type[M], text: str, source: str) -> tuple[M, dict[str, Any]]:
         return model.model_validate(raw), raw
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_where(err['loc'], raw)}: {err['msg']}" for err in exc.errors(include_url=False)
+            f"{_where(err['loc'], raw)}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors(include_url=False)
         )
         raise ConfigError(
             f"demo vocabulary {source}: {problems} "
