@@ -11,9 +11,9 @@ import pytest
 import scipy.sparse as sp
 from optuna.trial import TrialState
 
+from shelfwise.artifacts.registry import Registry
 from shelfwise.errors import ConfigError
 from shelfwise.evaluation.protocols import ProtocolData, prepare
-from shelfwise.modelstore import ModelStore
 from shelfwise.tuning.data import cv_folds, validation_folds
 from shelfwise.tuning.factory import open_storage
 from shelfwise.tuning.promotion import challenge, decide, save_and_promote
@@ -122,7 +122,7 @@ def test_decide_known_answers() -> None:
 
 def _tune_and_offer(
     data: ProtocolData,
-    store: ModelStore,
+    store: Registry,
     model: str,
     tmp_path: Path,
     candidates: tuple[str, ...] = (),
@@ -141,7 +141,7 @@ def _tune_and_offer(
 def test_champion_challenger_promotes_only_when_better(
     holdout: ProtocolData, tmp_path: Path
 ) -> None:
-    store = ModelStore(tmp_path / "models")
+    store = Registry(tmp_path / "models")
     # 1. trending (popularity with recency) into an empty store: promoted
     weak, v1, promoted, champ = _tune_and_offer(holdout, store, "trending", tmp_path)
     assert (v1, promoted, champ) == ("v0001", True, None)
@@ -158,7 +158,7 @@ def test_champion_challenger_promotes_only_when_better(
     assert store.active().version == v2  # type: ignore[union-attr]
     assert [v.version for v in store.versions()] == ["v0001", "v0002", "v0003"]
     # the active model loads and recommends block items to a block user
-    model = store.load()
+    model = store.load_model()
     user = 0  # u0 is in block 0 (items i0..i9)
     recs = model.recommend(holdout.train[user].indices, k=3).ids
     block = {holdout.items.index(f"i{i}") for i in range(10)}

@@ -17,6 +17,7 @@ from shelfwise.serve import create_app, web
 from shelfwise.serve.security import create_key
 from shelfwise.serve.settings import ServeSettings
 from shelfwise.store import open_store
+from shelfwise.tuning.runs import tuning_runs
 
 from .conftest import TUNING_TRIALS, write_tuning_report
 
@@ -93,8 +94,8 @@ def test_tuning_history_returns_the_recorded_trials(secured: dict[str, Any]) -> 
 
 
 def test_tuning_runs_skip_broken_reports(tmp_path: Path) -> None:
-    assert web.tuning_runs(None) == []
-    assert web.tuning_runs(tmp_path / "nowhere") == []
+    assert tuning_runs(None) == []
+    assert tuning_runs(tmp_path / "nowhere") == []
     reports = tmp_path / "reports"
     (reports / "broken").mkdir(parents=True)
     (reports / "broken" / "result.json").write_text("{not json")
@@ -103,7 +104,7 @@ def test_tuning_runs_skip_broken_reports(tmp_path: Path) -> None:
     (reports / "only-trials" / "trials.csv").write_text(
         "number,state,value\n0,COMPLETE,0.5\n1,PRUNED,\nx,COMPLETE,1\n2,COMPLETE,nan\n"
     )
-    runs = web.tuning_runs(tmp_path)
+    runs = tuning_runs(tmp_path)
     assert [r.study for r in runs] == ["only-trials"]
     assert [(t.number, t.state, t.value) for t in runs[0].trials] == [
         (0, "COMPLETE", 0.5),

@@ -8,37 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from shelfwise.errors import ConfigError
+from shelfwise.evaluation.sources import load_frames
 
 log = logging.getLogger("shelfwise.cli")
-
-
-def load_frames(name: str, seed: int = 42) -> tuple[str, pd.DataFrame, pd.DataFrame]:
-    """(label, events, items) of a named dataset, `demo`, or a DuckDB store file."""
-    from shelfwise.data.datasets import available, load_dataset
-
-    if name == "demo":
-        from shelfwise.data.demo import DemoConfig, generate
-
-        store = generate(DemoConfig(seed=seed))
-        return "demo", store.events, store.items
-    if name in available():
-        ds = load_dataset(name)
-        return name, ds.events, ds.items
-    path = Path(name)
-    if path.suffix == ".duckdb" or path.is_file():
-        if not path.exists():
-            raise ConfigError(f"--dataset {name}: no such store file")
-        from shelfwise.store import open_store
-
-        with open_store(f"duckdb:///{path.resolve()}") as st:
-            return path.name, st.interactions(), st.items()
-    raise ConfigError(
-        f"--dataset {name!r}: not a dataset ({', '.join(available())}), 'demo' "
-        "or a .duckdb store file"
-    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

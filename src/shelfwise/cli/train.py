@@ -135,8 +135,8 @@ def resolve_model_dir(path: Path) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Validate the options, split the data, train, save, score, write the outputs."""
-    from shelfwise.cli.evaluate import load_frames
     from shelfwise.evaluation.protocols import prepare
+    from shelfwise.evaluation.sources import load_frames
     from shelfwise.recommenders import create
 
     params = model_params(args)  # fails before any data is loaded

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,10 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Load, split, tune, test once, save a version, promote if better, write reports."""
-    from shelfwise.cli.evaluate import load_frames
     from shelfwise.config_params import parse_set, validate_params
-    from shelfwise.evaluation.protocols import prepare
-    from shelfwise.modelstore import ModelStore
-    from shelfwise.recommenders.base import create
-    from shelfwise.tuning.promotion import challenge, save_and_promote
-    from shelfwise.tuning.report import write_best_toml, write_html, write_json, write_trials_csv
-    from shelfwise.tuning.tuner import AUTO_MODELS, TuneSettings, default_study_name, tune
+    from shelfwise.tuning.report import write_json
+    from shelfwise.tuning.run import tune_dataset
+    from shelfwise.tuning.tuner import AUTO_MODELS, TuneSettings
 
     pinned = parse_set(args.set or [])
     validate_params(pinned)
@@ -52,26 +47,20 @@ def cmd_tune(args: argparse.Namespace) -> int:
         binary=args.binary,
         pinned=pinned,
     )
-    settings.check()  # bad names fail before any data is read
-    if args.protocol is None:  # next-item models are judged on the next item, as in train
-        sequential = all(create(m).sequential for m in settings.models())
-        args.protocol = "loo" if sequential else "holdout"
-    t0 = time.perf_counter()
-    label, events, items = load_frames(args.dataset, args.seed)
-    data = prepare(events, args.protocol, seed=args.seed, binary=args.binary, items=items)
-    m = data.summary["matrix"]
-    log.info(
-        "%s %s split: %d users x %d items, train %d cells (%.1fs)",
-        label, args.protocol, m["users"], m["items"], m["train_nnz"], time.perf_counter() - t0,
-    )  # fmt: skip
-    models_dir = Path(args.models_dir)
-    study = args.study or default_study_name(settings, label, args.protocol)
-    storage = args.storage or str(models_dir / "studies" / f"{study}.journal")
-    tuned = tune(
-        data, settings, storage, study, dataset=label, events=events, progress=log.info,
+    run = tune_dataset(
+        args.dataset,
+        settings,
+        Path(args.models_dir),
+        protocol=args.protocol,
+        seed=args.seed,
+        binary=args.binary,
+        study=args.study,
+        storage=args.storage,
+        report_dir=Path(args.report_dir) if args.report_dir else None,
+        promote=args.promote,
         final=args.final,
-    )  # fmt: skip
-    result = tuned.result
+    )
+    result, decision, study, report_dir = run.result, run.decision, run.study, run.report_dir
     if not args.final:  # a worker on a shared study: trials only
         print(
             f"study {study}: {result.n_trials} trials ({result.n_complete} complete, "
@@ -79,44 +68,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             f"{result.best_value:.4f} with {result.best_params}"
         )
         return 0
-
-    store = ModelStore(models_dir)
-    decision = None
-    if args.promote:
-        decision = challenge(store, tuned.objective, result.best_value)
-        result.promotion = decision.to_dict()
-        metrics: dict[str, Any] = {
-            "validation": {result.metric: result.best_value},
-            "test": result.test,
-            "default_test": result.default_test,
-        }
-        extra = {
-            "study": result.study,
-            "storage": result.storage,
-            "protocol": result.protocol,
-            "metric": result.metric,
-            "sampler": result.sampler,
-            "pruner": result.pruner,
-            "cv": result.cv,
-            "best_trial": result.best_trial,
-            "n_trials": result.n_trials,
-            "seed": args.seed,
-        }
-        result.version = save_and_promote(store, tuned.model, decision, metrics, data, label, extra)
-
-    report_dir = Path(args.report_dir) if args.report_dir else models_dir / "reports" / study
+    assert report_dir is not None  # final runs always report
     summary = result.to_dict()
-    comments = [
-        f"shelfwise tune: best of {result.n_trials} trials in study {study}",
-        f"{result.metric} = {result.best_value:.4f} on validation ({result.protocol}), "
-        f"{result.test.get(result.metric, float('nan')):.4f} on test",
-        f"reproduce: shelfwise train --model {result.model} --config best.toml "
-        f"--dataset {label} --protocol {result.protocol}",
-    ]
-    write_best_toml(result.model, result.best_config, report_dir / "best.toml", comments)
-    write_trials_csv(tuned.study, report_dir / "trials.csv")
-    write_html(tuned.study, summary, report_dir / "report.html")
-    write_json(summary, report_dir / "result.json")
     if args.json:
         write_json(summary, Path(args.json))
     if args.html:

@@ -2,9 +2,10 @@
 
 Jobs run in a small thread pool (one at a time by default). `train` builds a bundle from the
 live store in-process. `tune` snapshots the store's items and item events into a temporary
-DuckDB file and runs `shelfwise tune` on it in a child process (so Optuna and torch cannot
-starve the API's threads, and a crashed trial cannot take the service down); the tuned
-version lands in the model store. With `activate`, a job's result is served when it succeeds.
+DuckDB file and calls the tuning library (`shelfwise.tuning.run.tune_dataset`) on it in a
+spawned child process (so Optuna and torch cannot starve the API's threads, and a crashed
+trial cannot take the service down); the tuned version lands in the registry. With
+`activate`, a job's result is served when it succeeds.
 
 Job states live in memory: they are gone after a restart (the bundles and versions a job
 wrote are not).
@@ -14,8 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
+import multiprocessing
 import tempfile
 import threading
 import uuid
@@ -129,6 +129,23 @@ def train_job(
     }
 
 
+def _tune_child(
+    snapshot: str, model: str, trials: int, timeout_s: float | None, models_dir: str, out: str
+) -> None:
+    """The child process of a tune job: tune on the snapshot, write the result (or the
+    error) as JSON to `out`."""
+    from shelfwise.tuning.run import tune_dataset
+    from shelfwise.tuning.tuner import TuneSettings
+
+    try:
+        settings = TuneSettings(model=model, n_trials=trials, timeout=timeout_s)
+        run = tune_dataset(snapshot, settings, Path(models_dir))
+        Path(out).write_text(json.dumps({"result": run.result.to_dict()}, default=str))
+    except BaseException as exc:  # reported to the parent, which fails the job with it
+        Path(out).write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        raise
+
+
 def tune_job(
     engine: Engine,
     registry: ModelRegistry,
@@ -137,7 +154,7 @@ def tune_job(
     timeout_s: float | None,
     activate: bool,
 ) -> dict[str, Any]:
-    """Snapshot the store, run `shelfwise tune` on it in a child process, read the result."""
+    """Snapshot the store, tune on it in a spawned child process, read the result."""
     if registry.models_dir is None:
         raise ConfigError("tuning needs a model store folder (SHELFWISE_MODELS_DIR)")
     with tempfile.TemporaryDirectory(prefix="shelfwise-tune-") as tmp:
@@ -146,30 +163,27 @@ def tune_job(
         with open_store(f"duckdb:///{snapshot}") as copy:
             copy.ingest(items=engine.store.items(), events=_as_events(events))
         out = Path(tmp) / "result.json"
-        command = [
-            sys.executable,
-            "-m",
-            "shelfwise",
-            "tune",
-            "--dataset",
-            str(snapshot),
-            "--model",
-            model or "auto",
-            "--trials",
-            str(trials),
-            "--models-dir",
-            str(registry.models_dir),
-            "--promote",
-            "--json",
-            str(out),
-        ]
-        if timeout_s is not None:
-            command += ["--timeout", str(timeout_s)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout)[-2000:]
-            raise RuntimeError(f"shelfwise tune exited with {done.returncode}: {tail}")
-        result: dict[str, Any] = json.loads(out.read_text())
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+        child = context.Process(
+            target=_tune_child,
+            args=(
+                str(snapshot),
+                model or "auto",
+                trials,
+                timeout_s,
+                str(registry.models_dir),
+                str(out),
+            ),
+            name="shelfwise-tune",
+            daemon=True,
+        )
+        child.start()
+        child.join()
+        answer: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+        if child.exitcode != 0 or "result" not in answer:
+            reason = answer.get("error") or f"exit code {child.exitcode}"
+            raise RuntimeError(f"tuning failed in the child process: {reason}")
+        result: dict[str, Any] = answer["result"]
     version = result.get("version")
     if activate and version:
         registry.activate(str(version))

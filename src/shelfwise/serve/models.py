@@ -5,7 +5,7 @@ Two kinds live side by side:
 - bundles (`<artifacts>/<version>/manifest.json`, pointer `<artifacts>/CURRENT`): what
   `shelfwise build` and the `train` job produce: the catalog snapshot, every default
   model and the search index. Activating one hot-swaps the engine's bundle.
-- tuned versions (`shelfwise.modelstore.ModelStore` under `<models_dir>`, ids `v0001`...):
+- tuned versions (`shelfwise.artifacts.Registry` under `<models_dir>`, ids `v0001`...):
   one tuned model each, with its validation/test metrics, written by `shelfwise tune` and
   the `tune` job. Activating one makes it the model of personalised recommendations (its
   item ids are mapped onto the served catalog), and marks it active in the model store.
@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
+from shelfwise.artifacts.registry import Registry
 from shelfwise.engine import Engine, current_bundle_dir, load_bundle
 from shelfwise.errors import UnknownIdError
 from shelfwise.serve.schemas import ModelVersion
@@ -33,12 +33,10 @@ class ModelRegistry:
         self.artifacts = artifacts
         self.models_dir = models_dir
 
-    def _model_store(self) -> Any | None:
+    def _model_store(self) -> Registry | None:
         if self.models_dir is None:
             return None
-        from shelfwise.modelstore import ModelStore
-
-        return ModelStore(self.models_dir)
+        return Registry(self.models_dir)
 
     def bundles(self) -> list[ModelVersion]:
         """Bundle versions, newest first."""
@@ -72,7 +70,7 @@ class ModelRegistry:
             return []
         serving = self.engine.serving_label
         out = []
-        for info in reversed(store.versions()):
+        for info in reversed(store.versions("model")):
             out.append(
                 ModelVersion(
                     version=info.version,
@@ -101,10 +99,10 @@ class ModelRegistry:
             except UnknownIdError:
                 info = None
             if info is not None:
-                model = store.load(version)
+                model = store.load_model(version)
                 items = store.vocabulary(version, "items")
                 self.engine.set_serving_model(model, items, f"{info.model}@{version}")
-                store.activate(version)
+                store.promote(version)
                 log.info("serving tuned model %s@%s", info.model, version)
                 return next(v for v in self.tuned() if v.version == version)
         raise UnknownIdError(
@@ -116,11 +114,11 @@ class ModelRegistry:
         store = self._model_store()
         if store is None:
             return
-        info = store.active()
+        info = store.champion()
         if info is None:
             return
         try:
-            model = store.load(info.version)
+            model = store.load_model(info.version)
             items = store.vocabulary(info.version, "items")
             self.engine.set_serving_model(model, items, f"{info.model}@{info.version}")
         except Exception as exc:  # a stale tuned version must not stop the service

@@ -2,36 +2,50 @@
 pruners by name, resumable / shared study storage, champion-challenger promotion, reports.
 
 Entry points: `tune(data, TuneSettings(...), storage, study_name)` and the
-`shelfwise tune` command (`shelfwise.cli.tune`).
+`shelfwise tune` command (`shelfwise.cli.tune`). The names below are imported on first use,
+so `shelfwise.tuning.runs` (what the API reads) does not pull Optuna in.
 """
 
-from shelfwise.tuning.data import Fold, cv_folds, validation_folds
-from shelfwise.tuning.factory import PRUNERS, SAMPLERS, make_pruner, make_sampler, open_storage
-from shelfwise.tuning.objective import Iterative, Objective, parse_metric
-from shelfwise.tuning.promotion import Decision, challenge
-from shelfwise.tuning.space import config_from_params, grid_points
-from shelfwise.tuning.tuner import AUTO, AUTO_MODELS, Tuned, TuneResult, TuneSettings, tune
+from __future__ import annotations
 
-__all__ = [
-    "AUTO",
-    "AUTO_MODELS",
-    "PRUNERS",
-    "SAMPLERS",
-    "Decision",
-    "Fold",
-    "Iterative",
-    "Objective",
-    "TuneResult",
-    "TuneSettings",
-    "Tuned",
-    "challenge",
-    "config_from_params",
-    "cv_folds",
-    "grid_points",
-    "make_pruner",
-    "make_sampler",
-    "open_storage",
-    "parse_metric",
-    "tune",
-    "validation_folds",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Fold": "data",
+    "cv_folds": "data",
+    "validation_folds": "data",
+    "PRUNERS": "factory",
+    "SAMPLERS": "factory",
+    "make_pruner": "factory",
+    "make_sampler": "factory",
+    "open_storage": "factory",
+    "Iterative": "objective",
+    "Objective": "objective",
+    "parse_metric": "objective",
+    "Decision": "promotion",
+    "challenge": "promotion",
+    "config_from_params": "space",
+    "grid_points": "space",
+    "AUTO": "tuner",
+    "AUTO_MODELS": "tuner",
+    "Tuned": "tuner",
+    "TuneResult": "tuner",
+    "TuneSettings": "tuner",
+    "tune": "tuner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shelfwise.tuning' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"shelfwise.tuning.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,11 +1,11 @@
 """Champion / challenger: a tuned model replaces the active one only if it is better.
 
-The champion is the `ModelStore`'s active version. Its configuration is fitted again on
-the challenger's validation folds and scored with the same metric, so both numbers come
-from the same data, split and code (a stored number from another split would not be
-comparable). If the champion cannot be re-fitted (its model type is gone, or it fails), its
-recorded validation value for the same metric is used. The challenger is promoted only if
-its value is strictly higher (by more than `min_gain`).
+The champion is the registry's served tuned model (`Registry.champion`). Its configuration
+is fitted again on the challenger's validation folds and scored with the same metric, so
+both numbers come from the same data, split and code (a stored number from another split
+would not be comparable). If the champion cannot be re-fitted (its model type is gone, or it
+fails), its recorded validation value for the same metric is used. The challenger is
+promoted only if its value is strictly higher (by more than `min_gain`).
 
 Every challenger is saved as a version (so it can be inspected, or activated by hand);
 only a winner is activated.
@@ -18,9 +18,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from shelfwise.artifacts.registry import Registry
 from shelfwise.errors import ShelfwiseError
 from shelfwise.evaluation.protocols import ProtocolData
-from shelfwise.modelstore import ModelStore
 from shelfwise.recommenders.base import Recommender, create
 from shelfwise.tuning.objective import Objective
 
@@ -44,10 +44,10 @@ class Decision:
 
 
 def champion_value(
-    store: ModelStore, objective: Objective
+    store: Registry, objective: Objective
 ) -> tuple[str | None, str | None, float | None, str]:
     """(version, model, validation value, how it was obtained) of the active version."""
-    champion = store.active()
+    champion = store.champion()
     if champion is None:
         return None, None, None, "no active model"
     try:
@@ -78,7 +78,7 @@ def decide(
 
 
 def challenge(
-    store: ModelStore,
+    store: Registry,
     objective: Objective,
     challenger_value: float,
     min_gain: float = 0.0,
@@ -92,7 +92,7 @@ def challenge(
 
 
 def save_and_promote(
-    store: ModelStore,
+    store: Registry,
     model: Recommender,
     decision: Decision,
     metrics: dict[str, Any],
@@ -101,7 +101,7 @@ def save_and_promote(
     extra: dict[str, Any],
 ) -> str:
     """Save the challenger as a new version; activate it if the decision says so."""
-    return store.save_version(
+    return store.save_model(
         model,
         metrics,
         dataset=dataset,

@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from shelfwise.modelstore import config_toml
+from shelfwise.artifacts.registry import config_toml
 
 log = logging.getLogger("shelfwise.tuning")
 
