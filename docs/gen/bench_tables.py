@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -78,7 +77,8 @@ def tuning_compare() -> str:
 
 def tuning_compare_loss_searched() -> str:
     """The superseded SASRec comparison whose space still searched the loss."""
-    return _script("render_tables").tuning_compare(_json("tuning_compare_sasrec_loss_searched.json"))
+    report = _json("tuning_compare_sasrec_loss_searched.json")
+    return _script("render_tables").tuning_compare(report)
 
 
 def tuned_vs_default() -> str:
@@ -190,15 +190,18 @@ def inference_latency() -> str:
     """One-user SASRec latency: torch against onnxruntime fp32 and int8."""
     d = _json("inference_latency.json")
     files = d.get("file_bytes", {})
-    labels = {"torch": ("torch (`SASRec.recommend`)", None),
-              "onnxruntime_fp32": ("onnxruntime fp32", "fp32"),
-              "onnxruntime_int8": ("onnxruntime int8 (dynamic)", "int8")}  # fmt: skip
+    labels = {
+        "torch": ("torch (`SASRec.recommend`)", None),
+        "onnxruntime_fp32": ("onnxruntime fp32", "fp32"),
+        "onnxruntime_int8": ("onnxruntime int8 (dynamic)", "int8"),
+    }
     lines = ["| backend | p50 ms | p99 ms | mean ms | file |", "|---|---:|---:|---:|---:|"]
     for key, r in d["latency"].items():
         label, fkey = labels.get(key, (key, None))
         size = f"{files[fkey] / 1e6:.1f} MB" if fkey in files else "-"
-        lines.append(f"| {label} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | "
-                     f"{_ms(r['mean_ms'])} | {size} |")  # fmt: skip
+        lines.append(
+            f"| {label} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {_ms(r['mean_ms'])} | {size} |"
+        )
     i8 = d.get("int8_vs_torch", {})
     lines += [
         "",
@@ -211,9 +214,12 @@ def inference_latency() -> str:
 
 
 def _bm25(d: dict[str, Any]) -> str:
-    names = {"ours": "**shelfwise**", "bm25s": f"bm25s {d['versions']['bm25s']}",
-             "bm25s_scores": "bm25s scoring + plain argpartition",
-             "rank_bm25": f"rank_bm25 {d['versions']['rank_bm25']}"}  # fmt: skip
+    names = {
+        "ours": "**shelfwise**",
+        "bm25s": f"bm25s {d['versions']['bm25s']}",
+        "bm25s_scores": "bm25s scoring + plain argpartition",
+        "rank_bm25": f"rank_bm25 {d['versions']['rank_bm25']}",
+    }
     lines = [
         "| products | engine | equal top-10 | build s | build peak MB | queries/s (one by one) "
         "| queries/s (batch) | p50 ms | p99 ms |",
@@ -222,11 +228,15 @@ def _bm25(d: dict[str, Any]) -> str:
     for r in d["results"]:
         for key, e in r["engines"].items():
             agree = r["agreement"].get(key)
-            equal = (
-                "reference" if key == "ours"
-                else f"{agree['equivalent']}/{agree['queries']} (max diff {agree['max_abs_diff']:.1e})"
-                if agree else ""
-            )  # fmt: skip
+            if key == "ours":
+                equal = "reference"
+            elif agree:
+                equal = (
+                    f"{agree['equivalent']}/{agree['queries']} "
+                    f"(max diff {agree['max_abs_diff']:.1e})"
+                )
+            else:
+                equal = ""
             lines.append(
                 f"| {r['products']:,} | {names.get(key, key)} | {equal} | "
                 f"{_f(e.get('build_s'), 2)} | {e.get('build_peak_mb') or ''} | "
@@ -295,7 +305,8 @@ def search_modes() -> str:
         "",
         f"Store: {d['store']['items']:,} items, {d['store']['users']:,} users, "
         f"{d['store']['timed_searches']} timed searches, {d['store']['scored_searches']} scored. "
-        f"Bundle build: lexical {t.get('bundle_lexical_s')} s, hybrid {t.get('bundle_hybrid_s')} s. "
+        f"Bundle build: lexical {t.get('bundle_lexical_s')} s, "
+        f"hybrid {t.get('bundle_hybrid_s')} s. "
         f"Command: `{d['command']}`.",
     ]
     return "\n".join(lines) + _note(d)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import manifest  # noqa: E402
+import manifest
 
 # Document this checkout's sources, whatever copy of Shelfwise the environment installed.
 sys.path.insert(0, str(manifest.SRC))
@@ -63,8 +63,10 @@ def _options(parser: argparse.ArgumentParser) -> list[str]:
         shown = "" if default in (None, False, argparse.SUPPRESS) or action.required else default
         if action.required and action.option_strings:
             shown = "required"
-        rows.append(f"| {_cell(flags)} | {_cell(f'`{shown}`' if shown != '' else '')} | "
-                    f"{_cell(action.help or '')} |")
+        rows.append(
+            f"| {_cell(flags)} | {_cell(f'`{shown}`' if shown != '' else '')} | "
+            f"{_cell(action.help or '')} |"
+        )
     return rows if len(rows) > 2 else []
 
 
@@ -125,10 +127,14 @@ def _type(schema: dict[str, Any]) -> str:
         return f"array of {_type(schema.get('items', {}))}"
     bounds = [
         f"{label} {schema[key]:g}" if isinstance(schema[key], float) else f"{label} {schema[key]}"
-        for key, label in (("minimum", ">="), ("maximum", "<="), ("maxLength", "length <="),
-                           ("maxItems", "items <="))
+        for key, label in (
+            ("minimum", ">="),
+            ("maximum", "<="),
+            ("maxLength", "length <="),
+            ("maxItems", "items <="),
+        )
         if key in schema
-    ]  # fmt: skip
+    ]
     return kind + (f" ({', '.join(bounds)})" if bounds else "")
 
 
@@ -165,8 +171,10 @@ def http_page() -> str:
             lines += [f"Authentication: {auth}.", ""]
             params = op.get("parameters", [])
             if params:
-                lines += ["| parameter | in | type | default | description |",
-                          "|---|---|---|---|---|"]  # fmt: skip
+                lines += [
+                    "| parameter | in | type | default | description |",
+                    "|---|---|---|---|---|",
+                ]
                 for p in params:
                     schema = p.get("schema", {})
                     default = schema.get("default")
@@ -184,8 +192,10 @@ def http_page() -> str:
             codes = []
             for code, resp in op.get("responses", {}).items():
                 content = resp.get("content", {}).get("application/json", {}).get("schema")
-                codes.append(f"`{code}` {resp.get('description', '')}"
-                             + (f" ({_type(content)})" if content else ""))  # fmt: skip
+                codes.append(
+                    f"`{code}` {resp.get('description', '')}"
+                    + (f" ({_type(content)})" if content else "")
+                )
             lines += ["Responses: " + "; ".join(codes) + ".", ""]
     lines += ["## Schemas", ""]
     for name, schema in spec.get("components", {}).get("schemas", {}).items():
@@ -222,7 +232,7 @@ def _field_comments(cls: type) -> dict[str, str]:
         if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
             for stmt in node.body:
                 if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                    comment = []
+                    comment: list[str] = []
                     i = stmt.lineno - 2
                     while i >= 0 and lines[i].strip().startswith("#:"):
                         comment.insert(0, lines[i].strip()[2:].strip())
@@ -252,7 +262,8 @@ def _settings_rows(cls: Any, prefix: str, delimiter: str | None) -> list[str]:
         if isinstance(kind, type) and issubclass(kind, BaseModel):
             # a nested section: SHELFWISE_SECTION__FIELD with a nested delimiter, else the
             # whole section as JSON in SHELFWISE_SECTION
-            nested = f"{prefix}{name.upper()}{delimiter}" if delimiter else f"{prefix}{name.upper()}."
+            section = f"{prefix}{name.upper()}"
+            nested = f"{section}{delimiter}" if delimiter else f"{section}."
             rows += _settings_rows(kind, nested, delimiter)
             continue
         text = field.description or comments.get(name, "")
@@ -260,8 +271,7 @@ def _settings_rows(cls: Any, prefix: str, delimiter: str | None) -> list[str]:
         shown = '""' if default == "" else str(default)
         variable = f"{prefix}{name.upper()}" if not prefix.endswith(".") else f"{prefix}{name}"
         rows.append(
-            f"| `{variable}` | {_cell(_annotation(kind))} | {_cell(f'`{shown}`')} | "
-            f"{_cell(text)} |"
+            f"| `{variable}` | {_cell(_annotation(kind))} | {_cell(f'`{shown}`')} | {_cell(text)} |"
         )
     return rows
 
@@ -320,7 +330,8 @@ def settings_page() -> str:
             "| variable | read by |",
             "|---|---|",
         ]
-        lines += [f"| `{k}` | {', '.join(f'`{m}`' for m in v)} |" for k, v in sorted(direct.items())]
+        for variable, modules in sorted(direct.items()):
+            lines.append(f"| `{variable}` | {', '.join(f'`{m}`' for m in modules)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -342,8 +353,13 @@ def python_pages() -> dict[str, str]:
         modules = manifest.submodules(unit)
         body = [f"# `{unit}`", ""]
         if modules:
-            body += [f"::: {unit}", "    options:", "      members: false",
-                     "      show_root_heading: false", ""]  # fmt: skip
+            body += [
+                f"::: {unit}",
+                "    options:",
+                "      members: false",
+                "      show_root_heading: false",
+                "",
+            ]
             for module in modules:
                 body += [f"::: {module}", ""]
         else:
@@ -375,9 +391,11 @@ def main() -> None:
     for name in manifest.plots():
         with mkdocs_gen_files.open(f"{manifest.PLOT_DIR}/{name}", "wb") as fh:
             fh.write((manifest.RESULTS / name).read_bytes())
-    missing = manifest.generated_paths() - set(pages) - {
-        f"{manifest.PLOT_DIR}/{n}" for n in manifest.plots()
-    }
+    missing = (
+        manifest.generated_paths()
+        - set(pages)
+        - {f"{manifest.PLOT_DIR}/{n}" for n in manifest.plots()}
+    )
     if missing:
         raise RuntimeError(f"docs/gen/manifest.py lists pages nothing generated: {missing}")
 
