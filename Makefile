@@ -6,7 +6,7 @@ DEMO_DIR ?= var/demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck unit docs venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,13 @@ typecheck: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck unit
+# The documentation site (mkdocs.yml); --strict turns every broken link or warning into a
+# failure (not with --quiet, which hides the warnings from the count). Offline: reference
+# and benchmark pages are generated from the code and the JSON.
+docs: $(VENV)/.installed
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d var/site
+
+test: lint typecheck unit docs
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

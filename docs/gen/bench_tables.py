@@ -1,0 +1,424 @@
+"""Markdown tables of the benchmark results (`benchmarks/results/*.json`), by name.
+
+The benchmark pages carry markers such as `<!-- bench: movielens -->`; `hooks.py` replaces
+each with `render(name)`. Tables that `benchmarks/render_tables.py` (or `load_test.py`)
+already renders are taken from there, so the README's old tables and the site agree.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import manifest
+
+BENCHMARKS = manifest.ROOT / "benchmarks"
+
+
+def _script(name: str) -> ModuleType:
+    """A benchmark script as a module (they are files, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCHMARKS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _json(name: str) -> dict[str, Any]:
+    path = manifest.RESULTS / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"benchmarks/results/{name} is missing: run the benchmark that writes it (see the "
+            "page's command) or drop the page's marker"
+        )
+    return json.loads(path.read_text())
+
+
+def _f(value: Any, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _count(value: Any) -> str:
+    return "" if value is None else f"{value:,.0f}"
+
+
+def _ms(value: Any) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _note(d: dict[str, Any], key: str = "machine") -> str:
+    machine = d.get(key)
+    if not machine:
+        return ""
+    return "\n\n<small>Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + "</small>"
+
+
+# ---- tables rendered by benchmarks/render_tables.py ------------------------------------------
+
+
+def movielens() -> str:
+    """MovieLens 100K, Microsoft Recommenders protocol, ours beside the published rows."""
+    return _script("render_tables").movielens(_json("movielens100k_recommenders.json"))
+
+
+def beauty() -> str:
+    """Amazon Beauty, leave-last-one-out, classic models."""
+    return _script("render_tables").beauty(_json("beauty_loo.json"))
+
+
+def tuning_compare() -> str:
+    """TPE + median pruning against random search (current runs)."""
+    files = ("tuning_compare.json", "tuning_compare_sasrec.json", "tuning_compare_sasrec_1800.json")
+    return _script("render_tables").tuning_compare(*(_json(f) for f in files))
+
+
+def tuning_compare_loss_searched() -> str:
+    """The superseded SASRec comparison whose space still searched the loss."""
+    report = _json("tuning_compare_sasrec_loss_searched.json")
+    return _script("render_tables").tuning_compare(report)
+
+
+def tuned_vs_default() -> str:
+    """Tuned against default configurations on the test split."""
+    return _script("render_tables").tuned_vs_default(_json("tuned_vs_default.json"))
+
+
+# ---- tables rendered here -------------------------------------------------------------------
+
+
+def load_test_runs() -> str:
+    """Every load-test run (closed-loop sweep and fixed rates), from load_test.py."""
+    return _script("load_test").markdown(_json("load_test.json"))
+
+
+def load_test() -> str:
+    """Per endpoint, the highest throughput whose p99 stays under the target."""
+    d = _json("load_test.json")
+    data = d["data"]
+    lines = [
+        f"| endpoint ({data['items']:,} items, {data['users']:,} users, DuckDB, "
+        f"{d['server']['workers']} worker) | throughput with p99 < {d['target_p99_ms']:g} ms | "
+        "at | p50 ms | p99 ms | server time (mean) ms |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for scenario, body in d["results"].items():
+        best = body.get("best_under_target")
+        if not best:
+            lines.append(f"| {scenario} | none under target | | | | |")
+            continue
+        lines.append(
+            f"| {scenario} | {best['rps']:,.0f} req/s | {best['connections']} connections | "
+            f"{best['p50_ms']:.1f} | {best['p99_ms']:.1f} | {best.get('server_mean_ms', '')} |"
+        )
+    lines += ["", f"Command: `{d['command']}` (run {d['created']})."]
+    return "\n".join(lines) + _note(d)
+
+
+def _optimizer_rows(runs: dict[str, Any], with_loss: bool) -> list[str]:
+    head = "| run | lr | final val NDCG@10 | best val NDCG@10 (epoch) | test NDCG@10 |"
+    sep = "|---|---|---:|---|---:|"
+    if with_loss:
+        head += " training loss, first -> last epoch |"
+        sep += "---|"
+    lines = [head + " seconds |", sep + "---:|"]
+    for name, r in runs.items():
+        final = "diverged" if r["diverged"] else _f(r["final_val_ndcg@10"] or 0)
+        row = (
+            f"| {name} | {r['params']['lr']:g} | {final} | {_f(r['best_val_ndcg@10'] or 0)} "
+            f"({r['best_epoch']}) | {_f(r['test_ndcg@10'])} |"
+        )
+        if with_loss:
+            loss = r.get("loss_by_epoch") or []
+            row += f" {loss[0]:.2f} -> {loss[-1]:.2f} |" if loss else " |"
+        lines.append(row + f" {r['seconds']:.1f} |")
+    return lines
+
+
+def optimizer_bprmf() -> str:
+    """BPR-MF on MovieLens 100K: each optimiser at its best learning rate."""
+    part = _json("optimizer_study.json")["bprmf"]
+    return "\n".join(_optimizer_rows(part["best"], with_loss=False))
+
+
+def optimizer_bprmf_schedules() -> str:
+    """BPR-MF: every schedule with adam and adamw."""
+    part = _json("optimizer_study.json")["bprmf"]
+    return "\n".join(_optimizer_rows(part["schedules"], with_loss=False))
+
+
+def optimizer_sasrec() -> str:
+    """SASRec on a Beauty sample: each optimiser at its usual rate."""
+    d = _json("optimizer_study.json")
+    return "\n".join(_optimizer_rows(d["sasrec"]["runs"], with_loss=True)) + _note(d)
+
+
+def beauty_sequential() -> str:
+    """SASRec, GRU4Rec and Caser beside the best classic models and published numbers."""
+    d = _json("beauty_sequential.json")
+    cols = ("full_HR@10", "full_NDCG@10", "sampled99_HR@10", "sampled99_NDCG@10")
+    lines = [
+        "| model | full HR@10 | full NDCG@10 | sampled-99 HR@10 | sampled-99 NDCG@10 | "
+        "epochs (best) | s/epoch | stopped by |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    ours = sorted(d["results"].items(), key=lambda kv: -kv[1]["full_NDCG@10"])
+    for name, r in ours:
+        cells = " | ".join(_f(r[c]) for c in cols)
+        lines.append(
+            f"| **shelfwise {name}** | {cells} | {r['epochs_run']} ({r['best_epoch']}) | "
+            f"{r['seconds_per_epoch']:.0f} | {r['stopped_by']} |"
+        )
+    for name, r in d.get("classic", {}).items():
+        lines.append(f"| classic: {name} | " + " | ".join(_f(r[c]) for c in cols) + " | | | |")
+    for name, r in d.get("published", {}).items():
+        full = r["mode"] == "full"
+        hr, nd = _f(r["HR@10"]), _f(r["NDCG@10"])
+        cells = f"{hr} | {nd} | | " if full else f" | | {hr} | {nd}"
+        lines.append(f"| published {name} | {cells} | | | |")
+    lines.append("")
+    for name, r in d.get("published", {}).items():
+        lines.append(f"- {name}: {r['source']}")
+    for note in d.get("notes", []):
+        lines.append(f"- {note}")
+    return "\n".join(lines) + _note(d)
+
+
+def inference_latency() -> str:
+    """One-user SASRec latency: torch against onnxruntime fp32 and int8."""
+    d = _json("inference_latency.json")
+    files = d.get("file_bytes", {})
+    labels = {
+        "torch": ("torch (`SASRec.recommend`)", None),
+        "onnxruntime_fp32": ("onnxruntime fp32", "fp32"),
+        "onnxruntime_int8": ("onnxruntime int8 (dynamic)", "int8"),
+    }
+    lines = ["| backend | p50 ms | p99 ms | mean ms | file |", "|---|---:|---:|---:|---:|"]
+    for key, r in d["latency"].items():
+        label, fkey = labels.get(key, (key, None))
+        size = f"{files[fkey] / 1e6:.1f} MB" if fkey in files else "-"
+        lines.append(
+            f"| {label} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {_ms(r['mean_ms'])} | {size} |"
+        )
+    i8 = d.get("int8_vs_torch", {})
+    lines += [
+        "",
+        f"{d['benchmark']}, {d['requests']} requests, {d['threads']} thread. fp32 against torch: "
+        f"max |score difference| {d['fp32_max_abs_diff']:.1e}. int8 against torch: top-10 "
+        f"overlap {i8.get('top10_overlap', 0):.1%}, same top-1 for {i8.get('top1_equal', 0):.0%} "
+        f"of users, max |score difference| {i8.get('max_abs_diff', 0):.2f}.",
+    ]
+    return "\n".join(lines) + _note(d)
+
+
+def _bm25(d: dict[str, Any]) -> str:
+    names = {
+        "ours": "**shelfwise**",
+        "bm25s": f"bm25s {d['versions']['bm25s']}",
+        "bm25s_scores": "bm25s scoring + plain argpartition",
+        "rank_bm25": f"rank_bm25 {d['versions']['rank_bm25']}",
+    }
+    lines = [
+        "| products | engine | equal top-10 | build s | build peak MB | queries/s (one by one) "
+        "| queries/s (batch) | p50 ms | p99 ms |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in d["results"]:
+        for key, e in r["engines"].items():
+            agree = r["agreement"].get(key)
+            if key == "ours":
+                equal = "reference"
+            elif agree:
+                equal = (
+                    f"{agree['equivalent']}/{agree['queries']} "
+                    f"(max diff {agree['max_abs_diff']:.1e})"
+                )
+            else:
+                equal = ""
+            lines.append(
+                f"| {r['products']:,} | {names.get(key, key)} | {equal} | "
+                f"{_f(e.get('build_s'), 2)} | {e.get('build_peak_mb') or ''} | "
+                f"{e['qps_single']:,.0f} | "
+                f"{_count(e.get('qps_batch'))} | "
+                f"{e['p50_ms']:.3f} | {e['p99_ms']:.1f} |"
+            )
+    return "\n".join(lines) + f"\n\nCommand: `{d['command']}`." + _note(d)
+
+
+def bm25_compare() -> str:
+    """BM25 against bm25s and rank_bm25 on the generated demo catalogue."""
+    return _bm25(_json("bm25_compare.json"))
+
+
+def bm25_compare_beauty() -> str:
+    """The same on the Amazon Beauty titles."""
+    return _bm25(_json("bm25_compare_amazon_beauty.json"))
+
+
+def bm25_updates() -> str:
+    """Live updates and the whole search service, on the bm25_compare runs."""
+    d = _json("bm25_compare.json")
+    lines = [
+        "| products | add 1 item | add 100 | change 1 | delete 1 | query while delta pending "
+        "| merge (all scores recomputed) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in d["results"]:
+        u = r["updates_ms"]
+        lines.append(
+            f"| {r['products']:,} | {u['add_1']:.1f} ms | {u['add_100']:.1f} ms | "
+            f"{u['update_1']:.1f} ms | {u['delete_1']:.1f} ms | {u['query_with_delta']:.2f} ms | "
+            f"{u['merge']:.0f} ms |"
+        )
+    lines += [
+        "",
+        "| products | service build s | search p50 / p99 ms | with filters + price sort p50 / "
+        "p99 ms | autocomplete p50 / p99 ms |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in d["results"]:
+        s = r["service"]
+
+        def pair(key: str, s: dict[str, Any] = s) -> str:
+            return f"{s[key]['p50_ms']:.2f} / {s[key]['p99_ms']:.1f}"
+
+        lines.append(
+            f"| {r['products']:,} | {s['build_s']:.1f} | {pair('search')} | "
+            f"{pair('search_filtered_sorted')} | {pair('autocomplete')} |"
+        )
+    return "\n".join(lines)
+
+
+def search_modes() -> str:
+    """Served lexical against hybrid search: latency and held-out nDCG@10."""
+    d = _json("search_modes.json")
+    lines = ["| served | engine | p50 ms | p99 ms | nDCG@10 |", "|---|---|---:|---:|---:|"]
+    for name, r in d["results"].items():
+        lines.append(
+            f"| {name} | {r['engine']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{_f(r.get('ndcg@10'))} |"
+        )
+    t = d.get("timings", {})
+    lines += [
+        "",
+        f"Store: {d['store']['items']:,} items, {d['store']['users']:,} users, "
+        f"{d['store']['timed_searches']} timed searches, {d['store']['scored_searches']} scored. "
+        f"Bundle build: lexical {t.get('bundle_lexical_s')} s, "
+        f"hybrid {t.get('bundle_hybrid_s')} s. "
+        f"Command: `{d['command']}`.",
+    ]
+    return "\n".join(lines) + _note(d)
+
+
+SEARCH_LABELS = {
+    "bm25": "BM25F",
+    "dense": "dense (MiniLM, exact)",
+    "hybrid": "hybrid (RRF, k = 60)",
+    "hybrid-score": "hybrid (min-max scores, 50/50)",
+    "ltr": "**hybrid + LTR**",
+    "ltr-no-personal": "LTR without personal features",
+    "ltr-no-popularity": "LTR without popularity / item statistics",
+    "ltr-text-only": "LTR with query-item text features only",
+}
+
+
+def search_quality() -> str:
+    """Search relevance of every method and the LTR ablations, per dataset present."""
+    d = _json("search_quality.json")
+    out = []
+    for run in d["runs"]:
+        res = run["results"]
+        base = res.get("bm25", {}).get("ndcg@10")
+        lines = [
+            f"| {run['dataset']} ({run['queries']:,} searches, {run['items']:,} items) | nDCG@10 "
+            "| MAP | P@10 | Recall@100 | nDCG@10 vs BM25 |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, r in res.items():
+            rel = "—" if name == "bm25" or not base else f"{r['ndcg@10'] / base - 1:+.1%}"
+            lines.append(
+                f"| {SEARCH_LABELS.get(name, name)} | {_f(r['ndcg@10'])} | {_f(r['map'])} | "
+                f"{_f(r['p@10'])} | {_f(r['recall@100'])} | {rel} |"
+            )
+        lines += ["", f"{run.get('note', '')}."]
+        out.append("\n".join(lines))
+    absent = [f"`{k}`: {v}" for k, v in d.get("datasets", {}).items() if v.startswith("absent")]
+    tail = f"\n\nCommand: `{d['command']}`." + (
+        "\n\nNot scored: " + "; ".join(absent) + "." if absent else ""
+    )
+    return "\n\n".join(out) + tail + _note(d)
+
+
+def sasrec_loss() -> str:
+    """The same SASRec configurations trained with ce and with bce."""
+    d = _json("sasrec_loss.json")
+    lines = ["| configuration | loss | final validation nDCG@10 | seconds |", "|---|---|---:|---:|"]
+    for r in d["results"]:
+        lines.append(f"| {r['config']} | `{r['loss']}` | {_f(r['final'])} | {r['seconds']:.1f} |")
+    return "\n".join(lines) + f"\n\n{d['dataset']}, {d['metric']}."
+
+
+def pruning_curves() -> str:
+    """When the median pruner may judge a SASRec trial (replayed on recorded curves)."""
+    d = _json("pruning_curves_sasrec_from_compare.json")
+    a = d["analysis"]
+    lines = [
+        f"{a['n_trials']} complete trials ({d['model']}, {d['dataset']}, {d['metric']}).",
+        "",
+        "| after epoch | rank correlation with the final value | trials |",
+        "|---:|---:|---:|",
+    ]
+    for epoch, r in a["spearman_by_epoch"].items():
+        lines.append(f"| {epoch} | {r['spearman']:.3f} | {r['n']} |")
+    lines += [
+        "",
+        "| median rule from epoch | epochs saved | best trial pruned | of the 10 best, pruned "
+        "(mean over orders) |",
+        "|---:|---:|---:|---:|",
+    ]
+    for r in a["median_rule"]:
+        lines.append(
+            f"| {r['first_prunable_epoch']} | {r['epochs_saved']:.0%} | "
+            f"{r['best_pruned']:.0%} | {r['top10_pruned_per_order']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    f.__name__: f
+    for f in (
+        movielens,
+        beauty,
+        tuning_compare,
+        tuning_compare_loss_searched,
+        tuned_vs_default,
+        load_test,
+        load_test_runs,
+        optimizer_bprmf,
+        optimizer_bprmf_schedules,
+        optimizer_sasrec,
+        beauty_sequential,
+        inference_latency,
+        bm25_compare,
+        bm25_compare_beauty,
+        bm25_updates,
+        search_modes,
+        search_quality,
+        sasrec_loss,
+        pruning_curves,
+    )
+}
+
+
+def render(name: str) -> str:
+    """The table called `name`; unknown names fail with the known ones."""
+    if name not in TABLES:
+        raise KeyError(f"no benchmark table {name!r}; known: {', '.join(sorted(TABLES))}")
+    return TABLES[name]()
+
+
+if __name__ == "__main__":  # preview every table: python docs/gen/bench_tables.py
+    for key in TABLES:
+        print(f"## {key}\n\n{render(key)}\n")
