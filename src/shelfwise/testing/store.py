@@ -45,6 +45,7 @@ __all__ = [
     "events_frame",
     "item",
     "items_frame",
+    "parsed",
     "user",
     "users_frame",
 ]
@@ -74,14 +75,16 @@ def event(
     event_id: str | None = None,
     **fields: Any,
 ) -> Event:
-    """An event of `kind` at `T0 + minutes`."""
-    return Event(
-        event_id=event_id,
-        user_id=user_id,
-        item_id=item_id,
-        type=kind,
-        timestamp=T0 + timedelta(minutes=minutes),
-        **fields,
+    """An event of `kind` at `T0 + minutes` (`kind` is validated as an event type)."""
+    return Event.model_validate(
+        {
+            "event_id": event_id,
+            "user_id": user_id,
+            "item_id": item_id,
+            "type": kind,
+            "timestamp": T0 + timedelta(minutes=minutes),
+            **fields,
+        }
     )
 
 
@@ -98,6 +101,12 @@ def users_frame(*records: User) -> pd.DataFrame:
 def events_frame(*records: Event) -> pd.DataFrame:
     """Events as a frame in the canonical layout."""
     return records_to_frame("events", records)
+
+
+def parsed(attributes: object) -> Any:
+    """A stored attributes value parsed from its JSON text (a non-text value fails)."""
+    assert isinstance(attributes, str), f"attributes must come back as JSON text: {attributes!r}"
+    return json.loads(attributes)
 
 
 def at(minutes: float) -> pd.Timestamp:
@@ -170,7 +179,7 @@ class StoreContract:
         attrs = {"size": {"w": 10, "h": 2.5}, "tags": ["a", "b"], "new": True, "note": None}
         store.upsert_items(items_frame(item("A1", attributes=attrs), item("A2")))
         got = store.items()
-        assert json.loads(got.loc[0, "attributes"]) == attrs
+        assert parsed(got.loc[0, "attributes"]) == attrs
         assert got.loc[0, "attributes"] == json.dumps(attrs, sort_keys=True)  # same text everywhere
         assert got.loc[1, "attributes"] == "{}"
 
@@ -195,7 +204,7 @@ class StoreContract:
             items_frame(item("A1", price=None, in_stock=False), item("A2", price=0.1))
         )
         got = store.items()
-        assert np.isnan(got.loc[0, "price"])
+        assert np.isnan(got["price"].to_numpy()[0])
         assert not got.loc[0, "in_stock"] and got.loc[1, "in_stock"]
         assert got.loc[1, "price"] == 0.1  # exact double round trip
         assert got["price"].dtype == np.float64 and got["in_stock"].dtype == bool
@@ -355,7 +364,7 @@ class StoreContract:
 
         store.upsert_users(users_frame(user("u1", attributes={"tier": "gold"}, created_at=at(2))))
         got = store.users().set_index("user_id")
-        assert json.loads(got.loc["u1", "attributes"]) == {"tier": "gold"}
+        assert parsed(got.loc["u1", "attributes"]) == {"tier": "gold"}
         assert got.loc["u1", "created_at"] == at(2)
         assert got.loc["u2", "attributes"] == "{}"
 
@@ -366,7 +375,7 @@ class StoreContract:
             events=events_frame(event("u1", "A1", minutes=5), event("u2", "A1", minutes=6)),
         )
         got = store.users().set_index("user_id")
-        assert json.loads(got.loc["u1", "attributes"]) == {"age": 30}
+        assert parsed(got.loc["u1", "attributes"]) == {"age": 30}
         assert got.loc["u1", "created_at"] == at(-100)
         assert got.loc["u2", "created_at"] == at(6)
 
@@ -380,7 +389,7 @@ class StoreContract:
         assert n == 2
         got = store.users()
         assert got["user_id"].tolist() == ["u1", "u2"]
-        assert json.loads(got.loc[0, "attributes"]) == {"v": 2}
+        assert parsed(got.loc[0, "attributes"]) == {"v": 2}
 
     def test_erase_user_removes_exactly_that_user(self, store: Store) -> None:
         """Erasing a user removes that user and their events only."""
@@ -534,7 +543,7 @@ class StoreContract:
         got = store.items().iloc[0]
         assert got["item_id"] == "刀-1" and got["title"] == title and got["brand"] == "😀"
         assert got["description"] == 'line1\nline2\t"quoted" \\ back'
-        assert json.loads(store.users().loc[0, "attributes"]) == {"名字": "张三", "emoji": "🎉"}
+        assert parsed(store.users().loc[0, "attributes"]) == {"名字": "张三", "emoji": "🎉"}
         ev = store.events(user_id="用户").iloc[0]
         assert (ev["query"], ev["event_id"]) == ("厨师刀 🔪", "事件")
         assert store.items(["刀-1"])["title"].tolist() == [title]
