@@ -12,10 +12,14 @@ How to run it on your own backend (a plugin author's path)::
         def store_url(self, tmp_path) -> str:
             return f"mystore:///{tmp_path / 'shop'}"  # a fresh, empty location per test
 
-`store_url` must be a URL `shelfwise.store.open_store` opens (a location that can be
-opened, closed and reopened); the contract's `store` fixture opens it for each test and
-closes it afterwards. Every test asserts known answers; `item`, `user`, `event` and the
-`*_frame` helpers build the rows (times count in minutes from `T0`).
+        @pytest.fixture()  # only when `shelfwise.store.open_store` does not know the URL
+        def store_opener(self) -> Callable[[str], Store]:
+            return MyStore.open
+
+`store_url` names a location that can be opened, closed and reopened; `store_opener`
+(default: `shelfwise.store.open_store`) opens it. The contract's `store` fixture opens it
+for each test and closes it afterwards. Every test asserts known answers; `item`, `user`,
+`event` and the `*_frame` helpers build the rows (times count in minutes from `T0`).
 tests/store/test_store_contract.py runs the contract against DuckDB and PostgreSQL.
 """
 
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -119,9 +123,14 @@ class StoreContract:
     URL of a fresh, empty store location per test)."""
 
     @pytest.fixture()
-    def store(self, store_url: str) -> Iterator[Store]:
+    def store_opener(self) -> Callable[[str], Store]:
+        """Opens a store by URL: `shelfwise.store.open_store` (DuckDB and PostgreSQL)."""
+        return open_store
+
+    @pytest.fixture()
+    def store(self, store_url: str, store_opener: Callable[[str], Store]) -> Iterator[Store]:
         """A fresh, empty, open store at `store_url`; closed after the test."""
-        opened = open_store(store_url)
+        opened = store_opener(store_url)
         try:
             yield opened
         finally:
@@ -555,16 +564,18 @@ class StoreContract:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def test_reopened_store_sees_the_data(self, store_url: str) -> None:
+    def test_reopened_store_sees_the_data(
+        self, store_url: str, store_opener: Callable[[str], Store]
+    ) -> None:
         """A reopened store sees what was written; seq numbers continue."""
-        with open_store(store_url) as first:
+        with store_opener(store_url) as first:
             first.ingest(
                 items=items_frame(item("A1", attributes={"k": [1]})),
                 events=events_frame(event("u1", "A1", event_id="e1")),
             )
             fingerprint = first.fingerprint()
             items = first.items()
-        with open_store(store_url) as second:
+        with store_opener(store_url) as second:
             assert second.counts() == {"items": 1, "users": 1, "events": 1}
             assert second.fingerprint() == fingerprint
             pd.testing.assert_frame_equal(second.items(), items)
@@ -572,9 +583,11 @@ class StoreContract:
             second.append_events(events_frame(event("u1", "A1", event_id="e2")))
             assert second.events()["seq"].tolist() == [1, 2]
 
-    def test_closed_store_refuses_work(self, store_url: str) -> None:
+    def test_closed_store_refuses_work(
+        self, store_url: str, store_opener: Callable[[str], Store]
+    ) -> None:
         """`close` is idempotent and a closed store raises StoreError."""
-        opened = open_store(store_url)
+        opened = store_opener(store_url)
         opened.close()
         opened.close()  # idempotent
         with pytest.raises(StoreError, match="closed"):
