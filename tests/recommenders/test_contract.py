@@ -1,12 +1,12 @@
-"""Run the recommender contract (contract.py) over every registered model."""
+"""Run the recommender contract (`shelfwise.testing.RecommenderContract`) over every
+registered model."""
 
 from __future__ import annotations
 
 import pytest
 
 from shelfwise.recommenders import available
-
-from .contract import RecommenderContract
+from shelfwise.testing import RecommenderContract
 
 
 @pytest.fixture(params=available())

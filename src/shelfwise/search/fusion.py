@@ -12,6 +12,10 @@ made, so BM25, dense retrieval or anything else can be combined.
   retrieved, so it scores no better than the worst document that was.
 
 Ties are broken by the smaller id, so fusion is deterministic.
+
+`FusedRetriever` wraps retrievers and a fusion as one `search.base.Retriever`, so a fused
+retriever can stand wherever a single one does (and passes the same contract,
+`shelfwise.testing.RetrieverContract`).
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from typing import Literal
 import numpy as np
 
 from shelfwise.errors import ConfigError
+from shelfwise.search.base import Fusion, Retriever
 from shelfwise.types import Results
 
 Normalisation = Literal["minmax", "zscore"]
 
 __all__ = [
     "RRF_K",
+    "FusedRetriever",
     "RRFFusion",
     "ScoreFusion",
     "normalise_scores",
@@ -194,3 +200,33 @@ class ScoreFusion:
         """Read what `save` wrote."""
         spec = json.loads((directory / "fusion.json").read_text())
         return cls(spec.get("weights"), spec["method"])
+
+
+class FusedRetriever:
+    """Several retrievers fused into one `search.base.Retriever`.
+
+    Every retriever gets the query and the mask and returns its best `max(k, depth)` rows;
+    `fusion` (default: RRF with k=60) merges the lists, in the order of `retrievers`, into
+    the best `k`. A `depth` above `k` lets a row that is good in every list but first in
+    none reach the fused top `k`.
+    """
+
+    def __init__(
+        self,
+        retrievers: Sequence[Retriever],
+        fusion: Fusion | None = None,
+        depth: int | None = None,
+    ) -> None:
+        if not retrievers:
+            raise ConfigError("FusedRetriever needs at least one retriever, got none")
+        if depth is not None and depth < 1:
+            raise ConfigError(f"depth must be >= 1 (rows fetched per retriever), got {depth}")
+        self.retrievers = list(retrievers)
+        self.fusion: Fusion = fusion if fusion is not None else RRFFusion()
+        self.depth = depth
+
+    def retrieve(self, query: str, k: int = 10, mask: np.ndarray | None = None) -> Results:
+        """The best `k` rows of the fused lists, among the rows `mask` allows."""
+        depth = max(k, self.depth or 0)
+        lists = [r.retrieve(query, depth, mask) for r in self.retrievers]
+        return self.fusion.fuse(lists, k)

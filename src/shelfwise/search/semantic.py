@@ -700,13 +700,17 @@ class DenseIndex(_LazyEncoder):
         return Results(ids.astype(np.int64), scores)
 
     def retrieve(self, query: str, k: int = 10, mask: np.ndarray | None = None) -> Results:
-        """The k items most similar to `query` (1-D Results).
+        """The k items most similar to `query` (1-D Results; empty for a blank query).
 
         `mask` (bool over item ids) restricts the search to the items where it is True;
         it is answered exactly from the stored vectors, whatever the index kind.
         """
         if self._index is None:
             raise NotFittedError("DenseIndex.index() or load() must be called first")
+        if not query.strip():
+            # a blank query asks for nothing: its embedding would return the same arbitrary
+            # neighbours for every empty search box (the Retriever contract: empty Results)
+            return Results(np.empty(0, np.int64), np.empty(0, np.float32))
         q = self.encode_queries([query])[0]
         if mask is not None:
             return self._retrieve_masked(q, k, mask)

@@ -1,18 +1,47 @@
-"""The contract every registered recommender must meet, run on a known-answer data set.
+"""The contract every recommender must meet, run on a known-answer data set.
+
+Needs pytest (a dev dependency, not a runtime one): the contract is a pytest test class,
+as lkpy's `ScorerTests` and scikit-learn's `check_estimator` suites are.
 
 The data: a checkerboard of two taste groups. Users 0-19 interacted only with items 0-9
 (group 0), users 20-39 only with items 10-19 (group 1), each with 7 of their group's 10
 items. The catalog separates the groups as well (kitchen knives vs headphones), so
 content-based models can pass the same assertions as collaborative ones.
 
-`RecommenderContract` holds the tests; a test module subclasses it and provides a
-`model_name` fixture (see test_contract.py, which parametrises it over `available()`).
-Models are built with `FAST_PARAMS[name]` (defaults when absent) and fitted with
-`fit(CHECKERBOARD, CATALOG)`; `TRAITS[name]` relaxes the assertions that do not apply.
+How to run it on your own model (a plugin author's path)::
+
+    import pytest
+    from shelfwise.testing import RecommenderContract, Traits, registered
+
+    @pytest.fixture(scope="module", autouse=True)
+    def _my_model_registered():
+        with registered(MyModel):  # under MyModel.name, removed again afterwards
+            yield
+
+    class TestMyModel(RecommenderContract):
+        @pytest.fixture()
+        def model_name(self) -> str:
+            return MyModel.name
+
+        @pytest.fixture()  # optional: small, fast parameters for the contract data
+        def model_params(self) -> dict:
+            return {"factors": 2}
+
+        @pytest.fixture()  # optional: relax what does not apply to the model
+        def model_traits(self) -> Traits:
+            return Traits(similar_items=False)
+
+Models are built with `create(model_name, **model_params)` and fitted with
+`fit(CHECKERBOARD, CATALOG)`. The defaults of `model_params` and `model_traits` come from
+`FAST_PARAMS[name]` and `TRAITS[name]`, which cover the models shipped with shelfwise
+(tests/recommenders/test_contract.py parametrises `model_name` over `available()`).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +53,8 @@ import scipy.sparse as sp
 
 from shelfwise.data.frames import conform
 from shelfwise.errors import ConfigError, NotFittedError
-from shelfwise.recommenders import Recommender, create, load_model
+from shelfwise.recommenders import Recommender, create, load_model, register
+from shelfwise.recommenders.base import _REGISTRY
 
 N_USERS, N_ITEMS, GROUP_ITEMS, GROUP_USERS = 40, 20, 10, 20
 
@@ -169,42 +199,77 @@ def group_of(item: int) -> int:
     return item // GROUP_ITEMS
 
 
-def build(name: str) -> Recommender:
-    """An unfitted model with its fast contract configuration."""
-    return create(name, **FAST_PARAMS.get(name, {}))
+def build(name: str, params: Mapping[str, Any] | None = None) -> Recommender:
+    """An unfitted model: `params`, else its fast contract configuration."""
+    return create(name, **(FAST_PARAMS.get(name, {}) if params is None else dict(params)))
 
 
-def fitted(name: str) -> Recommender:
+def fitted(name: str, params: Mapping[str, Any] | None = None) -> Recommender:
     """A model fitted on the contract data."""
-    model = build(name)
+    model = build(name, params)
     return model.fit(CHECKERBOARD, CATALOG)
 
 
-_SHARED: dict[str, Recommender] = {}
+_SHARED: dict[tuple[type[Recommender], str], Recommender] = {}
 
 
-def shared_fitted(name: str) -> Recommender:
-    """One fitted model per name for the read-only tests (fitting some models takes seconds)."""
-    if name not in _SHARED:
-        _SHARED[name] = fitted(name)
-    return _SHARED[name]
+def shared_fitted(name: str, params: Mapping[str, Any] | None = None) -> Recommender:
+    """One fitted model per class and parameters for the read-only tests (fitting some
+    models takes seconds); keyed by class too, since a plugin's test may register another
+    class under a name used before."""
+    model = build(name, params)
+    key = (type(model), json.dumps(model.config.model_dump(mode="json"), sort_keys=True))
+    if key not in _SHARED:
+        _SHARED[key] = model.fit(CHECKERBOARD, CATALOG)
+    return _SHARED[key]
 
 
-def traits(name: str) -> Traits:
-    """The model's traits (defaults: personalised, with similar items)."""
-    return TRAITS.get(name, Traits())
+@contextmanager
+def registered(cls: type[Recommender]) -> Iterator[type[Recommender]]:
+    """Register `cls` under `cls.name` for the duration of the block, then restore what
+    was registered under that name before (nothing, or the shipped model).
+
+    `create` and `load_model` (which the contract calls) find models by name, so a
+    plugin's class must be registered while its contract runs; restoring afterwards keeps
+    a test-only name out of `available()` for the rest of the session.
+    """
+    # the registry has no public removal: reaching into it here keeps that detail in one
+    # place rather than in every plugin's tests
+    previous = _REGISTRY.get(cls.name)
+    register(cls)
+    try:
+        yield cls
+    finally:
+        if previous is None:
+            _REGISTRY.pop(cls.name, None)
+        else:
+            _REGISTRY[cls.name] = previous
 
 
 class RecommenderContract:
-    """Tests every recommender must pass; subclasses provide the `model_name` fixture."""
+    """Tests every recommender must pass; subclasses provide the `model_name` fixture and
+    may override `model_params` and `model_traits` (see the module docstring)."""
 
     @pytest.fixture()
-    def model(self, model_name: str) -> Recommender:
-        """The shared fitted model; tests using it must not change it."""
-        return shared_fitted(model_name)
+    def model_params(self, model_name: str) -> dict[str, Any]:
+        """Parameters for `create(model_name, ...)`: `FAST_PARAMS[model_name]` or none."""
+        return dict(FAST_PARAMS.get(model_name, {}))
 
-    def test_fit_returns_self_and_sets_n_items(self, model_name: str) -> None:
-        model = build(model_name)
+    @pytest.fixture()
+    def model_traits(self, model_name: str) -> Traits:
+        """What the model can do: `TRAITS[model_name]`, else personalised with similar items."""
+        return TRAITS.get(model_name, Traits())
+
+    @pytest.fixture()
+    def model(self, model_name: str, model_params: dict[str, Any]) -> Recommender:
+        """The shared fitted model; tests using it must not change it."""
+        return shared_fitted(model_name, model_params)
+
+    def test_fit_returns_self_and_sets_n_items(
+        self, model_name: str, model_params: dict[str, Any]
+    ) -> None:
+        """Unfitted models refuse to recommend; `fit` returns the model and sets n_items."""
+        model = build(model_name, model_params)
         assert not model.is_fitted
         with pytest.raises(NotFittedError):
             model.recommend([0])
@@ -212,15 +277,17 @@ class RecommenderContract:
         assert model.is_fitted and model.n_items == N_ITEMS
 
     def test_score_shape_and_finite(self, model: Recommender) -> None:
+        """`score` gives one finite row of n_items scores per history row."""
         scores = model.score(CHECKERBOARD[:5])
         assert scores.shape == (5, N_ITEMS)
         assert np.isfinite(scores).all()
 
     @pytest.mark.parametrize("group", [0, 1])
     def test_history_gets_its_own_group(
-        self, model: Recommender, model_name: str, group: int
+        self, model: Recommender, model_traits: Traits, model_name: str, group: int
     ) -> None:
-        if not traits(model_name).personalised:
+        """A history inside one taste group gets that group's unseen items."""
+        if not model_traits.personalised:
             pytest.skip(f"{model_name} is not personalised")
         history = [group * GROUP_ITEMS + i for i in (0, 1, 2)]
         res = model.recommend(history, k=5)
@@ -229,6 +296,7 @@ class RecommenderContract:
         assert not set(res.ids.tolist()) & set(history)
 
     def test_exclude_seen(self, model: Recommender) -> None:
+        """Seen items are left out by default and ranked with the rest when asked."""
         history = [0, 1, 2, 10]
         seen = model.recommend(history, k=N_ITEMS, exclude_seen=True)
         assert not set(seen.ids.tolist()) & set(history)
@@ -238,6 +306,7 @@ class RecommenderContract:
         assert np.all(np.diff(everything.scores) <= 0)
 
     def test_candidates_restrict(self, model: Recommender) -> None:
+        """`candidates` restricts the answer to them (minus seen items)."""
         candidates = [3, 7, 12, 15]
         res = model.recommend([0, 1], k=10, candidates=candidates)
         assert sorted(res.ids.tolist()) == candidates
@@ -245,11 +314,13 @@ class RecommenderContract:
         assert res.ids.tolist() == [3]
 
     def test_exclude_list(self, model: Recommender) -> None:
+        """`exclude` removes items on top of the seen ones."""
         res = model.recommend([0], k=N_ITEMS, exclude=[5, 6])
         assert not {0, 5, 6} & set(res.ids.tolist())
 
     @pytest.mark.parametrize("with_users", [False, True])
     def test_batch_equals_single(self, model: Recommender, with_users: bool) -> None:
+        """`recommend_batch` answers each row as `recommend` answers it alone."""
         rows = np.array([0, 5, 19, 20, 33, 39])
         histories = CHECKERBOARD[rows]
         users = rows if with_users else None
@@ -272,6 +343,7 @@ class RecommenderContract:
             assert batch.ids[r][unique].tolist() == single.ids[unique].tolist()
 
     def test_batch_shape_and_padding(self, model: Recommender) -> None:
+        """A batch is (rows x min(k, n_items)); slots beyond the unseen items hold -1."""
         histories = CHECKERBOARD[[0, 25]]
         res = model.recommend_batch(histories, k=N_ITEMS + 5)
         assert res.ids.shape == (2, N_ITEMS)
@@ -286,6 +358,7 @@ class RecommenderContract:
         assert empty.ids.shape == (0, 3)
 
     def test_unknown_user_empty_history(self, model: Recommender) -> None:
+        """An empty history or an unknown user (-1) is answered, not an error."""
         res = model.recommend([], k=5)
         assert len(res) in (0, 5)
         assert np.isfinite(res.scores).all()
@@ -296,8 +369,9 @@ class RecommenderContract:
         )
         assert batch.ids.shape == (2, 5)
 
-    def test_similar_items(self, model: Recommender, model_name: str) -> None:
-        if not traits(model_name).similar_items:
+    def test_similar_items(self, model: Recommender, model_traits: Traits, model_name: str) -> None:
+        """Similar items come from the item's own group (or NotImplementedError)."""
+        if not model_traits.similar_items:
             with pytest.raises(NotImplementedError):
                 model.similar_items(0, k=5)
             return
@@ -309,6 +383,7 @@ class RecommenderContract:
             model.similar_items(N_ITEMS)
 
     def test_save_load_roundtrip(self, model: Recommender, tmp_path: Path) -> None:
+        """`load_model` restores a saved model that scores exactly as the original."""
         model.save(tmp_path / "model")
         loaded = load_model(tmp_path / "model")
         assert type(loaded) is type(model) and loaded.config == model.config
@@ -321,35 +396,42 @@ class RecommenderContract:
             loaded.recommend([0, 1], k=5).ids.tolist() == model.recommend([0, 1], k=5).ids.tolist()
         )
 
-    def test_bad_config(self, model_name: str) -> None:
+    def test_bad_config(self, model_name: str, model_params: dict[str, Any]) -> None:
+        """Unknown parameters are a ConfigError, by name and beside a config object."""
         with pytest.raises(ConfigError):
             create(model_name, no_such_parameter=1)
-        cls = type(build(model_name))
+        cls = type(build(model_name, model_params))
         with pytest.raises(ConfigError):
-            cls(cls.Config(**FAST_PARAMS.get(model_name, {})), no_such_parameter=1)
+            cls(cls.Config(**model_params), no_such_parameter=1)
 
     def test_config_is_frozen(self, model: Recommender) -> None:
+        """The config cannot be changed after construction."""
         fields = list(type(model.config).model_fields)
         if not fields:
             pytest.skip("the config has no fields")
         with pytest.raises(ValueError):  # pydantic's ValidationError (frozen instance)
             setattr(model.config, fields[0], getattr(model.config, fields[0]))
 
-    def test_deterministic(self, model_name: str) -> None:
-        a = fitted(model_name)
-        b = fitted(model_name)
+    def test_deterministic(self, model_name: str, model_params: dict[str, Any]) -> None:
+        """Two fits with the same configuration score identically."""
+        a = fitted(model_name, model_params)
+        b = fitted(model_name, model_params)
         histories = CHECKERBOARD[::3]
         users = np.arange(0, N_USERS, 3)
         np.testing.assert_array_equal(a.score(histories), b.score(histories))
         np.testing.assert_array_equal(a.score(histories, users), b.score(histories, users))
 
-    def test_does_not_modify_input(self, model_name: str) -> None:
+    def test_does_not_modify_input(self, model_name: str, model_params: dict[str, Any]) -> None:
+        """`fit` leaves the interaction matrix it was given unchanged."""
         x = CHECKERBOARD.copy()
-        build(model_name).fit(x, CATALOG)
+        build(model_name, model_params).fit(x, CATALOG)
         assert (x != CHECKERBOARD).nnz == 0
 
-    def test_search_space_gives_a_valid_config(self, model_name: str) -> None:
-        cls = type(build(model_name))
+    def test_search_space_gives_a_valid_config(
+        self, model_name: str, model_params: dict[str, Any]
+    ) -> None:
+        """`Config.search_space(trial)`, when present, gives a config the model accepts."""
+        cls = type(build(model_name, model_params))
         search_space = getattr(cls.Config, "search_space", None)
         if search_space is None:
             pytest.skip(f"{model_name} has no search space")
