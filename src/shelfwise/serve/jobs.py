@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shelfwise.engine import Engine, build_bundle
+from shelfwise.artifacts import build_bundle
 from shelfwise.errors import ConfigError
 from shelfwise.serve.models import ModelRegistry
+from shelfwise.serving import Engine
 from shelfwise.store import open_store
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from shelfwise.engine import Engine, current_bundle_dir, load_bundle
+from shelfwise.artifacts import current_bundle_dir, load_bundle
 from shelfwise.errors import UnknownIdError
 from shelfwise.serve.schemas import ModelVersion
+from shelfwise.serving import Engine
 
 log = logging.getLogger(__name__)
 
