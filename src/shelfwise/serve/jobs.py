@@ -118,7 +118,11 @@ def train_job(
     """Build a bundle from the live store (the search re-ranker with dense features when
     `search_dense`); serve it with `activate`."""
     bundle = build_bundle(
-        engine.store, registry.artifacts, activate=activate, search_dense=search_dense
+        engine.store,
+        registry.artifacts,
+        activate=activate,
+        search_dense=search_dense,
+        engine=engine.config,  # a retrain keeps the served chain and model roles
     )
     if activate:
         engine.activate(bundle)
