@@ -39,11 +39,13 @@ def _role(
     name: str | None,
     capable: Any,
     what: str,
+    auto: bool = True,
 ) -> Any | None:
     """The model playing a role: `name` when given (None if the bundle lacks it; ConfigError
-    if it lacks the capability), else the first bundle model with the capability."""
+    if it lacks the capability), else with `auto` the first bundle model with the
+    capability (without, none)."""
     if name is None:
-        return next((m for m in models.values() if capable(m)), None)
+        return next((m for m in models.values() if capable(m)), None) if auto else None
     model = models.get(name)
     if model is None:
         log.info("engine.%s: the bundle has no model '%s'; that role is empty", field, name)
@@ -64,7 +66,12 @@ class ModelRoles:
         self.models = models
         self.config = config
         self.similarity: Recommender | None = _role(
-            models, "similarity_model", config.similarity_model, personalises, "item similarity"
+            models,
+            "similarity_model",
+            config.similarity_model,
+            personalises,
+            "item similarity",
+            auto=False,  # every personalising model could serve: only the one configured
         )
         self.content: ContentVectors | None = _role(
             models,
