@@ -114,6 +114,26 @@ def test_the_manifest_records_the_config_and_the_engine_serves_it(
     assert together.items[0]["score"] == pytest.approx(2 / 3.5, abs=1e-6)
 
 
+def test_the_engine_bumps_the_catalogue_revision_on_every_change(
+    store: Store, tmp_path: Path
+) -> None:
+    bundle = build_bundle(store, tmp_path / "a", models=MODELS, search_rerank=False)
+    engine = Engine(store, bundle)
+    start = engine.catalog.revision
+    assert engine.refresh() == {"items": 0, "removed": 0, "reset": 0}
+    assert engine.catalog.revision == start  # nothing changed: no new snapshot
+    new = records_to_frame("items", [Item(item_id="K3", title="Santoku Knife")])
+    store.upsert_items(new)
+    assert engine.apply_items(store.items(["K3"])) == ["K3"]
+    assert engine.catalog.revision == start + 1
+    store.delete_item("H2")
+    assert engine.remove_item("H2") and engine.catalog.revision == start + 2
+    assert not engine.remove_item("H2") and engine.catalog.revision == start + 2
+    engine.activate(bundle)  # the bundle's catalogue again, then K3 re-applied, H2 hidden
+    assert engine.catalog.revision > start + 2
+    assert engine.item_index("K3") is not None and not engine.catalog.alive[engine.item_index("H2")]
+
+
 def test_old_manifests_get_the_defaults_and_bad_ones_are_refused(
     store: Store, tmp_path: Path
 ) -> None:

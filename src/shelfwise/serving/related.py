@@ -61,7 +61,8 @@ class CoPurchase:
     def get(self, catalog: Catalog) -> tuple[sp.csr_matrix, np.ndarray]:
         """(co-occurrence counts, baskets per item) over `catalog`'s indices."""
         with self._lock:
-            if self._counts is None:
+            # a build racing a catalogue change may hold a narrower matrix: widen it
+            if self._counts is None or self._counts[0].shape[0] < len(catalog):
                 events = self.store.events(types=self.basket_types)
                 self._counts = copurchase_counts(events, catalog.vocab, len(catalog))
             return self._counts
