@@ -88,8 +88,8 @@ end
 
 def prepare(args: argparse.Namespace) -> tuple[str, Path, dict[str, Any]]:
     """The store (generated + ingested once) and its bundle; returns (url, artifacts, info)."""
+    from shelfwise.artifacts import ensure_bundle
     from shelfwise.data.demo import DemoConfig, generate
-    from shelfwise.engine import ensure_bundle
     from shelfwise.store import open_store
 
     directory = Path(args.dir)

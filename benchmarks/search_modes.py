@@ -39,13 +39,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shelfwise.artifacts import build_bundle
 from shelfwise.data.demo import DemoConfig, generate
-from shelfwise.engine import Engine, build_bundle
 from shelfwise.search.ltr import search_labels
 from shelfwise.search.relevance import graded_ndcg
 from shelfwise.search.semantic import EmbeddingCache, item_texts
 from shelfwise.serve.app import create_app
 from shelfwise.serve.settings import ServeSettings
+from shelfwise.serving import Engine
 from shelfwise.store import open_store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search_modes.json"
@@ -99,7 +100,13 @@ def main() -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("shelfwise.engine", "shelfwise.recommenders", "shelfwise.access", "httpx"):
+    for noisy in (
+        "shelfwise.serving",
+        "shelfwise.artifacts",
+        "shelfwise.recommenders",
+        "shelfwise.access",
+        "httpx",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
 

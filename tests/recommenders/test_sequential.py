@@ -17,10 +17,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from shelfwise.artifacts import build_bundle
 from shelfwise.data.frames import records_to_frame
 from shelfwise.data.schemas import Event, Item
 from shelfwise.data.vocab import Vocabulary
-from shelfwise.engine import Engine, build_bundle
 from shelfwise.errors import ConfigError, DataError
 from shelfwise.evaluation.protocols import fold_validation, prepare
 from shelfwise.evaluation.runner import evaluate_model
@@ -37,6 +37,7 @@ from shelfwise.recommenders.sequential import (
     pad_left,
     window_samples,
 )
+from shelfwise.serving import Engine
 from shelfwise.store import open_store
 
 N_CYCLE = 8

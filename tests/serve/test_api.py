@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from shelfwise.engine import ensure_bundle
+from shelfwise.artifacts import ensure_bundle
 
 from .conftest import AppFactory
 

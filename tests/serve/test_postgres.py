@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from shelfwise.engine import Engine, ensure_bundle
+from shelfwise.artifacts import ensure_bundle
 from shelfwise.serve import create_app
 from shelfwise.serve.security import create_key
 from shelfwise.serve.settings import ServeSettings
+from shelfwise.serving import Engine
 from shelfwise.store import open_store
 
 from .conftest import fill

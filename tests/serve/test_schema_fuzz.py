@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
-from shelfwise.engine import Engine, ensure_bundle
+from shelfwise.artifacts import ensure_bundle
 from shelfwise.serve import create_app
 from shelfwise.serve.settings import ServeSettings
+from shelfwise.serving import Engine
 from shelfwise.store import open_store
 
 from .conftest import fill

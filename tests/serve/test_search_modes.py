@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from shelfwise.artifacts import build_bundle, ensure_bundle
 from shelfwise.data.frames import records_to_frame
 from shelfwise.data.schemas import Event, Item
-from shelfwise.engine import Engine, build_bundle, ensure_bundle
 from shelfwise.serve.app import create_app
 from shelfwise.serve.settings import ServeSettings
+from shelfwise.serving import Engine
 from shelfwise.store import Store, open_store
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)

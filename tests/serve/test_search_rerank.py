@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from shelfwise.artifacts import build_bundle, ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
-from shelfwise.engine import Engine, build_bundle, ensure_bundle
 from shelfwise.serve.app import create_app
 from shelfwise.serve.settings import ServeSettings
+from shelfwise.serving import Engine
 from shelfwise.store import Store, open_store
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from shelfwise.data.frames import records_to_frame
 from shelfwise.data.schemas import Event
-from shelfwise.engine import Engine, RecContext
+from shelfwise.serving import Engine, RecContext
 from shelfwise.store import Store
 
 T0 = datetime(2026, 5, 1, 8)
@@ -54,8 +54,8 @@ def test_cache_sees_writes_from_anywhere_and_forgets_erased(shop) -> None:  # ty
 
 
 def test_refresh_catches_up_with_another_process(store_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from shelfwise.artifacts import ensure_bundle
     from shelfwise.data.schemas import Item
-    from shelfwise.engine import ensure_bundle
     from shelfwise.store import open_store
 
     from .conftest import fill
@@ -113,7 +113,7 @@ def test_tail_events(store: Store) -> None:
 
 
 def test_event_log_keeps_the_latest_per_user_and_scrubs_erased(store: Store) -> None:
-    from shelfwise.engine import EventLog
+    from shelfwise.serving import EventLog
 
     store.append_events(_events(*[("a", f"I{i}", float(i)) for i in range(8)], ("b", "Y", 1)))
     log = EventLog(store, limit=3)

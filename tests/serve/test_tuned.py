@@ -8,13 +8,14 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from shelfwise.artifacts import ensure_bundle
 from shelfwise.artifacts.registry import Registry
 from shelfwise.data.demo import DemoConfig, generate
 from shelfwise.data.matrix import build_interactions
-from shelfwise.engine import Engine, ensure_bundle
 from shelfwise.recommenders import create
 from shelfwise.serve import create_app
 from shelfwise.serve.settings import ServeSettings
+from shelfwise.serving import Engine
 from shelfwise.store import open_store
 
 from .conftest import AppFactory

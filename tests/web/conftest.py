@@ -22,8 +22,9 @@ from typing import Any, NoReturn
 
 import pytest
 
+from shelfwise.artifacts import ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
-from shelfwise.engine import Engine, ensure_bundle
+from shelfwise.serving import Engine
 from shelfwise.store import Store, open_store
 
 CHROMIUM_ENV = "SHELFWISE_CHROMIUM"

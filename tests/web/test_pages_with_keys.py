@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from shelfwise.artifacts import build_bundle, ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
-from shelfwise.engine import Engine, build_bundle, ensure_bundle
 from shelfwise.serve import create_app, web
 from shelfwise.serve.security import create_key
 from shelfwise.serve.settings import ServeSettings
+from shelfwise.serving import Engine
 from shelfwise.store import open_store
 
 from .conftest import checked_page, serve_in_thread

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from shelfwise.artifacts import ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
-from shelfwise.engine import Engine, ensure_bundle
 from shelfwise.serve import create_app, web
 from shelfwise.serve.security import create_key
 from shelfwise.serve.settings import ServeSettings
+from shelfwise.serving import Engine
 from shelfwise.store import open_store
 from shelfwise.tuning.runs import tuning_runs
 

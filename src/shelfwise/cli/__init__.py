@@ -119,7 +119,7 @@ def cmd_generate_demo(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Train the default models and build the search index from the store."""
-    from shelfwise.engine import ensure_bundle
+    from shelfwise.artifacts import ensure_bundle
     from shelfwise.store import open_store
 
     with open_store(_store_url(args)) as store:
@@ -147,7 +147,7 @@ def _serve(
     workers: int = 1,
     search_mode: str | None = None,
 ) -> int:
-    from shelfwise.engine import ensure_bundle
+    from shelfwise.artifacts import ensure_bundle
     from shelfwise.serve.app import serve
     from shelfwise.serve.settings import ServeSettings
     from shelfwise.store import open_store
@@ -203,7 +203,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "ingested %d items, %d users, %d events", report.items, report.users, report.events
             )
     if args.no_serve:
-        from shelfwise.engine import ensure_bundle
+        from shelfwise.artifacts import ensure_bundle
 
         with open_store(store_url) as store:
             bundle, _ = ensure_bundle(

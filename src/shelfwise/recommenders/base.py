@@ -42,6 +42,9 @@ class Recommender(ABC):
     # True for models that read the order of a history (GRU4Rec, Caser, SASRec): they are
     # scored through `score_sequences`, and `recommend(history)` takes history oldest first.
     sequential: ClassVar[bool] = False
+    # False for models that score every user alike (popularity): serving does not use them
+    # to personalise a list (see `capabilities.personalises`).
+    personalised: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         if config is not None and params:

@@ -23,6 +23,7 @@ class Popularity(Recommender):
 
     name = "popularity"
     Config = PopularityConfig
+    personalised = False
     config: PopularityConfig
 
     def __init__(self, config: PopularityConfig | None = None, **params: Any) -> None:

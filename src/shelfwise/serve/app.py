@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
 from shelfwise import __version__
-from shelfwise.engine import Engine, ensure_bundle
+from shelfwise.artifacts import ensure_bundle
 from shelfwise.errors import (
     ConfigError,
     DataError,
@@ -53,6 +53,7 @@ from shelfwise.serve.routers import ROUTERS
 from shelfwise.serve.search import SearchAdapter
 from shelfwise.serve.security import KeyVerifier, RateLimiter
 from shelfwise.serve.settings import ServeSettings
+from shelfwise.serving import Engine
 from shelfwise.store import Store, open_store
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from shelfwise.engine import Engine
 from shelfwise.profiles.profile import ProfileService
 from shelfwise.serve.security import (
     SCOPES,
@@ -29,6 +28,7 @@ from shelfwise.serve.security import (
     retry_after_header,
 )
 from shelfwise.serve.settings import ServeSettings
+from shelfwise.serving import Engine
 from shelfwise.store import Store
 
 if TYPE_CHECKING:

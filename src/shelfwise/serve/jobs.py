@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shelfwise.engine import Engine, build_bundle
+from shelfwise.artifacts import build_bundle
 from shelfwise.errors import ConfigError
 from shelfwise.serve.models import ModelRegistry
+from shelfwise.serving import Engine
 from shelfwise.store import open_store
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,11 @@ def train_job(
     """Build a bundle from the live store (the search re-ranker with dense features when
     `search_dense`); serve it with `activate`."""
     bundle = build_bundle(
-        engine.store, registry.artifacts, activate=activate, search_dense=search_dense
+        engine.store,
+        registry.artifacts,
+        activate=activate,
+        search_dense=search_dense,
+        engine=engine.config,  # a retrain keeps the served chain and model roles
     )
     if activate:
         engine.activate(bundle)

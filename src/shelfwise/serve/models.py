@@ -17,10 +17,11 @@ import json
 import logging
 from pathlib import Path
 
+from shelfwise.artifacts import current_bundle_dir, load_bundle
 from shelfwise.artifacts.registry import Registry
-from shelfwise.engine import Engine, current_bundle_dir, load_bundle
 from shelfwise.errors import UnknownIdError
 from shelfwise.serve.schemas import ModelVersion
+from shelfwise.serving import Engine
 
 log = logging.getLogger(__name__)
 

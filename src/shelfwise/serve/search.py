@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shelfwise.engine import Engine
 from shelfwise.errors import ShelfwiseError
+from shelfwise.serving import Engine
 from shelfwise.types import top_k
 
 log = logging.getLogger(__name__)

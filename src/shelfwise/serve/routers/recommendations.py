@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from shelfwise.engine import RecContext, Recommendation
 from shelfwise.serve.deps import ReadDep, ServicesDep
 from shelfwise.serve.schemas import ID_PATTERN, ItemOut, PageType, RecommendationsOut, RelatedOut
+from shelfwise.serving import RecContext, Recommendation
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 

@@ -1,0 +1,291 @@
+"""Bundles: store -> trained models + search index -> one versioned folder on disk.
+
+A bundle is a folder `<artifacts>/<version>/` with `manifest.json`, the item vocabulary,
+one sub-folder per model and the search index. It records the store fingerprint it was built
+from, so `ensure_bundle` reuses it as long as the store has not changed, and the serving
+engine's configuration (`"engine"`: fallback-chain order, weights, thresholds, model roles),
+so a bundle is served the way it was built to be.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from shelfwise import __version__
+from shelfwise.data.matrix import InteractionWeights, build_interactions
+from shelfwise.data.vocab import Vocabulary
+from shelfwise.errors import DataError, ShelfwiseError
+from shelfwise.recommenders import Recommender, create, load_model
+from shelfwise.recommenders.capabilities import FitsFromEvents
+from shelfwise.recommenders.sequential import OrderedInteractions, Sequences
+from shelfwise.search.bm25 import BM25Index
+from shelfwise.store import Store
+
+if TYPE_CHECKING:
+    from shelfwise.serving.chain import EngineConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODELS: dict[str, dict[str, Any]] = {
+    "popularity": {},
+    "itemknn": {"neighbors": 100, "shrink": 10.0},
+    # serving fallbacks: trending per category, and content vectors for cold-start items
+    "trending": {"half_life_days": 7.0},
+    "tfidf": {},
+}
+SEARCH_FIELDS = ("title", "brand", "category", "description")
+
+
+def _engine_config(data: dict[str, Any] | None = None) -> EngineConfig:
+    """The serving configuration recorded in a manifest (defaults when it records none).
+
+    Imported at call time: `serving` builds on `artifacts`, so a module-level import here
+    would be circular."""
+    from shelfwise.serving.chain import EngineConfig
+
+    return EngineConfig.model_validate(data or {})
+
+
+@dataclass
+class Bundle:
+    """Everything a server needs to answer: catalog snapshot, models, search index."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    items: pd.DataFrame
+    item_vocab: Vocabulary
+    models: dict[str, Recommender]
+    search_index: BM25Index
+    weights: InteractionWeights = field(default_factory=InteractionWeights)
+    #: The learned search re-ranker (`search.ltr.PersonalisedReranker`), trained from the
+    #: store's search -> click / cart / purchase events; None when there were none.
+    search_reranker: Any = None
+    #: How the engine serves this bundle (`serving.chain.EngineConfig`), from the manifest.
+    engine: EngineConfig = field(default_factory=_engine_config)
+
+    @property
+    def fingerprint(self) -> str:
+        """The store fingerprint the bundle was built from."""
+        return str(self.manifest.get("fingerprint", ""))
+
+
+def _catalog_frame(store: Store, interaction_items: np.ndarray) -> pd.DataFrame:
+    """The catalog, plus placeholder rows for items seen in events but not in the catalog."""
+    items = store.items()
+    known = set(items["item_id"])
+    orphans = [i for i in pd.unique(interaction_items) if i not in known]
+    if orphans:
+        log.warning("%d items have events but no catalog row; they are not served", len(orphans))
+        extra = pd.DataFrame({"item_id": orphans, "title": None, "in_stock": False})
+        items = pd.concat([items, extra], ignore_index=True)
+    return items.reset_index(drop=True)
+
+
+def weighted_events(events: pd.DataFrame, weights: InteractionWeights) -> pd.DataFrame:
+    """The item events that count under `weights` (types weighing 0 are left out)."""
+    events = events[events["item_id"].notna()]
+    if "type" in events.columns:
+        counts = events["type"].map(lambda t: weights.weight_of(str(t)) > 0).astype(bool)
+        events = events[counts.to_numpy()]
+    return events
+
+
+def build_bundle(
+    store: Store,
+    directory: Path,
+    models: dict[str, dict[str, Any]] | None = None,
+    weights: InteractionWeights | None = None,
+    activate: bool = True,
+    search_rerank: bool = True,
+    search_dense: bool | None = None,
+    engine: EngineConfig | None = None,
+) -> Bundle:
+    """Train the models and build the search index from the store; save under `directory`.
+
+    With `activate` the `CURRENT` pointer names the new bundle (what `ensure_bundle` and a
+    restarted server load); without, it is only written (the API's train job can build one
+    while another is served). `search_dense` (default: `$SHELFWISE_SEARCH_MODE` is hybrid
+    or semantic) trains the search re-ranker with the dense-similarity features, embedding
+    the catalogue through the on-disk embedding cache; the manifest records it. `engine`
+    (default: `EngineConfig()`) is how the bundle is to be served; the manifest records it
+    under "engine"."""
+    started = time.perf_counter()
+    if search_dense is None:
+        from shelfwise.search.semantic import search_mode_from_env
+
+        search_dense = search_mode_from_env() != "lexical"
+    models = models or DEFAULT_MODELS
+    weights = weights or InteractionWeights()
+    engine = engine if engine is not None else _engine_config()
+    fingerprint = store.fingerprint()
+    interactions = store.interactions()
+    items = _catalog_frame(store, interactions["item_id"].to_numpy())
+    if items.empty:
+        raise DataError("the store has no items: ingest a catalog first (shelfwise ingest)")
+    item_vocab = Vocabulary(items["item_id"].astype(str).tolist())
+    data = build_interactions(interactions, weights=weights, items=item_vocab)
+    log.info(
+        "training on %d users x %d items, %d interactions", data.n_users, data.n_items, data.nnz
+    )
+    fitted: dict[str, Recommender] = {}
+    timings: dict[str, float] = {}
+    ordered: OrderedInteractions | None = None
+    for name, params in models.items():
+        t0 = time.perf_counter()
+        model = create(name, **params)
+        if model.sequential and ordered is None:
+            frame = weighted_events(interactions, weights)
+            ordered = OrderedInteractions(
+                data.matrix, Sequences.from_frame(frame, data.users, data.items, drop_unknown=True)
+            )
+        if isinstance(model, FitsFromEvents):  # e.g. decays by event age: reads the events
+            fitted[name] = model.fit_events(interactions, item_vocab, items, weights)
+        else:
+            fitted[name] = model.fit(ordered if model.sequential else data, items)
+        timings[name] = round(time.perf_counter() - t0, 3)
+        log.info("trained %s in %.2fs", name, timings[name])
+    t0 = time.perf_counter()
+    catalog = items[items["title"].notna()]
+    docs = {f: items[f].fillna("").astype(str).tolist() for f in SEARCH_FIELDS}
+    index = BM25Index().index(docs)
+    timings["search_index"] = round(time.perf_counter() - t0, 3)
+    reranker = None
+    if search_rerank:
+        t0 = time.perf_counter()
+        reranker = _train_search_reranker(store, items, dense=search_dense)
+        timings["search_reranker"] = round(time.perf_counter() - t0, 3)
+
+    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = directory / version
+    target.mkdir(parents=True, exist_ok=False)
+    item_vocab.save(target / "items.vocab.json")
+    items.to_parquet(target / "catalog.parquet", index=False)
+    for name, model in fitted.items():
+        model.save(target / "models" / name)
+    index.save(target / "search")
+    if reranker is not None:
+        reranker.save(target / "search_reranker")
+    manifest = {
+        "version": version,
+        "shelfwise": __version__,
+        "fingerprint": fingerprint,
+        "store": store.url,
+        "created_at": datetime.now(UTC).isoformat(),
+        "models": {name: params for name, params in models.items()},
+        "weights": weights.model_dump(mode="json"),
+        "engine": engine.model_dump(mode="json"),
+        "search": {
+            "dense": bool(search_dense),
+            "reranker": reranker is not None,
+            "reranker_dense": bool(getattr(reranker, "uses_dense", False)),
+        },
+        "counts": {
+            "items": len(catalog),
+            "users": int(data.n_users),
+            "interactions": int(data.nnz),
+        },
+        "seconds": {**timings, "total": round(time.perf_counter() - started, 3)},
+    }
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    if activate:
+        (directory / "CURRENT").write_text(version)
+    return Bundle(target, manifest, items, item_vocab, fitted, index, weights, reranker, engine)
+
+
+def _train_search_reranker(store: Store, items: pd.DataFrame, dense: bool = False) -> Any:
+    """The LightGBM re-ranker learned from the store's own searches and what followed them,
+    or None (logged) when the store holds no search that led to a click, cart or purchase.
+    With `dense` it learns from the dense-similarity features too (MiniLM embeddings of the
+    catalogue, read from or written to the embedding cache)."""
+    from shelfwise.search.ltr import PersonalisedReranker  # lightgbm only when needed
+
+    events = store.events()
+    if events.empty or not (events["type"] == "search").any():
+        log.info("no search events: search results are not re-ranked")
+        return None
+    catalog = items[items["title"].notna()].reset_index(drop=True)
+    index = None
+    if dense:
+        from shelfwise.search.semantic import DenseIndex
+
+        try:
+            index = DenseIndex.from_catalog(catalog)
+        except ShelfwiseError as exc:
+            log.warning("re-ranker trained without dense features: %s", exc)
+    try:
+        reranker = PersonalisedReranker.train(catalog, events, dense=index)
+    except DataError as exc:
+        log.info("search re-ranker not trained: %s", exc)
+        return None
+    log.info("trained the search re-ranker")
+    return reranker
+
+
+def load_bundle(directory: Path) -> Bundle:
+    """Load one bundle folder (the one holding manifest.json). A manifest written before
+    bundles recorded the engine configuration is served with the defaults."""
+    manifest = json.loads((directory / "manifest.json").read_text())
+    engine = _engine_config(manifest.get("engine"))
+    items = pd.read_parquet(directory / "catalog.parquet")
+    vocab = Vocabulary.load(directory / "items.vocab.json")
+    models = {name: load_model(directory / "models" / name) for name in manifest["models"]}
+    index = BM25Index.load(directory / "search")
+    weights = InteractionWeights(**manifest.get("weights", {}))
+    reranker = None
+    if (directory / "search_reranker").is_dir():
+        from shelfwise.search.ltr import PersonalisedReranker
+
+        reranker = PersonalisedReranker.load(directory / "search_reranker")
+    return Bundle(directory, manifest, items, vocab, models, index, weights, reranker, engine)
+
+
+def current_bundle_dir(root: Path) -> Path | None:
+    """The active bundle under an artifacts root, if any."""
+    pointer = root / "CURRENT"
+    if not pointer.exists():
+        return None
+    target = root / pointer.read_text().strip()
+    return target if (target / "manifest.json").exists() else None
+
+
+def ensure_bundle(
+    store: Store,
+    root: Path,
+    rebuild: bool = False,
+    search_dense: bool | None = None,
+    engine: EngineConfig | None = None,
+) -> tuple[Bundle, bool]:
+    """The current bundle if it matches the store, else a fresh one. Returns (bundle, built).
+
+    `search_dense` True / False also asks for a bundle whose search re-ranker was (not)
+    trained with dense retrieval, rebuilding one built the other way; None takes either
+    (and builds as `build_bundle` defaults). A new bundle records `engine` (default: the
+    defaults); a reused one keeps the configuration it was built with."""
+    current = current_bundle_dir(root)
+    if current is not None and not rebuild:
+        try:
+            bundle = load_bundle(current)
+        except (OSError, ValueError, KeyError, ShelfwiseError) as exc:
+            log.warning("bundle %s is unreadable (%s); rebuilding", current, exc)
+        else:
+            dense = bool(bundle.manifest.get("search", {}).get("dense", False))
+            if bundle.fingerprint != store.fingerprint():
+                log.info("store changed since bundle %s was built; rebuilding", current.name)
+            elif search_dense is not None and dense != search_dense:
+                log.info(
+                    "bundle %s was built %s dense search; rebuilding",
+                    current.name,
+                    "with" if dense else "without",
+                )
+            else:
+                return bundle, False
+    return build_bundle(store, root, search_dense=search_dense, engine=engine), True

@@ -1,0 +1,254 @@
+"""The event replica: every user's latest events in memory, following the store's log,
+and the user's history and sequence read from them as the bundle's models see them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shelfwise.artifacts.bundle import weighted_events
+from shelfwise.data.matrix import InteractionWeights
+from shelfwise.data.schemas import EVENT_TYPES
+from shelfwise.data.vocab import Vocabulary
+from shelfwise.store import Store
+
+#: Events kept per user (the engine's `EngineConfig.history_limit` overrides it).
+HISTORY_LIMIT = 200
+
+
+class EventLog:
+    """An in-memory replica of the latest events of every user, following the store's log.
+
+    Serving reads a user's events on every request; a point query per request costs a
+    column store like DuckDB a scan (tens of milliseconds on a million events), so the engine
+    keeps the latest `limit` events per user in numpy arrays (loaded once, one sorted read)
+    plus a per-user delta of newer events, and follows the log with `Store.tail_events`:
+    before answering, it fetches the events above its watermark (a primary-key range query;
+    at most every `tail_seconds`, and at once after a write through this process). Sequence
+    numbers grow in commit order, so nothing is missed, whichever process wrote the event.
+
+    Erasure in this process drops the user at once (under the tail lock, so no tail in
+    flight can bring the erased events back); `reload()` rebuilds the replica, which the
+    engine does when another process erased someone.
+    """
+
+    def __init__(self, store: Store, limit: int = HISTORY_LIMIT, tail_seconds: float = 0.0) -> None:
+        self.store = store
+        self.limit = limit
+        self.tail_seconds = tail_seconds
+        self._lock = threading.RLock()
+        self.tail_lock = threading.Lock()
+        self._dirty = False
+        self._last_tail = 0.0
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the latest `limit` events of every user from the store."""
+        with self.tail_lock:
+            watermark = self.store.last_seq()
+            frame = self.store.tail_events(0)
+            if len(frame):
+                watermark = max(watermark, int(frame["seq"].max()))
+            base = _LogBase.build(frame, self.limit)
+            with self._lock:
+                self._base = base
+                self._delta: dict[str, list[tuple[Any, ...]]] = {}
+                self._watermark = watermark
+                self._last_tail = time.monotonic()
+
+    def mark_dirty(self) -> None:
+        """This process wrote events: the next read tails the log whatever the interval."""
+        self._dirty = True
+
+    def tail(self, force: bool = False) -> int:
+        """Fetch events above the watermark; returns how many arrived."""
+        now = time.monotonic()
+        if not force and not self._dirty and now - self._last_tail < self.tail_seconds:
+            return 0
+        with self.tail_lock:
+            self._dirty = False
+            self._last_tail = time.monotonic()
+            if self.store.last_seq() <= self._watermark:  # a tiny read: nothing new
+                return 0
+            new = self.store.tail_events(self._watermark)
+            if new.empty:
+                return 0
+            micros = new["timestamp"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+            rows = zip(
+                new["user_id"].tolist(),
+                new["item_id"].tolist(),
+                new["type"].tolist(),
+                new["value"].tolist(),
+                micros.tolist(),
+                new["session_id"].tolist(),
+                new["seq"].tolist(),
+                strict=True,
+            )
+            with self._lock:
+                for user, *row in rows:
+                    bucket = self._delta.setdefault(str(user), [])
+                    bucket.append(tuple(row))
+                    if len(bucket) > 2 * self.limit:
+                        del bucket[: len(bucket) - self.limit]
+                self._watermark = max(self._watermark, int(new["seq"].max()))
+            return len(new)
+
+    def events(self, user_id: str) -> pd.DataFrame:
+        """The user's latest `limit` events, newest first (RECENT_EVENT_COLUMNS)."""
+        self.tail()
+        with self._lock:
+            base = self._base.rows(user_id)
+            delta = list(self._delta.get(user_id, ()))
+        if delta:
+            item, kind, value, micros, session, seq = (list(c) for c in zip(*delta, strict=True))
+            extra = {
+                "item_id": np.array(item, dtype=object),
+                "type": np.array(kind, dtype=object),
+                "value": np.array(value, dtype=np.float64),
+                "timestamp": np.array(micros, dtype=np.int64),
+                "session_id": np.array(session, dtype=object),
+                "seq": np.array(seq, dtype=np.int64),
+            }
+            base = {k: np.concatenate([base[k], extra[k]]) for k in base}
+        order = np.lexsort((base["seq"], base["timestamp"]))[::-1][: self.limit]
+        columns = {k: v[order] for k, v in base.items()}
+        columns["timestamp"] = columns["timestamp"].astype(np.int64).view("datetime64[us]")
+        return pd.DataFrame(columns, copy=False)
+
+    def drop(self, user_id: str) -> None:
+        """Forget a user (hold `tail_lock` around the store's erasure and this call)."""
+        with self._lock:
+            self._delta.pop(user_id, None)
+            self._base = self._base.without(user_id)
+
+
+@dataclass(frozen=True)
+class _LogBase:
+    """The loaded events, sorted by (user, timestamp, seq), the latest `limit` per user.
+
+    Text columns are held as int32 codes into a table of distinct values (the last entry
+    None), so a million events cost a few tens of megabytes, not one Python string each.
+    """
+
+    spans: dict[str, tuple[int, int]]
+    codes: dict[str, np.ndarray]  # item_id, type, session_id -> int32 codes (-1: None)
+    values: dict[str, np.ndarray]  # the distinct values per text column, None appended
+    value: np.ndarray
+    timestamp: np.ndarray  # int64 microseconds
+    seq: np.ndarray
+
+    TEXT = ("item_id", "type", "session_id")
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, limit: int) -> _LogBase:
+        users, names = pd.factorize(frame["user_id"].astype(str))
+        micros = frame["timestamp"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+        seq = frame["seq"].to_numpy(dtype=np.int64)
+        order = np.lexsort((seq, micros, users))
+        users = users[order]
+        sizes = np.bincount(users, minlength=len(names))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        position = np.arange(len(users)) - starts[users]
+        keep = position >= sizes[users] - limit
+        order, users = order[keep], users[keep]
+        kept = np.minimum(sizes, limit)
+        kept_starts = np.concatenate([[0], np.cumsum(kept)[:-1]]).astype(np.int64)
+        spans = {
+            str(name): (int(a), int(a + n))
+            for name, a, n in zip(names, kept_starts, kept, strict=True)
+            if n
+        }
+        codes, values = {}, {}
+        for name in cls.TEXT:
+            column = frame[name].to_numpy(dtype=object)[order]
+            code, distinct = pd.factorize(column, use_na_sentinel=True)
+            codes[name] = code.astype(np.int32)
+            values[name] = np.array([*list(distinct), None], dtype=object)
+        return cls(
+            spans=spans,
+            codes=codes,
+            values=values,
+            value=pd.to_numeric(frame["value"]).to_numpy(dtype=np.float64)[order],
+            timestamp=micros[order],
+            seq=seq[order],
+        )
+
+    def rows(self, user_id: str) -> dict[str, np.ndarray]:
+        """The user's loaded events as columns (oldest first)."""
+        a, b = self.spans.get(user_id, (0, 0))
+        out = {name: self.values[name][self.codes[name][a:b]] for name in self.TEXT}
+        out.update(value=self.value[a:b], timestamp=self.timestamp[a:b], seq=self.seq[a:b])
+        return out
+
+    def without(self, user_id: str) -> _LogBase:
+        """The same base without one user's events: their rows are overwritten in place
+        (no event of theirs stays in memory) and their span dropped."""
+        if user_id not in self.spans:
+            return self
+        a, b = self.spans[user_id]
+        for name in self.TEXT:
+            self.codes[name][a:b] = -1
+        self.value[a:b] = np.nan
+        self.timestamp[a:b] = 0
+        self.seq[a:b] = -1
+        spans = dict(self.spans)
+        del spans[user_id]
+        return _LogBase(spans, self.codes, self.values, self.value, self.timestamp, self.seq)
+
+
+def weighted_history(
+    events: pd.DataFrame, vocab: Vocabulary, weights: InteractionWeights
+) -> tuple[np.ndarray, np.ndarray]:
+    """(item indices in `vocab`, summed weights) of a user's events, weighted like
+    `build_interactions` with `weights` (type weights, values, `min_value`, decay from the
+    newest event, `binary`), in plain numpy: this runs on every request."""
+    empty = np.empty(0, np.int64), np.empty(0, np.float32)
+    ev = events[events["item_id"].notna()]
+    if ev.empty:
+        return empty
+    idx = np.asarray(
+        vocab.encode(ev["item_id"].to_numpy(dtype=object), unknown="minus_one"), dtype=np.int64
+    )
+    types = ev["type"].to_numpy(dtype=object)
+    table = {t: weights.weight_of(t) for t in EVENT_TYPES}
+    w = np.fromiter((table.get(t, 1.0) for t in types), dtype=np.float64, count=len(types))
+    if weights.use_value:
+        valued = np.isin(types, list(weights.use_value))
+        if valued.any():
+            values = ev["value"].to_numpy(dtype=np.float64)
+            values = np.where(np.isnan(values), 1.0, values)
+            w = np.where(valued, w * values, w)
+            if weights.min_value is not None:
+                w = np.where(valued & (values < weights.min_value), np.nan, w)
+    if weights.half_life_days is not None:
+        micros = ev["timestamp"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+        age_days = (micros.max() - micros) / 86_400e6
+        w = w * np.exp2(-age_days / weights.half_life_days)
+    keep = (idx >= 0) & ~np.isnan(w) & (w != 0)
+    if not keep.any():
+        return empty
+    items, inverse = np.unique(idx[keep], return_inverse=True)
+    sums = np.bincount(inverse, weights=w[keep]).astype(np.float32)
+    nonzero = sums != 0
+    if weights.binary:
+        sums[:] = 1.0
+    return items[nonzero], sums[nonzero]
+
+
+def event_sequence(
+    events: pd.DataFrame, vocab: Vocabulary, weights: InteractionWeights
+) -> np.ndarray:
+    """A user's item events (given newest first) as indices in `vocab`, oldest -> newest,
+    repeats kept, types weighing 0 and unknown items left out: what a sequential model
+    reads."""
+    events = weighted_events(events, weights)
+    if events.empty:
+        return np.empty(0, np.int64)
+    idx = vocab.encode(events["item_id"], unknown="minus_one")
+    idx = idx[::-1]  # the store gave newest first
+    return np.asarray(idx[idx >= 0], dtype=np.int64)
