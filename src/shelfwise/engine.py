@@ -29,7 +29,8 @@ from shelfwise.errors import ConfigError, DataError, ShelfwiseError, UnknownIdEr
 from shelfwise.recommenders import Recommender, create, load_model
 from shelfwise.recommenders.sequential import OrderedInteractions, Sequences
 from shelfwise.recommenders.trending import Trending
-from shelfwise.search.bm25 import BM25Index
+from shelfwise.search.build import build_search_service, load_search_service
+from shelfwise.search.service import SearchService
 from shelfwise.store import Store
 from shelfwise.types import Results, top_k
 
@@ -54,7 +55,6 @@ COLD_MIN_SIMILARITY = 0.05
 CONTENT_WEIGHT = 0.3
 BASKET_TYPES = ("add_to_cart", "purchase")
 COPURCHASE_SHRINK = 2.0
-SEARCH_FIELDS = ("title", "brand", "category", "description")
 
 
 @dataclass
@@ -66,11 +66,16 @@ class Bundle:
     items: pd.DataFrame
     item_vocab: Vocabulary
     models: dict[str, Recommender]
-    search_index: BM25Index
+    #: The search service over `items` (row i = item index i), re-ranker included.
+    search: SearchService
     weights: InteractionWeights = field(default_factory=InteractionWeights)
-    #: The learned search re-ranker (`search.ltr.PersonalisedReranker`), trained from the
-    #: store's search -> click / cart / purchase events; None when there were none.
-    search_reranker: Any = None
+
+    @property
+    def search_reranker(self) -> Any:
+        """The learned search re-ranker (`search.ltr.PersonalisedReranker`) the search
+        service carries, trained from the store's search -> click / cart / purchase
+        events; None when there were none."""
+        return self.search.reranker
 
     @property
     def fingerprint(self) -> str:
@@ -169,16 +174,10 @@ def build_bundle(
             fitted[name] = model.fit(ordered if model.sequential else data, items)
         timings[name] = round(time.perf_counter() - t0, 3)
         log.info("trained %s in %.2fs", name, timings[name])
-    t0 = time.perf_counter()
     catalog = items[items["title"].notna()]
-    docs = {f: items[f].fillna("").astype(str).tolist() for f in SEARCH_FIELDS}
-    index = BM25Index().index(docs)
-    timings["search_index"] = round(time.perf_counter() - t0, 3)
-    reranker = None
-    if search_rerank:
-        t0 = time.perf_counter()
-        reranker = _train_search_reranker(store, items, dense=search_dense)
-        timings["search_reranker"] = round(time.perf_counter() - t0, 3)
+    search = build_search_service(items, store.events(), rerank=search_rerank, dense=search_dense)
+    timings.update(search.timings)
+    reranker = search.reranker
 
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = directory / version
@@ -187,9 +186,7 @@ def build_bundle(
     items.to_parquet(target / "catalog.parquet", index=False)
     for name, model in fitted.items():
         model.save(target / "models" / name)
-    index.save(target / "search")
-    if reranker is not None:
-        reranker.save(target / "search_reranker")
+    search.save(target / "search")
     manifest = {
         "version": version,
         "shelfwise": __version__,
@@ -213,36 +210,7 @@ def build_bundle(
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
     if activate:
         (directory / "CURRENT").write_text(version)
-    return Bundle(target, manifest, items, item_vocab, fitted, index, weights, reranker)
-
-
-def _train_search_reranker(store: Store, items: pd.DataFrame, dense: bool = False) -> Any:
-    """The LightGBM re-ranker learned from the store's own searches and what followed them,
-    or None (logged) when the store holds no search that led to a click, cart or purchase.
-    With `dense` it learns from the dense-similarity features too (MiniLM embeddings of the
-    catalogue, read from or written to the embedding cache)."""
-    from shelfwise.search.ltr import PersonalisedReranker  # lightgbm only when needed
-
-    events = store.events()
-    if events.empty or not (events["type"] == "search").any():
-        log.info("no search events: search results are not re-ranked")
-        return None
-    catalog = items[items["title"].notna()].reset_index(drop=True)
-    index = None
-    if dense:
-        from shelfwise.search.semantic import DenseIndex
-
-        try:
-            index = DenseIndex.from_catalog(catalog)
-        except ShelfwiseError as exc:
-            log.warning("re-ranker trained without dense features: %s", exc)
-    try:
-        reranker = PersonalisedReranker.train(catalog, events, dense=index)
-    except DataError as exc:
-        log.info("search re-ranker not trained: %s", exc)
-        return None
-    log.info("trained the search re-ranker")
-    return reranker
+    return Bundle(target, manifest, items, item_vocab, fitted, search, weights)
 
 
 def load_bundle(directory: Path) -> Bundle:
@@ -251,14 +219,9 @@ def load_bundle(directory: Path) -> Bundle:
     items = pd.read_parquet(directory / "catalog.parquet")
     vocab = Vocabulary.load(directory / "items.vocab.json")
     models = {name: load_model(directory / "models" / name) for name in manifest["models"]}
-    index = BM25Index.load(directory / "search")
+    search = load_search_service(directory / "search")
     weights = InteractionWeights(**manifest.get("weights", {}))
-    reranker = None
-    if (directory / "search_reranker").is_dir():
-        from shelfwise.search.ltr import PersonalisedReranker
-
-        reranker = PersonalisedReranker.load(directory / "search_reranker")
-    return Bundle(directory, manifest, items, vocab, models, index, weights, reranker)
+    return Bundle(directory, manifest, items, vocab, models, search, weights)
 
 
 def current_bundle_dir(root: Path) -> Path | None:
@@ -1333,20 +1296,3 @@ class Engine:
         if not pick.full:
             pick.take(self._global_scores(), "popular", positive_only=False)
         return Recommendation(pick.strategy or "popular", pick.items, self.model_version)
-
-    def search(self, query: str, k: int = 10) -> list[dict[str, Any]]:
-        """BM25 results for `query` over the bundle's index (items added since are not in it:
-        the search service indexes those)."""
-        scores = np.asarray(self.bundle.search_index.score(query), dtype=np.float64)
-        alive = self._catalog.alive[: len(scores)]
-        scores[: len(alive)][~alive] = 0.0
-        scores[scores <= 0] = -np.inf
-        res = top_k(scores, k)
-        cat = self._catalog
-        out = []
-        for i, s in zip(res.ids.tolist(), res.scores.tolist(), strict=True):
-            if np.isfinite(s):
-                row = cat.describe(i, s, "search")
-                row.pop("source")
-                out.append(row)
-        return out
