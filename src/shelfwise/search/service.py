@@ -790,8 +790,10 @@ class SearchService:
         for title in old_titles:
             self.suggestions.remove(title, "title")
         for title, cat in zip(new["title"].tolist(), new["category"].tolist(), strict=True):
+            if not isinstance(title, str) or not title:
+                continue  # an untitled row is dead: nothing to suggest
             self.suggestions.add(title, "title", 1e-3)
-            if cat:
+            if isinstance(cat, str) and cat:
                 self.suggestions.add(cat, "category", 1.0)
         if isinstance(self.dense, Updatable):
             self.dense.upsert(rows_arr, new)
