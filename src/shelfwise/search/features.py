@@ -195,10 +195,13 @@ class _Codes:
         return out
 
 
-def _texts(items: pd.DataFrame, name: str) -> list[str]:
+def _texts(items: pd.DataFrame, name: str, rows: np.ndarray) -> list[str]:
+    """Column `name` at positions `rows` as text ("" for missing); reads the column's
+    array, not a row slice of the frame (a few rows of a wide frame cost a full take)."""
     if name not in items:
-        return [""] * len(items)
-    return items[name].fillna("").astype(str).tolist()
+        return [""] * rows.size
+    values = items[name].to_numpy(dtype=object)[rows]
+    return ["" if v is None or v != v else str(v) for v in values.tolist()]
 
 
 class FeatureBuilder:
@@ -305,19 +308,18 @@ class FeatureBuilder:
             self.n_items = n
         if rows.size == 0:
             return
-        part = items.iloc[rows]
-        cats = _texts(part, "category")
+        cats = _texts(items, "category", rows)
         self.categories[rows] = self._category_codes.encode(cats)
         self.tops[rows] = self._top_codes.encode([_top_level(c) for c in cats])
-        self.brands[rows] = self._brand_codes.encode(_texts(part, "brand"))
+        self.brands[rows] = self._brand_codes.encode(_texts(items, "brand", rows))
         price = (
-            pd.to_numeric(part["price"], errors="coerce").to_numpy(dtype=np.float64)
-            if "price" in part
+            pd.to_numeric(items["price"], errors="coerce").to_numpy(dtype=np.float64)[rows]
+            if "price" in items
             else np.full(rows.size, np.nan)
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             self.log_price[rows] = np.log(np.where(price > 0, price, np.nan))
-        for row, title in zip(rows.tolist(), _texts(part, "title"), strict=True):
+        for row, title in zip(rows.tolist(), _texts(items, "title", rows), strict=True):
             self._title_terms[row] = frozenset(self.analyzer.terms(title))
         self.rows_computed += int(rows.size)
 
@@ -335,8 +337,11 @@ class FeatureBuilder:
             self.rel_price = self.log_price - medians.to_numpy()
             return
         for rows in self._groups(codes):
-            median = float(pd.Series(self.log_price[rows]).median())
-            self.rel_price[rows] = self.log_price[rows] - median
+            values = self.log_price[rows]
+            known = values[~np.isnan(values)]
+            # the median pandas takes (NaN skipped; NaN when nothing is known)
+            median = float(np.median(known)) if known.size else np.nan
+            self.rel_price[rows] = values - median
 
     def _popularity_stats(self, codes: np.ndarray | None) -> None:
         """Popularity relative to the category's best seller, for the groups in `codes`."""

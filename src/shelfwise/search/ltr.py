@@ -438,7 +438,11 @@ class PersonalisedReranker:
                 rows = np.unique(
                     np.concatenate([rows, np.arange(state.builder.n_items, len(frame))])
                 )
-                pop, buys, attrs = self._stats(frame.iloc[rows])
+                # the two columns read, not a row slice of the whole (wide) frame
+                part = pd.DataFrame(
+                    {c: frame[c].to_numpy(dtype=object)[rows] for c in ("item_id", "attributes")}
+                )
+                pop, buys, attrs = self._stats(part)
                 state.builder.update(frame, rows, pop, buys, attrs)
                 state.revision = service.revision
                 return state.builder

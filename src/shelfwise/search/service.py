@@ -190,6 +190,19 @@ class SearchResponse:
         }
 
 
+def _view_of(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The result fields of a canonical items frame as numpy arrays of their own
+    (writable: `_update_view` writes changed rows into them)."""
+    return {
+        "item_id": frame["item_id"].astype(str).to_numpy(object, copy=True),
+        "title": frame["title"].to_numpy(object, copy=True),
+        "brand": frame["brand"].to_numpy(object, copy=True),
+        "category": frame["category"].to_numpy(object, copy=True),
+        "price": frame["price"].to_numpy(np.float64, na_value=np.nan, copy=True),
+        "in_stock": frame["in_stock"].fillna(False).astype(bool).to_numpy(copy=True),
+    }
+
+
 def _canonical_items(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy with every canonical item column (defaults for missing ones), ids as str."""
     if "item_id" not in frame:
@@ -678,19 +691,25 @@ class SearchService:
         return new_rows, new_rel, scores
 
     def _columns(self) -> dict[str, np.ndarray]:
-        """The result fields as numpy arrays (rebuilt after catalog changes)."""
+        """The result fields as numpy arrays (built once, then updated row by row)."""
         if self._view is None:
-            frame = self.items
-            price = frame["price"].to_numpy(np.float64, na_value=np.nan)
-            self._view = {
-                "item_id": frame["item_id"].astype(str).to_numpy(object),
-                "title": frame["title"].to_numpy(object),
-                "brand": frame["brand"].to_numpy(object),
-                "category": frame["category"].to_numpy(object),
-                "price": price,
-                "in_stock": frame["in_stock"].fillna(False).astype(bool).to_numpy(),
-            }
+            self._view = _view_of(self.items)
         return self._view
+
+    def _update_view(self, rows: np.ndarray, new: pd.DataFrame) -> None:
+        """Write the changed rows into the result arrays (grown for appended rows), so a
+        write does not make the next search convert every column again."""
+        view = self._view
+        if view is None:
+            return
+        part = _view_of(new)
+        n = len(self.items)
+        for name, arr in view.items():
+            if arr.size < n:
+                grown = np.empty(n, dtype=arr.dtype)
+                grown[: arr.size] = arr
+                arr = view[name] = grown
+            arr[rows] = part[name]
 
     def describe(self, rows: np.ndarray, scores: Sequence[float]) -> list[dict[str, Any]]:
         """Result dicts for rows: item_id, title, brand, category, price, in_stock, score."""
@@ -776,7 +795,7 @@ class SearchService:
         if (~appended).any():
             old = rows_arr[~appended]
             self.items.loc[old, list(ITEM_COLUMNS)] = new[~appended].to_numpy()
-        self._view = None
+        self._update_view(rows_arr, new)
         for item_id, row in zip(new["item_id"].tolist(), rows, strict=True):
             self.id_to_row[item_id] = row
         self.filters.set_rows(rows_arr, new)
