@@ -200,7 +200,8 @@ def _texts(items: pd.DataFrame, name: str, rows: np.ndarray) -> list[str]:
     array, not a row slice of the frame (a few rows of a wide frame cost a full take)."""
     if name not in items:
         return [""] * rows.size
-    values = items[name].to_numpy(dtype=object)[rows]
+    # the rows first: converting a whole (Arrow-backed) column costs the catalogue
+    values = items[name].iloc[rows].to_numpy(dtype=object)
     return ["" if v is None or v != v else str(v) for v in values.tolist()]
 
 
@@ -313,7 +314,7 @@ class FeatureBuilder:
         self.tops[rows] = self._top_codes.encode([_top_level(c) for c in cats])
         self.brands[rows] = self._brand_codes.encode(_texts(items, "brand", rows))
         price = (
-            pd.to_numeric(items["price"], errors="coerce").to_numpy(dtype=np.float64)[rows]
+            pd.to_numeric(items["price"].iloc[rows], errors="coerce").to_numpy(dtype=np.float64)
             if "price" in items
             else np.full(rows.size, np.nan)
         )

@@ -440,7 +440,10 @@ class PersonalisedReranker:
                 )
                 # the two columns read, not a row slice of the whole (wide) frame
                 part = pd.DataFrame(
-                    {c: frame[c].to_numpy(dtype=object)[rows] for c in ("item_id", "attributes")}
+                    {
+                        c: frame[c].iloc[rows].to_numpy(dtype=object)
+                        for c in ("item_id", "attributes")
+                    }
                 )
                 pop, buys, attrs = self._stats(part)
                 state.builder.update(frame, rows, pop, buys, attrs)
