@@ -4,7 +4,9 @@ For a query, a shopper (optional) and the candidate items a first stage retrieve
 `FeatureBuilder.features` returns one row per candidate:
 
 * lexical: the BM25F score over all fields and a BM25 score per field (title, brand,
-  category, description, attributes), and the share of query terms found in the title;
+  category, description, attributes; `BM25Index.field_scores` of the one index the builder
+  reads, the search service's at serving time), and the share of query terms found in the
+  title;
 * semantic: the cosine of the query with the item's embedding and with its category name;
 * first stage: the candidate's log rank, and the share of the first stage's top 10 that
   shares the candidate's category (a query-category match signal);
