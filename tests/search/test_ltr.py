@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from shelfwise.errors import ConfigError, DataError, NotFittedError
-from shelfwise.search.features import FeatureBuilder, attribute_text, search_documents
+from shelfwise.search.documents import attribute_text, item_documents
+from shelfwise.search.features import FeatureBuilder
 from shelfwise.search.ltr import LTRConfig, LTRReranker, PersonalisedReranker, search_labels
 from shelfwise.search.relevance import graded_ndcg
 from shelfwise.search.semantic import DenseIndex
@@ -108,12 +109,13 @@ def column(builder, rows, name):
 
 
 def test_documents_and_attributes():
+    # the string values are the words; numbers are features, keys are not searched
     assert attribute_text('{"colour": "red", "rating_count": 3, "fit_type": "slim"}') == (
-        "colour red fit type slim"
+        "red slim"
     )
     assert attribute_text(None) == "" and attribute_text("plain words") == "plain words"
-    docs = search_documents(ITEMS)
-    assert docs["attributes"] == ["colour red", "", "", ""]
+    docs = item_documents(ITEMS)
+    assert docs["attributes"] == ["red", "", "", ""]
     assert docs["title"][3] == "Green Hat"
 
 
@@ -123,8 +125,11 @@ def test_features_known_values(builder):
     np.testing.assert_allclose(column(builder, rows, "title_coverage"), [1.0, 0.5, 0.5, 0.0])
     bm25 = column(builder, rows, "bm25")
     assert bm25[0] > bm25[1] > 0 and bm25[0] > bm25[2] > 0 and bm25[3] == 0
+    # title BM25 alone: "red" and "dress" each in 2 of 4 items (any field), idf ln 2;
+    # title length 3 against an average of 2.5: 2 ln 2 / (1 + 1.2 (0.25 + 0.75 * 3 / 2.5))
     title = column(builder, rows, "bm25_title")
-    assert title[0] == pytest.approx(builder.field_indexes["title"].score("red dress")[0])
+    assert title[0] == pytest.approx(2 * np.log(2) / (1 + 1.2 * 1.15), rel=1e-5)
+    assert title[3] == 0.0
     # history: U1 purchase a (5) + view b (1) -> 6; U2 click a (1)
     np.testing.assert_allclose(
         column(builder, rows, "log_popularity"), np.log1p([6.0, 1.0, 0.0, 0.0]), rtol=1e-6
@@ -329,3 +334,125 @@ def test_personalised_reranker_needs_labelled_searches():
         PersonalisedReranker.train(ITEMS, events)
     with pytest.raises(ConfigError):
         PersonalisedReranker.train(ITEMS, events, history_fraction=0.0)
+
+
+# -- the re-ranker's feature state follows the service's catalogue revision ----------------
+
+
+def _reranker_over(service):
+    """A small PersonalisedReranker whose model fits the service's feature columns."""
+    from shelfwise.search.ltr import PersonalisedReranker
+
+    names = FeatureBuilder(service.items, index=service.index).names
+    x = np.random.default_rng(4).random((80, len(names))).astype(np.float32)
+    y = (x[:, 0] > 0.5).astype(int)
+    model = LTRReranker(LTRConfig(n_estimators=3, min_data_in_leaf=1)).fit(x, y, [4] * 20, names)
+    ids = service.items["item_id"].tolist()
+    return PersonalisedReranker(model, ids, np.arange(len(ids), dtype=float), np.zeros(len(ids)))
+
+
+def _fresh(reranker, service):
+    """The feature state built from scratch over the service as it is now."""
+    frame = service.items
+    pop, buys, attrs = reranker._stats(frame)
+    return FeatureBuilder(
+        frame, item_features=attrs, popularity=pop, purchases=buys, index=service.index
+    )
+
+
+def test_reranker_features_follow_an_in_place_update():
+    from shelfwise.search.service import SearchService
+
+    service = SearchService.build(ITEMS)
+    reranker = _reranker_over(service)
+    service.reranker = reranker
+    builder = reranker.builder_for(service)
+    a = 0
+    before = builder.features("red dress", np.array([a, 1]))
+    assert column(builder, before, "title_coverage")[0] == 1.0
+    assert column(builder, before, "log_price")[0] == pytest.approx(np.log(40.0))
+
+    changed = ITEMS.iloc[[a]].assign(title="Green Wool Coat", price=80.0)
+    service.upsert_items(changed)
+    again = reranker.builder_for(service)
+    assert again is builder and reranker.full_builds == 1  # updated, not rebuilt
+    after = again.features("red dress", np.array([a, 1]))
+    assert column(again, after, "title_coverage")[0] == 0.0  # the old title is gone
+    assert column(again, after, "log_price")[0] == pytest.approx(np.log(80.0))
+    # the dresses category now holds 80 and 10: the median moved for both
+    assert column(again, after, "price_vs_category")[0] == pytest.approx(np.log(80 / np.sqrt(800)))
+    coat = again.features("wool coat", np.array([a]))
+    assert column(again, coat, "bm25_title")[0] > 0 and column(again, coat, "bm25")[0] > 0
+    # exactly what a fresh build over the updated service computes
+    for query in ("red dress", "wool coat", "hat"):
+        np.testing.assert_allclose(
+            again.features(query, np.arange(4)),
+            _fresh(reranker, service).features(query, np.arange(4)),
+            rtol=1e-6,
+        )
+    # and the re-ranked search answers with the new title
+    res = service.search("wool coat", per_page=5)
+    assert res.query_info["reranked"] and res.items[0]["title"] == "Green Wool Coat"
+
+
+def test_upserting_one_item_does_not_rebuild_the_feature_state():
+    from shelfwise.search.service import SearchService
+
+    service = SearchService.build(ITEMS)
+    reranker = _reranker_over(service)
+    service.reranker = reranker
+    builder = reranker.builder_for(service)
+    computed = builder.rows_computed
+    assert computed == 4
+    titles = list(builder._title_terms)
+    new = pd.DataFrame(
+        {
+            "item_id": ["e"],
+            "title": ["Yellow Rain Boots"],
+            "category": ["Fashion > Shoes"],
+            "brand": ["Yola"],
+            "price": [60.0],
+        }
+    )
+    service.upsert_items(new)
+    service.search("boots")  # the re-ranker catches up inside the search
+    assert reranker.builder_for(service) is builder and reranker.full_builds == 1
+    assert builder.rows_computed == computed + 1  # the new row only
+    assert builder.n_items == 5
+    assert all(builder._title_terms[i] is titles[i] for i in range(4))  # untouched rows
+    assert service.search("rain boots").items[0]["item_id"] == "e"
+    # a deletion is one changed row too; the answers match a fresh build
+    service.delete_items(["b"])
+    reranker.builder_for(service)
+    assert reranker.full_builds == 1 and builder.rows_computed == computed + 2
+    np.testing.assert_allclose(
+        builder.features("red shoes", np.arange(5)),
+        _fresh(reranker, service).features("red shoes", np.arange(5)),
+        rtol=1e-6,
+    )
+    # a service the state was not built for gets a state of its own
+    other = SearchService.build(ITEMS)
+    reranker.builder_for(other)
+    assert reranker.full_builds == 2
+
+
+def test_feature_builder_update_matches_a_fresh_build():
+    items = ITEMS.copy()
+    b = FeatureBuilder(items, history=HISTORY, item_features={"stars": np.arange(4.0)})
+    # c leaves the dresses for the hats and gets dearer; a new shoe joins
+    items.loc[2, ["category", "price", "title"]] = ["Home > Hats", 30.0, "Blue Sun Hat"]
+    items = pd.concat(
+        [items, ITEMS.iloc[[1]].assign(item_id="f", title="Red Boots", price=120.0)],
+        ignore_index=True,
+    )
+    b.bm25 = FeatureBuilder(items).bm25  # the index is the caller's to update
+    b.update(items, np.array([2, 4]), item_features={"stars": np.array([9.0, 7.0])})
+    fresh = FeatureBuilder(items, history=HISTORY, item_features={"stars": [0, 1, 9, 3, 7.0]})
+    history = (np.array([0, 2]), np.array([5.0, 1.0]))  # what a request carries
+    for query in ("red", "hat", "dress"):
+        np.testing.assert_allclose(
+            b.features(query, np.arange(5), history=history),
+            fresh.features(query, np.arange(5), history=history),
+        )
+    with pytest.raises(DataError, match="shrank"):
+        b.update(items.iloc[:3], np.array([0]))

@@ -435,3 +435,52 @@ def test_concurrent_searches_and_updates():
         t.join()
     assert errors == []
     assert svc.search("copper").total == 20
+
+
+def test_revision_and_changes_since():
+    svc = SearchService.build(items_frame())
+    assert svc.revision == 0 and svc.changes_since(0).size == 0
+    svc.upsert_items(items_frame(ITEMS[:1]).assign(title="Wireless Headphones Pro"))
+    new = items_frame(ITEMS[:1]).assign(item_id="N1", title="Walnut Desk")
+    svc.upsert_items(new)
+    svc.delete_items(["S4"])
+    assert svc.revision == 3
+    assert svc.changes_since(0).tolist() == [0, 3, 10]  # S1 in place, S4, N1 appended
+    assert svc.changes_since(2).tolist() == [3]
+    assert svc.changes_since(3).size == 0
+    assert svc.changes_since(7) is None  # a revision the service never had
+
+
+def test_sync_catalog_follows_a_catalogue_row_for_row():
+    svc = SearchService.build(items_frame())
+    catalogue = items_frame().copy()
+    catalogue.loc[0, "title"] = "Wireless Over-Ear Headphones Deluxe"  # changed in place
+    catalogue.loc[4, "price"] = 19.0
+    extra = items_frame(ITEMS[:2]).assign(item_id=["N1", "N2"], title=["Walnut Desk", None])
+    catalogue = pd.concat([catalogue, extra], ignore_index=True)  # N2: an untitled row
+    alive = np.ones(len(catalogue), dtype=bool)
+    alive[7] = False  # S8 deleted from the catalogue
+    assert svc.sync_catalog(catalogue, alive) == {"upserted": 4, "deleted": 1}
+    # row i of the catalogue is row i of the service; dead rows are never returned
+    assert svc.items["item_id"].tolist() == catalogue["item_id"].tolist()
+    assert ids(svc.search("deluxe")) == ["S1"] and ids(svc.search("walnut desk")) == ["N1"]
+    assert svc.search("walnut desk").rows.tolist() == [10]
+    assert "S8" not in ids(svc.search("television")) and not svc.alive[11]
+    assert svc.search("kettle", filters=["price=..20"]).total == 1
+    # nothing changed: nothing done, no new revision
+    revision = svc.revision
+    assert svc.sync_catalog(catalogue, alive) == {"upserted": 0, "deleted": 0}
+    assert svc.revision == revision
+    # following one change looks at that row (and rows appended) only
+    catalogue.loc[5, "title"] = "Conical Burr Coffee Grinder"
+    assert svc.sync_catalog(catalogue, alive, rows=np.array([5])) == {"upserted": 1, "deleted": 0}
+    assert ids(svc.search("conical")) == ["S6"]
+    with pytest.raises(DataError, match="other items"):
+        svc.sync_catalog(catalogue.iloc[::-1].reset_index(drop=True))
+    with pytest.raises(DataError, match="build the search service"):
+        svc.sync_catalog(catalogue.iloc[:3])
+
+
+def test_history_rows_of_dead_items_are_skipped(service):
+    rows, weights = service._live_history(np.array([0, 99, -1, 2]), np.array([1.0, 2, 3, 4]))
+    assert rows.tolist() == [0, 2] and weights.tolist() == [1.0, 4.0]

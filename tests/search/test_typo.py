@@ -67,3 +67,19 @@ def test_words_can_be_added_later():
     assert index.lookup("blendr") == [("blender", 1)]
     assert index.complete("blen") == [("blender", 0)]
     assert index.count("blender") == 2 and "blender" in index and len(index) == 11
+
+
+def test_words_added_after_the_index_is_built_are_found_without_a_rebuild():
+    index = TypoIndex({"headphones": 5, "kettle": 3, "grinder": 2})
+    index.prepare()
+    keys = index._keys
+    index.add({"headphone": 1, "espresso": 4})  # one item's words, after the build
+    assert index.lookup("espreso") == [("espresso", 1)]
+    assert index.lookup("headphnes") == [("headphones", 1), ("headphone", 2)]
+    assert index._keys is keys  # the sorted arrays were kept, the new words held aside
+    assert index.complete("esp") == [("espresso", 0)]
+    # the same answers as an index built with every word at once
+    fresh = TypoIndex(index.counts)
+    for term in ("espreso", "headphnes", "kettel", "grindr"):
+        assert index.lookup(term) == fresh.lookup(term)
+    assert index.complete("he") == fresh.complete("he")

@@ -42,7 +42,7 @@ def test_bundle_trains_saves_and_loads_the_reranker(demo_store: tuple[Store, Pat
     store, root = demo_store
     bundle, built = ensure_bundle(store, root / "artifacts")
     assert built and bundle.search_reranker is not None
-    assert (bundle.directory / "search_reranker").is_dir()
+    assert (bundle.directory / "search" / "reranker").is_dir()  # saved with the service
     again, built_again = ensure_bundle(store, root / "artifacts")
     assert not built_again and again.search_reranker is not None
     # same features, same model: the loaded re-ranker scores exactly as the trained one
@@ -50,7 +50,8 @@ def test_bundle_trains_saves_and_loads_the_reranker(demo_store: tuple[Store, Pat
     b = _predict(again.search_reranker)
     np.testing.assert_allclose(a, b)
     plain = build_bundle(store, root / "plain", search_rerank=False)
-    assert plain.search_reranker is None and not (plain.directory / "search_reranker").exists()
+    assert plain.search_reranker is None
+    assert not (plain.directory / "search" / "reranker").exists()
 
 
 def test_search_is_reranked_and_personalised(demo_store: tuple[Store, Path]) -> None:

@@ -2,7 +2,6 @@
 
 from shelfwise.artifacts.bundle import (
     DEFAULT_MODELS,
-    SEARCH_FIELDS,
     Bundle,
     build_bundle,
     current_bundle_dir,
@@ -15,7 +14,6 @@ from shelfwise.artifacts.registry import KINDS, Draft, Registry, VersionInfo, co
 __all__ = [
     "DEFAULT_MODELS",
     "KINDS",
-    "SEARCH_FIELDS",
     "Bundle",
     "Draft",
     "Registry",

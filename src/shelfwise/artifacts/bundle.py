@@ -27,7 +27,8 @@ from shelfwise.errors import DataError, ShelfwiseError
 from shelfwise.recommenders import Recommender, create, load_model
 from shelfwise.recommenders.capabilities import FitsFromEvents
 from shelfwise.recommenders.sequential import OrderedInteractions, Sequences
-from shelfwise.search.bm25 import BM25Index
+from shelfwise.search.build import build_search_service, load_search_service
+from shelfwise.search.service import SearchService
 from shelfwise.store import Store
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     "trending": {"half_life_days": 7.0},
     "tfidf": {},
 }
-SEARCH_FIELDS = ("title", "brand", "category", "description")
 
 
 def _engine_config(data: dict[str, Any] | None = None) -> EngineConfig:
@@ -64,13 +64,18 @@ class Bundle:
     items: pd.DataFrame
     item_vocab: Vocabulary
     models: dict[str, Recommender]
-    search_index: BM25Index
+    #: The search service over `items` (row i = item index i), re-ranker included.
+    search: SearchService
     weights: InteractionWeights = field(default_factory=InteractionWeights)
-    #: The learned search re-ranker (`search.ltr.PersonalisedReranker`), trained from the
-    #: store's search -> click / cart / purchase events; None when there were none.
-    search_reranker: Any = None
     #: How the engine serves this bundle (`serving.chain.EngineConfig`), from the manifest.
     engine: EngineConfig = field(default_factory=_engine_config)
+
+    @property
+    def search_reranker(self) -> Any:
+        """The learned search re-ranker (`search.ltr.PersonalisedReranker`) the search
+        service carries, trained from the store's search -> click / cart / purchase
+        events; None when there were none."""
+        return self.search.reranker
 
     @property
     def fingerprint(self) -> str:
@@ -153,16 +158,10 @@ def build_bundle(
             fitted[name] = model.fit(ordered if model.sequential else data, items)
         timings[name] = round(time.perf_counter() - t0, 3)
         log.info("trained %s in %.2fs", name, timings[name])
-    t0 = time.perf_counter()
     catalog = items[items["title"].notna()]
-    docs = {f: items[f].fillna("").astype(str).tolist() for f in SEARCH_FIELDS}
-    index = BM25Index().index(docs)
-    timings["search_index"] = round(time.perf_counter() - t0, 3)
-    reranker = None
-    if search_rerank:
-        t0 = time.perf_counter()
-        reranker = _train_search_reranker(store, items, dense=search_dense)
-        timings["search_reranker"] = round(time.perf_counter() - t0, 3)
+    search = build_search_service(items, store.events(), rerank=search_rerank, dense=search_dense)
+    timings.update(search.timings)
+    reranker = search.reranker
 
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = directory / version
@@ -171,9 +170,7 @@ def build_bundle(
     items.to_parquet(target / "catalog.parquet", index=False)
     for name, model in fitted.items():
         model.save(target / "models" / name)
-    index.save(target / "search")
-    if reranker is not None:
-        reranker.save(target / "search_reranker")
+    search.save(target / "search")
     manifest = {
         "version": version,
         "shelfwise": __version__,
@@ -198,36 +195,7 @@ def build_bundle(
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
     if activate:
         (directory / "CURRENT").write_text(version)
-    return Bundle(target, manifest, items, item_vocab, fitted, index, weights, reranker, engine)
-
-
-def _train_search_reranker(store: Store, items: pd.DataFrame, dense: bool = False) -> Any:
-    """The LightGBM re-ranker learned from the store's own searches and what followed them,
-    or None (logged) when the store holds no search that led to a click, cart or purchase.
-    With `dense` it learns from the dense-similarity features too (MiniLM embeddings of the
-    catalogue, read from or written to the embedding cache)."""
-    from shelfwise.search.ltr import PersonalisedReranker  # lightgbm only when needed
-
-    events = store.events()
-    if events.empty or not (events["type"] == "search").any():
-        log.info("no search events: search results are not re-ranked")
-        return None
-    catalog = items[items["title"].notna()].reset_index(drop=True)
-    index = None
-    if dense:
-        from shelfwise.search.semantic import DenseIndex
-
-        try:
-            index = DenseIndex.from_catalog(catalog)
-        except ShelfwiseError as exc:
-            log.warning("re-ranker trained without dense features: %s", exc)
-    try:
-        reranker = PersonalisedReranker.train(catalog, events, dense=index)
-    except DataError as exc:
-        log.info("search re-ranker not trained: %s", exc)
-        return None
-    log.info("trained the search re-ranker")
-    return reranker
+    return Bundle(target, manifest, items, item_vocab, fitted, search, weights, engine)
 
 
 def load_bundle(directory: Path) -> Bundle:
@@ -238,14 +206,9 @@ def load_bundle(directory: Path) -> Bundle:
     items = pd.read_parquet(directory / "catalog.parquet")
     vocab = Vocabulary.load(directory / "items.vocab.json")
     models = {name: load_model(directory / "models" / name) for name in manifest["models"]}
-    index = BM25Index.load(directory / "search")
+    search = load_search_service(directory / "search")
     weights = InteractionWeights(**manifest.get("weights", {}))
-    reranker = None
-    if (directory / "search_reranker").is_dir():
-        from shelfwise.search.ltr import PersonalisedReranker
-
-        reranker = PersonalisedReranker.load(directory / "search_reranker")
-    return Bundle(directory, manifest, items, vocab, models, index, weights, reranker, engine)
+    return Bundle(directory, manifest, items, vocab, models, search, weights, engine)
 
 
 def current_bundle_dir(root: Path) -> Path | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from shelfwise import __version__
 from shelfwise.errors import ShelfwiseError
+from shelfwise.search.modes import SEARCH_MODES
 from shelfwise.settings import Settings
 
 log = logging.getLogger("shelfwise.cli")
@@ -221,7 +222,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _search_mode_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--search-mode",
-        choices=("lexical", "hybrid", "semantic"),
+        choices=SEARCH_MODES,
         default=None,
         help="how /v1/search finds candidates: lexical (BM25F), hybrid (BM25F + MiniLM "
         "embeddings fused by RRF) or semantic; hybrid/semantic also train the search "

@@ -4,7 +4,9 @@ For a query, a shopper (optional) and the candidate items a first stage retrieve
 `FeatureBuilder.features` returns one row per candidate:
 
 * lexical: the BM25F score over all fields and a BM25 score per field (title, brand,
-  category, description, attributes), and the share of query terms found in the title;
+  category, description, attributes; `BM25Index.field_scores` of the one index the builder
+  reads, the search service's at serving time), and the share of query terms found in the
+  title;
 * semantic: the cosine of the query with the item's embedding and with its category name;
 * first stage: the candidate's log rank, and the share of the first stage's top 10 that
   shares the candidate's category (a query-category match signal);
@@ -22,7 +24,6 @@ so an evaluation must pass only events from before the searches it scores.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -32,7 +33,8 @@ import scipy.sparse as sp
 
 from shelfwise.errors import DataError
 from shelfwise.search.analysis import Analyzer
-from shelfwise.search.bm25 import BM25Config, BM25Index
+from shelfwise.search.bm25 import DEFAULT_FIELDS, BM25Config, BM25Index
+from shelfwise.search.documents import SEARCH_FIELDS, attribute_dict, item_documents
 from shelfwise.search.semantic import DenseIndex
 
 log = logging.getLogger(__name__)
@@ -42,19 +44,8 @@ __all__ = [
     "EVENT_WEIGHTS",
     "FeatureBuilder",
     "UserProfiles",
-    "attribute_text",
     "numeric_attributes",
-    "search_documents",
 ]
-
-DEFAULT_FIELDS: dict[str, float] = {
-    "title": 3.0,
-    "brand": 2.0,
-    "category": 1.5,
-    "description": 1.0,
-    "attributes": 1.0,
-}
-"""BM25F fields and boosts used for evaluation and re-ranking."""
 
 EVENT_WEIGHTS: dict[str, float] = {
     "view": 1.0,
@@ -66,41 +57,6 @@ EVENT_WEIGHTS: dict[str, float] = {
 """How much one event of each type says about a shopper's taste (searches say nothing)."""
 
 
-def attribute_text(value: object) -> str:
-    """Searchable text of an item's attributes (a JSON object or dict): `key value ...`
-    for the string values; numbers are features, not words."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    data: object = value
-    if isinstance(value, str):
-        text = value.strip()
-        if not text.startswith("{"):
-            return text
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            return text
-    if not isinstance(data, dict):
-        return str(data)
-    parts = [f"{str(k).replace('_', ' ')} {v}" for k, v in data.items() if isinstance(v, str) and v]
-    return " ".join(parts)
-
-
-def search_documents(items: pd.DataFrame) -> dict[str, list[str]]:
-    """The catalogue as BM25 fields (title, brand, category, description, attributes)."""
-    docs: dict[str, list[str]] = {}
-    for name in ("title", "brand", "category", "description"):
-        docs[name] = (
-            items[name].fillna("").astype(str).tolist() if name in items else [""] * len(items)
-        )
-    docs["attributes"] = (
-        [attribute_text(v) for v in items["attributes"]]
-        if "attributes" in items
-        else [""] * len(items)
-    )
-    return docs
-
-
 def numeric_attributes(
     items: pd.DataFrame, keys: Sequence[str] | None = None, min_share: float = 0.5
 ) -> dict[str, np.ndarray]:
@@ -110,13 +66,7 @@ def numeric_attributes(
     if "attributes" not in items:
         rows: list[dict[str, object]] = [{} for _ in range(len(items))]
     else:
-        rows = []
-        for a in items["attributes"].tolist():
-            try:
-                parsed = json.loads(a) if isinstance(a, str) and a.startswith("{") else a
-            except json.JSONDecodeError:
-                parsed = {}
-            rows.append(parsed if isinstance(parsed, dict) else {})
+        rows = [attribute_dict(a) for a in items["attributes"].tolist()]
     if keys is None:
         counts: dict[str, int] = {}
         for r in rows:
@@ -225,8 +175,47 @@ class UserProfiles:
         return self.user_index.get(str(user_id), -1)
 
 
+class _Codes:
+    """Append-only integer codes of a text column (-1 for ""): a new value gets the next
+    code, so updating a few rows never renumbers the others."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._code: dict[str, int] = {}
+
+    def encode(self, values: Sequence[str]) -> np.ndarray:
+        out = np.empty(len(values), dtype=np.int64)
+        for i, v in enumerate(values):
+            if not v:
+                out[i] = -1
+                continue
+            c = self._code.get(v)
+            if c is None:
+                c = self._code[v] = len(self.names)
+                self.names.append(v)
+            out[i] = c
+        return out
+
+
+def _texts(items: pd.DataFrame, name: str, rows: np.ndarray) -> list[str]:
+    """Column `name` at positions `rows` as text ("" for missing); reads the column's
+    array, not a row slice of the frame (a few rows of a wide frame cost a full take)."""
+    if name not in items:
+        return [""] * rows.size
+    # the rows first: converting a whole (Arrow-backed) column costs the catalogue
+    values = items[name].iloc[rows].to_numpy(dtype=object)
+    return ["" if v is None or v != v else str(v) for v in values.tolist()]
+
+
 class FeatureBuilder:
-    """Feature rows for (query, shopper, candidates); see the module docstring."""
+    """Feature rows for (query, shopper, candidates); see the module docstring.
+
+    The lexical features read one `BM25Index` whose row `i` is row `i` of `items`: `index`
+    (the search service's own index, so serving keeps no second copy) or, without one, an
+    index built here over `item_documents(items)` with `fields`. `update(items, rows)`
+    follows catalogue changes for just the changed rows (the index itself is the caller's
+    to update).
+    """
 
     def __init__(
         self,
@@ -238,53 +227,53 @@ class FeatureBuilder:
         analyzer: Analyzer | None = None,
         popularity: np.ndarray | None = None,
         purchases: np.ndarray | None = None,
+        index: BM25Index | None = None,
     ) -> None:
         """`popularity` / `purchases` (per item row) replace what `history` would give, for
         serving where the history events are not at hand."""
         if "item_id" not in items.columns:
             raise DataError("items need an item_id column")
         n = len(items)
-        self.n_items = n
-        self.analyzer = analyzer or Analyzer()
-        self.fields = dict(fields or DEFAULT_FIELDS)
-        docs = search_documents(items)
-        unknown = set(self.fields) - set(docs)
-        if unknown:
-            raise DataError(f"unknown search fields {sorted(unknown)}; use {sorted(docs)}")
-        self.bm25 = BM25Index(BM25Config(fields=self.fields), self.analyzer).index(docs)
-        self.field_indexes = {
-            f: BM25Index(BM25Config(fields={f: 1.0}), self.analyzer).index({f: docs[f]})
-            for f in self.fields
-            if any(docs[f])
-        }
-        self._title_terms = [set(self.analyzer.terms(t)) for t in docs["title"]]
-        self.dense = dense
-
-        category = items["category"].fillna("").astype(str) if "category" in items else None
-        cat_names = category.tolist() if category is not None else [""] * n
-        cat_codes, cat_uniques = pd.factorize(pd.Series(cat_names), sort=True)
-        cat_codes = np.where(np.array(cat_names) == "", -1, cat_codes)
-        self.categories = cat_codes.astype(np.int64)
-        self.category_names = [str(c) for c in cat_uniques]
-        tops = [_top_level(c) for c in cat_names]
-        top_codes, _ = pd.factorize(pd.Series(tops), sort=True)
-        self.tops = np.where(np.array(tops) == "", -1, top_codes).astype(np.int64)
-        brand_names = items["brand"].fillna("").astype(str) if "brand" in items else None
-        if brand_names is not None:
-            b_codes, _ = pd.factorize(brand_names, sort=True)
-            self.brands = np.where(brand_names.to_numpy() == "", -1, b_codes).astype(np.int64)
+        if index is not None:
+            if index.n_docs != n:
+                raise DataError(
+                    f"the BM25 index has {index.n_docs} rows but items has {n}: pass the "
+                    "frame the index was built from (row i = index row i)"
+                )
+            self.analyzer = index.analyzer
+            self.fields = {f: index.config.fields[f] for f in index.fields}
+            self.bm25 = index
         else:
-            self.brands = np.full(n, -1, dtype=np.int64)
-
-        price = (
-            pd.to_numeric(items["price"], errors="coerce").to_numpy(dtype=np.float64)
-            if "price" in items
-            else np.full(n, np.nan)
-        )
-        log_price = np.log(np.where(price > 0, price, np.nan))
-        median = pd.Series(log_price).groupby(self.categories).transform("median").to_numpy()
-        self.log_price = log_price
-        self.rel_price = log_price - median
+            self.analyzer = analyzer or Analyzer()
+            self.fields = dict(fields or DEFAULT_FIELDS)
+            unknown = set(self.fields) - set(SEARCH_FIELDS)
+            if unknown:
+                raise DataError(
+                    f"unknown search fields {sorted(unknown)}; use {sorted(SEARCH_FIELDS)}"
+                )
+            docs = {f: t for f, t in item_documents(items).items() if f in self.fields}
+            self.bm25 = BM25Index(BM25Config(fields=self.fields), self.analyzer).index(docs)
+        self.dense = dense
+        #: Item rows analysed so far (construction and updates): the work `update` saves.
+        self.rows_computed = 0
+        self.n_items = 0
+        self._category_codes, self._top_codes, self._brand_codes = _Codes(), _Codes(), _Codes()
+        self.categories = np.zeros(0, dtype=np.int64)
+        self.tops = np.zeros(0, dtype=np.int64)
+        self.brands = np.zeros(0, dtype=np.int64)
+        self.log_price = np.zeros(0, dtype=np.float64)
+        self.rel_price = np.zeros(0, dtype=np.float64)
+        self.pop_in_category = np.zeros(0, dtype=np.float64)
+        self._title_terms: list[frozenset[str]] = []
+        self.item_features: dict[str, np.ndarray] = {}
+        for name, values in (item_features or {}).items():
+            arr = np.asarray(values, dtype=np.float64)
+            if arr.shape != (n,):
+                raise DataError(f"item feature {name!r} has shape {arr.shape}, expected ({n},)")
+            self.item_features[name] = arr
+        self._category_vectors: np.ndarray | None = None
+        self._set_rows(items, np.arange(n, dtype=np.int64))
+        self._group_stats(None)
 
         self.profiles = UserProfiles(
             items["item_id"].astype(str).tolist(),
@@ -300,24 +289,134 @@ class FeatureBuilder:
                 if arr.shape != (n,):
                     raise DataError(f"{name} has shape {arr.shape}, expected ({n},)")
                 setattr(self.profiles, name, arr)
-        pop = self.profiles.popularity
-        best = pd.Series(pop).groupby(self.categories).transform("max").to_numpy()
-        self.pop_in_category = np.divide(pop, best, out=np.zeros(n), where=best > 0)
+        self._popularity_stats(None)
 
-        self.item_features: dict[str, np.ndarray] = {}
-        for name, values in (item_features or {}).items():
-            arr = np.asarray(values, dtype=np.float64)
-            if arr.shape != (n,):
-                raise DataError(f"item feature {name!r} has shape {arr.shape}, expected ({n},)")
-            self.item_features[name] = arr
-        self._category_vectors: np.ndarray | None = None
+    @property
+    def category_names(self) -> list[str]:
+        """Category name of each category code."""
+        return self._category_codes.names
+
+    def _set_rows(self, items: pd.DataFrame, rows: np.ndarray) -> None:
+        """(Re)compute the per-item columns of `rows` from `items` (row = item row),
+        growing every array to `len(items)`."""
+        n = len(items)
+        grow = n - self.n_items
+        if grow > 0:
+            self.categories = np.concatenate([self.categories, np.full(grow, -1, np.int64)])
+            self.tops = np.concatenate([self.tops, np.full(grow, -1, np.int64)])
+            self.brands = np.concatenate([self.brands, np.full(grow, -1, np.int64)])
+            for name in ("log_price", "rel_price", "pop_in_category"):
+                setattr(self, name, np.concatenate([getattr(self, name), np.zeros(grow)]))
+            self._title_terms.extend([frozenset()] * grow)
+            self.n_items = n
+        if rows.size == 0:
+            return
+        cats = _texts(items, "category", rows)
+        self.categories[rows] = self._category_codes.encode(cats)
+        self.tops[rows] = self._top_codes.encode([_top_level(c) for c in cats])
+        self.brands[rows] = self._brand_codes.encode(_texts(items, "brand", rows))
+        price = (
+            pd.to_numeric(items["price"].iloc[rows], errors="coerce").to_numpy(dtype=np.float64)
+            if "price" in items
+            else np.full(rows.size, np.nan)
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.log_price[rows] = np.log(np.where(price > 0, price, np.nan))
+        for row, title in zip(rows.tolist(), _texts(items, "title", rows), strict=True):
+            self._title_terms[row] = frozenset(self.analyzer.terms(title))
+        self.rows_computed += int(rows.size)
+
+    def _groups(self, codes: np.ndarray | None) -> list[np.ndarray]:
+        """Rows of each category group in `codes` (every group when None); items without a
+        category form a group of their own, as in a pandas groupby on the codes."""
+        if codes is None:
+            codes = np.unique(self.categories)
+        return [np.flatnonzero(self.categories == c) for c in np.unique(codes).tolist()]
+
+    def _group_stats(self, codes: np.ndarray | None) -> None:
+        """Price relative to the category median, for the rows of the groups in `codes`."""
+        if codes is None:  # every group at once (construction)
+            medians = pd.Series(self.log_price).groupby(self.categories).transform("median")
+            self.rel_price = self.log_price - medians.to_numpy()
+            return
+        for rows in self._groups(codes):
+            values = self.log_price[rows]
+            known = values[~np.isnan(values)]
+            # the median pandas takes (NaN skipped; NaN when nothing is known)
+            median = float(np.median(known)) if known.size else np.nan
+            self.rel_price[rows] = values - median
+
+    def _popularity_stats(self, codes: np.ndarray | None) -> None:
+        """Popularity relative to the category's best seller, for the groups in `codes`."""
+        pop = self.profiles.popularity
+        if codes is None:
+            best = pd.Series(pop).groupby(self.categories).transform("max").to_numpy()
+            self.pop_in_category = np.divide(pop, best, out=np.zeros(self.n_items), where=best > 0)
+            return
+        for rows in self._groups(codes):
+            top = float(pop[rows].max()) if rows.size else 0.0
+            self.pop_in_category[rows] = pop[rows] / top if top > 0 else 0.0
+
+    def update(
+        self,
+        items: pd.DataFrame,
+        rows: np.ndarray,
+        popularity: np.ndarray | None = None,
+        purchases: np.ndarray | None = None,
+        item_features: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Follow a catalogue change: `items` is the whole current frame (row = item row,
+        possibly longer than before), `rows` the rows that changed; rows past the old end
+        count as changed. `popularity` / `purchases` / `item_features` hold the new values
+        of `rows` (in that order; 0 / NaN when not given). Only those rows and the category
+        groups they left or joined are recomputed. The shopper profiles read from the
+        `history` events at construction stay as they were (serving passes each request's
+        history to `features` instead)."""
+        old_n = self.n_items
+        if len(items) < old_n:
+            raise DataError(
+                f"items shrank from {old_n} to {len(items)} rows; rows are never removed"
+            )
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        if rows.size and (rows.min() < 0 or rows.max() >= len(items)):
+            raise DataError(f"rows must be in [0, {len(items)}), got {rows[:5].tolist()}")
+        order = np.argsort(rows, kind="stable")
+        uniq, first = np.unique(rows[order], return_index=True)
+        given = order[first]  # where each unique row's values sit in the arguments
+        extra = np.setdiff1d(np.arange(old_n, len(items)), uniq)
+        todo = np.concatenate([uniq, extra])
+        before = self.categories[uniq[uniq < old_n]].copy()
+        self._set_rows(items, todo)
+        prof = self.profiles
+        n = self.n_items
+        if prof.popularity.size < n:
+            grow = n - prof.popularity.size
+            prof.popularity = np.concatenate([prof.popularity, np.zeros(grow)])
+            prof.purchases = np.concatenate([prof.purchases, np.zeros(grow)])
+            prof.n_items = n
+        for name, values in (("popularity", popularity), ("purchases", purchases)):
+            target = getattr(prof, name)
+            target[extra] = 0.0
+            if values is not None:
+                target[uniq] = np.asarray(values, dtype=np.float64)[given]
+        for name, arr in self.item_features.items():
+            if arr.size < n:
+                arr = self.item_features[name] = np.concatenate(
+                    [arr, np.full(n - arr.size, np.nan)]
+                )
+            arr[extra] = np.nan
+            values = (item_features or {}).get(name)
+            arr[uniq] = np.nan if values is None else np.asarray(values, np.float64)[given]
+        touched = np.concatenate([before, self.categories[todo]])
+        self._group_stats(touched)
+        self._popularity_stats(touched)
 
     @property
     def names(self) -> list[str]:
         """Feature names, in column order."""
         return [
             "bm25",
-            *(f"bm25_{f}" for f in self.field_indexes),
+            *(f"bm25_{f}" for f in self.bm25.fields),
             "title_coverage",
             "dense_sim",
             "category_sim",
@@ -340,8 +439,12 @@ class FeatureBuilder:
     def _category_similarity(self, q: np.ndarray | None, cats: np.ndarray) -> np.ndarray:
         if q is None or self.dense is None or not self.category_names:
             return np.zeros(cats.size, dtype=np.float64)
+        names = self.category_names
         if self._category_vectors is None:
-            self._category_vectors = self.dense.encoder.encode(self.category_names)
+            self._category_vectors = self.dense.encoder.encode(names)
+        elif len(self._category_vectors) < len(names):  # categories added by `update`
+            added = self.dense.encoder.encode(names[len(self._category_vectors) :])
+            self._category_vectors = np.vstack([self._category_vectors, added])
         sims = self._category_vectors @ q
         return np.where(cats >= 0, sims[np.maximum(cats, 0)], 0.0)
 
@@ -361,8 +464,10 @@ class FeatureBuilder:
         cand = np.asarray(candidates, dtype=np.int64).ravel()
         if cand.size and (cand.min() < 0 or cand.max() >= self.n_items):
             raise DataError(f"candidate ids must be in [0, {self.n_items}), got {cand}")
-        cols: list[np.ndarray] = [self.bm25.score(query)[cand]]
-        cols += [idx.score(query)[cand] for idx in self.field_indexes.values()]
+        terms = self.bm25.query_terms(query)
+        per_field = self.bm25.field_scores(terms, cand).astype(np.float64)
+        cols: list[np.ndarray] = [self.bm25.score_terms(terms)[cand].astype(np.float64)]
+        cols += [per_field[:, j] for j in range(per_field.shape[1])]
         q_terms = set(self.analyzer.terms(query))
         cols.append(
             np.array(
@@ -445,8 +550,10 @@ class FeatureBuilder:
             ok = (codes >= 0) & (codes < row.size)
             return np.where(ok, row[np.clip(codes, 0, max(row.size - 1, 0))], 0.0) / total
 
-        item_row = prof.user_item.getrow(u)
-        counts = np.asarray(item_row[:, cand].todense()).ravel() if cand.size else zeros
+        item_row = prof.user_item.getrow(u).toarray().ravel()
+        # rows added by `update` after the history was read have no interactions
+        inside = cand < item_row.size
+        counts = np.where(inside, item_row[np.where(inside, cand, 0)], 0.0) if cand.size else zeros
         gap = np.abs(self.rel_price[cand] - prof.user_price[u])
         return [
             np.full(cand.size, np.log1p(prof.user_events[u])),

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shelfwise.data.schemas import CATEGORY_SEPARATOR
 from shelfwise.errors import ConfigError
+from shelfwise.search.documents import attribute_dict
 
 __all__ = [
     "DEFAULT_FACETS",
@@ -45,12 +46,15 @@ __all__ = [
     "SORTS",
     "FilterIndex",
     "Filters",
+    "Sort",
     "coerce_filters",
     "page_slice",
     "parse_filters",
 ]
 
-SORTS: tuple[str, ...] = ("relevance", "price_asc", "price_desc", "popularity", "newest")
+Sort = Literal["relevance", "price_asc", "price_desc", "popularity", "newest"]
+"""A sort order (the type HTTP parameters use); `SORTS` holds the same values."""
+SORTS: tuple[str, ...] = get_args(Sort)
 DEFAULT_FACETS: tuple[str, ...] = ("brand", "category", "price", "in_stock")
 PRICE_BUCKETS: tuple[float, ...] = (0, 10, 25, 50, 100, 250, 500, 1000, math.inf)
 MAX_PER_PAGE = 100
@@ -307,7 +311,7 @@ class FilterIndex:
             ts = pd.to_datetime(items["created_at"], errors="coerce")
             self.created[rows] = ts.to_numpy(dtype="datetime64[us]").astype(np.int64)
         attrs = items["attributes"] if "attributes" in items else pd.Series([None] * len(rows))
-        parsed = [_attributes(v) for v in attrs.tolist()]
+        parsed = [attribute_dict(v) for v in attrs.tolist()]
         for key in {k for d in parsed for k in d} | set(self.attributes):
             values = [d.get(key) for d in parsed]
             col = self.attributes.setdefault(key, _Codes())
@@ -487,22 +491,6 @@ def _strings(items: pd.DataFrame, column: str) -> list[str | None]:
     if column not in items:
         return [None] * len(items)
     return [None if (v is None or v != v) else str(v) for v in items[column].tolist()]
-
-
-def _attributes(value: Any) -> dict[str, Any]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return {}
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, str):
-        if not value.strip():
-            return {}
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-    return {}
 
 
 def _label(value: Any) -> str:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfwise.errors import ConfigError, DataError, NotFittedError
+from shelfwise.search.bm25 import BM25Index
 from shelfwise.search.features import FeatureBuilder, UserProfiles, numeric_attributes
 from shelfwise.search.fusion import reciprocal_rank_fusion
 from shelfwise.search.semantic import DenseIndex
@@ -43,6 +46,9 @@ GRADES: dict[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}
 """Relevance grade of an item by the strongest thing the shopper did with it after a search."""
 
 _FORMAT_VERSION = 1
+_RERANKER_FORMAT = 2
+"""`reranker.json` format: 2 since the per-field BM25 features come from the search
+index's `field_scores` (1 had one BM25 index per field); a format-1 model is refused."""
 
 
 def search_labels(events: pd.DataFrame, window_minutes: float = 30.0) -> pd.DataFrame:
@@ -297,13 +303,17 @@ class PersonalisedReranker:
     BM25F and dense top-`depth`), labelled by `search_labels`. Features of a search never
     see the events that label it.
 
-    At serving time the feature builder is made from the service's catalogue (and its
+    At serving time the feature builder reads the service's catalogue and its own BM25
+    index (per-field scores through `BM25Index.field_scores`; no index of its own), and its
     `dense` index when that is a `DenseIndex` and the model was trained with one,
-    `uses_dense`: a model trained without the dense features saw them as 0, so they stay 0;
+    `uses_dense` (a model trained without the dense features saw them as 0, so they stay 0;
     a model trained with them gets 0 only from a service without a dense index);
     popularity comes from all the training events, and the shopper's affinities from the
-    history the request carries (`SearchContext.history` rows and weights). Saved as the
-    LightGBM text model plus `reranker.json` and `item_stats.npz` (no pickle).
+    history the request carries (`SearchContext.history` rows and weights). The feature
+    state is kept per service and follows `SearchService.revision`: after a catalogue
+    change only the changed rows are recomputed (`SearchService.changes_since`), so a
+    write never makes the next search rebuild it. Saved as the LightGBM text model plus
+    `reranker.json` and `item_stats.npz` (no pickle).
     """
 
     def __init__(
@@ -325,8 +335,11 @@ class PersonalisedReranker:
         #: Whether the model learned from the dense features (query-item and
         #: query-category cosine); the serving builder computes them only then.
         self.uses_dense = bool(uses_dense)
-        self._builder: FeatureBuilder | None = None
-        self._built_for: tuple[int, int, int] | None = None
+        self._row_of = {item_id: i for i, item_id in enumerate(self.item_ids)}
+        self._state: _FeatureState | None = None
+        #: How often the whole feature state was built (a new service, index or dense
+        #: index, or a change log that no longer reaches back): the work updates avoid.
+        self.full_builds = 0
 
     @classmethod
     def train(
@@ -338,8 +351,11 @@ class PersonalisedReranker:
         window_minutes: float = 30.0,
         history_fraction: float = 2 / 3,
         depth: int = 100,
+        index: BM25Index | None = None,
     ) -> PersonalisedReranker:
-        """Learn from `events` over the catalogue `items` (row = item index)."""
+        """Learn from `events` over the catalogue `items` (row = item index). `index` is the
+        BM25 index over exactly these rows that serving will read (the search service's);
+        without one, an index of the same fields is built here."""
         if not 0.0 < history_fraction < 1.0:
             raise ConfigError(f"history_fraction must be in (0, 1), got {history_fraction}")
         items = items.reset_index(drop=True)
@@ -353,7 +369,9 @@ class PersonalisedReranker:
                 "nothing to learn from (record search events with the query and session)"
             )
         attrs = numeric_attributes(items)
-        builder = FeatureBuilder(items, history=events[ts < cut], dense=dense, item_features=attrs)
+        builder = FeatureBuilder(
+            items, history=events[ts < cut], dense=dense, item_features=attrs, index=index
+        )
         row_of = {item_id: i for i, item_id in enumerate(items["item_id"].astype(str))}
         feats: list[np.ndarray] = []
         grades: list[np.ndarray] = []
@@ -389,32 +407,65 @@ class PersonalisedReranker:
             uses_dense=dense is not None,
         )
 
-    def _builder_for(self, service: SearchService) -> FeatureBuilder:
-        items = service.items
+    def _stats(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(popularity, purchases, numeric attributes) of catalogue rows, by item id."""
+        where = np.array(
+            [self._row_of.get(str(i), -1) for i in frame["item_id"].tolist()], dtype=np.int64
+        )
+        known = where >= 0
+        pop = np.where(known, self.popularity[np.maximum(where, 0)], 0.0)
+        buys = np.where(known, self.purchases[np.maximum(where, 0)], 0.0)
+        return pop, buys, numeric_attributes(frame, self.attribute_keys)
+
+    def builder_for(self, service: SearchService) -> FeatureBuilder:
+        """The feature state for `service`, brought up to its `revision` (the caller holds
+        the service's lock, so the catalogue does not move underneath)."""
         dense = service.dense if isinstance(service.dense, DenseIndex) else None
         if not self.uses_dense:
             dense = None
-        key = (id(items), len(items), id(dense))
-        if self._builder is None or self._built_for != key:
-            frame = items.reset_index(drop=True)
-            rows = {item_id: i for i, item_id in enumerate(self.item_ids)}
-            where = np.array([rows.get(str(i), -1) for i in frame["item_id"]], dtype=np.int64)
-            known = where >= 0
-            pop = np.where(known, self.popularity[np.maximum(where, 0)], 0.0)
-            buys = np.where(known, self.purchases[np.maximum(where, 0)], 0.0)
-            self._builder = FeatureBuilder(
-                frame,
-                dense=dense,
-                item_features=numeric_attributes(frame, self.attribute_keys),
-                popularity=pop,
-                purchases=buys,
-            )
-            self._built_for = key
-        return self._builder
+        state = self._state
+        if (
+            state is not None
+            and state.service() is service
+            and state.builder.bm25 is service.index
+            and state.builder.dense is dense
+        ):
+            if state.revision == service.revision:
+                return state.builder
+            rows = service.changes_since(state.revision)
+            if rows is not None:
+                frame = service.items
+                rows = np.unique(
+                    np.concatenate([rows, np.arange(state.builder.n_items, len(frame))])
+                )
+                # the two columns read, not a row slice of the whole (wide) frame
+                part = pd.DataFrame(
+                    {
+                        c: frame[c].iloc[rows].to_numpy(dtype=object)
+                        for c in ("item_id", "attributes")
+                    }
+                )
+                pop, buys, attrs = self._stats(part)
+                state.builder.update(frame, rows, pop, buys, attrs)
+                state.revision = service.revision
+                return state.builder
+        frame = service.items.reset_index(drop=True)
+        pop, buys, attrs = self._stats(frame)
+        builder = FeatureBuilder(
+            frame,
+            dense=dense,
+            item_features=attrs,
+            popularity=pop,
+            purchases=buys,
+            index=service.index,
+        )
+        self.full_builds += 1
+        self._state = _FeatureState(weakref.ref(service), service.revision, builder)
+        return builder
 
     def rerank(self, candidates: Results, context: SearchContext) -> Results:
         """Re-score the candidates for the query and the shopper in `context`."""
-        builder = self._builder_for(context.service)
+        builder = self.builder_for(context.service)
         ids = candidates.ids[candidates.ids >= 0].astype(np.int64)
         if ids.size == 0:
             return Results(ids, np.empty(0, np.float32))
@@ -434,6 +485,7 @@ class PersonalisedReranker:
         self.model.save(directory)
         np.savez(directory / "item_stats.npz", popularity=self.popularity, purchases=self.purchases)
         meta = {
+            "format": _RERANKER_FORMAT,
             "item_ids": self.item_ids,
             "attribute_keys": self.attribute_keys,
             "uses_dense": self.uses_dense,
@@ -447,6 +499,12 @@ class PersonalisedReranker:
         if not (directory / "reranker.json").is_file():
             raise DataError(f"{directory} is not a saved personalised re-ranker")
         meta = json.loads((directory / "reranker.json").read_text())
+        if meta.get("format") != _RERANKER_FORMAT:
+            raise DataError(
+                f"{directory}: re-ranker format {meta.get('format', 1)} was trained on other "
+                f"features (this version reads format {_RERANKER_FORMAT}); rebuild the bundle "
+                "(shelfwise build --rebuild)"
+            )
         with np.load(directory / "item_stats.npz", allow_pickle=False) as stats:
             pop, buys = stats["popularity"], stats["purchases"]
         return cls(
@@ -457,6 +515,15 @@ class PersonalisedReranker:
             meta["attribute_keys"],
             uses_dense=bool(meta.get("uses_dense", False)),
         )
+
+
+@dataclass
+class _FeatureState:
+    """The re-ranker's feature state for one service, as of one catalogue revision."""
+
+    service: weakref.ReferenceType[SearchService]
+    revision: int
+    builder: FeatureBuilder
 
 
 def _item_stats(items: pd.DataFrame, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -44,6 +44,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfwise.errors import ConfigError, DataError, NotFittedError
+from shelfwise.search.documents import item_texts
+from shelfwise.search.modes import SEARCH_MODES, search_mode_from_env
 from shelfwise.text.embeddings import EMBEDDING_DIM, SentenceEncoder, get_encoder
 from shelfwise.types import Results, top_k
 
@@ -62,22 +64,6 @@ __all__ = [
     "search_mode_from_env",
     "text_key",
 ]
-
-SEARCH_MODES = ("lexical", "semantic", "hybrid")
-"""How a search finds candidates: BM25F only, dense retrieval only, or both fused (RRF)."""
-
-
-def search_mode_from_env(default: str = "lexical") -> str:
-    """The served search mode from `$SHELFWISE_SEARCH_MODE` (lexical, semantic or hybrid);
-    `semantic` and `hybrid` switch dense retrieval on."""
-    value = os.environ.get("SHELFWISE_SEARCH_MODE", "").strip().lower() or default
-    if value not in SEARCH_MODES:
-        raise ConfigError(
-            f"SHELFWISE_SEARCH_MODE={value!r} is not a search mode; "
-            f"choose one of {', '.join(SEARCH_MODES)}"
-        )
-    return value
-
 
 _FORMAT_VERSION = 1
 
@@ -394,31 +380,6 @@ class EmbeddingCache(_LazyEncoder):
                     _duration((n - stop) / rate),
                 )
         return out
-
-
-def item_texts(items: pd.DataFrame, description_chars: int = 300) -> list[str]:
-    """One text per catalogue row for embedding: title, brand, category and the start of
-    the description (MiniLM reads 256 word pieces; the title matters most)."""
-
-    def col(name: str) -> list[str]:
-        if name not in items.columns:
-            return [""] * len(items)
-        return items[name].fillna("").astype(str).tolist()
-
-    out = []
-    for title, brand, category, desc in zip(
-        col("title"), col("brand"), col("category"), col("description"), strict=True
-    ):
-        parts = [title]
-        if brand and brand.lower() not in title.lower():
-            parts.append(f"by {brand}")
-        if category:
-            parts.append(f"({category})")
-        text = " ".join(p for p in parts if p)
-        if desc:
-            text = f"{text}. {desc[:description_chars]}"
-        out.append(text)
-    return out
 
 
 class DenseConfig(BaseModel):

@@ -63,7 +63,7 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,6 +80,7 @@ from shelfwise.search.analysis import Analyzer
 from shelfwise.search.autocomplete import Autocomplete, Suggestion, normalise_phrase
 from shelfwise.search.base import Fusion, Reranker, Retriever, SearchContext, Updatable
 from shelfwise.search.bm25 import BM25Config, BM25Index
+from shelfwise.search.documents import item_documents, item_texts
 from shelfwise.search.filters import (
     DEFAULT_FACETS,
     FilterIndex,
@@ -88,18 +89,21 @@ from shelfwise.search.filters import (
     coerce_filters,
     page_slice,
 )
+from shelfwise.search.fusion import reciprocal_rank_fusion
+from shelfwise.search.modes import SEARCH_MODES, SearchMode
 from shelfwise.search.query import ParsedQuery, QueryOptions, QueryParser
 from shelfwise.search.synonyms import Synonyms
 from shelfwise.search.typo import TypoIndex
 from shelfwise.types import Results
 
-__all__ = ["MODES", "SearchConfig", "SearchResponse", "SearchService", "item_documents"]
+__all__ = ["SearchConfig", "SearchResponse", "SearchService"]
 
 log = logging.getLogger(__name__)
 _FORMAT = 1
-_RRF_K = 60
-MODES = ("lexical", "semantic", "hybrid")
-"""Search modes a request may ask for (see the module doc)."""
+_CHANGE_LOG = 4096
+"""Catalogue changes remembered for `changes_since` (older readers rebuild their state)."""
+_COMPARED = ("title", "brand", "category", "description", "price", "in_stock", "attributes")
+"""The item columns `sync_catalog` compares to find changed rows."""
 
 
 class SearchConfig(BaseModel):
@@ -124,7 +128,7 @@ class SearchConfig(BaseModel):
     while nothing matches (Meilisearch's default); `any`: any word (plain BM25). Words the
     catalog does not know at all (no exact, typo, prefix or synonym match) are ignored and
     reported in `query_info["unknown"]`."""
-    mode: Literal["auto", "lexical", "semantic", "hybrid"] = "auto"
+    mode: Literal["auto"] | SearchMode = "auto"
     """The default search mode (see the module doc); `auto`: hybrid with a dense retriever."""
     dense_depth: int = Field(default=100, ge=1, le=10_000)
     """How many items the dense retriever contributes (semantic and hybrid modes)."""
@@ -186,34 +190,16 @@ class SearchResponse:
         }
 
 
-def _attribute_text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except json.JSONDecodeError:
-            return value
-    if not isinstance(value, Mapping):
-        return ""
-    return " ".join(str(v) for v in value.values() if isinstance(v, str))
-
-
-def item_documents(items: pd.DataFrame) -> dict[str, list[str]]:
-    """The text of each search field per item: title, brand, category, description and the
-    string values of the attributes."""
-
-    def col(name: str) -> list[str]:
-        if name not in items:
-            return [""] * len(items)
-        return ["" if v is None or v != v else str(v) for v in items[name].tolist()]
-
+def _view_of(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The result fields of a canonical items frame as numpy arrays of their own
+    (writable: `_update_view` writes changed rows into them)."""
     return {
-        "title": col("title"),
-        "brand": col("brand"),
-        "category": col("category"),
-        "description": col("description"),
-        "attributes": [_attribute_text(v) for v in items.get("attributes", [None] * len(items))],
+        "item_id": frame["item_id"].astype(str).to_numpy(object, copy=True),
+        "title": frame["title"].to_numpy(object, copy=True),
+        "brand": frame["brand"].to_numpy(object, copy=True),
+        "category": frame["category"].to_numpy(object, copy=True),
+        "price": frame["price"].to_numpy(np.float64, na_value=np.nan, copy=True),
+        "in_stock": frame["in_stock"].fillna(False).astype(bool).to_numpy(copy=True),
     }
 
 
@@ -306,6 +292,12 @@ class SearchService:
         self._view: dict[str, np.ndarray] | None = None
         self._lock = threading.RLock()
         self._built = False
+        #: Bumped by every catalogue change (`upsert_items`, `delete_items`,
+        #: `sync_catalog`); components caching per-item state compare it to theirs.
+        self.revision = 0
+        #: Seconds spent building (index, re-ranker), filled by `search.build`.
+        self.timings: dict[str, float] = {}
+        self._changes: deque[tuple[int, np.ndarray]] = deque(maxlen=_CHANGE_LOG)
 
     # -- building ------------------------------------------------------------------------
 
@@ -399,7 +391,7 @@ class SearchService:
             t0 = time.perf_counter()
             index = DenseIndex()
             index.cache = EmbeddingCache(cache_dir, encoder=index.encoder)
-            vectors = index.embed(_item_texts(frame), what="items")
+            vectors = index.embed(item_texts(frame), what="items")
             dense = index.index_vectors(vectors, rows)
             built = rows
             log.info(
@@ -501,8 +493,8 @@ class SearchService:
         wanted = self.config.mode if mode is None else mode
         if wanted == "auto":
             return ("hybrid" if self.dense is not None else "lexical"), None
-        if wanted not in MODES:
-            raise ConfigError(f"unknown mode {wanted!r}; choose one of {', '.join(MODES)}")
+        if wanted not in SEARCH_MODES:
+            raise ConfigError(f"unknown mode {wanted!r}; choose one of {', '.join(SEARCH_MODES)}")
         if wanted != "lexical" and self.dense is None:
             return "lexical", (
                 f"{wanted} search needs dense retrieval, which is not enabled here "
@@ -526,6 +518,8 @@ class SearchService:
     ) -> SearchResponse:
         if history is None and history_ids is not None:
             history, history_weights = self._history_rows(history_ids, history_weights)
+        elif history is not None:
+            history, history_weights = self._live_history(history, history_weights)
         t0 = time.perf_counter()
         check_sort(sort)
         facet_names = self.filters.check_facets(list(facets))
@@ -598,6 +592,19 @@ class SearchService:
             raise ConfigError(f"history_weights has {w.size} values for {rows.size} history ids")
         return rows[ok], w[ok]
 
+    def _live_history(
+        self, rows: np.ndarray, weights: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """History rows that are live items (others skipped), with their weights."""
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        w = np.ones(rows.size, np.float32) if weights is None else np.asarray(weights, np.float32)
+        if w.shape != rows.shape:
+            raise ConfigError(f"history_weights has {w.size} values for {rows.size} history rows")
+        alive = self.index.alive
+        ok = (rows >= 0) & (rows < alive.size)
+        ok[ok] = alive[rows[ok]]
+        return rows[ok], w[ok]
+
     def _lexical(
         self, parsed: ParsedQuery, allowed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -643,7 +650,7 @@ class SearchService:
         if self.fusion is not None:
             fused = self.fusion.fuse([lexical, dense], depth)
         else:
-            fused = _rrf([lexical, dense], depth)
+            fused = reciprocal_rank_fusion([lexical, dense], limit=depth)
         fused_ids = fused.ids[fused.ids >= 0].astype(np.int64)
         fused_scores = fused.scores[: fused_ids.size].astype(np.float32)
         rest = np.setdiff1d(union, fused_ids)
@@ -684,19 +691,25 @@ class SearchService:
         return new_rows, new_rel, scores
 
     def _columns(self) -> dict[str, np.ndarray]:
-        """The result fields as numpy arrays (rebuilt after catalog changes)."""
+        """The result fields as numpy arrays (built once, then updated row by row)."""
         if self._view is None:
-            frame = self.items
-            price = frame["price"].to_numpy(np.float64, na_value=np.nan)
-            self._view = {
-                "item_id": frame["item_id"].astype(str).to_numpy(object),
-                "title": frame["title"].to_numpy(object),
-                "brand": frame["brand"].to_numpy(object),
-                "category": frame["category"].to_numpy(object),
-                "price": price,
-                "in_stock": frame["in_stock"].fillna(False).astype(bool).to_numpy(),
-            }
+            self._view = _view_of(self.items)
         return self._view
+
+    def _update_view(self, rows: np.ndarray, new: pd.DataFrame) -> None:
+        """Write the changed rows into the result arrays (grown for appended rows), so a
+        write does not make the next search convert every column again."""
+        view = self._view
+        if view is None:
+            return
+        part = _view_of(new)
+        n = len(self.items)
+        for name, arr in view.items():
+            if arr.size < n:
+                grown = np.empty(n, dtype=arr.dtype)
+                grown[: arr.size] = arr
+                arr = view[name] = grown
+            arr[rows] = part[name]
 
     def describe(self, rows: np.ndarray, scores: Sequence[float]) -> list[dict[str, Any]]:
         """Result dicts for rows: item_id, title, brand, category, price, in_stock, score."""
@@ -782,7 +795,7 @@ class SearchService:
         if (~appended).any():
             old = rows_arr[~appended]
             self.items.loc[old, list(ITEM_COLUMNS)] = new[~appended].to_numpy()
-        self._view = None
+        self._update_view(rows_arr, new)
         for item_id, row in zip(new["item_id"].tolist(), rows, strict=True):
             self.id_to_row[item_id] = row
         self.filters.set_rows(rows_arr, new)
@@ -796,11 +809,20 @@ class SearchService:
         for title in old_titles:
             self.suggestions.remove(title, "title")
         for title, cat in zip(new["title"].tolist(), new["category"].tolist(), strict=True):
+            if not isinstance(title, str) or not title:
+                continue  # an untitled row is dead: nothing to suggest
             self.suggestions.add(title, "title", 1e-3)
-            if cat:
+            if isinstance(cat, str) and cat:
                 self.suggestions.add(cat, "category", 1.0)
         if isinstance(self.dense, Updatable):
             self.dense.upsert(rows_arr, new)
+        titles = new["title"].to_numpy(dtype=object)
+        untitled = rows_arr[pd.isna(titles) | (titles == "")]
+        if untitled.size:  # like a placeholder row at build: kept as a dead row
+            self.index.delete(untitled)
+            if isinstance(self.dense, Updatable):
+                self.dense.delete(untitled)
+        self._changed(rows_arr)
         return {"inserted": inserted, "updated": updated}
 
     def delete_items(self, ids: Iterable[str]) -> int:
@@ -820,7 +842,95 @@ class SearchService:
                 self.suggestions.remove(str(title), "title")
         if isinstance(self.dense, Updatable):
             self.dense.delete(rows)
+        self._changed(rows)
         return int(rows.size)
+
+    def _changed(self, rows: np.ndarray) -> None:
+        self.revision += 1
+        self._changes.append((self.revision, np.asarray(rows, dtype=np.int64).copy()))
+
+    def changes_since(self, revision: int) -> np.ndarray | None:
+        """Rows changed (upserted, appended or deleted) after `revision`, sorted; None when
+        the change log no longer reaches back that far (rebuild from `items` then)."""
+        with self._lock:
+            if revision == self.revision:
+                return np.empty(0, np.int64)
+            if revision > self.revision or not self._changes:
+                return None
+            if self._changes[0][0] > revision + 1:
+                return None
+            parts = [rows for rev, rows in self._changes if rev > revision]
+            return np.unique(np.concatenate(parts))
+
+    def sync_catalog(
+        self,
+        frame: pd.DataFrame,
+        alive: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
+    ) -> dict[str, int]:
+        """Bring the service in step with `frame`, a live catalogue whose row i is item
+        index i (the service's items in the same order, plus rows appended since): rows
+        past the service's end are appended, rows whose fields differ are re-indexed, rows
+        that `alive` (default: all) marks dead or that have no title become dead rows.
+        With `rows`, only those rows (and the appended ones) are looked at, so following
+        one change costs that change, not the catalogue. Returns `{"upserted", "deleted"}`.
+
+        `DataError` when the catalogue is shorter than the service or names other items
+        at the rows looked at (a catalogue numbered differently: build the service from
+        it instead)."""
+        self._check()
+        with self._lock:
+            return self._sync(frame, alive, rows)
+
+    def _sync(
+        self, frame: pd.DataFrame, alive: np.ndarray | None, rows: np.ndarray | None
+    ) -> dict[str, int]:
+        n, m = len(self.items), len(frame)
+        if alive is not None and len(alive) != m:
+            raise DataError(f"alive has {len(alive)} entries for {m} catalogue rows")
+        if m < n or "item_id" not in frame:
+            raise DataError(
+                f"the catalogue has {m} rows, the search service {n}: build the search "
+                "service from this catalogue"
+            )
+        if rows is None:
+            check = np.arange(m, dtype=np.int64)
+        else:
+            wanted = np.asarray(rows, dtype=np.int64).ravel()
+            wanted = wanted[(wanted >= 0) & (wanted < n)]
+            check = np.union1d(wanted, np.arange(n, m, dtype=np.int64))
+        old = check[check < n]  # sorted: the old rows come first
+        sub = frame.iloc[check]
+        ids = sub["item_id"].astype(str).to_numpy(dtype=object)
+        ours_ids = self.items["item_id"].astype(str).to_numpy(dtype=object)[old]
+        if not np.array_equal(ids[: old.size], ours_ids):
+            raise DataError(
+                "the catalogue names other items than the search service at the same rows; "
+                "build the search service from this catalogue"
+            )
+        titles = sub["title"].to_numpy(dtype=object)
+        live = ~np.asarray(pd.isna(titles) | (titles == ""), dtype=bool)
+        if alive is not None:
+            live &= np.asarray(alive, dtype=bool)[check]
+        canon = _canonical_items(sub)
+        differs = check >= n
+        for column in _COMPARED:
+            if column not in sub:
+                continue
+            a = canon[column].iloc[: old.size].reset_index(drop=True)
+            b = self.items[column].iloc[old].reset_index(drop=True)
+            same = (a == b).to_numpy(dtype=bool) | (a.isna() & b.isna()).to_numpy(dtype=bool)
+            differs[: old.size] |= ~same
+        ours = np.zeros(check.size, dtype=bool)
+        ours[: old.size] = self.index.alive[old]
+        todo = ((differs | ~ours) & live) | (check >= n)
+        if todo.any():
+            self._upsert(canon[todo])
+        ours[:] = self.index.alive[check]
+        gone = check[ours & ~live]
+        if gone.size:
+            self._delete(self.items["item_id"].to_numpy(dtype=object)[gone].tolist())
+        return {"upserted": int(todo.sum()), "deleted": int(gone.size)}
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -887,21 +997,3 @@ class SearchService:
             setattr(service, name, cls_obj.load(directory / name))
         service._built = True
         return service
-
-
-def _item_texts(frame: pd.DataFrame) -> list[str]:
-    from shelfwise.search.semantic import item_texts
-
-    return item_texts(frame)
-
-
-def _rrf(lists: Sequence[Results], limit: int) -> Results:
-    """Reciprocal rank fusion (k=60) of ranked lists; the fallback when no fusion is set."""
-    acc: dict[int, float] = {}
-    for res in lists:
-        for rank, row in enumerate(res.ids.tolist()):
-            if row >= 0:
-                acc[row] = acc.get(row, 0.0) + 1.0 / (_RRF_K + rank + 1)
-    ranked = sorted(acc.items(), key=lambda x: (-x[1], x[0]))[:limit]
-    ids = np.asarray([r for r, _ in ranked], dtype=np.int64)
-    return Results(ids, np.asarray([s for _, s in ranked], dtype=np.float32))

@@ -70,6 +70,18 @@ def _deletes(word: str, depth: int) -> set[str]:
     return out
 
 
+_INSORT_MAX = 64
+"""New words in one `add` up to which the sorted word list is kept sorted in place."""
+_DELTA_MIN = 50_000
+_DELTA_SHARE = 0.25
+"""Variants of words added since the last build held aside before a full rebuild."""
+
+
+def _depth(word: str) -> int:
+    """Deletion depth indexed for a word (see `TypoIndex.lookup`)."""
+    return 2 if len(word) >= 6 else (1 if len(word) >= 3 else 0)
+
+
 class TypoIndex:
     """Words with counts, searchable by edit distance and by (fuzzy) prefix."""
 
@@ -81,6 +93,10 @@ class TypoIndex:
         self._by_id: list[str] = []
         self._keys: np.ndarray | None = None
         self._ids: np.ndarray | None = None
+        # deletion variants of words added since the sorted arrays were built: a live
+        # catalogue adds a few words per write, which must not re-hash every word
+        self._delta: dict[int, list[int]] = {}
+        self._delta_size = 0
         self.add(words)
 
     def __len__(self) -> int:
@@ -101,6 +117,7 @@ class TypoIndex:
     def add(self, words: Mapping[str, int] | Iterable[str], count: int = 1) -> None:
         """Add words (a mapping gives each word's count; an iterable adds `count` each)."""
         items = words.items() if isinstance(words, Mapping) else ((w, count) for w in words)
+        new: list[str] = []
         for word, c in items:
             if not word:
                 continue
@@ -110,8 +127,15 @@ class TypoIndex:
                     node = node.setdefault(ch, {})
                 node[_END] = word
                 self._counts[word] = 0
-                self._dirty = True
+                new.append(word)
             self._counts[word] += int(c)
+        if not new:
+            return
+        if self._dirty or len(new) > _INSORT_MAX:
+            self._dirty = True  # sorted again on the next prefix lookup
+        else:  # a few words (one item's): keep the sorted list sorted
+            for word in new:
+                bisect.insort(self._sorted, word)
 
     def _words(self) -> list[str]:
         if self._dirty:
@@ -139,6 +163,9 @@ class TypoIndex:
         lo = np.searchsorted(keys, hashes, side="left")
         hi = np.searchsorted(keys, hashes, side="right")
         cand = {int(i) for a, b in zip(lo.tolist(), hi.tolist(), strict=True) for i in ids[a:b]}
+        if self._delta:
+            for h in hashes.tolist():
+                cand.update(self._delta.get(h, ()))
         found: dict[str, int] = {}
         n = len(term)
         for i in cand:
@@ -155,18 +182,31 @@ class TypoIndex:
         self._words()
 
     def _deletion_index(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._keys is None or len(self._by_id) != len(self._counts):
+        """(sorted variant hashes, word ids) of the words indexed at the last build; words
+        added since go into `_delta` (hash -> word ids) until it outgrows a fraction of
+        the sorted arrays, then everything is rebuilt."""
+        if self._keys is not None and len(self._by_id) < len(self._counts):
+            start = len(self._by_id)
+            # dicts keep insertion order: the words added since are the last ones
+            for i, word in enumerate(list(self._counts)[start:], start=start):
+                self._by_id.append(word)
+                for v in _deletes(word, _depth(word)):
+                    self._delta.setdefault(hash(v), []).append(i)
+                    self._delta_size += 1
+            if self._delta_size > max(_DELTA_MIN, _DELTA_SHARE * self._keys.size):
+                self._keys = None
+        if self._keys is None:
             hashes: list[int] = []
             owners: list[int] = []
             self._by_id = list(self._counts)
             for i, word in enumerate(self._by_id):
-                depth = 2 if len(word) >= 6 else (1 if len(word) >= 3 else 0)
-                variants = _deletes(word, depth)
+                variants = _deletes(word, _depth(word))
                 hashes.extend(hash(v) for v in variants)
                 owners.extend([i] * len(variants))
             keys = np.asarray(hashes, np.int64)
             order = np.argsort(keys, kind="stable")
             self._keys, self._ids = keys[order], np.asarray(owners, np.int32)[order]
+            self._delta, self._delta_size = {}, 0
         assert self._ids is not None
         return self._keys, self._ids
 

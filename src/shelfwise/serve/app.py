@@ -27,7 +27,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.middleware.cors import CORSMiddleware
@@ -50,7 +49,7 @@ from shelfwise.serve.jobs import JobRunner
 from shelfwise.serve.middleware import Metrics, ServiceMiddleware
 from shelfwise.serve.models import ModelRegistry
 from shelfwise.serve.routers import ROUTERS
-from shelfwise.serve.search import SearchAdapter
+from shelfwise.serve.search import served_search, watch_catalog
 from shelfwise.serve.security import KeyVerifier, RateLimiter
 from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
@@ -99,19 +98,13 @@ def _item_lookup(engine: Engine) -> ItemLookup:
 
 def build_services(engine: Engine, settings: ServeSettings, metrics: Metrics) -> Services:
     """Wire the engine to search, profiles, models, jobs and security."""
-    search = SearchAdapter.create(engine, search_mode=settings.search_mode)
+    # the bundle's search service, brought up to the live catalogue now rather than on
+    # the first request; catalogue changes reach it from here on
+    served_search(engine, settings.search_mode)
+    watch_catalog(engine)
     profiles = ProfileService(engine.store, _item_lookup(engine))
-
-    def on_catalog(frame: pd.DataFrame, deleted: list[str]) -> None:
-        if len(frame):
-            search.upsert_items(frame)
-        if deleted:
-            search.delete_items(list(deleted))
-
-    engine.add_catalog_listener(on_catalog)
     engine.add_erase_listener(profiles.forget)
     engine.add_reset_listener(profiles.clear)
-    engine.add_erase_listener(search.forget_user)
     artifacts = engine.bundle.directory.parent
     registry = ModelRegistry(engine, artifacts, settings.models_dir)
     registry.restore_active_tuned()
@@ -120,7 +113,6 @@ def build_services(engine: Engine, settings: ServeSettings, metrics: Metrics) ->
         settings=settings,
         store=engine.store,
         engine=engine,
-        search=search,
         profiles=profiles,
         models=registry,
         jobs=JobRunner(settings.job_workers),

@@ -19,6 +19,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from shelfwise.profiles.profile import ProfileService
+from shelfwise.serve.search import served_search
 from shelfwise.serve.security import (
     SCOPES,
     KeyVerifier,
@@ -32,9 +33,9 @@ from shelfwise.serving import Engine
 from shelfwise.store import Store
 
 if TYPE_CHECKING:
+    from shelfwise.search.service import SearchService
     from shelfwise.serve.jobs import JobRunner
     from shelfwise.serve.models import ModelRegistry
-    from shelfwise.serve.search import SearchAdapter
 
 
 @dataclass
@@ -44,13 +45,18 @@ class Services:
     settings: ServeSettings
     store: Store
     engine: Engine
-    search: SearchAdapter
     profiles: ProfileService
     models: ModelRegistry
     jobs: JobRunner
     verifier: KeyVerifier
     limiter: RateLimiter
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def search(self) -> SearchService:
+        """The active bundle's search service, in step with the live catalogue (a
+        hot-swapped bundle's service is prepared on first use)."""
+        return served_search(self.engine, self.settings.search_mode)
 
 
 def get_services(request: Request) -> Services:

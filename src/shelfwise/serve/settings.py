@@ -7,11 +7,11 @@ service concerns; both read the same environment (`SHELFWISE_STORE`, ...).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shelfwise.search.modes import SearchMode
 from shelfwise.settings import DEFAULT_STORE_URL
 
 
@@ -52,7 +52,7 @@ class ServeSettings(BaseSettings):
     #: dense retrieval (MiniLM embeddings in faiss, cached under
     #: `$SHELFWISE_CACHE_DIR/embeddings`) and train the bundle's re-ranker with the dense
     #: features. A request may ask for another mode with `?mode=`.
-    search_mode: Literal["lexical", "hybrid", "semantic"] = "lexical"
+    search_mode: SearchMode = "lexical"
 
     @property
     def search_dense(self) -> bool:

@@ -6,9 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from shelfwise.search.filters import Filters, Sort
+from shelfwise.search.modes import SearchMode
 from shelfwise.serve.deps import ReadDep, ServicesDep
-from shelfwise.serve.schemas import AutocompleteOut, FacetValue, ItemOut, SearchOut
-from shelfwise.serve.search import Filters
+from shelfwise.serve.schemas import AutocompleteOut, SearchOut
+from shelfwise.serve.search import search_answer
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -35,7 +37,7 @@ def search(
         list[Literal["category", "brand", "price", "in_stock"]] | None,
         Query(max_length=4, description="facets to count over all matches (repeatable)"),
     ] = None,
-    sort: Literal["relevance", "price_asc", "price_desc", "popularity", "newest"] = "relevance",
+    sort: Sort = "relevance",
     page: Annotated[int, Query(ge=1, le=1000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
     k: Annotated[int | None, Query(ge=1, le=100, description="alias of per_page")] = None,
@@ -43,7 +45,7 @@ def search(
         str | None, Query(min_length=1, max_length=256, description="personalise for this user")
     ] = None,
     mode: Annotated[
-        Literal["lexical", "semantic", "hybrid"] | None,
+        SearchMode | None,
         Query(
             description="retrieval: lexical (BM25F), semantic (embeddings) or hybrid (both, "
             "fused); default: the server's SHELFWISE_SEARCH_MODE. Without dense retrieval "
@@ -55,25 +57,29 @@ def search(
     per_page = k or per_page
     filters = Filters(
         category=category,
-        brands=tuple(brand or ()),
-        price_min=price_min,
-        price_max=price_max,
+        brand=tuple(brand or ()),
+        min_price=price_min,
+        max_price=price_max,
         in_stock=in_stock,
     )
-    result = services.search.search(
-        q, filters, sort, page, per_page, tuple(dict.fromkeys(facets or ())), user, mode
-    )
-    return SearchOut(
-        query=q,
-        total=result.total,
+    service = services.search
+    history, weights = None, None
+    if user is not None:
+        # engine and search share one catalogue numbering: the history goes as indices
+        history, weights = services.engine.user_history(user)
+    res = service.search(
+        q,
+        filters=filters,
+        sort=sort,
         page=page,
         per_page=per_page,
-        items=[ItemOut(**i) for i in result.items],
-        facets={name: [FacetValue(**v) for v in values] for name, values in result.facets.items()},
-        engine=result.engine,
-        mode=result.mode,
-        notice=result.notice,
+        facets=list(dict.fromkeys(facets or ())),
+        user=user,
+        history=history,
+        history_weights=weights,
+        mode=mode,
     )
+    return SearchOut(query=q, page=page, per_page=per_page, **search_answer(service, res))
 
 
 @router.get("/autocomplete", response_model=AutocompleteOut)
@@ -84,4 +90,5 @@ def autocomplete(
     k: Annotated[int, Query(ge=1, le=20)] = 8,
 ) -> AutocompleteOut:
     """Query completions for a prefix."""
-    return AutocompleteOut(prefix=q, suggestions=services.search.autocomplete(q, k))
+    suggestions = services.search.autocomplete(q, k)
+    return AutocompleteOut(prefix=q, suggestions=[s.text for s in suggestions])

@@ -1,0 +1,97 @@
+"""The search part of a model bundle: `build_search_service` and `load_search_service`.
+
+A bundle's search service indexes the bundle's items frame row for row (row i = catalogue
+index i; untitled placeholder rows for items seen only in events are dead rows, never
+returned), learns popularity and past queries from the store's events and, with `rerank`,
+carries the learned re-ranker (`search.ltr.PersonalisedReranker`) trained from the store's
+search -> click / cart / purchase events over the service's own BM25 index. It is saved
+with `SearchService.save` (re-ranker included) and a server loads it instead of indexing
+the catalogue again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from shelfwise.errors import DataError, ShelfwiseError
+from shelfwise.search.service import SearchConfig, SearchService
+
+if TYPE_CHECKING:
+    from shelfwise.search.ltr import PersonalisedReranker
+
+__all__ = ["build_search_service", "load_search_service"]
+
+log = logging.getLogger(__name__)
+
+
+def build_search_service(
+    items: pd.DataFrame,
+    events: pd.DataFrame | None,
+    config: SearchConfig | None = None,
+    rerank: bool = True,
+    dense: bool = False,
+) -> SearchService:
+    """The search service over `items` (row i = index i) with popularity and past queries
+    from `events`; with `rerank`, plus the learned re-ranker when the events hold searches
+    that led to a click, cart or purchase (else none, logged). With `dense` the re-ranker
+    also learns from the dense-similarity features (MiniLM embeddings of the live rows,
+    read from or written to the embedding cache); the dense index itself is not kept
+    (a server switches dense retrieval on from the same cache).
+
+    `service.timings` records the seconds spent indexing and training."""
+    t0 = time.perf_counter()
+    service = SearchService.build(items, events, config)
+    timings = {"search_index": round(time.perf_counter() - t0, 3)}
+    if rerank:
+        t0 = time.perf_counter()
+        service.reranker = _train_reranker(service, events, dense)
+        timings["search_reranker"] = round(time.perf_counter() - t0, 3)
+    service.timings = timings
+    return service
+
+
+def _train_reranker(
+    service: SearchService, events: pd.DataFrame | None, dense: bool
+) -> PersonalisedReranker | None:
+    """The LightGBM re-ranker learned from the events over the service's rows and index,
+    or None (logged) when there is nothing to learn from."""
+    if events is None or events.empty or not (events["type"] == "search").any():
+        log.info("no search events: search results are not re-ranked")
+        return None
+    from shelfwise.search.ltr import PersonalisedReranker  # lightgbm only when needed
+
+    index = None
+    if dense:
+        from shelfwise.search.documents import item_texts
+        from shelfwise.search.semantic import DenseIndex, EmbeddingCache
+
+        rows = np.flatnonzero(service.alive)
+        try:
+            index = DenseIndex()
+            index.cache = EmbeddingCache(encoder=index.encoder)
+            vectors = index.embed(item_texts(service.items.iloc[rows]), what="items")
+            index.index_vectors(vectors, rows)
+        except ShelfwiseError as exc:
+            log.warning("re-ranker trained without dense features: %s", exc)
+            index = None
+    try:
+        reranker = PersonalisedReranker.train(
+            service.items, events, dense=index, index=service.index
+        )
+    except DataError as exc:
+        log.info("search re-ranker not trained: %s", exc)
+        return None
+    log.info("trained the search re-ranker")
+    return reranker
+
+
+def load_search_service(directory: Path) -> SearchService:
+    """A service written by `SearchService.save`, re-ranker included (see
+    `SearchService.load`); `NotFittedError` when `directory` holds none."""
+    return SearchService.load(Path(directory))
