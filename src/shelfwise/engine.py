@@ -24,10 +24,10 @@ import scipy.sparse as sp
 from shelfwise import __version__
 from shelfwise.data.matrix import InteractionWeights, build_interactions
 from shelfwise.data.schemas import CATEGORY_SEPARATOR, EVENT_TYPES, normalise_category
+from shelfwise.data.sequences import OrderedInteractions, Sequences
 from shelfwise.data.vocab import Vocabulary
 from shelfwise.errors import ConfigError, DataError, ShelfwiseError, UnknownIdError
 from shelfwise.recommenders import Recommender, create, load_model
-from shelfwise.recommenders.sequential import OrderedInteractions, Sequences
 from shelfwise.recommenders.trending import Trending
 from shelfwise.search.bm25 import BM25Index
 from shelfwise.store import Store

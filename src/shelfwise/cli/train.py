@@ -102,7 +102,7 @@ def training_input(model: Any, data: Any) -> Any:
     sequences = ordered(model, data) if ordered is not None else None
     if sequences is None:
         return data.train
-    from shelfwise.recommenders.sequential import OrderedInteractions
+    from shelfwise.data.sequences import OrderedInteractions
 
     return OrderedInteractions(data.train, sequences)
 

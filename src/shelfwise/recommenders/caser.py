@@ -29,10 +29,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from shelfwise.data.sequences import Sequences
 from shelfwise.recommenders.base import register
 from shelfwise.recommenders.sequential import (
     NegativeSampler,
-    Sequences,
     SequentialConfig,
     SequentialRecommender,
     SequentialTask,

@@ -23,10 +23,10 @@ from pydantic import Field
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from shelfwise.data.sequences import Sequences
 from shelfwise.recommenders.base import register
 from shelfwise.recommenders.sequential import (
     NextItemTask,
-    Sequences,
     SequentialConfig,
     SequentialRecommender,
     SequentialTask,

@@ -37,11 +37,11 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from shelfwise.data.sequences import Sequences
 from shelfwise.errors import ConfigError
 from shelfwise.recommenders.base import register
 from shelfwise.recommenders.sequential import (
     NextItemTask,
-    Sequences,
     SequentialConfig,
     SequentialRecommender,
     SequentialTask,
