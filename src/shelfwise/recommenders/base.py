@@ -16,26 +16,70 @@ import importlib
 import json
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
 from shelfwise.errors import ConfigError, NotFittedError
+from shelfwise.recommenders.space import SearchSpace, check_space, draw
 from shelfwise.types import Results, top_k, top_k_rows
 
 if TYPE_CHECKING:  # annotations only: pandas costs a third of this package's import time
     import pandas as pd
 
 
+C = TypeVar("C", bound="ModelConfig")
+
+
+class _SearchSpaceFunction:
+    """`Config.search_space(trial)`: the config a trial draws from `SEARCH_SPACE`.
+
+    Present only on configs that declare a space, so `getattr(Config, "search_space",
+    None)` tells whether a model can be tuned; a config may override it with its own
+    define-by-run classmethod for a space that a condition table cannot express.
+    """
+
+    def __get__(self, instance: object, owner: type[C]) -> Callable[[Any], C]:
+        space = owner.SEARCH_SPACE
+        if space is None:
+            raise AttributeError(f"{owner.__name__} declares no search space")
+
+        def search_space(trial: Any) -> C:
+            """A config drawn from an Optuna trial (or anything with its `suggest_*`)."""
+            return owner.from_search(draw(space, trial))
+
+        return search_space
+
+
 class ModelConfig(BaseModel):
-    """Base of every model's configuration: frozen, unknown keys rejected."""
+    """Base of every model's configuration: frozen, unknown keys rejected.
+
+    `SEARCH_SPACE` (None: nothing to tune) is what the tuner searches, as data (see
+    `shelfwise.recommenders.space`); `search_space(trial)` draws a config from it.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    SEARCH_SPACE: ClassVar[SearchSpace | None] = None
+    search_space: ClassVar[_SearchSpaceFunction] = _SearchSpaceFunction()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.SEARCH_SPACE is not None:
+            check_space(cls.SEARCH_SPACE)  # a broken condition fails at import, not mid-study
+
+    @classmethod
+    def from_search(cls, params: Mapping[str, Any]) -> Self:
+        """The config of a point of `SEARCH_SPACE` (parameter name -> value; parameters
+        not given keep their defaults). Override when a parameter is not a field of the
+        same name or its value is transformed."""
+        return cls(**params)
 
 
 def as_csr(data: Any) -> sp.csr_matrix:
