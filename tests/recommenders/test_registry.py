@@ -47,7 +47,7 @@ def test_import_loads_no_model_and_no_torch() -> None:
         import shelfwise, shelfwise.recommenders as r
         r.available()
         loaded = sorted(m for m in sys.modules if m.startswith("shelfwise.recommenders."))
-        assert loaded == ["shelfwise.recommenders.base"], loaded
+        assert loaded == ["shelfwise.recommenders.base", "shelfwise.recommenders.space"], loaded
         assert "torch" not in sys.modules
         """
     )
