@@ -39,11 +39,12 @@ import scipy.sparse as sp
 import torch
 
 from shelfwise.data.datasets import load_dataset
+from shelfwise.data.sequences import OrderedInteractions
 from shelfwise.evaluation.metrics import ranking_metrics
 from shelfwise.evaluation.protocols import fold_validation, prepare, sample_negatives
 from shelfwise.evaluation.runner import sampled_metrics
 from shelfwise.recommenders import create
-from shelfwise.recommenders.sequential import OrderedInteractions, SequentialRecommender
+from shelfwise.recommenders.sequential import SequentialRecommender
 
 K = 10
 SEED = 42

@@ -30,11 +30,11 @@ import onnxruntime
 import torch
 
 from shelfwise.data.datasets import load_dataset
+from shelfwise.data.sequences import OrderedInteractions
 from shelfwise.evaluation.protocols import prepare
 from shelfwise.export import OnnxSequentialScorer, export_sasrec
 from shelfwise.recommenders import create, load_model
 from shelfwise.recommenders.sasrec import SASRec
-from shelfwise.recommenders.sequential import OrderedInteractions
 from shelfwise.types import top_k
 
 K = 10

@@ -10,10 +10,10 @@ import numpy as np
 import onnx
 import pytest
 
+from shelfwise.data.sequences import OrderedInteractions, Sequences
 from shelfwise.errors import ConfigError, DataError, NotFittedError
 from shelfwise.export import OnnxSequentialScorer, export_sasrec
 from shelfwise.recommenders import Recommender, create
-from shelfwise.recommenders.sequential import OrderedInteractions, Sequences
 
 N_ITEMS = 30
 

@@ -20,6 +20,12 @@ import torch
 from shelfwise.artifacts import build_bundle
 from shelfwise.data.frames import records_to_frame
 from shelfwise.data.schemas import Event, Item
+from shelfwise.data.sequences import (
+    OrderedInteractions,
+    Sequences,
+    leave_last_out_sequences,
+    pad_left,
+)
 from shelfwise.data.vocab import Vocabulary
 from shelfwise.errors import ConfigError, DataError
 from shelfwise.evaluation.protocols import fold_validation, prepare
@@ -28,15 +34,7 @@ from shelfwise.recommenders import Recommender, create, load_model
 from shelfwise.recommenders.caser import CaserNet
 from shelfwise.recommenders.gru4rec import GRU4RecNet
 from shelfwise.recommenders.sasrec import SASRecNet
-from shelfwise.recommenders.sequential import (
-    NegativeSampler,
-    OrderedInteractions,
-    Sequences,
-    leave_last_out_sequences,
-    next_item_pairs,
-    pad_left,
-    window_samples,
-)
+from shelfwise.recommenders.sequential import NegativeSampler, next_item_pairs, window_samples
 from shelfwise.serving import Engine
 from shelfwise.store import open_store
 

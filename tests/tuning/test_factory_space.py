@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 import pytest
 
 from shelfwise.errors import ConfigError
-from shelfwise.recommenders import create
+from shelfwise.recommenders import ModelConfig, create
+from shelfwise.recommenders.space import Choice, FloatRange, IntRange, SearchSpace, when
 from shelfwise.tuning.factory import PRUNERS, SAMPLERS, make_pruner, make_sampler, open_storage
 from shelfwise.tuning.objective import parse_metric, planned_epochs
 from shelfwise.tuning.space import (
     PointListSampler,
     config_from_params,
+    declared_space,
     default_params,
+    distribution,
     enumerate_space,
     grid_points,
     numeric_points,
     pinned_config,
+    search_space,
+    space_points,
 )
 
 
@@ -147,3 +153,124 @@ def test_sasrec_does_not_search_its_dominated_loss() -> None:
     assert config_from_params("sasrec", defaults).loss == "ce"  # type: ignore[attr-defined]
     bce = pinned_config("sasrec", config_from_params("sasrec", defaults), {"loss": "bce"})
     assert bce.loss == "bce"  # type: ignore[attr-defined]
+
+
+# -- search spaces as data -----------------------------------------------------------------------
+def _crc_value(params: dict[str, Any]) -> float:
+    """A deterministic objective value of a trial's params (TPE needs values to model)."""
+    return zlib.crc32(repr(sorted((k, repr(v)) for k, v in params.items())).encode()) / 2**32
+
+
+def _seeded_study(model: str, n_trials: int) -> list[dict[str, Any]]:
+    study = optuna.create_study(sampler=make_sampler("tpe", seed=7), direction="maximize")
+    space = search_space(model)
+
+    def objective(trial: optuna.Trial) -> float:
+        space(trial)
+        return _crc_value(trial.params)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=n_trials)
+    return [t.params for t in study.trials]
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (
+            "itemknn",
+            [
+                {"bm25_b": 0.23198226423069995, "neighbors": 62, "shrink": 73.76802492460303,
+                 "weighting": "bm25"},
+                {"neighbors": 406, "shrink": 12.1407286265296, "weighting": "tfidf"},
+                {"neighbors": 126, "shrink": 0.6369350175601087, "weighting": "tfidf"},
+            ],
+        ),
+        (
+            "trending",
+            [
+                {"by_category": True, "category_boost": 0.10493708018134983,
+                 "half_life_days": 1.2434330697051696},
+                {"by_category": True, "category_boost": 25.136863807033397,
+                 "half_life_days": 4.191866573445254},
+                {"by_category": False, "half_life_days": 235.86242052038827},
+            ],
+        ),
+    ],
+)  # fmt: skip
+def test_seeded_tpe_draws_what_the_define_by_run_spaces_drew(
+    model: str, expected: list[dict[str, Any]]
+) -> None:
+    """Trials 5-7 of a seeded TPE study (past its 5 random start-up trials), recorded with
+    the search spaces as they were written before they became data: the sampler sees the
+    same distributions in the same order, so a seeded study repeats."""
+    got = _seeded_study(model, 8)[5:]
+    assert [sorted(p) for p in got] == [sorted(p) for p in expected]
+    for g, e in zip(got, expected, strict=True):
+        for name, value in e.items():
+            assert g[name] == (pytest.approx(value, rel=1e-9) if type(value) is float else value)
+
+
+@pytest.mark.parametrize("model", ["itemknn", "trending", "hybrid", "lsa", "ease", "sasrec"])
+def test_trials_record_the_declared_distributions_in_order(model: str) -> None:
+    space = declared_space(model)
+    assert space is not None
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    study.optimize(lambda t: _crc_value(search_space(model)(t).model_dump()), n_trials=12)
+    for trial in study.trials:
+        drawn: dict[str, Any] = {}
+        for name, param in space.items():
+            if param.active(drawn):
+                drawn[name] = trial.params[name]
+        assert list(trial.distributions) == list(drawn)  # asked in declaration order
+        assert trial.distributions == {name: distribution(space[name]) for name in drawn}
+
+
+def test_defaults_are_read_from_the_space() -> None:
+    # a pinned value decides the conditions: bm25 asks for bm25_b, pinned fields are left out
+    assert default_params("itemknn", "itemknn.", {"weighting": "bm25"}) == {
+        "itemknn.neighbors": 100, "itemknn.shrink": 10.0, "itemknn.bm25_b": 0.8
+    }  # fmt: skip
+    assert default_params("trending") == {"by_category": False, "half_life_days": 7.0}
+    assert default_params("trending", pinned={"by_category": True}) == {
+        "category_boost": 4.0, "half_life_days": 7.0
+    }  # fmt: skip
+    assert default_params("tfidf") is None  # ngram_max is no field: the default is not a point
+    assert default_params("ease", pinned={"l2": 30.0}) == {}
+    assert default_params("ease", pinned={"max_items": 10}) == {"l2": 500.0}
+    assert default_params("hybrid") == {"method": "weighted", "normalise": "minmax"}
+
+
+def test_grid_of_a_space_skips_inactive_parameters_and_pins() -> None:
+    space = {
+        "a": Choice(("x", "y")),
+        "b": IntRange(1, 3, when=when("a", "x")),
+        "c": FloatRange(0.0, 1.0),
+    }
+    pts = space_points(space, n_numeric=3)
+    assert len(pts) == 3 * 3 + 3  # a=x: b (3) x c (3); a=y: c (3)
+    assert pts[0] == {"a": "x", "b": 1, "c": 0.0} and pts[-1] == {"a": "y", "c": 1.0}
+    assert space_points(space, 2, prefix="m.", pinned={"a": "y"}) == [{"m.c": 0.0}, {"m.c": 1.0}]
+    assert len(space_points(space, 2, pinned={"a": "x"})) == 2 * 2
+    with pytest.raises(ConfigError, match="more than 5 points"):
+        space_points(space, 3, limit=5)
+
+
+def test_spaces_are_checked_when_the_config_class_is_made() -> None:
+    with pytest.raises(ValueError, match="'b' depends on 'a', which must be an earlier"):
+
+        class BadConfig(ModelConfig):
+            b: int = 1
+            a: str = "x"
+            SEARCH_SPACE: ClassVar[SearchSpace] = {
+                "b": IntRange(1, 3, when=when("a", "x")),
+                "a": Choice(("x", "y")),
+            }
+
+    with pytest.raises(ValueError, match="log range"):
+        FloatRange(0.0, 1.0, log=True)
+
+
+def test_a_config_without_a_space_has_no_search_space_function() -> None:
+    assert getattr(create("popularity").Config, "search_space", None) is None
+    assert declared_space("popularity") is None

@@ -22,11 +22,11 @@ import pandas as pd
 
 from shelfwise import __version__
 from shelfwise.data.matrix import InteractionWeights, build_interactions
+from shelfwise.data.sequences import OrderedInteractions, Sequences
 from shelfwise.data.vocab import Vocabulary
 from shelfwise.errors import DataError, ShelfwiseError
 from shelfwise.recommenders import Recommender, create, load_model
 from shelfwise.recommenders.capabilities import FitsFromEvents
-from shelfwise.recommenders.sequential import OrderedInteractions, Sequences
 from shelfwise.search.build import build_search_service, load_search_service
 from shelfwise.search.service import SearchService
 from shelfwise.store import Store

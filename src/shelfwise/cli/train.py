@@ -52,10 +52,13 @@ TRAIN_FLAGS: dict[str, str] = {
 
 def is_torch_model(name: str) -> bool:
     """True for registered models trained by `shelfwise.train` (TorchRecommender)."""
-    from shelfwise.recommenders.base import _REGISTRY
+    from shelfwise.recommenders.base import model_class, needs_torch
+
+    if not needs_torch(name):  # answered from the registry table: no torch import
+        return False
     from shelfwise.recommenders.torch_base import TorchRecommender
 
-    return issubclass(_REGISTRY[name], TorchRecommender)
+    return issubclass(model_class(name), TorchRecommender)
 
 
 def model_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -80,10 +83,7 @@ def model_params(args: argparse.Namespace) -> dict[str, Any]:
     flags = {field: getattr(args, dest) for dest, field in TRAIN_FLAGS.items()}
     flags = {k: v for k, v in flags.items() if v is not None}
     if flags and not is_torch_model(name):
-        from shelfwise.recommenders.base import _REGISTRY
-        from shelfwise.recommenders.torch_base import TorchRecommender
-
-        torch_models = sorted(n for n, c in _REGISTRY.items() if issubclass(c, TorchRecommender))
+        torch_models = [n for n in available() if is_torch_model(n)]
         raise ConfigError(
             f"--{next(iter(flags)).replace('_', '-')} applies to torch models only "
             f"({', '.join(torch_models)}); {name} trains with its own solver"
@@ -102,7 +102,7 @@ def training_input(model: Any, data: Any) -> Any:
     sequences = ordered(model, data) if ordered is not None else None
     if sequences is None:
         return data.train
-    from shelfwise.recommenders.sequential import OrderedInteractions
+    from shelfwise.data.sequences import OrderedInteractions
 
     return OrderedInteractions(data.train, sequences)
 

@@ -36,10 +36,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from shelfwise.data.matrix import InteractionWeights, build_interactions
+from shelfwise.data.sequences import Sequences
 from shelfwise.data.splits import Split, leave_last_out, random_holdout, temporal_split
 from shelfwise.data.vocab import Vocabulary
 from shelfwise.errors import ConfigError, DataError
-from shelfwise.recommenders.sequential import Sequences
 
 Protocol = Literal["holdout", "temporal", "loo"]
 PROTOCOLS: tuple[str, ...] = ("holdout", "temporal", "loo")

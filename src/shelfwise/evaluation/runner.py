@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from shelfwise.data.sequences import OrderedInteractions, Sequences
 from shelfwise.evaluation.metrics import (
     catalog_coverage,
     novelty,
@@ -38,7 +39,6 @@ from shelfwise.evaluation.metrics import (
 )
 from shelfwise.evaluation.protocols import ProtocolData, sample_negatives
 from shelfwise.recommenders.base import Recommender, create
-from shelfwise.recommenders.sequential import OrderedInteractions, Sequences
 
 log = logging.getLogger("shelfwise.evaluation")
 

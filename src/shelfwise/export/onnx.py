@@ -2,7 +2,7 @@
 
 `export_sasrec(model, path)` writes the fitted network as one ONNX graph: input `tokens`
 (int64, batch x max_len, items as index + 1 and 0 for padding, left-padded, exactly
-`shelfwise.recommenders.sequential.pad_left`), output `scores` (float32, batch x n_items,
+`shelfwise.data.sequences.pad_left`), output `scores` (float32, batch x n_items,
 the score of every item after the newest position). The batch axis is dynamic; the width is
 fixed at `max_len` (SASRec's positions count from the newest item, and the attention ignores
 padding, so padding to `max_len` gives the same scores as torch on a narrower batch). The
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from shelfwise.data.sequences import check_sequences, pad_left
 from shelfwise.errors import ConfigError, DataError, NotFittedError
-from shelfwise.recommenders.sequential import check_sequences, pad_left
 from shelfwise.types import Results, top_k
 
 log = logging.getLogger(__name__)

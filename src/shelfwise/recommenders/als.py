@@ -14,7 +14,7 @@ x = (Y^T Y + reg I + Y^T (C - I) Y)^-1 Y^T C p, the same computation as implicit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from shelfwise.errors import NotFittedError
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr, register
+from shelfwise.recommenders.space import FloatRange, IntRange, SearchSpace
 from shelfwise.types import Results, top_k
 
 
@@ -42,15 +43,12 @@ class ALSConfig(ModelConfig):
     seed: int = 42
     num_threads: int = Field(default=0, ge=0)
 
-    @classmethod
-    def search_space(cls, trial: Any) -> ALSConfig:
-        """A config drawn from an Optuna trial."""
-        return cls(
-            factors=trial.suggest_int("factors", 16, 256, log=True),
-            regularization=trial.suggest_float("regularization", 1e-3, 10.0, log=True),
-            alpha=trial.suggest_float("alpha", 0.5, 100.0, log=True),
-            iterations=trial.suggest_int("iterations", 5, 30),
-        )
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        "factors": IntRange(16, 256, log=True),
+        "regularization": FloatRange(1e-3, 10.0, log=True),
+        "alpha": FloatRange(0.5, 100.0, log=True),
+        "iterations": IntRange(5, 30),
+    }
 
 
 def fold_in_als(

@@ -1,31 +1,85 @@
-"""The Recommender interface shared by every model, and the registry of model names.
+"""The Recommender interface shared by every model, and the lazy registry of model names.
 
 Models see dense item indices and CSR matrices only. Scoring is history-based: a user is
 the row of their (weighted) interactions, so a user who arrived after training, or whose
 newest events are not in the training matrix, is scored from what they did just now.
+
+Registry: `MODELS` names every built-in model's class as `"module:Class"` and whether it
+needs torch, so `available()` lists the models and `create(name)` / `load_model(dir)` /
+`model_class(name)` import only the module of the model asked for (the classic models
+never import torch). `register` adds a class under its `name` (a plugin, a test double).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
 from shelfwise.errors import ConfigError, NotFittedError
+from shelfwise.recommenders.space import SearchSpace, check_space, draw
 from shelfwise.types import Results, top_k, top_k_rows
+
+if TYPE_CHECKING:  # annotations only: pandas costs a third of this package's import time
+    import pandas as pd
+
+
+C = TypeVar("C", bound="ModelConfig")
+
+
+class _SearchSpaceFunction:
+    """`Config.search_space(trial)`: the config a trial draws from `SEARCH_SPACE`.
+
+    Present only on configs that declare a space, so `getattr(Config, "search_space",
+    None)` tells whether a model can be tuned; a config may override it with its own
+    define-by-run classmethod for a space that a condition table cannot express.
+    """
+
+    def __get__(self, instance: object, owner: type[C]) -> Callable[[Any], C]:
+        space = owner.SEARCH_SPACE
+        if space is None:
+            raise AttributeError(f"{owner.__name__} declares no search space")
+
+        def search_space(trial: Any) -> C:
+            """A config drawn from an Optuna trial (or anything with its `suggest_*`)."""
+            return owner.from_search(draw(space, trial))
+
+        return search_space
 
 
 class ModelConfig(BaseModel):
-    """Base of every model's configuration: frozen, unknown keys rejected."""
+    """Base of every model's configuration: frozen, unknown keys rejected.
+
+    `SEARCH_SPACE` (None: nothing to tune) is what the tuner searches, as data (see
+    `shelfwise.recommenders.space`); `search_space(trial)` draws a config from it.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    SEARCH_SPACE: ClassVar[SearchSpace | None] = None
+    search_space: ClassVar[_SearchSpaceFunction] = _SearchSpaceFunction()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.SEARCH_SPACE is not None:
+            check_space(cls.SEARCH_SPACE)  # a broken condition fails at import, not mid-study
+
+    @classmethod
+    def from_search(cls, params: Mapping[str, Any]) -> Self:
+        """The config of a point of `SEARCH_SPACE` (parameter name -> value; parameters
+        not given keep their defaults). Override when a parameter is not a field of the
+        same name or its value is transformed."""
+        return cls(**params)
 
 
 def as_csr(data: Any) -> sp.csr_matrix:
@@ -227,8 +281,53 @@ class Recommender(ABC):
         return model
 
 
+@dataclass(frozen=True)
+class ModelEntry:
+    """Where a built-in model lives (`"module:Class"`) and whether it needs torch, read
+    without importing the module: the classic models never import torch, and listing or
+    creating them must not either."""
+
+    target: str
+    torch: bool = False
+
+    @property
+    def module(self) -> str:
+        """The module that defines (and registers) the class."""
+        return self.target.partition(":")[0]
+
+    @property
+    def class_name(self) -> str:
+        """The class's name in its module."""
+        return self.target.partition(":")[2]
+
+
+MODELS: dict[str, ModelEntry] = {
+    "als": ModelEntry("shelfwise.recommenders.als:ALS"),
+    "bpr": ModelEntry("shelfwise.recommenders.bpr:BPR"),
+    "bprmf": ModelEntry("shelfwise.recommenders.bprmf:BPRMF", torch=True),
+    "caser": ModelEntry("shelfwise.recommenders.caser:Caser", torch=True),
+    "ease": ModelEntry("shelfwise.recommenders.ease:EASE"),
+    # the sentence encoder runs on torch (sentence-transformers) when the model is fitted
+    "embedding": ModelEntry("shelfwise.recommenders.content:Embedding", torch=True),
+    "gru4rec": ModelEntry("shelfwise.recommenders.gru4rec:GRU4Rec", torch=True),
+    # a hybrid needs torch only through its components, whose own entries say so
+    "hybrid": ModelEntry("shelfwise.recommenders.hybrid:Hybrid"),
+    "itemknn": ModelEntry("shelfwise.recommenders.itemknn:ItemKNN"),
+    "lda": ModelEntry("shelfwise.recommenders.content:Lda"),
+    "lsa": ModelEntry("shelfwise.recommenders.content:Lsa"),
+    "popularity": ModelEntry("shelfwise.recommenders.popularity:Popularity"),
+    "sasrec": ModelEntry("shelfwise.recommenders.sasrec:SASRec", torch=True),
+    "svd": ModelEntry("shelfwise.recommenders.svd:PureSVD"),
+    "tfidf": ModelEntry("shelfwise.recommenders.content:Tfidf"),
+    "trending": ModelEntry("shelfwise.recommenders.trending:Trending"),
+    "userknn": ModelEntry("shelfwise.recommenders.userknn:UserKNN"),
+}
+"""The built-in models by registry name; their modules are imported on first use."""
+
 M = TypeVar("M", bound=type[Recommender])
 _REGISTRY: dict[str, type[Recommender]] = {}
+"""Classes imported so far: built-ins register themselves when their module is imported,
+other models (plugins, tests) by calling `register`."""
 
 
 def register(cls: M) -> M:
@@ -237,24 +336,57 @@ def register(cls: M) -> M:
     return cls
 
 
+def unregister(name: str) -> type[Recommender] | None:
+    """Forget the class registered under `name` (a plugin's, or an imported built-in, which
+    `model_class` then imports again); returns it, or None if none was registered."""
+    return _REGISTRY.pop(name, None)
+
+
 def available() -> list[str]:
-    """Registered model names."""
-    return sorted(_REGISTRY)
+    """Model names: the built-ins and every registered class (nothing is imported)."""
+    return sorted(set(MODELS) | set(_REGISTRY))
+
+
+def model_class(name: str) -> type[Recommender]:
+    """The class of a model name, importing its module on first use."""
+    cls = _REGISTRY.get(name)
+    if cls is not None:
+        return cls
+    entry = MODELS.get(name)
+    if entry is None:
+        raise ConfigError(f"unknown model '{name}'; choose one of {', '.join(available())}")
+    found = getattr(importlib.import_module(entry.module), entry.class_name)
+    if not (isinstance(found, type) and issubclass(found, Recommender) and found.name == name):
+        raise ConfigError(f"MODELS['{name}'] = {entry.target!r} is not the '{name}' Recommender")
+    _REGISTRY.setdefault(name, found)
+    return found
+
+
+def needs_torch(name: str) -> bool:
+    """True if the model needs torch to be fitted or scored; a built-in is answered from
+    `MODELS` without importing anything."""
+    entry = MODELS.get(name)
+    cls = _REGISTRY.get(name)
+    if entry is not None and (cls is None or cls.__module__ == entry.module):
+        return entry.torch
+    cls = model_class(name)
+    # a class from elsewhere: a torch model's module has imported torch_base, so while that
+    # is not loaded the class cannot be one
+    torch_base = sys.modules.get("shelfwise.recommenders.torch_base")
+    return torch_base is not None and issubclass(cls, torch_base.TorchRecommender)
 
 
 def create(name: str, **params: Any) -> Recommender:
     """A new model by registry name with keyword parameters."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model '{name}'; choose one of {', '.join(available())}")
-    return _REGISTRY[name](**params)
+    return model_class(name)(**params)
 
 
 def load_model(directory: Path) -> Recommender:
     """Load any saved model; its class is read from config.json."""
     name = json.loads((directory / "config.json").read_text())["model"]
-    if name not in _REGISTRY:
+    if name not in available():
         raise ConfigError(f"{directory}: unknown model '{name}'")
-    return _REGISTRY[name].load(directory)
+    return model_class(name).load(directory)
 
 
 Factory = Callable[..., Recommender]

@@ -17,7 +17,7 @@ the bias there swamps it (on MovieLens-100K precision@10 drops from 0.35 to 0.26
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from pydantic import Field
 
 from shelfwise.recommenders.als import similar_by_factors
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr, register
+from shelfwise.recommenders.space import FloatRange, IntRange, SearchSpace
 from shelfwise.types import Results
 
 
@@ -44,15 +45,12 @@ class BPRConfig(ModelConfig):
     seed: int = 42
     fold_in_l2: float = Field(default=10.0, gt=0.0)
 
-    @classmethod
-    def search_space(cls, trial: Any) -> BPRConfig:
-        """A config drawn from an Optuna trial."""
-        return cls(
-            factors=trial.suggest_int("factors", 16, 256, log=True),
-            learning_rate=trial.suggest_float("learning_rate", 1e-3, 0.2, log=True),
-            regularization=trial.suggest_float("regularization", 1e-4, 0.1, log=True),
-            iterations=trial.suggest_int("iterations", 20, 300, log=True),
-        )
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        "factors": IntRange(16, 256, log=True),
+        "learning_rate": FloatRange(1e-3, 0.2, log=True),
+        "regularization": FloatRange(1e-4, 0.1, log=True),
+        "iterations": IntRange(20, 300, log=True),
+    }
 
 
 @register

@@ -30,7 +30,7 @@ similarity of the history's items, which on MovieLens-100K (holdout, precision@1
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ from torch.nn import functional
 from shelfwise.errors import DataError
 from shelfwise.recommenders.als import similar_by_factors
 from shelfwise.recommenders.base import as_csr, register
+from shelfwise.recommenders.space import FloatRange, IntRange, SearchSpace
 from shelfwise.recommenders.torch_base import (
     MODULE_PREFIX,
     TorchModelConfig,
@@ -80,20 +81,16 @@ class BPRMFConfig(TorchModelConfig):
     schedule: ScheduleName = "constant"
     threads: int = Field(default=1, ge=0)
 
-    @classmethod
-    def search_space(cls, trial: Any) -> BPRMFConfig:
-        """A config drawn from an Optuna trial."""
-        return cls(
-            factors=trial.suggest_int("factors", 16, 256, log=True),
-            reg=trial.suggest_float("reg", 1e-5, 1e-1, log=True),
-            dropout=trial.suggest_float("dropout", 0.0, 0.5),
-            **training_space(
-                trial,
-                lr=(1e-4, 5e-2),
-                batch_sizes=(512, 1024, 2048, 4096),
-                optimizers=("adam", "adamw", "adagrad", "rmsprop"),
-            ),
-        )
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        "factors": IntRange(16, 256, log=True),
+        "reg": FloatRange(1e-5, 1e-1, log=True),
+        "dropout": FloatRange(0.0, 0.5),
+        **training_space(
+            lr=(1e-4, 5e-2),
+            batch_sizes=(512, 1024, 2048, 4096),
+            optimizers=("adam", "adamw", "adagrad", "rmsprop"),
+        ),
+    }
 
 
 class BPRMFModule(nn.Module):

@@ -22,23 +22,24 @@ average user, so the sequence decides (`user_embedding=False` trains without P_u
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
 
+from shelfwise.data.sequences import Sequences
 from shelfwise.recommenders.base import register
 from shelfwise.recommenders.sequential import (
     NegativeSampler,
-    Sequences,
     SequentialConfig,
     SequentialRecommender,
     SequentialTask,
     sampled_softmax,
     window_samples,
 )
+from shelfwise.recommenders.space import Choice, FloatRange, IntRange, SearchSpace
 from shelfwise.recommenders.torch_base import training_space
 
 
@@ -177,17 +178,14 @@ class CaserConfig(SequentialConfig):
     batch_size: int = Field(default=512, ge=0)
     weight_decay: float = Field(default=1e-6, ge=0.0)
 
-    @classmethod
-    def search_space(cls, trial: Any) -> CaserConfig:
-        """A config drawn from an Optuna trial."""
-        return cls(
-            window=trial.suggest_int("window", 2, 9),
-            targets=trial.suggest_int("targets", 1, 3),
-            dim=trial.suggest_categorical("dim", [32, 50, 100]),
-            dropout=trial.suggest_float("dropout", 0.1, 0.7),
-            loss=trial.suggest_categorical("loss", ["bce", "ce"]),
-            **training_space(trial, batch_sizes=(256, 512, 1024)),
-        )
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        "window": IntRange(2, 9),
+        "targets": IntRange(1, 3),
+        "dim": Choice((32, 50, 100)),
+        "dropout": FloatRange(0.1, 0.7),
+        "loss": Choice(("bce", "ce")),
+        **training_space(batch_sizes=(256, 512, 1024)),
+    }
 
 
 @register

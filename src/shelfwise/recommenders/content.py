@@ -33,7 +33,8 @@ import contextlib
 import math
 import re
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ from pydantic import Field, field_validator
 from shelfwise.data.frames import parse_attributes
 from shelfwise.errors import DataError, NotFittedError
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr, register
+from shelfwise.recommenders.space import Choice, IntRange, SearchSpace
 
 if TYPE_CHECKING:  # scikit-learn is imported on first fit, keeping `import shelfwise` quick
     from sklearn.decomposition import LatentDirichletAllocation
@@ -265,16 +267,21 @@ class TfidfConfig(BagOfWordsConfig):
 
     sublinear_tf: bool = True
 
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        "sublinear_tf": Choice((True, False)),
+        "min_df": IntRange(1, 5),
+        "max_features": Choice((5_000, 20_000, 50_000)),
+        "ngram_max": IntRange(1, 2),
+        "attributes": Choice((True, False)),
+    }
+
     @classmethod
-    def search_space(cls, trial: Any) -> TfidfConfig:
-        """An Optuna search space."""
-        return cls(
-            sublinear_tf=trial.suggest_categorical("sublinear_tf", [True, False]),
-            min_df=trial.suggest_int("min_df", 1, 5),
-            max_features=trial.suggest_categorical("max_features", [5_000, 20_000, 50_000]),
-            ngram_range=(1, trial.suggest_int("ngram_max", 1, 2)),
-            attributes=trial.suggest_categorical("attributes", [True, False]),
-        )
+    def from_search(cls, params: Mapping[str, Any]) -> Self:
+        """`ngram_max` n searches `ngram_range` (1, n)."""
+        values = dict(params)
+        if "ngram_max" in values:
+            values["ngram_range"] = (1, int(values.pop("ngram_max")))
+        return cls(**values)
 
 
 def _tfidf_vectorizer(config: TfidfConfig, n_docs: int, **extra: Any) -> TfidfVectorizer:
@@ -362,14 +369,10 @@ class LsaConfig(TfidfConfig):
     n_components: int = Field(default=128, ge=1)
     seed: int = 0
 
-    @classmethod
-    def search_space(cls, trial: Any) -> LsaConfig:
-        """An Optuna search space."""
-        base = TfidfConfig.search_space(trial)
-        return cls(
-            **base.model_dump(),
-            n_components=trial.suggest_int("n_components", 16, 256, log=True),
-        )
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        **TfidfConfig.SEARCH_SPACE,
+        "n_components": IntRange(16, 256, log=True),
+    }
 
 
 @register
@@ -423,15 +426,12 @@ class LdaConfig(BagOfWordsConfig):
     max_iter: int = Field(default=20, ge=1)
     seed: int = 0
 
-    @classmethod
-    def search_space(cls, trial: Any) -> LdaConfig:
-        """An Optuna search space."""
-        return cls(
-            n_topics=trial.suggest_int("n_topics", 8, 128, log=True),
-            max_iter=trial.suggest_int("max_iter", 10, 50),
-            min_df=trial.suggest_int("min_df", 1, 5),
-            attributes=trial.suggest_categorical("attributes", [True, False]),
-        )
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        "n_topics": IntRange(8, 128, log=True),
+        "max_iter": IntRange(10, 50),
+        "min_df": IntRange(1, 5),
+        "attributes": Choice((True, False)),
+    }
 
 
 @register
@@ -497,10 +497,8 @@ class EmbeddingConfig(ContentConfig):
     batch_size: int = Field(default=64, ge=1)
     progress: bool = True
 
-    @classmethod
-    def search_space(cls, trial: Any) -> EmbeddingConfig:
-        """An Optuna search space (only the text fields matter for quality)."""
-        return cls(attributes=trial.suggest_categorical("attributes", [True, False]))
+    # only the texts matter for quality
+    SEARCH_SPACE: ClassVar[SearchSpace] = {"attributes": Choice((True, False))}
 
 
 @register

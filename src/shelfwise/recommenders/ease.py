@@ -15,7 +15,8 @@ above `max_items` items with a `ConfigError` that says how much memory they woul
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from pydantic import Field
 
 from shelfwise.errors import ConfigError
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr, register
+from shelfwise.recommenders.space import FloatRange, SearchSpace
 
 _FLOAT64_UP_TO = 10_000
 
@@ -34,14 +36,19 @@ class EASEConfig(ModelConfig):
     l2: float = Field(default=500.0, gt=0.0)
     max_items: int = Field(default=50_000, ge=1)
 
+    SEARCH_SPACE: ClassVar[SearchSpace] = {"l2": FloatRange(1.0, 1e4, log=True)}
+
     @classmethod
-    def search_space(cls, trial: Any) -> EASEConfig:
-        """A config drawn from an Optuna trial: `l2` log-uniform in [1, 10^4], rounded to two
-        significant figures (458.6 -> 460). Validation NDCG is flat to within a few 1e-4
-        over a wide band of l2 (about 290-540 on MovieLens 100K), so finer values only chase
-        that ripple; rounded, a draw that repeats an earlier value is answered by the tuner
-        from the earlier trial instead of being fitted again."""
-        return cls(l2=significant(trial.suggest_float("l2", 1.0, 1e4, log=True), 2))
+    def from_search(cls, params: Mapping[str, Any]) -> Self:
+        """The drawn `l2` rounded to two significant figures (458.6 -> 460). Validation
+        NDCG is flat to within a few 1e-4 over a wide band of l2 (about 290-540 on
+        MovieLens 100K), so finer values only chase that ripple; rounded, a draw that
+        repeats an earlier value is answered by the tuner from the earlier trial instead of
+        being fitted again."""
+        values = dict(params)
+        if "l2" in values:
+            values["l2"] = significant(float(values["l2"]), 2)
+        return cls(**values)
 
 
 def significant(value: float, digits: int) -> float:

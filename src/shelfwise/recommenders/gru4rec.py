@@ -16,21 +16,22 @@ right-aligned copies, so padding never moves its state.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from shelfwise.data.sequences import Sequences
 from shelfwise.recommenders.base import register
 from shelfwise.recommenders.sequential import (
     NextItemTask,
-    Sequences,
     SequentialConfig,
     SequentialRecommender,
     SequentialTask,
 )
+from shelfwise.recommenders.space import Choice, FloatRange, IntRange, SearchSpace
 from shelfwise.recommenders.torch_base import training_space
 from shelfwise.types import Results
 
@@ -119,17 +120,14 @@ class GRU4RecConfig(SequentialConfig):
     dropout_embed: float = Field(default=0.25, ge=0.0, lt=1.0)
     dropout_hidden: float = Field(default=0.0, ge=0.0, lt=1.0)
 
-    @classmethod
-    def search_space(cls, trial: Any) -> GRU4RecConfig:
-        """A config drawn from an Optuna trial."""
-        return cls(
-            embedding=trial.suggest_categorical("embedding", [32, 64, 128]),
-            hidden=trial.suggest_categorical("hidden", [32, 64, 128]),
-            layers=trial.suggest_int("layers", 1, 2),
-            dropout_embed=trial.suggest_float("dropout_embed", 0.0, 0.5),
-            dropout_hidden=trial.suggest_float("dropout_hidden", 0.0, 0.5),
-            **training_space(trial, batch_sizes=(64, 128, 256)),
-        )
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        "embedding": Choice((32, 64, 128)),
+        "hidden": Choice((32, 64, 128)),
+        "layers": IntRange(1, 2),
+        "dropout_embed": FloatRange(0.0, 0.5),
+        "dropout_hidden": FloatRange(0.0, 0.5),
+        **training_space(batch_sizes=(64, 128, 256)),
+    }
 
 
 @register

@@ -30,7 +30,7 @@ import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,7 @@ from shelfwise.recommenders.base import (
     load_model,
     register,
 )
+from shelfwise.recommenders.space import Choice, IntRange, SearchSpace, when
 
 Method = Literal["weighted", "rrf"]
 Normalise = Literal["minmax", "zscore"]
@@ -90,16 +91,12 @@ class HybridConfig(ModelConfig):
                 raise ValueError(f"weights must be finite and >= 0, got {bad}")
         return self
 
-    @classmethod
-    def search_space(cls, trial: Any) -> HybridConfig:
-        """An Optuna search space over the blend (components keep their defaults)."""
-        method = trial.suggest_categorical("method", ["weighted", "rrf"])
-        if method == "rrf":
-            return cls(method="rrf", rrf_k=trial.suggest_int("rrf_k", 5, 200, log=True))
-        return cls(
-            method="weighted",
-            normalise=trial.suggest_categorical("normalise", ["minmax", "zscore"]),
-        )
+    # the blend only: the components keep their defaults
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        "method": Choice(("weighted", "rrf")),
+        "rrf_k": IntRange(5, 200, log=True, when=when("method", "rrf")),
+        "normalise": Choice(("minmax", "zscore"), when=when("method", "weighted")),
+    }
 
 
 def model_name(key: str) -> str:

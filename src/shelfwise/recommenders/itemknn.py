@@ -13,7 +13,7 @@ the documents, items the terms).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr, register
+from shelfwise.recommenders.space import Choice, FloatRange, IntRange, SearchSpace, when
 
 Weighting = Literal["none", "tfidf", "bm25"]
 
@@ -74,12 +75,23 @@ def average_row_length(x: sp.csr_matrix) -> float:
     return float(np.asarray(x.sum(axis=1)).mean()) if x.shape[0] else 0.0
 
 
+def knn_space(neighbors: tuple[int, int]) -> SearchSpace:
+    """The search space of the kNN models: the weighting, a log range of neighbourhood
+    sizes, the shrinkage, and BM25's `b` when the weighting is BM25."""
+    return {
+        "weighting": Choice(("none", "tfidf", "bm25")),
+        "neighbors": IntRange(*neighbors, log=True),
+        "shrink": FloatRange(0.1, 200.0, log=True),
+        "bm25_b": FloatRange(0.0, 1.0, when=when("weighting", "bm25")),
+    }
+
+
 class KNNConfig(ModelConfig):
     """Neighbourhood size, shrinkage, whether to binarise interactions first, and the
     feature weighting (`none`, `tfidf`, `bm25` with `bm25_k1` / `bm25_b`); shared by the
     item- and user-based models."""
 
-    neighbor_range: ClassVar[tuple[int, int]] = (10, 500)
+    SEARCH_SPACE: ClassVar[SearchSpace] = knn_space(neighbors=(10, 500))
 
     neighbors: int = Field(default=100, ge=1)
     shrink: float = Field(default=10.0, ge=0.0)
@@ -87,18 +99,6 @@ class KNNConfig(ModelConfig):
     weighting: Weighting = "none"
     bm25_k1: float = Field(default=100.0, gt=0.0)
     bm25_b: float = Field(default=0.8, ge=0.0, le=1.0)
-
-    @classmethod
-    def search_space(cls, trial: Any) -> Self:
-        """A config drawn from an Optuna trial."""
-        weighting = trial.suggest_categorical("weighting", ["none", "tfidf", "bm25"])
-        low, high = cls.neighbor_range
-        return cls(
-            neighbors=trial.suggest_int("neighbors", low, high, log=True),
-            shrink=trial.suggest_float("shrink", 0.1, 200.0, log=True),
-            weighting=weighting,
-            bm25_b=trial.suggest_float("bm25_b", 0.0, 1.0) if weighting == "bm25" else 0.8,
-        )
 
 
 class ItemKNNConfig(KNNConfig):

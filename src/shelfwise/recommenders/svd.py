@@ -8,7 +8,7 @@ are scored the same way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,7 @@ from pydantic import Field
 from scipy.sparse.linalg import svds
 
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr, register
+from shelfwise.recommenders.space import IntRange, SearchSpace
 
 
 class SVDConfig(ModelConfig):
@@ -28,10 +29,7 @@ class SVDConfig(ModelConfig):
     factors: int = Field(default=20, ge=1)
     seed: int = 42
 
-    @classmethod
-    def search_space(cls, trial: Any) -> SVDConfig:
-        """A config drawn from an Optuna trial."""
-        return cls(factors=trial.suggest_int("factors", 8, 400, log=True))
+    SEARCH_SPACE: ClassVar[SearchSpace] = {"factors": IntRange(8, 400, log=True)}
 
 
 def top_right_singular_vectors(x: sp.csr_matrix, k: int, seed: int) -> np.ndarray:

@@ -37,6 +37,7 @@ from torch import nn
 
 from shelfwise.errors import NotFittedError
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr
+from shelfwise.recommenders.space import Choice, FloatRange, IntRange, SearchSpace, when
 from shelfwise.train.config import TrainConfig, TrainFields
 from shelfwise.train.trainer import Trainer, TrainHistory, TrainTask, torch_threads
 
@@ -44,32 +45,30 @@ MODULE_PREFIX = "module."
 
 
 def training_space(
-    trial: Any,
     *,
     lr: tuple[float, float] = (1e-4, 1e-2),
     batch_sizes: tuple[int, ...] = (64, 128, 256),
     optimizers: tuple[str, ...] = ("adam", "adamw", "adagrad", "rmsprop"),
     schedules: tuple[str, ...] = ("constant", "cosine", "warmup_cosine", "one_cycle"),
     weight_decays: tuple[float, ...] = (0.0, 1e-6, 1e-5, 1e-4, 1e-3),
-) -> dict[str, Any]:
-    """The training part of a torch model's search space: optimiser, learning rate,
-    schedule (with its warm-up), weight decay and batch size, drawn from an Optuna trial.
+) -> SearchSpace:
+    """The training part of a torch model's search space: schedule, optimiser, learning
+    rate, weight decay, batch size, and the warm-up epochs of a warm-up schedule. A model's
+    `SEARCH_SPACE` puts its own fields (sizes, depth, dropout) before these.
 
     Weight decay is a categorical over values that include 0 (a log range cannot), so a
     model's default configuration stays a point of its space and is queued as the first
-    trial. A model's `search_space` adds its own fields (sizes, depth, dropout) to this.
+    trial.
     """
-    schedule = trial.suggest_categorical("schedule", list(schedules))
-    params: dict[str, Any] = {
-        "optimizer": trial.suggest_categorical("optimizer", list(optimizers)),
-        "lr": trial.suggest_float("lr", lr[0], lr[1], log=True),
-        "schedule": schedule,
-        "weight_decay": trial.suggest_categorical("weight_decay", list(weight_decays)),
-        "batch_size": trial.suggest_categorical("batch_size", list(batch_sizes)),
+    warmups = tuple(s for s in schedules if s.startswith("warmup"))
+    return {
+        "schedule": Choice(schedules),
+        "optimizer": Choice(optimizers),
+        "lr": FloatRange(lr[0], lr[1], log=True),
+        "weight_decay": Choice(weight_decays),
+        "batch_size": Choice(batch_sizes),
+        "warmup_epochs": IntRange(1, 3, when=when("schedule", *warmups)),
     }
-    if schedule.startswith("warmup"):
-        params["warmup_epochs"] = trial.suggest_int("warmup_epochs", 1, 3)
-    return params
 
 
 class TorchModelConfig(ModelConfig, TrainFields):

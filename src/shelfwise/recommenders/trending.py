@@ -24,7 +24,7 @@ gets base(i): the top of every category.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from shelfwise.data.matrix import InteractionWeights, build_interactions
 from shelfwise.data.vocab import Vocabulary
 from shelfwise.errors import DataError
 from shelfwise.recommenders.base import ModelConfig, Recommender, as_csr, register
+from shelfwise.recommenders.space import Choice, FloatRange, SearchSpace, when
 
 
 class TrendingConfig(ModelConfig):
@@ -45,16 +46,11 @@ class TrendingConfig(ModelConfig):
     by_category: bool = False
     category_boost: float = Field(default=4.0, ge=0.0)
 
-    @classmethod
-    def search_space(cls, trial: Any) -> TrendingConfig:
-        """A config drawn from an Optuna trial."""
-        by_category = trial.suggest_categorical("by_category", [False, True])
-        boost = trial.suggest_float("category_boost", 0.1, 50.0, log=True) if by_category else 4.0
-        return cls(
-            half_life_days=trial.suggest_float("half_life_days", 0.5, 365.0, log=True),
-            by_category=by_category,
-            category_boost=boost,
-        )
+    SEARCH_SPACE: ClassVar[SearchSpace] = {
+        "by_category": Choice((False, True)),
+        "category_boost": FloatRange(0.1, 50.0, log=True, when=when("by_category", True)),
+        "half_life_days": FloatRange(0.5, 365.0, log=True),
+    }
 
 
 def top_level_categories(items: pd.DataFrame, n_items: int) -> np.ndarray:

@@ -25,8 +25,10 @@ from shelfwise.recommenders.itemknn import (
     Weighting,
     average_row_length,
     column_idf,
+    knn_space,
     weigh_rows,
 )
+from shelfwise.recommenders.space import SearchSpace
 
 _SCORE_CELLS = 1 << 24  # rows x training users computed at once while scoring
 
@@ -34,7 +36,7 @@ _SCORE_CELLS = 1 << 24  # rows x training users computed at once while scoring
 class UserKNNConfig(KNNConfig):
     """User-kNN: TF-IDF weighting and a smaller neighbourhood range by default."""
 
-    neighbor_range: ClassVar[tuple[int, int]] = (5, 400)
+    SEARCH_SPACE: ClassVar[SearchSpace] = knn_space(neighbors=(5, 400))
 
     weighting: Weighting = "tfidf"
 

@@ -54,7 +54,7 @@ import scipy.sparse as sp
 from shelfwise.data.frames import conform
 from shelfwise.errors import ConfigError, NotFittedError
 from shelfwise.recommenders import Recommender, create, load_model, register
-from shelfwise.recommenders.base import _REGISTRY
+from shelfwise.recommenders.base import unregister
 
 N_USERS, N_ITEMS, GROUP_ITEMS, GROUP_USERS = 40, 20, 10, 20
 
@@ -233,17 +233,14 @@ def registered(cls: type[Recommender]) -> Iterator[type[Recommender]]:
     plugin's class must be registered while its contract runs; restoring afterwards keeps
     a test-only name out of `available()` for the rest of the session.
     """
-    # the registry has no public removal: reaching into it here keeps that detail in one
-    # place rather than in every plugin's tests
-    previous = _REGISTRY.get(cls.name)
+    previous = unregister(cls.name)
     register(cls)
     try:
         yield cls
     finally:
-        if previous is None:
-            _REGISTRY.pop(cls.name, None)
-        else:
-            _REGISTRY[cls.name] = previous
+        unregister(cls.name)
+        if previous is not None:
+            register(previous)
 
 
 class RecommenderContract:

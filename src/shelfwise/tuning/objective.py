@@ -27,6 +27,7 @@ import optuna
 import pandas as pd
 import scipy.sparse as sp
 
+from shelfwise.data.sequences import OrderedInteractions
 from shelfwise.errors import ConfigError
 from shelfwise.evaluation.metrics import ranking_metrics
 from shelfwise.recommenders.base import ModelConfig, Recommender, create
@@ -108,8 +109,6 @@ def training_input(model: Any, fold: Fold) -> Any:
     """The fold's training matrix, with its ordered sequences for a sequential model."""
     if not _ordered(model, fold):
         return fold.train
-    from shelfwise.recommenders.sequential import OrderedInteractions
-
     return OrderedInteractions(fold.train, fold.sequences)
 
 

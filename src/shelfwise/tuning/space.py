@@ -1,15 +1,20 @@
-"""Search spaces: the models' own `Config.search_space(trial)`, namespaced, replayed and
-enumerated, without knowing any model.
+"""Search spaces: the models' own `Config.SEARCH_SPACE` (data, see
+`shelfwise.recommenders.space`), namespaced, replayed and enumerated, without knowing any
+model.
 
 - `PrefixedTrial` prefixes every parameter name (`als.factors`), so one study can search
   over model types (`--model auto`) without two models' `factors` colliding.
 - `config_from_params` replays a search space on fixed values (a finished trial's params)
   to rebuild the exact config.
-- `grid_points` enumerates every *effective* point of a search space by walking its
-  define-by-run tree: each categorical choice is a branch, each numeric range becomes a few
-  evenly spaced values (log-spaced for log ranges). Parameters that a branch never asks
-  for (itemknn's `bm25_b` unless weighting is bm25) are not multiplied in, so no two points
-  are the same configuration.
+- `default_params` reads from the space which parameters a model's default config sets
+  and whether each lies inside its range (then the default is queued as a first trial).
+- `grid_points` enumerates every *effective* point of a search space: each categorical
+  choice is a branch, each numeric range becomes a few evenly spaced values (log-spaced for
+  log ranges). A conditional parameter (itemknn's `bm25_b` unless weighting is bm25) is
+  not multiplied in where its condition fails, so no two points are the same
+  configuration. `enumerate_space` does the same for a space written as a define-by-run
+  function (a config that overrides `search_space(trial)` instead of declaring data).
+- `distribution` gives the Optuna distribution a parameter is sampled from.
 - `PointListSampler` evaluates such a list of points, one per trial, indexed by trial
   number: trial numbers are assigned atomically by the storage, so workers sharing a study
   never evaluate the same point twice.
@@ -27,7 +32,8 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from shelfwise.errors import ConfigError
-from shelfwise.recommenders.base import ModelConfig, available, create
+from shelfwise.recommenders.base import ModelConfig, available, create, model_class
+from shelfwise.recommenders.space import Choice, FloatRange, IntRange, Param, SearchSpace
 
 MAX_GRID = 20_000
 _POINT_ATTR = "shelfwise_point"
@@ -36,13 +42,16 @@ EXHAUSTED_ATTR = "shelfwise_grid_exhausted"
 
 def config_class(model: str) -> type[ModelConfig]:
     """The pydantic Config class of a registered model."""
-    if model not in available():
-        raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(available())}")
-    return type(create(model).config)
+    return model_class(model).Config
+
+
+def declared_space(model: str) -> SearchSpace | None:
+    """The model's `Config.SEARCH_SPACE` (None: no space, or one written as a function)."""
+    return config_class(model).SEARCH_SPACE
 
 
 def has_search_space(model: str) -> bool:
-    """True if the model's Config declares `search_space(trial)`."""
+    """True if the model's Config declares a search space (`search_space(trial)` exists)."""
     return callable(getattr(config_class(model), "search_space", None))
 
 
@@ -120,46 +129,19 @@ def config_from_params(model: str, params: Mapping[str, Any], prefix: str = "") 
         ) from exc
 
 
-class _NoDefaultError(Exception):
-    """A search-space parameter has no config field of the same name."""
-
-
-class _DefaultProbe:
-    """A trial answering each suggestion with the config field of the same name."""
-
-    def __init__(self, defaults: ModelConfig, prefix: str) -> None:
-        self.defaults = defaults
-        self.prefix = prefix
-        self.params: dict[str, Any] = {}
-        self.number = 0
-
-    def _value(self, name: str) -> Any:
-        field = name[len(self.prefix) :] if name.startswith(self.prefix) else name
-        if field not in type(self.defaults).model_fields:
-            raise _NoDefaultError(name)
-        value = getattr(self.defaults, field)
-        self.params[name] = value
-        return value
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        value = self._value(name)
-        if value not in list(choices):
-            raise _NoDefaultError(name)
-        return value
-
-    def _in_range(self, name: str, low: float, high: float, log: bool) -> Any:
-        value = self._value(name)
-        if not isinstance(value, int | float) or not low <= value <= high or (log and value <= 0):
-            raise _NoDefaultError(name)  # the default lies outside the searched range
-        return value
-
-    def suggest_int(self, name: str, low: int, high: int, log: bool = False, **_: Any) -> int:
-        return int(self._in_range(name, low, high, log))
-
-    def suggest_float(
-        self, name: str, low: float, high: float, log: bool = False, **_: Any
-    ) -> float:
-        return float(self._in_range(name, low, high, log))
+def distribution(param: Param) -> BaseDistribution:
+    """The Optuna distribution `param` is sampled from (what a trial records)."""
+    if isinstance(param, Choice):
+        return optuna.distributions.CategoricalDistribution(list(param.choices))
+    if isinstance(param, IntRange):
+        return optuna.distributions.IntDistribution(
+            param.low, param.high, log=param.log, step=param.step
+        )
+    if isinstance(param, FloatRange):
+        return optuna.distributions.FloatDistribution(
+            param.low, param.high, log=param.log, step=param.step
+        )
+    raise TypeError(f"not a search-space parameter: {param!r}")
 
 
 def default_params(
@@ -168,14 +150,31 @@ def default_params(
     """The search-space parameters that reproduce the model's default config (with the
     `pinned` fields set, which are not parameters), or None when a parameter has no config
     field of the same name or its default lies outside the searched range (then the
-    default cannot be queued as a trial)."""
-    fn = search_space(model)
-    probe = _DefaultProbe(create(model, **dict(pinned or {})).config, prefix)
-    try:
-        fn(PrefixedTrial(probe, prefix, pinned) if prefix or pinned else probe)
-    except (_NoDefaultError, ValueError):
+    default cannot be queued as a trial), or the space is not data."""
+    pins = dict(pinned or {})
+    config = create(model, **pins).config
+    space = declared_space(model)
+    if space is None:
         return None
-    return probe.params
+    fields = type(config).model_fields
+    drawn: dict[str, Any] = {}  # what a trial would see, pinned values included
+    params: dict[str, Any] = {}
+    for name, param in space.items():
+        if name in pins:
+            drawn[name] = pins[name]
+            continue
+        if not param.active(drawn):
+            continue
+        value = getattr(config, name) if name in fields else None
+        if name not in fields or not param.contains(value):
+            return None
+        drawn[name] = value
+        params[prefix + name] = value
+    try:
+        type(config).from_search(drawn)
+    except ValueError:
+        return None
+    return params
 
 
 # -- grid enumeration ----------------------------------------------------------------------
@@ -277,17 +276,69 @@ def enumerate_space(
         path = [*chosen[:depth], chosen[depth] + 1]
 
 
+def _options(param: Param, n_numeric: int) -> list[Any]:
+    """The grid values of one parameter."""
+    if isinstance(param, Choice):
+        return list(param.choices)
+    if isinstance(param, IntRange):
+        return numeric_points(param.low, param.high, n_numeric, param.log, param.step, True)
+    if isinstance(param, FloatRange):
+        return numeric_points(param.low, param.high, n_numeric, param.log, param.step, False)
+    raise TypeError(f"not a search-space parameter: {param!r}")
+
+
+def space_points(
+    space: SearchSpace,
+    n_numeric: int = 4,
+    prefix: str = "",
+    pinned: Mapping[str, Any] | None = None,
+    limit: int = MAX_GRID,
+) -> list[dict[str, Any]]:
+    """Every effective point of a search space (see the module doc), parameters with
+    `prefix`, the `pinned` ones left out; the first parameter varies slowest, as in the
+    depth-first walk of `enumerate_space`."""
+    if n_numeric < 1:
+        raise ConfigError(f"grid points per numeric parameter must be >= 1, got {n_numeric}")
+    pins = dict(pinned or {})
+    items = list(space.items())
+    points: list[dict[str, Any]] = []
+
+    def walk(i: int, drawn: dict[str, Any], point: dict[str, Any]) -> None:
+        while i < len(items) and (items[i][0] in pins or not items[i][1].active(drawn)):
+            name = items[i][0]
+            if name in pins:
+                drawn = {**drawn, name: pins[name]}
+            i += 1
+        if i == len(items):
+            points.append(point)
+            if len(points) > limit:
+                raise ConfigError(
+                    f"the grid has more than {limit:,} points; lower --grid-points or use "
+                    "another sampler (tpe, random)"
+                )
+            return
+        name, param = items[i]
+        for value in _options(param, n_numeric):
+            walk(i + 1, {**drawn, name: value}, {**point, prefix + name: value})
+
+    walk(0, {}, {})
+    return points
+
+
 def grid_points(
     model: str, n_numeric: int = 4, prefix: str = "", pinned: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """The grid of a model's search space (parameter names with `prefix`; the `pinned`
     parameters are not enumerated)."""
     fn = search_space(model)
+    space = declared_space(model)
+    if space is not None:
+        return space_points(space, n_numeric, prefix, pinned)
 
-    def space(trial: Any) -> Any:
+    def walk(trial: Any) -> Any:  # a define-by-run space: walk its tree
         return fn(PrefixedTrial(trial, prefix, pinned) if prefix or pinned else trial)
 
-    return enumerate_space(space, n_numeric)
+    return enumerate_space(walk, n_numeric)
 
 
 class PointListSampler(optuna.samplers.BaseSampler):
