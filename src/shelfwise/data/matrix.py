@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from shelfwise.data.schemas import EVENT_TYPES
 from shelfwise.data.vocab import Vocabulary, factorize_ids, unknown_id_message
+from shelfwise.data.weights import EVENT_TYPE_WEIGHTS
 from shelfwise.errors import ConfigError, DataError, UnknownIdError
 
 _OPTIONS: tuple[str, ...] = ("use_value", "binary", "half_life_days", "min_value")
@@ -41,7 +42,8 @@ class InteractionWeights(BaseModel):
     """How much each kind of event counts in the interaction matrix (see the module doc).
 
     One field per event type (view, click, add_to_cart, purchase, rating, search: finite,
-    >= 0; 0 ignores the type) plus:
+    >= 0; 0 ignores the type; the defaults are `shelfwise.data.weights.EVENT_TYPE_WEIGHTS`)
+    plus:
 
     - `use_value`: types whose weight is multiplied by the event's `value` (ratings).
     - `binary`: every stored cell becomes 1 (implicit feedback).
@@ -54,12 +56,13 @@ class InteractionWeights(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    view: float = 1.0
-    click: float = 1.0
-    add_to_cart: float = 3.0
-    purchase: float = 5.0
-    rating: float = 1.0
-    search: float = 0.0
+    # the defaults are the one event-type table (`shelfwise.data.weights`)
+    view: float = EVENT_TYPE_WEIGHTS["view"]
+    click: float = EVENT_TYPE_WEIGHTS["click"]
+    add_to_cart: float = EVENT_TYPE_WEIGHTS["add_to_cart"]
+    purchase: float = EVENT_TYPE_WEIGHTS["purchase"]
+    rating: float = EVENT_TYPE_WEIGHTS["rating"]
+    search: float = EVENT_TYPE_WEIGHTS["search"]
     use_value: tuple[str, ...] = ("rating",)
     binary: bool = False
     half_life_days: float | None = None
