@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shelfwise.data.time import micros, point_micros
 from shelfwise.errors import ConfigError, DataError
 
 PARTS: tuple[str, ...] = ("train", "validation", "test")
@@ -100,29 +101,9 @@ def _user_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return codes, counts
 
 
-def _micros(values: pd.Series) -> np.ndarray:
-    """A timestamp column -> int64 microseconds since the epoch (naive UTC)."""
-    ts = pd.to_datetime(values)
-    if isinstance(ts.dtype, pd.DatetimeTZDtype):
-        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-    if ts.isna().any():
-        raise DataError(f"{int(ts.isna().sum()):,} rows have no timestamp; drop or fix them")
-    return np.asarray(ts.astype("datetime64[us]").to_numpy().view(np.int64))
-
-
-def _point_micros(value: datetime | pd.Timestamp | str, name: str) -> int:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} {value!r} is not a timestamp") from exc
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return int((ts - pd.Timestamp(0)) // pd.Timedelta(1, "us"))
-
-
 def _time_order(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(timestamp micros, tie-breaker) per row: `seq` if present, else the row position."""
-    ts = _micros(frame["timestamp"])
+    ts = micros(frame["timestamp"])
     if "seq" in frame.columns:
         seq = pd.to_numeric(frame["seq"], errors="coerce")
         if seq.isna().any():
@@ -258,11 +239,11 @@ def temporal_split(
             raise ConfigError(
                 "with cutoff, give the validation period as validation_cutoff, not validation_ratio"
             )
-        test_start = _point_micros(cutoff, "cutoff")
+        test_start = point_micros(cutoff, "cutoff")
         labels = np.where(ts >= test_start, _TEST, _TRAIN).astype(np.int8)
         params["cutoff"] = pd.Timestamp(test_start, unit="us").isoformat()
         if validation_cutoff is not None:
-            val_start = _point_micros(validation_cutoff, "validation_cutoff")
+            val_start = point_micros(validation_cutoff, "validation_cutoff")
             if val_start > test_start:
                 raise ConfigError(
                     f"validation_cutoff ({validation_cutoff}) is after cutoff ({cutoff})"
