@@ -16,7 +16,6 @@ from shelfwise.recommenders.hybrid import (
     blend_rrf,
     blend_weighted,
     carve_validation,
-    ndcg_at_k,
     normalise_scores,
     ranks,
 )
@@ -110,19 +109,6 @@ def test_rrf_ranks_seen_items_last():
     scores = model.score(model.history_matrix([3]))[0]
     # a ranks items (2, 1, 0), b ranks (0, 2, 1) among the unseen
     np.testing.assert_allclose(scores[:3], [1 / 4 + 1 / 2, 1 / 3 + 1 / 4, 1 / 2 + 1 / 3])
-
-
-def test_ndcg_by_hand():
-    scores = np.array([[0.9, 1.0, 0.1, 0.5, 0.0]])
-    relevant = sp.csr_matrix(np.array([[0, 1, 0, 1, 0]], dtype=np.float32))
-    no_seen = np.zeros((1, 5), dtype=bool)
-    # ranking 1, 0, 3, ...: hits at ranks 1 and 3
-    expected = (1 + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
-    assert ndcg_at_k(scores, relevant, no_seen, k=10) == pytest.approx(expected)
-    # with item 0 seen the hits are at ranks 1 and 2
-    seen = np.array([[True, False, False, False, False]])
-    assert ndcg_at_k(scores, relevant, seen, k=10) == pytest.approx(1.0)
-    assert ndcg_at_k(scores, sp.csr_matrix((1, 5)), no_seen) == 0.0
 
 
 # -- weight fitting ---------------------------------------------------------------------------

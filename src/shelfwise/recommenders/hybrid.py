@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from pydantic import Field, field_validator, model_validator
 
 from shelfwise.errors import ConfigError, DataError
+from shelfwise.evaluation.metrics import ndcg_of_scores
 from shelfwise.recommenders.base import (
     ModelConfig,
     Recommender,
@@ -191,26 +192,6 @@ def blend_rrf(
         if w:
             out += w / (k + ranks(s, seen))
     return out.astype(np.float32)
-
-
-def ndcg_at_k(scores: np.ndarray, relevant: sp.csr_matrix, seen: np.ndarray, k: int = 10) -> float:
-    """Mean binary NDCG@k over rows with at least one relevant item (seen items excluded)."""
-    rel = sp.csr_matrix(relevant)
-    n_rel = np.diff(rel.indptr)
-    rows = np.flatnonzero(n_rel > 0)
-    if rows.size == 0:
-        return 0.0
-    s = np.where(seen[rows], -np.inf, scores[rows])
-    k = min(k, s.shape[1])
-    top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), 1, "stable"), 1)
-    hits = np.asarray(rel[rows].toarray() > 0)
-    gains = np.take_along_axis(hits, top, axis=1).astype(np.float64)
-    gains[~np.isfinite(np.take_along_axis(s, top, axis=1))] = 0.0
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = gains @ discounts
-    ideal = np.cumsum(discounts)[np.minimum(n_rel[rows], k) - 1]
-    return float(np.mean(dcg / ideal))
 
 
 def carve_validation(
@@ -369,7 +350,7 @@ class Hybrid(Recommender):
             for s, wc in zip(normalised, w, strict=True):
                 if wc:
                     blended += np.float32(wc) * s
-            return ndcg_at_k(blended, rel, seen, 10)
+            return ndcg_of_scores(blended, rel, seen, 10)
 
         keys = list(self.components)
         n, steps = len(keys), self.config.grid_steps
