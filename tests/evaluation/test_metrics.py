@@ -19,6 +19,7 @@ from shelfwise.evaluation.metrics import (
     mrr_at_k,
     ndcg_at_k,
     ndcg_from_hits,
+    ndcg_of_ranks,
     ndcg_of_scores,
     ndcg_per_user,
     novelty,
@@ -81,6 +82,13 @@ def test_ndcg_of_scores_excludes_seen_items():
     # -inf entries are never ranked: only item 3 is left, a hit at rank 1 of |rel| = 2
     only_three = np.array([[-np.inf, -np.inf, -np.inf, 0.5, -np.inf]])
     assert ndcg_of_scores(only_three, relevant, None, 2) == pytest.approx(1 / (1 + 1 / L2(3)))
+
+
+def test_ndcg_of_ranks_one_relevant_item():
+    got = ndcg_of_ranks(np.array([1, 3, 4, 11]), 10)
+    np.testing.assert_allclose(got, [1.0, 0.5, 1 / L2(5), 0.0])
+    # the same as the binary nDCG of a ranking with its one hit at that rank
+    assert got[1] == pytest.approx(ndcg_at_k(np.array([[7, 8, 5]]), [{5}], 10))
 
 
 def test_graded_ndcg_known_answer():

@@ -34,7 +34,8 @@ item at rank i (1-based) is its grade (linear, not `2 ** grade - 1`; a binary hi
 items cut at k, i.e. of the min(|rel|, k) best grades; an item repeated in a ranking counts
 at its first position only and `-1` padding never counts. `ndcg_at_k` / `ndcg_per_user`
 are the binary case over (ranked ids, relevant sets), `ndcg_of_scores` the same from a score
-matrix (training items excluded, what models validate with during `fit`), and
+matrix (training items excluded, what models validate with during `fit`), `ndcg_of_ranks`
+the case of one relevant item per ranking (sampled negatives), and
 `graded_ndcg` the graded case over per-query judgements (search relevance). For 0/1 grades
 `graded_ndcg` equals the binary nDCG.
 
@@ -67,6 +68,7 @@ __all__ = [
     "mrr_at_k",
     "ndcg_at_k",
     "ndcg_from_hits",
+    "ndcg_of_ranks",
     "ndcg_of_scores",
     "ndcg_per_user",
     "novelty",
@@ -229,6 +231,14 @@ def ndcg_of_scores(
         else:
             s[np.asarray(seen, dtype=bool)] = -np.inf
     return ndcg_at_k(top_k_rows(s, k).ids, relevant, k)
+
+
+def ndcg_of_ranks(ranks: np.ndarray, k: int) -> np.ndarray:
+    """nDCG@k of rankings that hold one relevant item each, given its 1-based `ranks` (the
+    sampled-negatives protocol): 1 / log2(rank + 1) within the top k, else 0 (IDCG is 1)."""
+    _check_k(k)
+    r = np.asarray(ranks, dtype=np.float64)
+    return np.where(r <= k, 1.0 / np.log2(r + 1.0), 0.0)
 
 
 def graded_ndcg(
