@@ -15,7 +15,6 @@ from shelfwise.recommenders.hybrid import (
     HybridConfig,
     blend_rrf,
     blend_weighted,
-    carve_validation,
     normalise_scores,
     ranks,
 )
@@ -250,22 +249,6 @@ def test_search_space():
 
 
 # -- validation carved from the training data ---------------------------------------------------
-def test_carve_validation_holds_out_a_fraction_of_each_user():
-    dense = np.zeros((3, 20), dtype=np.float32)
-    dense[0, :10] = 1  # 10 items -> 1 held out at 0.1
-    dense[1, :2] = 1  # 2 items -> too few, all kept
-    dense[2, :20] = 2  # 20 items -> 2 held out
-    x = sp.csr_matrix(dense)
-    rest, held = carve_validation(x, 0.1, seed=3)
-    assert np.diff(held.indptr).tolist() == [1, 0, 2]
-    assert np.diff(rest.indptr).tolist() == [9, 2, 18]
-    # a partition of the interactions; kept values keep their weight, held ones are binary
-    np.testing.assert_array_equal((rest + held).toarray() > 0, dense > 0)
-    assert set(rest.data.tolist()) == {1.0, 2.0} and set(held.data.tolist()) == {1.0}
-    again_rest, again_held = carve_validation(x, 0.1, seed=3)
-    assert (again_held != held).nnz == 0 and (again_rest != rest).nnz == 0
-
-
 def test_fit_without_validation_fits_weights_on_a_carved_split():
     # two taste blocks; block B is smaller, so popularity only ever suggests block A
     rng = np.random.default_rng(0)
