@@ -41,8 +41,8 @@ import pandas as pd
 
 from shelfwise.artifacts import build_bundle
 from shelfwise.data.demo import DemoConfig, generate
+from shelfwise.evaluation.metrics import graded_ndcg
 from shelfwise.search.ltr import search_labels
-from shelfwise.search.relevance import graded_ndcg
 from shelfwise.search.semantic import EmbeddingCache, item_texts
 from shelfwise.serve.app import create_app
 from shelfwise.serve.settings import ServeSettings

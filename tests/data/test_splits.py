@@ -3,9 +3,11 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from shelfwise.data.splits import (
     Split,
+    carve_validation,
     leave_last_out,
     random_holdout,
     sample_users,
@@ -365,3 +367,67 @@ def test_sample_users_keeps_whole_histories_of_n_users() -> None:
         sample_users(frame, -1)
     with pytest.raises(DataError, match="user_id"):
         sample_users(frame.drop(columns="user_id"), 2)
+
+
+# -- validation carved from a training matrix ---------------------------------------------------
+def test_carve_validation_eligibility_and_counts() -> None:
+    dense = np.zeros((5, 20), dtype=np.float32)
+    dense[0, :10] = 1  # 10 cells -> round(0.25 * 10) = 2 (half to even)
+    dense[1, :2] = 1  # 2 cells: eligible at min 2 (1 held, 1 kept), not at min 3
+    dense[2, 5] = 1  # 1 cell: never eligible
+    dense[3, :20] = 2  # 20 cells -> 5
+    dense[4, :3] = 1  # 3 cells -> round(0.75) = 1
+    x = sp.csr_matrix(dense)
+    for min_n, expected in ((2, [2, 1, 0, 5, 1]), (3, [2, 0, 0, 5, 1])):
+        rest, held = carve_validation(x, 0.25, seed=3, min_interactions=min_n)
+        assert np.diff(held.indptr).tolist() == expected
+        assert (np.diff(rest.indptr) + np.diff(held.indptr)).tolist() == [10, 2, 1, 20, 3]
+        # a partition: kept cells keep their values, held ones are binary
+        np.testing.assert_array_equal((rest + held).toarray() > 0, dense > 0)
+        assert rest.multiply(held).nnz == 0
+        assert set(rest.data.tolist()) == {1.0, 2.0} and set(held.data.tolist()) == {1.0}
+        assert rest.dtype == held.dtype == np.float32
+        assert rest.has_sorted_indices and held.has_sorted_indices
+
+
+def test_carve_validation_holds_at_least_one_and_never_all() -> None:
+    x = sp.csr_matrix(np.ones((2, 4), dtype=np.float32))
+    _, small = carve_validation(x, 0.05, seed=0, min_interactions=2)  # round(0.2) = 0 -> 1
+    assert np.diff(small.indptr).tolist() == [1, 1]
+    _, large = carve_validation(x, 0.95, seed=0, min_interactions=2)  # round(3.8) = 4 -> 3
+    assert np.diff(large.indptr).tolist() == [3, 3]
+
+
+def test_carve_validation_is_seeded() -> None:
+    x = sp.random(50, 40, density=0.3, random_state=1, format="csr", dtype=np.float32)
+    a_rest, a_held = carve_validation(x, 0.3, seed=7, min_interactions=2)
+    b_rest, b_held = carve_validation(x, 0.3, seed=7, min_interactions=2)
+    assert (a_rest != b_rest).nnz == 0 and (a_held != b_held).nnz == 0
+    _, c_held = carve_validation(x, 0.3, seed=8, min_interactions=2)
+    assert (a_held != c_held).nnz > 0
+    # the draw is default_rng(seed).choice over each eligible user's cells, in row order
+    rng = np.random.default_rng(7)
+    first = next(u for u in range(50) if x.indptr[u + 1] - x.indptr[u] >= 2)
+    n = int(x.indptr[first + 1] - x.indptr[first])
+    picked = x.indices[
+        x.indptr[first] + rng.choice(n, size=min(n - 1, max(1, round(0.3 * n))), replace=False)
+    ]
+    assert sorted(a_held[first].indices.tolist()) == sorted(picked.tolist())
+
+
+@pytest.mark.parametrize(
+    ("fraction", "min_n", "pattern"),
+    [
+        (0.0, 2, r"fraction must be in \(0, 1\)"),
+        (1.0, 2, r"fraction must be in \(0, 1\)"),
+        ("a", 2, "fraction must be a number"),
+        (0.2, 1, "min_interactions must be >= 2"),
+        (0.2, 0, "min_interactions must be >= 1"),
+    ],
+)
+def test_carve_validation_rejects_bad_parameters(
+    fraction: object, min_n: int, pattern: str
+) -> None:
+    x = sp.csr_matrix(np.ones((2, 4), dtype=np.float32))
+    with pytest.raises(ConfigError, match=pattern):
+        carve_validation(x, fraction, seed=0, min_interactions=min_n)  # type: ignore[arg-type]

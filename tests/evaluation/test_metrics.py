@@ -11,12 +11,17 @@ import scipy.sparse as sp
 from shelfwise.evaluation.metrics import (
     catalog_coverage,
     f1_at_k,
+    graded_ndcg,
     hit_matrix,
     hit_rate_at_k,
     intra_list_diversity,
     map_at_k,
     mrr_at_k,
     ndcg_at_k,
+    ndcg_from_hits,
+    ndcg_of_ranks,
+    ndcg_of_scores,
+    ndcg_per_user,
     novelty,
     popularity_bias,
     precision_at_k,
@@ -52,6 +57,62 @@ def test_ndcg_binary_ideal_over_min_rel_k():
     e = (1 + 1 / L2(4)) / IDCG3  # hits at ranks 1, 3; |rel| = 5 -> ideal over 3
     assert ndcg_at_k(RECS, RELEVANT, K) == pytest.approx((a + b + e) / 3)
     assert a == pytest.approx(0.530721, abs=1e-6)
+
+
+def test_ndcg_per_user_skips_users_without_relevant_items():
+    a = (1 / L2(3) + 1 / L2(4)) / IDCG3
+    e = (1 + 1 / L2(4)) / IDCG3
+    np.testing.assert_allclose(ndcg_per_user(RECS, RELEVANT, K), [a, 1.0, e])
+    hits, n_rel = hit_matrix(RECS, RELEVANT, K)
+    scored = n_rel > 0
+    np.testing.assert_allclose(ndcg_from_hits(hits[scored], n_rel[scored], K), [a, 1.0, e])
+
+
+def test_ndcg_of_scores_excludes_seen_items():
+    scores = np.array([[0.9, 1.0, 0.1, 0.5, 0.0]])
+    relevant = sp.csr_matrix(np.array([[0, 1, 0, 1, 0]], dtype=np.float32))
+    # ranking 1, 0, 3, ...: hits at ranks 1 and 3
+    expected = (1 + 1 / L2(4)) / (1 + 1 / L2(3))
+    assert ndcg_of_scores(scores, relevant, None, 10) == pytest.approx(expected)
+    # with item 0 seen (a boolean mask or a sparse matrix) the hits are at ranks 1 and 2
+    seen = np.array([[True, False, False, False, False]])
+    assert ndcg_of_scores(scores, relevant, seen, 10) == pytest.approx(1.0)
+    assert ndcg_of_scores(scores, relevant, sp.csr_matrix(seen), 10) == pytest.approx(1.0)
+    assert ndcg_of_scores(scores, sp.csr_matrix((1, 5)), None, 10) == 0.0
+    # -inf entries are never ranked: only item 3 is left, a hit at rank 1 of |rel| = 2
+    only_three = np.array([[-np.inf, -np.inf, -np.inf, 0.5, -np.inf]])
+    assert ndcg_of_scores(only_three, relevant, None, 2) == pytest.approx(1 / (1 + 1 / L2(3)))
+
+
+def test_ndcg_of_ranks_one_relevant_item():
+    got = ndcg_of_ranks(np.array([1, 3, 4, 11]), 10)
+    np.testing.assert_allclose(got, [1.0, 0.5, 1 / L2(5), 0.0])
+    # the same as the binary nDCG of a ranking with its one hit at that rank
+    assert got[1] == pytest.approx(ndcg_at_k(np.array([[7, 8, 5]]), [{5}], 10))
+
+
+def test_graded_ndcg_known_answer():
+    judged = [{1: 2, 2: 1, 3: 0, 9: 2}]
+    # ranking 2 (gain 1), 3 (0), 1 (2); ideal 2, 2, 1 (linear gains)
+    dcg = 1 / L2(2) + 0 + 2 / L2(4)
+    idcg = 2 / L2(2) + 2 / L2(3) + 1 / L2(4)
+    got = graded_ndcg([np.array([2, 3, 1])], judged, 10)
+    assert got[0] == pytest.approx(dcg / idcg)
+    # the ideal is cut at k: with k = 2 only the two grade-2 items count
+    got2 = graded_ndcg([np.array([2, 3, 1])], judged, 2)
+    assert got2[0] == pytest.approx((1 / L2(2)) / (2 / L2(2) + 2 / L2(3)))
+    # a repeated item counts once, padding never counts, no positives -> NaN
+    assert graded_ndcg([np.array([1, 1, -1])], [{1: 1}], 3)[0] == pytest.approx(1.0)
+    assert np.isnan(graded_ndcg([np.array([1])], [{1: 0}], 3)[0])
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        graded_ndcg([np.array([1])], [{1: 1}], 0)
+
+
+def test_graded_ndcg_with_binary_grades_is_the_binary_ndcg():
+    judged = [{i: 1 for i in rel} for rel in RELEVANT]
+    graded = graded_ndcg(list(RECS), judged, K)
+    assert np.isnan(graded[2])  # user C has no relevant item
+    np.testing.assert_allclose(graded[[0, 1, 3]], ndcg_per_user(RECS, RELEVANT, K))
 
 
 def test_map_both_denominators():

@@ -10,12 +10,12 @@ import pytest
 import scipy.sparse as sp
 
 from shelfwise.data.datasets import is_available, load_dataset
+from shelfwise.data.splits import carve_validation
 from shelfwise.errors import DataError
 from shelfwise.evaluation.metrics import ranking_metrics
 from shelfwise.evaluation.protocols import prepare
 from shelfwise.recommenders import create
 from shelfwise.recommenders.bprmf import BPRMF
-from shelfwise.recommenders.torch_base import holdout_validation
 
 FAST: dict[str, Any] = {"factors": 8, "epochs": 4, "batch_size": 256, "lr": 0.02, "threads": 1}
 
@@ -37,24 +37,6 @@ def clustered(n_users: int = 120, n_items: int = 60, per_user: int = 12) -> sp.c
 X = clustered()
 
 
-def test_holdout_validation_splits_each_user() -> None:
-    x = X.tolil()
-    x[0] = 0  # a user with no items
-    x[1, :] = 0
-    x[1, 5] = 1  # and one with a single item
-    x = sp.csr_matrix(x)
-    x.eliminate_zeros()
-    train, val = holdout_validation(x, 0.25, seed=3)
-    assert (train.multiply(val)).nnz == 0
-    assert ((train + val) != x).nnz == 0
-    counts, held = np.diff(x.indptr), np.diff(val.indptr)
-    assert held[0] == 0 and held[1] == 0 and train[1, 5] == 1
-    assert np.all(held[2:] == 3)  # round(0.25 * 12)
-    again, _ = holdout_validation(x, 0.25, seed=3)
-    assert (again != train).nnz == 0
-    assert counts.sum() == train.nnz + val.nnz
-
-
 def test_internal_validation_drives_early_stopping() -> None:
     model = create("bprmf", **{**FAST, "epochs": 3, "val_fraction": 0.2})
     model.fit(X)
@@ -66,7 +48,7 @@ def test_internal_validation_drives_early_stopping() -> None:
 
 
 def test_given_validation_is_used_and_training_keeps_everything() -> None:
-    train, val = holdout_validation(X, 0.2, seed=1)
+    train, val = carve_validation(X, 0.2, seed=1, min_interactions=2)
     model = create("bprmf", **{**FAST, "epochs": 12}).fit(train, validation=val)  # type: ignore[call-arg]
     assert model._train.nnz == train.nnz  # type: ignore[attr-defined]
     assert "ndcg@10" in model.history.epochs[-1]  # type: ignore[attr-defined]

@@ -15,8 +15,6 @@ from shelfwise.recommenders.hybrid import (
     HybridConfig,
     blend_rrf,
     blend_weighted,
-    carve_validation,
-    ndcg_at_k,
     normalise_scores,
     ranks,
 )
@@ -110,19 +108,6 @@ def test_rrf_ranks_seen_items_last():
     scores = model.score(model.history_matrix([3]))[0]
     # a ranks items (2, 1, 0), b ranks (0, 2, 1) among the unseen
     np.testing.assert_allclose(scores[:3], [1 / 4 + 1 / 2, 1 / 3 + 1 / 4, 1 / 2 + 1 / 3])
-
-
-def test_ndcg_by_hand():
-    scores = np.array([[0.9, 1.0, 0.1, 0.5, 0.0]])
-    relevant = sp.csr_matrix(np.array([[0, 1, 0, 1, 0]], dtype=np.float32))
-    no_seen = np.zeros((1, 5), dtype=bool)
-    # ranking 1, 0, 3, ...: hits at ranks 1 and 3
-    expected = (1 + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
-    assert ndcg_at_k(scores, relevant, no_seen, k=10) == pytest.approx(expected)
-    # with item 0 seen the hits are at ranks 1 and 2
-    seen = np.array([[True, False, False, False, False]])
-    assert ndcg_at_k(scores, relevant, seen, k=10) == pytest.approx(1.0)
-    assert ndcg_at_k(scores, sp.csr_matrix((1, 5)), no_seen) == 0.0
 
 
 # -- weight fitting ---------------------------------------------------------------------------
@@ -264,22 +249,6 @@ def test_search_space():
 
 
 # -- validation carved from the training data ---------------------------------------------------
-def test_carve_validation_holds_out_a_fraction_of_each_user():
-    dense = np.zeros((3, 20), dtype=np.float32)
-    dense[0, :10] = 1  # 10 items -> 1 held out at 0.1
-    dense[1, :2] = 1  # 2 items -> too few, all kept
-    dense[2, :20] = 2  # 20 items -> 2 held out
-    x = sp.csr_matrix(dense)
-    rest, held = carve_validation(x, 0.1, seed=3)
-    assert np.diff(held.indptr).tolist() == [1, 0, 2]
-    assert np.diff(rest.indptr).tolist() == [9, 2, 18]
-    # a partition of the interactions; kept values keep their weight, held ones are binary
-    np.testing.assert_array_equal((rest + held).toarray() > 0, dense > 0)
-    assert set(rest.data.tolist()) == {1.0, 2.0} and set(held.data.tolist()) == {1.0}
-    again_rest, again_held = carve_validation(x, 0.1, seed=3)
-    assert (again_held != held).nnz == 0 and (again_rest != rest).nnz == 0
-
-
 def test_fit_without_validation_fits_weights_on_a_carved_split():
     # two taste blocks; block B is smaller, so popularity only ever suggests block A
     rng = np.random.default_rng(0)

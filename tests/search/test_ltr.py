@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from shelfwise.errors import ConfigError, DataError, NotFittedError
+from shelfwise.evaluation.metrics import graded_ndcg
 from shelfwise.search.documents import attribute_text, item_documents
 from shelfwise.search.features import FeatureBuilder
 from shelfwise.search.ltr import LTRConfig, LTRReranker, PersonalisedReranker, search_labels
-from shelfwise.search.relevance import graded_ndcg
 from shelfwise.search.semantic import DenseIndex
 from shelfwise.types import Results
 

@@ -15,27 +15,12 @@ from shelfwise.search.relevance import (
     dataset_status,
     evaluate_rankings,
     evaluate_search,
-    graded_ndcg,
     load_demo,
     load_esci,
     load_search_dataset,
     load_wands,
 )
 from shelfwise.settings import data_dir
-
-
-def test_graded_ndcg_known_answer():
-    judged = [{1: 2, 2: 1, 3: 0, 9: 2}]
-    # ranking 2 (gain 1), 3 (0), 1 (2); ideal 2, 2, 1
-    dcg = 1 / math.log2(2) + 0 + 2 / math.log2(4)
-    idcg = 2 / math.log2(2) + 2 / math.log2(3) + 1 / math.log2(4)
-    got = graded_ndcg([np.array([2, 3, 1])], judged, 10)
-    assert got[0] == pytest.approx(dcg / idcg)
-    # a repeated item counts once, padding never counts, no positives -> NaN
-    assert graded_ndcg([np.array([1, 1, -1])], [{1: 1}], 3)[0] == pytest.approx(1.0)
-    assert np.isnan(graded_ndcg([np.array([1])], [{1: 0}], 3)[0])
-    with pytest.raises(ConfigError):
-        graded_ndcg([np.array([1])], [{1: 1}], 0)
 
 
 def test_evaluate_rankings_known_answer():

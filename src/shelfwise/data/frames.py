@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from shelfwise.data.schemas import Event, Item, User
+from shelfwise.data.time import naive_utc_column
 
 ITEM_COLUMNS: tuple[str, ...] = (
     "item_id",
@@ -47,11 +48,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 _TIME_COLUMNS = {"created_at", "timestamp"}
 
 
-def _naive_utc(values: pd.Series) -> pd.Series:
-    ts = pd.to_datetime(values, utc=True)
-    return ts.dt.tz_localize(None).astype("datetime64[us]")
-
-
 def _row(record: Item | User | Event) -> dict[str, Any]:
     row = record.model_dump()
     if "attributes" in row:
@@ -75,7 +71,7 @@ def conform(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.loc[:, list(columns)].copy()
     for col in columns:
         if col in _TIME_COLUMNS:
-            out[col] = _naive_utc(out[col])
+            out[col] = naive_utc_column(out[col])
         elif col in ("price", "value"):
             out[col] = pd.to_numeric(out[col], errors="raise").astype("float64")
         elif col == "in_stock":

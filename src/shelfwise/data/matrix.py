@@ -30,18 +30,20 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from shelfwise.data.schemas import EVENT_TYPES
+from shelfwise.data.time import MICROS_PER_DAY, micros, point_micros
 from shelfwise.data.vocab import Vocabulary, factorize_ids, unknown_id_message
+from shelfwise.data.weights import EVENT_TYPE_WEIGHTS
 from shelfwise.errors import ConfigError, DataError, UnknownIdError
 
 _OPTIONS: tuple[str, ...] = ("use_value", "binary", "half_life_days", "min_value")
-_MICROS_PER_DAY = 86_400 * 1_000_000
 
 
 class InteractionWeights(BaseModel):
     """How much each kind of event counts in the interaction matrix (see the module doc).
 
     One field per event type (view, click, add_to_cart, purchase, rating, search: finite,
-    >= 0; 0 ignores the type) plus:
+    >= 0; 0 ignores the type; the defaults are `shelfwise.data.weights.EVENT_TYPE_WEIGHTS`)
+    plus:
 
     - `use_value`: types whose weight is multiplied by the event's `value` (ratings).
     - `binary`: every stored cell becomes 1 (implicit feedback).
@@ -54,12 +56,13 @@ class InteractionWeights(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    view: float = 1.0
-    click: float = 1.0
-    add_to_cart: float = 3.0
-    purchase: float = 5.0
-    rating: float = 1.0
-    search: float = 0.0
+    # the defaults are the one event-type table (`shelfwise.data.weights`)
+    view: float = EVENT_TYPE_WEIGHTS["view"]
+    click: float = EVENT_TYPE_WEIGHTS["click"]
+    add_to_cart: float = EVENT_TYPE_WEIGHTS["add_to_cart"]
+    purchase: float = EVENT_TYPE_WEIGHTS["purchase"]
+    rating: float = EVENT_TYPE_WEIGHTS["rating"]
+    search: float = EVENT_TYPE_WEIGHTS["search"]
     use_value: tuple[str, ...] = ("rating",)
     binary: bool = False
     half_life_days: float | None = None
@@ -211,23 +214,6 @@ class Interactions:
         )
 
 
-def _naive_utc(value: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
-
-
-def _micros(values: pd.Series) -> np.ndarray:
-    """A timestamp column -> int64 microseconds since the epoch (naive UTC)."""
-    ts = pd.to_datetime(values)
-    if isinstance(ts.dtype, pd.DatetimeTZDtype):
-        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-    if ts.isna().any():
-        raise DataError(f"{int(ts.isna().sum()):,} rows have no timestamp; time decay needs one")
-    return np.asarray(ts.astype("datetime64[us]").to_numpy().view(np.int64))
-
-
 def _event_weights(frame: pd.DataFrame, weights: InteractionWeights) -> np.ndarray:
     """Per-row weights before decay; NaN marks rows dropped by `min_value`."""
     n = len(frame)
@@ -316,12 +302,9 @@ def build_interactions(
     if weights.half_life_days is not None and len(frame):
         if "timestamp" not in frame.columns:
             raise DataError("time decay (half_life_days) needs a 'timestamp' column")
-        ts = _micros(frame["timestamp"])
-        if now is None:
-            ref = int(ts.max())
-        else:
-            ref = (_naive_utc(now) - pd.Timestamp(0)) // pd.Timedelta(1, "us")
-        age_days = np.maximum(ref - ts, 0) / _MICROS_PER_DAY
+        ts = micros(frame["timestamp"], fix="time decay needs one")
+        ref = int(ts.max()) if now is None else point_micros(now, "now")
+        age_days = np.maximum(ref - ts, 0) / MICROS_PER_DAY
         values = values * np.exp2(-age_days / weights.half_life_days)
 
     rows, users = _encode(user_codes, user_ids, users, "user_id", drop_unknown)

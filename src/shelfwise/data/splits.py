@@ -12,6 +12,10 @@ rows (one user's, or the whole frame) puts its first `round(c_train * n)` rows (
 time order) in train, the next `round(c_val * n) - round(c_train * n)` in validation and the
 rest in test, where `round` is numpy's round-half-to-even (2.5 -> 2, 3.5 -> 4). This is the
 rule of Microsoft Recommenders' `python_stratified_split`.
+
+Validation carved from a training matrix (`carve_validation`): the one per-user carving
+that models (early stopping, hybrid weight fitting) and the tuner's holdout fold use; see
+its docstring for the eligibility rule.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
+from shelfwise.data.time import micros, point_micros
 from shelfwise.errors import ConfigError, DataError
 
 PARTS: tuple[str, ...] = ("train", "validation", "test")
@@ -100,29 +106,9 @@ def _user_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return codes, counts
 
 
-def _micros(values: pd.Series) -> np.ndarray:
-    """A timestamp column -> int64 microseconds since the epoch (naive UTC)."""
-    ts = pd.to_datetime(values)
-    if isinstance(ts.dtype, pd.DatetimeTZDtype):
-        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-    if ts.isna().any():
-        raise DataError(f"{int(ts.isna().sum()):,} rows have no timestamp; drop or fix them")
-    return np.asarray(ts.astype("datetime64[us]").to_numpy().view(np.int64))
-
-
-def _point_micros(value: datetime | pd.Timestamp | str, name: str) -> int:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} {value!r} is not a timestamp") from exc
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return int((ts - pd.Timestamp(0)) // pd.Timedelta(1, "us"))
-
-
 def _time_order(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(timestamp micros, tie-breaker) per row: `seq` if present, else the row position."""
-    ts = _micros(frame["timestamp"])
+    ts = micros(frame["timestamp"])
     if "seq" in frame.columns:
         seq = pd.to_numeric(frame["seq"], errors="coerce")
         if seq.isna().any():
@@ -258,11 +244,11 @@ def temporal_split(
             raise ConfigError(
                 "with cutoff, give the validation period as validation_cutoff, not validation_ratio"
             )
-        test_start = _point_micros(cutoff, "cutoff")
+        test_start = point_micros(cutoff, "cutoff")
         labels = np.where(ts >= test_start, _TEST, _TRAIN).astype(np.int8)
         params["cutoff"] = pd.Timestamp(test_start, unit="us").isoformat()
         if validation_cutoff is not None:
-            val_start = _point_micros(validation_cutoff, "validation_cutoff")
+            val_start = point_micros(validation_cutoff, "validation_cutoff")
             if val_start > test_start:
                 raise ConfigError(
                     f"validation_cutoff ({validation_cutoff}) is after cutoff ({cutoff})"
@@ -324,3 +310,54 @@ def sample_users(frame: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
         return frame
     keep = np.random.default_rng(seed).choice(ids, size=n, replace=False)
     return frame[frame["user_id"].isin(keep)].reset_index(drop=True)
+
+
+def carve_validation(
+    matrix: sp.spmatrix, fraction: float, seed: int, *, min_interactions: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Per-user validation carved out of a users x items matrix: `(rest, held)`.
+
+    Eligibility: a user (row) with at least `min_interactions` stored cells (>= 2, so one
+    always stays); other users keep every cell. An eligible user with n cells holds out
+    `min(n - 1, max(1, round(fraction * n)))` of them (Python's round-half-to-even), so every
+    eligible user has something to validate on and something left to train on. The held
+    cells are `numpy.random.default_rng(seed).choice(n, size, replace=False)` positions
+    among the user's cells in column order, drawn user by user in row order: the same
+    matrix and seed give the same split.
+
+    `rest` keeps the matrix values of the other cells; `held` is binary (1 per held cell);
+    both are float32 CSR with sorted indices, of the matrix's shape. Duplicate entries are
+    summed first. Callers choose `min_interactions`: torch models 2, the hybrid's weight
+    fitting and the tuner's holdout fold 3.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+        raise ConfigError(f"fraction must be a number in (0, 1), got {fraction!r}")
+    if not 0 < fraction < 1:
+        raise ConfigError(
+            f"fraction must be in (0, 1) (the share of each user's cells held out), got {fraction}"
+        )
+    _check_min(min_interactions)
+    if min_interactions < 2:
+        raise ConfigError(
+            f"min_interactions must be >= 2 to carve validation (a user with one cell would "
+            f"have nothing left to train on), got {min_interactions}"
+        )
+    x = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    x.sum_duplicates()
+    x.sort_indices()
+    rng = np.random.default_rng(seed)
+    counts = np.diff(x.indptr)
+    held = np.zeros(x.nnz, dtype=bool)
+    for user in np.flatnonzero(counts >= min_interactions):
+        n = int(counts[user])
+        take = min(n - 1, max(1, round(fraction * n)))
+        held[x.indptr[user] + rng.choice(n, size=take, replace=False)] = True
+    rows = np.repeat(np.arange(x.shape[0]), counts)
+    keep = ~held
+    rest = sp.csr_matrix((x.data[keep], (rows[keep], x.indices[keep])), shape=x.shape)
+    val = sp.csr_matrix(
+        (np.ones(int(held.sum()), np.float32), (rows[held], x.indices[held])), shape=x.shape
+    )
+    rest.sort_indices()
+    val.sort_indices()
+    return rest, val

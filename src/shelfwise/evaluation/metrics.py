@@ -28,16 +28,29 @@ Definitions (they reproduce Microsoft Recommenders' `python_evaluation.py`, see
 - hit_rate@k = 1 if any of the top k is relevant, else 0.
 - f1@k = 2 P R / (P + R) per user (0 when P + R = 0), averaged.
 
+nDCG lives here only, in one convention for binary and graded relevance: the gain of the
+item at rank i (1-based) is its grade (linear, not `2 ** grade - 1`; a binary hit has grade
+1), discounted by 1 / log2(i + 1); the ideal DCG is that of the best ordering of the judged
+items cut at k, i.e. of the min(|rel|, k) best grades; an item repeated in a ranking counts
+at its first position only and `-1` padding never counts. `ndcg_at_k` / `ndcg_per_user`
+are the binary case over (ranked ids, relevant sets), `ndcg_of_scores` the same from a score
+matrix (training items excluded, what models validate with during `fit`), `ndcg_of_ranks`
+the case of one relevant item per ranking (sampled negatives), and
+`graded_ndcg` the graded case over per-query judgements (search relevance). For 0/1 grades
+`graded_ndcg` equals the binary nDCG.
+
 Beyond accuracy: `catalog_coverage`, `novelty`, `intra_list_diversity`, `popularity_bias`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
+
+from shelfwise.types import top_k_rows
 
 Relevant: TypeAlias = Any
 """A CSR matrix (users x items) or a sequence of per-user id collections."""
@@ -47,12 +60,17 @@ SimilarityFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 __all__ = [
     "catalog_coverage",
     "f1_at_k",
+    "graded_ndcg",
     "hit_matrix",
     "hit_rate_at_k",
     "intra_list_diversity",
     "map_at_k",
     "mrr_at_k",
     "ndcg_at_k",
+    "ndcg_from_hits",
+    "ndcg_of_ranks",
+    "ndcg_of_scores",
+    "ndcg_per_user",
     "novelty",
     "popularity_bias",
     "precision_at_k",
@@ -170,14 +188,81 @@ def _discounts(k: int) -> np.ndarray:
     return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
 
 
-def ndcg_at_k(recs: Any, relevant: Relevant, k: int) -> float:
-    """Mean over users of DCG@k / IDCG@k, binary gains; IDCG over min(|rel|, k) hits."""
-    hits, n_rel, _ = _per_user(recs, relevant, k)
+def ndcg_from_hits(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
+    """Binary nDCG per row from `hit_matrix`'s (hits, n_rel): DCG of the row's hits / DCG of
+    min(n_rel, k) hits in a row. Every row must have n_rel >= 1."""
     disc = _discounts(k)
     dcg = hits.astype(np.float64) @ disc
-    ideal_cum = np.cumsum(disc)
-    idcg = ideal_cum[np.minimum(n_rel, k).astype(np.int64) - 1] if n_rel.size else n_rel
-    return _mean(dcg / idcg)
+    idcg = np.cumsum(disc)[np.minimum(n_rel, k).astype(np.int64) - 1] if n_rel.size else n_rel
+    return np.asarray(dcg / idcg, dtype=np.float64)
+
+
+def ndcg_per_user(recs: Any, relevant: Relevant, k: int) -> np.ndarray:
+    """Binary nDCG@k of every user with at least one relevant item, in row order (see the
+    module doc); users without one are left out."""
+    hits, n_rel, _ = _per_user(recs, relevant, k)
+    return ndcg_from_hits(hits, n_rel, k)
+
+
+def ndcg_at_k(recs: Any, relevant: Relevant, k: int) -> float:
+    """Mean over users of DCG@k / IDCG@k, binary gains; IDCG over min(|rel|, k) hits."""
+    return _mean(ndcg_per_user(recs, relevant, k))
+
+
+def ndcg_of_scores(
+    scores: np.ndarray, relevant: Relevant, seen: np.ndarray | sp.spmatrix | None, k: int
+) -> float:
+    """Mean binary nDCG@k of the rankings of a (users x items) score matrix.
+
+    Items marked in `seen` (a boolean array, or a sparse matrix whose stored cells mark them,
+    of the same shape: the users' training items) are never ranked, nor are entries at
+    -inf; the top k are taken as `types.top_k_rows` does. Rows of `relevant` (a CSR matrix
+    of the same shape) without a relevant item are skipped; 0.0 when none has one. A
+    catalogue of fewer than k items is scored as a ranking padded to k (IDCG over
+    min(|rel|, k)).
+    """
+    _check_k(k)
+    s = np.array(scores, dtype=np.float64, copy=True)
+    if seen is not None:
+        if sp.issparse(seen):
+            m = sp.csr_matrix(seen)
+            rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+            s[rows, m.indices] = -np.inf
+        else:
+            s[np.asarray(seen, dtype=bool)] = -np.inf
+    return ndcg_at_k(top_k_rows(s, k).ids, relevant, k)
+
+
+def ndcg_of_ranks(ranks: np.ndarray, k: int) -> np.ndarray:
+    """nDCG@k of rankings that hold one relevant item each, given its 1-based `ranks` (the
+    sampled-negatives protocol): 1 / log2(rank + 1) within the top k, else 0 (IDCG is 1)."""
+    _check_k(k)
+    r = np.asarray(ranks, dtype=np.float64)
+    return np.where(r <= k, 1.0 / np.log2(r + 1.0), 0.0)
+
+
+def graded_ndcg(
+    ranked: Sequence[np.ndarray] | np.ndarray, judgements: Sequence[Mapping[int, int]], k: int
+) -> np.ndarray:
+    """nDCG@k per query with linear graded gains (see the module doc): `ranked[q]` the item
+    ids of query q best first (`-1` pads), `judgements[q]` item -> grade (unjudged items and
+    grades <= 0 gain nothing). NaN for a query without a positive grade."""
+    _check_k(k)
+    disc = _discounts(k)
+    out = np.full(len(ranked), np.nan)
+    for i, judged in enumerate(judgements):
+        ideal = np.sort(np.array([g for g in judged.values() if g > 0], dtype=np.float64))[::-1]
+        if ideal.size == 0:
+            continue
+        idcg = float(ideal[:k] @ disc[: min(k, ideal.size)])
+        seen: set[int] = set()
+        gains = np.zeros(k)
+        for j, item in enumerate(np.asarray(ranked[i], dtype=np.int64)[:k].tolist()):
+            if item >= 0 and item not in seen:
+                gains[j] = judged.get(item, 0)
+                seen.add(item)
+        out[i] = float(np.maximum(gains, 0) @ disc) / idcg
+    return out
 
 
 def map_at_k(
@@ -220,15 +305,13 @@ def ranking_metrics(recs: Any, relevant: Relevant, k: int) -> dict[str, float]:
     n_hits = h.sum(axis=1)
     p = n_hits / k
     r = n_hits / n_rel if n_rel.size else n_hits
-    disc = _discounts(k)
-    idcg = np.cumsum(disc)[np.minimum(n_rel, k).astype(np.int64) - 1] if n_rel.size else n_rel
     prec_i = np.cumsum(h, axis=1) / np.arange(1, k + 1, dtype=np.float64)
     ap_sum = (prec_i * h).sum(axis=1)
     any_hit = hits.any(axis=1)
     first = np.argmax(hits, axis=1) if hits.size else np.zeros(0, np.int64)
     f1_den = p + r
     return {
-        f"ndcg@{k}": _mean((h @ disc) / idcg),
+        f"ndcg@{k}": _mean(ndcg_from_hits(hits, n_rel, k)),
         f"recall@{k}": _mean(r),
         f"precision@{k}": _mean(p),
         f"map@{k}": _mean(ap_sum / np.minimum(n_rel, k)),

@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from shelfwise.data.sequences import OrderedInteractions, Sequences
 from shelfwise.evaluation.metrics import (
     catalog_coverage,
+    ndcg_of_ranks,
     novelty,
     popularity_bias,
     ranking_metrics,
@@ -138,7 +139,7 @@ def sampled_metrics(ranks: np.ndarray, k: int, n: int) -> dict[str, float]:
     if ranks.size == 0:
         return {f"sampled{n}_hr@{k}": 0.0, f"sampled{n}_ndcg@{k}": 0.0}
     hit = ranks <= k
-    ndcg = np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)
+    ndcg = ndcg_of_ranks(ranks, k)
     return {
         f"sampled{n}_hr@{k}": float(hit.mean()),
         f"sampled{n}_ndcg@{k}": float(ndcg.mean()),

@@ -3,8 +3,9 @@
 A profile summarises what a shopper does, for personalisation and for planning messages:
 
 - `categories` / `brands`: affinities, the share of the user's exponentially decayed event
-  weight (half-life `HALF_LIFE_DAYS`; view/click 1, add-to-cart 3, purchase 5, as in
-  `InteractionWeights`) falling on each category path / brand, best first;
+  weight (half-life `HALF_LIFE_DAYS`; each event weighs its type's weight in
+  `shelfwise.data.weights.EVENT_TYPE_WEIGHTS`, as in `InteractionWeights`) falling on each
+  category path / brand, best first;
 - `price_band`: the 25th, 50th and 75th percentiles of the prices of the items the user
   looked at or bought (the latest `PRICE_MEMORY`);
 - `rfm`: recency (days since the last purchase), frequency (purchases) and monetary value
@@ -41,6 +42,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from shelfwise.data.weights import EVENT_TYPE_WEIGHTS
 from shelfwise.store import Store
 
 HALF_LIFE_DAYS = 30.0
@@ -53,14 +55,6 @@ LOYAL_PURCHASES = 5
 FULL_REFRESH_SECONDS = 600.0
 LATE_WINDOW = timedelta(days=1)
 EVENT_LIMIT = 10_000
-TYPE_WEIGHTS: dict[str, float] = {
-    "view": 1.0,
-    "click": 1.0,
-    "add_to_cart": 3.0,
-    "purchase": 5.0,
-    "rating": 1.0,
-    "search": 0.0,
-}
 
 Lifecycle = Literal["prospect", "new", "active", "loyal", "at_risk", "churned"]
 #: item ids -> (category paths, brands, prices); "" / NaN where unknown.
@@ -178,7 +172,7 @@ class ProfileState:
             self.hours[int(hours[i])] += 1
             if isinstance(sessions[i], str):
                 self.sessions.add(sessions[i])
-            weight = TYPE_WEIGHTS.get(kind, 0.0)
+            weight = EVENT_TYPE_WEIGHTS.get(kind, 0.0)
             if item_ids[i] and weight > 0:
                 if cats[i]:
                     self.categories.add(cats[i], weight, at)

@@ -40,6 +40,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional
 
+from shelfwise.data.splits import carve_validation
 from shelfwise.errors import DataError
 from shelfwise.recommenders.als import similar_by_factors
 from shelfwise.recommenders.base import as_csr, register
@@ -48,7 +49,6 @@ from shelfwise.recommenders.torch_base import (
     MODULE_PREFIX,
     TorchModelConfig,
     TorchRecommender,
-    holdout_validation,
     training_space,
 )
 from shelfwise.train.config import InitName, OptimizerName, ScheduleName
@@ -241,7 +241,7 @@ class BPRMF(TorchRecommender):
                     "the same users and items"
                 )
         elif c.val_fraction > 0:
-            train, val = holdout_validation(train, c.val_fraction, c.seed)
+            train, val = carve_validation(train, c.val_fraction, c.seed, min_interactions=2)
         else:
             val = None
         self._train, self._validation = train, val

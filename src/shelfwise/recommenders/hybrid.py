@@ -9,8 +9,9 @@ optionally with a `:label` suffix to use one model twice (`"tfidf:titles"`). Two
   components; coordinate ascent on the same grid for more) maximising NDCG@10 on up to
   `validation_users` validation users. Without a validation matrix (or with an empty one)
   `fit` carves one out of the training interactions: `validation_fraction` of each user's
-  items (users with 3 or more), drawn with `seed`; the components are fitted on the rest,
-  the weights fitted on the held-out part, then the components are refitted on everything.
+  items (users with 3 or more; `data.splits.carve_validation`), drawn with `seed`; the
+  components are fitted on the rest, the weights fitted on the held-out part, then the
+  components are refitted on everything.
   `validation_fraction=0` skips this and weighs every component the same.
 - `rrf`: reciprocal rank fusion, sum over components of weight / (`rrf_k` + rank), ranks
   counted from 1 in each component's order (ties by item index); weights default to 1.
@@ -37,7 +38,9 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field, field_validator, model_validator
 
+from shelfwise.data.splits import carve_validation
 from shelfwise.errors import ConfigError, DataError
+from shelfwise.evaluation.metrics import ndcg_of_scores
 from shelfwise.recommenders.base import (
     ModelConfig,
     Recommender,
@@ -190,49 +193,6 @@ def blend_rrf(
     return out.astype(np.float32)
 
 
-def ndcg_at_k(scores: np.ndarray, relevant: sp.csr_matrix, seen: np.ndarray, k: int = 10) -> float:
-    """Mean binary NDCG@k over rows with at least one relevant item (seen items excluded)."""
-    rel = sp.csr_matrix(relevant)
-    n_rel = np.diff(rel.indptr)
-    rows = np.flatnonzero(n_rel > 0)
-    if rows.size == 0:
-        return 0.0
-    s = np.where(seen[rows], -np.inf, scores[rows])
-    k = min(k, s.shape[1])
-    top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), 1, "stable"), 1)
-    hits = np.asarray(rel[rows].toarray() > 0)
-    gains = np.take_along_axis(hits, top, axis=1).astype(np.float64)
-    gains[~np.isfinite(np.take_along_axis(s, top, axis=1))] = 0.0
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = gains @ discounts
-    ideal = np.cumsum(discounts)[np.minimum(n_rel[rows], k) - 1]
-    return float(np.mean(dcg / ideal))
-
-
-def carve_validation(
-    x: sp.csr_matrix, fraction: float, seed: int
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Split each row (user) with 3+ items: `round(fraction * n)` (at least 1) random items
-    go to the second matrix, the rest stay in the first. Same seed -> same split."""
-    x = sp.csr_matrix(x, dtype=np.float32)
-    x.sum_duplicates()
-    rng = np.random.default_rng(seed)
-    counts = np.diff(x.indptr)
-    held = np.zeros(x.nnz, dtype=bool)
-    for u in np.flatnonzero(counts >= 3):
-        start, n = x.indptr[u], counts[u]
-        take = max(1, round(fraction * n))
-        held[start + rng.choice(n, take, replace=False)] = True
-    rows = np.repeat(np.arange(x.shape[0]), counts)
-    keep = ~held
-    rest = sp.csr_matrix((x.data[keep], (rows[keep], x.indices[keep])), shape=x.shape)
-    val = sp.csr_matrix(
-        (np.ones(int(held.sum()), np.float32), (rows[held], x.indices[held])), shape=x.shape
-    )
-    return rest, val
-
-
 def _simplex_grid(n: int, steps: int) -> list[tuple[float, ...]]:
     """Every weight vector of n non-negative multiples of 1/steps summing to 1."""
     return [
@@ -297,7 +257,9 @@ class Hybrid(Recommender):
         fit_weights = self.config.method == "weighted" and self.config.weights is None
         has_validation = validation is not None and as_csr(validation).nnz > 0
         if fit_weights and not has_validation and self.config.validation_fraction > 0:
-            rest, held = carve_validation(x, self.config.validation_fraction, self.config.seed)
+            rest, held = carve_validation(
+                x, self.config.validation_fraction, self.config.seed, min_interactions=3
+            )
             if held.nnz:
                 self.components = self._fit_components(rest, items)
                 self.tune_weights(rest, held)
@@ -366,7 +328,7 @@ class Hybrid(Recommender):
             for s, wc in zip(normalised, w, strict=True):
                 if wc:
                     blended += np.float32(wc) * s
-            return ndcg_at_k(blended, rel, seen, 10)
+            return ndcg_of_scores(blended, rel, seen, 10)
 
         keys = list(self.components)
         n, steps = len(keys), self.config.grid_steps

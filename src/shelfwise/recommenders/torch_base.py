@@ -16,8 +16,9 @@ implements:
 Validation during fit. `fit(..., validation=matrix)` uses the given held-out matrix (the
 evaluation runner passes the protocol's validation part). Without one (or when it is
 empty), models hold out a random `val_fraction` of each user's training interactions
-(`holdout_validation`, users with at least 2 interactions keep at least one) to drive early
-stopping and restore-best, and train on the rest; `val_fraction=0` trains on everything,
+(`data.splits.carve_validation` with `min_interactions=2`: users with at least 2
+interactions hold out at least one and keep at least one) to drive early stopping and
+restore-best, and train on the rest; `val_fraction=0` trains on everything,
 without validation (then the run lasts `epochs` epochs and EMA, if set, gives the final
 weights).
 """
@@ -85,31 +86,6 @@ class TorchModelConfig(ModelConfig, TrainFields):
     def train_config(self) -> TrainConfig:
         """The training options as a `TrainConfig`."""
         return TrainConfig(**self.train_fields())
-
-
-def holdout_validation(
-    matrix: sp.csr_matrix, fraction: float, seed: int
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """(train, validation): a random `fraction` of each user's stored cells moved to
-    validation (rounded, at least one for users with >= 2 cells, never all of them)."""
-    x = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-    x.sort_indices()
-    rng = np.random.default_rng(seed)
-    held = np.zeros(x.nnz, dtype=bool)
-    counts = np.diff(x.indptr)
-    for user in np.flatnonzero(counts >= 2):
-        n = int(counts[user])
-        take = min(n - 1, max(1, round(fraction * n)))
-        start = x.indptr[user]
-        held[start + rng.choice(n, size=take, replace=False)] = True
-    rows = np.repeat(np.arange(x.shape[0]), counts)
-    val = sp.csr_matrix(
-        (np.ones(int(held.sum()), np.float32), (rows[held], x.indices[held])), shape=x.shape
-    )
-    train = sp.csr_matrix((x.data[~held], (rows[~held], x.indices[~held])), shape=x.shape)
-    train.sort_indices()
-    val.sort_indices()
-    return train, val
 
 
 class TorchRecommender(Recommender):

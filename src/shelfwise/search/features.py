@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from shelfwise.data.weights import weighted_types
 from shelfwise.errors import DataError
 from shelfwise.search.analysis import Analyzer
 from shelfwise.search.bm25 import DEFAULT_FIELDS, BM25Config, BM25Index
@@ -47,13 +48,7 @@ __all__ = [
     "numeric_attributes",
 ]
 
-EVENT_WEIGHTS: dict[str, float] = {
-    "view": 1.0,
-    "click": 1.0,
-    "add_to_cart": 3.0,
-    "purchase": 5.0,
-    "rating": 2.0,
-}
+EVENT_WEIGHTS: dict[str, float] = weighted_types()
 """How much one event of each type says about a shopper's taste (searches say nothing)."""
 
 

@@ -19,8 +19,9 @@ judgements over catalogue rows:
 Metrics (`evaluate_rankings`), averaged over the queries with at least one relevant item
 (grade >= `relevant_grade`, default 1):
 
-* nDCG@10 with graded gains: DCG = sum_i grade_i / log2(i + 1), divided by the DCG of the
-  ideal order of all the query's judgements (linear gains, as `trec_eval`'s `ndcg_cut`);
+* nDCG@10 with graded gains (`evaluation.metrics.graded_ndcg`): DCG = sum_i grade_i /
+  log2(i + 1), divided by the DCG of the ideal order of all the query's judgements (linear
+  gains, as `trec_eval`'s `ndcg_cut`);
 * MAP over the top 100 with binary relevance, each query's average precision divided by its
   number of relevant items (`evaluation.metrics.map_at_k`, `denominator="n_rel"`);
 * P@10 and Recall@100 with binary relevance (`evaluation.metrics`).
@@ -44,7 +45,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from shelfwise.errors import ConfigError, DataError
-from shelfwise.evaluation.metrics import map_at_k, precision_at_k, recall_at_k
+from shelfwise.evaluation.metrics import graded_ndcg, map_at_k, precision_at_k, recall_at_k
 from shelfwise.search.features import DEFAULT_FIELDS, FeatureBuilder, numeric_attributes
 from shelfwise.search.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from shelfwise.search.ltr import LTRConfig, LTRReranker, search_labels
@@ -63,7 +64,6 @@ __all__ = [
     "dataset_status",
     "evaluate_rankings",
     "evaluate_search",
-    "graded_ndcg",
     "load_demo",
     "load_esci",
     "load_search_dataset",
@@ -123,30 +123,6 @@ def _as_ranked(ranked: Sequence[np.ndarray] | np.ndarray, depth: int) -> np.ndar
     for i, row in enumerate(ranked):
         r = np.asarray(row, dtype=np.int64)[:depth]
         out[i, : r.size] = r
-    return out
-
-
-def graded_ndcg(
-    ranked: Sequence[np.ndarray] | np.ndarray, judgements: Sequence[Mapping[int, int]], k: int
-) -> np.ndarray:
-    """nDCG@k per query with linear graded gains (NaN for a query with no positive grade)."""
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}")
-    top = _as_ranked(ranked, k)
-    disc = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
-    out = np.full(top.shape[0], np.nan)
-    for i, judged in enumerate(judgements):
-        ideal = np.sort(np.array([g for g in judged.values() if g > 0], dtype=np.float64))[::-1]
-        if ideal.size == 0:
-            continue
-        idcg = float(ideal[:k] @ disc[: min(k, ideal.size)])
-        seen: set[int] = set()
-        gains = np.zeros(k)
-        for j, item in enumerate(top[i].tolist()):
-            if item >= 0 and item not in seen:
-                gains[j] = judged.get(item, 0)
-                seen.add(item)
-        out[i] = float(np.maximum(gains, 0) @ disc) / idcg
     return out
 
 

@@ -75,6 +75,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfwise.data.frames import ITEM_COLUMNS
+from shelfwise.data.weights import weighted_types
 from shelfwise.errors import ConfigError, DataError, NotFittedError, UnknownIdError
 from shelfwise.search.analysis import Analyzer
 from shelfwise.search.autocomplete import Autocomplete, Suggestion, normalise_phrase
@@ -136,9 +137,7 @@ class SearchConfig(BaseModel):
     """Dense candidates scoring below this (cosine for `DenseIndex`) are left out, so an
     unrelated query does not drag in the catalogue's nearest-but-unrelated items."""
     rerank_depth: int = Field(default=100, ge=1, le=10_000)
-    popularity: dict[str, float] = Field(
-        default_factory=lambda: {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
-    )
+    popularity: dict[str, float] = Field(default_factory=weighted_types)
     popularity_half_life_days: float | None = Field(default=30.0, gt=0)
     autocomplete_min_query_count: int = Field(default=1, ge=1)
 

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from shelfwise.data.frames import EVENT_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, conform
+from shelfwise.data.time import naive_utc as to_naive_utc
 from shelfwise.errors import DataError, StoreError
 from shelfwise.store.base import RECENT_EVENT_COLUMNS, ApiKeyRecord, IngestReport, Store
 
@@ -77,10 +78,7 @@ def quote(column: str) -> str:
 
 def naive_utc(value: datetime | pd.Timestamp | str) -> datetime:
     """A datetime (aware, naive = UTC, or ISO text) as a naive UTC `datetime`."""
-    ts = pd.Timestamp(value)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert(UTC).tz_localize(None)
-    return ts.to_pydatetime()
+    return to_naive_utc(value).to_pydatetime()
 
 
 def canonical_json(value: Any) -> str:

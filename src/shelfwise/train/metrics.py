@@ -1,8 +1,9 @@
 """Validation metrics for training: top-k NDCG / HR / recall of held-out items, in chunks.
 
-Kept here (numpy only) rather than borrowed from `shelfwise.evaluation`, so models can
-validate during `fit` without importing the evaluation layer above them. The definitions
-match `shelfwise.evaluation.metrics` (binary gains, IDCG over min(|relevant|, k)).
+The per-user definitions are `shelfwise.evaluation.metrics`' (binary gains, IDCG over
+min(|relevant|, k)); that module is numpy only, so models validating during `fit` pull in
+nothing of the evaluation layer beyond it. This module only ranks the score rows chunk by
+chunk so that a large catalogue never needs a full users x items matrix at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
+
+from shelfwise.evaluation.metrics import hit_matrix, ndcg_from_hits
+from shelfwise.types import top_k_rows
 
 ScoreRows = Callable[[np.ndarray], np.ndarray]
 
@@ -36,8 +40,6 @@ def topk_validation(
     users = users[np.diff(relevant.indptr)[users] > 0]
     if users.size == 0:
         return {f"ndcg@{k}": 0.0, f"hr@{k}": 0.0, f"recall@{k}": 0.0}
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(discounts)
     ndcg, hr, recall = [], [], []
     for start in range(0, users.size, chunk):
         block = users[start : start + chunk]
@@ -46,15 +48,10 @@ def topk_validation(
             s = sp.csr_matrix(seen[block])
             rows = np.repeat(np.arange(block.size), np.diff(s.indptr))
             scores[rows, s.indices] = -np.inf
-        kk = min(k, scores.shape[1])
-        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
+        top = top_k_rows(scores, k).ids
         rel = sp.csr_matrix(relevant[block])
-        hits = np.asarray(rel[np.arange(block.size)[:, None], top].todense()) > 0
-        n_rel = np.diff(rel.indptr)
-        dcg = (hits * discounts[:kk]).sum(axis=1)
-        ndcg.append(dcg / ideal[np.minimum(n_rel, k) - 1])
+        hits, n_rel = hit_matrix(top, rel, k)
+        ndcg.append(ndcg_from_hits(hits, n_rel, k))
         hr.append(hits.any(axis=1).astype(np.float64))
         recall.append(hits.sum(axis=1) / n_rel)
     return {

@@ -6,8 +6,9 @@ test matrices. Tuning never looks at test. Its folds are:
 - `loo`: fit on train, score on the protocol's validation part (each user's second-to-last
   item).
 - `holdout`: the protocol's validation part is empty, so a validation holdout is carved from
-  the training matrix with the same rule: a per-user stratified random 25% of each user's
-  training cells (`random_holdout` on the cells, seeded).
+  the training matrix: a random 25% of each user's training cells, rounded, at least one and
+  never all, for users with 3 or more cells (`data.splits.carve_validation`, seeded; the
+  per-user counts are those of the outer 75/25 `random_holdout`: 3 -> 1, 6 -> 2, 8 -> 2).
 - `temporal`: the training events are split again in time (`temporal_split`, newest 20%
   of the training rows) and mapped onto the protocol's vocabularies.
 - `--cv K` (any protocol): K folds of the training cells, each user's cells spread at random
@@ -26,11 +27,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from shelfwise.data.matrix import InteractionWeights, build_interactions
-from shelfwise.data.splits import random_holdout, temporal_split
+from shelfwise.data.splits import carve_validation, temporal_split
 from shelfwise.errors import ConfigError, DataError
 from shelfwise.evaluation.protocols import ProtocolData, split_events
 
 VALIDATION_RATIO = 0.25
+# users with 1 or 2 training cells keep them all, as the outer 75/25 holdout rounds them
+HOLDOUT_MIN_INTERACTIONS = 3
 
 
 @dataclass(frozen=True)
@@ -82,14 +85,11 @@ def _from_cells(
 
 
 def holdout_fold(train: sp.csr_matrix, seed: int = 42, max_users: int | None = None) -> Fold:
-    """A per-user stratified random holdout of `VALIDATION_RATIO` of the training cells."""
-    rows, cols, vals = _cells(train)
-    frame = pd.DataFrame({"user_id": rows, "pos": np.arange(rows.size)})
-    split = random_holdout(frame, test_ratio=VALIDATION_RATIO, seed=seed)
-    held = np.zeros(rows.size, dtype=bool)
-    held[split.test["pos"].to_numpy(np.int64)] = True
-    fit = _from_cells(rows[~held], cols[~held], vals[~held], train.shape)
-    rel = _from_cells(rows[held], cols[held], np.ones(int(held.sum())), train.shape)
+    """`VALIDATION_RATIO` of each training user's cells held out at random (users with
+    `HOLDOUT_MIN_INTERACTIONS` or more; `data.splits.carve_validation`)."""
+    fit, rel = carve_validation(
+        train, VALIDATION_RATIO, seed, min_interactions=HOLDOUT_MIN_INTERACTIONS
+    )
     return Fold(fit, rel, _users_with_items(rel, max_users, seed))
 
 
