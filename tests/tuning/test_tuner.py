@@ -73,11 +73,9 @@ def test_iterative_model_reports_epochs_and_gets_pruned(
     trials = tuned.study.trials
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, [t.state for t in trials]
-    for t in pruned:  # one report per epoch up to the one it was pruned at
-        assert t.last_step is not None and t.last_step <= t.params["iterations"]
+    for t in pruned:  # stopped before the epochs its config asked for, one report each
+        assert t.last_step is not None and t.last_step < t.params["iterations"]
         assert sorted(t.intermediate_values) == list(range(1, t.last_step + 1))
-    # pruning stops trials early (the median rule may also prune right after the last epoch)
-    assert any(t.last_step < t.params["iterations"] for t in pruned)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     for t in complete:  # one report per epoch
         assert sorted(t.intermediate_values) == list(range(1, t.params["iterations"] + 1))

@@ -213,7 +213,8 @@ class Objective:
             values.append(score_fold(model, fold, self.metric_name, self.k))
             if trial is not None and len(self.folds) > 1:
                 trial.report(float(np.mean(values)), f + 1)
-                if trial.should_prune():
+                # a trial with every fold scored is complete: never thrown away by a pruner
+                if f + 1 < len(self.folds) and trial.should_prune():
                     raise optuna.TrialPruned(f"fold {f + 1}: mean {np.mean(values):.4f}")
                 if f + 1 < len(self.folds):
                     self._check_deadline()
@@ -230,7 +231,8 @@ class Objective:
             value = score_fold(model, fold, self.metric_name, self.k)
             if trial is not None:
                 trial.report(value, epoch)
-                if trial.should_prune():
+                # after the last epoch the trial is complete: never thrown away by a pruner
+                if epoch < epochs and trial.should_prune():
                     raise optuna.TrialPruned(f"epoch {epoch}: {value:.4f}")
             if _flag(model, "should_stop"):
                 break
