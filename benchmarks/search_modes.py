@@ -153,9 +153,7 @@ def main() -> int:
         t0 = time.perf_counter()
         bundle = build_bundle(store, work / served, search_dense=served == "hybrid")
         timings[f"bundle_{served}_s"] = round(time.perf_counter() - t0, 1)
-        settings = ServeSettings(
-            auth=False, rate_limit=0, refresh_seconds=0, search_mode=served, models_dir=work / "m"
-        )
+        settings = ServeSettings(auth=False, rate_limit=0, refresh_seconds=0, search_mode=served)
         t0 = time.perf_counter()
         with TestClient(create_app(Engine(store, bundle), settings)) as client:
             timings[f"app_start_{served}_s"] = round(time.perf_counter() - t0, 1)

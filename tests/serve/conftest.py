@@ -140,7 +140,6 @@ def make_client(shop: tuple[Store, Engine], tmp_path: Path) -> Iterator[AppFacto
         fields: dict[str, Any] = {
             "auth": False,
             "rate_limit": 0,
-            "models_dir": tmp_path / "models",
         }
         fields.update(overrides)
         client = TestClient(create_app(engine, ServeSettings(**fields)))

@@ -29,7 +29,6 @@ def _start(url: str, artifacts: Path, port: int, log: Path) -> subprocess.Popen[
     env = {
         **os.environ,
         "SHELFWISE_RATE_LIMIT": "0",
-        "SHELFWISE_MODELS_DIR": str(artifacts.parent / "models"),
     }
     command = [
         sys.executable, "-m", "shelfwise", "serve", "--store", url, "--artifacts", str(artifacts),

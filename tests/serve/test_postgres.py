@@ -24,7 +24,7 @@ def test_api_on_postgres(postgres_schema: str, tmp_path: Path) -> None:
         fill(store)
         bundle, _ = ensure_bundle(store, tmp_path / "artifacts")
         key, _ = create_key(store, "admin")
-        settings = ServeSettings(auth=True, rate_limit=0, models_dir=tmp_path / "models")
+        settings = ServeSettings(auth=True, rate_limit=0)
         with TestClient(create_app(Engine(store, bundle), settings)) as client:
             auth = {"X-API-Key": key}
             assert client.get("/v1/search", params={"q": "knife"}).status_code == 401

@@ -35,7 +35,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     store = open_store(f"duckdb:///{root / 'fuzz.duckdb'}")
     fill(store)
     bundle, _ = ensure_bundle(store, root / "artifacts")
-    settings_ = ServeSettings(auth=False, rate_limit=0, models_dir=root / "models")
+    settings_ = ServeSettings(auth=False, rate_limit=0)
     app = create_app(Engine(store, bundle), settings_)
     with TestClient(app):  # runs the lifespan: the services stay on app.state meanwhile
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)

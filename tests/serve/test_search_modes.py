@@ -112,9 +112,7 @@ def test_bundle_trains_the_reranker_with_dense_features_when_asked(
 
 def _client(store: Store, root: Path, name: str, mode: str) -> TestClient:
     bundle, _ = ensure_bundle(store, root / name, search_dense=mode != "lexical")
-    settings = ServeSettings(
-        auth=False, rate_limit=0, refresh_seconds=0, search_mode=mode, models_dir=root / "m"
-    )
+    settings = ServeSettings(auth=False, rate_limit=0, refresh_seconds=0, search_mode=mode)
     return TestClient(create_app(Engine(store, bundle), settings))
 
 

@@ -30,7 +30,7 @@ def test_activate_tuned_version_maps_item_ids(
     data = build_interactions(store.interactions(types=["purchase"]))
     assert list(data.items) != list(engine.catalog.item_id[: len(data.items)])
     model = create("itemknn", neighbors=10, shrink=0.0).fit(data)
-    version = Registry(tmp_path / "models").save_model(
+    version = Registry(tmp_path / "artifacts").save_model(
         model, {"validation": {"ndcg@10": 0.5}}, dataset="shop", items=data.items
     )
     client = make_client()
@@ -47,7 +47,7 @@ def test_activate_tuned_version_maps_item_ids(
     assert body["items"][0]["item_id"] == "K1"  # u6 bought K1 with H1
     metrics = client.get("/metrics").text
     assert f'serving="itemknn@{version}"' in metrics
-    assert Registry(tmp_path / "models").champion().version == version  # type: ignore[union-attr]
+    assert Registry(tmp_path / "artifacts").champion().version == version  # type: ignore[union-attr]
 
 
 def _finished(client: TestClient, job: dict[str, Any]) -> dict[str, Any]:
@@ -75,9 +75,7 @@ def test_tune_job_runs_the_library_in_a_child_process_and_serves_the_winner(
         store.ingest(items=demo.items, users=demo.users, events=demo.events)
         bundle, _ = ensure_bundle(store, tmp_path / "artifacts")
         engine = Engine(store, bundle)
-        settings = ServeSettings(
-            auth=False, artifacts_dir=tmp_path / "artifacts", models_dir=tmp_path / "models"
-        )
+        settings = ServeSettings(auth=False, artifacts_dir=tmp_path / "artifacts")
         with TestClient(create_app(engine, settings)) as client:
             job = client.post(
                 "/v1/jobs",
@@ -87,7 +85,7 @@ def test_tune_job_runs_the_library_in_a_child_process_and_serves_the_winner(
             state = _finished(client, job.json())
             assert state["status"] == "succeeded", state["error"]
             version = state["result"]["version"]
-            info = Registry(tmp_path / "models").get(version)
+            info = Registry(tmp_path / "artifacts").get(version)
             assert info.kind == "model" and info.model == "itemknn"
             assert info.extra["n_trials"] == 2 and "ndcg@10" in info.metrics["validation"]
             assert engine.serving_label == f"itemknn@{version}"

@@ -102,12 +102,12 @@ def write_tuning_report(models_dir: Path) -> Path:
     return folder
 
 
-def make_app(engine: Engine, models_dir: Path) -> Any:
+def make_app(engine: Engine) -> Any:
     """The production app around `engine`, with API keys off as in the local demo."""
     from shelfwise.serve import create_app
     from shelfwise.serve.settings import ServeSettings
 
-    return create_app(engine, ServeSettings(auth=False, models_dir=models_dir))
+    return create_app(engine, ServeSettings(auth=False))
 
 
 @contextlib.contextmanager
@@ -142,8 +142,8 @@ def demo_server() -> Iterator[DemoServer]:
     store.ingest(items=demo.items, users=demo.users, events=demo.events)
     bundle, _ = ensure_bundle(store, tmp / "artifacts")
     engine = Engine(store, bundle)
-    write_tuning_report(tmp / "models")
-    app = make_app(engine, tmp / "models")
+    write_tuning_report(tmp / "artifacts")  # the registry the bundle is a version of
+    app = make_app(engine)
     try:
         with serve_in_thread(app) as base_url:
             yield DemoServer(base_url, store, engine, demo.items)

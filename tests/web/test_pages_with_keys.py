@@ -31,7 +31,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     bundle = build_bundle(store, tmp / "artifacts")  # a second version, served
     admin, _ = create_key(store, "admin", "admin page")
     shop, _ = create_key(store, "read,write", "storefront")
-    app = create_app(Engine(store, bundle), ServeSettings(auth=True, models_dir=tmp / "models"))
+    app = create_app(Engine(store, bundle), ServeSettings(auth=True))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(web.WEB_KEY_ENV, shop)
         with serve_in_thread(app) as base_url:

@@ -31,12 +31,12 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     store = open_store(f"duckdb:///{tmp / 'store.duckdb'}")
     store.ingest(items=demo.items, users=demo.users, events=demo.events)
     bundle, _ = ensure_bundle(store, tmp / "artifacts")
-    write_tuning_report(tmp / "models")
+    write_tuning_report(tmp / "artifacts")
     admin, _ = create_key(store, "admin", "test admin")
     shop, _ = create_key(store, "read,write", "storefront")
-    app = create_app(Engine(store, bundle), ServeSettings(auth=True, models_dir=tmp / "models"))
+    app = create_app(Engine(store, bundle), ServeSettings(auth=True))
     with TestClient(app) as client:
-        yield {"client": client, "admin": admin, "shop": shop, "models": tmp / "models"}
+        yield {"client": client, "admin": admin, "shop": shop, "models": tmp / "artifacts"}
     store.close()
 
 

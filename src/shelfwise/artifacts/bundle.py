@@ -1,10 +1,13 @@
-"""Bundles: store -> trained models + search index -> one versioned folder on disk.
+"""Bundles: store -> trained models + search service -> one version of the registry.
 
-A bundle is a folder `<artifacts>/<version>/` with `manifest.json`, the item vocabulary,
-one sub-folder per model and the search index. It records the store fingerprint it was built
-from, so `ensure_bundle` reuses it as long as the store has not changed, and the serving
-engine's configuration (`"engine"`: fallback-chain order, weights, thresholds, model roles),
-so a bundle is served the way it was built to be.
+A bundle is a version of kind "bundle" in the artifacts registry (`shelfwise.artifacts.
+registry.Registry`: `<root>/versions/vNNNN/`, written atomically, served when `ACTIVE`
+names it) holding `manifest.json`, the item vocabulary, the catalogue snapshot, one
+sub-folder per model and the persisted search service. Its manifest records the store
+fingerprint it was built from, so `ensure_bundle` reuses it as long as the store has not
+changed; the serving engine's configuration (`"engine"`: fallback-chain order, weights,
+thresholds, model roles), so a bundle is served the way it was built to be; and, for a
+bundle derived to serve a tuned model, that model's version (`"serving_model"`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from shelfwise import __version__
+from shelfwise.artifacts.registry import Registry
 from shelfwise.data.matrix import InteractionWeights, build_interactions
 from shelfwise.data.sequences import OrderedInteractions, Sequences
 from shelfwise.data.vocab import Vocabulary
@@ -69,6 +73,19 @@ class Bundle:
     weights: InteractionWeights = field(default_factory=InteractionWeights)
     #: How the engine serves this bundle (`serving.chain.EngineConfig`), from the manifest.
     engine: EngineConfig = field(default_factory=_engine_config)
+    #: The tuned model personalised requests use instead of the bundle's own, as
+    #: (model, its item vocabulary, label "name@version"); None: the bundle's own.
+    serving: tuple[Recommender, Vocabulary | None, str] | None = None
+
+    @property
+    def version(self) -> str:
+        """The bundle's version id in the registry."""
+        return str(self.manifest.get("version", self.directory.name))
+
+    @property
+    def registry(self) -> Registry:
+        """The registry the bundle is a version of (`<root>/versions/<version>/`)."""
+        return Registry(self.directory.parent.parent)
 
     @property
     def search_reranker(self) -> Any:
@@ -106,23 +123,26 @@ def weighted_events(events: pd.DataFrame, weights: InteractionWeights) -> pd.Dat
 
 def build_bundle(
     store: Store,
-    directory: Path,
+    directory: Path | Registry,
     models: dict[str, dict[str, Any]] | None = None,
     weights: InteractionWeights | None = None,
     activate: bool = True,
     search_rerank: bool = True,
     search_dense: bool | None = None,
     engine: EngineConfig | None = None,
+    serving_model: str | None = None,
 ) -> Bundle:
-    """Train the models and build the search index from the store; save under `directory`.
+    """Train the models and build the search service from the store; save the bundle as a new
+    version of the registry at `directory`.
 
-    With `activate` the `CURRENT` pointer names the new bundle (what `ensure_bundle` and a
-    restarted server load); without, it is only written (the API's train job can build one
-    while another is served). `search_dense` (default: `$SHELFWISE_SEARCH_MODE` is hybrid
-    or semantic) trains the search re-ranker with the dense-similarity features, embedding
-    the catalogue through the on-disk embedding cache; the manifest records it. `engine`
-    (default: `EngineConfig()`) is how the bundle is to be served; the manifest records it
-    under "engine"."""
+    With `activate` the new version becomes the served one (what `ensure_bundle` and a restarted
+    server load); without, it is only written (the API's train job can build one while
+    another is served). `serving_model` names a tuned model version of the same registry
+    that personalised requests are to use. `search_dense` (default: `$SHELFWISE_SEARCH_MODE`
+    is hybrid or semantic) trains the search re-ranker with the dense-similarity features,
+    embedding the catalogue through the on-disk embedding cache; the manifest records it.
+    `engine` (default: `EngineConfig()`) is how the bundle is to be served; the manifest
+    records it under "engine"."""
     started = time.perf_counter()
     if search_dense is None:
         from shelfwise.search.semantic import search_mode_from_env
@@ -163,39 +183,57 @@ def build_bundle(
     timings.update(search.timings)
     reranker = search.reranker
 
-    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    target = directory / version
-    target.mkdir(parents=True, exist_ok=False)
-    item_vocab.save(target / "items.vocab.json")
-    items.to_parquet(target / "catalog.parquet", index=False)
-    for name, model in fitted.items():
-        model.save(target / "models" / name)
-    search.save(target / "search")
-    manifest = {
-        "version": version,
-        "shelfwise": __version__,
-        "fingerprint": fingerprint,
-        "store": store.url,
-        "created_at": datetime.now(UTC).isoformat(),
-        "models": {name: params for name, params in models.items()},
-        "weights": weights.model_dump(mode="json"),
-        "engine": engine.model_dump(mode="json"),
-        "search": {
-            "dense": bool(search_dense),
-            "reranker": reranker is not None,
-            "reranker_dense": bool(getattr(reranker, "uses_dense", False)),
-        },
-        "counts": {
-            "items": len(catalog),
-            "users": int(data.n_users),
-            "interactions": int(data.nnz),
-        },
-        "seconds": {**timings, "total": round(time.perf_counter() - started, 3)},
-    }
-    (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    if activate:
-        (directory / "CURRENT").write_text(version)
-    return Bundle(target, manifest, items, item_vocab, fitted, search, weights, engine)
+    registry = directory if isinstance(directory, Registry) else Registry(directory)
+    with registry.draft("bundle") as draft:
+        target = draft.path
+        item_vocab.save(target / "items.vocab.json")
+        items.to_parquet(target / "catalog.parquet", index=False)
+        for name, model in fitted.items():
+            model.save(target / "models" / name)
+        search.save(target / "search")
+        draft.manifest = {
+            "shelfwise": __version__,
+            "fingerprint": fingerprint,
+            "store": store.url,
+            "created_at": datetime.now(UTC).isoformat(),
+            "models": {name: params for name, params in models.items()},
+            "weights": weights.model_dump(mode="json"),
+            "engine": engine.model_dump(mode="json"),
+            "search": {
+                "dense": bool(search_dense),
+                "reranker": reranker is not None,
+                "reranker_dense": bool(getattr(reranker, "uses_dense", False)),
+            },
+            "counts": {
+                "items": len(catalog),
+                "users": int(data.n_users),
+                "interactions": int(data.nnz),
+            },
+            "seconds": {**timings, "total": round(time.perf_counter() - started, 3)},
+            "metrics": {},
+            "serving_model": serving_model,
+        }
+    info = registry.activate(draft.version) if activate else registry.get(draft.version)
+    bundle = Bundle(info.path, info.manifest, items, item_vocab, fitted, search, weights, engine)
+    bundle.serving = _serving_model(registry, serving_model)
+    return bundle
+
+
+def _serving_model(
+    registry: Registry, version: str | None
+) -> tuple[Recommender, Vocabulary | None, str] | None:
+    """(model, item vocabulary, label) of the tuned version a bundle serves, or None. A
+    version that cannot be loaded is logged and not served: the bundle's own model answers
+    (a stale tuned version must not stop the service)."""
+    if not version:
+        return None
+    try:
+        info = registry.get(version)
+        model = registry.load_model(version)
+        return model, registry.vocabulary(version, "items"), f"{info.model}@{version}"
+    except (OSError, ValueError, ShelfwiseError) as exc:
+        log.warning("not serving tuned version %s: %s", version, exc)
+        return None
 
 
 def load_bundle(directory: Path) -> Bundle:
@@ -208,16 +246,15 @@ def load_bundle(directory: Path) -> Bundle:
     models = {name: load_model(directory / "models" / name) for name in manifest["models"]}
     search = load_search_service(directory / "search")
     weights = InteractionWeights(**manifest.get("weights", {}))
-    return Bundle(directory, manifest, items, vocab, models, search, weights, engine)
+    bundle = Bundle(directory, manifest, items, vocab, models, search, weights, engine)
+    bundle.serving = _serving_model(bundle.registry, manifest.get("serving_model"))
+    return bundle
 
 
 def current_bundle_dir(root: Path) -> Path | None:
-    """The active bundle under an artifacts root, if any."""
-    pointer = root / "CURRENT"
-    if not pointer.exists():
-        return None
-    target = root / pointer.read_text().strip()
-    return target if (target / "manifest.json").exists() else None
+    """The served bundle's folder in the registry at `root`, if a bundle is served."""
+    active = Registry(root).active()
+    return active.path if active is not None and active.kind == "bundle" else None
 
 
 def ensure_bundle(
@@ -227,28 +264,37 @@ def ensure_bundle(
     search_dense: bool | None = None,
     engine: EngineConfig | None = None,
 ) -> tuple[Bundle, bool]:
-    """The current bundle if it matches the store, else a fresh one. Returns (bundle, built).
+    """The served bundle if it matches the store, else a fresh one. Returns (bundle, built).
 
-    `search_dense` True / False also asks for a bundle whose search re-ranker was (not)
-    trained with dense retrieval, rebuilding one built the other way; None takes either
-    (and builds as `build_bundle` defaults). A new bundle records `engine` (default: the
-    defaults); a reused one keeps the configuration it was built with."""
-    current = current_bundle_dir(root)
-    if current is not None and not rebuild:
+    `root` is the artifacts registry. `search_dense` True / False also asks for a bundle
+    whose search re-ranker was (not) trained with dense retrieval, rebuilding one built the
+    other way; None takes either (and builds as `build_bundle` defaults). A new bundle
+    records `engine` (default: the defaults); a reused one keeps the configuration it was
+    built with. A new bundle keeps serving the tuned model the one it replaces served (or
+    the tuned model `ACTIVE` names, when `shelfwise tune` promoted one with no bundle)."""
+    registry = Registry(root)
+    active = registry.active()
+    serving_model = None
+    if active is not None:
+        serving_model = active.version if active.kind == "model" else active.serving_model
+    if active is not None and active.kind == "bundle" and not rebuild:
         try:
-            bundle = load_bundle(current)
+            bundle = load_bundle(active.path)
         except (OSError, ValueError, KeyError, ShelfwiseError) as exc:
-            log.warning("bundle %s is unreadable (%s); rebuilding", current, exc)
+            log.warning("bundle %s is unreadable (%s); rebuilding", active.version, exc)
         else:
             dense = bool(bundle.manifest.get("search", {}).get("dense", False))
             if bundle.fingerprint != store.fingerprint():
-                log.info("store changed since bundle %s was built; rebuilding", current.name)
+                log.info("store changed since bundle %s was built; rebuilding", active.version)
             elif search_dense is not None and dense != search_dense:
                 log.info(
                     "bundle %s was built %s dense search; rebuilding",
-                    current.name,
+                    active.version,
                     "with" if dense else "without",
                 )
             else:
                 return bundle, False
-    return build_bundle(store, root, search_dense=search_dense, engine=engine), True
+    built = build_bundle(
+        store, registry, search_dense=search_dense, engine=engine, serving_model=serving_model
+    )
+    return built, True

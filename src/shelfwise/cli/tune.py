@@ -148,7 +148,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--set sasrec.epochs=20 --set sasrec.threads=1",
     )
     p.add_argument(
-        "--models-dir", default="var/models", help="model versions folder (default var/models)"
+        "--models-dir",
+        default="var/artifacts",
+        help="the artifacts registry the tuned version is saved in (default var/artifacts, "
+        "where `shelfwise build` and `serve` keep their bundles)",
     )
     p.add_argument("--report-dir", default=None, help="default MODELS_DIR/reports/STUDY")
     p.add_argument("--json", help="also write the result JSON here")

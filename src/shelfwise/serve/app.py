@@ -105,9 +105,7 @@ def build_services(engine: Engine, settings: ServeSettings, metrics: Metrics) ->
     profiles = ProfileService(engine.store, _item_lookup(engine))
     engine.add_erase_listener(profiles.forget)
     engine.add_reset_listener(profiles.clear)
-    artifacts = engine.bundle.directory.parent
-    registry = ModelRegistry(engine, artifacts, settings.models_dir)
-    registry.restore_active_tuned()
+    registry = ModelRegistry(engine, engine.bundle.registry)
     metrics.set_model(engine.model_version, engine.serving_label)
     return Services(
         settings=settings,
@@ -251,7 +249,6 @@ def serve(settings: ServeSettings, host: str, port: int, workers: int = 1) -> No
             {
                 "SHELFWISE_STORE": settings.store,
                 "SHELFWISE_ARTIFACTS_DIR": str(Path(settings.artifacts_dir).resolve()),
-                "SHELFWISE_MODELS_DIR": str(Path(settings.models_dir).resolve()),
                 "SHELFWISE_AUTH": "true" if settings.auth else "false",
                 "SHELFWISE_REBUILD": "false",
                 "SHELFWISE_SEARCH_MODE": settings.search_mode,

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from shelfwise.artifacts import build_bundle
-from shelfwise.errors import ConfigError
 from shelfwise.serve.models import ModelRegistry
 from shelfwise.serving import Engine
 from shelfwise.store import open_store
@@ -119,10 +118,11 @@ def train_job(
     `search_dense`); serve it with `activate`."""
     bundle = build_bundle(
         engine.store,
-        registry.artifacts,
+        registry.registry,
         activate=activate,
         search_dense=search_dense,
         engine=engine.config,  # a retrain keeps the served chain and model roles
+        serving_model=engine.bundle.manifest.get("serving_model"),  # and the tuned model
     )
     if activate:
         engine.activate(bundle)
@@ -160,8 +160,6 @@ def tune_job(
     activate: bool,
 ) -> dict[str, Any]:
     """Snapshot the store, tune on it in a spawned child process, read the result."""
-    if registry.models_dir is None:
-        raise ConfigError("tuning needs a model store folder (SHELFWISE_MODELS_DIR)")
     with tempfile.TemporaryDirectory(prefix="shelfwise-tune-") as tmp:
         snapshot = Path(tmp) / "snapshot.duckdb"
         events = engine.store.interactions()
@@ -176,7 +174,7 @@ def tune_job(
                 model or "auto",
                 trials,
                 timeout_s,
-                str(registry.models_dir),
+                registry.root,
                 str(out),
             ),
             name="shelfwise-tune",

@@ -169,14 +169,20 @@ ProfileOut = UserProfile
 
 # -- models and jobs -------------------------------------------------------------------------
 class ModelVersion(BaseModel):
-    """One model bundle version with what it was trained on and how it scored."""
+    """One version of the registry (a bundle or a tuned model) with what it was trained on
+    and how it scored."""
 
     version: str
+    kind: Literal["bundle", "model"] = "bundle"
     active: bool
     created_at: str | None = None
     models: dict[str, Any] = Field(default_factory=dict)
     counts: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    parent: str | None = Field(default=None, description="a derived bundle's parent bundle")
+    serving_model: str | None = Field(
+        default=None, description="the tuned model version a bundle serves"
+    )
 
 
 class ModelList(BaseModel):

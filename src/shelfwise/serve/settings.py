@@ -21,9 +21,8 @@ class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHELFWISE_", extra="ignore")
 
     store: str = DEFAULT_STORE_URL
+    #: The artifacts registry: bundles and tuned models (`shelfwise tune --models-dir`).
     artifacts_dir: Path = Path("var/artifacts")
-    #: Tuned model versions (`shelfwise tune --models-dir`), listed and activatable by the API.
-    models_dir: Path = Path("var/models")
     #: Require API keys. Turn off only for a local demo (`shelfwise demo` does).
     auth: bool = True
     #: Requests a second per key (per client address without auth); 0 switches it off.

@@ -173,5 +173,4 @@ def static_file(name: Annotated[str, PathParam(max_length=64)]) -> Response:
 @router.get("/v1/admin/tuning", response_model=list[TuningRun], tags=["admin"])
 def tuning_history(services: ServicesDep, _: AdminDep) -> list[TuningRun]:
     """Tuning runs with their trials, newest first (for the admin page's history plots)."""
-    models_dir = getattr(services.models, "models_dir", None)
-    return tuning_runs(Path(models_dir) if models_dir is not None else None)
+    return tuning_runs(Path(services.models.root))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import scipy.sparse as sp
 
 from shelfwise.artifacts.bundle import Bundle
 from shelfwise.data.vocab import Vocabulary
+from shelfwise.errors import ShelfwiseError
 from shelfwise.recommenders import Recommender
 from shelfwise.serving.aligned import AlignedModel
 from shelfwise.serving.catalog import Catalog
@@ -38,6 +40,8 @@ from shelfwise.serving.related import (
 from shelfwise.serving.replica import EventLog, event_sequence, weighted_history
 from shelfwise.serving.roles import ModelRoles
 from shelfwise.store import Store
+
+log = logging.getLogger(__name__)
 
 #: Every step a chain can name, by its `source` label.
 STEPS: dict[str, type[Step]] = {
@@ -107,6 +111,7 @@ class Engine:
             self._catalog_stamp = store.catalog_stamp()
             self._erasures = store.erasure_count()
             self.sync_catalog()
+        self._serve_bundle_model()
 
     def _use(self, bundle: Bundle) -> None:
         """Wire a bundle: its models by role, its chains, its basket counts."""
@@ -144,13 +149,25 @@ class Engine:
         return self.roles.content
 
     def activate(self, bundle: Bundle) -> None:
-        """Serve another bundle from now on (hot swap); the live catalog is re-synced."""
+        """Serve another bundle from now on (hot swap); the live catalog is re-synced.
+        Personalised requests use the tuned model the bundle names (`Bundle.serving`), else
+        the bundle's own personalisation model."""
         with self._lock:
             self._catalog = Catalog.build(bundle.items, revision=self._catalog.revision + 1)
             self._use(bundle)
             self.sync_catalog()
-            if self._serving is not None:
-                self.set_serving_model(*self._serving)
+            self._serve_bundle_model()
+
+    def _serve_bundle_model(self) -> None:
+        serving = self.bundle.serving
+        if serving is None:
+            self.set_serving_model(None)
+            return
+        try:
+            self.set_serving_model(*serving)
+        except ShelfwiseError as exc:  # a tuned model that no longer fits the catalogue
+            log.warning("not serving %s: %s", serving[2], exc)
+            self.set_serving_model(None)
 
     def set_serving_model(
         self, model: Recommender | None, items: Vocabulary | None = None, label: str = ""

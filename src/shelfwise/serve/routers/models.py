@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
 
+from shelfwise.errors import ConfigError
 from shelfwise.serve.deps import AdminDep, ServicesDep
 from shelfwise.serve.jobs import train_job, tune_job
 from shelfwise.serve.schemas import JobIn, JobOut, ModelList, ModelVersion
@@ -20,17 +21,26 @@ JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+
 @router.get("/models", response_model=ModelList)
 def list_models(services: ServicesDep, _: AdminDep) -> ModelList:
     """Bundles and tuned versions with their metrics, newest first."""
-    registry = services.models
-    return ModelList(
-        active=services.engine.model_version,
-        versions=[*registry.bundles(), *registry.tuned()],
-    )
+    return ModelList(active=services.engine.model_version, versions=services.models.versions())
 
 
 @router.post("/models/{version}/activate", response_model=ModelVersion)
 def activate(services: ServicesDep, _: AdminDep, version: Version) -> ModelVersion:
     """Serve this bundle or tuned version from now on; 404 if there is none."""
     found = services.models.activate(version)
+    services.extra["metrics"].set_model(
+        services.engine.model_version, services.engine.serving_label
+    )
+    return found
+
+
+@router.post("/models/rollback", response_model=ModelVersion)
+def rollback(services: ServicesDep, _: AdminDep) -> ModelVersion:
+    """Serve again what was served before the current version; 409 if nothing was."""
+    try:
+        found = services.models.rollback()
+    except ConfigError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
     services.extra["metrics"].set_model(
         services.engine.model_version, services.engine.serving_label
     )
