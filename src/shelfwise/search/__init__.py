@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from shelfwise.search.bm25 import BM25Config, BM25Index
     from shelfwise.search.build import build_search_service, load_search_service
+    from shelfwise.search.config import SearchConfig, SearchResponse
     from shelfwise.search.documents import attribute_text, item_documents, item_texts
     from shelfwise.search.filters import DEFAULT_FACETS, SORTS, Filters, Sort
     from shelfwise.search.fusion import RRFFusion, ScoreFusion, reciprocal_rank_fusion
     from shelfwise.search.ltr import PersonalisedReranker
     from shelfwise.search.modes import SEARCH_MODES, SearchMode
     from shelfwise.search.semantic import DenseIndex
-    from shelfwise.search.config import SearchConfig, SearchResponse
     from shelfwise.search.service import SearchService
 
 _HOMES = {
