@@ -6,7 +6,8 @@ The names below are importable from here; each is loaded on first use, so import
 `shelfwise.search` stays cheap (no faiss, lightgbm or torch until a dense index or a
 re-ranker is asked for).
 
-* `SearchService`, `SearchConfig`, `SearchResponse`: the service (`search.service`);
+* `SearchService`: the service (`search.service`);
+* `SearchConfig`, `SearchResponse`: its configuration and answers (`search.config`);
 * `build_search_service`, `load_search_service`: a bundle's service (`search.build`);
 * `Filters`, `SORTS`, `Sort`, `DEFAULT_FACETS`: filters and sort orders (`search.filters`);
 * `SEARCH_MODES`, `SearchMode`: search modes (`search.modes`);
@@ -26,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from shelfwise.search.bm25 import BM25Config, BM25Index
     from shelfwise.search.build import build_search_service, load_search_service
+    from shelfwise.search.config import SearchConfig, SearchResponse
     from shelfwise.search.documents import attribute_text, item_documents, item_texts
     from shelfwise.search.filters import DEFAULT_FACETS, SORTS, Filters, Sort
     from shelfwise.search.fusion import RRFFusion, ScoreFusion, reciprocal_rank_fusion
     from shelfwise.search.ltr import PersonalisedReranker
     from shelfwise.search.modes import SEARCH_MODES, SearchMode
     from shelfwise.search.semantic import DenseIndex
-    from shelfwise.search.service import SearchConfig, SearchResponse, SearchService
+    from shelfwise.search.service import SearchService
 
 _HOMES = {
     "BM25Config": "bm25",
@@ -45,9 +47,9 @@ _HOMES = {
     "SEARCH_MODES": "modes",
     "SORTS": "filters",
     "ScoreFusion": "fusion",
-    "SearchConfig": "service",
+    "SearchConfig": "config",
     "SearchMode": "modes",
-    "SearchResponse": "service",
+    "SearchResponse": "config",
     "SearchService": "service",
     "Sort": "filters",
     "attribute_text": "documents",

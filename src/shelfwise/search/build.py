@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from shelfwise.errors import DataError, ShelfwiseError
-from shelfwise.search.service import SearchConfig, SearchService
+from shelfwise.search.config import SearchConfig
+from shelfwise.search.service import SearchService
 
 if TYPE_CHECKING:
     from shelfwise.search.ltr import PersonalisedReranker

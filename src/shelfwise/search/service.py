@@ -54,33 +54,42 @@ Dense candidates obey the filters (the retriever gets the filter mask) and need 
 at least `dense_min_similarity` (cosine for `DenseIndex`). Asking for `semantic` or
 `hybrid` without a dense retriever answers with `lexical` and says so in
 `query_info["notice"]`; `query_info["mode"]` is the mode that answered.
+
+The service's parts live beside it, and their public names are importable from here too:
+`search.config` (`SearchConfig`, `SearchResponse`), `search.catalog` (the catalogue state:
+canonical items, `event_popularity`, `past_queries`, the change log behind `revision` and
+`changes_since`, and the work of `upsert_items`, `delete_items` and `sync_catalog`) and
+`search.persistence` (`save` / `load`).
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from shelfwise.data.frames import ITEM_COLUMNS
-from shelfwise.data.weights import weighted_types
-from shelfwise.errors import ConfigError, DataError, NotFittedError, UnknownIdError
+from shelfwise.errors import ConfigError, DataError, NotFittedError
+from shelfwise.search import catalog
 from shelfwise.search.analysis import Analyzer
-from shelfwise.search.autocomplete import Autocomplete, Suggestion, normalise_phrase
+from shelfwise.search.autocomplete import Autocomplete, Suggestion
 from shelfwise.search.base import Fusion, Reranker, Retriever, SearchContext, Updatable
-from shelfwise.search.bm25 import BM25Config, BM25Index
+from shelfwise.search.bm25 import BM25Index
+from shelfwise.search.catalog import (
+    ChangeLog,
+    canonical_items,
+    event_popularity,
+    past_queries,
+    result_columns,
+)
+from shelfwise.search.config import SearchConfig, SearchResponse
 from shelfwise.search.documents import item_documents, item_texts
 from shelfwise.search.filters import (
     DEFAULT_FACETS,
@@ -91,183 +100,21 @@ from shelfwise.search.filters import (
     page_slice,
 )
 from shelfwise.search.fusion import reciprocal_rank_fusion
-from shelfwise.search.modes import SEARCH_MODES, SearchMode
-from shelfwise.search.query import ParsedQuery, QueryOptions, QueryParser
-from shelfwise.search.synonyms import Synonyms
+from shelfwise.search.modes import SEARCH_MODES
+from shelfwise.search.persistence import load_service, save_service
+from shelfwise.search.query import ParsedQuery, QueryParser
 from shelfwise.search.typo import TypoIndex
 from shelfwise.types import Results
 
-__all__ = ["SearchConfig", "SearchResponse", "SearchService"]
+__all__ = [
+    "SearchConfig",
+    "SearchResponse",
+    "SearchService",
+    "event_popularity",
+    "past_queries",
+]
 
 log = logging.getLogger(__name__)
-_FORMAT = 1
-_CHANGE_LOG = 4096
-"""Catalogue changes remembered for `changes_since` (older readers rebuild their state)."""
-_COMPARED = ("title", "brand", "category", "description", "price", "in_stock", "attributes")
-"""The item columns `sync_catalog` compares to find changed rows."""
-
-
-class SearchConfig(BaseModel):
-    """Everything that shapes search; the defaults suit a typical shop."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    bm25: BM25Config = Field(default_factory=BM25Config)
-    language: str = "english"
-    stem: bool = True
-    typo: bool = True
-    typo_weights: tuple[float, float] = (0.7, 0.5)
-    prefix: bool = True
-    prefix_min_chars: int = Field(default=2, ge=1)
-    prefix_expansions: int = Field(default=20, ge=0, le=500)
-    prefix_weight: float = Field(default=0.8, gt=0.0, le=1.0)
-    synonyms: list[str] = Field(default_factory=list)
-    """Synonym rules in the file format (`a, b, c` or `a => b`), one per entry."""
-    synonyms_file: str | None = None
-    matching: Literal["all", "last", "any"] = "last"
-    """`all`: every query word must match; `last`: like all, but drop words from the end
-    while nothing matches (Meilisearch's default); `any`: any word (plain BM25). Words the
-    catalog does not know at all (no exact, typo, prefix or synonym match) are ignored and
-    reported in `query_info["unknown"]`."""
-    mode: Literal["auto"] | SearchMode = "auto"
-    """The default search mode (see the module doc); `auto`: hybrid with a dense retriever."""
-    dense_depth: int = Field(default=100, ge=1, le=10_000)
-    """How many items the dense retriever contributes (semantic and hybrid modes)."""
-    dense_min_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
-    """Dense candidates scoring below this (cosine for `DenseIndex`) are left out, so an
-    unrelated query does not drag in the catalogue's nearest-but-unrelated items."""
-    rerank_depth: int = Field(default=100, ge=1, le=10_000)
-    popularity: dict[str, float] = Field(default_factory=weighted_types)
-    popularity_half_life_days: float | None = Field(default=30.0, gt=0)
-    autocomplete_min_query_count: int = Field(default=1, ge=1)
-
-    def query_options(self) -> QueryOptions:
-        """The parser's knobs."""
-        return QueryOptions(
-            typo=self.typo,
-            typo_weights=self.typo_weights,
-            prefix=self.prefix,
-            prefix_min_chars=self.prefix_min_chars,
-            prefix_expansions=self.prefix_expansions,
-            prefix_weight=self.prefix_weight,
-        )
-
-    def load_synonyms(self) -> Synonyms:
-        """The rules from `synonyms` plus `synonyms_file`."""
-        syn = Synonyms.parse(self.synonyms, source="SearchConfig.synonyms")
-        if self.synonyms_file:
-            extra = Synonyms.from_file(Path(self.synonyms_file))
-            syn.equivalent += extra.equivalent
-            syn.one_way += extra.one_way
-        return syn
-
-
-@dataclass
-class SearchResponse:
-    """One page of results plus what the whole result set looks like."""
-
-    items: list[dict[str, Any]]
-    total: int
-    facets: dict[str, list[dict[str, Any]]]
-    query_info: dict[str, Any]
-    page: int = 1
-    per_page: int = 20
-    sort: str = "relevance"
-    rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)
-    """Row numbers of the page's items (for callers working with item indices)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON body of a search answer."""
-        return {
-            "items": self.items,
-            "total": self.total,
-            "page": self.page,
-            "per_page": self.per_page,
-            "sort": self.sort,
-            "facets": self.facets,
-            "query_info": self.query_info,
-        }
-
-
-def _view_of(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The result fields of a canonical items frame as numpy arrays of their own
-    (writable: `_update_view` writes changed rows into them)."""
-    return {
-        "item_id": frame["item_id"].astype(str).to_numpy(object, copy=True),
-        "title": frame["title"].to_numpy(object, copy=True),
-        "brand": frame["brand"].to_numpy(object, copy=True),
-        "category": frame["category"].to_numpy(object, copy=True),
-        "price": frame["price"].to_numpy(np.float64, na_value=np.nan, copy=True),
-        "in_stock": frame["in_stock"].fillna(False).astype(bool).to_numpy(copy=True),
-    }
-
-
-def _canonical_items(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy with every canonical item column (defaults for missing ones), ids as str."""
-    if "item_id" not in frame:
-        raise DataError("items need an 'item_id' column")
-    if "title" not in frame:
-        raise DataError("items need a 'title' column")
-    out = frame.copy()
-    out["item_id"] = out["item_id"].astype(str).str.strip()
-    if (out["item_id"] == "").any():
-        raise DataError("item_id must not be empty")
-    dup = out["item_id"][out["item_id"].duplicated()]
-    if not dup.empty:
-        raise DataError(f"item_id repeats within the frame: {sorted(set(dup))[:5]}")
-    defaults: dict[str, Any] = {
-        "description": "",
-        "category": "",
-        "brand": "",
-        "price": np.nan,
-        "currency": "USD",
-        "in_stock": True,
-        "attributes": "{}",
-        "created_at": pd.Timestamp(datetime.now(UTC)).tz_localize(None),
-    }
-    for name, default in defaults.items():
-        if name not in out:
-            out[name] = default
-    out["attributes"] = [
-        v if isinstance(v, str) else json.dumps(v or {}, sort_keys=True, default=str)
-        for v in out["attributes"].tolist()
-    ]
-    out["price"] = pd.to_numeric(out["price"], errors="coerce").astype("float64")
-    ts = pd.to_datetime(out["created_at"], errors="coerce", utc=True)
-    out["created_at"] = ts.dt.tz_localize(None).astype("datetime64[us]")
-    out["in_stock"] = out["in_stock"].fillna(True).astype(bool)
-    return out.loc[:, list(ITEM_COLUMNS)].reset_index(drop=True)
-
-
-def event_popularity(
-    events: pd.DataFrame | None,
-    id_to_row: Mapping[str, int],
-    n_rows: int,
-    weights: Mapping[str, float],
-    half_life_days: float | None,
-) -> np.ndarray:
-    """Weighted, time-decayed event counts per row (0 for items without events)."""
-    out = np.zeros(n_rows, dtype=np.float64)
-    if events is None or events.empty or "item_id" not in events:
-        return out
-    ev = events[events["item_id"].notna()]
-    w = ev["type"].map(dict(weights)).fillna(0.0).to_numpy(np.float64)
-    if half_life_days and "timestamp" in ev and len(ev):
-        ts = pd.to_datetime(ev["timestamp"], errors="coerce", utc=True)
-        age = (ts.max() - ts).dt.total_seconds().fillna(0.0).to_numpy() / 86_400.0
-        w = w * np.power(0.5, age / half_life_days)
-    rows = ev["item_id"].astype(str).map(id_to_row)
-    ok = rows.notna().to_numpy() & (w > 0)
-    np.add.at(out, rows[ok].astype(np.int64).to_numpy(), w[ok])
-    return out
-
-
-def past_queries(events: pd.DataFrame | None) -> Counter[str]:
-    """How often each normalised query was searched."""
-    if events is None or events.empty or "query" not in events:
-        return Counter()
-    q = events.loc[(events["type"] == "search") & events["query"].notna(), "query"]
-    return Counter(normalise_phrase(str(v)) for v in q.tolist() if str(v).strip())
 
 
 class SearchService:
@@ -291,12 +138,9 @@ class SearchService:
         self._view: dict[str, np.ndarray] | None = None
         self._lock = threading.RLock()
         self._built = False
-        #: Bumped by every catalogue change (`upsert_items`, `delete_items`,
-        #: `sync_catalog`); components caching per-item state compare it to theirs.
-        self.revision = 0
         #: Seconds spent building (index, re-ranker), filled by `search.build`.
         self.timings: dict[str, float] = {}
-        self._changes: deque[tuple[int, np.ndarray]] = deque(maxlen=_CHANGE_LOG)
+        self._changes = ChangeLog()
 
     # -- building ------------------------------------------------------------------------
 
@@ -311,7 +155,7 @@ class SearchService:
         learn popularity and past queries from `events` (canonical event columns)."""
         t0 = time.perf_counter()
         service = cls(config)
-        frame = _canonical_items(items)
+        frame = canonical_items(items)
         if frame.empty:
             raise DataError("the catalog is empty: nothing to search")
         service.items = frame
@@ -431,6 +275,12 @@ class SearchService:
     def alive(self) -> np.ndarray:
         """Boolean mask of live rows."""
         return self.index.alive
+
+    @property
+    def revision(self) -> int:
+        """Bumped by every catalogue change (`upsert_items`, `delete_items`,
+        `sync_catalog`); components caching per-item state compare it to theirs."""
+        return self._changes.revision
 
     # -- searching -----------------------------------------------------------------------
 
@@ -692,23 +542,8 @@ class SearchService:
     def _columns(self) -> dict[str, np.ndarray]:
         """The result fields as numpy arrays (built once, then updated row by row)."""
         if self._view is None:
-            self._view = _view_of(self.items)
+            self._view = result_columns(self.items)
         return self._view
-
-    def _update_view(self, rows: np.ndarray, new: pd.DataFrame) -> None:
-        """Write the changed rows into the result arrays (grown for appended rows), so a
-        write does not make the next search convert every column again."""
-        view = self._view
-        if view is None:
-            return
-        part = _view_of(new)
-        n = len(self.items)
-        for name, arr in view.items():
-            if arr.size < n:
-                grown = np.empty(n, dtype=arr.dtype)
-                grown[: arr.size] = arr
-                arr = view[name] = grown
-            arr[rows] = part[name]
 
     def describe(self, rows: np.ndarray, scores: Sequence[float]) -> list[dict[str, Any]]:
         """Result dicts for rows: item_id, title, brand, category, price, in_stock, score."""
@@ -745,121 +580,29 @@ class SearchService:
         with self._lock:
             self.suggestions.add_queries(q for q in queries if self._known_phrase(q))
 
-    # -- live updates --------------------------------------------------------------------
+    # -- live updates (the work is in `search.catalog`) ----------------------------------
 
     def rows_of(self, ids: Iterable[str]) -> np.ndarray:
         """Rows of live items; `UnknownIdError` lists ids that are not in the catalog."""
-        ids = [str(i) for i in ids]
-        rows = [self.id_to_row.get(i, -1) for i in ids]
-        alive = self.index.alive
-        bad = [i for i, r in zip(ids, rows, strict=True) if r < 0 or not alive[r]]
-        if bad:
-            raise UnknownIdError(f"item ids not in the catalog: {bad[:10]}")
-        return np.asarray(rows, dtype=np.int64)
+        return catalog.rows_of(self, ids)
 
     def upsert_items(self, frame: pd.DataFrame) -> dict[str, int]:
         """Add new items and replace existing ones; searchable when this returns."""
         self._check()
         with self._lock:
-            return self._upsert(frame)
-
-    def _upsert(self, frame: pd.DataFrame) -> dict[str, int]:
-        new = _canonical_items(frame)
-        if new.empty:
-            return {"inserted": 0, "updated": 0}
-        rows = []
-        next_row = len(self.items)
-        inserted = 0
-        alive = self.index.alive
-        old_titles: list[str] = []
-        for item_id in new["item_id"].tolist():
-            row = self.id_to_row.get(item_id)
-            if row is None:
-                row = next_row
-                next_row += 1
-            if row < len(alive) and alive[row]:
-                old_titles.append(str(self.items.at[row, "title"] or ""))
-            else:
-                inserted += 1
-            rows.append(row)
-        rows_arr = np.asarray(rows, dtype=np.int64)
-        updated = len(new) - inserted
-        self.index.upsert(rows_arr, item_documents(new))  # validates, then applies
-        appended = rows_arr >= len(self.items)
-        if appended.any():
-            self.items = pd.concat(
-                [self.items, new[appended].set_axis(rows_arr[appended])], axis=0
-            ).sort_index()
-            self.popularity = np.concatenate([self.popularity, np.zeros(int(appended.sum()))])
-        if (~appended).any():
-            old = rows_arr[~appended]
-            self.items.loc[old, list(ITEM_COLUMNS)] = new[~appended].to_numpy()
-        self._update_view(rows_arr, new)
-        for item_id, row in zip(new["item_id"].tolist(), rows, strict=True):
-            self.id_to_row[item_id] = row
-        self.filters.set_rows(rows_arr, new)
-        words = Counter(
-            tok
-            for texts in item_documents(new).values()
-            for text in texts
-            for tok in self.analyzer.tokens(text)
-        )
-        self.words.add(dict(words))
-        for title in old_titles:
-            self.suggestions.remove(title, "title")
-        for title, cat in zip(new["title"].tolist(), new["category"].tolist(), strict=True):
-            if not isinstance(title, str) or not title:
-                continue  # an untitled row is dead: nothing to suggest
-            self.suggestions.add(title, "title", 1e-3)
-            if isinstance(cat, str) and cat:
-                self.suggestions.add(cat, "category", 1.0)
-        if isinstance(self.dense, Updatable):
-            self.dense.upsert(rows_arr, new)
-        titles = new["title"].to_numpy(dtype=object)
-        untitled = rows_arr[pd.isna(titles) | (titles == "")]
-        if untitled.size:  # like a placeholder row at build: kept as a dead row
-            self.index.delete(untitled)
-            if isinstance(self.dense, Updatable):
-                self.dense.delete(untitled)
-        self._changed(rows_arr)
-        return {"inserted": inserted, "updated": updated}
+            return catalog.upsert(self, frame)
 
     def delete_items(self, ids: Iterable[str]) -> int:
         """Remove items (all or nothing); returns how many were removed."""
         self._check()
         with self._lock:
-            return self._delete(ids)
-
-    def _delete(self, ids: Iterable[str]) -> int:
-        rows = self.rows_of(ids)
-        if rows.size == 0:
-            return 0
-        rows = np.unique(rows)
-        self.index.delete(rows)
-        for title in self.items["title"].to_numpy(object)[rows].tolist():
-            if title:
-                self.suggestions.remove(str(title), "title")
-        if isinstance(self.dense, Updatable):
-            self.dense.delete(rows)
-        self._changed(rows)
-        return int(rows.size)
-
-    def _changed(self, rows: np.ndarray) -> None:
-        self.revision += 1
-        self._changes.append((self.revision, np.asarray(rows, dtype=np.int64).copy()))
+            return catalog.delete(self, ids)
 
     def changes_since(self, revision: int) -> np.ndarray | None:
         """Rows changed (upserted, appended or deleted) after `revision`, sorted; None when
         the change log no longer reaches back that far (rebuild from `items` then)."""
         with self._lock:
-            if revision == self.revision:
-                return np.empty(0, np.int64)
-            if revision > self.revision or not self._changes:
-                return None
-            if self._changes[0][0] > revision + 1:
-                return None
-            parts = [rows for rev, rows in self._changes if rev > revision]
-            return np.unique(np.concatenate(parts))
+            return self._changes.since(revision)
 
     def sync_catalog(
         self,
@@ -879,120 +622,17 @@ class SearchService:
         it instead)."""
         self._check()
         with self._lock:
-            return self._sync(frame, alive, rows)
+            return catalog.sync(self, frame, alive, rows)
 
-    def _sync(
-        self, frame: pd.DataFrame, alive: np.ndarray | None, rows: np.ndarray | None
-    ) -> dict[str, int]:
-        n, m = len(self.items), len(frame)
-        if alive is not None and len(alive) != m:
-            raise DataError(f"alive has {len(alive)} entries for {m} catalogue rows")
-        if m < n or "item_id" not in frame:
-            raise DataError(
-                f"the catalogue has {m} rows, the search service {n}: build the search "
-                "service from this catalogue"
-            )
-        if rows is None:
-            check = np.arange(m, dtype=np.int64)
-        else:
-            wanted = np.asarray(rows, dtype=np.int64).ravel()
-            wanted = wanted[(wanted >= 0) & (wanted < n)]
-            check = np.union1d(wanted, np.arange(n, m, dtype=np.int64))
-        old = check[check < n]  # sorted: the old rows come first
-        sub = frame.iloc[check]
-        ids = sub["item_id"].astype(str).to_numpy(dtype=object)
-        ours_ids = self.items["item_id"].astype(str).to_numpy(dtype=object)[old]
-        if not np.array_equal(ids[: old.size], ours_ids):
-            raise DataError(
-                "the catalogue names other items than the search service at the same rows; "
-                "build the search service from this catalogue"
-            )
-        titles = sub["title"].to_numpy(dtype=object)
-        live = ~np.asarray(pd.isna(titles) | (titles == ""), dtype=bool)
-        if alive is not None:
-            live &= np.asarray(alive, dtype=bool)[check]
-        canon = _canonical_items(sub)
-        differs = check >= n
-        for column in _COMPARED:
-            if column not in sub:
-                continue
-            a = canon[column].iloc[: old.size].reset_index(drop=True)
-            b = self.items[column].iloc[old].reset_index(drop=True)
-            same = (a == b).to_numpy(dtype=bool) | (a.isna() & b.isna()).to_numpy(dtype=bool)
-            differs[: old.size] |= ~same
-        ours = np.zeros(check.size, dtype=bool)
-        ours[: old.size] = self.index.alive[old]
-        todo = ((differs | ~ours) & live) | (check >= n)
-        if todo.any():
-            self._upsert(canon[todo])
-        ours[:] = self.index.alive[check]
-        gone = check[ours & ~live]
-        if gone.size:
-            self._delete(self.items["item_id"].to_numpy(dtype=object)[gone].tolist())
-        return {"upserted": int(todo.sum()), "deleted": int(gone.size)}
-
-    # -- persistence ---------------------------------------------------------------------
+    # -- persistence (the work is in `search.persistence`) -------------------------------
 
     def save(self, directory: Path) -> None:
         """Write the service (parquet + npz + JSON; no pickle) into `directory`."""
         self._check()
         with self._lock:
-            self._save(Path(directory))
-
-    def _save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.index.save(directory / "bm25")
-        self.items.reset_index(drop=True).to_parquet(directory / "items.parquet", index=False)
-        np.savez(directory / "state.npz", popularity=self.popularity)
-        (directory / "autocomplete.json").write_text(
-            json.dumps(self.suggestions.to_dict(), ensure_ascii=False)
-        )
-        components: dict[str, str] = {}
-        for name in ("dense", "fusion", "reranker"):
-            obj = getattr(self, name)
-            if obj is not None and hasattr(obj, "save") and hasattr(type(obj), "load"):
-                obj.save(directory / name)
-                components[name] = f"{type(obj).__module__}:{type(obj).__qualname__}"
-        meta = {
-            "format": _FORMAT,
-            "config": self.config.model_dump(mode="json"),
-            "synonyms": self.synonyms.to_dict(),
-            "components": components,
-        }
-        (directory / "service.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+            save_service(self, Path(directory))
 
     @classmethod
     def load(cls, directory: Path) -> SearchService:
         """Read a service written by `save` (components are re-created by their class)."""
-        directory = Path(directory)
-        meta_path = directory / "service.json"
-        if not meta_path.exists():
-            raise NotFittedError(f"no search service in {directory} (service.json is missing)")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != _FORMAT:
-            raise ConfigError(f"{meta_path}: format {meta.get('format')} != {_FORMAT}; rebuild")
-        config = SearchConfig(**meta["config"]).model_copy(update={"synonyms_file": None})
-        service = cls(config)
-        service.synonyms = Synonyms.from_dict(meta.get("synonyms", {}))
-        service.index = BM25Index.load(directory / "bm25")
-        service.analyzer = service.index.analyzer
-        service.items = pd.read_parquet(directory / "items.parquet")
-        service.id_to_row = {i: r for r, i in enumerate(service.items["item_id"].tolist())}
-        with np.load(directory / "state.npz", allow_pickle=False) as state:
-            service.popularity = state["popularity"].astype(np.float64)
-        service.words = TypoIndex(dict(service.index.surface_count))
-        service.filters = FilterIndex.build(service.items)
-        service.suggestions = Autocomplete.from_dict(
-            json.loads((directory / "autocomplete.json").read_text())
-        )
-        for name, path in meta.get("components", {}).items():
-            module, _, qualname = path.partition(":")
-            if not module.startswith("shelfwise."):
-                raise ConfigError(f"{meta_path}: component {name} comes from {module}")
-            cls_obj: Any = importlib.import_module(module)
-            for part in qualname.split("."):
-                cls_obj = getattr(cls_obj, part)
-            setattr(service, name, cls_obj.load(directory / name))
-        service._built = True
-        return service
+        return load_service(cls, directory)

@@ -1,0 +1,101 @@
+"""Writing and reading a `SearchService` (`SearchService.save` / `SearchService.load`).
+
+A saved service is a directory without pickle:
+
+* `bm25/`: the lexical index (`BM25Index.save`, which also keeps the analyzer);
+* `items.parquet`: the catalogue in the canonical item columns, row i = item row i;
+* `state.npz`: the popularity of every row;
+* `autocomplete.json`: the suggestions with their counts;
+* `service.json`: the format number, the `SearchConfig`, the synonyms and the components
+  (dense retriever, fusion, re-ranker) as `module:qualname` of classes with `save` / `load`,
+  each saved into a directory of its name. Only `shelfwise.` classes are loaded back.
+
+The typo words and the filter index are rebuilt from the index and the items on load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from shelfwise.errors import ConfigError, NotFittedError
+from shelfwise.search.autocomplete import Autocomplete
+from shelfwise.search.bm25 import BM25Index
+from shelfwise.search.config import SearchConfig
+from shelfwise.search.filters import FilterIndex
+from shelfwise.search.synonyms import Synonyms
+from shelfwise.search.typo import TypoIndex
+
+if TYPE_CHECKING:
+    from shelfwise.search.service import SearchService
+
+__all__ = ["FORMAT", "load_service", "save_service"]
+
+FORMAT = 1
+"""The layout version in `service.json`; another one is refused on load (rebuild)."""
+
+
+def save_service(service: SearchService, directory: Path) -> None:
+    """Write `service` into `directory` (the caller holds the service's lock)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    service.index.save(directory / "bm25")
+    service.items.reset_index(drop=True).to_parquet(directory / "items.parquet", index=False)
+    np.savez(directory / "state.npz", popularity=service.popularity)
+    (directory / "autocomplete.json").write_text(
+        json.dumps(service.suggestions.to_dict(), ensure_ascii=False)
+    )
+    components: dict[str, str] = {}
+    for name in ("dense", "fusion", "reranker"):
+        obj = getattr(service, name)
+        if obj is not None and hasattr(obj, "save") and hasattr(type(obj), "load"):
+            obj.save(directory / name)
+            components[name] = f"{type(obj).__module__}:{type(obj).__qualname__}"
+    meta = {
+        "format": FORMAT,
+        "config": service.config.model_dump(mode="json"),
+        "synonyms": service.synonyms.to_dict(),
+        "components": components,
+    }
+    (directory / "service.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+
+
+def load_service(cls: type[SearchService], directory: Path) -> SearchService:
+    """A `cls` read from a directory written by `save_service` (components are re-created
+    by their class)."""
+    directory = Path(directory)
+    meta_path = directory / "service.json"
+    if not meta_path.exists():
+        raise NotFittedError(f"no search service in {directory} (service.json is missing)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != FORMAT:
+        raise ConfigError(f"{meta_path}: format {meta.get('format')} != {FORMAT}; rebuild")
+    config = SearchConfig(**meta["config"]).model_copy(update={"synonyms_file": None})
+    service = cls(config)
+    service.synonyms = Synonyms.from_dict(meta.get("synonyms", {}))
+    service.index = BM25Index.load(directory / "bm25")
+    service.analyzer = service.index.analyzer
+    service.items = pd.read_parquet(directory / "items.parquet")
+    service.id_to_row = {i: r for r, i in enumerate(service.items["item_id"].tolist())}
+    with np.load(directory / "state.npz", allow_pickle=False) as state:
+        service.popularity = state["popularity"].astype(np.float64)
+    service.words = TypoIndex(dict(service.index.surface_count))
+    service.filters = FilterIndex.build(service.items)
+    service.suggestions = Autocomplete.from_dict(
+        json.loads((directory / "autocomplete.json").read_text())
+    )
+    for name, path in meta.get("components", {}).items():
+        module, _, qualname = path.partition(":")
+        if not module.startswith("shelfwise."):
+            raise ConfigError(f"{meta_path}: component {name} comes from {module}")
+        cls_obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls_obj = getattr(cls_obj, part)
+        setattr(service, name, cls_obj.load(directory / name))
+    service._built = True
+    return service
