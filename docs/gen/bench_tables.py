@@ -312,6 +312,36 @@ def search_modes() -> str:
     return "\n".join(lines) + _note(d)
 
 
+def search_after_write() -> str:
+    """The next search after an item write against an ordinary search, served in process."""
+    d = _json("search_after_write.json")
+    rows = (
+        ("ordinary search", d["ordinary"]),
+        ("search right after a `PUT /v1/items/{id}`", d["after_write"]),
+        ("the `PUT` itself", d["put"]),
+    )
+    lines = [
+        "| request | p50 ms | p90 ms | p99 ms | mean ms | requests |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, r in rows:
+        lines.append(
+            f"| {label} | {_ms(r['p50_ms'])} | {_ms(r['p90_ms'])} | {_ms(r['p99_ms'])} | "
+            f"{_ms(r['mean_ms'])} | {r['requests']} |"
+        )
+    t = d.get("seconds", {})
+    lines += [
+        "",
+        f"After a write / ordinary: p50 {d['ratio_p50']:.2f}x, p99 {d['ratio_p99']:.2f}x. "
+        f"{d['writes']} writes over {d['items']:,} items; engine "
+        f"{', '.join(f'`{e}`' for e in d['engines'])}; whole re-ranker feature rebuilds "
+        f"during the writes: {d['reranker_full_builds']}; a new item found by the next "
+        f"search: {'yes' if d['new_item_found'] else 'no'}. Bundle build "
+        f"{t.get('bundle_build_s')} s.",
+    ]
+    return "\n".join(lines) + _note(d)
+
+
 SEARCH_LABELS = {
     "bm25": "BM25F",
     "dense": "dense (MiniLM, exact)",
@@ -405,6 +435,7 @@ TABLES: dict[str, Callable[[], str]] = {
         bm25_compare_beauty,
         bm25_updates,
         search_modes,
+        search_after_write,
         search_quality,
         sasrec_loss,
         pruning_curves,
