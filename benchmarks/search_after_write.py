@@ -37,8 +37,8 @@ import numpy as np
 from shelfwise.artifacts import build_bundle
 from shelfwise.data.demo import DemoConfig, generate
 from shelfwise.serve.app import create_app
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import SearchSettings, ServeSettings, Settings
 from shelfwise.store import open_store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search_after_write.json"
@@ -108,7 +108,10 @@ def main() -> int:
     searches = searches.sample(n=3 * args.writes, random_state=args.seed, replace=True)
     pairs = list(zip(searches["query"].astype(str), searches["user_id"].astype(str), strict=True))
     items = demo.items.reset_index(drop=True)
-    settings = ServeSettings(auth=False, rate_limit=0, refresh_seconds=0, search_mode="lexical")
+    settings = Settings(
+        serve=ServeSettings(auth=False, rate_limit=0, refresh_seconds=0),
+        search=SearchSettings(mode="lexical"),
+    )
     t0 = time.perf_counter()
     with TestClient(create_app(Engine(store, bundle), settings)) as client:
         timings["app_start_s"] = round(time.perf_counter() - t0, 2)

@@ -45,8 +45,8 @@ from shelfwise.evaluation.metrics import graded_ndcg
 from shelfwise.search.ltr import search_labels
 from shelfwise.search.semantic import EmbeddingCache, item_texts
 from shelfwise.serve.app import create_app
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import SearchSettings, ServeSettings, Settings
 from shelfwise.store import open_store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search_modes.json"
@@ -153,7 +153,10 @@ def main() -> int:
         t0 = time.perf_counter()
         bundle = build_bundle(store, work / served, search_dense=served == "hybrid")
         timings[f"bundle_{served}_s"] = round(time.perf_counter() - t0, 1)
-        settings = ServeSettings(auth=False, rate_limit=0, refresh_seconds=0, search_mode=served)
+        settings = Settings(
+            serve=ServeSettings(auth=False, rate_limit=0, refresh_seconds=0),
+            search=SearchSettings(mode=served),
+        )
         t0 = time.perf_counter()
         with TestClient(create_app(Engine(store, bundle), settings)) as client:
             timings[f"app_start_{served}_s"] = round(time.perf_counter() - t0, 1)

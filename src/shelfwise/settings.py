@@ -1,37 +1,259 @@
-"""Settings read from the environment (`SHELFWISE_*`) with sensible local defaults."""
+"""The one `Settings` object: every knob of a Shelfwise process, in nested sections.
+
+`Settings()` reads `SHELFWISE_*` environment variables (and nothing else reads the
+environment: library code takes its settings as arguments). Each section can be set as a
+whole or field by field, with `__` between section and field::
+
+    SHELFWISE_STORE__URL=postgresql://shop@db/shop    # store.url
+    SHELFWISE_SERVE__AUTH=false                        # serve.auth
+    SHELFWISE_ENGINE__SESSION_ITEMS=20                 # engine.session_items
+    SHELFWISE_TUNING__TIMEOUT=600                      # tuning.timeout
+
+The short names of the first version keep working (`SHELFWISE_STORE`, `SHELFWISE_AUTH`,
+`SHELFWISE_ARTIFACTS_DIR`, `SHELFWISE_SEARCH_MODE`, `SHELFWISE_CACHE_DIR`,
+`SHELFWISE_DATA_DIR`, `SHELFWISE_WEB_KEY` and every `serve` field by its own name, e.g.
+`SHELFWISE_RATE_LIMIT`); a nested name wins over a short one.
+
+Sections: `store` (where the data lives), `paths` (registry, caches, public datasets),
+`serve` (the HTTP service), `search` (how search finds candidates), `engine` (the serving
+fallback chain: `serving.config.EngineConfig`, recorded in every bundle built from these
+settings) and `tuning` (defaults of `shelfwise tune` and the API's tune jobs).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from shelfwise.search.modes import SearchMode
+from shelfwise.serving.config import EngineConfig
 
 # The repository root when running from a checkout (src/shelfwise/settings.py -> ../../..).
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STORE_URL = "duckdb:///var/shelfwise.duckdb"
 
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "EngineConfig",
+    "PathSettings",
+    "SearchSettings",
+    "ServeSettings",
+    "Settings",
+    "StoreSettings",
+    "TuningSettings",
+    "find_data_dir",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Section):
+    """Where the catalogue, events, users and keys live."""
+
+    url: str = DEFAULT_STORE_URL
+    """`duckdb:///PATH` (embedded, one writer process) or `postgresql://...` (several API
+    workers)."""
+
+
+class PathSettings(_Section):
+    """Folders on disk."""
+
+    artifacts: Path = Path("var/artifacts")
+    """The artifacts registry: bundles and tuned models, one `ACTIVE` pointer."""
+    cache: Path = Path("var/cache")
+    """Caches that can be deleted at any time (catalogue embeddings under `embeddings/`)."""
+    data: Path | None = None
+    """The public datasets; None: `../shared/data` beside the working directory or the
+    checkout, when present."""
+
+    @property
+    def embeddings(self) -> Path:
+        """Where catalogue embeddings are cached."""
+        return self.cache / "embeddings"
+
+    def data_dir(self) -> Path | None:
+        """The public datasets folder: `data`, else `../shared/data` if present."""
+        return self.data if self.data is not None else find_data_dir()
+
+
+class ServeSettings(_Section):
+    """How `create_app()` runs the HTTP service."""
+
+    auth: bool = True
+    """Require API keys. Turn off only for a local demo (`shelfwise demo` does)."""
+    rate_limit: float = Field(default=100.0, ge=0)
+    """Requests a second per key (per client address without auth); 0 switches it off."""
+    rate_burst: int = Field(default=200, ge=1)
+    """How many requests a key may make in a burst above the steady rate."""
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    """Largest request body accepted, in bytes (413 above)."""
+    cors_origins: str = ""
+    """Comma-separated origins allowed by CORS ("*" for any); empty: no CORS headers."""
+    key_cache_seconds: float = Field(default=10.0, ge=0)
+    """Seconds a verified API key is trusted before it is looked up again."""
+    max_batch: int = Field(default=1000, ge=1)
+    """Most events in one POST /v1/events, most items in one POST /v1/items:batch."""
+    job_workers: int = Field(default=1, ge=1, le=4)
+    """Background training/tuning jobs run one at a time in this many worker threads."""
+    tail_seconds: float = Field(default=0.0, ge=0, le=10)
+    """Least seconds between two reads of new events from the store (0: before every
+    request; writes through this process are always read at once)."""
+    refresh_seconds: float = Field(default=5.0, ge=0)
+    """Seconds between catch-ups with other processes' writes (catalogue, erasures); 0: off."""
+    rebuild: bool = False
+    """Rebuild the model bundle at startup even if it matches the store."""
+    web_key: str | None = None
+    """A `read,write` API key inlined into the storefront pages (like a publishable key);
+    None: the pages call the API without a key (fine with `auth` off)."""
+
+    def cors_list(self) -> list[str]:
+        """The CORS origins as a list."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+class SearchSettings(_Section):
+    """How search finds candidates by default."""
+
+    mode: SearchMode = "lexical"
+    """`lexical` (BM25F), or `hybrid` (BM25F and dense retrieval fused by RRF) / `semantic`
+    (dense only), which switch on dense retrieval (MiniLM embeddings in faiss, cached under
+    `paths.cache/embeddings`) and train the bundle's re-ranker with the dense features. A
+    request may ask for another mode with `?mode=`."""
+
+    @property
+    def dense(self) -> bool:
+        """Whether dense retrieval is switched on."""
+        return self.mode != "lexical"
+
+
+class TuningSettings(_Section):
+    """Defaults of `shelfwise tune` and of the API's tune jobs (flags and job fields win)."""
+
+    metric: str = "ndcg@10"
+    sampler: str = "tpe"
+    pruner: str = "median"
+    trials: int | None = Field(default=None, ge=1)
+    """Trials per study (None: 50, or unlimited with a timeout)."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds per study (None: no time limit)."""
+    seed: int = 42
+
+
+# short names of the first version -> (section, field)
+_SHORT_NAMES: dict[str, tuple[str, str]] = {
+    "store": ("store", "url"),
+    "artifacts_dir": ("paths", "artifacts"),
+    "cache_dir": ("paths", "cache"),
+    "data_dir": ("paths", "data"),
+    "search_mode": ("search", "mode"),
+    **{name: ("serve", name) for name in ServeSettings.model_fields},
+}
+
+
+class _NestedNames(EnvSettingsSource):
+    """`SHELFWISE_<SECTION>__<FIELD>` (and a section as JSON). `SHELFWISE_STORE` is also the
+    short name of `store.url`: a value that is not JSON is left to `_ShortNames`."""
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        try:
+            return super().prepare_field_value(field_name, field, value, value_is_complex)
+        except ValueError:
+            if f"{field_name}" not in _SHORT_NAMES:
+                raise
+            return self.explode_env_vars(field_name, field, self.env_vars) or None
+
+
+class _ShortNames(EnvSettingsSource):
+    """`SHELFWISE_<NAME>` for the short names, mapped into their sections."""
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, dict[str, Any]] = {}
+        for name, (section, field) in _SHORT_NAMES.items():
+            value = self.env_vars.get(f"{self.env_prefix}{name}".lower())
+            if value is not None:
+                found.setdefault(section, {})[field] = value
+        return found
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
 
 class Settings(BaseSettings):
-    """Process-wide settings; every field can be set as `SHELFWISE_<NAME>`."""
+    """Process-wide settings; see the module doc for the environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="SHELFWISE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="SHELFWISE_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
 
-    store: str = DEFAULT_STORE_URL
-    data_dir: Path | None = None
-    artifacts_dir: Path = Path("var/artifacts")
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    paths: PathSettings = Field(default_factory=PathSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    tuning: TuningSettings = Field(default_factory=TuningSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then nested variables, then the short names."""
+        return (
+            init_settings,
+            _NestedNames(settings_cls),
+            _ShortNames(settings_cls),
+            file_secret_settings,
+        )
+
+    def with_(self, **sections: dict[str, Any]) -> Settings:
+        """A copy with some fields of some sections replaced, e.g.
+        `settings.with_(serve={"auth": False}, paths={"artifacts": path})`."""
+        update = {}
+        for name, fields in sections.items():
+            current = getattr(self, name)
+            update[name] = type(current).model_validate({**current.model_dump(), **fields})
+        return self.model_copy(update=update)
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as nested `SHELFWISE_*` variables (for child processes, such as
+        uvicorn's workers, that build their own `Settings()`)."""
+        out: dict[str, str] = {}
+        for section in ("store", "paths", "serve", "search", "tuning"):
+            for field, value in getattr(self, section).model_dump(mode="json").items():
+                if value is not None:
+                    text = str(value).lower() if isinstance(value, bool) else str(value)
+                    out[f"SHELFWISE_{section.upper()}__{field.upper()}"] = text
+        out["SHELFWISE_ENGINE"] = self.engine.model_dump_json()
+        return out
 
 
-def data_dir() -> Path | None:
-    """Where the public datasets live: `SHELFWISE_DATA_DIR`, else `../shared/data` if present.
-
-    `../shared/data` is looked for beside the current directory and beside the checkout.
-    """
-    env = os.environ.get("SHELFWISE_DATA_DIR")
-    if env:
-        return Path(env)
+def find_data_dir() -> Path | None:
+    """`../shared/data` beside the current directory or beside the checkout, if present."""
     for base in (Path.cwd(), _REPO_ROOT):
         candidate = (base / ".." / "shared" / "data").resolve()
         if candidate.is_dir():
             return candidate
     return None
+
+
+def data_dir() -> Path | None:
+    """Where the public datasets live: `Settings().paths` (`SHELFWISE_DATA_DIR`), else
+    `../shared/data` if present. The library's default when no folder is passed."""
+    return Settings().paths.data_dir()

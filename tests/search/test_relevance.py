@@ -181,14 +181,14 @@ class TrigramEncoder:
         return out / np.maximum(norms, 1e-9)
 
 
-def test_runner_on_a_small_demo_store(small_demo, tmp_path, monkeypatch):
-    monkeypatch.setenv("SHELFWISE_CACHE_DIR", str(tmp_path))
+def test_runner_on_a_small_demo_store(small_demo, tmp_path):
     report = evaluate_search(
         small_demo,
         ["bm25", "hybrid", "ltr"],
         folds=3,
         encoder=TrigramEncoder(),
         ltr_config=LTRConfig(n_estimators=60),
+        cache_dir=tmp_path,
     )
     results = report["results"]
     assert set(results) == {"bm25", "hybrid", "ltr"}

@@ -15,8 +15,8 @@ from shelfwise.artifacts import ensure_bundle
 from shelfwise.data.frames import records_to_frame
 from shelfwise.data.schemas import Event, Item
 from shelfwise.serve import create_app
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import ServeSettings, Settings
 from shelfwise.store import Store, open_store
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -142,7 +142,7 @@ def make_client(shop: tuple[Store, Engine], tmp_path: Path) -> Iterator[AppFacto
             "rate_limit": 0,
         }
         fields.update(overrides)
-        client = TestClient(create_app(engine, ServeSettings(**fields)))
+        client = TestClient(create_app(engine, Settings(serve=ServeSettings(**fields))))
         client.__enter__()
         clients.append(client)
         return client

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from shelfwise.artifacts import ensure_bundle
 from shelfwise.serve import create_app
 from shelfwise.serve.security import create_key
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import ServeSettings, Settings
 from shelfwise.store import open_store
 
 from .conftest import fill
@@ -24,7 +24,7 @@ def test_api_on_postgres(postgres_schema: str, tmp_path: Path) -> None:
         fill(store)
         bundle, _ = ensure_bundle(store, tmp_path / "artifacts")
         key, _ = create_key(store, "admin")
-        settings = ServeSettings(auth=True, rate_limit=0)
+        settings = Settings(serve=ServeSettings(auth=True, rate_limit=0))
         with TestClient(create_app(Engine(store, bundle), settings)) as client:
             auth = {"X-API-Key": key}
             assert client.get("/v1/search", params={"q": "knife"}).status_code == 401

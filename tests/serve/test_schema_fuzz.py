@@ -22,8 +22,8 @@ from schemathesis.generation import GenerationMode
 
 from shelfwise.artifacts import ensure_bundle
 from shelfwise.serve import create_app
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import ServeSettings, Settings
 from shelfwise.store import open_store
 
 from .conftest import fill
@@ -35,7 +35,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     store = open_store(f"duckdb:///{root / 'fuzz.duckdb'}")
     fill(store)
     bundle, _ = ensure_bundle(store, root / "artifacts")
-    settings_ = ServeSettings(auth=False, rate_limit=0)
+    settings_ = Settings(serve=ServeSettings(auth=False, rate_limit=0))
     app = create_app(Engine(store, bundle), settings_)
     with TestClient(app):  # runs the lifespan: the services stay on app.state meanwhile
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)

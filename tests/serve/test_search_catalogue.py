@@ -14,8 +14,8 @@ from shelfwise.artifacts import build_bundle, ensure_bundle
 from shelfwise.data.frames import records_to_frame
 from shelfwise.data.schemas import Item
 from shelfwise.serve.app import create_app
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import ServeSettings, Settings
 from shelfwise.store import open_store
 
 
@@ -36,7 +36,7 @@ def test_served_search_is_the_bundles_service_in_catalogue_numbering(
         store.upsert_items(records_to_frame("items", [Item(item_id="P9", title="Pasta Maker")]))
         store.delete_item("B1")
         engine = Engine(store, bundle)
-        settings = ServeSettings(auth=False, rate_limit=0, refresh_seconds=0)
+        settings = Settings(serve=ServeSettings(auth=False, rate_limit=0, refresh_seconds=0))
         with TestClient(create_app(engine, settings)) as client:
             service = client.app.state.services.search  # type: ignore[attr-defined]
             assert service is bundle.search  # loaded with the bundle, not rebuilt

@@ -16,8 +16,8 @@ from shelfwise.artifacts import build_bundle, ensure_bundle
 from shelfwise.data.frames import records_to_frame
 from shelfwise.data.schemas import Event, Item
 from shelfwise.serve.app import create_app
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import PathSettings, SearchSettings, ServeSettings, Settings
 from shelfwise.store import Store, open_store
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -90,29 +90,46 @@ def test_bundle_trains_the_reranker_with_dense_features_when_asked(
     shop: tuple[Store, Path],
 ) -> None:
     store, root = shop
-    dense, built = ensure_bundle(store, root / "dense", search_dense=True)
+    dense, built = ensure_bundle(store, root / "dense", cache_dir=_cache(root), search_dense=True)
     assert built and dense.manifest["search"] == {
         "dense": True, "reranker": True, "reranker_dense": True
     }  # fmt: skip
     assert dense.search_reranker.uses_dense
     assert "dense_sim" in dense.search_reranker.model.feature_names
-    assert not ensure_bundle(store, root / "dense", search_dense=True)[1]  # reused
-    assert not ensure_bundle(store, root / "dense")[1]  # None: whatever is there
-    loaded = ensure_bundle(store, root / "dense")[0]
+    assert not ensure_bundle(store, root / "dense", cache_dir=_cache(root), search_dense=True)[
+        1
+    ]  # reused
+    assert not ensure_bundle(store, root / "dense", cache_dir=_cache(root))[
+        1
+    ]  # None: whatever is there
+    loaded = ensure_bundle(store, root / "dense", cache_dir=_cache(root))[0]
     assert loaded.search_reranker.uses_dense  # persisted in reranker.json
     # the embeddings came from (and went to) the cache: one segment set, no re-embedding
     assert list((root / "cache" / "embeddings").glob("*/*.keys.npy"))
-    lexical = build_bundle(store, root / "lexical", search_dense=False)
+    lexical = build_bundle(store, root / "lexical", cache_dir=_cache(root), search_dense=False)
     assert lexical.manifest["search"]["dense"] is False
     assert not lexical.search_reranker.uses_dense
     # asking for dense search rebuilds a bundle that was built without
-    rebuilt, built = ensure_bundle(store, root / "lexical", search_dense=True)
+    rebuilt, built = ensure_bundle(
+        store, root / "lexical", cache_dir=_cache(root), search_dense=True
+    )
     assert built and rebuilt.search_reranker.uses_dense
 
 
+def _cache(root: Path) -> Path:
+    """The embedding cache of this module's bundles and apps."""
+    return root / "cache" / "embeddings"
+
+
 def _client(store: Store, root: Path, name: str, mode: str) -> TestClient:
-    bundle, _ = ensure_bundle(store, root / name, search_dense=mode != "lexical")
-    settings = ServeSettings(auth=False, rate_limit=0, refresh_seconds=0, search_mode=mode)
+    bundle, _ = ensure_bundle(
+        store, root / name, cache_dir=_cache(root), search_dense=mode != "lexical"
+    )
+    settings = Settings(
+        serve=ServeSettings(auth=False, rate_limit=0, refresh_seconds=0),
+        search=SearchSettings(mode=mode),
+        paths=PathSettings(cache=root / "cache"),
+    )
     return TestClient(create_app(Engine(store, bundle), settings))
 
 

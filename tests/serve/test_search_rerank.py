@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from shelfwise.artifacts import build_bundle, ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
 from shelfwise.serve.app import create_app
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import ServeSettings, Settings
 from shelfwise.store import Store, open_store
 
 
@@ -57,7 +57,9 @@ def test_bundle_trains_saves_and_loads_the_reranker(demo_store: tuple[Store, Pat
 def test_search_is_reranked_and_personalised(demo_store: tuple[Store, Path]) -> None:
     store, root = demo_store
     bundle, _ = ensure_bundle(store, root / "artifacts")
-    app = create_app(Engine(store, bundle), ServeSettings(auth=False, refresh_seconds=0))
+    app = create_app(
+        Engine(store, bundle), Settings(serve=ServeSettings(auth=False, refresh_seconds=0))
+    )
     with TestClient(app) as client:
         # a query shoppers typed that matches many items, so there is an order to learn
         for query in store.events(types=["search"])["query"].astype(str).unique():

@@ -14,8 +14,8 @@ from shelfwise.data.demo import DemoConfig, generate
 from shelfwise.data.matrix import build_interactions
 from shelfwise.recommenders import create
 from shelfwise.serve import create_app
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import PathSettings, ServeSettings, Settings
 from shelfwise.store import open_store
 
 from .conftest import AppFactory
@@ -75,7 +75,9 @@ def test_tune_job_runs_the_library_in_a_child_process_and_serves_the_winner(
         store.ingest(items=demo.items, users=demo.users, events=demo.events)
         bundle, _ = ensure_bundle(store, tmp_path / "artifacts")
         engine = Engine(store, bundle)
-        settings = ServeSettings(auth=False, artifacts_dir=tmp_path / "artifacts")
+        settings = Settings(
+            serve=ServeSettings(auth=False), paths=PathSettings(artifacts=tmp_path / "artifacts")
+        )
         with TestClient(create_app(engine, settings)) as client:
             job = client.post(
                 "/v1/jobs",

@@ -17,7 +17,7 @@ from shelfwise.evaluation.protocols import ProtocolData, prepare
 from shelfwise.tuning.data import cv_folds, validation_folds
 from shelfwise.tuning.factory import open_storage
 from shelfwise.tuning.promotion import challenge, decide, save_and_promote
-from shelfwise.tuning.tuner import TuneSettings, tune
+from shelfwise.tuning.tuner import AUTO_MODELS, TuneSettings, tune
 
 N_USERS_LOO = 80  # every block user has 8 events: one validation item each
 
@@ -129,7 +129,7 @@ def _tune_and_offer(
     candidates: tuple[str, ...] = (),
 ) -> tuple[float, str, bool, float | None]:
     settings = TuneSettings(model=model, n_trials=3, sampler="random", pruner="none",
-                            candidates=tuple(candidates) or TuneSettings.candidates)  # fmt: skip
+                            candidates=tuple(candidates) or AUTO_MODELS)  # fmt: skip
     tuned = tune(data, settings, str(tmp_path / f"{model}.journal"), model)
     decision = challenge(store, tuned.objective, tuned.result.best_value)
     version = save_and_promote(

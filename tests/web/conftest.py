@@ -105,9 +105,9 @@ def write_tuning_report(models_dir: Path) -> Path:
 def make_app(engine: Engine) -> Any:
     """The production app around `engine`, with API keys off as in the local demo."""
     from shelfwise.serve import create_app
-    from shelfwise.serve.settings import ServeSettings
+    from shelfwise.settings import ServeSettings, Settings
 
-    return create_app(engine, ServeSettings(auth=False))
+    return create_app(engine, Settings(serve=ServeSettings(auth=False)))
 
 
 @contextlib.contextmanager

@@ -11,10 +11,10 @@ import pytest
 
 from shelfwise.artifacts import build_bundle, ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
-from shelfwise.serve import create_app, web
+from shelfwise.serve import create_app
 from shelfwise.serve.security import create_key
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import ServeSettings, Settings
 from shelfwise.store import open_store
 
 from .conftest import checked_page, serve_in_thread
@@ -22,7 +22,7 @@ from .conftest import checked_page, serve_in_thread
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A server with API keys on over a tiny demo store; the storefront key in the env."""
+    """A server with API keys on over a tiny demo store; the storefront key in its settings."""
     tmp: Path = tmp_path_factory.mktemp("web-keys")
     demo = generate(DemoConfig(seed=9, n_items=150, n_users=60, days=15))
     store = open_store(f"duckdb:///{tmp / 'store.duckdb'}")
@@ -31,16 +31,14 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     bundle = build_bundle(store, tmp / "artifacts")  # a second version, served
     admin, _ = create_key(store, "admin", "admin page")
     shop, _ = create_key(store, "read,write", "storefront")
-    app = create_app(Engine(store, bundle), ServeSettings(auth=True))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(web.WEB_KEY_ENV, shop)
-        with serve_in_thread(app) as base_url:
-            yield {
-                "url": base_url,
-                "admin": admin,
-                "store": store,
-                "versions": (first.manifest["version"], bundle.manifest["version"]),
-            }
+    app = create_app(Engine(store, bundle), Settings(serve=ServeSettings(auth=True, web_key=shop)))
+    with serve_in_thread(app) as base_url:
+        yield {
+            "url": base_url,
+            "admin": admin,
+            "store": store,
+            "versions": (first.manifest["version"], bundle.manifest["version"]),
+        }
     store.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from shelfwise.artifacts import ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
 from shelfwise.serve import create_app, web
 from shelfwise.serve.security import create_key
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import ServeSettings, Settings
 from shelfwise.store import open_store
 from shelfwise.tuning.runs import tuning_runs
 
@@ -34,7 +35,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     write_tuning_report(tmp / "artifacts")
     admin, _ = create_key(store, "admin", "test admin")
     shop, _ = create_key(store, "read,write", "storefront")
-    app = create_app(Engine(store, bundle), ServeSettings(auth=True))
+    app = create_app(Engine(store, bundle), Settings(serve=ServeSettings(auth=True)))
     with TestClient(app) as client:
         yield {"client": client, "admin": admin, "shop": shop, "models": tmp / "artifacts"}
     store.close()
@@ -57,24 +58,32 @@ def test_pages_are_public_and_the_api_is_not(secured: dict[str, Any]) -> None:
     assert c.get("/v1/admin/tuning", headers=shop).status_code == 403
 
 
-def test_storefront_key_reaches_store_pages_only(
-    secured: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextmanager
+def _with_web_key(c: TestClient, key: str) -> Iterator[None]:
+    """Serve the pages with `key` inlined (as `SHELFWISE_SERVE__WEB_KEY` would), then not."""
+    services = c.app.state.services  # type: ignore[attr-defined]
+    before = services.settings
+    services.settings = before.with_(serve={"web_key": key})
+    try:
+        yield
+    finally:
+        services.settings = before
+
+
+def test_storefront_key_reaches_store_pages_only(secured: dict[str, Any]) -> None:
     c = secured["client"]
     assert _config(c.get("/").text)["apiKey"] is None
-    monkeypatch.setenv(web.WEB_KEY_ENV, secured["shop"])
-    store_config = _config(c.get("/").text)
-    assert store_config["apiKey"] == secured["shop"] and store_config["page"] == "store"
-    assert _config(c.get("/product/X").text)["apiKey"] == secured["shop"]
-    admin_config = _config(c.get("/admin").text)
-    assert admin_config["apiKey"] is None and admin_config["page"] == "admin"
+    with _with_web_key(c, secured["shop"]):
+        store_config = _config(c.get("/").text)
+        assert store_config["apiKey"] == secured["shop"] and store_config["page"] == "store"
+        assert _config(c.get("/product/X").text)["apiKey"] == secured["shop"]
+        admin_config = _config(c.get("/admin").text)
+        assert admin_config["apiKey"] is None and admin_config["page"] == "admin"
 
 
-def test_config_cannot_break_out_of_its_script_tag(
-    secured: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(web.WEB_KEY_ENV, "</script><script>alert(1)</script>")
-    html = secured["client"].get("/").text
+def test_config_cannot_break_out_of_its_script_tag(secured: dict[str, Any]) -> None:
+    with _with_web_key(secured["client"], "</script><script>alert(1)</script>"):
+        html = secured["client"].get("/").text
     assert "<script>alert(1)" not in html
     assert _config(html)["apiKey"] == "</script><script>alert(1)</script>"
 

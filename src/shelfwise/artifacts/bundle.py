@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,10 +33,8 @@ from shelfwise.recommenders import Recommender, create, load_model
 from shelfwise.recommenders.capabilities import FitsFromEvents
 from shelfwise.search.build import build_search_service, load_search_service
 from shelfwise.search.service import SearchService
+from shelfwise.serving.config import EngineConfig
 from shelfwise.store import Store
-
-if TYPE_CHECKING:
-    from shelfwise.serving.chain import EngineConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +48,7 @@ DEFAULT_MODELS: dict[str, dict[str, Any]] = {
 
 
 def _engine_config(data: dict[str, Any] | None = None) -> EngineConfig:
-    """The serving configuration recorded in a manifest (defaults when it records none).
-
-    Imported at call time: `serving` builds on `artifacts`, so a module-level import here
-    would be circular."""
-    from shelfwise.serving.chain import EngineConfig
-
+    """The serving configuration recorded in a manifest (defaults when it records none)."""
     return EngineConfig.model_validate(data or {})
 
 
@@ -131,6 +124,7 @@ def build_bundle(
     search_dense: bool | None = None,
     engine: EngineConfig | None = None,
     serving_model: str | None = None,
+    cache_dir: Path | None = None,
 ) -> Bundle:
     """Train the models and build the search service from the store; save the bundle as a new
     version of the registry at `directory`.
@@ -138,16 +132,13 @@ def build_bundle(
     With `activate` the new version becomes the served one (what `ensure_bundle` and a restarted
     server load); without, it is only written (the API's train job can build one while
     another is served). `serving_model` names a tuned model version of the same registry
-    that personalised requests are to use. `search_dense` (default: `$SHELFWISE_SEARCH_MODE`
-    is hybrid or semantic) trains the search re-ranker with the dense-similarity features,
-    embedding the catalogue through the on-disk embedding cache; the manifest records it.
+    that personalised requests are to use. `search_dense` (None: no) trains the search
+    re-ranker with the dense-similarity features, embedding the catalogue through the
+    embedding cache in `cache_dir` (`Settings().paths.embeddings`); the manifest records it.
     `engine` (default: `EngineConfig()`) is how the bundle is to be served; the manifest
     records it under "engine"."""
     started = time.perf_counter()
-    if search_dense is None:
-        from shelfwise.search.semantic import search_mode_from_env
-
-        search_dense = search_mode_from_env() != "lexical"
+    search_dense = bool(search_dense)
     models = models or DEFAULT_MODELS
     weights = weights or InteractionWeights()
     engine = engine if engine is not None else _engine_config()
@@ -179,7 +170,9 @@ def build_bundle(
         timings[name] = round(time.perf_counter() - t0, 3)
         log.info("trained %s in %.2fs", name, timings[name])
     catalog = items[items["title"].notna()]
-    search = build_search_service(items, store.events(), rerank=search_rerank, dense=search_dense)
+    search = build_search_service(
+        items, store.events(), rerank=search_rerank, dense=search_dense, cache_dir=cache_dir
+    )
     timings.update(search.timings)
     reranker = search.reranker
 
@@ -263,6 +256,7 @@ def ensure_bundle(
     rebuild: bool = False,
     search_dense: bool | None = None,
     engine: EngineConfig | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[Bundle, bool]:
     """The served bundle if it matches the store, else a fresh one. Returns (bundle, built).
 
@@ -295,6 +289,11 @@ def ensure_bundle(
             else:
                 return bundle, False
     built = build_bundle(
-        store, registry, search_dense=search_dense, engine=engine, serving_model=serving_model
+        store,
+        registry,
+        search_dense=search_dense,
+        engine=engine,
+        serving_model=serving_model,
+        cache_dir=cache_dir,
     )
     return built, True

@@ -29,7 +29,7 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _store_url(args: argparse.Namespace) -> str:
-    return str(args.store or Settings().store)
+    return str(args.store or Settings().store.url)
 
 
 def _parse_mapping(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -123,19 +123,23 @@ def cmd_build(args: argparse.Namespace) -> int:
     from shelfwise.artifacts import ensure_bundle
     from shelfwise.store import open_store
 
+    settings = _settings(args.search_mode)
     with open_store(_store_url(args)) as store:
         bundle, built = ensure_bundle(
-            store, Path(args.artifacts), rebuild=args.rebuild,
-            search_dense=_search_dense(args.search_mode),
+            store, Path(args.artifacts), rebuild=args.rebuild, search_dense=settings.search.dense,
+            engine=settings.engine, cache_dir=settings.paths.embeddings,
         )  # fmt: skip
     state = "built" if built else "up to date"
     print(f"bundle {bundle.directory} ({state}): {json.dumps(bundle.manifest['counts'])}")
     return 0
 
 
-def _search_dense(mode: str | None) -> bool | None:
-    """`--search-mode` as `ensure_bundle`'s `search_dense` (None: `$SHELFWISE_SEARCH_MODE`)."""
-    return None if mode is None else mode != "lexical"
+def _settings(search_mode: str | None = None) -> Settings:
+    """`Settings()` from the environment, with `--search-mode` winning when given."""
+    settings = Settings()
+    if search_mode:  # argparse checked the value
+        settings = settings.with_(search={"mode": search_mode})
+    return settings
 
 
 def _serve(
@@ -150,17 +154,18 @@ def _serve(
 ) -> int:
     from shelfwise.artifacts import ensure_bundle
     from shelfwise.serve.app import serve
-    from shelfwise.serve.settings import ServeSettings
     from shelfwise.store import open_store
 
+    settings = _settings(search_mode).with_(
+        store={"url": store_url}, paths={"artifacts": artifacts}
+    )
     with open_store(store_url) as store:
         bundle, built = ensure_bundle(
-            store, artifacts, rebuild=rebuild, search_dense=_search_dense(search_mode)
-        )
+            store, artifacts, rebuild=rebuild, search_dense=settings.search.dense,
+            engine=settings.engine, cache_dir=settings.paths.embeddings,
+        )  # fmt: skip
         log.info("%s bundle %s", "built" if built else "reusing", bundle.directory)
-    settings = ServeSettings(store=store_url, artifacts_dir=artifacts, auth=auth, rebuild=False)
-    if search_mode:  # the flag wins over $SHELFWISE_SEARCH_MODE (argparse checked the value)
-        settings = settings.model_copy(update={"search_mode": search_mode})
+    settings = settings.with_(serve={"auth": auth, "rebuild": False})
     keys = "API keys required (shelfwise keys create)" if auth else "auth OFF: no API keys needed"
     print(f"Shelfwise is serving on http://{host}:{port}  [{keys}]  (Ctrl+C to stop)", flush=True)
     serve(settings, host, port, workers)
@@ -206,10 +211,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.no_serve:
         from shelfwise.artifacts import ensure_bundle
 
+        settings = _settings(args.search_mode)
         with open_store(store_url) as store:
             bundle, _ = ensure_bundle(
-                store, root / "artifacts", search_dense=_search_dense(args.search_mode)
-            )
+                store, root / "artifacts", search_dense=settings.search.dense,
+                engine=settings.engine, cache_dir=settings.paths.embeddings,
+            )  # fmt: skip
         print(f"demo ready: {store_url}, bundle {bundle.directory}")
         return 0
     # the local demo runs without API keys (printed at start); `shelfwise serve` needs them
@@ -280,7 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=helptext)
         _store_arg(p)
-        p.add_argument("--artifacts", default=str(Settings().artifacts_dir), help="bundle folder")
+        p.add_argument(
+            "--artifacts",
+            default=str(Settings().paths.artifacts),
+            help="the artifacts registry (default: $SHELFWISE_PATHS__ARTIFACTS or var/artifacts)",
+        )
         p.add_argument("--rebuild", action="store_true", help="retrain even if up to date")
         _search_mode_arg(p)
         if name == "serve":

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shelfwise.errors import ConfigError, DataError
+from shelfwise.settings import Settings
 
 log = logging.getLogger("shelfwise.cli")
 
@@ -98,6 +99,7 @@ def cmd_evaluate_search(args: argparse.Namespace) -> int:
             k=args.k,
             depth=args.depth,
             folds=args.folds,
+            cache_dir=Settings().paths.embeddings,
             seed=args.seed,
             progress=not args.quiet,
         )

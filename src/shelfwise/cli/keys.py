@@ -11,7 +11,7 @@ from shelfwise.errors import ShelfwiseError
 def _store_url(args: argparse.Namespace) -> str:
     from shelfwise.settings import Settings
 
-    return str(args.store or Settings().store)
+    return str(args.store or Settings().store.url)
 
 
 def cmd_create(args: argparse.Namespace) -> int:

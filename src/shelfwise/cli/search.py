@@ -56,7 +56,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from shelfwise.store import open_store
 
     facets = [f.strip() for f in args.facets.split(",") if f.strip()]
-    with open_store(str(args.store or Settings().store)) as store:
+    with open_store(str(args.store or Settings().store.url)) as store:
         items = store.items()
         events = store.events()
         history: list[str] | None = None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shelfwise.errors import ConfigError
+from shelfwise.settings import Settings
 
 log = logging.getLogger("shelfwise.cli")
 
@@ -118,18 +119,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="candidates of --model auto, comma-separated (default: ease,itemknn,userknn,"
         "als,svd,bpr)",
     )
-    p.add_argument("--metric", default="ndcg@10", help="validation metric (default ndcg@10)")
-    p.add_argument("--trials", type=int, default=None, help="trials in the study (default 50, "
-                   "or unlimited with --timeout; grid: every point)")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=None, help="time budget in seconds")
-    p.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)}")
-    p.add_argument("--pruner", default="median", help=f"one of {', '.join(PRUNERS)}")
+    defaults = Settings().tuning
+    p.add_argument(
+        "--metric", default=defaults.metric, help=f"validation metric (default {defaults.metric})"
+    )
+    p.add_argument("--trials", type=int, default=defaults.trials, help="trials in the study "
+                   "(default 50, or unlimited with --timeout; grid: every point)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=defaults.timeout, help="time budget in seconds")
+    p.add_argument("--sampler", default=defaults.sampler, help=f"one of {', '.join(SAMPLERS)}")
+    p.add_argument("--pruner", default=defaults.pruner, help=f"one of {', '.join(PRUNERS)}")
     p.add_argument("--cv", type=int, default=1, help="K-fold cross-validation on train (K>=2)")
     p.add_argument(
         "--storage",
         default=None,
         help="study storage: postgresql://... (shared by processes), sqlite:///FILE or a "
-        "journal file (default: MODELS_DIR/studies/STUDY.journal)",
+        "journal file (default: the registry's studies/STUDY.journal)",
     )
     p.add_argument("--study", default=None, help="study name (default from model, data, ...)")
     p.add_argument(
@@ -149,14 +153,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--models-dir",
-        default="var/artifacts",
+        default=str(Settings().paths.artifacts),
         help="the artifacts registry the tuned version is saved in (default var/artifacts, "
         "where `shelfwise build` and `serve` keep their bundles)",
     )
-    p.add_argument("--report-dir", default=None, help="default MODELS_DIR/reports/STUDY")
+    p.add_argument("--report-dir", default=None, help="default: the registry's reports/STUDY")
     p.add_argument("--json", help="also write the result JSON here")
     p.add_argument("--html", help="also write the HTML report here")
-    p.add_argument("--seed", type=int, default=42, help="split and sampler seed")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="split and sampler seed")
     p.add_argument("--grid-points", type=int, default=4, help="grid values per numeric range")
     p.add_argument(
         "--max-eval-users", type=int, default=None, help="validation users per fold (sampled)"

@@ -20,7 +20,6 @@ import pandas as pd
 
 from shelfwise.data.frames import conform
 from shelfwise.errors import DataError
-from shelfwise.settings import data_dir as default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,11 @@ def dataset_path(name: str, data_dir: Path | None = None) -> Path:
     """The folder a dataset is read from; raises DataError if it is unknown or missing."""
     if name not in _LOADERS:
         raise DataError(f"unknown dataset '{name}'; known datasets: {', '.join(available())}")
-    root = data_dir or default_data_dir()
+    if data_dir is None:  # at call time: settings import the layers above data
+        from shelfwise.settings import data_dir as default_data_dir
+
+        data_dir = default_data_dir()
+    root = data_dir
     if root is None:
         raise DataError(
             f"dataset '{name}' needs a data directory: set SHELFWISE_DATA_DIR "

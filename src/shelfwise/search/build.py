@@ -37,12 +37,13 @@ def build_search_service(
     config: SearchConfig | None = None,
     rerank: bool = True,
     dense: bool = False,
+    cache_dir: Path | None = None,
 ) -> SearchService:
     """The search service over `items` (row i = index i) with popularity and past queries
     from `events`; with `rerank`, plus the learned re-ranker when the events hold searches
     that led to a click, cart or purchase (else none, logged). With `dense` the re-ranker
     also learns from the dense-similarity features (MiniLM embeddings of the live rows,
-    read from or written to the embedding cache); the dense index itself is not kept
+    read from or written to the embedding cache in `cache_dir`); the dense index itself is not kept
     (a server switches dense retrieval on from the same cache).
 
     `service.timings` records the seconds spent indexing and training."""
@@ -51,14 +52,14 @@ def build_search_service(
     timings = {"search_index": round(time.perf_counter() - t0, 3)}
     if rerank:
         t0 = time.perf_counter()
-        service.reranker = _train_reranker(service, events, dense)
+        service.reranker = _train_reranker(service, events, dense, cache_dir)
         timings["search_reranker"] = round(time.perf_counter() - t0, 3)
     service.timings = timings
     return service
 
 
 def _train_reranker(
-    service: SearchService, events: pd.DataFrame | None, dense: bool
+    service: SearchService, events: pd.DataFrame | None, dense: bool, cache_dir: Path | None
 ) -> PersonalisedReranker | None:
     """The LightGBM re-ranker learned from the events over the service's rows and index,
     or None (logged) when there is nothing to learn from."""
@@ -75,7 +76,7 @@ def _train_reranker(
         rows = np.flatnonzero(service.alive)
         try:
             index = DenseIndex()
-            index.cache = EmbeddingCache(encoder=index.encoder)
+            index.cache = EmbeddingCache(cache_dir, encoder=index.encoder)
             vectors = index.embed(item_texts(service.items.iloc[rows]), what="items")
             index.index_vectors(vectors, rows)
         except ShelfwiseError as exc:

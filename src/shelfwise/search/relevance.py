@@ -477,13 +477,14 @@ def evaluate_search(
     ltr_config: LTRConfig | None = None,
     progress: bool = False,
     encoder: SentenceEncoder | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Score `methods` on `dataset`; returns `{"dataset", "results": {method: metrics}, ...}`.
 
     `ltr` re-ranks the union of the bm25 and dense top-`depth` lists (ordered by RRF) and is
     scored with `folds`-fold cross-validation over query groups: every query is ranked by a
     model trained on the other folds only. `encoder` replaces the packaged MiniLM (anything
-    with the `SentenceEncoder` interface).
+    with the `SentenceEncoder` interface); its embeddings are cached in `cache_dir`.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -500,7 +501,9 @@ def evaluate_search(
     needs_dense = any(m != "bm25" for m in methods)
     dense: DenseIndex | None = None
     if needs_dense:
-        dense = DenseIndex(encoder=encoder).index(item_texts(dataset.items), progress=progress)
+        dense = DenseIndex(encoder=encoder).index(
+            item_texts(dataset.items), progress=progress, cache_dir=cache_dir
+        )
         timings["dense_index"] = round(time.perf_counter() - t0, 2)
     t1 = time.perf_counter()
     builder = FeatureBuilder(

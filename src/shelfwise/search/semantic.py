@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shelfwise.errors import ConfigError, DataError, NotFittedError
 from shelfwise.search.documents import item_texts
-from shelfwise.search.modes import SEARCH_MODES, search_mode_from_env
+from shelfwise.search.modes import SEARCH_MODES
 from shelfwise.text.embeddings import EMBEDDING_DIM, SentenceEncoder, get_encoder
 from shelfwise.types import Results, top_k
 
@@ -61,17 +61,20 @@ __all__ = [
     "embedding_cache_dir",
     "encode_cached",
     "item_texts",
-    "search_mode_from_env",
     "text_key",
 ]
 
 _FORMAT_VERSION = 1
 
 
+DEFAULT_CACHE_DIR = Path("var/cache") / "embeddings"
+"""Where catalogue embeddings are cached when no folder is passed (`Settings().paths.
+embeddings` is what the CLI and the service pass)."""
+
+
 def embedding_cache_dir() -> Path:
-    """Where catalogue embeddings are cached: `$SHELFWISE_CACHE_DIR/embeddings`
-    (default `var/cache/embeddings`)."""
-    return Path(os.environ.get("SHELFWISE_CACHE_DIR", "var/cache")) / "embeddings"
+    """The default embedding cache folder, `DEFAULT_CACHE_DIR`."""
+    return DEFAULT_CACHE_DIR
 
 
 def _cache_key(encoder: SentenceEncoder, texts: Sequence[str]) -> str:

@@ -51,8 +51,8 @@ from shelfwise.serve.models import ModelRegistry
 from shelfwise.serve.routers import ROUTERS
 from shelfwise.serve.search import served_search, watch_catalog
 from shelfwise.serve.security import KeyVerifier, RateLimiter
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import Settings
 from shelfwise.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -96,11 +96,11 @@ def _item_lookup(engine: Engine) -> ItemLookup:
     return lookup
 
 
-def build_services(engine: Engine, settings: ServeSettings, metrics: Metrics) -> Services:
+def build_services(engine: Engine, settings: Settings, metrics: Metrics) -> Services:
     """Wire the engine to search, profiles, models, jobs and security."""
     # the bundle's search service, brought up to the live catalogue now rather than on
     # the first request; catalogue changes reach it from here on
-    served_search(engine, settings.search_mode)
+    served_search(engine, settings.search.mode, settings.paths.embeddings)
     watch_catalog(engine)
     profiles = ProfileService(engine.store, _item_lookup(engine))
     engine.add_erase_listener(profiles.forget)
@@ -113,9 +113,9 @@ def build_services(engine: Engine, settings: ServeSettings, metrics: Metrics) ->
         engine=engine,
         profiles=profiles,
         models=registry,
-        jobs=JobRunner(settings.job_workers),
-        verifier=KeyVerifier(engine.store, settings.key_cache_seconds),
-        limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+        jobs=JobRunner(settings.serve.job_workers),
+        verifier=KeyVerifier(engine.store, settings.serve.key_cache_seconds),
+        limiter=RateLimiter(settings.serve.rate_limit, settings.serve.rate_burst),
         extra={"metrics": metrics},
     )
 
@@ -132,25 +132,27 @@ def _refresh_loop(engine: Engine, seconds: float, stop: threading.Event) -> None
             log.info("caught up with other processes: %s", done)
 
 
-def _open_engine(settings: ServeSettings) -> tuple[Store, Engine]:
-    store = open_store(settings.store)
+def _open_engine(settings: Settings) -> tuple[Store, Engine]:
+    store = open_store(settings.store.url)
     try:
         bundle, built = ensure_bundle(
             store,
-            settings.artifacts_dir,
-            rebuild=settings.rebuild,
-            search_dense=settings.search_dense,
+            settings.paths.artifacts,
+            rebuild=settings.serve.rebuild,
+            search_dense=settings.search.dense,
+            engine=settings.engine,
+            cache_dir=settings.paths.embeddings,
         )
         log.info("%s bundle %s", "built" if built else "loaded", bundle.directory)
-        return store, Engine(store, bundle, tail_seconds=settings.tail_seconds)
+        return store, Engine(store, bundle, tail_seconds=settings.serve.tail_seconds)
     except BaseException:
         store.close()
         raise
 
 
-def create_app(engine: Engine | None = None, settings: ServeSettings | None = None) -> FastAPI:
+def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
     """The API app around `engine`, or around the store the settings name (module doc)."""
-    settings = settings or ServeSettings()
+    settings = settings or Settings()
     metrics = Metrics()
 
     @asynccontextmanager
@@ -163,7 +165,7 @@ def create_app(engine: Engine | None = None, settings: ServeSettings | None = No
         services = build_services(served, settings, metrics)
         app.state.services = services
         app.state.engine = served
-        if settings.auth and not services.store.api_keys():
+        if settings.serve.auth and not services.store.api_keys():
             log.warning(
                 "auth is on and there are no API keys: create one with "
                 "`shelfwise keys create --scopes read,write`"
@@ -171,10 +173,10 @@ def create_app(engine: Engine | None = None, settings: ServeSettings | None = No
         stop = threading.Event()
         # warm the basket counts off the request path (the first bought-together call would)
         threading.Thread(target=served.copurchase, name="shelfwise-warm", daemon=True).start()
-        if settings.refresh_seconds > 0:
+        if settings.serve.refresh_seconds > 0:
             threading.Thread(
                 target=_refresh_loop,
-                args=(served, settings.refresh_seconds, stop),
+                args=(served, settings.serve.refresh_seconds, stop),
                 name="shelfwise-refresh",
                 daemon=True,
             ).start()
@@ -219,7 +221,7 @@ def create_app(engine: Engine | None = None, settings: ServeSettings | None = No
         def index() -> RedirectResponse:
             return RedirectResponse("/docs")
 
-    origins = settings.cors_list()
+    origins = settings.serve.cors_list()
     if origins:
         app.add_middleware(
             CORSMiddleware,
@@ -228,16 +230,18 @@ def create_app(engine: Engine | None = None, settings: ServeSettings | None = No
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
             max_age=600,
         )
-    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(
+        ServiceMiddleware, max_body_bytes=settings.serve.max_body_bytes, metrics=metrics
+    )
     return app
 
 
-def serve(settings: ServeSettings, host: str, port: int, workers: int = 1) -> None:
+def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     """Run the API with uvicorn: one process, or `workers` processes sharing PostgreSQL."""
     import uvicorn
 
     if workers > 1:
-        if not settings.store.lower().startswith(("postgresql://", "postgres://")):
+        if not settings.store.url.lower().startswith(("postgresql://", "postgres://")):
             raise ConfigError(
                 f"--workers {workers} needs a PostgreSQL store: an embedded DuckDB store has "
                 "one writer process (use --workers 1, or --store postgresql://...)"
@@ -245,15 +249,12 @@ def serve(settings: ServeSettings, host: str, port: int, workers: int = 1) -> No
         # Build (or check) the bundle once here, so the workers only load it.
         store, _ = _open_engine(settings)
         store.close()
-        os.environ.update(
-            {
-                "SHELFWISE_STORE": settings.store,
-                "SHELFWISE_ARTIFACTS_DIR": str(Path(settings.artifacts_dir).resolve()),
-                "SHELFWISE_AUTH": "true" if settings.auth else "false",
-                "SHELFWISE_REBUILD": "false",
-                "SHELFWISE_SEARCH_MODE": settings.search_mode,
-            }
+        # the workers build their own Settings() from these (uvicorn starts them fresh)
+        resolved = settings.with_(
+            paths={"artifacts": Path(settings.paths.artifacts).resolve()},
+            serve={"rebuild": False},
         )
+        os.environ.update(resolved.to_env())
         uvicorn.run(
             "shelfwise.serve.app:create_app",
             factory=True,

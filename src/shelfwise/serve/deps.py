@@ -28,8 +28,8 @@ from shelfwise.serve.security import (
     grants,
     retry_after_header,
 )
-from shelfwise.serve.settings import ServeSettings
 from shelfwise.serving import Engine
+from shelfwise.settings import Settings
 from shelfwise.store import Store
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 class Services:
     """Everything the routers use, built by the app's lifespan."""
 
-    settings: ServeSettings
+    settings: Settings
     store: Store
     engine: Engine
     profiles: ProfileService
@@ -56,7 +56,8 @@ class Services:
     def search(self) -> SearchService:
         """The active bundle's search service, in step with the live catalogue (a
         hot-swapped bundle's service is prepared on first use)."""
-        return served_search(self.engine, self.settings.search_mode)
+        settings = self.settings
+        return served_search(self.engine, settings.search.mode, settings.paths.embeddings)
 
 
 def get_services(request: Request) -> Services:
@@ -89,7 +90,7 @@ def require(scope: str) -> Callable[..., Principal]:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
         header: Annotated[str | None, Security(_header)] = None,
     ) -> Principal:
-        if not services.settings.auth:
+        if not services.settings.serve.auth:
             host = request.client.host if request.client else "local"
             principal = Principal(key_id=None, scopes=SCOPES, name=f"ip:{host}")
             identity = principal.name

@@ -29,6 +29,7 @@ from typing import Any
 from shelfwise.artifacts import build_bundle
 from shelfwise.serve.models import ModelRegistry
 from shelfwise.serving import Engine
+from shelfwise.settings import TuningSettings
 from shelfwise.store import open_store
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,11 @@ class JobRunner:
 
 
 def train_job(
-    engine: Engine, registry: ModelRegistry, activate: bool, search_dense: bool | None = None
+    engine: Engine,
+    registry: ModelRegistry,
+    activate: bool,
+    search_dense: bool | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Build a bundle from the live store (the search re-ranker with dense features when
     `search_dense`); serve it with `activate`."""
@@ -123,6 +128,7 @@ def train_job(
         search_dense=search_dense,
         engine=engine.config,  # a retrain keeps the served chain and model roles
         serving_model=engine.bundle.manifest.get("serving_model"),  # and the tuned model
+        cache_dir=cache_dir,
     )
     if activate:
         engine.activate(bundle)
@@ -135,16 +141,31 @@ def train_job(
 
 
 def _tune_child(
-    snapshot: str, model: str, trials: int, timeout_s: float | None, models_dir: str, out: str
+    snapshot: str,
+    model: str,
+    trials: int,
+    timeout_s: float | None,
+    models_dir: str,
+    out: str,
+    defaults: dict[str, Any],
 ) -> None:
-    """The child process of a tune job: tune on the snapshot, write the result (or the
-    error) as JSON to `out`."""
+    """The child process of a tune job: tune on the snapshot (the job's model, trials and
+    timeout; metric, sampler, pruner and seed from the `tuning` settings), write the result
+    (or the error) as JSON to `out`."""
     from shelfwise.tuning.run import tune_dataset
     from shelfwise.tuning.tuner import TuneSettings
 
     try:
-        settings = TuneSettings(model=model, n_trials=trials, timeout=timeout_s)
-        run = tune_dataset(snapshot, settings, Path(models_dir))
+        settings = TuneSettings(
+            model=model,
+            n_trials=trials,
+            timeout=timeout_s if timeout_s is not None else defaults.get("timeout"),
+            metric=defaults.get("metric", "ndcg@10"),
+            sampler=defaults.get("sampler", "tpe"),
+            pruner=defaults.get("pruner", "median"),
+            seed=defaults.get("seed", 42),
+        )
+        run = tune_dataset(snapshot, settings, Path(models_dir), seed=settings.seed)
         Path(out).write_text(json.dumps({"result": run.result.to_dict()}, default=str))
     except BaseException as exc:  # reported to the parent, which fails the job with it
         Path(out).write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
@@ -158,8 +179,10 @@ def tune_job(
     trials: int,
     timeout_s: float | None,
     activate: bool,
+    defaults: TuningSettings | None = None,
 ) -> dict[str, Any]:
-    """Snapshot the store, tune on it in a spawned child process, read the result."""
+    """Snapshot the store, tune on it in a spawned child process, read the result.
+    `defaults` (the `tuning` settings) give what the job does not say."""
     with tempfile.TemporaryDirectory(prefix="shelfwise-tune-") as tmp:
         snapshot = Path(tmp) / "snapshot.duckdb"
         events = engine.store.interactions()
@@ -176,6 +199,7 @@ def tune_job(
                 timeout_s,
                 registry.root,
                 str(out),
+                (defaults or TuningSettings()).model_dump(mode="json"),
             ),
             name="shelfwise-tune",
             daemon=True,

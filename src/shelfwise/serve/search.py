@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -41,14 +42,17 @@ _PREPARED: weakref.WeakKeyDictionary[SearchService, str | None] = weakref.WeakKe
 _WATCHED: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
-def served_search(engine: Engine, mode: str = "lexical") -> SearchService:
+def served_search(
+    engine: Engine, mode: str = "lexical", cache_dir: Path | None = None
+) -> SearchService:
     """The active bundle's search service, in step with the engine's live catalogue
-    (prepared on first use: see the module doc)."""
+    (prepared on first use: see the module doc). Dense retrieval (hybrid or semantic
+    `mode`) embeds the catalogue through the embedding cache in `cache_dir`."""
     service = engine.bundle.search
     if service not in _PREPARED:
         with _LOCK:
             if service not in _PREPARED:
-                _PREPARED[service] = _prepare(service, engine, mode)
+                _PREPARED[service] = _prepare(service, engine, mode, cache_dir)
     return service
 
 
@@ -57,7 +61,9 @@ def dense_error(service: SearchService) -> str | None:
     return _PREPARED.get(service)
 
 
-def _prepare(service: SearchService, engine: Engine, mode: str) -> str | None:
+def _prepare(
+    service: SearchService, engine: Engine, mode: str, cache_dir: Path | None
+) -> str | None:
     t0 = time.perf_counter()
     cat = engine.catalog
     done = service.sync_catalog(cat.frame, cat.alive)
@@ -71,14 +77,14 @@ def _prepare(service: SearchService, engine: Engine, mode: str) -> str | None:
     service.config = service.config.model_copy(update={"mode": mode})
     if mode == "lexical":
         return None
-    return _enable_dense(service, mode)
+    return _enable_dense(service, mode, cache_dir)
 
 
-def _enable_dense(service: SearchService, mode: str) -> str | None:
+def _enable_dense(service: SearchService, mode: str, cache_dir: Path | None) -> str | None:
     """Switch dense retrieval on; the error (logged) when it cannot be, None when it is."""
     t0 = time.perf_counter()
     try:
-        service.enable_dense()
+        service.enable_dense(cache_dir=cache_dir)
     except Exception as exc:  # search must degrade, not take the API down
         log.warning("dense retrieval unavailable (%s); search stays lexical", exc)
         service.config = service.config.model_copy(update={"mode": "lexical"})
@@ -87,8 +93,7 @@ def _enable_dense(service: SearchService, mode: str) -> str | None:
     if reranker is not None and not getattr(reranker, "uses_dense", False):
         log.warning(
             "the bundle's search re-ranker was trained without dense features; rebuild the "
-            "bundle with SHELFWISE_SEARCH_MODE=%s (shelfwise build --rebuild) to train it "
-            "with them",
+            "bundle with `shelfwise build --search-mode %s --rebuild` to train it with them",
             mode,
         )
     log.info("dense retrieval on (%s search) in %.1fs", mode, time.perf_counter() - t0)

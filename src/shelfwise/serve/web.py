@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,18 +30,11 @@ from shelfwise.tuning.runs import TuningRun, tuning_runs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STATIC_DIR", "WEB_KEY_ENV", "page_config", "router"]
+__all__ = ["STATIC_DIR", "page_config", "router"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 """Where the pages, scripts and styles live (shipped as package data)."""
 
-WEB_KEY_ENV = "SHELFWISE_WEB_KEY"
-"""An API key (read + write scopes) that the storefront pages send with their requests.
-
-A storefront's browser code needs a key that may read and post events, much like a
-publishable key; leave it unset when the API runs without keys (the local demo). The admin
-page never receives it: it asks for an admin key and keeps it in the tab's sessionStorage.
-"""
 
 _MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -88,7 +80,8 @@ def page_config(request: Request, page: str) -> dict[str, Any]:
     engine = getattr(request.app.state, "engine", None)
     bundle = getattr(engine, "bundle", None)
     manifest: dict[str, Any] = getattr(bundle, "manifest", None) or {}
-    key = os.environ.get(WEB_KEY_ENV) or None
+    services = getattr(request.app.state, "services", None)
+    key = services.settings.serve.web_key if services is not None else None
     return {
         "page": page,
         "apiBase": "",

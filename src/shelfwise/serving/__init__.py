@@ -1,30 +1,41 @@
 """Serving: the live catalogue, the event replica, the fallback chain as composable steps
-configured by `EngineConfig`, related items, and `Engine`, which wires them to a bundle."""
+configured by `EngineConfig`, related items, and `Engine`, which wires them to a bundle.
 
-from shelfwise.serving.aligned import AlignedModel
-from shelfwise.serving.catalog import Catalog
-from shelfwise.serving.chain import (
-    CategoryTrending,
-    EngineConfig,
-    Personalised,
-    Popular,
-    RecContext,
-    Session,
-    Step,
-    StepContext,
-    walk,
-)
-from shelfwise.serving.engine import STEPS, Engine, Recommendation, build_chain
-from shelfwise.serving.picker import Picker
-from shelfwise.serving.related import (
-    BoughtTogether,
-    CollaborativeSimilar,
-    ContentSimilar,
-    CoPurchase,
-    copurchase_counts,
-)
-from shelfwise.serving.replica import EventLog, event_sequence, weighted_history
-from shelfwise.serving.roles import ModelRoles
+Names are imported on first use, so `shelfwise.serving.config` (what settings and bundle
+manifests need) does not pull the engine in."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_HOMES = {
+    "AlignedModel": "aligned",
+    "Catalog": "catalog",
+    "CategoryTrending": "chain",
+    "Personalised": "chain",
+    "Popular": "chain",
+    "RecContext": "chain",
+    "Session": "chain",
+    "Step": "chain",
+    "StepContext": "chain",
+    "walk": "chain",
+    "EngineConfig": "config",
+    "STEPS": "engine",
+    "Engine": "engine",
+    "Recommendation": "engine",
+    "build_chain": "engine",
+    "Picker": "picker",
+    "BoughtTogether": "related",
+    "CollaborativeSimilar": "related",
+    "ContentSimilar": "related",
+    "CoPurchase": "related",
+    "copurchase_counts": "related",
+    "EventLog": "replica",
+    "event_sequence": "replica",
+    "weighted_history": "replica",
+    "ModelRoles": "roles",
+}
 
 __all__ = [
     "STEPS",
@@ -53,3 +64,42 @@ __all__ = [
     "walk",
     "weighted_history",
 ]
+
+if TYPE_CHECKING:
+    from shelfwise.serving.aligned import AlignedModel
+    from shelfwise.serving.catalog import Catalog
+    from shelfwise.serving.chain import (
+        CategoryTrending,
+        Personalised,
+        Popular,
+        RecContext,
+        Session,
+        Step,
+        StepContext,
+        walk,
+    )
+    from shelfwise.serving.config import EngineConfig
+    from shelfwise.serving.engine import STEPS, Engine, Recommendation, build_chain
+    from shelfwise.serving.picker import Picker
+    from shelfwise.serving.related import (
+        BoughtTogether,
+        CollaborativeSimilar,
+        ContentSimilar,
+        CoPurchase,
+        copurchase_counts,
+    )
+    from shelfwise.serving.replica import EventLog, event_sequence, weighted_history
+    from shelfwise.serving.roles import ModelRoles
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shelfwise.serving' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"shelfwise.serving.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -21,7 +21,7 @@ class AlignedModel:
 
     A bundle model shares the bundle's item indices (`items=None`): catalog items past its
     `n_items` (added after training) are unknown to it. A model trained elsewhere (a tuned
-    version from the `ModelStore`) brings its own item vocabulary; its indices are mapped
+    version from the registry) brings its own item vocabulary; its indices are mapped
     to the catalog's by id, and catalog items it never saw are unknown to it.
     """
 

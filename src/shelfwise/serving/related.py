@@ -17,7 +17,8 @@ import scipy.sparse as sp
 
 from shelfwise.data.vocab import Vocabulary
 from shelfwise.serving.catalog import Catalog
-from shelfwise.serving.chain import EngineConfig, Step, StepContext
+from shelfwise.serving.chain import Step, StepContext
+from shelfwise.serving.config import EngineConfig
 from shelfwise.store import Store
 
 

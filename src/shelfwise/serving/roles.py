@@ -28,7 +28,7 @@ from shelfwise.recommenders.capabilities import (
 from shelfwise.serving.aligned import normalised
 
 if TYPE_CHECKING:
-    from shelfwise.serving.chain import EngineConfig
+    from shelfwise.serving.config import EngineConfig
 
 log = logging.getLogger(__name__)
 

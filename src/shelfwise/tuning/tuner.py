@@ -27,6 +27,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
+from pydantic import BaseModel, ConfigDict, Field
 
 from shelfwise.errors import ConfigError, ShelfwiseError
 from shelfwise.evaluation.metrics import ranking_metrics
@@ -67,9 +68,11 @@ _ATTR = "shelfwise"
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class TuneSettings:
-    """What to tune and how. `model` is a registry name or `auto`."""
+class TuneSettings(BaseModel):
+    """What to tune and how. `model` is a registry name or `auto`. Field values are checked
+    by `check()` (names against the registries), with errors naming the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     model: str
     metric: str = "ndcg@10"
@@ -89,7 +92,7 @@ class TuneSettings:
     binary: bool = True
     enqueue_defaults: bool = True
     """Queue each model's default configuration as the study's first trial(s)."""
-    pinned: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    pinned: Mapping[str, Mapping[str, Any]] = Field(default_factory=dict)
     """Fixed parameters per model (`--set MODEL.PARAM=VALUE`), in every trial, the default
     and the final model (an epoch cap, CPU threads, a loss)."""
 
@@ -103,17 +106,19 @@ class TuneSettings:
         """`ConfigError` for any invalid field, naming it and the valid values."""
         if self.sampler not in SAMPLERS:
             raise ConfigError(
-                f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}"
+                f"sampler: unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}"
             )
         if self.pruner not in PRUNERS:
-            raise ConfigError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
+            raise ConfigError(
+                f"pruner: unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}"
+            )
         parse_metric(self.metric)
         if self.n_trials is not None and self.n_trials < 1:
-            raise ConfigError(f"--trials must be >= 1, got {self.n_trials}")
+            raise ConfigError(f"n_trials must be >= 1, got {self.n_trials}")
         if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError(f"--timeout must be > 0 seconds, got {self.timeout}")
+            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
         if self.cv < 1:
-            raise ConfigError(f"--cv must be >= 1, got {self.cv}")
+            raise ConfigError(f"cv must be >= 1, got {self.cv}")
         if self.max_eval_users is not None and self.max_eval_users < 1:
             raise ConfigError(f"max_eval_users must be >= 1, got {self.max_eval_users}")
         self.check_pinned()

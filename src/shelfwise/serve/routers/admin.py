@@ -35,7 +35,7 @@ def summary(services: ServicesDep, _: AdminDep) -> AdminSummary:
         event_types=services.store.event_type_counts(),
         model_version=engine.model_version,
         catalog_served=int(engine.catalog.servable.sum()),
-        auth=services.settings.auth,
+        auth=services.settings.serve.auth,
         jobs=[JobOut(**j.as_dict()) for j in services.jobs.list()[:20]],
     )
 

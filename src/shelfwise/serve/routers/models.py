@@ -52,15 +52,28 @@ def start_job(services: ServicesDep, _: AdminDep, body: JobIn) -> JobOut:
     """Start a train or tune job in the background; poll GET /v1/jobs/{job_id}."""
     engine, registry = services.engine, services.models
     if body.kind == "train":
-        dense = services.settings.search_dense
+        settings = services.settings
         job = services.jobs.submit(
-            "train", lambda: train_job(engine, registry, body.activate, search_dense=dense)
+            "train",
+            lambda: train_job(
+                engine,
+                registry,
+                body.activate,
+                search_dense=settings.search.dense,
+                cache_dir=settings.paths.embeddings,
+            ),
         )
     else:
         job = services.jobs.submit(
             "tune",
             lambda: tune_job(
-                engine, registry, body.model, body.trials, body.timeout_s, body.activate
+                engine,
+                registry,
+                body.model,
+                body.trials,
+                body.timeout_s,
+                body.activate,
+                services.settings.tuning,
             ),
         )
     return JobOut(**job.as_dict())

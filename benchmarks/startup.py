@@ -1,0 +1,155 @@
+"""Server start-up with an existing bundle: `shelfwise serve` as a user runs it, timed from
+the process start to the first 200 of `/readyz` and to the first successful search.
+
+    .venv/bin/python benchmarks/startup.py [--items 5000] [--repeat 5]
+
+The demo store (`shelfwise demo`'s generator: 5,000 items, 2,000 shoppers, 90 days by
+default) is ingested into a DuckDB file and its bundle built once (kept under
+`var/bench-startup/`, reused by later runs). Each repeat then starts
+`python -m shelfwise serve --no-auth` on a free 127.0.0.1 port over the same store and
+registry, polls `/readyz` every 20 ms, sends one `GET /v1/search?q=...` and one
+`GET /v1/users/{id}/recommendations`, and stops the server. Nothing is rebuilt: the store
+has not changed since the bundle was built. Reports the median and the spread over the
+repeats; writes `benchmarks/results/startup.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shelfwise.artifacts import ensure_bundle
+from shelfwise.data.demo import DemoConfig, generate
+from shelfwise.store import open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "startup.json"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _prepare(work: Path, items: int) -> tuple[str, Path, str, str]:
+    """(store URL, registry, a query, a user id), building what is missing."""
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / f"demo-{items}.duckdb"
+    url = f"duckdb:///{db}"
+    registry = work / f"artifacts-{items}"
+    config = DemoConfig(n_items=items)
+    with open_store(url) as store:
+        if store.counts()["items"] == 0:
+            demo = generate(config, progress=True)
+            store.ingest(items=demo.items, users=demo.users, events=demo.events)
+        t0 = time.perf_counter()
+        _, built = ensure_bundle(store, registry)
+        if built:
+            print(f"built the bundle in {time.perf_counter() - t0:.1f}s", flush=True)
+        events = store.events(types=["search"])
+        query = str(events["query"].dropna().iloc[0]) if len(events) else "shirt"
+        user = str(store.events()["user_id"].iloc[0])
+    return url, registry, query, user
+
+
+def _one_start(url: str, registry: Path, query: str, user: str) -> dict[str, float]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "shelfwise", "serve", "--store", url, "--artifacts",
+        str(registry), "--host", "127.0.0.1", "--port", str(port), "--no-auth",
+    ]  # fmt: skip
+    env = {**os.environ, "SHELFWISE_SERVE__REFRESH_SECONDS": "0"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    out: dict[str, float] = {}
+    try:
+        with httpx.Client(timeout=30) as client:
+            while time.perf_counter() - t0 < 300:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    raise RuntimeError(f"the server exited with {proc.returncode}: {err[-2000:]}")
+                try:
+                    if client.get(f"{base}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.02)
+            out["ready_s"] = time.perf_counter() - t0
+            r = client.get(f"{base}/v1/search", params={"q": query})
+            r.raise_for_status()
+            out["first_search_s"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            client.get(f"{base}/v1/users/{user}/recommendations").raise_for_status()
+            out["first_recommendations_ms"] = (time.perf_counter() - t1) * 1000
+            t1 = time.perf_counter()
+            client.get(f"{base}/v1/search", params={"q": query}).raise_for_status()
+            out["second_search_ms"] = (time.perf_counter() - t1) * 1000
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return out
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench-startup")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    url, registry, query, user = _prepare(args.work, args.items)
+    runs = []
+    for i in range(args.repeat):
+        run = _one_start(url, registry, query, user)
+        runs.append(run)
+        print(
+            f"start {i + 1}/{args.repeat}: ready {run['ready_s']:.2f}s, first search "
+            f"{run['first_search_s']:.2f}s",
+            flush=True,
+        )
+    report: dict[str, Any] = {
+        "benchmark": "startup",
+        "command": f"python benchmarks/startup.py --items {args.items} --repeat {args.repeat}",
+        "items": args.items,
+        "repeats": args.repeat,
+        "target": "under 5 s from process start to the first search, with an existing bundle",
+        "summary": {key: _summary([r[key] for r in runs]) for key in runs[0]},
+        "runs": [{k: round(v, 3) for k, v in r.items()} for r in runs],
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
