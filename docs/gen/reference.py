@@ -218,9 +218,8 @@ def http_page() -> str:
 
 # ---- settings -------------------------------------------------------------------------------
 
-#: Settings classes to document, where they exist in this checkout (the redesign gathers
-#: them into `shelfwise.settings.Settings` with nested sections).
-SETTINGS_CLASSES = ("shelfwise.settings:Settings", "shelfwise.serve.settings:ServeSettings")
+#: Settings classes to document: the one `Settings`, with its nested sections.
+SETTINGS_CLASSES = ("shelfwise.settings:Settings",)
 
 
 def _field_comments(cls: type) -> dict[str, str]:
@@ -320,6 +319,21 @@ def settings_page() -> str:
         covered.update(row.split("`")[1] for row in rows)
         lines += rows
         lines.append("")
+    from shelfwise.settings import SHORT_NAMES
+
+    lines += [
+        "## Short names",
+        "",
+        "The names of the first version keep working; a nested name wins over a short one.",
+        "",
+        "| variable | same as |",
+        "|---|---|",
+    ]
+    for short, (section, field) in SHORT_NAMES.items():
+        variable = f"SHELFWISE_{short.upper()}"
+        covered.add(variable)
+        lines.append(f"| `{variable}` | `SHELFWISE_{section.upper()}__{field.upper()}` |")
+    lines.append("")
     direct = {k: v for k, v in _direct_variables().items() if k not in covered}
     if direct:
         lines += [

@@ -43,6 +43,7 @@ DEFAULT_STORE_URL = "duckdb:///var/shelfwise.duckdb"
 
 __all__ = [
     "DEFAULT_STORE_URL",
+    "SHORT_NAMES",
     "EngineConfig",
     "PathSettings",
     "SearchSettings",
@@ -55,7 +56,7 @@ __all__ = [
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class StoreSettings(_Section):
@@ -150,8 +151,7 @@ class TuningSettings(_Section):
     seed: int = 42
 
 
-# short names of the first version -> (section, field)
-_SHORT_NAMES: dict[str, tuple[str, str]] = {
+SHORT_NAMES: dict[str, tuple[str, str]] = {
     "store": ("store", "url"),
     "artifacts_dir": ("paths", "artifacts"),
     "cache_dir": ("paths", "cache"),
@@ -159,6 +159,7 @@ _SHORT_NAMES: dict[str, tuple[str, str]] = {
     "search_mode": ("search", "mode"),
     **{name: ("serve", name) for name in ServeSettings.model_fields},
 }
+"""The short names of the first version (`SHELFWISE_<NAME>`) -> (section, field)."""
 
 
 class _NestedNames(EnvSettingsSource):
@@ -171,7 +172,7 @@ class _NestedNames(EnvSettingsSource):
         try:
             return super().prepare_field_value(field_name, field, value, value_is_complex)
         except ValueError:
-            if f"{field_name}" not in _SHORT_NAMES:
+            if field_name not in SHORT_NAMES:
                 raise
             return self.explode_env_vars(field_name, field, self.env_vars) or None
 
@@ -181,7 +182,7 @@ class _ShortNames(EnvSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         found: dict[str, dict[str, Any]] = {}
-        for name, (section, field) in _SHORT_NAMES.items():
+        for name, (section, field) in SHORT_NAMES.items():
             value = self.env_vars.get(f"{self.env_prefix}{name}".lower())
             if value is not None:
                 found.setdefault(section, {})[field] = value
