@@ -3,6 +3,8 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,3 +168,32 @@ def test_ingest_dataset_by_name(tmp_path, capsys, name, counts):
     assert main(["stats", "--store", url, "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert (stats["items"], stats["users"], stats["events"]) == counts
+
+
+def test_versions_list_activate_and_rollback(tmp_path: Path, capsys: Any) -> None:
+    """`shelfwise versions`: the registry's bundles and tuned models, served ones marked."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from shelfwise.artifacts.registry import Registry
+    from shelfwise.recommenders import create
+
+    registry = Registry(tmp_path / "reg")
+    with registry.draft("bundle") as draft:
+        (draft.path / "catalog.parquet").write_bytes(b"x")
+        draft.manifest = {"counts": {"items": 3, "users": 2}}
+    registry.activate(draft.version)
+    x = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1]], dtype=np.float32))
+    tuned = registry.save_model(create("ease", l2=1.0).fit(x), {"validation": {"ndcg@10": 0.5}})
+    argv = ["--artifacts", str(tmp_path / "reg")]
+    assert main(["versions", "activate", tuned, *argv]) == 0
+    assert "active: v0003 (bundle)" in capsys.readouterr().out  # derived, serving v0002
+    assert main(["versions", "list", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("  v0001") and "3 items, 2 users" in lines[1]
+    assert lines[2].startswith("* v0002") and "ease ndcg@10 0.5000" in lines[2]
+    assert lines[3].startswith("* v0003") and "serving v0002 (from v0001)" in lines[3]
+    assert main(["versions", "rollback", *argv]) == 0
+    assert "active: v0001 (bundle)" in capsys.readouterr().out
+    assert main(["versions", "rollback", *argv]) == 2  # nothing before v0001: a clear error
+    assert "nothing to roll back" in capsys.readouterr().err

@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shelfwise.cli.keys import add_parser as add_keys_parser
 
     add_keys_parser(sub)
+    from shelfwise.cli.versions import add_parser as add_versions_parser
+
+    add_versions_parser(sub)
     return parser
 
 
