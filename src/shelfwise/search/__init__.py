@@ -21,8 +21,9 @@ re-ranker is asked for).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shelfwise._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from shelfwise.search.bm25 import BM25Config, BM25Index
@@ -85,14 +86,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'shelfwise.search' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"shelfwise.search.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())

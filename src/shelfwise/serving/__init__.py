@@ -6,8 +6,9 @@ manifests need) does not pull the engine in."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shelfwise._lazy import lazy_exports
 
 _HOMES = {
     "AlignedModel": "aligned",
@@ -92,14 +93,4 @@ if TYPE_CHECKING:
     from shelfwise.serving.roles import ModelRoles
 
 
-def __getattr__(name: str) -> Any:
-    module = _HOMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shelfwise.serving' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"shelfwise.serving.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())

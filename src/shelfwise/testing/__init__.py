@@ -18,6 +18,8 @@ Then run pytest on the test module; every contract test names what it checks.
 
 from __future__ import annotations
 
+from shelfwise._lazy import lazy_exports
+
 try:
     import pytest  # noqa: F401  (imported first for a clear error when it is missing)
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -25,8 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "shelfwise.testing needs pytest: pip install 'shelfwise[dev]' (or pytest itself)"
     ) from exc
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shelfwise.testing.recommender import (
@@ -74,9 +75,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """The public names, each imported from its module on first use."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'shelfwise.testing' has no attribute {name!r}")
-    return getattr(import_module(f"shelfwise.testing.{home}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())

@@ -8,8 +8,7 @@ so `shelfwise.tuning.runs` (what the API reads) does not pull Optuna in.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from shelfwise._lazy import lazy_exports
 
 _EXPORTS = {
     "Fold": "data",
@@ -38,14 +37,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shelfwise.tuning' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"shelfwise.tuning.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
