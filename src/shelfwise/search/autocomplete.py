@@ -76,6 +76,7 @@ class Autocomplete:
         self._words = TypoIndex()
         self._scores: np.ndarray | None = None
         self._arrays: dict[str, np.ndarray] = {}
+        self._batch_words: set[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -126,7 +127,10 @@ class Autocomplete:
             words = set(_WORD.findall(norm))
             for w in words:
                 self._postings.setdefault(w, []).append(idx)
-            self._words.add(words)
+            if self._batch_words is not None:  # loading: indexed once at the end
+                self._batch_words |= words
+            else:
+                self._words.add(words)
         self._scores = None
 
     def remove(self, text: str, kind: str) -> bool:
@@ -235,8 +239,13 @@ class Autocomplete:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Autocomplete:
-        """The suggestions `to_dict` wrote."""
+        """The suggestions `to_dict` wrote (their words indexed for typos in one batch)."""
         ac = cls()
-        for text, kind, w in zip(data["texts"], data["kinds"], data["weights"], strict=True):
-            ac.add(str(text), str(kind), float(w))
+        ac._batch_words = set()
+        try:
+            for text, kind, w in zip(data["texts"], data["kinds"], data["weights"], strict=True):
+                ac.add(str(text), str(kind), float(w))
+            ac._words.add(ac._batch_words)
+        finally:
+            ac._batch_words = None
         return ac

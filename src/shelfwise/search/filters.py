@@ -311,12 +311,24 @@ class FilterIndex:
             ts = pd.to_datetime(items["created_at"], errors="coerce")
             self.created[rows] = ts.to_numpy(dtype="datetime64[us]").astype(np.int64)
         attrs = items["attributes"] if "attributes" in items else pd.Series([None] * len(rows))
-        parsed = [attribute_dict(v) for v in attrs.tolist()]
-        for key in {k for d in parsed for k in d} | set(self.attributes):
-            values = [d.get(key) for d in parsed]
+        # one pass over the attributes each row has (not rows x keys): per key, the rows
+        # holding it and their values; every other row of `rows` has none
+        present: dict[str, tuple[list[int], list[Any]]] = {}
+        for position, value in enumerate(attrs.tolist()):
+            for key, v in attribute_dict(value).items():
+                where, values = present.setdefault(key, ([], []))
+                where.append(position)
+                values.append(v)
+        for key in set(present) | set(self.attributes):
+            where, values = present.get(key, ([], []))
+            labels: list[str | None] = [None] * len(rows)
+            nums = np.full(len(rows), np.nan)
+            for position, v in zip(where, values, strict=True):
+                if v is not None:
+                    labels[position] = _label(v)
+                    nums[position] = _number(v)
             col = self.attributes.setdefault(key, _Codes())
-            col.set(rows, [None if v is None else _label(v) for v in values], n)
-            nums = np.array([_number(v) for v in values], dtype=np.float64)
+            col.set(rows, labels, n)
             if key in self.numeric or np.isfinite(nums).any():
                 arr = self.numeric.setdefault(key, np.full(n, np.nan))
                 arr[rows] = nums
