@@ -16,10 +16,11 @@
   frequent `prefix_expansions`), at `prefix_weight` (below an exact match); "wireless
   headph" finds "headphones", "shampoo" does not match "shampoo12".
 * **Split and joined forms**: two neighbouring words whose concatenation is a catalog word
-  become one group that also matches the joined word ("eye liner" finds "eyeliner",
-  reported in `joined`); a word that splits into two catalog words of `split_min_chars`+
-  characters also matches products holding both parts ("lipstick" finds "lip stick",
-  reported in `split`).
+  become one group that also matches the joined word at `split_join_weight` ("eye liner"
+  finds "eyeliner", reported in `joined`); a word that splits into two catalog words of
+  `split_min_chars`+ characters also matches products whose title holds the two parts as
+  neighbours ("lipstick" finds "lip stick", reported in `split`), each part at half the
+  weight so that the split form scores below the word as typed.
 * **Synonyms**: rules from the synonyms file (`synonyms.Synonyms`), matched on the
   corrected terms; a multi-word phrase becomes one group whose alternatives are the phrase
   and its synonyms.
@@ -82,6 +83,9 @@ class ParsedQuery:
     """Neighbouring words ("eye liner") -> the joined catalog word they also match."""
     split: dict[str, str] = field(default_factory=dict)
     """A word ("lipstick") -> the two catalog words ("lip stick") it also matches."""
+    split_groups: list[tuple[int, int, int]] = field(default_factory=list)
+    """(group index, first part's term id, second part's term id) of every split form: a
+    product matched only through one must hold the parts as neighbours in its title."""
 
     def info(self) -> dict[str, Any]:
         """JSON-able summary for `SearchResponse.query_info`."""
@@ -271,6 +275,9 @@ class QueryParser:
                 i = end
                 continue
             if per_word[i]:
+                for alt in per_word[i]:
+                    if len(alt) == 2 and parsed.tokens[i] in parsed.split:
+                        parsed.split_groups.append((len(parsed.groups), alt[0][0], alt[1][0]))
                 parsed.groups.append(per_word[i])
                 parsed.labels.append(parsed.tokens[i])
             i += 1
@@ -303,8 +310,8 @@ class QueryParser:
                 a, b = best_terms[i], best_terms[nxt]
                 if joined in self.words and jt in vocab and a in vocab and b in vocab:
                     assert jt is not None and a is not None and b is not None
-                    # the joined word stands for two words: it scores about as both do
-                    group = [[(vocab[a], 1.0), (vocab[b], 1.0)], [(vocab[jt], 2.0 * sw)]]
+                    # the words as typed first, the joined word just below
+                    group = [[(vocab[a], 1.0), (vocab[b], 1.0)], [(vocab[jt], sw)]]
                     label = f"{tokens[i]} {tokens[nxt]}"
                     replaced[i] = (nxt + 1, group, label)
                     parsed.joined[label] = joined

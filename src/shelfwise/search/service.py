@@ -473,6 +473,9 @@ class SearchService:
         matching = self.config.matching
         scores, masks = self.index.score_and_match(parsed.groups, masks=matching != "any")
         match = allowed & (scores > 0)
+        if parsed.split_groups and masks:
+            self._check_splits(parsed, scores, masks, match)
+            match &= scores > 0
         dropped: list[str] = []
         if masks and matching == "should":
             count = np.sum(masks, axis=0, dtype=np.int32)
@@ -497,6 +500,37 @@ class SearchService:
             match = cand
         rows = np.flatnonzero(match)
         return rows, scores[rows], dropped
+
+    def _check_splits(
+        self, parsed: ParsedQuery, scores: np.ndarray, masks: list[np.ndarray], match: np.ndarray
+    ) -> None:
+        """Where a group's split form scores a row without the two parts as neighbours in
+        its title ("sun" in the category and "screen" in the title is not "sunscreen"),
+        score the row by the group's other alternatives (in place), or un-match it."""
+        names = self.index.terms_list
+        n = scores.size
+        for g, ta, tb in parsed.split_groups:
+            single = np.zeros(n, dtype=np.float32)
+            for alt in parsed.groups[g]:
+                if len(alt) == 1:
+                    rows, vals = self.index.postings(alt[0][0])
+                    np.maximum.at(single, rows, vals * np.float32(alt[0][1]))
+            weight = next(alt[0][1] for alt in parsed.groups[g] if len(alt) == 2)
+            part = np.zeros(n, dtype=np.float32)
+            have = np.zeros(n, dtype=np.int32)
+            for t in (ta, tb):
+                rows, vals = self.index.postings(t)
+                part[rows] += vals * np.float32(weight)
+                have[rows] += 1
+            # rows the split form decides: it matched and scored above the other forms
+            via = np.flatnonzero((have == 2) & (part > single) & match & masks[g])
+            a, b = names[ta], names[tb]
+            for row in via.tolist():
+                terms = self._title_terms(row)
+                if not any(x == a and y == b for x, y in itertools.pairwise(terms)):
+                    scores[row] = max(0.0, float(scores[row] - part[row] + single[row]))
+                    if single[row] <= 0:
+                        masks[g][row] = False
 
     def _title_terms(self, row: int) -> list[str]:
         """The analysed title of a row (cached while the title stays the same)."""
