@@ -592,9 +592,10 @@ class SearchService:
                     need = len(rest)
                 if ((np.sum(rest, axis=0) >= need) & allowed).any():
                     suggestions.append(" ".join(x for i, x in enumerate(parsed.labels) if i != j))
-        info["notice"] = f"no product matches {parsed.text!r}" + (
+        said = f"no product matches {parsed.text!r}" + (
             "; did you mean one of the suggestions?" if suggestions else ""
         )
+        info["notice"] = f"{info['notice']}; {said}" if info.get("notice") else said
         info["suggestions"] = list(dict.fromkeys(suggestions))[:5]
 
     def _dense_candidates(self, query: str, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
