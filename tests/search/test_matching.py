@@ -154,3 +154,14 @@ def test_a_split_form_needs_its_parts_as_neighbours_in_the_title():
     # the word as typed (A: title, D: category) above the split form in the title (B); C
     # has "sun" (category) and "screen" (title) apart: no match
     assert ids(res) == ["A", "D", "B"]
+
+
+def test_corrections_alone_do_not_answer_a_query_about_something_else(service):
+    # "qzxv" matches nothing and no word is known as typed: the correction is only offered
+    res = service.search("qzxv moisturising")
+    assert res.total == 0 and res.query_info["corrected"] == {}
+    assert res.query_info["suggested"] == {"moisturising": "moisturizing"}
+    assert "qzxv moisturizing" in res.query_info["suggestions"]
+    # with a word known as typed the correction applies
+    res = service.search("qzxv moisturising shampoo")
+    assert ids(res) == ["M2"] and res.query_info["corrected"] == {"moisturising": "moisturizing"}

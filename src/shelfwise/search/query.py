@@ -6,7 +6,9 @@
 * **Exact**: the word's index term, weight 1.
 * **Typos**: only a word the catalog does not know is corrected: from 5 characters it is
   looked up in the catalog's words within 1 edit (2 from 9 characters); the closest words
-  become alternatives (`typo_weights` by distance) and are reported as corrections. A known
+  become alternatives (`typo_weights` by distance) and are reported as corrections, unless
+  another word is unknown too and no word is known as typed: then the corrections are only
+  suggested (`suggested`), as "air fryer" is no "dryer" in a shop without air fryers. A known
   word is never replaced; a *rare* known word (seen at most `rare_word_count` times) also
   matches a neighbour 1 edit away that is `rare_word_ratio` times more frequent and shares
   products with the rest of the query (reported in `also_matched`; the word as typed keeps
@@ -79,6 +81,8 @@ class ParsedQuery:
     unknown: list[str] = field(default_factory=list)
     also_matched: dict[str, str] = field(default_factory=dict)
     """Rare known words -> the more frequent neighbour they also match."""
+    suggested: dict[str, str] = field(default_factory=dict)
+    """Corrections not applied (see `QueryParser.parse`), offered as suggestions."""
     joined: dict[str, str] = field(default_factory=dict)
     """Neighbouring words ("eye liner") -> the joined catalog word they also match."""
     split: dict[str, str] = field(default_factory=dict)
@@ -97,6 +101,7 @@ class ParsedQuery:
             "synonyms": self.synonyms,
             "unknown": self.unknown,
             "also_matched": self.also_matched,
+            "suggested": self.suggested,
             "joined": self.joined,
             "split": self.split,
         }
@@ -225,6 +230,17 @@ class QueryParser:
                 neighbours[i] = neighbour
             if not alts:
                 parsed.unknown.append(surface)
+        exact = [t in vocab for _, t in pairs]
+        if parsed.unknown and parsed.corrected and not any(exact):
+            # a word nothing matches and no word known as typed: the query is about
+            # something the catalog lacks, so corrections alone do not answer it
+            # ("air fryer" is not "dryer"); they are offered as suggestions instead
+            for i, surface in enumerate(parsed.tokens):
+                if surface in parsed.corrected:
+                    parsed.suggested[surface] = parsed.corrected.pop(surface)
+                    per_word[i] = []
+                    parsed.unknown.append(surface)
+            parsed.expanded.clear()
         for i, w in neighbours.items():
             t = self.index.surface_term.get(w, w)
             if self._fits(t, best_terms[:i] + best_terms[i + 1 :]):
@@ -246,12 +262,12 @@ class QueryParser:
                     parsed.corrected.pop(parsed.tokens[i], None)
         replaced: dict[int, tuple[int, list[list[tuple[int, float]]], str]] = {}
         vocab = self.index.vocab
-        w = self.options.synonym_weight
+        syn_w = self.options.synonym_weight
         for m in matches:
             syn_alts: list[list[tuple[int, float]]] = []
             for phrase in m.alternatives:
                 if all(t in vocab for t in phrase):
-                    syn_alts.append([(vocab[t], w) for t in phrase])
+                    syn_alts.append([(vocab[t], syn_w) for t in phrase])
             if not syn_alts:
                 continue
             label = " ".join(parsed.tokens[m.start : m.end])

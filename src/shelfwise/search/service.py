@@ -478,7 +478,7 @@ class SearchService:
             match &= scores > 0
         dropped: list[str] = []
         if masks and matching == "should":
-            count = np.sum(masks, axis=0, dtype=np.int32)
+            count: np.ndarray = np.sum(masks, axis=0, dtype=np.int32)
             need = self.required_matches(len(masks))
             if info is not None:
                 info["required"] = need
@@ -581,7 +581,8 @@ class SearchService:
         catalog does not know, and the query without one of its words."""
         suggestions: list[str] = []
         for word in parsed.unknown:
-            for near in self.parser.near_words(word):
+            near_words = [parsed.suggested[word]] if word in parsed.suggested else []
+            for near in near_words + self.parser.near_words(word):
                 suggestions.append(" ".join(near if t == word else t for t in parsed.tokens))
         if len(parsed.groups) > 1 and self.config.matching in ("should", "all"):
             _, masks = self.index.score_and_match(parsed.groups)
