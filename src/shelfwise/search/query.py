@@ -230,8 +230,8 @@ class QueryParser:
                 neighbours[i] = neighbour
             if not alts:
                 parsed.unknown.append(surface)
-        exact = [t in vocab for _, t in pairs]
-        if parsed.unknown and parsed.corrected and not any(exact):
+        known_as_typed = [t in vocab for _, t in pairs]
+        if parsed.unknown and parsed.corrected and not any(known_as_typed):
             # a word nothing matches and no word known as typed: the query is about
             # something the catalog lacks, so corrections alone do not answer it
             # ("air fryer" is not "dryer"); they are offered as suggestions instead

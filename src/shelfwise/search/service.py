@@ -478,7 +478,7 @@ class SearchService:
             match &= scores > 0
         dropped: list[str] = []
         if masks and matching == "should":
-            count: np.ndarray = np.sum(masks, axis=0, dtype=np.int32)
+            count = np.asarray(np.sum(masks, axis=0), dtype=np.int32)
             need = self.required_matches(len(masks))
             if info is not None:
                 info["required"] = need
