@@ -154,7 +154,7 @@ def ids(res):
 def test_search_ranks_and_reports(service):
     res = service.search("wireless headphones")
     assert ids(res)[0] == "S1"
-    assert res.total == 1  # matching="last": both words must match
+    assert res.total == 1  # two words: both must match
     assert res.items[0]["title"] == "Wireless Over-Ear Headphones"
     assert set(res.items[0]) >= {"item_id", "title", "brand", "category", "price", "score"}
 
@@ -174,8 +174,12 @@ def test_typos_prefix_and_synonyms(service):
 
 
 def test_matching_last_drops_words_from_the_end(service):
-    res = service.search("kettle leather")
+    last = SearchService.build(items_frame(), None, SearchConfig(matching="last"))
+    res = last.search("kettle leather")
     assert set(ids(res)) == {"S4", "S5"} and res.query_info["dropped"] == ["leather"]
+    # the default (should) says nothing matches both and suggests each word alone
+    res = service.search("kettle leather")
+    assert res.total == 0 and res.query_info["suggestions"] == ["leather", "kettle"]
     # a word the catalog does not know at all is reported and ignored
     res = service.search("kettle qzxv")
     assert res.total == 2 and res.query_info["unknown"] == ["qzxv"]

@@ -530,7 +530,8 @@ class BM25Index:
     def score_and_match(
         self, groups: Sequence[Group], masks: bool = True
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """`score_groups` plus, per group, the boolean mask of rows it matched."""
+        """`score_groups` plus, per group, the boolean mask of rows it matched (a
+        multi-term alternative matches a row only where all of its terms occur)."""
         self._check()
         n = self.n_docs
         out = np.zeros(n, dtype=np.float32)
@@ -554,12 +555,16 @@ class BM25Index:
                             hit[rows] = True
                     else:
                         acc = np.zeros(n, dtype=np.float32)
+                        have = np.zeros(n, dtype=np.int32) if hit is not None else None
                         for t, w in alt:
                             rows, vals = self.postings(t)
                             acc[rows] += vals * np.float32(w)
+                            if have is not None:
+                                have[rows] += 1
                         np.maximum(best, acc, out=best)
-                        if hit is not None:
-                            hit |= acc > 0
+                        if hit is not None and have is not None:
+                            # a phrase alternative matches where all its terms are
+                            hit |= have >= len({t for t, _ in alt})
                 out += best
             if hit is not None:
                 matched.append(hit)

@@ -32,19 +32,52 @@ class SearchConfig(BaseModel):
     language: str = "english"
     stem: bool = True
     typo: bool = True
+    typo_one_from: int = Field(default=5, ge=1)
+    """A word the catalogue does not know is corrected within 1 edit from this length
+    (shorter words are never corrected: "lego" does not become "leg")."""
+    typo_two_from: int = Field(default=9, ge=1)
+    """... and within 2 edits from this length."""
     typo_weights: tuple[float, float] = (0.7, 0.5)
+    rare_word_count: int = Field(default=2, ge=0)
+    """A known word seen at most this often in the catalogue also matches a close neighbour
+    (1 edit) that is `rare_word_ratio` times more frequent and shares products with the rest
+    of the query; the word itself is kept and still scores highest (0: off)."""
+    rare_word_ratio: float = Field(default=20.0, ge=1.0)
     prefix: bool = True
     prefix_min_chars: int = Field(default=2, ge=1)
     prefix_expansions: int = Field(default=20, ge=0, le=500)
-    prefix_weight: float = Field(default=0.8, gt=0.0, le=1.0)
+    prefix_weight: float = Field(default=0.8, gt=0.0, lt=1.0)
+    """Weight of prefix completions of the last word, below an exact match (1). Only a last
+    word that is not a complete catalogue word is expanded ("shampoo" does not match
+    "shampoo12", "men" not "menopause")."""
+    split_join: bool = True
+    """Two neighbouring query words also match their joined form ("eye liner" finds
+    "eyeliner") and one word its split form ("lipstick" finds "lip stick")."""
+    split_join_weight: float = Field(default=0.9, gt=0.0, le=1.0)
+    split_min_chars: int = Field(default=3, ge=1)
+    """The shortest part a word is split into."""
     synonyms: list[str] = Field(default_factory=list)
     """Synonym rules in the file format (`a, b, c` or `a => b`), one per entry."""
     synonyms_file: str | None = None
-    matching: Literal["all", "last", "any"] = "last"
-    """`all`: every query word must match; `last`: like all, but drop words from the end
-    while nothing matches (Meilisearch's default); `any`: any word (plain BM25). Words the
-    catalog does not know at all (no exact, typo, prefix or synonym match) are ignored and
-    reported in `query_info["unknown"]`."""
+    matching: Literal["should", "all", "last", "any"] = "should"
+    """`should` (ranked retrieval with a minimum-should-match): a product must match every
+    query word when the query has up to `min_match_all_up_to` words, else at least
+    `floor(min_match_ratio * words)` of them; `all`: every query word must match; `last`:
+    like all, but drop words from the end while nothing matches (Meilisearch's default);
+    `any`: any word (plain BM25). Words the catalog does not know at all (no exact, typo,
+    prefix or synonym match) are ignored and reported in `query_info["unknown"]`."""
+    min_match_all_up_to: int = Field(default=2, ge=1)
+    min_match_ratio: float = Field(default=0.75, gt=0.0, le=1.0)
+    coordination: float = Field(default=1.0, ge=0.0)
+    """Scores are multiplied by (matched words / query words) ** coordination."""
+    phrase_boost: float = Field(default=0.3, ge=0.0)
+    """Relative boost when neighbouring query words are neighbours, in order, in the title
+    (share of the query's word pairs so placed)."""
+    proximity_boost: float = Field(default=0.1, ge=0.0)
+    """Relative boost for neighbouring query words within `proximity_window` title words."""
+    proximity_window: int = Field(default=4, ge=1)
+    rescore_depth: int = Field(default=200, ge=0, le=10_000)
+    """How many of the best matches get the phrase and proximity boosts."""
     mode: Literal["auto"] | SearchMode = "auto"
     """The default search mode (see `search.service`); `auto`: hybrid with a dense retriever."""
     dense_depth: int = Field(default=100, ge=1, le=10_000)
@@ -61,7 +94,14 @@ class SearchConfig(BaseModel):
         """The parser's knobs."""
         return QueryOptions(
             typo=self.typo,
+            typo_one_from=self.typo_one_from,
+            typo_two_from=self.typo_two_from,
             typo_weights=self.typo_weights,
+            rare_word_count=self.rare_word_count,
+            rare_word_ratio=self.rare_word_ratio,
+            split_join=self.split_join,
+            split_join_weight=self.split_join_weight,
+            split_min_chars=self.split_min_chars,
             prefix=self.prefix,
             prefix_min_chars=self.prefix_min_chars,
             prefix_expansions=self.prefix_expansions,

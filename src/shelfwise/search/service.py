@@ -64,7 +64,9 @@ canonical items, `event_popularity`, `past_queries`, the change log behind `revi
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -136,6 +138,7 @@ class SearchService:
         self.reranker: Reranker | None = None
         self._parser: QueryParser | None = None
         self._view: dict[str, np.ndarray] | None = None
+        self._titles: dict[int, tuple[str, list[str]]] = {}
         self._lock = threading.RLock()
         self._built = False
         #: Seconds spent building (index, re-ranker), filled by `search.build`.
@@ -399,9 +402,11 @@ class SearchService:
             info["mode"] = used
             parsed = self.parser.parse(query)
             info.update(parsed.info())
-            rows, relevance, dropped = self._lexical(parsed, allowed)
             info["matching"] = self.config.matching
+            rows, relevance, dropped = self._lexical(parsed, allowed, info)
             info["dropped"] = dropped
+            if rows.size == 0:
+                self._nothing_found(parsed, allowed, info)
             retrievers = ["bm25"]
             if used == "hybrid":
                 rows, relevance = self._with_dense(query, rows, relevance, allowed)
@@ -454,25 +459,145 @@ class SearchService:
         ok[ok] = alive[rows[ok]]
         return rows[ok], w[ok]
 
+    def required_matches(self, n_groups: int) -> int:
+        """How many of a query's `n_groups` words a product must match (`should` matching:
+        all up to `min_match_all_up_to` words, then `floor(min_match_ratio * n)`)."""
+        cfg = self.config
+        if n_groups <= cfg.min_match_all_up_to:
+            return n_groups
+        return max(1, min(n_groups, math.floor(cfg.min_match_ratio * n_groups + 1e-9)))
+
     def _lexical(
-        self, parsed: ParsedQuery, allowed: np.ndarray
+        self, parsed: ParsedQuery, allowed: np.ndarray, info: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        scores, masks = self.index.score_and_match(
-            parsed.groups, masks=self.config.matching != "any"
-        )
+        matching = self.config.matching
+        scores, masks = self.index.score_and_match(parsed.groups, masks=matching != "any")
         match = allowed & (scores > 0)
+        if parsed.split_groups and masks:
+            self._check_splits(parsed, scores, masks, match)
+            match &= scores > 0
         dropped: list[str] = []
+        if masks and matching == "should":
+            count = np.asarray(np.sum(masks, axis=0), dtype=np.int32)
+            need = self.required_matches(len(masks))
+            if info is not None:
+                info["required"] = need
+            match &= count >= need
+            rows = np.flatnonzero(match)
+            rel = scores[rows]
+            if self.config.coordination > 0 and need < len(masks):
+                rel = rel * (count[rows] / len(masks)) ** np.float32(self.config.coordination)
+            rel = self._proximity(parsed, rows, rel.astype(np.float32))
+            return rows, rel, list(parsed.unknown)
         if masks:
-            need = np.logical_and.reduce(masks)
-            cand = match & need
+            need_all = np.logical_and.reduce(masks)
+            cand = match & need_all
             keep = len(masks)
-            while self.config.matching == "last" and keep > 1 and not cand.any():
+            while matching == "last" and keep > 1 and not cand.any():
                 keep -= 1
                 dropped.insert(0, parsed.labels[keep])
                 cand = match & np.logical_and.reduce(masks[:keep])
             match = cand
         rows = np.flatnonzero(match)
         return rows, scores[rows], dropped
+
+    def _check_splits(
+        self, parsed: ParsedQuery, scores: np.ndarray, masks: list[np.ndarray], match: np.ndarray
+    ) -> None:
+        """Where a group's split form scores a row without the two parts as neighbours in
+        its title ("sun" in the category and "screen" in the title is not "sunscreen"),
+        score the row by the group's other alternatives (in place), or un-match it."""
+        names = self.index.terms_list
+        n = scores.size
+        for g, ta, tb in parsed.split_groups:
+            single = np.zeros(n, dtype=np.float32)
+            for alt in parsed.groups[g]:
+                if len(alt) == 1:
+                    rows, vals = self.index.postings(alt[0][0])
+                    np.maximum.at(single, rows, vals * np.float32(alt[0][1]))
+            weight = next(alt[0][1] for alt in parsed.groups[g] if len(alt) == 2)
+            part = np.zeros(n, dtype=np.float32)
+            have = np.zeros(n, dtype=np.int32)
+            for t in (ta, tb):
+                rows, vals = self.index.postings(t)
+                part[rows] += vals * np.float32(weight)
+                have[rows] += 1
+            # rows the split form decides: it matched and scored above the other forms
+            via = np.flatnonzero((have == 2) & (part > single) & match & masks[g])
+            a, b = names[ta], names[tb]
+            for row in via.tolist():
+                terms = self._title_terms(row)
+                if not any(x == a and y == b for x, y in itertools.pairwise(terms)):
+                    scores[row] = max(0.0, float(scores[row] - part[row] + single[row]))
+                    if single[row] <= 0:
+                        masks[g][row] = False
+
+    def _title_terms(self, row: int) -> list[str]:
+        """The analysed title of a row (cached while the title stays the same)."""
+        title = self._columns()["title"][row] or ""
+        hit = self._titles.get(row)
+        if hit is not None and hit[0] == title:
+            return hit[1]
+        terms = self.analyzer.terms(title)
+        self._titles[row] = (title, terms)
+        return terms
+
+    def _proximity(self, parsed: ParsedQuery, rows: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """Boost the best `rescore_depth` rows whose titles hold neighbouring query words as
+        neighbours (`phrase_boost`) or within `proximity_window` words (`proximity_boost`)."""
+        cfg = self.config
+        groups = parsed.groups
+        if len(groups) < 2 or rows.size == 0 or cfg.rescore_depth == 0:
+            return rel
+        if cfg.phrase_boost == 0 and cfg.proximity_boost == 0:
+            return rel
+        names = self.index.terms_list
+        sets = [{names[t] for alt in g for t, _ in alt} for g in groups]
+        top = np.argsort(-rel, kind="stable")[: cfg.rescore_depth]
+        pairs = len(groups) - 1
+        out = rel.copy()
+        window = cfg.proximity_window
+        for k in top.tolist():
+            terms = self._title_terms(int(rows[k]))
+            where = [[p for p, t in enumerate(terms) if t in g] for g in sets]
+            adjacent = near = 0
+            for a, b in itertools.pairwise(where):
+                if not a or not b:
+                    continue
+                gaps = [q - p for p in a for q in b]
+                if 1 in gaps:
+                    adjacent += 1
+                elif any(0 < abs(g) <= window for g in gaps):
+                    near += 1
+            if adjacent or near:
+                boost = cfg.phrase_boost * adjacent + cfg.proximity_boost * near
+                out[k] = rel[k] * np.float32(1.0 + boost / pairs)
+        return out
+
+    def _nothing_found(
+        self, parsed: ParsedQuery, allowed: np.ndarray, info: dict[str, Any]
+    ) -> None:
+        """Say that nothing matched and suggest what would: near words for words the
+        catalog does not know, and the query without one of its words."""
+        suggestions: list[str] = []
+        for word in parsed.unknown:
+            near_words = [parsed.suggested[word]] if word in parsed.suggested else []
+            for near in near_words + self.parser.near_words(word):
+                suggestions.append(" ".join(near if t == word else t for t in parsed.tokens))
+        if len(parsed.groups) > 1 and self.config.matching in ("should", "all"):
+            _, masks = self.index.score_and_match(parsed.groups)
+            for j in range(len(parsed.labels)):
+                rest = [m for i, m in enumerate(masks) if i != j]
+                need = self.required_matches(len(rest))
+                if self.config.matching == "all":
+                    need = len(rest)
+                if ((np.sum(rest, axis=0) >= need) & allowed).any():
+                    suggestions.append(" ".join(x for i, x in enumerate(parsed.labels) if i != j))
+        said = f"no product matches {parsed.text!r}" + (
+            "; did you mean one of the suggestions?" if suggestions else ""
+        )
+        info["notice"] = f"{info['notice']}; {said}" if info.get("notice") else said
+        info["suggestions"] = list(dict.fromkeys(suggestions))[:5]
 
     def _dense_candidates(self, query: str, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The dense retriever's best rows among `allowed`, at least `dense_min_similarity`,
