@@ -86,6 +86,18 @@ class Store(ABC):
         """Append events; returns how many were new (duplicate event_ids are ignored)."""
         return self.ingest(events=events).events
 
+    def append_event_batches(self, batches: Sequence[pd.DataFrame]) -> list[IngestReport]:
+        """Append several batches of events (one per client request, say) in ONE
+        transaction, with one report per batch, in order.
+
+        The combined effect is that of ingesting the batches one after another: an
+        `event_id` stored already, or repeated in an earlier batch (or earlier in the same
+        one), counts as a duplicate of the batch that repeats it. Atomic like every write:
+        all batches are stored, or none. This default ingests them one by one (each atomic
+        on its own); the SQL stores use one transaction.
+        """
+        return [self.ingest(events=batch) for batch in batches]
+
     @abstractmethod
     def delete_item(self, item_id: str) -> bool:
         """Remove an item from the catalog (its events stay); False if it did not exist."""
