@@ -451,15 +451,17 @@ class SqlStore(Store):
         finally:
             self._unstage(stage)
 
-    def append_event_batches(self, batches: Sequence[pd.DataFrame]) -> list[IngestReport]:
+    def append_event_batches(
+        self, events: pd.DataFrame, sizes: Sequence[int]
+    ) -> list[IngestReport]:
         """Append several batches of events in ONE transaction (see `Store`)."""
-        frames = [b for b in batches if b is not None and len(b)]
-        if not frames:
-            return [IngestReport() for _ in batches]
-        sizes = [0 if b is None else len(b) for b in batches]
-        combined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        sizes = [int(n) for n in sizes]
+        if sum(sizes) != len(events) or any(n < 0 for n in sizes):
+            raise ValueError(f"sizes {sizes} do not add up to the {len(events)} events")
+        if not len(events):
+            return [IngestReport() for _ in sizes]
         batch_of = np.repeat(np.arange(len(sizes)), sizes)
-        event_frame, kept = _prepare_event_rows(combined)
+        event_frame, kept = _prepare_event_rows(events)
         batch_of = batch_of[kept]
 
         def work() -> tuple[list[IngestReport], bool]:
