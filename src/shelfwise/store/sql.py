@@ -424,7 +424,6 @@ class SqlStore(Store):
         """
         if frame.empty:
             return np.zeros(0, dtype=bool), []
-        p, ts = self.placeholder, quote("timestamp")
         ids = frame["event_id"]
         present = ids.notna().to_numpy()
         stored = self._stored_event_ids([str(i) for i in ids[present]])
@@ -434,12 +433,63 @@ class SqlStore(Store):
             return new, []
         next_seq = int(self._meta("next_seq") or 1)
         rows = rows.assign(seq=np.arange(next_seq, next_seq + len(rows), dtype=np.int64))
+        if len(rows) <= self._VALUES_ROWS_MAX:
+            created = self._insert_event_values(rows)
+        else:
+            created = self._insert_event_stage(rows)
+        self._set_meta("next_seq", str(next_seq + len(rows)))
+        return new, created
+
+    # Up to this many rows, new events are inserted as VALUES with parameters (what a few
+    # concurrent requests bring); more go through a staging table.
+    _VALUES_ROWS_MAX = 200
+
+    def _insert_event_values(self, rows: pd.DataFrame) -> list[str]:
+        """Insert event rows (with `seq`) as one parametrised VALUES list, create their
+        unknown users; returns the ids of the users created."""
+        p = self.placeholder
+        columns = list(EVENT_TYPES)
+        params: list[Any] = []
+        for column in columns:  # column-wise conversion, then interleaved by row
+            kind = EVENT_TYPES[column]
+            if kind == TIMESTAMP:
+                values = [None if pd.isna(v) else v.to_pydatetime() for v in rows[column]]
+            elif kind == DOUBLE:
+                values = [None if np.isnan(v) else float(v) for v in rows[column]]
+            elif kind == BIGINT:
+                values = [int(v) for v in rows[column]]
+            else:
+                values = _as_text(rows[column]).tolist()
+            params.append(values)
+        flat = [v for row in zip(*params, strict=True) for v in row]
+        one = "(" + ", ".join([p] * len(columns)) + ")"
+        self._execute(
+            f"INSERT INTO events ({', '.join(quote(c) for c in columns)}) VALUES "
+            + ", ".join([one] * len(rows)),
+            flat,
+        )
+        first = rows.groupby("user_id", sort=False)["timestamp"].min()
+        user_params: list[Any] = []
+        for user_id, ts in first.items():
+            user_params += [str(user_id), "{}", ts.to_pydatetime()]
+        pair = f"({p}, {self._json(p)}, {p})"
+        created = self._fetchall(
+            "INSERT INTO users (user_id, attributes, created_at) VALUES "
+            + ", ".join([pair] * len(first))
+            + " ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
+            user_params,
+        )
+        return [str(r[0]) for r in created]
+
+    def _insert_event_stage(self, rows: pd.DataFrame) -> list[str]:
+        """Insert event rows (with `seq`) through a staging table, create their unknown
+        users; returns the ids of the users created."""
+        p, ts = self.placeholder, quote("timestamp")
         stage = "sw_stage_events"
         self._stage(stage, rows, EVENT_TYPES)
         try:
             columns = ", ".join(quote(c) for c in EVENT_TYPES)
             self._execute(f"INSERT INTO events ({columns}) SELECT {columns} FROM {stage}")
-            self._set_meta("next_seq", str(next_seq + len(rows)))
             created = self._fetchall(
                 f"INSERT INTO users (user_id, attributes, created_at) "
                 f"SELECT s.user_id, {self._json(p)}, min(s.{ts}) FROM {stage} s "
@@ -447,7 +497,7 @@ class SqlStore(Store):
                 "ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
                 ["{}"],
             )
-            return new, [str(r[0]) for r in created]
+            return [str(r[0]) for r in created]
         finally:
             self._unstage(stage)
 
