@@ -394,9 +394,11 @@ class SqlStore(Store):
     _ID_LOOKUP_LIST_MAX = 2000
 
     def _stored_event_ids(self, ids: list[str]) -> set[str]:
-        """Which of `ids` are stored already: a lookup on the unique `event_id` index (an
-        array parameter for a few ids, a join with a staged id table for many), never an
-        anti-join over the whole events table."""
+        """Which of `ids` are stored already: one query with the ids as an array parameter
+        (a join with a staged id table for many). PostgreSQL answers it from the unique
+        `event_id` index; DuckDB (2.0) scans the one `event_id` column (a few ms at 1.3M
+        events), once per group commit rather than once per request. Either is far cheaper
+        than the anti-join of the staged rows against the whole table it replaces."""
         if not ids:
             return set()
         if len(ids) <= self._ID_LOOKUP_LIST_MAX:
