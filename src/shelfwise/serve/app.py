@@ -51,6 +51,7 @@ from shelfwise.serve.models import ModelRegistry
 from shelfwise.serve.routers import ROUTERS
 from shelfwise.serve.search import served_search, watch_catalog
 from shelfwise.serve.security import KeyVerifier, RateLimiter
+from shelfwise.serve.writer import EventWriter
 from shelfwise.serving import Engine
 from shelfwise.settings import Settings
 from shelfwise.store import Store, open_store
@@ -116,7 +117,7 @@ def build_services(engine: Engine, settings: Settings, metrics: Metrics) -> Serv
         jobs=JobRunner(settings.serve.job_workers),
         verifier=KeyVerifier(engine.store, settings.serve.key_cache_seconds),
         limiter=RateLimiter(settings.serve.rate_limit, settings.serve.rate_burst),
-        extra={"metrics": metrics},
+        extra={"metrics": metrics, "event_writer": EventWriter(engine.store)},
     )
 
 
@@ -184,6 +185,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             yield
         finally:
             stop.set()
+            services.extra["event_writer"].close()  # what is queued is written first
             services.jobs.shutdown()
             app.state.services = None
             if opened is not None:

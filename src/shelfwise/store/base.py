@@ -11,9 +11,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -85,6 +87,24 @@ class Store(ABC):
     def append_events(self, events: pd.DataFrame) -> int:
         """Append events; returns how many were new (duplicate event_ids are ignored)."""
         return self.ingest(events=events).events
+
+    def append_event_batches(
+        self, events: pd.DataFrame, sizes: Sequence[int]
+    ) -> list[IngestReport]:
+        """Append several batches of events (one per client request, say) in ONE
+        transaction, with one report per batch, in order.
+
+        `events` holds the batches one after another: the first `sizes[0]` rows are batch
+        0, the next `sizes[1]` batch 1, and so on. The combined effect is that of ingesting
+        the batches one after another: an `event_id` stored already, or met earlier in
+        this call, counts as a duplicate of the batch that repeats it. Atomic like every
+        write: all batches are stored, or none. This default ingests them one by one (each
+        atomic on its own); the SQL stores use one transaction.
+        """
+        if sum(sizes) != len(events) or any(n < 0 for n in sizes):
+            raise ValueError(f"sizes {list(sizes)} do not add up to the {len(events)} events")
+        bounds = np.cumsum([0, *sizes])
+        return [self.ingest(events=events.iloc[int(a) : int(b)]) for a, b in pairwise(bounds)]
 
     @abstractmethod
     def delete_item(self, item_id: str) -> bool:

@@ -270,6 +270,30 @@ class StoreContract:
         assert (e2["user_id"], e2["item_id"], e2["timestamp"]) == ("u1", "A2", at(1))  # first kept
         assert got.loc[0, "timestamp"] == at(0)  # the stored e1 was not replaced
 
+    def test_append_event_batches_reports_each_batch(self, store: Store) -> None:
+        """Several batches in one call: one report each, duplicates charged to the batch
+        that repeats an id (stored before, or in an earlier batch), seq in batch order."""
+        assert store.append_events(events_frame(event("u1", "A1", event_id="old"))) == 1
+        frame = events_frame(
+            event("u1", "A1", event_id="b0-1"),  # batch 0: 2 rows
+            event("u2", "A2", event_id="old"),  # stored already
+            event("u3", "A3", event_id="b0-1"),  # batch 1: 3 rows; repeats batch 0
+            event("u3", "A3"),  # no id: always stored
+            event("u3", "A4", event_id="b1-1"),
+            event("u4", "A1", event_id="old"),  # batch 2: 1 row, all duplicate
+        )
+        reports = store.append_event_batches(frame, [2, 3, 1])
+        assert [(r.events, r.duplicate_events) for r in reports] == [(1, 1), (2, 1), (0, 1)]
+        assert [r.users for r in reports] == [0, 1, 0]  # u3 is new; u2, u4 had no new event
+        got = store.events().sort_values("seq")
+        assert got["seq"].tolist() == [1, 2, 3, 4]
+        assert got["event_id"].tolist() == ["old", "b0-1", None, "b1-1"]
+        assert got["user_id"].tolist() == ["u1", "u1", "u3", "u3"]
+        assert store.append_event_batches(frame.iloc[:0], [0, 0]) == [IngestReport()] * 2
+        with pytest.raises(ValueError, match="do not add up"):
+            store.append_event_batches(frame, [2, 2])
+        assert store.counts()["events"] == 4
+
     def test_events_without_id_are_always_appended(self, store: Store) -> None:
         """Events without an event_id are never deduplicated."""
         frame = events_frame(event("u1", "A1"), event("u1", "A1"))

@@ -1,35 +1,59 @@
 """POST /v1/events (scope: write): one event or a batch.
 
 The answer is sent only after the store committed the events, so an acknowledged event
-survives a crash; the next recommendation for the user reads it (no retraining).
+survives a crash; the next recommendation for the user reads it (no retraining). Requests
+are group-committed by the app's `EventWriter` (shelfwise.serve.writer): concurrent
+requests share one transaction, each still waiting for its commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, HTTPException
+from pydantic import Field
 
-from shelfwise.data.frames import records_to_frame
 from shelfwise.data.schemas import Event
 from shelfwise.serve.deps import ServicesDep, WriteDep
 from shelfwise.serve.schemas import EventBatch, EventsAck
+from shelfwise.serve.writer import EventWriter
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
+EventArray = Annotated[list[Event], Field(min_length=1)]
+
+BODY_DESCRIPTION = (
+    'One event, `{"events": [...]}`, or a JSON array of events `[{...}, {...}]` (for '
+    "clients that buffer). A batch holds at most `max_batch` events (setting "
+    "`SHELFWISE_MAX_BATCH`, default 1000) and is stored atomically: all of it or none."
+)
+
 
 @router.post("/events", response_model=EventsAck)
-def post_events(
+async def post_events(
     services: ServicesDep,
     _: WriteDep,
-    body: Annotated[
-        Event | EventBatch,
-        Body(description='one event, or {"events": [...]} with up to 1000'),
-    ],
+    body: Annotated[Event | EventBatch | EventArray, Body(description=BODY_DESCRIPTION)],
 ) -> EventsAck:
     """Store events durably; events whose event_id is already stored count as duplicates."""
-    events = body.events if isinstance(body, EventBatch) else [body]
-    report = services.store.ingest(events=records_to_frame("events", events))
+    if isinstance(body, EventBatch):
+        events = body.events
+    elif isinstance(body, list):
+        events = body
+    else:
+        events = [body]
+    limit = services.settings.serve.max_batch
+    if len(events) > limit:
+        raise HTTPException(
+            status_code=422,
+            detail=f"body: {len(events)} events in one request, more than max_batch ({limit});"
+            " split the batch",
+        )
+    writer: EventWriter = services.extra["event_writer"]
+    report = await asyncio.wrap_future(writer.submit(events))
     services.engine.log.mark_dirty()
-    services.search.record_queries([e.query for e in events if e.type == "search" and e.query])
+    queries = [e.query for e in events if e.type == "search" and e.query]
+    if queries:
+        services.search.record_queries(queries)
     return EventsAck(accepted=report.events, duplicates=report.duplicate_events)

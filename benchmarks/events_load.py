@@ -1,0 +1,407 @@
+"""Load test of `POST /v1/events`: acknowledged events per second and p50 / p99 latency.
+
+A store with `--stored` synthetic events already in it (default 1.3M; numpy-generated
+users, items, types and times, bulk-ingested in chunks; kept under `--workdir` and reused)
+gets its default bundle built once, then a real `shelfwise serve` runs on 127.0.0.1 with
+production settings: API keys required (the requests carry a `write` key made for the
+run), rate limiting off. DuckDB runs in one process (one writer process per file);
+PostgreSQL with `--pg-workers` worker processes (default 2), on a cluster the script starts
+with durable settings (fsync and synchronous_commit on), or on `--postgres-url`.
+
+Closed-loop clients (1, 4, 16 by default), each on its own keep-alive connection, post
+either single events (`single`) or arrays of `--batch` events (`batch`) for `--duration`
+seconds per level. Every request has fresh `event_id`s; an event counts once the server
+answered 200 with it accepted (the answer comes after the commit). The clients are plain
+asyncio streams in one process beside the server, so on a small machine they take CPU
+from it: the figures are a lower bound. The store's event count is checked against the
+acknowledged total at the end.
+
+    python benchmarks/events_load.py --stored 100000 --duration 5      # a quick run
+    python benchmarks/events_load.py                                   # 1.3M, 10 s levels
+
+Writes benchmarks/results/events_load.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("events_load")
+
+
+# ---- data -----------------------------------------------------------------------------------
+
+
+def synthetic_events(n: int, n_users: int, n_items: int, seed: int, start: int = 0) -> pd.DataFrame:
+    """`n` events in the canonical layout: Zipf-ish items, uniform users, 90 days."""
+    rng = np.random.default_rng(seed)
+    t0 = np.datetime64("2026-01-01T00:00:00", "us")
+    offsets = np.sort(rng.integers(0, 90 * 86_400 * 10**6, n)).astype("timedelta64[us]")
+    items = np.minimum(rng.zipf(1.3, n) - 1, n_items - 1)
+    kinds = rng.choice(["view", "click", "add_to_cart", "purchase"], n, p=[0.7, 0.2, 0.07, 0.03])
+    return pd.DataFrame(
+        {
+            "event_id": [f"pre-{i}" for i in range(start, start + n)],
+            "user_id": [f"U{u:06d}" for u in rng.integers(0, n_users, n)],
+            "item_id": [f"I{i:06d}" for i in items],
+            "type": kinds,
+            "value": np.nan,
+            "query": None,
+            "session_id": None,
+            "timestamp": t0 + offsets,
+        }
+    )
+
+
+NOUNS = ("knife", "board", "pan", "lamp", "mug")
+
+
+def synthetic_items(n_items: int) -> pd.DataFrame:
+    """A plain catalogue of `n_items` products in 20 categories."""
+    ids = np.arange(n_items)
+    return pd.DataFrame(
+        {
+            "item_id": [f"I{i:06d}" for i in ids],
+            "title": [
+                f"Product {i} {['knife', 'board', 'pan', 'lamp', 'mug'][i % 5]}" for i in ids
+            ],
+            "description": None,
+            "category": [f"Home > Cat {i % 20}" for i in ids],
+            "brand": [f"Brand {i % 50}" for i in ids],
+            "price": 5.0 + (ids % 100),
+            "currency": "EUR",
+            "in_stock": True,
+            "attributes": "{}",
+            "created_at": pd.Timestamp("2025-12-01"),
+        }
+    )
+
+
+def prepare(url: str, artifacts: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Fill the store up to `--stored` events (once) and build its bundle (once)."""
+    from shelfwise.artifacts import ensure_bundle
+    from shelfwise.store import open_store
+
+    with open_store(url) as store:
+        counts = store.counts()
+        if counts["items"] == 0:
+            store.ingest(items=synthetic_items(args.items))
+        have = store.counts()["events"]
+        started = time.perf_counter()
+        chunk = 200_000
+        while have < args.stored:
+            n = min(chunk, args.stored - have)
+            store.ingest(events=synthetic_events(n, args.users, args.items, seed=have, start=have))
+            have += n
+            log.info("stored %d events", have)
+        fill_s = time.perf_counter() - started
+        started = time.perf_counter()
+        _, built = ensure_bundle(store, artifacts)
+        log.info(
+            "bundle %s in %.0f s", "built" if built else "reused", time.perf_counter() - started
+        )
+        return {"events_stored": int(store.counts()["events"]), "fill_s": round(fill_s, 1)}
+
+
+def event_count(url: str) -> int:
+    """Events in the store now."""
+    from shelfwise.store import open_store
+
+    with open_store(url) as store:
+        return int(store.counts()["events"])
+
+
+def make_key(url: str) -> tuple[str, str]:
+    """A `write` API key for this run: (key, key_id)."""
+    from shelfwise.serve.security import create_key
+    from shelfwise.store import open_store
+
+    with open_store(url) as store:
+        key, record = create_key(store, "write", "events load test")
+    return key, record.key_id
+
+
+def revoke_key(url: str, key_id: str) -> None:
+    """Revoke the run's key once the server has stopped."""
+    from shelfwise.store import open_store
+
+    with open_store(url) as store:
+        store.revoke_api_key(key_id)
+
+
+# ---- PostgreSQL and the server --------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    """A durable PostgreSQL cluster (fsync on) in `root`, kept between runs."""
+
+    def __init__(self, root: Path) -> None:
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not candidates:
+            raise SystemExit("no /usr/lib/postgresql/*/bin/initdb: pass --postgres-url")
+        self.bin = candidates[-1].parent
+        self.root = root
+        self.data = root / "data"
+        self.port = free_port()
+        self.prefix: list[str] = []
+        self.user = pwd.getpwuid(os.geteuid()).pw_name
+        if os.geteuid() == 0:  # initdb refuses root
+            account = pwd.getpwnam("postgres")
+            root.mkdir(parents=True, exist_ok=True)
+            os.chown(root, account.pw_uid, account.pw_gid)
+            self.prefix, self.user = ["runuser", "-u", "postgres", "--"], "postgres"
+
+    def _run(self, *args: str) -> None:
+        cmd = [*self.prefix, str(self.bin / args[0]), *args[1:]]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+
+    def start(self) -> str:
+        """Start (initialising on first use); returns the URL."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.data.exists():
+            self._run("initdb", "-D", str(self.data), "-A", "trust", "-E", "UTF8", "--no-locale")
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        log_file = str(self.root / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log_file, "-w", "-o", options, "start")
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        """Stop the cluster (its data stays for the next run)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+def start_server(url: str, artifacts: Path, port: int, workers: int) -> subprocess.Popen[str]:
+    """`shelfwise serve` in its own process group; waits until /readyz answers."""
+    env = {
+        **os.environ,
+        "SHELFWISE_RATE_LIMIT": "0",
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    cmd = [sys.executable, "-m", "shelfwise", "serve", "--store", url,
+           "--artifacts", str(artifacts), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    logfile = Path(tempfile.mkdtemp(prefix="shelfwise-events-")) / "serve.log"
+    with logfile.open("w") as sink:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(
+                f"server exited with {proc.returncode}:\n{logfile.read_text()[-3000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    stop_server(proc)
+    raise SystemExit("server did not become ready within 600 s")
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the server's process group, then SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+# ---- the clients ----------------------------------------------------------------------------
+
+
+async def _client(
+    port: int, key: str, tag: str, batch: int, users: int, deadline: float, out: dict[str, Any]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    rng = np.random.default_rng(abs(hash(tag)) % 2**32)
+    n = 0
+    try:
+        while time.perf_counter() < deadline:
+            events = [
+                {
+                    "event_id": f"{tag}-{n + j}",
+                    "user_id": f"U{int(rng.integers(users)):06d}",
+                    "item_id": f"I{int(rng.integers(1000)):06d}",
+                    "type": "view",
+                }
+                for j in range(batch)
+            ]
+            n += batch
+            body = json.dumps(events[0] if batch == 1 else events).encode()
+            head = (
+                "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: application/json\r\nX-API-Key: {key}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            started = time.perf_counter()
+            writer.write(head + body)
+            await writer.drain()
+            header = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in header.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            payload = await reader.readexactly(length)
+            out["latencies"].append(time.perf_counter() - started)
+            if header.startswith(b"HTTP/1.1 200"):
+                out["acked"] += int(json.loads(payload)["accepted"])
+            else:
+                out["errors"] += 1
+    finally:
+        writer.close()
+
+
+def run_level(port: int, key: str, clients: int, batch: int, args: argparse.Namespace) -> dict:
+    """`clients` concurrent clients for `--duration` seconds; the level's figures."""
+    out: dict[str, Any] = {"latencies": [], "acked": 0, "errors": 0}
+    run_id = f"r{time.time_ns()}"
+
+    async def main() -> float:
+        start = time.perf_counter()
+        deadline = start + args.duration
+        await asyncio.gather(
+            *(
+                _client(port, key, f"{run_id}-{c}", batch, args.users, deadline, out)
+                for c in range(clients)
+            )
+        )
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(main())
+    lat = np.asarray(out["latencies"]) * 1000
+    return {
+        "clients": clients,
+        "events_per_request": batch,
+        "requests": len(lat),
+        "errors": out["errors"],
+        "acked_events": out["acked"],
+        "events_per_s": round(out["acked"] / elapsed, 1),
+        "requests_per_s": round(len(lat) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
+    }
+
+
+def bench_backend(name: str, url: str, artifacts: Path, args: argparse.Namespace) -> dict:
+    """Prepare the store, serve it, run every level; the backend's section of the report."""
+    info = prepare(url, artifacts, args)
+    workers = 1 if name == "duckdb" else args.pg_workers
+    key, key_id = make_key(url)
+    before = event_count(url)
+    port = free_port()
+    proc = start_server(url, artifacts, port, workers)
+    levels = []
+    try:
+        for batch in (1, args.batch):
+            for clients in args.clients:
+                level = run_level(port, key, clients, batch, args)
+                log.info("%s %s", name, level)
+                levels.append(level)
+    finally:
+        stop_server(proc)
+    after = event_count(url)
+    revoke_key(url, key_id)
+    acked = sum(level["acked_events"] for level in levels)
+    return {
+        "backend": name,
+        "workers": workers,
+        **info,
+        "levels": levels,
+        "acked_total": acked,
+        "store_grew_by": after - before,
+        "all_acked_stored": after - before >= acked,
+    }
+
+
+def main() -> None:
+    """Parse arguments, run each backend, write the JSON report and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stored", type=int, default=1_300_000, help="events stored first")
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=50_000)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per level")
+    parser.add_argument("--clients", default="1,4,16", help="concurrency levels")
+    parser.add_argument("--batch", type=int, default=50, help="events per batch request")
+    parser.add_argument("--backends", default="duckdb,postgresql")
+    parser.add_argument("--pg-workers", type=int, default=2)
+    parser.add_argument("--postgres-url", default=None, help="else a cluster of the script's")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench-events")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/events_load.json")
+    args = parser.parse_args()
+    args.clients = [int(c) for c in args.clients.split(",")]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("shelfwise").setLevel(logging.WARNING)
+    work = args.workdir / f"stored-{args.stored}"
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in args.backends.split(","):
+        if name == "duckdb":
+            url = f"duckdb:///{work / 'events.duckdb'}"
+            results.append(bench_backend(name, url, work / "artifacts-duckdb", args))
+        elif name == "postgresql":
+            cluster = None if args.postgres_url else Cluster(work / "pg")
+            url = args.postgres_url or cluster.start()  # type: ignore[union-attr]
+            try:
+                results.append(bench_backend(name, url, work / "artifacts-pg", args))
+            finally:
+                if cluster is not None:
+                    cluster.stop()
+        else:
+            raise SystemExit(f"unknown backend {name!r}: duckdb or postgresql")
+    report = {
+        "benchmark": "events_load",
+        "command": " ".join(["python", "benchmarks/events_load.py", *sys.argv[1:]]),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "duration_s": args.duration,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"{'backend':<11} {'clients':>7} {'ev/req':>6} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7}"
+    )
+    for r in results:
+        for level in r["levels"]:
+            print(
+                f"{r['backend']:<11} {level['clients']:>7} {level['events_per_request']:>6} "
+                f"{level['events_per_s']:>9} {level['p50_ms']:>7} {level['p99_ms']:>7}"
+            )
+
+
+if __name__ == "__main__":
+    main()
