@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from fastapi.testclient import TestClient
 
 from shelfwise.artifacts import Registry, ensure_bundle
 from shelfwise.data.frames import records_to_frame

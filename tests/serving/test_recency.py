@@ -31,8 +31,7 @@ B = [f"B{i}" for i in range(1, 5)]
 
 def _items() -> pd.DataFrame:
     rows = [
-        Item(item_id=i, title=f"Scooter {i}", category="Sports > Scooters", price=100.0)
-        for i in A
+        Item(item_id=i, title=f"Scooter {i}", category="Sports > Scooters", price=100.0) for i in A
     ] + [Item(item_id=i, title=f"Tent {i}", category="Outdoor > Tents", price=80.0) for i in B]
     return records_to_frame("items", rows)
 

@@ -5,9 +5,10 @@ registry.Registry`: `<root>/versions/vNNNN/`, written atomically, served when `A
 names it) holding `manifest.json`, the item vocabulary, the catalogue snapshot, one
 sub-folder per model and the persisted search service. Its manifest records the store
 fingerprint it was built from, so `ensure_bundle` reuses it as long as the store has not
-changed (a server, `reuse_stale=True`, serves it whatever arrived since); the serving engine's configuration (`"engine"`: fallback-chain order, weights,
-thresholds, model roles), so a bundle is served the way it was built to be; and, for a
-bundle derived to serve a tuned model, that model's version (`"serving_model"`).
+changed (a server, `reuse_stale=True`, serves it whatever arrived since); the serving
+engine's configuration (`"engine"`: fallback-chain order, weights, thresholds, model roles,
+history half-life), so a bundle is served the way it was built to be; and, for a bundle
+derived to serve a tuned model, that model's version (`"serving_model"`).
 """
 
 from __future__ import annotations
@@ -266,12 +267,14 @@ def ensure_bundle(
     serving engine applies the newer events and catalogue changes online, so a restart
     takes seconds; a bundle is then built only when there is no usable one (none, or
     unreadable), when `rebuild` asks, or when `search_dense` asks for the other kind.
-    Without (`shelfwise build`), a store that changed gets a fresh bundle. `search_dense` True / False also asks for a bundle
-    whose search re-ranker was (not) trained with dense retrieval, rebuilding one built the
-    other way; None takes either (and builds as `build_bundle` defaults). A new bundle
-    records `engine` (default: the defaults); a reused one keeps the configuration it was
-    built with. A new bundle keeps serving the tuned model the one it replaces served (or
-    the tuned model `ACTIVE` names, when `shelfwise tune` promoted one with no bundle)."""
+    Without (`shelfwise build`), a store that changed gets a fresh bundle.
+
+    `search_dense` True / False also asks for a bundle whose search re-ranker was (not)
+    trained with dense retrieval, rebuilding one built the other way; None takes either
+    (and builds as `build_bundle` defaults). A new bundle records `engine` (default: the
+    defaults); a reused one keeps the configuration it was built with. A new bundle keeps
+    serving the tuned model the one it replaces served (or the tuned model `ACTIVE` names,
+    when `shelfwise tune` promoted one with no bundle)."""
     registry = Registry(root)
     active = registry.active()
     serving_model = None

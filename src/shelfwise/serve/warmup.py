@@ -101,6 +101,9 @@ def warm_up(engine: Engine, settings: Settings, readiness: Readiness) -> None:
             query[:3] or "a", 8
         )
 
+    def recommendations() -> None:
+        engine.recommend(user or "shelfwise-warm-up")
+
     def similar() -> None:
         if item is not None:
             engine.similar(item)
@@ -113,7 +116,7 @@ def warm_up(engine: Engine, settings: Settings, readiness: Readiness) -> None:
     steps: dict[str, Callable[[], None]] = {
         "search": search,
         "autocomplete": autocomplete,
-        "recommendations": lambda: engine.recommend(user or "shelfwise-warm-up"),
+        "recommendations": recommendations,
         "similar": similar,
         "bought_together": bought_together,
     }
