@@ -14,7 +14,7 @@ live catalogue, one search, autocomplete, recommendation, similar-items and boug
 answer): with an engine given, inside the lifespan's start-up; without, in a background
 thread once the server listens, `/readyz` answering 503 with the pending steps until it
 is done. This is also the uvicorn factory for several worker processes
-  (`uvicorn shelfwise.serve.app:create_app --factory`), which need PostgreSQL.
+(`uvicorn shelfwise.serve.app:create_app --factory`), which need PostgreSQL.
 
 Everything is versioned under /v1 and documented at /docs (OpenAPI at /openapi.json).
 Errors are JSON `{"detail": ...}`: 400 bad parameters, 401/403 auth, 404 unknown item or
