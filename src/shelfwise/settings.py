@@ -113,7 +113,9 @@ class ServeSettings(_Section):
     refresh_seconds: float = Field(default=5.0, ge=0)
     """Seconds between catch-ups with other processes' writes (catalogue, erasures); 0: off."""
     rebuild: bool = False
-    """Rebuild the model bundle at startup even if it matches the store."""
+    """Retrain the model bundle at start-up. Off: a server starts on the registry's active
+    bundle whatever arrived in the store since it was built (newer events and catalogue
+    changes are applied online) and builds one only when there is none usable."""
     web_key: str | None = None
     """A `read,write` API key inlined into the storefront pages (like a publishable key);
     None: the pages call the API without a key (fine with `auth` off)."""

@@ -5,9 +5,10 @@ registry.Registry`: `<root>/versions/vNNNN/`, written atomically, served when `A
 names it) holding `manifest.json`, the item vocabulary, the catalogue snapshot, one
 sub-folder per model and the persisted search service. Its manifest records the store
 fingerprint it was built from, so `ensure_bundle` reuses it as long as the store has not
-changed; the serving engine's configuration (`"engine"`: fallback-chain order, weights,
-thresholds, model roles), so a bundle is served the way it was built to be; and, for a
-bundle derived to serve a tuned model, that model's version (`"serving_model"`).
+changed (a server, `reuse_stale=True`, serves it whatever arrived since); the serving
+engine's configuration (`"engine"`: fallback-chain order, weights, thresholds, model roles,
+history half-life), so a bundle is served the way it was built to be; and, for a bundle
+derived to serve a tuned model, that model's version (`"serving_model"`).
 """
 
 from __future__ import annotations
@@ -257,15 +258,23 @@ def ensure_bundle(
     search_dense: bool | None = None,
     engine: EngineConfig | None = None,
     cache_dir: Path | None = None,
+    reuse_stale: bool = False,
 ) -> tuple[Bundle, bool]:
     """The served bundle if it matches the store, else a fresh one. Returns (bundle, built).
 
-    `root` is the artifacts registry. `search_dense` True / False also asks for a bundle
-    whose search re-ranker was (not) trained with dense retrieval, rebuilding one built the
-    other way; None takes either (and builds as `build_bundle` defaults). A new bundle
-    records `engine` (default: the defaults); a reused one keeps the configuration it was
-    built with. A new bundle keeps serving the tuned model the one it replaces served (or
-    the tuned model `ACTIVE` names, when `shelfwise tune` promoted one with no bundle)."""
+    `root` is the artifacts registry. With `reuse_stale` (what a server starting up asks
+    for) the served bundle is reused even if the store changed since it was built: the
+    serving engine applies the newer events and catalogue changes online, so a restart
+    takes seconds; a bundle is then built only when there is no usable one (none, or
+    unreadable), when `rebuild` asks, or when `search_dense` asks for the other kind.
+    Without (`shelfwise build`), a store that changed gets a fresh bundle.
+
+    `search_dense` True / False also asks for a bundle whose search re-ranker was (not)
+    trained with dense retrieval, rebuilding one built the other way; None takes either
+    (and builds as `build_bundle` defaults). A new bundle records `engine` (default: the
+    defaults); a reused one keeps the configuration it was built with. A new bundle keeps
+    serving the tuned model the one it replaces served (or the tuned model `ACTIVE` names,
+    when `shelfwise tune` promoted one with no bundle)."""
     registry = Registry(root)
     active = registry.active()
     serving_model = None
@@ -278,7 +287,8 @@ def ensure_bundle(
             log.warning("bundle %s is unreadable (%s); rebuilding", active.version, exc)
         else:
             dense = bool(bundle.manifest.get("search", {}).get("dense", False))
-            if bundle.fingerprint != store.fingerprint():
+            changed = bundle.fingerprint != store.fingerprint()
+            if changed and not reuse_stale:
                 log.info("store changed since bundle %s was built; rebuilding", active.version)
             elif search_dense is not None and dense != search_dense:
                 log.info(
@@ -287,6 +297,12 @@ def ensure_bundle(
                     "with" if dense else "without",
                 )
             else:
+                if changed:
+                    log.info(
+                        "serving bundle %s; the store changed since it was built: newer "
+                        "events and items are applied online",
+                        active.version,
+                    )
                 return bundle, False
     built = build_bundle(
         store,

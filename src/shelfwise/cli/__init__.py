@@ -152,19 +152,23 @@ def _serve(
     workers: int = 1,
     search_mode: str | None = None,
 ) -> int:
-    from shelfwise.artifacts import ensure_bundle
+    from shelfwise.artifacts import Registry, ensure_bundle
     from shelfwise.serve.app import serve
     from shelfwise.store import open_store
 
     settings = _settings(search_mode).with_(
         store={"url": store_url}, paths={"artifacts": artifacts}
     )
-    with open_store(store_url) as store:
-        bundle, built = ensure_bundle(
-            store, artifacts, rebuild=rebuild, search_dense=settings.search.dense,
-            engine=settings.engine, cache_dir=settings.paths.embeddings,
-        )  # fmt: skip
-        log.info("%s bundle %s", "built" if built else "reusing", bundle.directory)
+    active = Registry(artifacts).active()
+    if rebuild or active is None or active.kind != "bundle":
+        # build here, where a bad store is a clear error; the server then only loads it
+        with open_store(store_url) as store:
+            bundle, _ = ensure_bundle(
+                store, artifacts, rebuild=rebuild, search_dense=settings.search.dense,
+                engine=settings.engine, cache_dir=settings.paths.embeddings, reuse_stale=True,
+            )  # fmt: skip
+            log.info("built bundle %s", bundle.directory)
+    # the server starts on the active bundle whatever arrived since (module `serve.app`)
     settings = settings.with_(serve={"auth": auth, "rebuild": False})
     keys = "API keys required (shelfwise keys create)" if auth else "auth OFF: no API keys needed"
     print(f"Shelfwise is serving on http://{host}:{port}  [{keys}]  (Ctrl+C to stop)", flush=True)
@@ -292,7 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=str(Settings().paths.artifacts),
             help="the artifacts registry (default: $SHELFWISE_PATHS__ARTIFACTS or var/artifacts)",
         )
-        p.add_argument("--rebuild", action="store_true", help="retrain even if up to date")
+        p.add_argument(
+            "--rebuild",
+            action="store_true",
+            help="retrain even if up to date"
+            if name == "build"
+            else "retrain before serving (default: serve the active bundle, catching up online)",
+        )
         _search_mode_arg(p)
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")

@@ -4,9 +4,17 @@
 
 - with an `Engine` (tests, embedding): serves it; the engine's store stays the caller's;
 - without: the lifespan opens the store named by the settings (`SHELFWISE_STORE`), loads
-  or builds the model bundle under `SHELFWISE_ARTIFACTS_DIR`, and closes the store on
-  shutdown. This is also the uvicorn factory for several worker processes
-  (`uvicorn shelfwise.serve.app:create_app --factory`), which need PostgreSQL.
+  the registry's active bundle under `SHELFWISE_ARTIFACTS_DIR` whatever arrived in the
+  store since it was built (newer events and catalogue changes are applied online; a
+  bundle is built only when there is none usable, or with `serve.rebuild`), and closes the
+  store on shutdown.
+
+Either way the app then warms up (`serve.warmup`: the search service brought up to the
+live catalogue, one search, autocomplete, recommendation, similar-items and bought-together
+answer): with an engine given, inside the lifespan's start-up; without, in a background
+thread once the server listens, `/readyz` answering 503 with the pending steps until it
+is done. This is also the uvicorn factory for several worker processes
+(`uvicorn shelfwise.serve.app:create_app --factory`), which need PostgreSQL.
 
 Everything is versioned under /v1 and documented at /docs (OpenAPI at /openapi.json).
 Errors are JSON `{"detail": ...}`: 400 bad parameters, 401/403 auth, 404 unknown item or
@@ -22,6 +30,7 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,8 +58,9 @@ from shelfwise.serve.jobs import JobRunner
 from shelfwise.serve.middleware import Metrics, ServiceMiddleware
 from shelfwise.serve.models import ModelRegistry
 from shelfwise.serve.routers import ROUTERS
-from shelfwise.serve.search import served_search, watch_catalog
+from shelfwise.serve.search import watch_catalog
 from shelfwise.serve.security import KeyVerifier, RateLimiter
+from shelfwise.serve.warmup import Readiness, warm_up
 from shelfwise.serve.writer import EventWriter
 from shelfwise.serving import Engine
 from shelfwise.settings import Settings
@@ -98,10 +108,9 @@ def _item_lookup(engine: Engine) -> ItemLookup:
 
 
 def build_services(engine: Engine, settings: Settings, metrics: Metrics) -> Services:
-    """Wire the engine to search, profiles, models, jobs and security."""
-    # the bundle's search service, brought up to the live catalogue now rather than on
-    # the first request; catalogue changes reach it from here on
-    served_search(engine, settings.search.mode, settings.paths.embeddings)
+    """Wire the engine to search, profiles, models, jobs and security. The search service
+    is brought up to the live catalogue by the warm-up (`serve.warmup`), or on first use;
+    catalogue changes reach it from then on."""
     watch_catalog(engine)
     profiles = ProfileService(engine.store, _item_lookup(engine))
     engine.add_erase_listener(profiles.forget)
@@ -143,6 +152,7 @@ def _open_engine(settings: Settings) -> tuple[Store, Engine]:
             search_dense=settings.search.dense,
             engine=settings.engine,
             cache_dir=settings.paths.embeddings,
+            reuse_stale=True,  # start on the last good bundle: the engine catches up online
         )
         log.info("%s bundle %s", "built" if built else "loaded", bundle.directory)
         return store, Engine(store, bundle, tail_seconds=settings.serve.tail_seconds)
@@ -159,10 +169,15 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened: Store | None = None
+        readiness = Readiness()
+        app.state.readiness = readiness
         if engine is None:
+            t0 = time.perf_counter()
             opened, served = _open_engine(settings)
+            readiness.done("bundle", time.perf_counter() - t0)
         else:
             served = engine
+            readiness.done("bundle")
         services = build_services(served, settings, metrics)
         app.state.services = services
         app.state.engine = served
@@ -172,8 +187,17 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
                 "`shelfwise keys create --scopes read,write`"
             )
         stop = threading.Event()
-        # warm the basket counts off the request path (the first bought-together call would)
-        threading.Thread(target=served.copurchase, name="shelfwise-warm", daemon=True).start()
+        warming: threading.Thread | None = None
+        if engine is None:  # a server: listen at once, /readyz says what is pending
+            warming = threading.Thread(
+                target=warm_up,
+                args=(served, settings, readiness),
+                name="shelfwise-warm-up",
+                daemon=True,
+            )
+            warming.start()
+        else:  # embedded (tests): ready when the app has started
+            warm_up(served, settings, readiness)
         if settings.serve.refresh_seconds > 0:
             threading.Thread(
                 target=_refresh_loop,
@@ -186,6 +210,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         finally:
             stop.set()
             services.extra["event_writer"].close()  # what is queued is written first
+            if warming is not None:
+                warming.join(timeout=60)  # it reads the store that is closed below
             services.jobs.shutdown()
             app.state.services = None
             if opened is not None:

@@ -52,6 +52,14 @@ class EngineConfig(BaseModel):
     """The event types that put an item in a basket (for bought together)."""
     history_limit: int = Field(default=200, ge=1)
     """Events kept per user in the in-memory replica: what a request reads."""
+    history_half_life_days: float | None = Field(default=14.0, gt=0)
+    """Serving-time recency: a user's event this many days older than their newest counts
+    half in the history a request scores (the personalised step, personalised search),
+    so a shopper who turns to a new category sees it at once. Two weeks: a
+    shopping interest (a project, a season, a gift) lasts days to weeks, so the last
+    visits lead while a month-old purchase still counts a quarter. The bundle's models
+    are trained without it (their `InteractionWeights` decide); null: weigh the history as
+    the models were trained."""
     personalisation_model: str = "itemknn"
     """The bundle model that personalises (a request or a tuned serving model may override)."""
     similarity_model: str | None = "itemknn"

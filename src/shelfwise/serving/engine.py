@@ -327,7 +327,9 @@ class Engine:
     def user_history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """The user's latest interactions, read from the store now: (item indices, weights)."""
         events = self.user_events(user_id)
-        return weighted_history(events, self._catalog.vocab, self.bundle.weights)
+        return weighted_history(
+            events, self._catalog.vocab, self.bundle.weights, self.config.history_half_life_days
+        )
 
     def user_sequence(self, user_id: str) -> np.ndarray:
         """The user's latest item events read from the store now, as item indices oldest ->
@@ -371,7 +373,9 @@ class Engine:
             personal = chosen if isinstance(chosen, AlignedModel) else AlignedModel(chosen)
             ctx.personal, label = personal, personal.label
             ctx.events = self.user_events(user_id)
-            ctx.history, ctx.weights = weighted_history(ctx.events, cat.vocab, bundle.weights)
+            ctx.history, ctx.weights = weighted_history(
+                ctx.events, cat.vocab, bundle.weights, bundle.engine.history_half_life_days
+            )
         blocked = np.zeros(len(cat), dtype=bool)
         blocked[ctx.history] = True
         for item_id in [*exclude, context.item_id]:

@@ -202,11 +202,16 @@ class _LogBase:
 
 
 def weighted_history(
-    events: pd.DataFrame, vocab: Vocabulary, weights: InteractionWeights
+    events: pd.DataFrame,
+    vocab: Vocabulary,
+    weights: InteractionWeights,
+    half_life_days: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(item indices in `vocab`, summed weights) of a user's events, weighted like
     `build_interactions` with `weights` (type weights, values, `min_value`, decay from the
-    newest event, `binary`), in plain numpy: this runs on every request."""
+    newest event, `binary`), in plain numpy: this runs on every request. `half_life_days`
+    (the engine's `history_half_life_days`) is the serving-time decay from the user's
+    newest event; None: the decay of `weights` (the models' training weighting)."""
     empty = np.empty(0, np.int64), np.empty(0, np.float32)
     ev = events[events["item_id"].notna()]
     if ev.empty:
@@ -225,10 +230,11 @@ def weighted_history(
             w = np.where(valued, w * values, w)
             if weights.min_value is not None:
                 w = np.where(valued & (values < weights.min_value), np.nan, w)
-    if weights.half_life_days is not None:
+    half_life = half_life_days if half_life_days is not None else weights.half_life_days
+    if half_life is not None:
         micros = ev["timestamp"].to_numpy(dtype="datetime64[us]").astype(np.int64)
         age_days = (micros.max() - micros) / 86_400e6
-        w = w * np.exp2(-age_days / weights.half_life_days)
+        w = w * np.exp2(-age_days / half_life)
     keep = (idx >= 0) & ~np.isnan(w) & (w != 0)
     if not keep.any():
         return empty

@@ -21,10 +21,15 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Ready, responses={503: {"description": "not ready"}})
 def readyz(request: Request) -> Ready | JSONResponse:
-    """A bundle is loaded and the store answers (503 otherwise)."""
+    """A bundle is loaded, warmed up (every route that answers from it has answered once)
+    and the store answers; 503 otherwise, naming the start-up steps still `pending`."""
     services = getattr(request.app.state, "services", None)
-    if services is None:
-        return JSONResponse(status_code=503, content={"detail": "starting"})
+    readiness = getattr(request.app.state, "readiness", None)
+    if services is None or readiness is None:
+        pending = readiness.pending if readiness is not None else ["bundle"]
+        return JSONResponse(status_code=503, content={"detail": "starting", "pending": pending})
+    if not readiness.ready:
+        return JSONResponse(status_code=503, content=readiness.detail())
     try:
         counts = services.store.counts()
     except ShelfwiseError as exc:

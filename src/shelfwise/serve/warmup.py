@@ -1,0 +1,140 @@
+"""Readiness: what a starting server still has to do before `/readyz` answers 200.
+
+A server starts on the registry's active bundle (whatever arrived since it was built: the
+engine applies newer events and catalogue changes online), then warms up: the bundle's
+search service is brought up to the live catalogue (`served_search`), and one search, one
+autocomplete, one recommendation, one similar-items and one bought-together answer are
+computed, so every lazily built structure behind the routes that answer from the bundle
+(parsers, typo tables, item neighbours, basket counts) exists before the first real
+request. Until every step is done `/readyz` answers 503 naming the steps still pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from shelfwise.serve.search import served_search
+from shelfwise.serving import Engine
+from shelfwise.settings import Settings
+
+__all__ = ["WARMUP_STEPS", "Readiness", "warm_up"]
+
+log = logging.getLogger(__name__)
+
+#: The warm-up steps, in the order they run.
+WARMUP_STEPS: tuple[str, ...] = (
+    "search",
+    "autocomplete",
+    "recommendations",
+    "similar",
+    "bought_together",
+)
+
+
+class Readiness:
+    """The start-up steps still pending, the one that failed, and their timings."""
+
+    def __init__(self, steps: tuple[str, ...] = ("bundle", *WARMUP_STEPS)) -> None:
+        self._lock = threading.Lock()
+        self._pending = list(steps)
+        self.failed: str | None = None
+        self.seconds: dict[str, float] = {}
+
+    @property
+    def pending(self) -> list[str]:
+        """The steps not done yet, in order."""
+        with self._lock:
+            return list(self._pending)
+
+    @property
+    def ready(self) -> bool:
+        """Every step done and none failed."""
+        with self._lock:
+            return not self._pending and self.failed is None
+
+    def done(self, step: str, seconds: float = 0.0) -> None:
+        """Mark `step` done (taking `seconds`)."""
+        with self._lock:
+            if step in self._pending:
+                self._pending.remove(step)
+            self.seconds[step] = round(seconds, 3)
+
+    def fail(self, step: str, error: BaseException) -> None:
+        """Record that `step` failed: the server stays unready, saying why."""
+        with self._lock:
+            self.failed = f"{step}: {type(error).__name__}: {error}"
+
+    def detail(self) -> dict[str, object]:
+        """What a 503 of `/readyz` says: the pending steps, and the failure if any."""
+        with self._lock:
+            state = "failed" if self.failed else "starting"
+            out: dict[str, object] = {"detail": state, "pending": list(self._pending)}
+            if self.failed:
+                out["error"] = self.failed
+            return out
+
+
+def warm_up(engine: Engine, settings: Settings, readiness: Readiness) -> None:
+    """Run every warm-up step over `engine` (see the module doc), marking each done in
+    `readiness`; a step that raises is logged and recorded, and the server stays unready."""
+    cat = engine.catalog
+    alive = cat.item_id[cat.alive]
+    item = str(alive[0]) if len(alive) else None
+    title = ""
+    if item is not None:
+        row = cat.frame.iloc[int(cat.alive.nonzero()[0][0])]
+        title = str(row.get("title") or "")
+    query = title.split()[0] if title.split() else "a"
+    user = _some_user(engine)
+
+    def search() -> None:
+        service = served_search(engine, settings.search.mode, settings.paths.embeddings)
+        history, weights = engine.user_history(user) if user else (None, None)
+        service.search(query, user=user, history=history, history_weights=weights)
+        service.search(query)
+
+    def autocomplete() -> None:
+        served_search(engine, settings.search.mode, settings.paths.embeddings).autocomplete(
+            query[:3] or "a", 8
+        )
+
+    def recommendations() -> None:
+        engine.recommend(user or "shelfwise-warm-up")
+
+    def similar() -> None:
+        if item is not None:
+            engine.similar(item)
+
+    def bought_together() -> None:
+        engine.copurchase()
+        if item is not None:
+            engine.bought_together(item)
+
+    steps: dict[str, Callable[[], None]] = {
+        "search": search,
+        "autocomplete": autocomplete,
+        "recommendations": recommendations,
+        "similar": similar,
+        "bought_together": bought_together,
+    }
+    for name in WARMUP_STEPS:
+        t0 = time.perf_counter()
+        try:
+            steps[name]()
+        except Exception as exc:  # the server must say why it is not ready, not die
+            log.error("warm-up step %s failed: %s", name, exc)
+            readiness.fail(name, exc)
+            return
+        readiness.done(name, time.perf_counter() - t0)
+    log.info("warmed up in %.2fs: %s", sum(readiness.seconds.values()), readiness.seconds)
+
+
+def _some_user(engine: Engine) -> str | None:
+    """A user with events (so the personalised path is warmed), if the store has one."""
+    events = engine.store.events(limit=1, newest_first=True)
+    if events.empty:
+        return None
+    return str(events["user_id"].iloc[0])
