@@ -11,9 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from shelfwise.data.frames import records_to_frame
-from shelfwise.data.schemas import Event
 from shelfwise.serve.deps import ServicesDep, WriteDep
-from shelfwise.serve.schemas import EventBatch, EventsAck
+from shelfwise.serve.schemas import EventBatch, EventsAck, EventsBody, refuse_bad_times
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -23,12 +22,14 @@ def post_events(
     services: ServicesDep,
     _: WriteDep,
     body: Annotated[
-        Event | EventBatch,
+        EventsBody,
         Body(description='one event, or {"events": [...]} with up to 1000'),
     ],
 ) -> EventsAck:
-    """Store events durably; events whose event_id is already stored count as duplicates."""
+    """Store events durably; events whose event_id is already stored count as duplicates.
+    A batch with one bad row is refused whole (422 naming the row and the field)."""
     events = body.events if isinstance(body, EventBatch) else [body]
+    refuse_bad_times(events, services.settings.ingest.time_bounds(), isinstance(body, EventBatch))
     report = services.store.ingest(events=records_to_frame("events", events))
     services.engine.log.mark_dirty()
     services.search.record_queries([e.query for e in events if e.type == "search" and e.query])
