@@ -15,6 +15,7 @@ changes nothing is rolled back, so the fingerprint only moves when the contents 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 
 from shelfwise.data.frames import EVENT_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, conform
-from shelfwise.data.schemas import text_problem
+from shelfwise.data.schemas import poison_problem, text_problem
 from shelfwise.data.time import naive_utc as to_naive_utc
 from shelfwise.errors import DataError, StoreError
 from shelfwise.store.base import RECENT_EVENT_COLUMNS, ApiKeyRecord, IngestReport, Store
@@ -746,6 +747,9 @@ class SqlStore(Store):
         return f"{type(self).__name__}({self.url!r})"
 
 
+_JSON_ESCAPES = re.compile(r"\\u(0000|d[89a-f][0-9a-f]{2})", re.IGNORECASE)
+
+
 def refuse_bad_text(kind: str, frame: pd.DataFrame, types: Mapping[str, str]) -> None:
     """`DataError` naming the row and the column of the first text with a NUL byte or a
     lone surrogate: PostgreSQL cannot store them (its COPY fails deep inside) and DuckDB
@@ -756,10 +760,16 @@ def refuse_bad_text(kind: str, frame: pd.DataFrame, types: Mapping[str, str]) ->
         if kind_of != TEXT or column not in frame.columns:
             continue
         values = [v for v in frame[column].tolist() if isinstance(v, str)]
-        if not values or text_problem("\x01".join(values)) is None:
+        joined = "\x01".join(values)
+        escaped = column == "attributes" and _JSON_ESCAPES.search(joined) is not None
+        if not values or (text_problem(joined) is None and not escaped):
             continue  # the common case: one scan of the whole column
         for row, value in enumerate(frame[column].tolist()):
             problem = text_problem(value) if isinstance(value, str) else None
+            if problem is None and column == "attributes" and isinstance(value, str):
+                # JSON text carries them as escapes, which PostgreSQL's jsonb refuses
+                problem = poison_problem(json.loads(value)) if _JSON_ESCAPES.search(value) else None
+                problem = f"value {problem}" if problem else None
             if problem:
                 key = "item_id" if kind == "items" else "user_id"
                 who = f" ({key} {frame[key].iloc[row]!a})" if key in frame.columns else ""
