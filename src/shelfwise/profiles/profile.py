@@ -280,8 +280,8 @@ class ProfileService:
             if newest.empty:
                 value = wall
             else:
-                stamp = pd.Timestamp(newest["timestamp"].iloc[0]).as_unit("us")
-                value = min(stamp.value / 1e6, wall)  # naive UTC; .value: us since the epoch
+                stamp = pd.Timestamp(newest["timestamp"].iloc[0])  # naive UTC
+                value = min((stamp - pd.Timestamp(0)).total_seconds(), wall)
             self._clock = (checked, value)
         return self._clock[1]
 

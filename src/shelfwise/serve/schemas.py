@@ -156,7 +156,12 @@ def refuse_bad_times(
     for row, event in enumerate(events):
         problem = bounds.problem(event.timestamp, now)
         if problem:
-            loc = ("body", "events", row, "timestamp") if batch else ("body", "timestamp")
+            # the same places as pydantic's errors of the tagged union (`EventsBody`)
+            loc = (
+                ("body", "batch", "events", row, "timestamp")
+                if batch
+                else ("body", "event", "timestamp")
+            )
             errors.append({"type": "value_error", "loc": loc, "msg": problem})
     if errors:
         raise RequestValidationError(errors)
