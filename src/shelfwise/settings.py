@@ -17,11 +17,14 @@ The short names of the first version keep working (`SHELFWISE_STORE`, `SHELFWISE
 Sections: `store` (where the data lives), `paths` (registry, caches, public datasets),
 `serve` (the HTTP service), `search` (how search finds candidates), `engine` (the serving
 fallback chain: `serving.config.EngineConfig`, recorded in every bundle built from these
-settings) and `tuning` (defaults of `shelfwise tune` and the API's tune jobs).
+settings), `tuning` (defaults of `shelfwise tune` and the API's tune jobs) and `ingest`
+(which event times a write accepts: `SHELFWISE_INGEST__MAX_FUTURE_SECONDS`,
+`SHELFWISE_INGEST__MIN_TIMESTAMP`).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from shelfwise.data.schemas import (
+    DEFAULT_MAX_FUTURE_SECONDS,
+    DEFAULT_MIN_TIMESTAMP,
+    TimeBounds,
+    to_utc,
+)
 from shelfwise.search.modes import SearchMode
 from shelfwise.serving.config import EngineConfig
 
@@ -45,6 +54,7 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "SHORT_NAMES",
     "EngineConfig",
+    "IngestSettings",
     "PathSettings",
     "SearchSettings",
     "ServeSettings",
@@ -153,6 +163,22 @@ class TuningSettings(_Section):
     seed: int = 42
 
 
+class IngestSettings(_Section):
+    """Which event times the write paths accept (`POST /v1/events`, `shelfwise ingest`):
+    a time outside these bounds is refused with a 422 / an error naming the row."""
+
+    max_future_seconds: float = Field(default=DEFAULT_MAX_FUTURE_SECONDS, ge=0, le=86_400 * 7)
+    """Most seconds an event's timestamp may lie ahead of this server's clock (the
+    sender's clock skew)."""
+    min_timestamp: datetime = DEFAULT_MIN_TIMESTAMP
+    """The earliest event timestamp accepted (ISO-8601; naive is UTC). Lower it to ingest
+    older history."""
+
+    def time_bounds(self) -> TimeBounds:
+        """These bounds for the library's checks (`TimeBounds`)."""
+        return TimeBounds(self.max_future_seconds, to_utc(self.min_timestamp))
+
+
 SHORT_NAMES: dict[str, tuple[str, str]] = {
     "store": ("store", "url"),
     "artifacts_dir": ("paths", "artifacts"),
@@ -207,6 +233,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     tuning: TuningSettings = Field(default_factory=TuningSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -238,7 +265,7 @@ class Settings(BaseSettings):
         """These settings as nested `SHELFWISE_*` variables (for child processes, such as
         uvicorn's workers, that build their own `Settings()`)."""
         out: dict[str, str] = {}
-        for section in ("store", "paths", "serve", "search", "tuning"):
+        for section in ("store", "paths", "serve", "search", "tuning", "ingest"):
             for field, value in getattr(self, section).model_dump(mode="json").items():
                 if value is not None:
                     text = str(value).lower() if isinstance(value, bool) else str(value)

@@ -64,11 +64,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         frames = {"items": ds.items, "users": ds.users, "events": ds.events}
     else:
         mapping = _parse_mapping(args.map or [])
+        bounds = Settings().ingest.time_bounds()
         for kind in ("items", "users", "events"):
             path = getattr(args, kind)
             if path:
                 log.info("validating %s from %s", kind, path)
-                frames[kind] = load_records(path, kind, mapping[kind], args.unknown_columns)
+                frames[kind] = load_records(
+                    path, kind, mapping[kind], args.unknown_columns, bounds=bounds
+                )
     with open_store(_store_url(args)) as store:
         report = store.ingest(**frames)
     summary = {

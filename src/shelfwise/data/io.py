@@ -3,7 +3,10 @@
 Every row is validated with the pydantic model of its kind. The first bad row stops the
 load with a `RowValidationError` naming the file, the line (CSV/JSONL: the physical line the
 record starts on; Parquet: the 1-based row) and the field. Nothing is written anywhere
-until every file has been read and validated, so an ingest is all-or-nothing.
+until every file has been read and validated, so an ingest is all-or-nothing. Poison is
+refused like any bad value (NUL bytes, lone surrogates, non-finite numbers, ids that are
+lists or objects; see `shelfwise.data.schemas`), and so are event times outside the
+`TimeBounds` given (`Settings.ingest.time_bounds()`; the defaults without).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from shelfwise.data.frames import COLUMNS, records_to_frame
-from shelfwise.data.schemas import FIELDS, MODELS, Event, Item, User
+from shelfwise.data.schemas import FIELDS, MODELS, Event, Item, TimeBounds, User, utcnow
 from shelfwise.errors import DataError, RowValidationError
 
 log = logging.getLogger(__name__)
@@ -145,8 +148,12 @@ def load_records(
     mapping: Mapping[str, str] | None = None,
     unknown: UnknownColumns = "keep",
     fmt: str | None = None,
+    bounds: TimeBounds | None = TimeBounds(),  # noqa: B008 (frozen)
 ) -> pd.DataFrame:
     """Read and validate a file of items, users or events into a canonical frame.
+
+    Event timestamps outside `bounds` fail the load naming the line; `bounds=None` accepts
+    any time (history older than the floor can also lower `ingest.min_timestamp`).
 
     `mapping` renames source columns to Shelfwise fields (`{"sku": "item_id"}`).
     Columns that are not Shelfwise fields are kept inside `attributes` (items, users) or
@@ -169,6 +176,7 @@ def load_records(
         )
     records: list[Item | User | Event] = []
     warned: set[str] = set()
+    now = utcnow()
     for line, raw in iter_rows(path, fmt):
         row = {mapping.get(k, k): v for k, v in raw.items()}
         extra = {k: v for k, v in row.items() if k not in fields}
@@ -196,10 +204,15 @@ def load_records(
             if isinstance(row[name], str):
                 row[name] = _parse_json_cell(path, line, name, row[name])
         try:
-            records.append(model.model_validate(row))
+            record = model.model_validate(row)
         except ValidationError as exc:
             field, msg = _first_error(exc)
             raise RowValidationError(str(path), line, field, msg) from None
+        if bounds is not None and isinstance(record, Event):
+            problem = bounds.problem(record.timestamp, now)
+            if problem:
+                raise RowValidationError(str(path), line, "timestamp", problem)
+        records.append(record)
     return records_to_frame(kind, records)
 
 

@@ -24,7 +24,12 @@ events that arrived more than a day late. Erasing a user drops the state.
 
 "As of". Recency and lifecycle are measured at the newest event in the store (refreshed at
 most once a minute), not the wall clock, so that a store loaded from history (the demo, a
-public dataset) gets meaningful stages.
+public dataset) gets meaningful stages; never later than the wall clock, though.
+
+Poison already stored. The write paths refuse absurd times, but a store may hold some from
+before they did (or written around them): events more than `FUTURE_SLACK` after the wall
+clock are ignored, by the service and by `ProfileState.fold` when given `until`, so one
+event in the year 9999 neither breaks a profile nor makes every other user look churned.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ LOYAL_PURCHASES = 5
 FULL_REFRESH_SECONDS = 600.0
 LATE_WINDOW = timedelta(days=1)
 EVENT_LIMIT = 10_000
+FUTURE_SLACK = timedelta(hours=1)
 
 Lifecycle = Literal["prospect", "new", "active", "loyal", "at_risk", "churned"]
 #: item ids -> (category paths, brands, prices); "" / NaN where unknown.
@@ -100,6 +106,11 @@ class UserProfile(BaseModel):
     peak_hours: list[int]
     lifecycle: Lifecycle
     as_of: datetime
+
+
+def _naive(seconds: float) -> datetime:
+    """Seconds since the epoch as a naive UTC datetime (the stores' convention)."""
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
 
 
 def _decay(days: float) -> float:
@@ -152,8 +163,14 @@ class ProfileState:
     last_seq: int = -1
     built_at: float = field(default_factory=time.monotonic)
 
-    def fold(self, events: pd.DataFrame, lookup: ItemLookup) -> None:
-        """Add events (canonical layout; `seq` optional) to the state, oldest first."""
+    def fold(self, events: pd.DataFrame, lookup: ItemLookup, until: float | None = None) -> None:
+        """Add events (canonical layout; `seq` optional) to the state, oldest first; with
+        `until` (seconds since the epoch), events later than that are ignored."""
+        if "seq" in events.columns and len(events):
+            self.last_seq = max(self.last_seq, int(events["seq"].max()))
+        if until is not None and len(events):
+            stamps = pd.to_datetime(events["timestamp"]).astype("datetime64[us]").astype("int64")
+            events = events[stamps.to_numpy() <= until * 1e6]
         if events.empty:
             return
         ev = events.sort_values(["timestamp", "seq"] if "seq" in events else ["timestamp"])
@@ -188,8 +205,6 @@ class ProfileState:
                 self.monetary += float(value)
                 self.first_purchase = min(self.first_purchase, at)
                 self.last_purchase = max(self.last_purchase, at)
-        if "seq" in ev.columns and len(ev):
-            self.last_seq = max(self.last_seq, int(ev["seq"].max()))
 
     def lifecycle(self, now: float) -> Lifecycle:
         """The stage at time `now` (seconds); see the module doc."""
@@ -254,22 +269,33 @@ class ProfileService:
         self._clock: tuple[float, float] | None = None  # (checked at, newest event seconds)
 
     def now(self) -> float:
-        """The store's newest event time in seconds (wall clock for an empty store)."""
+        """The store's newest event time in seconds, at most the wall clock (the wall clock
+        for an empty store)."""
         checked = time.monotonic()
         if self._clock is None or checked - self._clock[0] > 60:
-            newest = self.store.events(limit=1, newest_first=True)
+            wall = time.time()
+            newest = self.store.events(
+                until=_naive(wall + FUTURE_SLACK.total_seconds()), limit=1, newest_first=True
+            )
             if newest.empty:
-                value = time.time()
+                value = wall
             else:
-                # frames hold naive UTC timestamps; .value counts nanoseconds since the epoch
-                value = pd.Timestamp(newest["timestamp"].iloc[0]).value / 1e9
+                stamp = pd.Timestamp(newest["timestamp"].iloc[0])  # naive UTC
+                value = min((stamp - pd.Timestamp(0)).total_seconds(), wall)
             self._clock = (checked, value)
         return self._clock[1]
 
+    @staticmethod
+    def _until() -> float:
+        return time.time() + FUTURE_SLACK.total_seconds()
+
     def _fresh(self, user_id: str) -> ProfileState:
         state = ProfileState(user_id)
-        events = self.store.events(user_id=user_id, limit=EVENT_LIMIT, newest_first=True)
-        state.fold(events, self.lookup)
+        until = self._until()
+        events = self.store.events(
+            user_id=user_id, until=_naive(until), limit=EVENT_LIMIT, newest_first=True
+        )
+        state.fold(events, self.lookup, until)
         return state
 
     def get(self, user_id: str) -> UserProfile | None:
@@ -281,7 +307,7 @@ class ProfileService:
             else:
                 since = datetime.fromtimestamp(state.last_seen, tz=UTC) - LATE_WINDOW
                 recent = self.store.events(user_id=user_id, since=since)
-                state.fold(recent[recent["seq"] > state.last_seq], self.lookup)
+                state.fold(recent[recent["seq"] > state.last_seq], self.lookup, self._until())
             if state.events == 0:
                 self._states.pop(user_id, None)
                 return None

@@ -12,13 +12,15 @@ From a user's profile and their recommendations, `plan_push` decides
 - **when**: the user's next peak hour (the hour of day they are most often active) at least
   `min_delay_hours` from now, moved out of the quiet hours; 18:00 UTC without peak hours.
 
-Hours are UTC, as profiles record them.
+Hours are UTC, as profiles record them. `now` is never later than the wall clock (a
+profile's `as_of` or a `now` past it, e.g. from an absurd stored timestamp, is clamped), so a
+plan is always a time that can be reached.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -119,10 +121,13 @@ def plan_push(
     """Decide whether, what and when to push to one user (see the module doc).
 
     `recommendations` are result dicts (item_id, category, price), best first; `now`
-    defaults to the profile's `as_of`.
+    defaults to the profile's `as_of`, and is at most the wall clock.
     """
     config = config or PushConfig()
     now = now or profile.as_of
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    now = min(now, datetime.now(UTC))
     user, stage = profile.user_id, profile.lifecycle
     message = MESSAGES.get(stage)
     if message is None:

@@ -19,6 +19,7 @@ import logging
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -352,14 +353,26 @@ class PersonalisedReranker:
         history_fraction: float = 2 / 3,
         depth: int = 100,
         index: BM25Index | None = None,
+        now: datetime | pd.Timestamp | None = None,
     ) -> PersonalisedReranker:
         """Learn from `events` over the catalogue `items` (row = item index). `index` is the
         BM25 index over exactly these rows that serving will read (the search service's);
-        without one, an index of the same fields is built here."""
+        without one, an index of the same fields is built here. Events later than `now`
+        (default: the wall clock) are ignored."""
         if not 0.0 < history_fraction < 1.0:
             raise ConfigError(f"history_fraction must be in (0, 1), got {history_fraction}")
         items = items.reset_index(drop=True)
+        # events after `now` (default: the wall clock) are poison from before the write
+        # paths refused it; one in the year 9999 would put the cut there and leave no labels
+        latest = pd.Timestamp(now if now is not None else pd.Timestamp.now(tz="UTC"))
+        if latest.tzinfo is not None:
+            latest = latest.tz_convert("UTC").tz_localize(None)
         ts = pd.to_datetime(events["timestamp"])
+        if ts.dt.tz is not None:
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        keep = (ts <= latest).to_numpy()
+        if not keep.all():
+            events, ts = events[keep], ts[keep]
         cut = ts.min() + (ts.max() - ts.min()) * history_fraction
         labels = search_labels(events, window_minutes)
         labels = labels[pd.to_datetime(labels["timestamp"]) >= cut]

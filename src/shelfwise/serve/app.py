@@ -28,16 +28,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
@@ -89,6 +91,43 @@ def _status_of(exc: ShelfwiseError) -> int:
         if isinstance(exc, kind):
             return status
     return 400
+
+
+_SHOWN_CHARS = 200
+
+
+def _safe_text(text: str) -> str:
+    """Text that always renders as JSON: lone surrogates and control characters escaped
+    (`\\ud800`, `\\x00`), cut to `_SHOWN_CHARS`."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _safe_value(value: Any) -> Any:
+    if isinstance(value, bool | int) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    return _safe_text(str(value))
+
+
+def safe_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation errors as a 422 body that always renders: type, loc, msg and scalar ctx,
+    escaped; never the raw input (it may hold NaN, lone surrogates or NUL bytes)."""
+    out: list[dict[str, Any]] = []
+    for error in errors:
+        error = dict(error)
+        shown: dict[str, Any] = {
+            "type": _safe_text(str(error.get("type", "value_error"))),
+            "loc": [_safe_value(p) for p in error.get("loc", ())],
+            "msg": _safe_text(str(error.get("msg", "invalid value"))),
+        }
+        ctx = error.get("ctx")
+        if isinstance(ctx, dict) and ctx:
+            shown["ctx"] = {_safe_text(str(k)): _safe_value(v) for k, v in ctx.items()}
+        out.append(shown)
+    return out
 
 
 def _item_lookup(engine: Engine) -> ItemLookup:
@@ -236,7 +275,13 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     @app.exception_handler(ValidationError)
     async def _validation_error(_: Request, exc: ValidationError) -> JSONResponse:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+        return JSONResponse(status_code=422, content={"detail": safe_errors(errors)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, which fails to render for NaN and lone
+        # surrogates (a 500 or a reset connection instead of the 422)
+        return JSONResponse(status_code=422, content={"detail": safe_errors(exc.errors())})
 
     for router in ROUTERS:
         app.include_router(router)

@@ -1,17 +1,22 @@
 """Request and response bodies of the HTTP API (pydantic; they make the OpenAPI schema).
 
 Requests are strict: unknown fields are rejected and every field has bounds, so a bad
-request fails with 422 naming the field, never deeper in the stack.
+request fails with 422 naming the field, never deeper in the stack. Poison is refused the
+same way (see `shelfwise.data.schemas`): NUL bytes, lone surrogates, `NaN` / `Infinity` /
+`1e309`, ids that are not strings; event times outside the `ingest` settings' bounds are
+refused by `refuse_bad_times` (the events router), naming the row and the field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
-from shelfwise.data.schemas import Event, Item
+from shelfwise.data.schemas import Event, Item, TimeBounds, poison_problem, utcnow
 from shelfwise.profiles.profile import UserProfile
 
 MAX_BATCH = 1000
@@ -20,9 +25,18 @@ PageType = Literal["home", "product", "category", "cart", "search", "checkout", 
 
 
 class Strict(BaseModel):
-    """Request bodies: unknown fields are an error."""
+    """Request bodies: unknown fields are an error, and so are poison values (NUL bytes,
+    lone surrogates, non-finite numbers)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_poison(cls, v: Any) -> Any:
+        problem = poison_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -100,10 +114,65 @@ class AutocompleteOut(BaseModel):
 
 
 # -- events ----------------------------------------------------------------------------------
+class EventIn(Event):
+    """An event as a request sends it: ids must be JSON strings."""
+
+    strict_ids: ClassVar[bool] = True
+
+
 class EventBatch(Strict):
     """Several events in one request (at most MAX_BATCH)."""
 
-    events: list[Event] = Field(min_length=1, max_length=MAX_BATCH)
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_poison(cls, v: Any) -> Any:
+        return v  # each row checks itself, so that the error names the row and the field
+
+
+def _event_or_batch(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict) and "events" in value:
+        return "batch"
+    if isinstance(value, EventBatch):
+        return "batch"
+    return "event"
+
+
+#: A bare JSON array of events, for clients that buffer (at most `serve.max_batch`).
+EventArray = Annotated[list[EventIn], Field(min_length=1)]
+
+#: The body of POST /v1/events: one event, `{"events": [...]}` or an array; errors name
+#: `body.batch.events.<row>.<field>` / `body.array.<row>.<field>` for a batch.
+EventsBody = Annotated[
+    Annotated[EventIn, Tag("event")]
+    | Annotated[EventBatch, Tag("batch")]
+    | Annotated[EventArray, Tag("array")],
+    Discriminator(_event_or_batch),
+]
+
+
+def refuse_bad_times(
+    events: Sequence[Event], bounds: TimeBounds, batch: bool | str, now: datetime | None = None
+) -> None:
+    """Raise a 422 (`RequestValidationError`) naming every event whose timestamp is outside
+    `bounds`, by row index for a batch; nothing is written then."""
+    now = now or utcnow()
+    errors = []
+    for row, event in enumerate(events):
+        problem = bounds.problem(event.timestamp, now)
+        if problem:
+            # the same places as pydantic's errors of the tagged union (`EventsBody`)
+            loc: tuple[str | int, ...] = ("body", "event", "timestamp")
+            if batch == "batch" or batch is True:
+                loc = ("body", "batch", "events", row, "timestamp")
+            elif batch == "array":
+                loc = ("body", "array", row, "timestamp")
+            errors.append({"type": "value_error", "loc": loc, "msg": problem})
+    if errors:
+        raise RequestValidationError(errors)
 
 
 class EventsAck(BaseModel):
@@ -128,10 +197,21 @@ class ItemIn(Strict):
     created_at: datetime | None = None
 
 
+class ItemRow(Item):
+    """An item as a request sends it: `item_id` must be a JSON string."""
+
+    strict_ids: ClassVar[bool] = True
+
+
 class ItemBatch(Strict):
     """Items for POST /v1/items:batch (at most MAX_BATCH)."""
 
-    items: list[Item] = Field(min_length=1, max_length=MAX_BATCH)
+    items: list[ItemRow] = Field(min_length=1, max_length=MAX_BATCH)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_poison(cls, v: Any) -> Any:
+        return v  # each row checks itself, so that the error names the row and the field
 
 
 class ItemsAck(BaseModel):
@@ -239,6 +319,9 @@ class AdminSummary(BaseModel):
 
     store: dict[str, int]
     event_types: dict[str, int]
+    unknown_item_events: int = Field(
+        default=0, description="events naming an item not in the catalogue (accepted, kept)"
+    )
     model_version: str
     catalog_served: int
     auth: bool

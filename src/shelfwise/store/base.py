@@ -205,6 +205,14 @@ class Store(ABC):
     def counts(self) -> dict[str, int]:
         """`{"items": n, "users": n, "events": n}`."""
 
+    def unknown_item_events(self) -> int:
+        """How many events name an item that is not in the catalogue (now). Such events are
+        accepted and kept (a storefront racing a catalogue update loses nothing; they count
+        once the item arrives) and counted here for `stats`."""
+        known = set(self.item_ids())
+        inter = self.interactions()
+        return int((~inter["item_id"].astype(str).isin(known)).sum()) if len(inter) else 0
+
     @abstractmethod
     def event_type_counts(self) -> dict[str, int]:
         """Number of events per type."""

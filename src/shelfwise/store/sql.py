@@ -15,6 +15,7 @@ changes nothing is rolled back, so the fingerprint only moves when the contents 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 
 from shelfwise.data.frames import EVENT_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, conform
+from shelfwise.data.schemas import poison_problem, text_problem
 from shelfwise.data.time import naive_utc as to_naive_utc
 from shelfwise.errors import DataError, StoreError
 from shelfwise.store.base import RECENT_EVENT_COLUMNS, ApiKeyRecord, IngestReport, Store
@@ -330,6 +332,9 @@ class SqlStore(Store):
         item_frame = _prepare_upsert("items", items)
         user_frame = _prepare_upsert("users", users)
         event_frame, batch_duplicates = _prepare_events(events)
+        refuse_bad_text("items", item_frame, ITEM_TYPES)
+        refuse_bad_text("users", user_frame, USER_TYPES)
+        refuse_bad_text("events", event_frame, EVENT_TYPES)
         n_events_in = 0 if events is None else len(events)
         if not (len(item_frame) or len(user_frame) or len(event_frame)):
             return IngestReport(duplicate_events=batch_duplicates)
@@ -829,6 +834,15 @@ class SqlStore(Store):
             )[0]
         return {"items": int(row[0]), "users": int(row[1]), "events": int(row[2])}
 
+    def unknown_item_events(self) -> int:
+        """Events naming an item that is not in the catalogue (see `Store`)."""
+        with self._reading():
+            row = self._fetchall(
+                "SELECT count(*) FROM events e WHERE e.item_id IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM items i WHERE i.item_id = e.item_id)"
+            )[0]
+        return int(row[0])
+
     def event_type_counts(self) -> dict[str, int]:
         """Number of events per type."""
         with self._reading():
@@ -844,6 +858,35 @@ class SqlStore(Store):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+
+_JSON_ESCAPES = re.compile(r"\\u(0000|d[89a-f][0-9a-f]{2})", re.IGNORECASE)
+
+
+def refuse_bad_text(kind: str, frame: pd.DataFrame, types: Mapping[str, str]) -> None:
+    """`DataError` naming the row and the column of the first text with a NUL byte or a
+    lone surrogate: PostgreSQL cannot store them (its COPY fails deep inside) and DuckDB
+    would, so both backends refuse them alike, before anything is written."""
+    if frame.empty:
+        return
+    for column, kind_of in types.items():
+        if kind_of != TEXT or column not in frame.columns:
+            continue
+        values = [v for v in frame[column].tolist() if isinstance(v, str)]
+        joined = "\x01".join(values)
+        escaped = column == "attributes" and _JSON_ESCAPES.search(joined) is not None
+        if not values or (text_problem(joined) is None and not escaped):
+            continue  # the common case: one scan of the whole column
+        for row, value in enumerate(frame[column].tolist()):
+            problem = text_problem(value) if isinstance(value, str) else None
+            if problem is None and column == "attributes" and isinstance(value, str):
+                # JSON text carries them as escapes, which PostgreSQL's jsonb refuses
+                problem = poison_problem(json.loads(value)) if _JSON_ESCAPES.search(value) else None
+                problem = f"value {problem}" if problem else None
+            if problem:
+                key = "item_id" if kind == "items" else "user_id"
+                who = f" ({key} {frame[key].iloc[row]!a})" if key in frame.columns else ""
+                raise DataError(f"{kind}: row {row}{who}: {column} {problem}; nothing was written")
 
 
 def _prepare_upsert(kind: str, frame: pd.DataFrame | None) -> pd.DataFrame:

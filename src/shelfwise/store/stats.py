@@ -25,6 +25,7 @@ def store_stats(store: Store, top: int = 10) -> dict[str, Any]:
         "users": int(counts["users"]),
         "events": int(counts["events"]),
         "events_by_type": {k: int(v) for k, v in sorted(events_by_type.items())},
+        "unknown_item_events": store.unknown_item_events(),
         "interactions": len(inter),
         "user_item_pairs": pairs,
         "users_with_interactions": active_users,
@@ -79,6 +80,7 @@ def format_stats(stats: dict[str, Any]) -> str:
         f"items        {stats['items']:,} ({stats['items_in_stock']:,} in stock)",
         f"users        {stats['users']:,}",
         f"events       {stats['events']:,}",
+        f"unknown item {stats.get('unknown_item_events', 0):,} events (item not in the catalogue)",
         f"interactions {stats['interactions']:,} "
         f"({stats['user_item_pairs']:,} distinct user-item pairs)",
         f"sparsity     {stats['sparsity']:.4%}",

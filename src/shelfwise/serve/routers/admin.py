@@ -33,6 +33,7 @@ def summary(services: ServicesDep, _: AdminDep) -> AdminSummary:
     return AdminSummary(
         store=services.store.counts(),
         event_types=services.store.event_type_counts(),
+        unknown_item_events=services.store.unknown_item_events(),
         model_version=engine.model_version,
         catalog_served=int(engine.catalog.servable.sum()),
         auth=services.settings.serve.auth,

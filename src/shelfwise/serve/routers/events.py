@@ -12,16 +12,12 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException
-from pydantic import Field
 
-from shelfwise.data.schemas import Event
 from shelfwise.serve.deps import ServicesDep, WriteDep
-from shelfwise.serve.schemas import EventBatch, EventsAck
+from shelfwise.serve.schemas import EventBatch, EventsAck, EventsBody, refuse_bad_times
 from shelfwise.serve.writer import EventWriter
 
 router = APIRouter(prefix="/v1", tags=["events"])
-
-EventArray = Annotated[list[Event], Field(min_length=1)]
 
 BODY_DESCRIPTION = (
     'One event, `{"events": [...]}`, or a JSON array of events `[{...}, {...}]` (for '
@@ -34,15 +30,16 @@ BODY_DESCRIPTION = (
 async def post_events(
     services: ServicesDep,
     _: WriteDep,
-    body: Annotated[Event | EventBatch | EventArray, Body(description=BODY_DESCRIPTION)],
+    body: Annotated[EventsBody, Body(description=BODY_DESCRIPTION)],
 ) -> EventsAck:
-    """Store events durably; events whose event_id is already stored count as duplicates."""
+    """Store events durably; events whose event_id is already stored count as duplicates.
+    A batch with one bad row is refused whole (422 naming the row and the field)."""
     if isinstance(body, EventBatch):
-        events = body.events
+        events, kind = list(body.events), "batch"
     elif isinstance(body, list):
-        events = body
+        events, kind = list(body), "array"
     else:
-        events = [body]
+        events, kind = [body], "event"
     limit = services.settings.serve.max_batch
     if len(events) > limit:
         raise HTTPException(
@@ -50,6 +47,7 @@ async def post_events(
             detail=f"body: {len(events)} events in one request, more than max_batch ({limit});"
             " split the batch",
         )
+    refuse_bad_times(events, services.settings.ingest.time_bounds(), kind)
     writer: EventWriter = services.extra["event_writer"]
     report = await asyncio.wrap_future(writer.submit(events))
     services.engine.log.mark_dirty()

@@ -7,6 +7,7 @@ searchable and recommendable content-based at once, without retraining.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["catalogue"])
 ItemId = Annotated[str, Path(min_length=1, max_length=256, pattern=ID_PATTERN)]
 
 
-def _write(services: Services, items: list[Item]) -> ItemsAck:
+def _write(services: Services, items: Sequence[Item]) -> ItemsAck:
     frame = records_to_frame("items", items)
     services.store.upsert_items(frame)
     stored = services.store.items([i.item_id for i in items])
