@@ -50,7 +50,7 @@ def test_the_queue_is_bounded_and_a_queued_job_is_dropped_on_cancel() -> None:
             time.sleep(0.01)
         second = runner.submit("train", lambda ctx: {"ran": ran.append("second") or 2})
         third = runner.submit("train", lambda ctx: {"ran": ran.append("third") or 3})
-        with pytest.raises(QueueFullError, match="2 jobs waiting, serve.max_queued_jobs=2"):
+        with pytest.raises(QueueFullError, match=r"2 jobs waiting, serve\.max_queued_jobs=2"):
             runner.submit("train", lambda ctx: {})
         assert runner.cancel(second.job_id).status == "cancelled"  # type: ignore[union-attr]
         runner.submit("tune", lambda ctx: {"ran": ran.append("fourth") or 4})  # room again
