@@ -4,4 +4,5 @@ import sys
 
 from shelfwise.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a job's spawned child process imports this module
+    sys.exit(main())

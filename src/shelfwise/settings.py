@@ -116,7 +116,14 @@ class ServeSettings(_Section):
     max_batch: int = Field(default=1000, ge=1)
     """Most events in one POST /v1/events, most items in one POST /v1/items:batch."""
     job_workers: int = Field(default=1, ge=1, le=4)
-    """Background training/tuning jobs run one at a time in this many worker threads."""
+    """Background training/tuning jobs run at once (each in its own child process)."""
+    max_queued_jobs: int = Field(default=8, ge=1, le=1000)
+    """Most jobs waiting to start; a job asked for beyond it is refused (429)."""
+    retrain_every_seconds: float = Field(default=0.0, ge=0)
+    """Start a train job (activated if it passes the gate) this many seconds after the last
+    one; 0: off."""
+    retrain_after_events: int = Field(default=0, ge=0)
+    """Start a train job once this many events were written since the last one; 0: off."""
     tail_seconds: float = Field(default=0.0, ge=0, le=10)
     """Least seconds between two reads of new events from the store (0: before every
     request; writes through this process are always read at once)."""

@@ -318,6 +318,7 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
         "/v1/models/{version}/activate",
         "/v1/jobs",
         "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/cancel",
         "/healthz",
         "/readyz",
         "/metrics",

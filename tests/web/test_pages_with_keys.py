@@ -90,3 +90,13 @@ def test_admin_page_asks_for_an_admin_key(keyed_page: Any, keyed: dict[str, Any]
     assert page.get_attribute("#models-table tr.active", "data-version") == older
     assert page.locator(f'button[data-activate="{newer}"]').count() == 1
     assert "No training or tuning jobs" in page.inner_text("#jobs")
+    # roll back from the admin page: the newer one is served again
+    page.click('button[data-job="rollback"]')
+    page.wait_for_function("() => Number(document.body.dataset.ready || 0) >= 4")
+    assert page.get_attribute("#models-table tr.active", "data-version") == newer
+    # a gated retrain from the admin page: a train job in the table, with a cancel button
+    page.click('button[data-job="retrain"]')
+    page.wait_for_function("() => Number(document.body.dataset.ready || 0) >= 5")
+    row = page.locator("#jobs-table tbody tr")
+    assert row.count() == 1 and "train" in row.inner_text()
+    assert row.locator("button[data-cancel]").count() == 1  # queued or running still

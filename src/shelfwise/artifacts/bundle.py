@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from shelfwise import __version__
+from shelfwise.artifacts.gate import holdout_metrics
 from shelfwise.artifacts.registry import Registry
 from shelfwise.data.matrix import InteractionWeights, build_interactions
 from shelfwise.data.sequences import OrderedInteractions, Sequences
@@ -126,6 +127,7 @@ def build_bundle(
     engine: EngineConfig | None = None,
     serving_model: str | None = None,
     cache_dir: Path | None = None,
+    source: tuple[str, str] | None = None,
 ) -> Bundle:
     """Train the models and build the search service from the store; save the bundle as a new
     version of the registry at `directory`.
@@ -137,13 +139,16 @@ def build_bundle(
     re-ranker with the dense-similarity features, embedding the catalogue through the
     embedding cache in `cache_dir` (`Settings().paths.embeddings`); the manifest records it.
     `engine` (default: `EngineConfig()`) is how the bundle is to be served; the manifest
-    records it under "engine"."""
+    records it under "engine". The manifest's `metrics["holdout"]` is the personalisation
+    model's held-out metric (`artifacts.gate.holdout_metrics`), which the train job's gate
+    compares. `source` (fingerprint, url) is the store the manifest records instead of
+    `store`'s own (a build from a snapshot records the store it was taken from)."""
     started = time.perf_counter()
     search_dense = bool(search_dense)
     models = models or DEFAULT_MODELS
     weights = weights or InteractionWeights()
     engine = engine if engine is not None else _engine_config()
-    fingerprint = store.fingerprint()
+    fingerprint, store_url = source if source is not None else (store.fingerprint(), store.url)
     interactions = store.interactions()
     items = _catalog_frame(store, interactions["item_id"].to_numpy())
     if items.empty:
@@ -176,6 +181,16 @@ def build_bundle(
     )
     timings.update(search.timings)
     reranker = search.reranker
+    metrics: dict[str, Any] = {}
+    personal = engine.personalisation_model
+    if personal in models:
+        t0 = time.perf_counter()
+        holdout = holdout_metrics(
+            weighted_events(interactions, weights), personal, models[personal]
+        )
+        timings["holdout"] = round(time.perf_counter() - t0, 3)
+        if holdout is not None:
+            metrics["holdout"] = holdout
 
     registry = directory if isinstance(directory, Registry) else Registry(directory)
     with registry.draft("bundle") as draft:
@@ -188,7 +203,7 @@ def build_bundle(
         draft.manifest = {
             "shelfwise": __version__,
             "fingerprint": fingerprint,
-            "store": store.url,
+            "store": store_url,
             "created_at": datetime.now(UTC).isoformat(),
             "models": {name: params for name, params in models.items()},
             "weights": weights.model_dump(mode="json"),
@@ -204,7 +219,7 @@ def build_bundle(
                 "interactions": int(data.nnz),
             },
             "seconds": {**timings, "total": round(time.perf_counter() - started, 3)},
-            "metrics": {},
+            "metrics": metrics,
             "serving_model": serving_model,
         }
     info = registry.activate(draft.version) if activate else registry.get(draft.version)

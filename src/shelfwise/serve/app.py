@@ -56,7 +56,7 @@ from shelfwise.errors import (
 )
 from shelfwise.profiles.profile import ItemLookup, ProfileService
 from shelfwise.serve.deps import Services
-from shelfwise.serve.jobs import JobRunner
+from shelfwise.serve.jobs import JobRunner, RetrainTrigger, submit_train, trigger_loop
 from shelfwise.serve.middleware import Metrics, ServiceMiddleware
 from shelfwise.serve.models import ModelRegistry
 from shelfwise.serve.routers import ROUTERS
@@ -162,7 +162,7 @@ def build_services(engine: Engine, settings: Settings, metrics: Metrics) -> Serv
         engine=engine,
         profiles=profiles,
         models=registry,
-        jobs=JobRunner(settings.serve.job_workers),
+        jobs=JobRunner(settings.serve.job_workers, settings.serve.max_queued_jobs),
         verifier=KeyVerifier(engine.store, settings.serve.key_cache_seconds),
         limiter=RateLimiter(settings.serve.rate_limit, settings.serve.rate_burst),
         extra={"metrics": metrics, "event_writer": EventWriter(engine.store)},
@@ -242,6 +242,20 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
                 target=_refresh_loop,
                 args=(served, settings.serve.refresh_seconds, stop),
                 name="shelfwise-refresh",
+                daemon=True,
+            ).start()
+        serve = settings.serve
+        trigger = RetrainTrigger(
+            serve.retrain_every_seconds,
+            serve.retrain_after_events,
+            start=lambda reason: submit_train(services, activate=True, trigger=reason),
+            busy=lambda: services.jobs.pending("train"),
+        )
+        if trigger.enabled:  # retrain on a schedule / after new events
+            threading.Thread(
+                target=trigger_loop,
+                args=(trigger, lambda: services.store.counts()["events"], stop),
+                name="shelfwise-retrain",
                 daemon=True,
             ).start()
         try:

@@ -14,9 +14,18 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from shelfwise.data.schemas import Event, Item, TimeBounds, poison_problem, utcnow
+from shelfwise.errors import ConfigError
 from shelfwise.profiles.profile import UserProfile
 
 MAX_BATCH = 1000
@@ -277,11 +286,33 @@ class JobIn(Strict):
 
     kind: Literal["train", "tune"]
     activate: bool = Field(
-        default=False, description="serve the result as soon as the job succeeds"
+        default=False,
+        description="serve the result when the job succeeds (train: only if the new bundle "
+        "passes the gate, a held-out metric not worse than the served bundle's)",
     )
-    model: str | None = Field(default=None, max_length=64, description="tune: which model")
+    model: str | None = Field(
+        default=None, max_length=64, description="tune: which model (a tunable model or auto)"
+    )
     trials: int = Field(default=20, ge=1, le=1000, description="tune: Optuna trials")
-    timeout_s: float | None = Field(default=None, gt=0, le=86_400)
+    timeout_s: float | None = Field(default=None, gt=0, le=86_400, description="tune: seconds")
+
+    @field_validator("model")
+    @classmethod
+    def _tunable(cls, model: str | None) -> str | None:
+        from shelfwise.serve.jobs import check_tune_model
+
+        try:
+            check_tune_model(model)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("model: ")) from None
+        return model
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> JobIn:
+        given = sorted({"model", "timeout_s", "trials"} & self.model_fields_set)
+        if self.kind == "train" and given:
+            raise ValueError(f"{', '.join(given)}: only tune jobs take these fields")
+        return self
 
 
 class JobOut(BaseModel):
@@ -289,10 +320,14 @@ class JobOut(BaseModel):
 
     job_id: str
     kind: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    trigger: str = Field(default="api", description="api, or what started it (schedule, events)")
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    progress: dict[str, Any] | None = Field(
+        default=None, description="the phase a running job is in"
+    )
     result: dict[str, Any] | None = None
     error: str | None = None
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path
 
 from shelfwise.errors import ConfigError
 from shelfwise.serve.deps import AdminDep, ServicesDep
-from shelfwise.serve.jobs import train_job, tune_job
+from shelfwise.serve.jobs import QueueFullError, submit_train, submit_tune
 from shelfwise.serve.schemas import JobIn, JobOut, ModelList, ModelVersion
 
 router = APIRouter(prefix="/v1", tags=["models"])
@@ -47,35 +47,26 @@ def rollback(services: ServicesDep, _: AdminDep) -> ModelVersion:
     return found
 
 
-@router.post("/jobs", response_model=JobOut, status_code=202)
+@router.post(
+    "/jobs",
+    response_model=JobOut,
+    status_code=202,
+    responses={429: {"description": "the job queue is full"}},
+)
 def start_job(services: ServicesDep, _: AdminDep, body: JobIn) -> JobOut:
-    """Start a train or tune job in the background; poll GET /v1/jobs/{job_id}."""
-    engine, registry = services.engine, services.models
-    if body.kind == "train":
-        settings = services.settings
-        job = services.jobs.submit(
-            "train",
-            lambda: train_job(
-                engine,
-                registry,
-                body.activate,
-                search_dense=settings.search.dense,
-                cache_dir=settings.paths.embeddings,
-            ),
-        )
-    else:
-        job = services.jobs.submit(
-            "tune",
-            lambda: tune_job(
-                engine,
-                registry,
-                body.model,
-                body.trials,
-                body.timeout_s,
-                body.activate,
-                services.settings.tuning,
-            ),
-        )
+    """Queue a train or tune job (its arguments are checked first: 422 naming the field);
+    poll GET /v1/jobs/{job_id}, stop it with POST /v1/jobs/{job_id}/cancel. 429 when
+    `serve.max_queued_jobs` jobs wait already. A train job with `activate` is served only if
+    its held-out metric is not worse than the served bundle's (the result's `gate`)."""
+    try:
+        if body.kind == "train":
+            job = submit_train(services, body.activate)
+        else:
+            job = submit_tune(services, body.model, body.trials, body.timeout_s, body.activate)
+    except QueueFullError as exc:
+        raise HTTPException(
+            status_code=429, detail=str(exc), headers={"Retry-After": "30"}
+        ) from None
     return JobOut(**job.as_dict())
 
 
@@ -89,6 +80,17 @@ def list_jobs(services: ServicesDep, _: AdminDep) -> list[JobOut]:
 def get_job(services: ServicesDep, _: AdminDep, job_id: JobId) -> JobOut:
     """One job's state; 404 if unknown."""
     job = services.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(status_code=404, detail=f"no job '{job_id}'")
+    return JobOut(**job.as_dict())
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+def cancel_job(services: ServicesDep, _: AdminDep, job_id: JobId) -> JobOut:
+    """Cancel a job: a queued one is dropped, a running one's child process is terminated
+    (it reads `cancelled` once stopped); a finished job is answered as it is. 404 if
+    unknown."""
+    job = services.jobs.cancel(job_id)
     if job is None:
         raise HTTPException(status_code=404, detail=f"no job '{job_id}'")
     return JobOut(**job.as_dict())

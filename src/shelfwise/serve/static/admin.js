@@ -148,19 +148,48 @@ async function activate(version, button) {
   await renderAll();
 }
 
+/** What a job came to: its error, a train job's gate decision, or its result. */
+function jobOutcome(j) {
+  if (j.error) return j.error.slice(0, 120);
+  const r = j.result;
+  if (!r) return j.progress && j.progress.phase ? `${j.progress.phase}…` : "";
+  if (r.gate) return `${r.version}: ${r.activated ? "served" : "kept"} (${r.gate.reason})`;
+  return JSON.stringify(r).slice(0, 120);
+}
+
 function renderJobs(jobs) {
-  if (!jobs || !jobs.length) return h("p", { class: "muted" }, "No training or tuning jobs since the server started.");
-  return h(
+  const actions = h("p", {},
+    h("button", { class: "btn small", dataset: { job: "retrain" } }, "retrain (served if it passes the gate)"), " ",
+    h("button", { class: "btn small", dataset: { job: "rollback" } }, "roll back"));
+  if (!jobs || !jobs.length) return h("div", {}, actions, h("p", { class: "muted" }, "No training or tuning jobs since the server started."));
+  const live = (j) => j.status === "queued" || j.status === "running";
+  return h("div", {}, actions, h(
     "table",
     { class: "data", id: "jobs-table" },
-    h("thead", {}, h("tr", {}, ["job", "kind", "status", "created", "finished", "result"].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ["job", "kind", "trigger", "status", "created", "finished", "result", ""].map((c) => h("th", {}, c)))),
     h("tbody", {}, jobs.map((j) =>
       h("tr", { dataset: { status: j.status } },
-        h("td", {}, j.job_id), h("td", {}, j.kind), h("td", {}, j.status),
+        h("td", {}, j.job_id), h("td", {}, j.kind), h("td", {}, String(j.trigger || "api").split(":")[0]), h("td", {}, j.status),
         h("td", {}, String(j.created_at || "").replace("T", " ").slice(0, 19)),
         h("td", {}, String(j.finished_at || "").replace("T", " ").slice(0, 19)),
-        h("td", {}, j.error ? j.error.slice(0, 120) : j.result ? JSON.stringify(j.result).slice(0, 120) : "")))),
-  );
+        h("td", {}, jobOutcome(j)),
+        h("td", {}, live(j) ? h("button", { class: "btn small", dataset: { cancel: j.job_id } }, "cancel") : "")))),
+  ));
+}
+
+/** Start a gated retrain, roll back, or cancel a job; then redraw. */
+async function jobAction(button) {
+  button.disabled = true;
+  let failed = null;
+  try {
+    if (button.dataset.cancel) await post(`/v1/jobs/${encodeURIComponent(button.dataset.cancel)}/cancel`, {});
+    else if (button.dataset.job === "retrain") await post("/v1/jobs", { kind: "train", activate: true });
+    else if (button.dataset.job === "rollback") await post("/v1/models/rollback", {});
+  } catch (err) {
+    failed = err;
+  }
+  await renderAll();
+  if (failed) showError($("admin-error"), failed); // after the redraw, which clears it
 }
 
 /** A tuning run as a chart series: trials with a value (pruned ones hollow). */
@@ -250,6 +279,8 @@ async function renderAll() {
 document.addEventListener("click", (e) => {
   const button = e.target.closest("button[data-activate]");
   if (button) activate(button.dataset.activate, button);
+  const job = e.target.closest("button[data-job], button[data-cancel]");
+  if (job) jobAction(job);
 });
 
 $("key-form").addEventListener("submit", (e) => {
