@@ -405,12 +405,12 @@ class SearchService:
             info["matching"] = self.config.matching
             rows, relevance, dropped = self._lexical(parsed, allowed, info)
             info["dropped"] = dropped
-            if rows.size == 0:
-                self._nothing_found(parsed, allowed, info)
             retrievers = ["bm25"]
             if used == "hybrid":
                 rows, relevance = self._with_dense(query, rows, relevance, allowed)
                 retrievers.append("dense")
+            if rows.size == 0:  # nothing from any retriever: say so, and suggest
+                self._nothing_found(parsed, allowed, info)
             info["retrievers"] = retrievers
         if query.strip() and self.reranker is not None and sort == "relevance" and rows.size:
             rows, relevance, scores_by_row = self._rerank(
