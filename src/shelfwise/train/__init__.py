@@ -1,41 +1,36 @@
 """The torch training toolkit: configuration, optimisers and schedules by name,
 initialisation, the trainer (early stopping, EMA, AMP, checkpoints) and curves.
 
-Importing this package imports torch; the classic models never do.
+The names below are imported on first use, so `shelfwise.train.config` (what the CLI's
+parser reads) does not import torch; the trainer, optimisers and initialisation do.
 """
 
-from shelfwise.train.config import INITS, OPTIMIZERS, SCHEDULES, TrainConfig, TrainFields
-from shelfwise.train.init import apply_init
-from shelfwise.train.metrics import topk_validation
-from shelfwise.train.optim import Schedule, build_optimizer, build_scheduler
-from shelfwise.train.trainer import (
-    EMA,
-    Trainer,
-    TrainHistory,
-    TrainTask,
-    index_batches,
-    n_batches,
-    resolve_device,
-    torch_threads,
-)
+from __future__ import annotations
 
-__all__ = [
-    "EMA",
-    "INITS",
-    "OPTIMIZERS",
-    "SCHEDULES",
-    "Schedule",
-    "TrainConfig",
-    "TrainFields",
-    "TrainHistory",
-    "TrainTask",
-    "Trainer",
-    "apply_init",
-    "build_optimizer",
-    "build_scheduler",
-    "index_batches",
-    "n_batches",
-    "resolve_device",
-    "topk_validation",
-    "torch_threads",
-]
+from shelfwise._lazy import lazy_exports
+
+_EXPORTS = {
+    "INITS": "config",
+    "OPTIMIZERS": "config",
+    "SCHEDULES": "config",
+    "TrainConfig": "config",
+    "TrainFields": "config",
+    "apply_init": "init",
+    "topk_validation": "metrics",
+    "Schedule": "optim",
+    "build_optimizer": "optim",
+    "build_scheduler": "optim",
+    "EMA": "trainer",
+    "Trainer": "trainer",
+    "TrainHistory": "trainer",
+    "TrainTask": "trainer",
+    "index_batches": "trainer",
+    "n_batches": "trainer",
+    "resolve_device": "trainer",
+    "torch_threads": "trainer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
