@@ -73,22 +73,22 @@ from shelfwise.types import Results, top_k
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "JUDGED_METHODS",
     "LTR_VARIANTS",
     "METHODS",
     "SEARCH_DATASETS",
     "SearchDataset",
     "dataset_status",
-    "evaluate_rankings",
-    "JUDGED_METHODS",
     "evaluate_judged_search",
+    "evaluate_rankings",
     "evaluate_search",
     "judged_metrics",
-    "load_judged_folder",
-    "write_trec_run",
     "load_demo",
     "load_esci",
+    "load_judged_folder",
     "load_search_dataset",
     "load_wands",
+    "write_trec_run",
 ]
 
 SEARCH_DATASETS = ("wands", "esci", "demo")
@@ -851,14 +851,14 @@ def evaluate_judged_search(
         runs = _service_rankings(dataset, methods, k, cache_dir)
     results: dict[str, dict[str, float]] = {}
     by_type: dict[str, dict[str, dict[str, float]]] = {}
-    types = dataset.queries["type"] if "type" in dataset.queries else None
+    types = dataset.queries.get("type")
     for method, ranked in runs.items():
         per_query = judged_metrics(ranked, dataset.judgements, k, dataset.relevant_grade)
         results[method] = _summary(per_query, k)
         if types is not None:
             per_query["type"] = types.to_numpy()
             by_type[method] = {
-                str(t): {"n": int(len(g)), **_summary(g, k)}
+                str(t): {"n": len(g), **_summary(g, k)}
                 for t, g in per_query.groupby("type", sort=True)
             }
     return {
