@@ -381,6 +381,12 @@ def search_quality() -> str:
     return "\n\n".join(out) + tail + _note(d)
 
 
+def search_relevance() -> str:
+    """Shelfwise beside bm25s, rank_bm25, MiniLM and tantivy on a judged folder."""
+    d = _json("search_relevance.json")
+    return _script("search_relevance").table(d) + _note(d)
+
+
 def sasrec_loss() -> str:
     """The same SASRec configurations trained with ce and with bce."""
     d = _json("sasrec_loss.json")
@@ -437,6 +443,7 @@ TABLES: dict[str, Callable[[], str]] = {
         search_modes,
         search_after_write,
         search_quality,
+        search_relevance,
         sasrec_loss,
         pruning_curves,
     )

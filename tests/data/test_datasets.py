@@ -67,3 +67,70 @@ def test_amazon_beauty():
     assert first["timestamp"].is_monotonic_increasing
     assert json.loads(items.loc["7806397051", "attributes"])["attribute_ids"] == [1, 2, 3]
     assert ds.events["event_id"].is_unique
+
+
+@pytest.mark.realdata
+def test_amazon_beauty_catalogue_from_catalog_enriched():
+    need("amazon-beauty")
+    ds = load_dataset("amazon-beauty")
+    items = ds.items.set_index("item_id")
+    sigma = items.loc["B0045W22SW"]
+    assert sigma["brand"] == "Sigma"
+    assert sigma["category"] == "Beauty > Tools & Accessories > Makeup Brushes & Tools > Brush Sets"
+    assert items.loc["B0017TOHFW", "brand"] == "TIGI"
+    assert items.loc["B0017TOHFW", "category"].endswith("Styling Products > Hair Sprays")
+    # SOURCE.md: 7,131 products have a brand, 4,970 have none
+    assert (items["brand"] != "").sum() == 7131
+    assert items["category"].str.startswith("Beauty > ").all()
+    tops = items["category"].str.split(" > ").str[1].value_counts()
+    assert (tops["Skin Care"], tops["Hair Care"], tops["Makeup"]) == (3813, 3261, 2627)
+    assert "catalog_enriched.jsonl" in ds.notes["catalog"]
+
+
+def _tiny_beauty(root, catalog_lines=None):
+    """A two-user, three-item folder in the amazon-beauty layout (synthetic, not the data)."""
+    folder = root / "amazon-beauty-5core"
+    folder.mkdir(parents=True)
+    (folder / "user_sequence.txt").write_text("U1 A1 A2\nU2 A2 A3\n")
+    (folder / "item_id_to_int.json").write_text('{"A1": 0, "A2": 1, "A3": 2}')
+    (folder / "products_lookup.csv").write_text(
+        ",global_product_id,name\n0,0,Rose &amp; Oud Oil\n1,1,Kabuki Brush\n2,2,\n"
+    )
+    if catalog_lines is not None:
+        (folder / "catalog_enriched.jsonl").write_text("\n".join(catalog_lines) + "\n")
+    return root
+
+
+def test_amazon_beauty_without_and_with_catalogue(tmp_path):
+    plain = load_dataset("amazon-beauty", _tiny_beauty(tmp_path / "a"))
+    assert plain.items["brand"].tolist() == ["", "", ""]
+    assert plain.items["category"].tolist() == ["Beauty"] * 3
+    assert plain.items["title"].tolist() == ["Rose &amp; Oud Oil", "Kabuki Brush", "A3"]
+    lines = [
+        '{"item_id": "A1", "title": "Rose & Oud Oil", "brand": "Oudy", '
+        '"category": "Beauty > Fragrance"}',
+        '{"item_id": "A2", "title": "Kabuki Brush", "brand": null, '
+        '"category": "Beauty > Tools & Accessories"}',
+    ]
+    rich = load_dataset("amazon-beauty", _tiny_beauty(tmp_path / "b", lines))
+    items = rich.items.set_index("item_id")
+    assert items.loc["A1", ["title", "brand", "category"]].tolist() == [
+        "Rose & Oud Oil",
+        "Oudy",
+        "Beauty > Fragrance",
+    ]
+    assert items.loc["A2", "brand"] == ""
+    # an item the catalogue does not list keeps the plain fallbacks
+    assert items.loc["A3", ["title", "brand", "category"]].tolist() == ["A3", "", "Beauty"]
+
+
+def test_amazon_beauty_bad_catalogue_line_names_the_line(tmp_path):
+    lines = [
+        '{"item_id": "A1", "brand": "X", "category": "Beauty"}',
+        '{"item_id": "A2", "brand": 3}',
+    ]
+    with pytest.raises(DataError, match=r"line 2: brand must be a string or null"):
+        load_dataset("amazon-beauty", _tiny_beauty(tmp_path, lines))
+    (tmp_path / "amazon-beauty-5core" / "catalog_enriched.jsonl").write_text("{oops\n")
+    with pytest.raises(DataError, match=r"line 1: not JSON"):
+        load_dataset("amazon-beauty", tmp_path)

@@ -108,6 +108,22 @@ def test_graded_ndcg_known_answer():
         graded_ndcg([np.array([1])], [{1: 1}], 0)
 
 
+def test_graded_ndcg_exponential_gain_known_answer():
+    judged = [{1: 3, 2: 1, 3: 0, 9: 2}]
+    # ranking 2 (gain 2^1-1 = 1), 3 (0), 1 (2^3-1 = 7); ideal 7, 3, 1
+    dcg = 1 / L2(2) + 0 + 7 / L2(4)
+    idcg = 7 / L2(2) + 3 / L2(3) + 1 / L2(4)
+    got = graded_ndcg([np.array([2, 3, 1])], judged, 10, gain="exponential")
+    assert got[0] == pytest.approx(dcg / idcg)
+    # 0/1 grades: both gains agree
+    ones = [{1: 1, 4: 1}]
+    assert graded_ndcg([np.array([4, 5])], ones, 5, gain="exponential")[0] == pytest.approx(
+        graded_ndcg([np.array([4, 5])], ones, 5)[0]
+    )
+    with pytest.raises(ValueError, match="gain must be"):
+        graded_ndcg([np.array([1])], [{1: 1}], 3, gain="square")  # type: ignore[arg-type]
+
+
 def test_graded_ndcg_with_binary_grades_is_the_binary_ndcg():
     judged = [{i: 1 for i in rel} for rel in RELEVANT]
     graded = graded_ndcg(list(RECS), judged, K)

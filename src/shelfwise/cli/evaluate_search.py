@@ -2,10 +2,23 @@
 
     shelfwise evaluate-search --dataset demo --methods bm25,dense,hybrid,ltr --json out.json
 
+    shelfwise evaluate-search --dataset ../shared/data/beauty-search-dev
+                              [--corpus amazon-beauty] [--methods default,lexical,hybrid]
+                              [--run-dir runs/] [--json out.json]
+
 `--dataset all` runs every search dataset that is present and prints a note for each one
-that is absent. The JSON file holds `{"dataset": ..., "results": {METHOD: {"ndcg@10": ...,
-"map": ..., "p@10": ..., "recall@100": ...}}, ...}` for one dataset, and
-`{"runs": [that, ...], "skipped": {NAME: why}}` for `all`.
+that is absent. `--dataset FOLDER` scores a judged folder (`queries.tsv` with query_id,
+query, type; `qrels.tsv` with query_id, doc_id, grade) over the `--corpus` dataset with the
+product's `SearchService` (methods `default`, `lexical`, `semantic`, `hybrid`): nDCG@10
+(gain 2^grade - 1), Recall@10 and MRR@10 (relevant = grade >= 2), judged@10 (the share of
+returned top-10 documents with a judgement) overall and per query type, the same numbers as
+the folder's own `eval.py` on the TREC run files `--run-dir` writes.
+
+The JSON file holds `{"dataset": ..., "results": {METHOD: {"ndcg@10": ...,
+"map": ..., "p@10": ..., "recall@100": ...}}, ...}` for one dataset,
+`{"runs": [that, ...], "skipped": {NAME: why}}` for `all`, and for a judged folder
+`{"dataset": ..., "results": {METHOD: {"ndcg@10", "recall@10", "mrr@10", "judged@10"}},
+"by_type": {METHOD: {TYPE: {"n", ...the same}}}, ...}`.
 """
 
 from __future__ import annotations
@@ -46,8 +59,69 @@ def format_search_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_type_table(report: dict[str, Any]) -> str:
+    """The per-type nDCG of a judged folder's report: one row per query type, one column
+    per method, with the number of queries."""
+    by_type: dict[str, dict[str, dict[str, float]]] = report["by_type"]
+    if not by_type:
+        return ""
+    methods = list(by_type)
+    types = sorted({t for per in by_type.values() for t in per})
+    metric = f"ndcg@{report['k']}"
+    width = max(14, *(len(m) + 2 for m in methods))
+    head = f"{'type (' + metric + ')':<18}{'n':>5}" + "".join(f"{m:>{width}}" for m in methods)
+    lines = [head, "-" * len(head)]
+    for t in types:
+        n = next(int(per[t]["n"]) for per in by_type.values() if t in per)
+        cells = "".join(
+            f"{by_type[m][t][metric]:>{width}.4f}" if t in by_type[m] else f"{'':>{width}}"
+            for m in methods
+        )
+        lines.append(f"{t:<18}{n:>5}" + cells)
+    return "\n".join(lines)
+
+
+def _judged_folder(args: argparse.Namespace) -> int:
+    """`--dataset FOLDER`: the search service on a judged folder."""
+    from shelfwise.search.relevance import (
+        JUDGED_METHODS,
+        evaluate_judged_search,
+        load_judged_folder,
+        write_trec_run,
+    )
+
+    methods = [m.strip() for m in (args.methods or "default").split(",") if m.strip()]
+    unknown = [m for m in methods if m not in JUDGED_METHODS]
+    if not methods or unknown:
+        raise ConfigError(
+            f"--methods: unknown {', '.join(unknown) or '(none given)'} for a judged folder; "
+            f"valid methods: {', '.join(JUDGED_METHODS)}"
+        )
+    dataset = load_judged_folder(Path(args.dataset), corpus=args.corpus)
+    report = evaluate_judged_search(
+        dataset, methods, k=args.k, cache_dir=Settings().paths.embeddings
+    )
+    runs = report.pop("runs")
+    print(format_search_table(report))
+    print()
+    print(format_type_table(report))
+    if args.run_dir:
+        for method, ranked in runs.items():
+            path = write_trec_run(
+                Path(args.run_dir) / f"{method}.run", dataset, ranked, method, args.k
+            )
+            print(f"wrote {path}")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
 def cmd_evaluate_search(args: argparse.Namespace) -> int:
-    """Evaluate the methods on the dataset(s); print tables, optionally write JSON."""
+    """Evaluate the methods on the dataset(s) or a judged folder; print tables, optionally
+    write JSON."""
     from shelfwise.search.relevance import (
         METHODS,
         SEARCH_DATASETS,
@@ -55,7 +129,9 @@ def cmd_evaluate_search(args: argparse.Namespace) -> int:
         load_search_dataset,
     )
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.dataset not in (*SEARCH_DATASETS, "all") and Path(args.dataset).is_dir():
+        return _judged_folder(args)
+    methods = [m.strip() for m in (args.methods or "bm25,dense,hybrid,ltr").split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if not methods or unknown:
         raise ConfigError(
@@ -64,7 +140,8 @@ def cmd_evaluate_search(args: argparse.Namespace) -> int:
         )
     if args.dataset != "all" and args.dataset not in SEARCH_DATASETS:
         raise ConfigError(
-            f"--dataset {args.dataset!r}: choose one of {', '.join(SEARCH_DATASETS)} or all"
+            f"--dataset {args.dataset!r}: choose one of {', '.join(SEARCH_DATASETS)}, all, or "
+            "a folder holding queries.tsv and qrels.tsv"
         )
     if args.torch_threads:
         import torch
@@ -123,16 +200,30 @@ def add_parser(sub: Any) -> None:
     """Register `evaluate-search` on the CLI's subparsers."""
     p = sub.add_parser(
         "evaluate-search",
-        help="search relevance (nDCG@10, MAP, P@10, Recall@100) of bm25/dense/hybrid/ltr",
+        help="search relevance of bm25/dense/hybrid/ltr, or of the search service on a "
+        "judged folder (nDCG@10, Recall@10, MRR@10, judged@10, per query type)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dataset", default="all", help="wands, esci, demo or all (default: all)")
+    p.add_argument(
+        "--dataset",
+        default="all",
+        help="wands, esci, demo, all (default), or a judged folder (queries.tsv + qrels.tsv)",
+    )
     p.add_argument(
         "--methods",
-        default="bm25,dense,hybrid,ltr",
-        help="comma-separated: bm25, dense, hybrid (RRF), hybrid-score (min-max), ltr",
+        default=None,
+        help="comma-separated: bm25, dense, hybrid (RRF), hybrid-score (min-max), ltr "
+        "(default bm25,dense,hybrid,ltr); for a judged folder default, lexical, semantic, "
+        "hybrid (default: default)",
     )
+    p.add_argument(
+        "--corpus",
+        default="amazon-beauty",
+        help="judged folder: the dataset whose items the qrels' doc_ids name "
+        "(default: amazon-beauty)",
+    )
+    p.add_argument("--run-dir", help="judged folder: write one TREC run file per method here")
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--k", type=int, default=10, help="cut-off of nDCG and precision")
     p.add_argument("--depth", type=int, default=100, help="ranking depth (MAP, recall)")

@@ -3,21 +3,34 @@
     shelfwise search "wireles headphnes" [--filter brand=Sonic --filter price=..100]
                      [--sort relevance|price_asc|price_desc|popularity|newest]
                      [--page 1] [--per-page 10] [--facets brand,category,price]
-                     [--user U-00001] [--json] [--store URL]
+                     [--user U-00001] [--json] [--store URL] [--artifacts DIR]
 
-Builds a `SearchService` over the store's catalogue and events (so it always sees the
-current catalogue) and prints one page of results, the corrections it made and the facet
-counts. `--filter` takes the `key=value` syntax of `shelfwise.search.filters`. `--user`
-passes the user's recent items to the search (used by a learned re-ranker when one is set).
+Answers from the persisted search index of the registry's served bundle (`shelfwise build`
+writes it), so a call costs start-up plus one query; when the store changed after the
+bundle was built it still answers from the bundle and says so on stderr. Only when the
+registry serves no bundle does it build a `SearchService` over the store's catalogue and
+events in memory (seconds at 12k products). It prints one page of results, the corrections
+it made and the facet counts. `--filter` takes the `key=value` syntax of
+`shelfwise.search.filters`. `--user` passes the user's recent items to the search (used by a
+learned re-ranker when one is set).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from shelfwise.settings import Settings
+
+if TYPE_CHECKING:
+    from shelfwise.search.service import SearchService
+    from shelfwise.store import Store
+
+log = logging.getLogger("shelfwise.cli")
 
 
 def format_response(body: dict[str, Any], facet_limit: int = 5) -> str:
@@ -50,20 +63,43 @@ def format_response(body: dict[str, Any], facet_limit: int = 5) -> str:
     return "\n".join(lines)
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    """Build the search service from the store and run one query."""
+def served_search_service(store: Store, artifacts: Path) -> tuple[SearchService, str]:
+    """The served bundle's persisted search service, else one built from `store`.
+
+    Returns (service, where it came from). A bundle built from an older store state is
+    still used (its answers miss the later changes); a note on stderr says so."""
+    from shelfwise.artifacts.bundle import current_bundle_dir
+    from shelfwise.search.build import load_search_service
     from shelfwise.search.service import SearchService
+
+    directory = current_bundle_dir(artifacts)
+    if directory is not None and (directory / "search").is_dir():
+        service = load_search_service(directory / "search")
+        manifest = json.loads((directory / "manifest.json").read_text())
+        if str(manifest.get("fingerprint", "")) != store.fingerprint():
+            print(
+                f"note: bundle {directory.name} was built before the store's latest changes; "
+                "run `shelfwise build` to index them",
+                file=sys.stderr,
+            )
+        return service, f"bundle {directory.name}"
+    log.info("no served bundle in %s: indexing the store's catalogue in memory", artifacts)
+    return SearchService.build(store.items(), store.events()), "store (built in memory)"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Run one query on the served bundle's search index (built from the store if none)."""
     from shelfwise.store import open_store
 
+    settings = Settings()
     facets = [f.strip() for f in args.facets.split(",") if f.strip()]
-    with open_store(str(args.store or Settings().store.url)) as store:
-        items = store.items()
-        events = store.events()
+    artifacts = Path(args.artifacts) if args.artifacts else settings.paths.artifacts
+    with open_store(str(args.store or settings.store.url)) as store:
+        service, _source = served_search_service(store, artifacts)
         history: list[str] | None = None
         if args.user:
             mine = store.events(user_id=args.user, limit=200, newest_first=True)
             history = [str(i) for i in mine["item_id"].dropna().tolist()]
-    service = SearchService.build(items, events)
     res = service.search(
         args.query,
         filters=args.filter or None,
@@ -100,5 +136,11 @@ def add_parser(sub: Any) -> None:
         "--store",
         default=None,
         help="store URL (default: $SHELFWISE_STORE or duckdb:///var/shelfwise.duckdb)",
+    )
+    p.add_argument(
+        "--artifacts",
+        default=None,
+        help="artifacts registry whose served bundle's index answers "
+        "(default: $SHELFWISE_PATHS__ARTIFACTS or var/artifacts)",
     )
     p.set_defaults(func=cmd_search)

@@ -365,15 +365,19 @@ def _title_year(title: str) -> int | None:
 # The sequences carry order but no time: event k of a user gets BEAUTY_EPOCH + k days, which
 # keeps per-user order (leave-last-one-out) but makes a global temporal split meaningless.
 BEAUTY_EPOCH = datetime(2014, 1, 1, tzinfo=UTC)
+BEAUTY_CATALOG = "catalog_enriched.jsonl"
 
 
 @register("amazon-beauty", "amazon-beauty-5core")
 def load_amazon_beauty(path: Path) -> Dataset:
     """22,363 users, 12,101 items, 198,502 reviews as ordered `purchase` events.
 
-    Titles come from products_lookup.csv through item_id_to_int.json (see SOURCE.md); the
-    7 items without a title use their ASIN. The anonymous S3-Rec attribute ids (categories
-    and brand) are kept in `attributes.attribute_ids`.
+    When `catalog_enriched.jsonl` is there (see SOURCE.md), each product's title (HTML
+    entities unescaped), brand (empty when unknown) and category path (`Beauty > Hair Care >
+    ...`) come from it, so the dataset looks like a store's catalogue; without it, titles
+    come from products_lookup.csv through item_id_to_int.json, every brand is empty and every
+    category is `Beauty`. The 7 items without a title use their ASIN. The anonymous S3-Rec
+    attribute ids (categories and brand) are kept in `attributes.attribute_ids`.
     """
     users_col: list[str] = []
     items_col: list[str] = []
@@ -395,7 +399,15 @@ def load_amazon_beauty(path: Path) -> Dataset:
     missing = [a for a in asins if a not in asin_to_int]
     if missing:
         raise DataError(f"{path}: {len(missing)} ASINs lack a title mapping, e.g. {missing[:3]}")
+    catalog = _beauty_catalog(path / BEAUTY_CATALOG)
     titles = [names.get(asin_to_int[a], "").strip() or a for a in asins]
+    brands = [""] * len(asins)
+    categories = ["Beauty"] * len(asins)
+    for i, a in enumerate(asins):
+        row = catalog.get(a)
+        if row is not None:
+            titles[i] = row[0] or a
+            brands[i], categories[i] = row[1], row[2]
     timestamps = pd.Timestamp(BEAUTY_EPOCH) + pd.to_timedelta(np.asarray(pos_col), unit="D")
     first_ts = pd.Series(timestamps).groupby(pd.Series(items_col)).min()
     items = pd.DataFrame(
@@ -403,8 +415,8 @@ def load_amazon_beauty(path: Path) -> Dataset:
             "item_id": asins,
             "title": titles,
             "description": "",
-            "category": "Beauty",
-            "brand": "",
+            "category": categories,
+            "brand": brands,
             "price": np.nan,
             "currency": "USD",
             "in_stock": True,
@@ -439,8 +451,44 @@ def load_amazon_beauty(path: Path) -> Dataset:
         notes={
             "source": str(path),
             "events": "reviews as 'purchase' events; timestamps are ordinal (day k = k-th review)",
+            "catalog": (
+                f"{BEAUTY_CATALOG}: brand and category path for {len(catalog)} products"
+                if catalog
+                else f"no {BEAUTY_CATALOG}: brand empty, category 'Beauty'"
+            ),
         },
     )
+
+
+def _beauty_catalog(path: Path) -> dict[str, tuple[str, str, str]]:
+    """ASIN -> (title, brand, category path) from catalog_enriched.jsonl; {} when absent.
+
+    Raises DataError naming the line when a line is not a JSON object with a string
+    `item_id` and string (or null) `title`, `brand` and `category`."""
+    if not path.is_file():
+        return {}
+    out: dict[str, tuple[str, str, str]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}, line {n}: not JSON ({exc.msg})") from exc
+            if not isinstance(row, dict) or not isinstance(row.get("item_id"), str):
+                raise DataError(f"{path}, line {n}: need an object with a string item_id")
+            values = [row.get(k) for k in ("title", "brand", "category")]
+            bad = [
+                k
+                for k, v in zip(("title", "brand", "category"), values, strict=True)
+                if v is not None and not isinstance(v, str)
+            ]
+            if bad:
+                raise DataError(f"{path}, line {n}: {', '.join(bad)} must be a string or null")
+            title, brand, category = (str(v or "").strip() for v in values)
+            out[row["item_id"]] = (title, brand, category or "Beauty")
+    return out
 
 
 def _beauty_attributes(path: Path, users: list[str], items: list[str]) -> dict[str, list[int]]:

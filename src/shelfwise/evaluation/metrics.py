@@ -37,7 +37,9 @@ are the binary case over (ranked ids, relevant sets), `ndcg_of_scores` the same 
 matrix (training items excluded, what models validate with during `fit`), `ndcg_of_ranks`
 the case of one relevant item per ranking (sampled negatives), and
 `graded_ndcg` the graded case over per-query judgements (search relevance). For 0/1 grades
-`graded_ndcg` equals the binary nDCG.
+`graded_ndcg` equals the binary nDCG. `graded_ndcg(..., gain="exponential")` uses the gain
+`2 ** grade - 1` instead (the TREC / Burges convention, what judged search sets such as
+beauty-search-dev score with); for 0/1 grades both gains agree.
 
 Beyond accuracy: `catalog_coverage`, `novelty`, `intra_list_diversity`, `popularity_bias`.
 """
@@ -242,18 +244,26 @@ def ndcg_of_ranks(ranks: np.ndarray, k: int) -> np.ndarray:
 
 
 def graded_ndcg(
-    ranked: Sequence[np.ndarray] | np.ndarray, judgements: Sequence[Mapping[int, int]], k: int
+    ranked: Sequence[np.ndarray] | np.ndarray,
+    judgements: Sequence[Mapping[int, int]],
+    k: int,
+    gain: Literal["linear", "exponential"] = "linear",
 ) -> np.ndarray:
-    """nDCG@k per query with linear graded gains (see the module doc): `ranked[q]` the item
-    ids of query q best first (`-1` pads), `judgements[q]` item -> grade (unjudged items and
-    grades <= 0 gain nothing). NaN for a query without a positive grade."""
+    """nDCG@k per query with graded gains (see the module doc): `ranked[q]` the item ids of
+    query q best first (`-1` pads), `judgements[q]` item -> grade (unjudged items and grades
+    <= 0 gain nothing); `gain` the grade itself (`"linear"`) or `2 ** grade - 1`
+    (`"exponential"`). NaN for a query without a positive grade."""
     _check_k(k)
+    if gain not in ("linear", "exponential"):
+        raise ValueError(f"gain must be 'linear' or 'exponential', got {gain!r}")
     disc = _discounts(k)
     out = np.full(len(ranked), np.nan)
     for i, judged in enumerate(judgements):
         ideal = np.sort(np.array([g for g in judged.values() if g > 0], dtype=np.float64))[::-1]
         if ideal.size == 0:
             continue
+        if gain == "exponential":
+            ideal = 2.0**ideal - 1.0
         idcg = float(ideal[:k] @ disc[: min(k, ideal.size)])
         seen: set[int] = set()
         gains = np.zeros(k)
@@ -261,6 +271,8 @@ def graded_ndcg(
             if item >= 0 and item not in seen:
                 gains[j] = judged.get(item, 0)
                 seen.add(item)
+        if gain == "exponential":
+            gains = np.where(gains > 0, 2.0**gains - 1.0, 0.0)
         out[i] = float(np.maximum(gains, 0) @ disc) / idcg
     return out
 

