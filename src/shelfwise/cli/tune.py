@@ -98,7 +98,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `shelfwise tune` on the CLI's subparsers."""
-    from shelfwise.tuning.factory import PRUNERS, SAMPLERS
+    from shelfwise.tuning.names import PRUNERS, SAMPLERS
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "tune",

@@ -28,9 +28,7 @@ from urllib.parse import urlsplit
 import optuna
 
 from shelfwise.errors import ConfigError
-
-SAMPLERS: tuple[str, ...] = ("tpe", "random", "grid", "cmaes")
-PRUNERS: tuple[str, ...] = ("none", "median", "hyperband", "successive_halving")
+from shelfwise.tuning.names import PRUNERS, SAMPLERS
 
 
 def make_sampler(
