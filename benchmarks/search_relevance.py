@@ -7,7 +7,7 @@
 
 One process, one corpus (the `--corpus` dataset's items, as the loader gives them: title,
 brand, category path), one set of queries and graded judgements (`queries.tsv`,
-`qrels.tsv`), one scorer (`shelfwise.search.relevance.evaluate_judged_search`, whose nDCG is
+`qrels.tsv`), one scorer (`shelfwise.search.judged.evaluate_judged_search`, whose nDCG is
 `evaluation.metrics.graded_ndcg(gain="exponential")`, equal to the folder's `eval.py`). Every
 system returns its top 10 per query:
 
@@ -202,7 +202,7 @@ def run(
     """Every system on the folder; the report, also written to `out` after every row (an
     interrupted run keeps the rows it finished)."""
     from shelfwise.search.documents import item_texts
-    from shelfwise.search.relevance import evaluate_judged_search, load_judged_folder
+    from shelfwise.search.judged import evaluate_judged_search, load_judged_folder
 
     dataset = load_judged_folder(folder, corpus=corpus)
     items = dataset.items

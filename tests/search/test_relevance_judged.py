@@ -13,7 +13,7 @@ import pytest
 from shelfwise.cli import main
 from shelfwise.data.datasets import is_available
 from shelfwise.errors import DataError
-from shelfwise.search.relevance import (
+from shelfwise.search.judged import (
     evaluate_judged_search,
     judged_metrics,
     load_judged_folder,

@@ -83,7 +83,7 @@ def format_type_table(report: dict[str, Any]) -> str:
 
 def _judged_folder(args: argparse.Namespace) -> int:
     """`--dataset FOLDER`: the search service on a judged folder."""
-    from shelfwise.search.relevance import (
+    from shelfwise.search.judged import (
         JUDGED_METHODS,
         evaluate_judged_search,
         load_judged_folder,

@@ -17,7 +17,8 @@ import duckdb
 import pandas as pd
 
 from shelfwise.errors import StoreError
-from shelfwise.store.sql import SqlStore, arrow_table
+from shelfwise.store.rows import arrow_table
+from shelfwise.store.sql import SqlStore
 
 MEMORY = ":memory:"
 _FILE_LOCKS: dict[str, RLock] = {}

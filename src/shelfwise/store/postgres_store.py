@@ -18,7 +18,8 @@ import psycopg
 import pyarrow.csv as pacsv
 
 from shelfwise.errors import StoreError
-from shelfwise.store.sql import BIGINT, BOOL, DOUBLE, TEXT, TIMESTAMP, SqlStore, arrow_table
+from shelfwise.store.rows import BIGINT, BOOL, DOUBLE, TEXT, TIMESTAMP, arrow_table
+from shelfwise.store.sql import SqlStore
 
 _PG_TYPES = {
     TEXT: "TEXT",

@@ -10,12 +10,12 @@ Bookkeeping lives in the `meta` key/value table: `schema_version`, a random `sto
 changes nothing is rolled back, so the fingerprint only moves when the contents do) and
 `next_seq`, the next event sequence number. Every write transaction starts by bumping
 `revision`, which also takes a row lock that serialises writers across connections.
+What a write does to rows before any SQL runs (types, checks, normalisation) is in
+`shelfwise.store.rows`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,90 +27,30 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from shelfwise.data.frames import EVENT_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, conform
-from shelfwise.data.schemas import poison_problem, text_problem
-from shelfwise.data.time import naive_utc as to_naive_utc
-from shelfwise.errors import DataError, StoreError
+from shelfwise.errors import StoreError
 from shelfwise.store.base import RECENT_EVENT_COLUMNS, ApiKeyRecord, IngestReport, Store
+from shelfwise.store.rows import (
+    BIGINT,
+    DOUBLE,
+    EVENT_TYPES,
+    ITEM_TYPES,
+    TEXT,
+    TIMESTAMP,
+    USER_TYPES,
+    as_text,
+    canonical_json,
+    naive_utc,
+    prepare_event_rows,
+    prepare_events,
+    prepare_upsert,
+    quote,
+    refuse_bad_text,
+)
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
-
-# Logical column types of staging tables; each backend maps them to its own types.
-TEXT, DOUBLE, BOOL, TIMESTAMP, BIGINT = "text", "double", "bool", "timestamp", "bigint"
-ARROW_TYPES: dict[str, pa.DataType] = {
-    TEXT: pa.string(),
-    DOUBLE: pa.float64(),
-    BOOL: pa.bool_(),
-    TIMESTAMP: pa.timestamp("us"),
-    BIGINT: pa.int64(),
-}
-ITEM_TYPES: dict[str, str] = {
-    "item_id": TEXT,
-    "title": TEXT,
-    "description": TEXT,
-    "category": TEXT,
-    "brand": TEXT,
-    "price": DOUBLE,
-    "currency": TEXT,
-    "in_stock": BOOL,
-    "attributes": TEXT,
-    "created_at": TIMESTAMP,
-}
-USER_TYPES: dict[str, str] = {"user_id": TEXT, "attributes": TEXT, "created_at": TIMESTAMP}
-EVENT_TYPES: dict[str, str] = {
-    "event_id": TEXT,
-    "user_id": TEXT,
-    "item_id": TEXT,
-    "type": TEXT,
-    "value": DOUBLE,
-    "query": TEXT,
-    "session_id": TEXT,
-    "timestamp": TIMESTAMP,
-    "seq": BIGINT,
-}
-
-
-def quote(column: str) -> str:
-    """A column name quoted for SQL (`timestamp`, `type` and `value` are keywords)."""
-    return f'"{column}"'
-
-
-def naive_utc(value: datetime | pd.Timestamp | str) -> datetime:
-    """A datetime (aware, naive = UTC, or ISO text) as a naive UTC `datetime`."""
-    return to_naive_utc(value).to_pydatetime()
-
-
-def canonical_json(value: Any) -> str:
-    """Attributes (JSON text, a dict or missing) as canonical JSON text (sorted keys)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "{}"
-    if isinstance(value, str):
-        value = json.loads(value) if value.strip() else {}
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def _as_text(series: pd.Series) -> pd.Series:
-    """Strings stay strings, missing values become None, anything else is `str()`-ed."""
-    kind = pd.api.types.infer_dtype(series, skipna=True)
-    values = series.astype(object)
-    values = values.where(values.notna(), None)
-    if kind in ("string", "empty"):
-        return values
-    return values.map(lambda v: v if v is None or isinstance(v, str) else str(v))
-
-
-def arrow_table(frame: pd.DataFrame, types: Mapping[str, str]) -> pa.Table:
-    """A frame as an Arrow table with exactly the given logical column types."""
-    arrays = []
-    for column, kind in types.items():
-        series = frame[column]
-        if kind == TEXT:
-            series = _as_text(series)
-        arrays.append(pa.array(series, type=ARROW_TYPES[kind], from_pandas=True))
-    return pa.Table.from_arrays(arrays, names=list(types))
 
 
 @dataclass(frozen=True)
@@ -329,9 +269,9 @@ class SqlStore(Store):
         events: pd.DataFrame | None = None,
     ) -> IngestReport:
         """Upsert items and users, append events, all in one transaction (see `Store`)."""
-        item_frame = _prepare_upsert("items", items)
-        user_frame = _prepare_upsert("users", users)
-        event_frame, batch_duplicates = _prepare_events(events)
+        item_frame = prepare_upsert("items", items)
+        user_frame = prepare_upsert("users", users)
+        event_frame, batch_duplicates = prepare_events(events)
         refuse_bad_text("items", item_frame, ITEM_TYPES)
         refuse_bad_text("users", user_frame, USER_TYPES)
         refuse_bad_text("events", event_frame, EVENT_TYPES)
@@ -466,7 +406,7 @@ class SqlStore(Store):
             elif kind == BIGINT:
                 values = [int(v) for v in rows[column]]
             else:
-                values = _as_text(rows[column]).tolist()
+                values = as_text(rows[column]).tolist()
             params.append(values)
         flat = [v for row in zip(*params, strict=True) for v in row]
         one = "(" + ", ".join([p] * len(columns)) + ")"
@@ -518,7 +458,7 @@ class SqlStore(Store):
         if not len(events):
             return [IngestReport() for _ in sizes]
         batch_of = np.repeat(np.arange(len(sizes)), sizes)
-        event_frame, kept = _prepare_event_rows(events)
+        event_frame, kept = prepare_event_rows(events)
         batch_of = batch_of[kept]
 
         def work() -> tuple[list[IngestReport], bool]:
@@ -815,9 +755,9 @@ class SqlStore(Store):
         raw = self._select_events(columns, since=since, types=types, with_item=True)
         out = pd.DataFrame(
             {
-                "user_id": _as_text(raw["user_id"]),
-                "item_id": _as_text(raw["item_id"]),
-                "type": _as_text(raw["type"]),
+                "user_id": as_text(raw["user_id"]),
+                "item_id": as_text(raw["item_id"]),
+                "type": as_text(raw["type"]),
                 "value": pd.to_numeric(raw["value"]).astype("float64"),
                 "timestamp": pd.to_datetime(raw["timestamp"]).astype("datetime64[us]"),
                 "seq": raw["seq"].to_numpy(dtype=np.int64),
@@ -858,80 +798,3 @@ class SqlStore(Store):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
-
-
-_JSON_ESCAPES = re.compile(r"\\u(0000|d[89a-f][0-9a-f]{2})", re.IGNORECASE)
-
-
-def refuse_bad_text(kind: str, frame: pd.DataFrame, types: Mapping[str, str]) -> None:
-    """`DataError` naming the row and the column of the first text with a NUL byte or a
-    lone surrogate: PostgreSQL cannot store them (its COPY fails deep inside) and DuckDB
-    would, so both backends refuse them alike, before anything is written."""
-    if frame.empty:
-        return
-    for column, kind_of in types.items():
-        if kind_of != TEXT or column not in frame.columns:
-            continue
-        values = [v for v in frame[column].tolist() if isinstance(v, str)]
-        joined = "\x01".join(values)
-        escaped = column == "attributes" and _JSON_ESCAPES.search(joined) is not None
-        if not values or (text_problem(joined) is None and not escaped):
-            continue  # the common case: one scan of the whole column
-        for row, value in enumerate(frame[column].tolist()):
-            problem = text_problem(value) if isinstance(value, str) else None
-            if problem is None and column == "attributes" and isinstance(value, str):
-                # JSON text carries them as escapes, which PostgreSQL's jsonb refuses
-                problem = poison_problem(json.loads(value)) if _JSON_ESCAPES.search(value) else None
-                problem = f"value {problem}" if problem else None
-            if problem:
-                key = "item_id" if kind == "items" else "user_id"
-                who = f" ({key} {frame[key].iloc[row]!a})" if key in frame.columns else ""
-                raise DataError(f"{kind}: row {row}{who}: {column} {problem}; nothing was written")
-
-
-def _prepare_upsert(kind: str, frame: pd.DataFrame | None) -> pd.DataFrame:
-    """Conform, keep the last row per id, canonicalise attributes."""
-    if frame is None or frame.empty:
-        return pd.DataFrame()
-    try:
-        out = conform(kind, frame)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{kind}: {exc}") from exc
-    key = "item_id" if kind == "items" else "user_id"
-    out[key] = _as_text(out[key])
-    out = out.drop_duplicates(subset=[key], keep="last").reset_index(drop=True)
-    attributes = []
-    for ident, value in zip(out[key], out["attributes"], strict=True):
-        try:
-            attributes.append(canonical_json(value))
-        except (ValueError, TypeError) as exc:
-            raise DataError(f"{kind}: attributes of {key} '{ident}' are not JSON: {exc}") from exc
-    out["attributes"] = attributes
-    return out
-
-
-def _prepare_event_rows(frame: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
-    """Conform and drop repeated event_ids within the batch (keep first).
-
-    Returns (frame, bool mask over the input rows: True for the rows kept).
-    """
-    if frame is None or frame.empty:
-        return pd.DataFrame(), np.zeros(0, dtype=bool)
-    try:
-        out = conform("events", frame)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"events: {exc}") from exc
-    out["event_id"] = _as_text(out["event_id"])
-    repeated = (out["event_id"].notna() & out["event_id"].duplicated(keep="first")).to_numpy()
-    if repeated.any():
-        out = out[~repeated].reset_index(drop=True)
-    return out, ~repeated
-
-
-def _prepare_events(frame: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
-    """Conform, drop repeated event_ids within the batch (keep first).
-
-    Returns (frame, number of rows dropped).
-    """
-    out, kept = _prepare_event_rows(frame)
-    return out, int(len(kept) - kept.sum())

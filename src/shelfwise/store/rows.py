@@ -1,0 +1,172 @@
+"""What a write does to rows before any SQL runs, shared by both backends: the logical
+column types of the staging tables, Arrow tables from frames, canonical JSON, and the checks
+and normalisation of items, users and events (NUL bytes and lone surrogates refused alike on
+DuckDB and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from shelfwise.data.frames import conform
+from shelfwise.data.schemas import poison_problem, text_problem
+from shelfwise.data.time import naive_utc as to_naive_utc
+from shelfwise.errors import DataError
+
+# Logical column types of staging tables; each backend maps them to its own types.
+TEXT, DOUBLE, BOOL, TIMESTAMP, BIGINT = "text", "double", "bool", "timestamp", "bigint"
+ARROW_TYPES: dict[str, pa.DataType] = {
+    TEXT: pa.string(),
+    DOUBLE: pa.float64(),
+    BOOL: pa.bool_(),
+    TIMESTAMP: pa.timestamp("us"),
+    BIGINT: pa.int64(),
+}
+ITEM_TYPES: dict[str, str] = {
+    "item_id": TEXT,
+    "title": TEXT,
+    "description": TEXT,
+    "category": TEXT,
+    "brand": TEXT,
+    "price": DOUBLE,
+    "currency": TEXT,
+    "in_stock": BOOL,
+    "attributes": TEXT,
+    "created_at": TIMESTAMP,
+}
+USER_TYPES: dict[str, str] = {"user_id": TEXT, "attributes": TEXT, "created_at": TIMESTAMP}
+EVENT_TYPES: dict[str, str] = {
+    "event_id": TEXT,
+    "user_id": TEXT,
+    "item_id": TEXT,
+    "type": TEXT,
+    "value": DOUBLE,
+    "query": TEXT,
+    "session_id": TEXT,
+    "timestamp": TIMESTAMP,
+    "seq": BIGINT,
+}
+
+
+def quote(column: str) -> str:
+    """A column name quoted for SQL (`timestamp`, `type` and `value` are keywords)."""
+    return f'"{column}"'
+
+
+def naive_utc(value: datetime | pd.Timestamp | str) -> datetime:
+    """A datetime (aware, naive = UTC, or ISO text) as a naive UTC `datetime`."""
+    return to_naive_utc(value).to_pydatetime()
+
+
+def canonical_json(value: Any) -> str:
+    """Attributes (JSON text, a dict or missing) as canonical JSON text (sorted keys)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "{}"
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def as_text(series: pd.Series) -> pd.Series:
+    """Strings stay strings, missing values become None, anything else is `str()`-ed."""
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    values = series.astype(object)
+    values = values.where(values.notna(), None)
+    if kind in ("string", "empty"):
+        return values
+    return values.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+
+
+def arrow_table(frame: pd.DataFrame, types: Mapping[str, str]) -> pa.Table:
+    """A frame as an Arrow table with exactly the given logical column types."""
+    arrays = []
+    for column, kind in types.items():
+        series = frame[column]
+        if kind == TEXT:
+            series = as_text(series)
+        arrays.append(pa.array(series, type=ARROW_TYPES[kind], from_pandas=True))
+    return pa.Table.from_arrays(arrays, names=list(types))
+
+
+_JSON_ESCAPES = re.compile(r"\\u(0000|d[89a-f][0-9a-f]{2})", re.IGNORECASE)
+
+
+def refuse_bad_text(kind: str, frame: pd.DataFrame, types: Mapping[str, str]) -> None:
+    """`DataError` naming the row and the column of the first text with a NUL byte or a
+    lone surrogate: PostgreSQL cannot store them (its COPY fails deep inside) and DuckDB
+    would, so both backends refuse them alike, before anything is written."""
+    if frame.empty:
+        return
+    for column, kind_of in types.items():
+        if kind_of != TEXT or column not in frame.columns:
+            continue
+        values = [v for v in frame[column].tolist() if isinstance(v, str)]
+        joined = "\x01".join(values)
+        escaped = column == "attributes" and _JSON_ESCAPES.search(joined) is not None
+        if not values or (text_problem(joined) is None and not escaped):
+            continue  # the common case: one scan of the whole column
+        for row, value in enumerate(frame[column].tolist()):
+            problem = text_problem(value) if isinstance(value, str) else None
+            if problem is None and column == "attributes" and isinstance(value, str):
+                # JSON text carries them as escapes, which PostgreSQL's jsonb refuses
+                problem = poison_problem(json.loads(value)) if _JSON_ESCAPES.search(value) else None
+                problem = f"value {problem}" if problem else None
+            if problem:
+                key = "item_id" if kind == "items" else "user_id"
+                who = f" ({key} {frame[key].iloc[row]!a})" if key in frame.columns else ""
+                raise DataError(f"{kind}: row {row}{who}: {column} {problem}; nothing was written")
+
+
+def prepare_upsert(kind: str, frame: pd.DataFrame | None) -> pd.DataFrame:
+    """Conform, keep the last row per id, canonicalise attributes."""
+    if frame is None or frame.empty:
+        return pd.DataFrame()
+    try:
+        out = conform(kind, frame)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{kind}: {exc}") from exc
+    key = "item_id" if kind == "items" else "user_id"
+    out[key] = as_text(out[key])
+    out = out.drop_duplicates(subset=[key], keep="last").reset_index(drop=True)
+    attributes = []
+    for ident, value in zip(out[key], out["attributes"], strict=True):
+        try:
+            attributes.append(canonical_json(value))
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{kind}: attributes of {key} '{ident}' are not JSON: {exc}") from exc
+    out["attributes"] = attributes
+    return out
+
+
+def prepare_event_rows(frame: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Conform and drop repeated event_ids within the batch (keep first).
+
+    Returns (frame, bool mask over the input rows: True for the rows kept).
+    """
+    if frame is None or frame.empty:
+        return pd.DataFrame(), np.zeros(0, dtype=bool)
+    try:
+        out = conform("events", frame)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"events: {exc}") from exc
+    out["event_id"] = as_text(out["event_id"])
+    repeated = (out["event_id"].notna() & out["event_id"].duplicated(keep="first")).to_numpy()
+    if repeated.any():
+        out = out[~repeated].reset_index(drop=True)
+    return out, ~repeated
+
+
+def prepare_events(frame: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
+    """Conform, drop repeated event_ids within the batch (keep first).
+
+    Returns (frame, number of rows dropped).
+    """
+    out, kept = prepare_event_rows(frame)
+    return out, int(len(kept) - kept.sum())
