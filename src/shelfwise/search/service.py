@@ -503,7 +503,7 @@ class SearchService:
             info["price"] = price
         alone = cfg.understand_filter_alone and read.only_mention
         if read.brand is not None:
-            brand = {"value": read.brand, "words": read.brand_words}
+            brand: dict[str, Any] = {"value": read.brand, "words": read.brand_words}
             if alone and not flt.brand:
                 brand["applied"] = "filter"
                 m = self.filters.mask(Filters(brand=(read.brand,)))
@@ -583,7 +583,7 @@ class SearchService:
                 cheap["applied"] = "none"
             info.setdefault("price", {}).update(cheap)
         if gain.any():
-            rel = rel + np.abs(rel) * gain
+            rel = (rel + np.abs(rel) * gain).astype(np.float32)
         return rows, rel
 
     def _history_rows(
