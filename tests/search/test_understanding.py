@@ -89,7 +89,7 @@ def test_cheap_keeps_the_cheaper_half(service):
 
 
 def test_cheap_as_a_boost_orders_cheaper_first():
-    svc = build(understand_cheap="boost", understand_filter_alone=False)
+    svc = build(understand_cheap="boost", brand_filter_alone=False)
     res = svc.search("cheap sonaro headphones")
     assert ids(res)[:2] == ["H3", "H1"]  # same words, 45 before 165
     assert res.query_info["price"]["applied"] == "boost"
@@ -121,13 +121,26 @@ def test_brand_boost_lifts_the_named_brand():
     assert res.items[0]["score"] > res.items[1]["score"]
 
 
-def test_category_mention_is_reported(service):
-    res = service.search("shampoo")
-    assert sorted(ids(res)) == ["S1", "S2"]
-    assert res.query_info["category"]["value"] == "Beauty > Hair Care > Shampoo"
-    assert res.query_info["category"]["applied"] == "filter"
-    two = service.search("aqua shampoo")
-    assert two.query_info["category"]["applied"] == "boost"
+def test_category_mention_boosts_or_filters_when_alone(service):
+    res = service.search("headphones")
+    assert res.query_info["category"]["value"] == "Electronics > Audio > Headphones"
+    assert res.query_info["category"]["applied"] == "boost"
+    assert res.query_info["category"]["boosted"] == 6  # H1-H5 and C1
+    frame = pd.DataFrame(
+        [
+            ("A", "Shampoo Bottle Holder", "Home > Bathroom", 5.0),
+            ("B", "Herbal Shampoo", "Beauty > Hair Care > Shampoo", 9.0),
+        ],
+        columns=["item_id", "title", "category", "price"],
+    )
+    svc = SearchService.build(frame, None, SearchConfig())
+    boost = {i["item_id"]: i["score"] for i in svc.search("shampoo").items}
+    plain = {i["item_id"]: i["score"] for i in svc.search("shampoo", understand=False).items}
+    assert boost["B"] == pytest.approx(plain["B"] * 1.3, rel=1e-4)  # category_boost 0.3
+    assert boost["A"] == pytest.approx(plain["A"])  # the holder is still found, not boosted
+    strict = SearchService.build(frame, None, SearchConfig(category_filter_alone=True))
+    only = strict.search("shampoo")
+    assert ids(only) == ["B"] and only.query_info["category"]["applied"] == "filter"
 
 
 def test_units_stay_query_terms(service):

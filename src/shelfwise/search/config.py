@@ -107,8 +107,11 @@ class SearchConfig(BaseModel):
     """A catalogue category (a path segment) named in the query boosts its products by
     `category_boost`."""
     category_boost: float = Field(default=0.3, ge=0.0)
-    understand_filter_alone: bool = True
-    """A query that is nothing but a brand or a category filters to it instead."""
+    brand_filter_alone: bool = True
+    """A query that is nothing but a brand filters to the brand instead of boosting it."""
+    category_filter_alone: bool = False
+    """A query that is nothing but a category filters to it instead of boosting it (off by
+    default: "headphones" should still find a headphone stand filed under accessories)."""
 
     def query_options(self) -> QueryOptions:
         """The parser's knobs."""

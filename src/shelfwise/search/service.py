@@ -501,10 +501,9 @@ class SearchService:
                     Filters(min_price=read.min_price, max_price=read.max_price)
                 )
             info["price"] = price
-        alone = cfg.understand_filter_alone and read.only_mention
         if read.brand is not None:
             brand: dict[str, Any] = {"value": read.brand, "words": read.brand_words}
-            if alone and not flt.brand:
+            if cfg.brand_filter_alone and read.only_mention and not flt.brand:
                 brand["applied"] = "filter"
                 m = self.filters.mask(Filters(brand=(read.brand,)))
                 mask = m if mask is None else mask & m
@@ -516,6 +515,7 @@ class SearchService:
             category: dict[str, Any] = {"value": read.category[0], "words": read.category_words}
             if len(read.category) > 1:
                 category["paths"] = list(read.category)
+            alone = cfg.category_filter_alone and read.only_mention
             if alone and len(read.category) == 1 and not flt.category:
                 category["applied"] = "filter"
                 m = self.filters.mask(Filters(category=read.category[0]))
