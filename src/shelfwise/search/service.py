@@ -471,9 +471,7 @@ class SearchService:
         )
         return self._understanding
 
-    def _understand(
-        self, query: str, understand: bool, info: dict[str, Any]
-    ) -> Understood | None:
+    def _understand(self, query: str, understand: bool, info: dict[str, Any]) -> Understood | None:
         """What the query asks for beyond its words (None when understanding is off)."""
         info["understand"] = bool(understand and self.config.understand)
         if not info["understand"] or not query.strip():
@@ -554,9 +552,7 @@ class SearchService:
             brand["boosted"] = int(hit.sum())
         category = info.get("category")
         if category and category.get("applied") == "boost" and rows.size:
-            codes = np.concatenate(
-                [self.filters._category_codes(p) for p in read.category]  # noqa: SLF001
-            )
+            codes = np.concatenate([self.filters._category_codes(p) for p in read.category])
             hit = np.isin(self.filters.category.codes[rows], codes)
             gain += np.float32(cfg.category_boost) * hit
             category["boosted"] = int(hit.sum())

@@ -27,7 +27,7 @@ from typing import Any
 
 from shelfwise.search.analysis import Analyzer, has_cjk
 
-__all__ = ["CHEAP_WORDS", "QueryUnderstanding", "Understood", "UnderstandingOptions"]
+__all__ = ["CHEAP_WORDS", "QueryUnderstanding", "UnderstandingOptions", "Understood"]
 
 CHEAP_WORDS = frozenset(
     {"cheap", "cheaper", "cheapest", "budget", "inexpensive", "affordable", "lowcost", "bargain"}
@@ -38,7 +38,10 @@ _CUR = r"(?:[$€£]\s?)?"
 _NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
 _SUFFIX = r"(?:\s?(?:dollars?|usd|bucks|euros?|eur|pounds?|gbp|[$€£]))?"
 _AMOUNT = _CUR + _NUM + _SUFFIX
-_MAX_WORDS = r"under|below|less\s+than|cheaper\s+than|up\s+to|upto|at\s+most|max|maximum|no\s+more\s+than|<=?"
+_MAX_WORDS = (
+    r"under|below|less\s+than|cheaper\s+than|up\s+to|upto|at\s+most|max|maximum|"
+    r"no\s+more\s+than|<=?"
+)
 _MIN_WORDS = r"over|above|more\s+than|at\s+least|min|minimum|starting\s+at|>=?"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("range", re.compile(rf"\bbetween\s+{_AMOUNT}\s*(?:and|to|-)\s*{_AMOUNT}")),
