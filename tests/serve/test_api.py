@@ -35,6 +35,14 @@ def test_search_finds_titles_with_facets_and_filters(client: TestClient) -> None
     assert client.get("/v1/search", params={"q": "zzzzqqq"}).json()["items"] == []
 
 
+def test_search_reads_price_phrases_and_can_be_told_not_to(client: TestClient) -> None:
+    body = client.get("/v1/search", params={"q": "knife under 30"}).json()
+    assert ids(body) == ["K2"]
+    assert body["query_info"]["price"]["max"] == 30.0
+    raw = client.get("/v1/search", params={"q": "knife under 30", "understand": "false"}).json()
+    assert set(ids(raw)) == {"K1", "K2"} and "price" not in raw["query_info"]
+
+
 def test_search_validation_names_the_field(client: TestClient) -> None:
     for params, field in (
         ({"q": "knife", "per_page": 0}, "per_page"),

@@ -19,6 +19,7 @@ from shelfwise.search.bm25 import BM25Config
 from shelfwise.search.modes import SearchMode
 from shelfwise.search.query import QueryOptions
 from shelfwise.search.synonyms import Synonyms
+from shelfwise.search.understanding import UnderstandingOptions
 
 __all__ = ["SearchConfig", "SearchResponse"]
 
@@ -89,6 +90,28 @@ class SearchConfig(BaseModel):
     popularity: dict[str, float] = Field(default_factory=weighted_types)
     popularity_half_life_days: float | None = Field(default=30.0, gt=0)
     autocomplete_min_query_count: int = Field(default=1, ge=1)
+    understand: bool = True
+    """Query understanding (`search.understanding`); a request's `understand=False` turns
+    it off for that request."""
+    understand_price: bool = True
+    """Price phrases ("under 50", "between 20 and 40") become a price filter (relaxed,
+    and said so, when it leaves nothing)."""
+    understand_cheap: Literal["off", "filter", "boost"] = "filter"
+    """Cheap words ("cheap", "budget"): `filter` keeps the matches priced at or below
+    their median price, `boost` raises cheaper matches by up to `cheap_boost`."""
+    cheap_boost: float = Field(default=0.5, ge=0.0)
+    understand_brand: bool = True
+    """A catalogue brand named in the query boosts its products by `brand_boost`."""
+    brand_boost: float = Field(default=0.5, ge=0.0)
+    understand_category: bool = True
+    """A catalogue category (a path segment) named in the query boosts its products by
+    `category_boost`."""
+    category_boost: float = Field(default=0.3, ge=0.0)
+    brand_filter_alone: bool = True
+    """A query that is nothing but a brand filters to the brand instead of boosting it."""
+    category_filter_alone: bool = False
+    """A query that is nothing but a category filters to it instead of boosting it (off by
+    default: "headphones" should still find a headphone stand filed under accessories)."""
 
     def query_options(self) -> QueryOptions:
         """The parser's knobs."""
@@ -106,6 +129,15 @@ class SearchConfig(BaseModel):
             prefix_min_chars=self.prefix_min_chars,
             prefix_expansions=self.prefix_expansions,
             prefix_weight=self.prefix_weight,
+        )
+
+    def understanding_options(self) -> UnderstandingOptions:
+        """The query understanding's knobs."""
+        return UnderstandingOptions(
+            price=self.understand_price,
+            cheap=self.understand_cheap,
+            brand=self.understand_brand,
+            category=self.understand_category,
         )
 
     def load_synonyms(self) -> Synonyms:

@@ -78,6 +78,7 @@ import numpy as np
 import pandas as pd
 
 from shelfwise.data.frames import ITEM_COLUMNS
+from shelfwise.data.schemas import CATEGORY_SEPARATOR
 from shelfwise.errors import ConfigError, DataError, NotFittedError
 from shelfwise.search import catalog
 from shelfwise.search.analysis import Analyzer
@@ -106,6 +107,7 @@ from shelfwise.search.modes import SEARCH_MODES
 from shelfwise.search.persistence import load_service, save_service
 from shelfwise.search.query import ParsedQuery, QueryParser
 from shelfwise.search.typo import TypoIndex
+from shelfwise.search.understanding import QueryUnderstanding, Understood
 from shelfwise.types import Results
 
 __all__ = [
@@ -137,6 +139,7 @@ class SearchService:
         self.fusion: Fusion | None = None
         self.reranker: Reranker | None = None
         self._parser: QueryParser | None = None
+        self._understanding: QueryUnderstanding | None = None
         self._view: dict[str, np.ndarray] | None = None
         self._titles: dict[int, tuple[str, list[str]]] = {}
         self._lock = threading.RLock()
@@ -316,13 +319,15 @@ class SearchService:
         history_weights: np.ndarray | None = None,
         history_ids: Sequence[str] | None = None,
         mode: str | None = None,
+        understand: bool = True,
     ) -> SearchResponse:
         """One page of results for `query` under `filters`, sorted by `sort`.
 
         The user's history (for a re-ranker) is given either as service rows (`history`)
         or as item ids (`history_ids`, newest first; ids the service does not hold are
         skipped), with optional `history_weights` aligned to it. `mode` picks the
-        retrieval (lexical, semantic, hybrid; None: `SearchConfig.mode`).
+        retrieval (lexical, semantic, hybrid; None: `SearchConfig.mode`). `understand=False`
+        turns query understanding (price, cheap words, brand and category mentions) off.
         """
         self._check()
         with self._lock:
@@ -338,6 +343,7 @@ class SearchService:
                 history_weights,
                 history_ids,
                 mode,
+                understand,
             )
 
     def resolve_mode(self, mode: str | None = None) -> tuple[str, str | None]:
@@ -367,6 +373,7 @@ class SearchService:
         history_weights: np.ndarray | None,
         history_ids: Sequence[str] | None,
         mode: str | None = None,
+        understand: bool = True,
     ) -> SearchResponse:
         if history is None and history_ids is not None:
             history, history_weights = self._history_rows(history_ids, history_weights)
@@ -388,33 +395,23 @@ class SearchService:
         if notice:
             info["notice"] = notice
         scores_by_row: dict[int, float] | None = None
-        if not query.strip():
-            rows = np.flatnonzero(allowed)
-            relevance = self.popularity[rows].astype(np.float32)
-            info["mode"] = "browse"
-        elif used == "semantic":
-            info["mode"] = used
-            rows, relevance = self._dense_candidates(query, allowed)
-            order = np.lexsort((rows, -relevance))
-            rows, relevance = rows[order], relevance[order]
-            info["retrievers"] = ["dense"]
-        else:
-            info["mode"] = used
-            parsed = self.parser.parse(query)
-            info.update(parsed.info())
-            info["matching"] = self.config.matching
-            rows, relevance, dropped = self._lexical(parsed, allowed, info)
-            info["dropped"] = dropped
-            retrievers = ["bm25"]
-            if used == "hybrid":
-                rows, relevance = self._with_dense(query, rows, relevance, allowed)
-                retrievers.append("dense")
-            if rows.size == 0:  # nothing from any retriever: say so, and suggest
-                self._nothing_found(parsed, allowed, info)
-            info["retrievers"] = retrievers
-        if query.strip() and self.reranker is not None and sort == "relevance" and rows.size:
+        read = self._understand(query, understand, info)
+        text = query if read is None else read.text
+        detected = None if read is None else self._understood_mask(read, flt, info)
+        rows, relevance, parsed = self._retrieve(
+            text, used, allowed if detected is None else allowed & detected, info
+        )
+        if detected is not None and rows.size == 0:
+            rows, relevance, parsed = self._retrieve(text, used, allowed, info)
+            if rows.size:
+                self._relaxed(info)
+        if parsed is not None and rows.size == 0:
+            self._nothing_found(parsed, allowed, info)
+        if read is not None:
+            rows, relevance = self._prefer(read, rows, relevance, info)
+        if text.strip() and self.reranker is not None and sort == "relevance" and rows.size:
             rows, relevance, scores_by_row = self._rerank(
-                query, rows, relevance, user, history, history_weights
+                text, rows, relevance, user, history, history_weights
             )
             info["reranked"] = True
         ordered = self.filters.order(rows, relevance, sort, self.popularity)
@@ -433,6 +430,157 @@ class SearchService:
             sort=sort,
             rows=window,
         )
+
+    def _retrieve(
+        self, text: str, used: str, allowed: np.ndarray, info: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, ParsedQuery | None]:
+        """(rows, relevance, the parsed query) for `text` among `allowed` rows."""
+        if not text.strip():
+            rows = np.flatnonzero(allowed)
+            info["mode"] = "browse"
+            return rows, self.popularity[rows].astype(np.float32), None
+        info["mode"] = used
+        if used == "semantic":
+            rows, relevance = self._dense_candidates(text, allowed)
+            order = np.lexsort((rows, -relevance))
+            info["retrievers"] = ["dense"]
+            return rows[order], relevance[order], None
+        parsed = self.parser.parse(text)
+        asked = info["query"]
+        info.update(parsed.info())
+        info["query"] = asked  # the query as asked; the parser saw what was left of it
+        info["matching"] = self.config.matching
+        rows, relevance, dropped = self._lexical(parsed, allowed, info)
+        info["dropped"] = dropped
+        retrievers = ["bm25"]
+        if used == "hybrid":
+            rows, relevance = self._with_dense(text, rows, relevance, allowed)
+            retrievers.append("dense")
+        info["retrievers"] = retrievers
+        return rows, relevance, parsed
+
+    @property
+    def understanding(self) -> QueryUnderstanding:
+        """Query understanding over the catalogue's current brand and category labels."""
+        if self._understanding is None:
+            self._understanding = QueryUnderstanding(
+                self.analyzer, self.config.understanding_options()
+            )
+        self._understanding.update(
+            self.filters.brand.labels, self.filters.category.labels, CATEGORY_SEPARATOR
+        )
+        return self._understanding
+
+    def _understand(self, query: str, understand: bool, info: dict[str, Any]) -> Understood | None:
+        """What the query asks for beyond its words (None when understanding is off)."""
+        info["understand"] = bool(understand and self.config.understand)
+        if not info["understand"] or not query.strip():
+            return None
+        read = self.understanding.read(query)
+        info["searched"] = read.text
+        info["removed"] = list(read.removed)
+        return read
+
+    def _understood_mask(
+        self, read: Understood, flt: Filters, info: dict[str, Any]
+    ) -> np.ndarray | None:
+        """The filter the understood query adds (price, a brand or category alone), with
+        what it is reported in `info`; None when it adds none."""
+        mask: np.ndarray | None = None
+        cfg = self.config
+        if read.has_price:
+            price = read.price_info()
+            if flt.min_price is not None or flt.max_price is not None:
+                price["applied"] = "none"
+                price["reason"] = "the request's own price filter applies"
+            else:
+                price["applied"] = "filter"
+                mask = self.filters.mask(
+                    Filters(min_price=read.min_price, max_price=read.max_price)
+                )
+            info["price"] = price
+        if read.brand is not None:
+            brand: dict[str, Any] = {"value": read.brand, "words": read.brand_words}
+            if cfg.brand_filter_alone and read.only_mention and not flt.brand:
+                brand["applied"] = "filter"
+                m = self.filters.mask(Filters(brand=(read.brand,)))
+                mask = m if mask is None else mask & m
+            else:
+                brand["applied"] = "boost" if cfg.brand_boost > 0 else "none"
+                brand["boost"] = cfg.brand_boost
+            info["brand"] = brand
+        if read.category:
+            category: dict[str, Any] = {"value": read.category[0], "words": read.category_words}
+            if len(read.category) > 1:
+                category["paths"] = list(read.category)
+            alone = cfg.category_filter_alone and read.only_mention
+            if alone and len(read.category) == 1 and not flt.category:
+                category["applied"] = "filter"
+                m = self.filters.mask(Filters(category=read.category[0]))
+                mask = m if mask is None else mask & m
+            else:
+                category["applied"] = "boost" if cfg.category_boost > 0 else "none"
+                category["boost"] = cfg.category_boost
+            info["category"] = category
+        return mask
+
+    def _relaxed(self, info: dict[str, Any]) -> None:
+        """Say that the understood filters left nothing and were dropped."""
+        said = []
+        for key in ("price", "brand", "category"):
+            part = info.get(key)
+            if part and part.get("applied") == "filter":
+                part["applied"] = "relaxed"
+                part["relaxed"] = True
+                said.append(f"{key} {part.get('source') or part.get('value')}")
+        text = f"nothing matched with {', '.join(said)}; showing matches without it"
+        info["notice"] = f"{info['notice']}; {text}" if info.get("notice") else text
+
+    def _prefer(
+        self, read: Understood, rows: np.ndarray, relevance: np.ndarray, info: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Apply the soft parts of an understood query: brand and category boosts, the
+        cheap preference (a below-median filter or a boost), reported in `info`."""
+        cfg = self.config
+        rel = np.asarray(relevance, dtype=np.float32)
+        gain = np.zeros(rows.size, dtype=np.float32)
+        brand = info.get("brand")
+        if brand and brand.get("applied") == "boost" and rows.size:
+            codes = self.filters.brand.matching([read.brand or ""])
+            hit = np.isin(self.filters.brand.codes[rows], codes)
+            gain += np.float32(cfg.brand_boost) * hit
+            brand["boosted"] = int(hit.sum())
+        category = info.get("category")
+        if category and category.get("applied") == "boost" and rows.size:
+            codes = np.concatenate([self.filters._category_codes(p) for p in read.category])
+            hit = np.isin(self.filters.category.codes[rows], codes)
+            gain += np.float32(cfg.category_boost) * hit
+            category["boosted"] = int(hit.sum())
+        if read.cheap is not None and cfg.understand_cheap != "off":
+            price = self.filters.price[rows]
+            known = np.isfinite(price)
+            cheap: dict[str, Any] = {"preference": "cheap", "source": read.cheap}
+            if known.any():
+                median = float(np.median(price[known]))
+                if cfg.understand_cheap == "filter":
+                    keep = known & (price <= median)
+                    rows, rel, gain = rows[keep], rel[keep], gain[keep]
+                    cheap.update(applied="filter", max=round(median, 2))
+                else:
+                    ranks = np.zeros(rows.size, dtype=np.float32)
+                    order = np.argsort(price[known], kind="stable")
+                    n = max(int(known.sum()) - 1, 1)
+                    share = np.empty(order.size, dtype=np.float32)
+                    share[order] = 1.0 - np.arange(order.size, dtype=np.float32) / n
+                    ranks[known] = share
+                    gain += np.float32(cfg.cheap_boost) * ranks
+                    cheap.update(applied="boost", boost=cfg.cheap_boost, median=round(median, 2))
+            else:
+                cheap["applied"] = "none"
+            info.setdefault("price", {}).update(cheap)
+        if gain.any():
+            rel = (rel + np.abs(rel) * gain).astype(np.float32)
+        return rows, rel
 
     def _history_rows(
         self, ids: Sequence[str], weights: np.ndarray | None

@@ -113,6 +113,11 @@ class SearchOut(BaseModel):
     notice: str | None = Field(
         default=None, description="why the answer differs from what was asked, if it does"
     )
+    query_info: dict[str, Any] = Field(
+        default_factory=dict,
+        description="how the query was read: corrections, the text searched, detected price, "
+        "brand and category (each with `applied`: filter, boost, relaxed or none)",
+    )
 
 
 class AutocompleteOut(BaseModel):

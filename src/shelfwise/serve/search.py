@@ -168,4 +168,5 @@ def search_answer(service: SearchService, res: SearchResponse) -> dict[str, Any]
         "engine": engine,
         "mode": used,
         "notice": notice,
+        "query_info": info,
     }

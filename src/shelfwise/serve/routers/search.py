@@ -52,6 +52,13 @@ def search(
             "on the server, semantic and hybrid answer lexically and say so in `notice`"
         ),
     ] = None,
+    understand: Annotated[
+        bool,
+        Query(
+            description="read price phrases ('under 50'), cheap words and brand / category "
+            "mentions from the query (see `query_info`); false searches the words as typed"
+        ),
+    ] = True,
 ) -> SearchOut:
     """Full-text product search with filters, facets, sorting and pages."""
     per_page = k or per_page
@@ -78,6 +85,7 @@ def search(
         history=history,
         history_weights=weights,
         mode=mode,
+        understand=understand,
     )
     return SearchOut(query=q, page=page, per_page=per_page, **search_answer(service, res))
 

@@ -1,0 +1,235 @@
+"""Query understanding from the catalogue's own vocabularies: price intent, brand and
+category mentions.
+
+`QueryUnderstanding.read(query)` returns an `Understood`: the text left to search and what
+was detected.
+
+* **Price intent** (English phrases, a small list of language, not of the catalogue):
+  "under 50", "below $30", "less than 20", "up to 100", "over 20", "at least 10",
+  "between 20 and 40", "from 20 to 40", "$20-$40". The phrase is removed from the text and
+  becomes a price filter. A number followed by a unit ("under 500ml", "65 inch") is no
+  price: units stay query terms.
+* **Cheap words** ("cheap", "budget", "affordable", ...) are removed from the text and
+  become a soft preference (see `SearchConfig.understand_cheap`).
+* **Brand and category mentions**: word n-grams of the query that equal (after analysis)
+  a brand label or a category path segment of the catalogue. The words stay in the text;
+  the mention boosts the brand's / category's products, or filters to them when the query
+  is nothing but the mention.
+
+Chinese (CJK) queries are not read here: their analysis is unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from shelfwise.search.analysis import Analyzer, has_cjk
+
+__all__ = ["CHEAP_WORDS", "QueryUnderstanding", "UnderstandingOptions", "Understood"]
+
+CHEAP_WORDS = frozenset(
+    {"cheap", "cheaper", "cheapest", "budget", "inexpensive", "affordable", "lowcost", "bargain"}
+)
+"""Words asking for low prices (language, not catalogue)."""
+
+_CUR = r"(?:[$€£]\s?)?"
+_NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
+_SUFFIX = r"(?:\s?(?:dollars?|usd|bucks|euros?|eur|pounds?|gbp|[$€£]))?"
+_AMOUNT = _CUR + _NUM + _SUFFIX
+_MAX_WORDS = (
+    r"under|below|less\s+than|cheaper\s+than|up\s+to|upto|at\s+most|max|maximum|"
+    r"no\s+more\s+than|<=?"
+)
+_MIN_WORDS = r"over|above|more\s+than|at\s+least|min|minimum|starting\s+at|>=?"
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("range", re.compile(rf"\bbetween\s+{_AMOUNT}\s*(?:and|to|-)\s*{_AMOUNT}")),
+    ("range", re.compile(rf"\bfrom\s+{_AMOUNT}\s*(?:to|-)\s*{_AMOUNT}")),
+    ("range", re.compile(rf"[$€£]\s?{_NUM}\s*(?:-|to)\s*[$€£]\s?{_NUM}")),
+    ("max", re.compile(rf"(?:(?<=\s)|^)(?:{_MAX_WORDS})\s*{_AMOUNT}")),
+    ("min", re.compile(rf"(?:(?<=\s)|^)(?:{_MIN_WORDS})\s*{_AMOUNT}")),
+]
+_UNIT_AFTER = re.compile(
+    r"\s*(?:inch(?:es)?|in\b|\"|cm|mm|m\b|ml|l\b|ltr|litres?|liters?|g\b|gr|grams?|kg|mg|oz|"
+    r"lbs?|gb|tb|mb|kw|w\b|watts?|v\b|volts?|mah|hz|pack|pcs|pieces?|count|ct\b|x\b|%|ft|feet)",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W_]+(?:['.\-][^\W_]+)*")
+
+
+@dataclass(frozen=True)
+class UnderstandingOptions:
+    """Knobs of query understanding (see the `understand_*` fields of `SearchConfig`)."""
+
+    price: bool = True
+    cheap: str = "filter"
+    brand: bool = True
+    category: bool = True
+    max_phrase_words: int = 4
+
+
+@dataclass
+class Understood:
+    """What `QueryUnderstanding.read` found in one query."""
+
+    query: str
+    text: str
+    """The text left to search (price phrases and cheap words removed)."""
+    min_price: float | None = None
+    max_price: float | None = None
+    price_source: str | None = None
+    cheap: str | None = None
+    """The cheap word, when one was found."""
+    brand: str | None = None
+    brand_words: str | None = None
+    category: list[str] = field(default_factory=list)
+    """The category paths a mention names (one segment can sit under several parents)."""
+    category_words: str | None = None
+    only_mention: bool = False
+    """The query is nothing but the brand / category mention (filter instead of boost)."""
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def has_price(self) -> bool:
+        """Whether a price bound was read."""
+        return self.min_price is not None or self.max_price is not None
+
+    def price_info(self) -> dict[str, Any]:
+        """`query_info["price"]` before the service says how it was applied."""
+        out: dict[str, Any] = {}
+        if self.min_price is not None:
+            out["min"] = self.min_price
+        if self.max_price is not None:
+            out["max"] = self.max_price
+        if self.price_source:
+            out["source"] = self.price_source
+        return out
+
+
+def _amount(whole: str, cents: str | None) -> float:
+    value = float(whole.replace(",", ""))
+    return value + (float(f"0.{cents}") if cents else 0.0)
+
+
+class QueryUnderstanding:
+    """Reads price intent, cheap words and brand / category mentions against the
+    catalogue's brand and category labels."""
+
+    def __init__(self, analyzer: Analyzer, options: UnderstandingOptions | None = None) -> None:
+        self.analyzer = analyzer
+        self.options = options or UnderstandingOptions()
+        self._brands: dict[str, str] = {}
+        self._categories: dict[str, list[str]] = {}
+        self._n_brands = 0
+        self._n_categories = 0
+
+    def _key(self, phrase: str) -> str:
+        return " ".join(self.analyzer.terms(phrase))
+
+    def update(self, brands: list[str], categories: list[str], separator: str) -> None:
+        """Learn labels appended since the last call (label lists only ever grow)."""
+        for label in brands[self._n_brands :]:
+            key = self._key(label)
+            if key and not key.replace(" ", "").isdigit():
+                self._brands.setdefault(key, label)
+        self._n_brands = len(brands)
+        for path in categories[self._n_categories :]:
+            parts = [p.strip() for p in path.split(separator.strip()) if p.strip()]
+            for depth, part in enumerate(parts):
+                key = self._key(part)
+                if not key:
+                    continue
+                prefix = separator.join(parts[: depth + 1])
+                paths = self._categories.setdefault(key, [])
+                if prefix not in paths:
+                    paths.append(prefix)
+        self._n_categories = len(categories)
+
+    def read(self, query: str) -> Understood:
+        """What `query` asks for beyond its words."""
+        out = Understood(query=query, text=query)
+        if has_cjk(query):
+            return out
+        text = query
+        o = self.options
+        if o.price:
+            text = self._price(text, out)
+        if o.cheap != "off":
+            kept = []
+            for word in text.split():
+                if word.casefold().strip(".,!?") in CHEAP_WORDS and out.cheap is None:
+                    out.cheap = word
+                    out.removed.append(word)
+                else:
+                    kept.append(word)
+            text = " ".join(kept)
+        out.text = " ".join(text.split())
+        self._mentions(out)
+        return out
+
+    def _price(self, text: str, out: Understood) -> str:
+        lowered = text.casefold()
+        spans: list[tuple[int, int]] = []
+        for kind, pattern in _PATTERNS:
+            for m in pattern.finditer(lowered):
+                if any(m.start() < e and s < m.end() for s, e in spans):
+                    continue
+                rest = lowered[m.end() :]
+                if rest[:1].isalnum() or _UNIT_AFTER.match(rest):
+                    continue  # "under 500ml", "over 65 inch": units, not prices
+                g = m.groups()
+                if kind == "range":
+                    lo, hi = _amount(g[0], g[1]), _amount(g[2], g[3])
+                    lo, hi = min(lo, hi), max(lo, hi)
+                    out.min_price = lo if out.min_price is None else max(out.min_price, lo)
+                    out.max_price = hi if out.max_price is None else min(out.max_price, hi)
+                elif kind == "max":
+                    v = _amount(g[0], g[1])
+                    out.max_price = v if out.max_price is None else min(out.max_price, v)
+                else:
+                    v = _amount(g[0], g[1])
+                    out.min_price = v if out.min_price is None else max(out.min_price, v)
+                spans.append((m.start(), m.end()))
+        if not spans:
+            return text
+        spans.sort()
+        phrases = [text[s:e].strip() for s, e in spans]
+        out.price_source = "; ".join(phrases)
+        out.removed.extend(phrases)
+        if (
+            out.min_price is not None
+            and out.max_price is not None
+            and out.min_price > out.max_price
+        ):
+            out.min_price, out.max_price = out.max_price, out.min_price
+        kept, last = [], 0
+        for s, e in spans:
+            kept.append(text[last:s])
+            last = e
+        kept.append(text[last:])
+        return " ".join("".join(kept).split())
+
+    def _mentions(self, out: Understood) -> None:
+        o = self.options
+        if not (o.brand or o.category):
+            return
+        words = _WORD.findall(out.text)
+        keys = [self._key(w) for w in words]
+        n = len(words)
+        for size in range(min(o.max_phrase_words, n), 0, -1):
+            for start in range(n - size + 1):
+                key = " ".join(k for k in keys[start : start + size] if k)
+                if not key:
+                    continue
+                phrase = " ".join(words[start : start + size])
+                if o.brand and out.brand is None and key in self._brands:
+                    out.brand = self._brands[key]
+                    out.brand_words = phrase
+                    out.only_mention = size == n
+                elif o.category and not out.category and key in self._categories:
+                    out.category = list(self._categories[key])
+                    out.category_words = phrase
+                    out.only_mention = out.only_mention or size == n
+        if out.brand and out.category:
+            out.only_mention = False  # two mentions: boost both, filter neither

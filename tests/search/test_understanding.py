@@ -1,0 +1,184 @@
+"""Query understanding with known answers on a small catalogue: price intent as a filter
+(relaxed and said so when it leaves nothing), cheap words, brand and category mentions
+from the catalogue's own labels, units kept, the off switch, Chinese unchanged."""
+
+import pandas as pd
+import pytest
+
+from shelfwise.search.analysis import Analyzer
+from shelfwise.search.service import SearchConfig, SearchService
+from shelfwise.search.understanding import QueryUnderstanding
+
+ROWS = [
+    ("T1", "Lumio 55 inch 4K TV", "Lumio", "Electronics > TV & Video > TVs", 449.0),
+    ("T2", "Lumio 65 inch OLED TV", "Lumio", "Electronics > TV & Video > TVs", 1731.0),
+    ("T3", "Vexa 43 inch Smart TV", "Vexa", "Electronics > TV & Video > TVs", 299.0),
+    ("T4", "Vexa 75 inch QLED TV", "Vexa", "Electronics > TV & Video > TVs", 999.0),
+    ("H1", "Sonaro Wireless Headphones", "Sonaro", "Electronics > Audio > Headphones", 165.0),
+    ("H2", "Pixelon Wired Headphones", "Pixelon", "Electronics > Audio > Headphones", 29.0),
+    ("H3", "Sonaro Sport Headphones", "Sonaro", "Electronics > Audio > Headphones", 45.0),
+    ("H4", "Pixelon Studio Headphones", "Pixelon", "Electronics > Audio > Headphones", 89.0),
+    ("H5", "Ostara Kids Headphones", "Ostara", "Electronics > Audio > Headphones", 22.0),
+    ("S1", "Aqua Shampoo 500ml", "Aqua", "Beauty > Hair Care > Shampoo", 12.0),
+    ("S2", "Aqua Shampoo 250ml", "Aqua", "Beauty > Hair Care > Shampoo", 8.0),
+    ("C1", "无线蓝牙耳机", "Sonaro", "Electronics > Audio > Headphones", 35.0),
+]
+
+
+def build(**cfg):
+    frame = pd.DataFrame(ROWS, columns=["item_id", "title", "brand", "category", "price"])
+    return SearchService.build(frame, None, SearchConfig(**cfg))
+
+
+@pytest.fixture(scope="module")
+def service():
+    return build()
+
+
+def ids(res):
+    return [i["item_id"] for i in res.items]
+
+
+def prices(res):
+    return [i["price"] for i in res.items]
+
+
+def test_tv_under_500_filters_by_price_and_says_so(service):
+    res = service.search("tv under 500")
+    assert sorted(ids(res)) == ["T1", "T3"]
+    assert all(p <= 500 for p in prices(res))
+    qi = res.query_info
+    assert qi["price"] == {"max": 500.0, "source": "under 500", "applied": "filter"}
+    assert qi["searched"] == "tv" and qi["removed"] == ["under 500"]
+    assert qi["query"] == "tv under 500"
+
+
+def test_headphones_below_dollars(service):
+    res = service.search("headphones below $50")
+    assert sorted(ids(res)) == ["C1", "H2", "H3", "H5"]
+    assert res.query_info["price"]["max"] == 50.0
+    assert res.query_info["price"]["source"] == "below $50"
+
+
+def test_between_20_and_40(service):
+    res = service.search("headphones between 20 and 40")
+    assert sorted(ids(res)) == ["C1", "H2", "H5"]
+    assert (res.query_info["price"]["min"], res.query_info["price"]["max"]) == (20.0, 40.0)
+
+
+def test_a_price_bound_that_leaves_nothing_is_relaxed_and_said(service):
+    res = service.search("tv under 100")
+    assert sorted(ids(res)) == ["T1", "T2", "T3", "T4"]
+    assert res.query_info["price"]["applied"] == "relaxed"
+    assert "under 100" in res.query_info["notice"]
+
+
+def test_the_request_price_filter_wins(service):
+    res = service.search("tv under 500", filters=["price=900.."])
+    assert sorted(ids(res)) == ["T2", "T4"]
+    assert res.query_info["price"]["applied"] == "none"
+
+
+def test_cheap_keeps_the_cheaper_half(service):
+    res = service.search("cheap headphones")
+    # headphones cost 165, 29, 45, 89, 22, 35: the median is 40
+    assert sorted(ids(res)) == ["C1", "H2", "H5"]
+    assert res.query_info["price"]["preference"] == "cheap"
+    assert res.query_info["price"]["max"] == 40.0
+    assert res.query_info["searched"] == "headphones"
+
+
+def test_cheap_as_a_boost_orders_cheaper_first():
+    svc = build(understand_cheap="boost", brand_filter_alone=False)
+    res = svc.search("cheap sonaro headphones")
+    assert ids(res)[:2] == ["H3", "H1"]  # same words, 45 before 165
+    assert res.query_info["price"]["applied"] == "boost"
+    plain = svc.search("sonaro headphones", understand=False)
+    assert ids(plain)[0] == "H1"  # shorter title without the preference
+
+
+def test_brand_mention_boosts_and_a_brand_alone_filters(service):
+    res = service.search("pixelon headphones")
+    assert res.query_info["brand"]["value"] == "Pixelon"
+    assert res.query_info["brand"]["applied"] == "boost"
+    assert ids(res)[:2] in (["H2", "H4"], ["H4", "H2"])
+    alone = service.search("pixelon")
+    assert sorted(ids(alone)) == ["H2", "H4"]
+    assert alone.query_info["brand"]["applied"] == "filter"
+
+
+def test_brand_boost_lifts_the_named_brand():
+    frame = pd.DataFrame(
+        [
+            ("A", "Wireless Headphones Vexa Edition", "Sonaro", "Audio", 10.0),
+            ("B", "Wireless Headphones", "Vexa", "Audio", 10.0),
+        ],
+        columns=["item_id", "title", "brand", "category", "price"],
+    )
+    boosted = SearchService.build(frame, None, SearchConfig(brand_boost=2.0))
+    res = boosted.search("vexa headphones")
+    assert ids(res)[0] == "B" and res.query_info["brand"]["value"] == "Vexa"
+    assert res.items[0]["score"] > res.items[1]["score"]
+
+
+def test_category_mention_boosts_or_filters_when_alone(service):
+    res = service.search("headphones")
+    assert res.query_info["category"]["value"] == "Electronics > Audio > Headphones"
+    assert res.query_info["category"]["applied"] == "boost"
+    assert res.query_info["category"]["boosted"] == 6  # H1-H5 and C1
+    frame = pd.DataFrame(
+        [
+            ("A", "Shampoo Bottle Holder", "Home > Bathroom", 5.0),
+            ("B", "Herbal Shampoo", "Beauty > Hair Care > Shampoo", 9.0),
+        ],
+        columns=["item_id", "title", "category", "price"],
+    )
+    svc = SearchService.build(frame, None, SearchConfig())
+    boost = {i["item_id"]: i["score"] for i in svc.search("shampoo").items}
+    plain = {i["item_id"]: i["score"] for i in svc.search("shampoo", understand=False).items}
+    assert boost["B"] == pytest.approx(plain["B"] * 1.3, rel=1e-4)  # category_boost 0.3
+    assert boost["A"] == pytest.approx(plain["A"])  # the holder is still found, not boosted
+    strict = SearchService.build(frame, None, SearchConfig(category_filter_alone=True))
+    only = strict.search("shampoo")
+    assert ids(only) == ["B"] and only.query_info["category"]["applied"] == "filter"
+
+
+def test_units_stay_query_terms(service):
+    res = service.search("shampoo 500ml")
+    assert ids(res) == ["S1"]
+    assert "price" not in res.query_info
+    tv = service.search("65 inch tv")
+    assert ids(tv) == ["T2"] and "price" not in tv.query_info
+    assert service.search("over 65 inch tv").query_info.get("price") is None
+
+
+def test_the_off_switch(service):
+    res = service.search("tv under 500", understand=False)
+    assert res.query_info["understand"] is False
+    assert "price" not in res.query_info  # unknown words "under", "500" are ignored
+    assert sorted(ids(res)) == ["T1", "T2", "T3", "T4"]
+    off = build(understand=False).search("pixelon")
+    assert "brand" not in off.query_info
+
+
+def test_chinese_queries_are_not_read():
+    reader = QueryUnderstanding(Analyzer())
+    reader.update(["Sonaro"], ["Electronics > Audio > Headphones"], " > ")
+    got = reader.read("无线蓝牙耳机 under 50")
+    assert got.text == "无线蓝牙耳机 under 50" and not got.has_price
+
+
+def test_price_phrases():
+    reader = QueryUnderstanding(Analyzer())
+    cases = {
+        "lamp under 1,000": (None, 1000.0, "lamp"),
+        "lamp over $20": (20.0, None, "lamp"),
+        "lamp $20-$40": (20.0, 40.0, "lamp"),
+        "lamp from 40 to 20": (20.0, 40.0, "lamp"),
+        "lamp less than 19.99": (None, 19.99, "lamp"),
+        "under armour shoes": (None, None, "under armour shoes"),
+        "under 500ml": (None, None, "under 500ml"),
+    }
+    for query, (lo, hi, text) in cases.items():
+        got = reader.read(query)
+        assert (got.min_price, got.max_price, got.text) == (lo, hi, text), query
