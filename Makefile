@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed  ## tunes for DEMO_TUNE_BUDGET seconds on the first run, then reuses
 	$(BIN)/shelfwise demo --dir $(DEMO_DIR) --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed
