@@ -28,13 +28,12 @@ from shelfwise.artifacts.registry import Registry
 from shelfwise.data.matrix import InteractionWeights, build_interactions
 from shelfwise.data.sequences import Sequences
 from shelfwise.evaluation.protocols import ProtocolData, _interaction_rows, prepare
-from shelfwise.recommenders.base import Recommender
 from shelfwise.evaluation.sources import load_frames
-from shelfwise.recommenders.base import create
-from shelfwise.tuning.promotion import Decision, challenge, save_and_promote
-from shelfwise.tuning.report import write_best_toml, write_html, write_json, write_trials_csv
+from shelfwise.recommenders.base import Recommender, create
 from shelfwise.tuning.data import Fold
 from shelfwise.tuning.objective import fit_model, training_input
+from shelfwise.tuning.promotion import Decision, challenge, save_and_promote
+from shelfwise.tuning.report import write_best_toml, write_html, write_json, write_trials_csv
 from shelfwise.tuning.tuner import Tuned, TuneResult, TuneSettings, default_study_name, tune
 
 log = logging.getLogger("shelfwise.tuning")
