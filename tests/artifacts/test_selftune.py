@@ -144,3 +144,29 @@ def test_settings_carry_the_build_tuning_to_child_processes(
     assert again.tuning.build_candidates == ("ease", "itemknn")
     assert TuningSettings().build_budget_seconds == 0  # the library and `shelfwise build`
     assert TuningSettings().demo_budget_seconds == 180  # `shelfwise demo`
+
+
+def test_cli_build_tunes_then_reuses_then_retunes(
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from shelfwise.cli import main
+
+    url = store.url
+    store.close()  # the command opens the store file itself
+    monkeypatch.setenv("SHELFWISE_TUNING__TRIALS", "3")
+    monkeypatch.setenv("SHELFWISE_TUNING__BUILD_MODEL", "svd")
+    base = ["build", "--store", url, "--artifacts", str(tmp_path / "reg")]
+    assert main([*base, "--tune-budget", "60"]) == 0
+    assert "personalisation: svd" in capsys.readouterr().out
+    assert main([*base, "--tune-budget", "60", "--rebuild"]) == 0
+    assert "(reused from v0001;" in capsys.readouterr().out
+    assert main([*base, "--tune-budget", "60", "--retune"]) == 0
+    out = capsys.readouterr().out
+    assert "(tuned;" in out and "3 trials" in out
+    assert main([*base]) == 0  # no budget: the store has not changed, the bundle is reused
+    assert "up to date" in capsys.readouterr().out
+    assert main([*base, "--tune-budget", "-1"]) == 2
+    assert "--tune-budget must be >= 0 seconds, got -1" in capsys.readouterr().err
