@@ -170,3 +170,27 @@ def test_cli_build_tunes_then_reuses_then_retunes(
     assert "up to date" in capsys.readouterr().out
     assert main([*base, "--tune-budget", "-1"]) == 2
     assert "--tune-budget must be >= 0 seconds, got -1" in capsys.readouterr().err
+
+
+def test_a_train_job_keeps_the_tuned_model(store: Store, tmp_path: Path) -> None:
+    """The train job's child rebuilds with the served bundle's models and roles: a tuned
+    personalisation model stays the one personalising (and is refitted, not tuned again)."""
+    import json
+
+    from shelfwise.serve.jobs import _train_child
+
+    registry = Registry(tmp_path / "artifacts")
+    served = build_bundle(store, registry, search_rerank=False, tuning=TUNING)
+    path = store.url.removeprefix("duckdb:///")
+    store.close()
+    out = tmp_path / "result.json"
+    _train_child(
+        f"duckdb:///{path}", str(registry.root), (served.fingerprint, served.manifest["store"]),
+        served.engine.model_dump(mode="json"), None, False, None, served.manifest["models"],
+        str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())["result"]
+    manifest = registry.get(result["version"]).manifest
+    assert manifest["engine"]["personalisation_model"] == "svd"
+    assert manifest["models"]["svd"] == served.manifest["tuning"]["config"]
+    assert manifest["metrics"]["holdout"]["model"] == "svd"
