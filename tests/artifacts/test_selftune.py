@@ -105,6 +105,9 @@ def test_second_build_reuses_the_choice_unless_retune(store: Store, tmp_path: Pa
     assert second.engine.personalisation_model == "svd"
     third = build_bundle(store, registry, search_rerank=False, tuning=TUNING)
     assert third.manifest["tuning"]["reused_from"] == first.version  # the origin, not second
+    registry.derive(first.version)  # a derived bundle (a promotion) copies the record
+    derived = build_bundle(store, registry, search_rerank=False, tuning=TUNING)
+    assert derived.manifest["tuning"]["reused_from"] == first.version
     again = build_bundle(store, registry, search_rerank=False, tuning=TUNING, retune=True)
     assert again.manifest["tuning"]["reused_from"] is None
     assert "tuning" in again.manifest["seconds"]

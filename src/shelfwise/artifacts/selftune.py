@@ -57,7 +57,8 @@ def reusable_choice(registry: Registry, key: dict[str, Any]) -> dict[str, Any] |
         if not isinstance(record, dict) or "config" not in record:
             continue
         if all(record.get(k) == v for k, v in key.items()):
-            origin = record.get("reused_from") or info.version
+            # a derived bundle (a promotion) carries its parent's record: name the parent
+            origin = record.get("reused_from") or info.parent or info.version
             return {**record, "reused_from": origin}
     return None
 
