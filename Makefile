@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed
 
+# `shelfwise demo` tunes its recommender for tuning.demo_budget_seconds (180 s) on the first
+# run and reuses the choice afterwards (SHELFWISE_TUNING__DEMO_BUDGET_SECONDS=0: off)
 demo: $(VENV)/.installed
 	$(BIN)/shelfwise demo --dir $(DEMO_DIR) --host $(HOST) --port $(PORT)
 

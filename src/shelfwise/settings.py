@@ -24,6 +24,7 @@ settings), `tuning` (defaults of `shelfwise tune` and the API's tune jobs) and `
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,18 @@ class TuningSettings(_Section):
     timeout: float | None = Field(default=None, gt=0)
     """Seconds per study (None: no time limit)."""
     seed: int = 42
+    build_budget_seconds: float = Field(default=0.0, ge=0)
+    """Seconds a bundle build spends tuning its personalisation model (`shelfwise build`,
+    the library); 0: off, the default configurations are served. The winner is refitted on
+    all the interactions; a later build of the same store reuses it (`--retune` tunes
+    again)."""
+    demo_budget_seconds: float = Field(default=180.0, ge=0)
+    """The tuning budget of `shelfwise demo` / `make demo` (0: off)."""
+    build_model: str = "auto"
+    """What a build tunes: a registry name, or `auto` (the best of `build_candidates`)."""
+    build_candidates: tuple[str, ...] = ("itemknn", "ease")
+    """The models `auto` searches over at build time (item-item models: they serve from a
+    request's history; EASE inverts an items x items matrix, keep catalogues moderate)."""
 
 
 class IngestSettings(_Section):
@@ -275,7 +288,12 @@ class Settings(BaseSettings):
         for section in ("store", "paths", "serve", "search", "tuning", "ingest"):
             for field, value in getattr(self, section).model_dump(mode="json").items():
                 if value is not None:
-                    text = str(value).lower() if isinstance(value, bool) else str(value)
+                    if isinstance(value, bool):
+                        text = str(value).lower()
+                    elif isinstance(value, list | dict):  # complex fields are read as JSON
+                        text = json.dumps(value)
+                    else:
+                        text = str(value)
                     out[f"SHELFWISE_{section.upper()}__{field.upper()}"] = text
         out["SHELFWISE_ENGINE"] = self.engine.model_dump_json()
         return out

@@ -208,6 +208,8 @@ def test_admin_page_counts_match_the_store(page: Any, demo_server: DemoServer) -
         text = page.inner_text(f'#event-types .stat[data-key="type-{event_type}"] .n')
         assert int(text.replace(",", "")) == n, event_type
     assert page.locator("#models-table tbody tr.active").count() == 1
+    # the bundle's held-out metric is a column, beside the tuned version's metrics
+    assert page.locator('#models-table th[data-metric="holdout.ndcg@10"]').count() == 1
     # the tuning run's trials, each a dot, and the best-so-far line
     chart = page.locator(f'#tuning figure.chart[data-trials="{TUNING_TRIALS}"]')
     assert chart.count() == 1

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ from shelfwise.search.build import build_search_service, load_search_service
 from shelfwise.search.service import SearchService
 from shelfwise.serving.config import EngineConfig
 from shelfwise.store import Store
+
+if TYPE_CHECKING:
+    from shelfwise.settings import TuningSettings
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +131,8 @@ def build_bundle(
     serving_model: str | None = None,
     cache_dir: Path | None = None,
     source: tuple[str, str] | None = None,
+    tuning: TuningSettings | None = None,
+    retune: bool = False,
 ) -> Bundle:
     """Train the models and build the search service from the store; save the bundle as a new
     version of the registry at `directory`.
@@ -142,10 +147,16 @@ def build_bundle(
     records it under "engine". The manifest's `metrics["holdout"]` is the personalisation
     model's held-out metric (`artifacts.gate.holdout_metrics`), which the train job's gate
     compares. `source` (fingerprint, url) is the store the manifest records instead of
-    `store`'s own (a build from a snapshot records the store it was taken from)."""
+    `store`'s own (a build from a snapshot records the store it was taken from).
+
+    `tuning` with `build_budget_seconds > 0` first tunes the personalisation model within
+    that budget (`artifacts.selftune.choose_config`; a later build of the same store reuses
+    the earlier choice unless `retune`): the winner joins `models` under its name, becomes
+    `engine.personalisation_model` and, like every model here, is fitted on all the
+    interactions; the manifest records the study under "tuning" and `metrics["tuning"]`."""
     started = time.perf_counter()
     search_dense = bool(search_dense)
-    models = models or DEFAULT_MODELS
+    models = dict(models or DEFAULT_MODELS)
     weights = weights or InteractionWeights()
     engine = engine if engine is not None else _engine_config()
     fingerprint, store_url = source if source is not None else (store.fingerprint(), store.url)
@@ -154,12 +165,29 @@ def build_bundle(
     if items.empty:
         raise DataError("the store has no items: ingest a catalog first (shelfwise ingest)")
     item_vocab = Vocabulary(items["item_id"].astype(str).tolist())
+    registry = directory if isinstance(directory, Registry) else Registry(directory)
+    tuned, tuning_seconds = None, 0.0
+    if tuning is not None and tuning.build_budget_seconds > 0:
+        from shelfwise.artifacts.selftune import choose_config
+
+        t0 = time.perf_counter()
+        tuned = choose_config(
+            weighted_events(interactions, weights), items, tuning, registry,
+            store_url=store_url, fingerprint=fingerprint, retune=retune,
+        )  # fmt: skip
+        if tuned is not None:
+            models[tuned["model"]] = dict(tuned["config"])
+            engine = engine.model_copy(update={"personalisation_model": tuned["model"]})
+            if not tuned.get("reused_from"):
+                tuning_seconds = round(time.perf_counter() - t0, 3)
     data = build_interactions(interactions, weights=weights, items=item_vocab)
     log.info(
         "training on %d users x %d items, %d interactions", data.n_users, data.n_items, data.nnz
     )
     fitted: dict[str, Recommender] = {}
     timings: dict[str, float] = {}
+    if tuned is not None and not tuned.get("reused_from"):
+        timings["tuning"] = tuning_seconds
     ordered: OrderedInteractions | None = None
     for name, params in models.items():
         t0 = time.perf_counter()
@@ -191,8 +219,10 @@ def build_bundle(
         timings["holdout"] = round(time.perf_counter() - t0, 3)
         if holdout is not None:
             metrics["holdout"] = holdout
+    if tuned is not None:
+        from shelfwise.artifacts.selftune import tuning_metrics
 
-    registry = directory if isinstance(directory, Registry) else Registry(directory)
+        metrics["tuning"] = tuning_metrics(tuned)
     with registry.draft("bundle") as draft:
         target = draft.path
         item_vocab.save(target / "items.vocab.json")
@@ -221,6 +251,7 @@ def build_bundle(
             "seconds": {**timings, "total": round(time.perf_counter() - started, 3)},
             "metrics": metrics,
             "serving_model": serving_model,
+            "tuning": tuned,
         }
     info = registry.activate(draft.version) if activate else registry.get(draft.version)
     bundle = Bundle(info.path, info.manifest, items, item_vocab, fitted, search, weights, engine)
@@ -274,6 +305,8 @@ def ensure_bundle(
     engine: EngineConfig | None = None,
     cache_dir: Path | None = None,
     reuse_stale: bool = False,
+    tuning: TuningSettings | None = None,
+    retune: bool = False,
 ) -> tuple[Bundle, bool]:
     """The served bundle if it matches the store, else a fresh one. Returns (bundle, built).
 
@@ -289,13 +322,14 @@ def ensure_bundle(
     (and builds as `build_bundle` defaults). A new bundle records `engine` (default: the
     defaults); a reused one keeps the configuration it was built with. A new bundle keeps
     serving the tuned model the one it replaces served (or the tuned model `ACTIVE` names,
-    when `shelfwise tune` promoted one with no bundle)."""
+    when `shelfwise tune` promoted one with no bundle). `tuning` and `retune` are passed to
+    `build_bundle` (a tuning budget for a new bundle; `retune` also rebuilds)."""
     registry = Registry(root)
     active = registry.active()
     serving_model = None
     if active is not None:
         serving_model = active.version if active.kind == "model" else active.serving_model
-    if active is not None and active.kind == "bundle" and not rebuild:
+    if active is not None and active.kind == "bundle" and not (rebuild or retune):
         try:
             bundle = load_bundle(active.path)
         except (OSError, ValueError, KeyError, ShelfwiseError) as exc:
@@ -326,5 +360,7 @@ def ensure_bundle(
         engine=engine,
         serving_model=serving_model,
         cache_dir=cache_dir,
+        tuning=tuning,
+        retune=retune,
     )
     return built, True

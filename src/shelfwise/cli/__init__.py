@@ -122,26 +122,41 @@ def cmd_generate_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """Train the default models and build the search index from the store."""
+    """Train the models (tuning the personalisation one within `--tune-budget`) and build
+    the search index from the store."""
     from shelfwise.artifacts import ensure_bundle
     from shelfwise.store import open_store
 
-    settings = _settings(args.search_mode)
+    settings = _settings(args.search_mode, args.tune_budget)
     with open_store(_store_url(args)) as store:
         bundle, built = ensure_bundle(
             store, Path(args.artifacts), rebuild=args.rebuild, search_dense=settings.search.dense,
             engine=settings.engine, cache_dir=settings.paths.embeddings,
+            tuning=settings.tuning, retune=args.retune,
         )  # fmt: skip
     state = "built" if built else "up to date"
     print(f"bundle {bundle.directory} ({state}): {json.dumps(bundle.manifest['counts'])}")
+    tuned = bundle.manifest.get("tuning")
+    if tuned:
+        how = f"reused from {tuned['reused_from']}" if tuned.get("reused_from") else "tuned"
+        print(
+            f"personalisation: {tuned['model']} {json.dumps(tuned['config'])} ({how}; "
+            f"{tuned['metric']}={tuned.get('validation')} on validation, "
+            f"{tuned.get('trials')} trials)"
+        )
     return 0
 
 
-def _settings(search_mode: str | None = None) -> Settings:
-    """`Settings()` from the environment, with `--search-mode` winning when given."""
+def _settings(search_mode: str | None = None, tune_budget: float | None = None) -> Settings:
+    """`Settings()` from the environment, with `--search-mode` and `--tune-budget` winning
+    when given."""
     settings = Settings()
     if search_mode:  # argparse checked the value
         settings = settings.with_(search={"mode": search_mode})
+    if tune_budget is not None:
+        if tune_budget < 0:
+            raise ShelfwiseError(f"--tune-budget must be >= 0 seconds, got {tune_budget:g}")
+        settings = settings.with_(tuning={"build_budget_seconds": tune_budget})
     return settings
 
 
@@ -154,21 +169,24 @@ def _serve(
     auth: bool = True,
     workers: int = 1,
     search_mode: str | None = None,
+    tune_budget: float | None = None,
+    retune: bool = False,
 ) -> int:
     from shelfwise.artifacts import Registry, ensure_bundle
     from shelfwise.serve.app import serve
     from shelfwise.store import open_store
 
-    settings = _settings(search_mode).with_(
+    settings = _settings(search_mode, tune_budget).with_(
         store={"url": store_url}, paths={"artifacts": artifacts}
     )
     active = Registry(artifacts).active()
-    if rebuild or active is None or active.kind != "bundle":
+    if rebuild or retune or active is None or active.kind != "bundle":
         # build here, where a bad store is a clear error; the server then only loads it
         with open_store(store_url) as store:
             bundle, _ = ensure_bundle(
                 store, artifacts, rebuild=rebuild, search_dense=settings.search.dense,
                 engine=settings.engine, cache_dir=settings.paths.embeddings, reuse_stale=True,
+                tuning=settings.tuning, retune=retune,
             )  # fmt: skip
             log.info("built bundle %s", bundle.directory)
     # the server starts on the active bundle whatever arrived since (module `serve.app`)
@@ -190,6 +208,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         auth=not args.no_auth,
         workers=args.workers,
         search_mode=args.search_mode,
+        tune_budget=args.tune_budget,
+        retune=args.retune,
     )
 
 
@@ -215,22 +235,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
             log.info(
                 "ingested %d items, %d users, %d events", report.items, report.users, report.events
             )
+    # the demo tunes its personalisation model (once: later runs reuse the choice)
+    budget = args.tune_budget
+    if budget is None:
+        budget = Settings().tuning.demo_budget_seconds
     if args.no_serve:
         from shelfwise.artifacts import ensure_bundle
 
-        settings = _settings(args.search_mode)
+        settings = _settings(args.search_mode, budget)
         with open_store(store_url) as store:
             bundle, _ = ensure_bundle(
                 store, root / "artifacts", search_dense=settings.search.dense,
                 engine=settings.engine, cache_dir=settings.paths.embeddings,
+                tuning=settings.tuning, retune=args.retune,
             )  # fmt: skip
         print(f"demo ready: {store_url}, bundle {bundle.directory}")
         return 0
     # the local demo runs without API keys (printed at start); `shelfwise serve` needs them
     return _serve(
         store_url, root / "artifacts", args.host, args.port, rebuild=False, auth=False,
-        search_mode=args.search_mode,
+        search_mode=args.search_mode, tune_budget=budget, retune=args.retune,
     )  # fmt: skip
+
+
+def _tune_args(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--tune-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a new bundle spends tuning its personalisation model, refitted on all "
+        f"the data and served; 0: off (default: {default})",
+    )
+    p.add_argument(
+        "--retune",
+        action="store_true",
+        help="tune again (and rebuild) instead of reusing an earlier build's tuned choice",
+    )
 
 
 def _search_mode_arg(p: argparse.ArgumentParser) -> None:
@@ -307,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
             else "retrain before serving (default: serve the active bundle, catching up online)",
         )
         _search_mode_arg(p)
+        _tune_args(p, "$SHELFWISE_TUNING__BUILD_BUDGET_SECONDS, else 0")
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)
@@ -325,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-serve", action="store_true", help="prepare everything, do not serve")
     _search_mode_arg(p)
+    _tune_args(p, "$SHELFWISE_TUNING__DEMO_BUDGET_SECONDS, else 180")
     p.set_defaults(func=cmd_demo)
     from shelfwise.cli.evaluate import add_parser as add_evaluate_parser
 

@@ -192,6 +192,7 @@ def _open_engine(settings: Settings) -> tuple[Store, Engine]:
             engine=settings.engine,
             cache_dir=settings.paths.embeddings,
             reuse_stale=True,  # start on the last good bundle: the engine catches up online
+            tuning=settings.tuning,  # a bundle built here tunes within build_budget_seconds
         )
         log.info("%s bundle %s", "built" if built else "loaded", bundle.directory)
         return store, Engine(store, bundle, tail_seconds=settings.serve.tail_seconds)

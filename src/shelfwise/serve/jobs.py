@@ -301,6 +301,7 @@ def _train_child(
     serving_model: str | None,
     search_dense: bool | None,
     cache_dir: str | None,
+    models: dict[str, Any] | None,
     out: str,
 ) -> None:
     """The child process of a train job: build a bundle (not activated) from the snapshot,
@@ -316,6 +317,7 @@ def _train_child(
                 serving_model=serving_model,
                 cache_dir=Path(cache_dir) if cache_dir else None,
                 source=(source[0], source[1]),
+                models=models,
             )
         manifest = bundle.manifest
         result = {
@@ -358,6 +360,7 @@ def train_job(
             served.manifest.get("serving_model"),  # and the tuned model
             search_dense,
             str(cache_dir) if cache_dir is not None else None,
+            served.manifest.get("models"),  # and the model configurations (a tuned one too)
         )
     context.phase("gate")
     decision = gate(built.get("metrics"), served.manifest.get("metrics"))

@@ -1,5 +1,11 @@
 """One tuning run as a library call: load a data set, split it, tune, score once on test,
-save the tuned model in the registry, promote it if it beats the champion, write the report.
+refit the winner on all the data set's interactions, save that model in the registry,
+promote it if it beats the champion, write the report.
+
+The saved (and, once promoted, served) model is the best configuration fitted on every
+interaction of the data set; its metrics are those of the same configuration fitted on the
+protocol's training (+ validation) part and scored on the test part, which the served model
+has seen. `extra["fitted_on"]` records it ("all", with the interaction count).
 
 `shelfwise tune` and the API's background tune job (in a child process) both call
 `tune_dataset`; neither builds the other's command line.
@@ -14,10 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
 from shelfwise.artifacts.registry import Registry
-from shelfwise.evaluation.protocols import prepare
+from shelfwise.data.matrix import InteractionWeights, build_interactions
+from shelfwise.data.sequences import Sequences
+from shelfwise.evaluation.protocols import ProtocolData, _interaction_rows, prepare
 from shelfwise.evaluation.sources import load_frames
-from shelfwise.recommenders.base import create
+from shelfwise.recommenders.base import Recommender, create
+from shelfwise.tuning.data import Fold
+from shelfwise.tuning.objective import fit_model, training_input
 from shelfwise.tuning.promotion import Decision, challenge, save_and_promote
 from shelfwise.tuning.report import write_best_toml, write_html, write_json, write_trials_csv
 from shelfwise.tuning.tuner import Tuned, TuneResult, TuneSettings, default_study_name, tune
@@ -37,6 +51,22 @@ class TuneRun:
     decision: Decision | None
     report_dir: Path | None
     study: str
+
+
+def refit_on_all(
+    model: Recommender, events: pd.DataFrame, data: ProtocolData, binary: bool = True
+) -> tuple[Recommender, int]:
+    """A fresh `model` (same name and configuration) fitted on every interaction of
+    `events`, over `data`'s user and item vocabularies -> (model, interactions fitted)."""
+    frame = _interaction_rows(events)
+    weights = InteractionWeights(binary=True) if binary else InteractionWeights()
+    full = build_interactions(frame, weights, users=data.users, items=data.items).matrix
+    fresh = create(model.name, **model.config.model_dump())
+    sequences = Sequences.from_frame(frame, data.users, data.items) if fresh.sequential else None
+    empty = sp.csr_matrix(full.shape, dtype=np.float32)
+    fold = Fold(full, empty, np.zeros(0, dtype=np.int64), sequences)
+    fit_model(fresh, training_input(fresh, fold), data.catalog)
+    return fresh, int(full.nnz)
 
 
 def tune_dataset(
@@ -89,7 +119,9 @@ def tune_dataset(
             "test": result.test,
             "default_test": result.default_test,
         }
+        served, fitted = refit_on_all(tuned.model, events, data, binary)
         extra = {
+            "fitted_on": {"part": "all", "interactions": fitted},
             "study": result.study,
             "storage": result.storage,
             "protocol": result.protocol,
@@ -101,9 +133,7 @@ def tune_dataset(
             "n_trials": result.n_trials,
             "seed": seed,
         }
-        result.version = save_and_promote(
-            registry, tuned.model, decision, metrics, data, label, extra
-        )
+        result.version = save_and_promote(registry, served, decision, metrics, data, label, extra)
     report_dir = report_dir or models_dir / "reports" / study
     comments = [
         f"shelfwise tune: best of {result.n_trials} trials in study {study}",

@@ -101,18 +101,37 @@ function flatMetrics(metrics) {
   return out;
 }
 
+/** Columns always shown when some version records them: a bundle's held-out metric (what
+ * the gate compares) and its build-time tuning (validation metric, the defaults', trials,
+ * seconds), side by side with a tuned model's test and validation metrics. */
+const PINNED_COLUMNS = ["holdout.ndcg@10", "tuning.ndcg@10", "tuning.default_ndcg@10", "tuning.trials", "tuning.seconds"];
+
 function metricColumns(versions) {
   const cols = new Set();
   // quality metrics, and a bundle's total build time; not every per-model timing
   const keep = (k) => !k.startsWith("seconds.") || k === "seconds.total";
   for (const v of versions) for (const k of Object.keys(flatMetrics(v.metrics))) if (keep(k)) cols.add(k);
+  const pinned = PINNED_COLUMNS.filter((k) => cols.has(k));
   const rank = (k) => {
     const order = ["ndcg", "recall", "hit", "mrr", "map", "precision", "coverage", "total"];
     const i = order.findIndex((m) => k.includes(m));
     return (i < 0 ? 50 : i) + (k.startsWith("test") ? 0 : k.startsWith("validation") ? 0.3 : 0.6);
   };
-  return [...cols].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)).slice(0, 5);
+  const rest = [...cols].filter((k) => !pinned.includes(k) && !k.startsWith("tuning."));
+  rest.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  return [...pinned, ...rest].slice(0, Math.max(5, pinned.length + 3));
 }
+
+const COLUMN_LABELS = {
+  "seconds.total": "build s",
+  "holdout.ndcg@10": "held-out ndcg@10",
+  "tuning.ndcg@10": "tuned ndcg@10 (val)",
+  "tuning.default_ndcg@10": "default ndcg@10 (val)",
+  "tuning.trials": "tuning trials",
+  "tuning.seconds": "tuning s",
+};
+
+const columnLabel = (c) => COLUMN_LABELS[c] ?? c;
 
 function renderModelTable(versions) {
   if (!versions.length) return h("p", { class: "muted" }, "No model versions yet.");
@@ -122,7 +141,7 @@ function renderModelTable(versions) {
     { class: "data", id: "models-table" },
     h("thead", {}, h("tr", {}, h("th", {}, "version"), h("th", {}, "model"), h("th", {}, "created"),
       h("th", { class: "num" }, "interactions"),
-      cols.map((c) => h("th", { class: "num" }, c === "seconds.total" ? "build s" : c)), h("th", {}, ""))),
+      cols.map((c) => h("th", { class: "num", dataset: { metric: c } }, columnLabel(c))), h("th", {}, ""))),
     h("tbody", {}, versions.map((v) =>
       h("tr", { class: v.active ? "active" : "", dataset: { version: v.version ?? v.id ?? v.name } },
         h("td", {}, String(v.version ?? v.id ?? v.name ?? "")),
