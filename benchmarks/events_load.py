@@ -31,7 +31,6 @@ import logging
 import os
 import platform
 import pwd
-import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from load_test import stop_server  # the benchmarks folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("events_load")
@@ -228,17 +229,6 @@ def start_server(url: str, artifacts: Path, port: int, workers: int) -> subproce
             time.sleep(0.5)
     stop_server(proc)
     raise SystemExit("server did not become ready within 600 s")
-
-
-def stop_server(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM the server's process group, then SIGKILL if it lingers."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 # ---- the clients ----------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,15 +32,10 @@ import httpx
 from shelfwise.artifacts import ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
 from shelfwise.store import open_store
+from startup import _free_port  # the benchmarks folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "jobs.json"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _prepare(work: Path, items: int) -> tuple[str, Path, str, str]:
