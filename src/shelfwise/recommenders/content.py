@@ -312,7 +312,25 @@ class Tfidf(ContentRecommender):
 
     def __init__(self, config: TfidfConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)
-        self.vectorizer: TfidfVectorizer | None = None
+        self._vectorizer: TfidfVectorizer | None = None
+        # (terms, idf) of a loaded model: the vectoriser (and scikit-learn, ~0.9 s to
+        # import) is rebuilt only when new texts need vectorising, not when a server loads
+        self._pending: tuple[list[str], np.ndarray] | None = None
+
+    @property
+    def vectorizer(self) -> TfidfVectorizer | None:
+        """The fitted vectoriser (None when the catalogue had no words)."""
+        if self._pending is not None:
+            terms, idf = self._pending
+            self._pending = None
+            vec = _tfidf_vectorizer(self.config, 1, vocabulary={t: i for i, t in enumerate(terms)})
+            vec.idf_ = idf
+            self._vectorizer = vec
+        return self._vectorizer
+
+    @vectorizer.setter
+    def vectorizer(self, value: TfidfVectorizer | None) -> None:
+        self._vectorizer, self._pending = value, None
 
     def _fit_vectors(self, texts: list[str]) -> np.ndarray | sp.csr_matrix:
         return self._fit_tfidf(texts)
@@ -355,11 +373,7 @@ class Tfidf(ContentRecommender):
         super()._restore(arrays)
         self.vectorizer = None
         if "terms" in arrays:
-            terms = [str(t) for t in arrays["terms"]]
-            vocabulary = {t: i for i, t in enumerate(terms)}
-            vec = _tfidf_vectorizer(self.config, 1, vocabulary=vocabulary)
-            vec.idf_ = arrays["idf"]
-            self.vectorizer = vec
+            self._pending = ([str(t) for t in arrays["terms"]], np.asarray(arrays["idf"]))
 
 
 # -- LSA -------------------------------------------------------------------------------------
