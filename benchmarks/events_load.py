@@ -34,16 +34,19 @@ import pwd
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from load_test import stop_server  # the benchmarks folder is on sys.path
+from load_test import (  # the benchmarks folder is on sys.path
+    make_key,
+    revoke_key,
+    start_server,
+    stop_server,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("events_load")
@@ -131,24 +134,6 @@ def event_count(url: str) -> int:
         return int(store.counts()["events"])
 
 
-def make_key(url: str) -> tuple[str, str]:
-    """A `write` API key for this run: (key, key_id)."""
-    from shelfwise.serve.security import create_key
-    from shelfwise.store import open_store
-
-    with open_store(url) as store:
-        key, record = create_key(store, "write", "events load test")
-    return key, record.key_id
-
-
-def revoke_key(url: str, key_id: str) -> None:
-    """Revoke the run's key once the server has stopped."""
-    from shelfwise.store import open_store
-
-    with open_store(url) as store:
-        store.revoke_api_key(key_id)
-
-
 # ---- PostgreSQL and the server --------------------------------------------------------------
 
 
@@ -195,40 +180,6 @@ class Cluster:
     def stop(self) -> None:
         """Stop the cluster (its data stays for the next run)."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-
-def start_server(url: str, artifacts: Path, port: int, workers: int) -> subprocess.Popen[str]:
-    """`shelfwise serve` in its own process group; waits until /readyz answers."""
-    env = {
-        **os.environ,
-        "SHELFWISE_RATE_LIMIT": "0",
-        "PYTHONUNBUFFERED": "1",
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-    }
-    cmd = [sys.executable, "-m", "shelfwise", "serve", "--store", url,
-           "--artifacts", str(artifacts), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
-    logfile = Path(tempfile.mkdtemp(prefix="shelfwise-events-")) / "serve.log"
-    with logfile.open("w") as sink:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True
-        )
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"server exited with {proc.returncode}:\n{logfile.read_text()[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    stop_server(proc)
-    raise SystemExit("server did not become ready within 600 s")
 
 
 # ---- the clients ----------------------------------------------------------------------------
@@ -311,10 +262,10 @@ def bench_backend(name: str, url: str, artifacts: Path, args: argparse.Namespace
     """Prepare the store, serve it, run every level; the backend's section of the report."""
     info = prepare(url, artifacts, args)
     workers = 1 if name == "duckdb" else args.pg_workers
-    key, key_id = make_key(url)
+    key, key_id = make_key(url, "write", "events load test")
     before = event_count(url)
     port = free_port()
-    proc = start_server(url, artifacts, port, workers)
+    proc = start_server(url, artifacts, port, workers, ready_within=600)
     levels = []
     try:
         for batch in (1, args.batch):

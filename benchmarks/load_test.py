@@ -125,13 +125,13 @@ def prepare(args: argparse.Namespace) -> tuple[str, Path, dict[str, Any]]:
     return store_url, artifacts, info
 
 
-def make_key(store_url: str) -> tuple[str, str]:
-    """A `read` API key for this run: (key, key_id)."""
+def make_key(store_url: str, scopes: str = "read", name: str = "load test") -> tuple[str, str]:
+    """An API key with `scopes` for this run: (key, key_id)."""
     from shelfwise.serve.security import create_key
     from shelfwise.store import open_store
 
     with open_store(store_url) as store:
-        key, record = create_key(store, "read", "load test")
+        key, record = create_key(store, scopes, name)
     return key, record.key_id
 
 
@@ -181,8 +181,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(store_url: str, artifacts: Path, port: int, workers: int) -> subprocess.Popen[str]:
-    """`shelfwise serve` in its own process group; waits until /readyz answers."""
+def start_server(
+    store_url: str, artifacts: Path, port: int, workers: int, ready_within: float = 300
+) -> subprocess.Popen[str]:
+    """`shelfwise serve` in its own process group; waits (up to `ready_within` seconds)
+    until /readyz answers."""
     env = {
         **os.environ,
         "SHELFWISE_RATE_LIMIT": "0",
@@ -214,7 +217,7 @@ def start_server(store_url: str, artifacts: Path, port: int, workers: int) -> su
             cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )
     log.info("server log: %s", logfile)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + ready_within
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = logfile.read_text()[-3000:]
@@ -226,7 +229,7 @@ def start_server(store_url: str, artifacts: Path, port: int, workers: int) -> su
         except OSError:
             time.sleep(0.5)
     stop_server(proc)
-    raise SystemExit("server did not become ready within 300 s")
+    raise SystemExit(f"server did not become ready within {ready_within:.0f} s")
 
 
 def stop_server(proc: subprocess.Popen[str]) -> None:
