@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ import httpx
 from shelfwise.artifacts import ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
 from shelfwise.store import open_store
-from startup import _free_port  # the benchmarks folder is on sys.path
+from startup import _free_port, machine  # the benchmarks folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "jobs.json"
@@ -148,11 +147,7 @@ def main() -> None:
         "with_jobs": _summary(busy),
         "job_posts": answers,
         "job_states_after": [s["status"] for s in states],
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_avg_1m": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -134,6 +134,15 @@ def _one_start(url: str, registry: Path, query: str, user: str, item: str) -> di
     return out
 
 
+def machine() -> dict[str, Any]:
+    """Python version, CPUs and the 1-minute load average while the benchmark ran."""
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     return {
         "median": round(statistics.median(values), 3),
@@ -177,11 +186,7 @@ def main() -> None:
         "stale_bundle": True,
         "summary": {key: _summary([r[key] for r in runs]) for key in runs[0]},
         "runs": [{k: round(v, 3) for k, v in r.items()} for r in runs],
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_avg_1m": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
