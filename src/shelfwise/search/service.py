@@ -411,7 +411,7 @@ class SearchService:
             rows, relevance = self._prefer(read, rows, relevance, info)
         if text.strip() and self.reranker is not None and sort == "relevance" and rows.size:
             rows, relevance, scores_by_row = self._rerank(
-                text, rows, relevance, user, history, history_weights
+                text, rows, relevance, user, history, history_weights, read
             )
             info["reranked"] = True
         ordered = self.filters.order(rows, relevance, sort, self.popularity)
@@ -789,6 +789,7 @@ class SearchService:
         user: str | None,
         history: np.ndarray | None,
         history_weights: np.ndarray | None,
+        read: Understood | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
         """Re-order the best `rerank_depth` rows; the rest keep their order below them."""
         assert self.reranker is not None
@@ -799,7 +800,7 @@ class SearchService:
         hw = np.asarray(
             history_weights if history_weights is not None else np.ones(hist.size), np.float32
         )
-        context = SearchContext(query, self, user, hist, hw)
+        context = SearchContext(query, self, user, hist, hw, read)
         top = Results(rows[:depth], relevance[:depth].astype(np.float32))
         ranked = self.reranker.rerank(top, context)
         r_ids = ranked.ids[ranked.ids >= 0].astype(np.int64)
