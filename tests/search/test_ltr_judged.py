@@ -270,3 +270,41 @@ def test_cli_ltr_cv_on_a_judged_folder(folder, tmp_path, capsys):
     assert "--ltr-params: num_leaves: Input should be greater than or equal to 2" in (
         capsys.readouterr().err
     )
+
+
+def test_a_bundle_built_with_judgements_serves_their_reranker(folder, tmp_path):
+    from shelfwise.artifacts import ensure_bundle
+    from shelfwise.artifacts.bundle import load_bundle
+    from shelfwise.data.frames import records_to_frame
+    from shelfwise.data.schemas import Event, Item
+    from shelfwise.store import open_store
+
+    path, items = folder
+    events = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(6)],
+            "user_id": ["u1", "u2", "u3"] * 2,
+            "item_id": ["I0-0", "I1-0", "R2-0", "I0-1", "R1-1", "I2-1"],
+            "type": "purchase",
+            "timestamp": pd.Timestamp("2026-01-01", tz="UTC"),
+        }
+    )
+    with open_store(f"duckdb:///{tmp_path / 'shop.duckdb'}") as store:
+        store.ingest(
+            items=records_to_frame("items", [Item(**r) for r in items.to_dict("records")]),
+            events=records_to_frame("events", [Event(**r) for r in events.to_dict("records")]),
+        )
+        plain, built = ensure_bundle(store, tmp_path / "art")
+        assert built and plain.manifest["search"]["reranker_source"] is None  # no searches
+        judged, built = ensure_bundle(store, tmp_path / "art", judgements=path)
+        assert built  # asked for judgements the served bundle was not trained on
+        again, built = ensure_bundle(store, tmp_path / "art", judgements=path)
+        assert not built
+    manifest = judged.manifest["search"]
+    assert manifest["reranker_source"] == "judgements"
+    assert manifest["judgements"] == str(path.resolve())
+    loaded = load_bundle(judged.directory)
+    assert isinstance(loaded.search_reranker, PersonalisedReranker)
+    for q, (a, b) in enumerate(PAIRS[:4]):
+        top = loaded.search.search(f"{a} {b}", per_page=3).items
+        assert sorted(i["item_id"] for i in top) == [f"R{q}-{j}" for j in range(3)]

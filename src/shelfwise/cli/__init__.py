@@ -133,6 +133,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             store, Path(args.artifacts), rebuild=args.rebuild, search_dense=settings.search.dense,
             engine=settings.engine, cache_dir=settings.paths.embeddings,
             tuning=settings.tuning, retune=args.retune,
+            judgements=Path(args.judgements) if args.judgements else None,
         )  # fmt: skip
     state = "built" if built else "up to date"
     print(f"bundle {bundle.directory} ({state}): {json.dumps(bundle.manifest['counts'])}")
@@ -349,6 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _search_mode_arg(p)
         _tune_args(p, "$SHELFWISE_TUNING__BUILD_BUDGET_SECONDS, else 0")
+        if name == "build":
+            p.add_argument(
+                "--judgements",
+                default=None,
+                metavar="DIR",
+                help="learn the search re-ranker from this judged folder (queries.tsv + "
+                "qrels.tsv over the store's item ids) instead of the search events",
+            )
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)

@@ -617,7 +617,9 @@ class PersonalisedReranker:
         unjudged: Literal["zero", "drop"] = "zero",
     ) -> PersonalisedReranker:
         """Train the model on per-query feature rows and grades (queries without rows are
-        skipped); with `unjudged="drop"` only the rows `judged` marks are learnt from."""
+        skipped); with `unjudged="drop"` only the rows `judged` marks are learnt from. A
+        leaf needs `min_data_in_leaf` rows, or 5% of the rows when that is fewer (a small
+        judged folder would otherwise leave no split to make)."""
         if unjudged not in UNJUDGED:
             raise ConfigError(f"unjudged must be one of {', '.join(UNJUDGED)}, got {unjudged!r}")
         xs, ys, sizes = [], [], []
@@ -633,9 +635,11 @@ class PersonalisedReranker:
         if not sizes:
             raise DataError("no query has candidates to learn from")
         names = list(self.model.feature_names)
-        self.model = LTRReranker(self.model.config).fit(
-            np.vstack(xs), np.concatenate(ys), sizes, names
-        )
+        config = self.model.config
+        leaf = min(config.min_data_in_leaf, max(1, sum(sizes) // 20))
+        model = LTRReranker(config.model_copy(update={"min_data_in_leaf": leaf}))
+        model.fit(np.vstack(xs), np.concatenate(ys), sizes, names)
+        self.model = model
         return self
 
     def save(self, directory: Path) -> None:
