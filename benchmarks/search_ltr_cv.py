@@ -63,9 +63,7 @@ def _row(report: dict[str, Any]) -> dict[str, Any]:
         "judged_share_of_candidates": cv["judged_candidates"],
         "baseline": {k: round(v, 4) for k, v in report["results"][base].items()},
         "ltr": {k: round(v, 4) for k, v in report["results"]["ltr"].items()},
-        "spread": {
-            m: {k: round(v, 4) for k, v in row.items()} for m, row in cv["spread"].items()
-        },
+        "spread": {m: {k: round(v, 4) for k, v in row.items()} for m, row in cv["spread"].items()},
         "per_seed": {
             s: {k: round(v, 4) for k, v in row.items()} for s, row in cv["per_seed"].items()
         },
@@ -79,6 +77,49 @@ def _row(report: dict[str, Any]) -> dict[str, Any]:
         },
         "feature_gain_share": {k: v for k, v in cv["feature_gain_share"].items() if v > 0},
     }
+
+
+def table(d: dict[str, Any]) -> str:
+    """Markdown: one row per setup (baseline, out-of-fold mean, spread), then nDCG@10 per
+    query type."""
+    lines = [
+        "| setup | candidates | unjudged in training | baseline nDCG@10 | ltr nDCG@10 "
+        "(mean) | sd | min-max | ltr Recall@10 | ltr MRR@10 | judged@10 baseline / ltr |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in d["setups"].items():
+        sd = r["spread"]["ndcg@10"]
+        dense = " + dense features" if r["dense_features"] else ""
+        lines.append(
+            f"| `{name}` | {r['candidates_from']}{dense} | {r['unjudged']} "
+            f"| {r['baseline']['ndcg@10']:.4f} | **{r['ltr']['ndcg@10']:.4f}** "
+            f"| {sd['std']:.4f} | {sd['min']:.4f}-{sd['max']:.4f} "
+            f"| {r['ltr']['recall@10']:.4f} | {r['ltr']['mrr@10']:.4f} "
+            f"| {r['baseline']['judged@10']:.3f} / {r['ltr']['judged@10']:.3f} |"
+        )
+    types = sorted({t for r in d["setups"].values() for t in r["by_type_ndcg@10"]})
+    names = list(d["setups"])
+    lines += [
+        "",
+        "| type (n) | " + " | ".join(f"`{n}` baseline / ltr" for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for t in types:
+        cells = []
+        n_q = ""
+        for n in names:
+            row = d["setups"][n]["by_type_ndcg@10"].get(t)
+            if row is None:
+                cells.append("")
+                continue
+            n_q = str(row["n"])
+            cells.append(f"{row['baseline']:.3f} / {row['ltr']:.3f}")
+        lines.append(f"| {t} ({n_q}) | " + " | ".join(cells) + " |")
+    lines.append(
+        f"\n{d['queries']} queries, {d['items']:,} items; {d['folds']}-fold query-level "
+        f"cross-validation, seeds {', '.join(str(s) for s in d['seeds'])}."
+    )
+    return "\n".join(lines)
 
 
 def main() -> None:

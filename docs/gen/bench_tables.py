@@ -387,6 +387,12 @@ def search_relevance() -> str:
     return _script("search_relevance").table(d) + _note(d)
 
 
+def search_ltr_cv() -> str:
+    """The judged re-ranker scored out of fold beside its un-reranked candidates."""
+    d = _json("search_ltr_cv.json")
+    return _script("search_ltr_cv").table(d) + _note(d)
+
+
 def sasrec_loss() -> str:
     """The same SASRec configurations trained with ce and with bce."""
     d = _json("sasrec_loss.json")
@@ -444,6 +450,7 @@ TABLES: dict[str, Callable[[], str]] = {
         search_after_write,
         search_quality,
         search_relevance,
+        search_ltr_cv,
         sasrec_loss,
         pruning_curves,
     )

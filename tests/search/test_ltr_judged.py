@@ -104,9 +104,7 @@ def test_folds_keep_every_copy_of_a_query_text_together(folder):
     copy is scored by a model trained on the other."""
     path, items = folder
     ds = load_judged_folder(path, corpus=items)
-    twins = ds.queries.assign(
-        qid=ds.queries["qid"] + "x", query=ds.queries["query"].str.upper()
-    )
+    twins = ds.queries.assign(qid=ds.queries["qid"] + "x", query=ds.queries["query"].str.upper())
     twins["group"] = twins["query"].str.lower().str.strip()
     ds2 = type(ds)(
         name="twins",
@@ -135,18 +133,14 @@ def test_unjudged_drop_learns_from_judged_candidates_only(folder):
     assert [int(j.sum()) for j in judged] == [6] * len(PAIRS)
     assert all(g.sum() == 9 for g in grades)  # the three grade-3 products
     reranker.fit(feats, grades, judged, unjudged="drop")
-    report = evaluate_judged_search(
-        ds, ["default"], ltr_cv=3, ltr_config=SMALL, unjudged="drop"
-    )
+    report = evaluate_judged_search(ds, ["default"], ltr_cv=3, ltr_config=SMALL, unjudged="drop")
     assert report["ltr_cv"]["unjudged"] == "drop"
     assert report["results"]["ltr"]["ndcg@10"] == pytest.approx(1.0)
 
 
 def test_trained_on_all_the_service_serves_it_and_it_round_trips(folder, tmp_path):
     path, items = folder
-    service = build_search_service(
-        items, None, rerank=False, judgements=path, ltr_config=SMALL
-    )
+    service = build_search_service(items, None, rerank=False, judgements=path, ltr_config=SMALL)
     assert isinstance(service.reranker, PersonalisedReranker)
     res = service.search("velvet matte", per_page=3)
     assert sorted(i["item_id"] for i in res.items) == ["R0-0", "R0-1", "R0-2"]
@@ -233,13 +227,19 @@ def test_phrase_and_proximity_known_values():
 
 
 def test_the_context_carries_what_understanding_read(folder):
-    path, items = folder
-    service = SearchService.build(items.assign(brand="Acme"))
-    recorded = service_candidates(service, ["acme velvet matte"])[0]
-    assert isinstance(recorded.context, SearchContext)
-    assert recorded.context.understood is not None
-    assert recorded.context.understood.brand == "Acme"
-    assert isinstance(Results(recorded.rows, recorded.scores), Results)
+    _, items = folder
+    branded = items.assign(brand=np.where(items["item_id"].str.endswith("-0"), "Acme", "Other"))
+    service = SearchService.build(branded)
+    got = service_candidates(service, ["acme velvet matte under 20"])[0]
+    assert isinstance(got.context, SearchContext)
+    read = got.context.understood
+    assert read is not None and read.brand == "Acme" and read.max_price == 20.0
+    assert got.context.query == "acme velvet matte"  # the price phrase is a filter now
+    reranker = PersonalisedReranker.for_service(service)
+    x = reranker.features(Results(got.rows, got.scores), got.context)
+    brand = x[:, reranker.model.feature_names.index("brand_match")]
+    expected = [service.items["brand"].iloc[int(r)] == "Acme" for r in got.rows]
+    assert brand.tolist() == [float(e) for e in expected] and 0 < sum(expected) < len(expected)
 
 
 def test_cli_ltr_cv_on_a_judged_folder(folder, tmp_path, capsys):
@@ -298,7 +298,7 @@ def test_a_bundle_built_with_judgements_serves_their_reranker(folder, tmp_path):
         assert built and plain.manifest["search"]["reranker_source"] is None  # no searches
         judged, built = ensure_bundle(store, tmp_path / "art", judgements=path)
         assert built  # asked for judgements the served bundle was not trained on
-        again, built = ensure_bundle(store, tmp_path / "art", judgements=path)
+        _, built = ensure_bundle(store, tmp_path / "art", judgements=path)
         assert not built
     manifest = judged.manifest["search"]
     assert manifest["reranker_source"] == "judgements"

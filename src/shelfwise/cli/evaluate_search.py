@@ -316,7 +316,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--ltr-params",
         default=None,
-        help='judged folder: LightGBM settings as JSON, e.g. \'{"min_data_in_leaf": 20}\' '
+        help="judged folder: LightGBM settings as JSON, e.g. '{\"min_data_in_leaf\": 20}' "
         "(fields of search.ltr.LTRConfig)",
     )
     p.add_argument(

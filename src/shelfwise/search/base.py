@@ -74,8 +74,8 @@ class SearchContext:
     `history` holds the rows the user interacted with (newest first) and `history_weights`
     their weights (same length); both are empty for an anonymous user or one without
     history. `understood` is what query understanding read in the query as asked (its
-brand, category and price), None when understanding was off. `service` gives access to `items`, `popularity`, `field_scores(query, rows)`
-    and `lexical_scores(query)`.
+    brand, category and price), None when understanding was off. `service` gives access to
+    `items`, `popularity`, `field_scores(query, rows)` and `lexical_scores(query)`.
     """
 
     query: str

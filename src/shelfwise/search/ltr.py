@@ -345,6 +345,7 @@ class PersonalisedReranker:
         purchases: np.ndarray,
         attribute_keys: Sequence[str] = (),
         uses_dense: bool = False,
+        corrects_query: bool = False,
     ) -> None:
         if not (len(item_ids) == popularity.size == purchases.size):
             raise DataError("item_ids, popularity and purchases must have one entry per item")
@@ -356,6 +357,10 @@ class PersonalisedReranker:
         #: Whether the model learned from the dense features (query-item and
         #: query-category cosine); the serving builder computes them only then.
         self.uses_dense = bool(uses_dense)
+        #: Whether the text features read the query with the service's typo corrections
+        #: applied (`SearchService.parse(...).corrected`), as the judged re-ranker does; a
+        #: re-ranker trained from events reads the query as typed.
+        self.corrects_query = bool(corrects_query)
         self._row_of = {item_id: i for i, item_id in enumerate(self.item_ids)}
         self._state: _FeatureState | None = None
         #: How often the whole feature state was built (a new service, index or dense
@@ -532,8 +537,13 @@ class PersonalisedReranker:
         if context.history.size:
             history = (context.history, context.history_weights)
         first = np.asarray(candidates.scores, dtype=np.float64)[valid] if ids.size else None
+        query = context.query
+        if self.corrects_query and query.strip():
+            parsed = context.service.parse(query)
+            if parsed.corrected:
+                query = " ".join(parsed.corrected.get(t, t) for t in parsed.tokens)
         return builder.features(
-            context.query,
+            query,
             ids,
             context.user,
             history=history,
@@ -563,6 +573,7 @@ class PersonalisedReranker:
             buys,
             attribute_keys=list(numeric_attributes(items)),
             uses_dense=isinstance(service.dense, DenseIndex),
+            corrects_query=True,
         )
         reranker.model.feature_names = reranker.builder_for(service).names
         return reranker
@@ -652,6 +663,7 @@ class PersonalisedReranker:
             "item_ids": self.item_ids,
             "attribute_keys": self.attribute_keys,
             "uses_dense": self.uses_dense,
+            "corrects_query": self.corrects_query,
         }
         (directory / "reranker.json").write_text(json.dumps(meta))
 
@@ -677,6 +689,7 @@ class PersonalisedReranker:
             buys,
             meta["attribute_keys"],
             uses_dense=bool(meta.get("uses_dense", False)),
+            corrects_query=bool(meta.get("corrects_query", False)),
         )
 
 
@@ -716,8 +729,9 @@ def service_candidates(
 ) -> list[ServedCandidates]:
     """The candidates `service` hands a re-ranker for each query (the best
     `SearchConfig.rerank_depth` of `mode`, default its default mode, after query
-    understanding, filters and boosts), as its own `search` makes them. The service's re-ranker is swapped for a
-    `CandidateRecorder` while this runs (build-time work: not while the service serves)."""
+    understanding, filters and boosts), as its own `search` makes them. The service's
+    re-ranker is swapped for a `CandidateRecorder` while this runs (build-time work: not
+    while the service serves)."""
     if users is not None and len(users) != len(queries):
         raise DataError(f"{len(users)} users for {len(queries)} queries")
     saved = service.reranker
