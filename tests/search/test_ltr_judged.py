@@ -274,7 +274,7 @@ def test_cli_ltr_cv_on_a_judged_folder(folder, tmp_path, capsys):
 
 def test_a_bundle_built_with_judgements_serves_their_reranker(folder, tmp_path):
     from shelfwise.artifacts import ensure_bundle
-    from shelfwise.artifacts.bundle import load_bundle
+    from shelfwise.artifacts.bundle import current_bundle_dir, load_bundle
     from shelfwise.data.frames import records_to_frame
     from shelfwise.data.schemas import Event, Item
     from shelfwise.store import open_store
@@ -300,6 +300,20 @@ def test_a_bundle_built_with_judgements_serves_their_reranker(folder, tmp_path):
         assert built  # asked for judgements the served bundle was not trained on
         _, built = ensure_bundle(store, tmp_path / "art", judgements=path)
         assert not built
+    # `shelfwise build --judgements` (the store closed, as the command opens it itself)
+    code = main(
+        [
+            "build", "--store", f"duckdb:///{tmp_path / 'shop.duckdb'}",
+            "--artifacts", str(tmp_path / "cli-art"), "--judgements", str(path),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    cli = load_bundle(current_bundle_dir(tmp_path / "cli-art"))
+    assert cli.manifest["search"]["reranker_source"] == "judgements"
+    assert main(["build", "--store", f"duckdb:///{tmp_path / 'shop.duckdb'}",
+                 "--artifacts", str(tmp_path / "bad-art"),
+                 "--judgements", str(tmp_path / "nowhere")]) == 2  # fmt: skip
+    assert not (tmp_path / "bad-art").exists()  # refused before training anything
     manifest = judged.manifest["search"]
     assert manifest["reranker_source"] == "judgements"
     assert manifest["judgements"] == str(path.resolve())

@@ -128,12 +128,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     from shelfwise.store import open_store
 
     settings = _settings(args.search_mode, args.tune_budget)
+    judged = Path(args.judgements) if args.judgements else None
+    if judged is not None:
+        lacking = [f for f in ("queries.tsv", "qrels.tsv") if not (judged / f).is_file()]
+        if lacking:  # before any training, not after it
+            raise ShelfwiseError(
+                f"--judgements {judged}: not a judged folder (lacks {', '.join(lacking)})"
+            )
     with open_store(_store_url(args)) as store:
         bundle, built = ensure_bundle(
             store, Path(args.artifacts), rebuild=args.rebuild, search_dense=settings.search.dense,
             engine=settings.engine, cache_dir=settings.paths.embeddings,
             tuning=settings.tuning, retune=args.retune,
-            judgements=Path(args.judgements) if args.judgements else None,
+            judgements=judged,
         )  # fmt: skip
     state = "built" if built else "up to date"
     print(f"bundle {bundle.directory} ({state}): {json.dumps(bundle.manifest['counts'])}")
