@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -736,6 +737,7 @@ def service_candidates(
         raise DataError(f"{len(users)} users for {len(queries)} queries")
     saved = service.reranker
     out: list[ServedCandidates] = []
+    started = time.perf_counter()
     try:
         for n, query in enumerate(queries):
             recorder = CandidateRecorder()
@@ -754,6 +756,12 @@ def service_candidates(
             out.append(ServedCandidates(rows, scores, context, top))
     finally:
         service.reranker = saved
+    log.info(
+        "re-ranker candidates of %d queries in %.1fs (%.1f per query)",
+        len(out),
+        time.perf_counter() - started,
+        float(np.mean([c.rows.size for c in out])) if out else 0.0,
+    )
     return out
 
 
