@@ -214,11 +214,11 @@ class MeasureSql:
             rows = self._fetchall(sql, params)
         frame = pd.DataFrame(rows, columns=list(IMPRESSION_COLUMNS), dtype=object)
         for column in ("user_id", "query", "policy", "model_version", "experiment_id", "variant"):
-            frame[column] = [v if isinstance(v, str) else None for v in frame[column]]
+            values = [v if isinstance(v, str) else None for v in frame[column]]
+            frame[column] = pd.Series(values, index=frame.index, dtype=object)
         frame["items"] = [json.loads(v) for v in frame["items"]]
-        frame["propensities"] = [
-            json.loads(v) if isinstance(v, str) else None for v in frame["propensities"]
-        ]
+        props = [json.loads(v) if isinstance(v, str) else None for v in frame["propensities"]]
+        frame["propensities"] = pd.Series(props, index=frame.index, dtype=object)
         frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("datetime64[us]")
         frame["n_results"] = frame["n_results"].astype("int64")
         frame["exposed"] = frame["exposed"].astype(bool)
