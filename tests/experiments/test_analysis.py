@@ -1,6 +1,7 @@
 """Experiment results on hand-built impressions and events: every number has a known answer
 from `stats` on per-user arrays written out here."""
 
+import itertools
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -140,7 +141,7 @@ def test_srm_and_daily_looks(results: dict) -> None:  # type: ignore[type-arg]
         next(c["sequential_p_value"] for c in d["comparisons"] if c["metric"] == "ctr")
         for d in days
     ]
-    assert all(b <= a for a, b in zip(seq, seq[1:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(seq))
     final_ctr = next(c for c in results["comparisons"] if c["metric"] == "ctr")
     assert final_ctr["sequential_p_value"] == pytest.approx(seq[-1])
 
