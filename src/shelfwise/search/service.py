@@ -70,7 +70,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,10 @@ class SearchService:
         self.synonyms = self.config.load_synonyms()
         self.words = TypoIndex()
         self.filters = FilterIndex()
-        self.suggestions = Autocomplete()
+        self._suggestions: Autocomplete | None = Autocomplete()
+        #: Makes the suggestions on first use when they are not in memory yet (a loaded
+        #: service reads them only when autocomplete or a catalogue change needs them).
+        self._suggestions_source: Callable[[], Autocomplete] | None = None
         self.items = pd.DataFrame(columns=list(ITEM_COLUMNS))
         self.popularity = np.zeros(0, dtype=np.float64)
         self.id_to_row: dict[str, int] = {}
@@ -188,6 +191,27 @@ class SearchService:
             time.perf_counter() - t0,
         )
         return service
+
+    @property
+    def suggestions(self) -> Autocomplete:
+        """The autocomplete suggestions (read from their source on first use)."""
+        if self._suggestions is None:
+            with self._lock:
+                if self._suggestions is None:
+                    source = self._suggestions_source
+                    self._suggestions = source() if source is not None else Autocomplete()
+                    self._suggestions_source = None
+        return self._suggestions
+
+    @suggestions.setter
+    def suggestions(self, value: Autocomplete) -> None:
+        self._suggestions = value
+        self._suggestions_source = None
+
+    def defer_suggestions(self, source: Callable[[], Autocomplete]) -> None:
+        """Make the suggestions with `source()` when they are first needed."""
+        self._suggestions = None
+        self._suggestions_source = source
 
     def _build_suggestions(self, queries: Counter[str]) -> Autocomplete:
         alive = self.index.alive
