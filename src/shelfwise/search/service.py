@@ -64,6 +64,7 @@ canonical items, `event_popularity`, `past_queries`, the change log behind `revi
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -120,6 +121,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+MATCHED_IN_DEPTH = 50
+"""The best lexical matches whose fields `query_info["matched_in"]` counts."""
+NAME_FIELDS = ("title", "brand", "category")
+"""The fields that name a product; matching none of them is said in `notice`."""
+
 
 class SearchService:
     """Search over a catalog; see the module doc for the API."""
@@ -142,6 +148,7 @@ class SearchService:
         self.fusion: Fusion | None = None
         self.reranker: Reranker | None = None
         self._parser: QueryParser | None = None
+        self._literal_parser: QueryParser | None = None
         self._understanding: QueryUnderstanding | None = None
         self._view: dict[str, np.ndarray] | None = None
         self._titles: dict[int, tuple[str, list[str]]] = {}
@@ -242,6 +249,14 @@ class SearchService:
                 self.index, self.words, self.synonyms, self.config.query_options()
             )
         return self._parser
+
+    @property
+    def literal_parser(self) -> QueryParser:
+        """The query parser without typo corrections (a request's `correct=False`)."""
+        if self._literal_parser is None:
+            options = dataclasses.replace(self.config.query_options(), typo=False)
+            self._literal_parser = QueryParser(self.index, self.words, self.synonyms, options)
+        return self._literal_parser
 
     def enable_dense(
         self,
@@ -344,6 +359,7 @@ class SearchService:
         history_ids: Sequence[str] | None = None,
         mode: str | None = None,
         understand: bool = True,
+        correct: bool = True,
     ) -> SearchResponse:
         """One page of results for `query` under `filters`, sorted by `sort`.
 
@@ -351,7 +367,9 @@ class SearchService:
         or as item ids (`history_ids`, newest first; ids the service does not hold are
         skipped), with optional `history_weights` aligned to it. `mode` picks the
         retrieval (lexical, semantic, hybrid; None: `SearchConfig.mode`). `understand=False`
-        turns query understanding (price, cheap words, brand and category mentions) off.
+        turns query understanding (price, cheap words, brand and category mentions) off;
+        `correct=False` searches the words as typed, without typo corrections (the
+        storefront's "search instead for" link asks for both).
         """
         self._check()
         with self._lock:
@@ -368,6 +386,7 @@ class SearchService:
                 history_ids,
                 mode,
                 understand,
+                correct,
             )
 
     def resolve_mode(self, mode: str | None = None) -> tuple[str, str | None]:
@@ -398,6 +417,7 @@ class SearchService:
         history_ids: Sequence[str] | None,
         mode: str | None = None,
         understand: bool = True,
+        correct: bool = True,
     ) -> SearchResponse:
         if history is None and history_ids is not None:
             history, history_weights = self._history_rows(history_ids, history_weights)
@@ -416,6 +436,7 @@ class SearchService:
         if fmask is not None:
             allowed &= fmask
         info: dict[str, Any] = {"query": query, "filters": flt.describe()}
+        info["correct"] = bool(correct and self.config.typo)
         if notice:
             info["notice"] = notice
         scores_by_row: dict[int, float] | None = None
@@ -423,10 +444,10 @@ class SearchService:
         text = query if read is None else read.text
         detected = None if read is None else self._understood_mask(read, flt, info)
         rows, relevance, parsed = self._retrieve(
-            text, used, allowed if detected is None else allowed & detected, info
+            text, used, allowed if detected is None else allowed & detected, info, correct
         )
         if detected is not None and rows.size == 0:
-            rows, relevance, parsed = self._retrieve(text, used, allowed, info)
+            rows, relevance, parsed = self._retrieve(text, used, allowed, info, correct)
             if rows.size:
                 self._relaxed(info)
         if parsed is not None and rows.size == 0:
@@ -456,7 +477,12 @@ class SearchService:
         )
 
     def _retrieve(
-        self, text: str, used: str, allowed: np.ndarray, info: dict[str, Any]
+        self,
+        text: str,
+        used: str,
+        allowed: np.ndarray,
+        info: dict[str, Any],
+        correct: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, ParsedQuery | None]:
         """(rows, relevance, the parsed query) for `text` among `allowed` rows."""
         if not text.strip():
@@ -469,19 +495,43 @@ class SearchService:
             order = np.lexsort((rows, -relevance))
             info["retrievers"] = ["dense"]
             return rows[order], relevance[order], None
-        parsed = self.parser.parse(text)
+        parsed = (self.parser if correct else self.literal_parser).parse(text)
         asked = info["query"]
         info.update(parsed.info())
         info["query"] = asked  # the query as asked; the parser saw what was left of it
         info["matching"] = self.config.matching
         rows, relevance, dropped = self._lexical(parsed, allowed, info)
         info["dropped"] = dropped
+        self._matched_in(parsed, rows, relevance, info)
         retrievers = ["bm25"]
         if used == "hybrid":
             rows, relevance = self._with_dense(text, rows, relevance, allowed)
             retrievers.append("dense")
         info["retrievers"] = retrievers
         return rows, relevance, parsed
+
+    def _matched_in(
+        self, parsed: ParsedQuery, rows: np.ndarray, relevance: np.ndarray, info: dict[str, Any]
+    ) -> None:
+        """How many of the best `MATCHED_IN_DEPTH` lexical matches hold the query's words in
+        each field (`info["matched_in"]`); when none holds them in its name (title, brand
+        or category), a notice says the products only mention them ("wine" finding
+        detergents that lift wine stains)."""
+        if rows.size == 0:
+            return
+        terms = sorted({t for group in parsed.groups for alt in group for t, _ in alt})
+        top = rows[np.argsort(-relevance, kind="stable")[:MATCHED_IN_DEPTH]]
+        scores = self.index.field_scores(terms, top)
+        counts = {f: int((scores[:, j] > 0).sum()) for j, f in enumerate(self.index.fields)}
+        info["matched_in"] = counts
+        named = [f for f in NAME_FIELDS if f in counts]
+        if named and not any(counts[f] for f in named):
+            where = [f for f, c in counts.items() if c]
+            said = (
+                f"no product has {parsed.text!r} in its {_either(named)}; showing products "
+                f"whose {_either(where) or 'text'} mentions it"
+            )
+            info["notice"] = f"{info['notice']}; {said}" if info.get("notice") else said
 
     @property
     def understanding(self) -> QueryUnderstanding:
@@ -933,3 +983,8 @@ class SearchService:
     def load(cls, directory: Path) -> SearchService:
         """Read a service written by `save` (components are re-created by their class)."""
         return load_service(cls, directory)
+
+
+def _either(words: Sequence[str]) -> str:
+    """ "a", "a or b", "a, b or c"."""
+    return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)

@@ -59,6 +59,13 @@ def search(
             "mentions from the query (see `query_info`); false searches the words as typed"
         ),
     ] = True,
+    correct: Annotated[
+        bool,
+        Query(
+            description="correct words the catalogue does not know (see `query_info.corrected`); "
+            "false searches them as typed ('search instead for')"
+        ),
+    ] = True,
 ) -> SearchOut:
     """Full-text product search with filters, facets, sorting and pages."""
     per_page = k or per_page
@@ -86,6 +93,7 @@ def search(
         history_weights=weights,
         mode=mode,
         understand=understand,
+        correct=correct,
     )
     return SearchOut(query=q, page=page, per_page=per_page, **search_answer(service, res))
 
