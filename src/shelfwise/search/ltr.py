@@ -32,11 +32,11 @@ from shelfwise.errors import ConfigError, DataError, NotFittedError
 from shelfwise.search.bm25 import BM25Index
 from shelfwise.search.features import FeatureBuilder, UserProfiles, numeric_attributes
 from shelfwise.search.fusion import reciprocal_rank_fusion
-from shelfwise.search.semantic import DenseIndex
 from shelfwise.types import Results, top_k
 
 if TYPE_CHECKING:
     from shelfwise.search.base import SearchContext
+    from shelfwise.search.semantic import DenseIndex
     from shelfwise.search.service import SearchService
 
 log = logging.getLogger(__name__)
@@ -433,9 +433,11 @@ class PersonalisedReranker:
     def builder_for(self, service: SearchService) -> FeatureBuilder:
         """The feature state for `service`, brought up to its `revision` (the caller holds
         the service's lock, so the catalogue does not move underneath)."""
-        dense = service.dense if isinstance(service.dense, DenseIndex) else None
-        if not self.uses_dense:
-            dense = None
+        dense = None
+        if self.uses_dense and service.dense is not None:
+            from shelfwise.search.semantic import DenseIndex  # faiss: only with dense search
+
+            dense = service.dense if isinstance(service.dense, DenseIndex) else None
         state = self._state
         if (
             state is not None
