@@ -132,11 +132,12 @@ def main() -> None:
 
 def _items(artifacts: Path) -> int | None:
     """Products in the served bundle (its manifest's counts)."""
-    from shelfwise.artifacts.registry import current_bundle_dir
+    from shelfwise.artifacts.registry import Registry
 
-    directory = current_bundle_dir(artifacts)
-    if directory is None:
+    active = Registry(artifacts).active()
+    if active is None:
         return None
+    directory = active.path
     manifest = json.loads((directory / "manifest.json").read_text())
     return int(manifest.get("counts", {}).get("items", 0)) or None
 

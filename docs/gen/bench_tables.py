@@ -342,6 +342,28 @@ def search_after_write() -> str:
     return "\n".join(lines) + _note(d)
 
 
+def cli_search() -> str:
+    """`shelfwise search` from the command line: one process per call, start-up included."""
+    d = _json("cli_search.json")
+    lines = [
+        "| measure | median | min | max |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, label in (("wall_s", "wall time, s"), ("cpu_s", "CPU time (user + system), s")):
+        r = d["summary"][key]
+        lines.append(f"| {label} | {r['median']:.2f} | {r['min']:.2f} | {r['max']:.2f} |")
+    answer = d.get("answer", {})
+    lines += [
+        "",
+        f"{d['repeats']} calls of `shelfwise search {d['query']!r}` over {_count(d['items'])} "
+        f"products ({answer.get('total')} results, {answer.get('took_ms')} ms of search); "
+        f"byte code cached: {'yes' if d.get('bytecode_cached') else 'no'}; peak memory "
+        f"{d.get('max_rss_mb')} MB; 1-minute load average {d.get('load_avg_1m_before')} "
+        "before the calls.",
+    ]
+    return "\n".join(lines) + _note(d)
+
+
 SEARCH_LABELS = {
     "bm25": "BM25F",
     "dense": "dense (MiniLM, exact)",
@@ -442,6 +464,7 @@ TABLES: dict[str, Callable[[], str]] = {
         bm25_updates,
         search_modes,
         search_after_write,
+        cli_search,
         search_quality,
         search_relevance,
         sasrec_loss,
