@@ -142,3 +142,35 @@ con = duckdb.connect(sys.argv[1])
 print("holding", flush=True)
 time.sleep(120)
 """
+
+
+def test_a_re_ranked_bundle_answers_without_lightgbm_and_the_same(tmp_path, capsys):
+    """The CLI walks the re-ranker's trees in numpy (`search.trees`): no LightGBM or
+    scikit-learn import, and the order LightGBM's own scores give."""
+    store_url = f"duckdb:///{tmp_path / 'shop.duckdb'}"
+    artifacts = tmp_path / "artifacts"
+    demo = generate(DemoConfig(seed=5, n_items=300, n_users=150, days=20))
+    with open_store(store_url) as store:
+        store.ingest(items=demo.items, users=demo.users, events=demo.events)
+    assert main(["build", "--store", store_url, "--artifacts", str(artifacts)]) == 0
+    capsys.readouterr()
+    from shelfwise.artifacts.registry import current_bundle_dir
+    from shelfwise.search.service import SearchService
+
+    reference = SearchService.load(current_bundle_dir(artifacts) / "search")
+    assert reference.reranker is not None
+    assert type(reference.reranker.model.booster).__module__.startswith("lightgbm")
+    query = str(demo.events.loc[demo.events["type"] == "search", "query"].dropna().iloc[0])
+    expected = reference.search(query, per_page=10, facets=[])
+    assert expected.query_info["reranked"] is True
+    argv = ["search", query, "--json", "--store", store_url, "--artifacts", str(artifacts)]
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORTS_SCRIPT, *argv], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == []
+    body = report["body"]
+    assert body["query_info"]["reranked"] is True
+    assert [i["item_id"] for i in body["items"]] == [i["item_id"] for i in expected.items]
+    assert [i["score"] for i in body["items"]] == [i["score"] for i in expected.items]

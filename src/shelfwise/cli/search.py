@@ -77,8 +77,12 @@ def served_bundle(artifacts: Path) -> Path | None:
 def load_bundle_search(bundle: Path) -> SearchService:
     """The search service persisted in a bundle folder (`search.persistence`)."""
     from shelfwise.search.service import SearchService
+    from shelfwise.search.trees import scoring_without_lightgbm
 
-    return SearchService.load(bundle / "search")
+    # one query per process: the re-ranker's trees are walked in numpy rather than paying
+    # the LightGBM (and scikit-learn) import for them
+    with scoring_without_lightgbm():
+        return SearchService.load(bundle / "search")
 
 
 def _check_fresh(bundle: Path, fingerprint: str | None) -> None:

@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,12 +31,16 @@ from shelfwise.errors import ConfigError, DataError, NotFittedError
 from shelfwise.search.bm25 import BM25Index
 from shelfwise.search.features import FeatureBuilder, UserProfiles, numeric_attributes
 from shelfwise.search.fusion import reciprocal_rank_fusion
+from shelfwise.search.trees import load_booster
 from shelfwise.types import Results, top_k
 
 if TYPE_CHECKING:
+    import lightgbm as lgb
+
     from shelfwise.search.base import SearchContext
     from shelfwise.search.semantic import DenseIndex
     from shelfwise.search.service import SearchService
+    from shelfwise.search.trees import TreeEnsemble
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +142,7 @@ class LTRReranker:
 
     def __init__(self, config: LTRConfig | None = None) -> None:
         self.config = config or LTRConfig()
-        self.booster: lgb.Booster | None = None
+        self.booster: lgb.Booster | TreeEnsemble | None = None
         self.feature_names: list[str] = []
 
     def _params(self) -> dict[str, object]:
@@ -202,6 +205,8 @@ class LTRReranker:
             [np.arange(s, s + n) for s, n, u in zip(starts, sizes, useful, strict=True) if u]
         )
         self.feature_names = names or [f"f{i}" for i in range(x.shape[1])]
+        import lightgbm as lgb  # only to train; a loaded model may score without it
+
         data = lgb.Dataset(
             x[rows],
             label=y[rows],
@@ -279,7 +284,7 @@ class LTRReranker:
             raise DataError(f"{directory}: unsupported re-ranker format {meta.get('format')}")
         model = cls(LTRConfig(**meta["config"]))
         model.feature_names = [str(n) for n in meta["feature_names"]]
-        model.booster = lgb.Booster(model_file=str(directory / "ltr.model.txt"))
+        model.booster = load_booster(directory / "ltr.model.txt")
         return model
 
 
