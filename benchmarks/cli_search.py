@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--store", required=True, help="store URL the bundle was built from")
     parser.add_argument("--artifacts", required=True, type=Path, help="the registry")
     parser.add_argument("--query", default="shampoo")
+    parser.add_argument("--bundle", default="", help="a label for the docs table")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-bytecode", action="store_true", help="compile every call")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -107,6 +108,7 @@ def main() -> None:
         "benchmark": "cli_search",
         "command": " ".join(["python benchmarks/cli_search.py", *sys.argv[1:]]),
         "query": args.query,
+        "bundle": args.bundle,
         "items": None,
         "repeats": args.repeat,
         "bytecode_cached": not args.no_bytecode,
@@ -119,6 +121,7 @@ def main() -> None:
             "total": first["total"],
             "top": [i["item_id"] for i in first["items"][:3]],
             "took_ms": first["query_info"].get("took_ms"),
+            "reranked": bool(first["query_info"].get("reranked")),
             "stderr": runs[0]["stderr"],
         },
         "load_avg_1m_before": load_before,

@@ -344,22 +344,29 @@ def search_after_write() -> str:
 
 def cli_search() -> str:
     """`shelfwise search` from the command line: one process per call, start-up included."""
-    d = _json("cli_search.json")
+    runs = [_json("cli_search.json")]
+    if (manifest.RESULTS / "cli_search_demo.json").is_file():
+        runs.append(_json("cli_search_demo.json"))
     lines = [
-        "| measure | median | min | max |",
-        "|---|---:|---:|---:|",
+        "| bundle | query | products | re-ranked | wall s (median, min-max) | "
+        "CPU s (median, min-max) | search ms | load before |",
+        "|---|---|---:|---|---:|---:|---:|---:|",
     ]
-    for key, label in (("wall_s", "wall time, s"), ("cpu_s", "CPU time (user + system), s")):
-        r = d["summary"][key]
-        lines.append(f"| {label} | {r['median']:.2f} | {r['min']:.2f} | {r['max']:.2f} |")
-    answer = d.get("answer", {})
+    for d in runs:
+        w, c = d["summary"]["wall_s"], d["summary"]["cpu_s"]
+        answer = d.get("answer", {})
+        lines.append(
+            f"| {d.get('bundle', '')} | `{d['query']}` | {_count(d['items'])} | "
+            f"{'yes' if answer.get('reranked') else 'no'} | "
+            f"{w['median']:.2f} ({w['min']:.2f}-{w['max']:.2f}) | "
+            f"{c['median']:.2f} ({c['min']:.2f}-{c['max']:.2f}) | "
+            f"{answer.get('took_ms')} | {d.get('load_avg_1m_before')} |"
+        )
+    d = runs[0]
     lines += [
         "",
-        f"{d['repeats']} calls of `shelfwise search {d['query']!r}` over {_count(d['items'])} "
-        f"products ({answer.get('total')} results, {answer.get('took_ms')} ms of search); "
-        f"byte code cached: {'yes' if d.get('bytecode_cached') else 'no'}; peak memory "
-        f"{d.get('max_rss_mb')} MB; 1-minute load average {d.get('load_avg_1m_before')} "
-        "before the calls.",
+        f"{d['repeats']} calls each; byte code cached: "
+        f"{'yes' if d.get('bytecode_cached') else 'no'}; peak memory {d.get('max_rss_mb')} MB.",
     ]
     return "\n".join(lines) + _note(d)
 
