@@ -121,6 +121,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+TITLE_CHECK_DEPTH = 10
+"""The best lexical matches whose titles are looked at for a query word."""
 MATCHED_IN_DEPTH = 50
 """The best lexical matches whose fields `query_info["matched_in"]` counts."""
 NAME_FIELDS = ("title", "brand", "category")
@@ -513,14 +515,22 @@ class SearchService:
     def _matched_in(
         self, parsed: ParsedQuery, rows: np.ndarray, relevance: np.ndarray, info: dict[str, Any]
     ) -> None:
-        """How many of the best `MATCHED_IN_DEPTH` lexical matches hold the query's words in
-        each field (`info["matched_in"]`); when none holds them in its name (title, brand
-        or category), a notice says the products only mention them ("wine" finding
-        detergents that lift wine stains)."""
+        """When none of the best `TITLE_CHECK_DEPTH` lexical matches has a query word in its
+        title: how many of the best `MATCHED_IN_DEPTH` hold the words in each field
+        (`info["matched_in"]`), and, when none holds them in its name (title, brand or
+        category), a notice that the products only mention them ("wine" finding detergents
+        that lift wine stains). The title check reads the cached analysed titles, so an
+        ordinary query pays next to nothing; the per-field scores are for the rare rest."""
         if rows.size == 0:
             return
         terms = sorted({t for group in parsed.groups for alt in group for t, _ in alt})
-        top = rows[np.argsort(-relevance, kind="stable")[:MATCHED_IN_DEPTH]]
+        order = np.argsort(-relevance, kind="stable")
+        names = self.index.terms_list
+        words = {names[t] for t in terms}
+        for row in rows[order[:TITLE_CHECK_DEPTH]].tolist():
+            if words.intersection(self._title_terms(int(row))):
+                return
+        top = rows[order[:MATCHED_IN_DEPTH]]
         scores = self.index.field_scores(terms, top)
         counts = {f: int((scores[:, j] > 0).sum()) for j, f in enumerate(self.index.fields)}
         info["matched_in"] = counts
