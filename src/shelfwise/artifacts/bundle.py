@@ -27,6 +27,7 @@ import pandas as pd
 from shelfwise import __version__
 from shelfwise.artifacts.gate import holdout_metrics
 from shelfwise.artifacts.registry import Registry
+from shelfwise.artifacts.registry import current_bundle_dir as current_bundle_dir  # re-export
 from shelfwise.data.matrix import InteractionWeights, build_interactions
 from shelfwise.data.sequences import OrderedInteractions, Sequences
 from shelfwise.data.vocab import Vocabulary
@@ -300,12 +301,6 @@ def load_bundle(directory: Path) -> Bundle:
     bundle = Bundle(directory, manifest, items, vocab, models, search, weights, engine)
     bundle.serving = _serving_model(bundle.registry, manifest.get("serving_model"))
     return bundle
-
-
-def current_bundle_dir(root: Path) -> Path | None:
-    """The served bundle's folder in the registry at `root`, if a bundle is served."""
-    active = Registry(root).active()
-    return active.path if active is not None and active.kind == "bundle" else None
 
 
 def ensure_bundle(

@@ -48,7 +48,9 @@ from shelfwise.errors import DataError
 from shelfwise.search.analysis import Analyzer
 from shelfwise.search.bm25 import DEFAULT_FIELDS, BM25Config, BM25Index
 from shelfwise.search.documents import SEARCH_FIELDS, attribute_dict, item_documents
-from shelfwise.search.semantic import DenseIndex
+
+if TYPE_CHECKING:  # faiss loads with a dense index, not with the features
+    from shelfwise.search.semantic import DenseIndex
 
 if TYPE_CHECKING:
     from shelfwise.search.understanding import Understood

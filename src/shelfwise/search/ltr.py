@@ -26,7 +26,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,12 +36,16 @@ from shelfwise.search.base import SearchContext
 from shelfwise.search.bm25 import BM25Index
 from shelfwise.search.features import FeatureBuilder, UserProfiles, numeric_attributes
 from shelfwise.search.fusion import reciprocal_rank_fusion
-from shelfwise.search.semantic import DenseIndex
+from shelfwise.search.trees import load_booster
 from shelfwise.search.understanding import QueryUnderstanding
 from shelfwise.types import Results, top_k
 
 if TYPE_CHECKING:
+    import lightgbm as lgb
+
+    from shelfwise.search.semantic import DenseIndex
     from shelfwise.search.service import SearchService
+    from shelfwise.search.trees import TreeEnsemble
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +163,7 @@ class LTRReranker:
 
     def __init__(self, config: LTRConfig | None = None) -> None:
         self.config = config or LTRConfig()
-        self.booster: lgb.Booster | None = None
+        self.booster: lgb.Booster | TreeEnsemble | None = None
         self.feature_names: list[str] = []
 
     def _params(self) -> dict[str, object]:
@@ -223,6 +226,8 @@ class LTRReranker:
             [np.arange(s, s + n) for s, n, u in zip(starts, sizes, useful, strict=True) if u]
         )
         self.feature_names = names or [f"f{i}" for i in range(x.shape[1])]
+        import lightgbm as lgb  # only to train; a loaded model may score without it
+
         data = lgb.Dataset(
             x[rows],
             label=y[rows],
@@ -300,7 +305,7 @@ class LTRReranker:
             raise DataError(f"{directory}: unsupported re-ranker format {meta.get('format')}")
         model = cls(LTRConfig(**meta["config"]))
         model.feature_names = [str(n) for n in meta["feature_names"]]
-        model.booster = lgb.Booster(model_file=str(directory / "ltr.model.txt"))
+        model.booster = load_booster(directory / "ltr.model.txt")
         return model
 
 
@@ -472,9 +477,11 @@ class PersonalisedReranker:
     def builder_for(self, service: SearchService) -> FeatureBuilder:
         """The feature state for `service`, brought up to its `revision` (the caller holds
         the service's lock, so the catalogue does not move underneath)."""
-        dense = service.dense if isinstance(service.dense, DenseIndex) else None
-        if not self.uses_dense:
-            dense = None
+        dense = None
+        if self.uses_dense and service.dense is not None:
+            from shelfwise.search.semantic import DenseIndex  # faiss: only with dense search
+
+            dense = service.dense if isinstance(service.dense, DenseIndex) else None
         state = self._state
         if (
             state is not None
@@ -567,13 +574,18 @@ class PersonalisedReranker:
             pop, buys = _item_stats(items, events)
         else:
             pop, buys = np.zeros(len(items)), np.zeros(len(items))
+        uses_dense = False
+        if service.dense is not None:
+            from shelfwise.search.semantic import DenseIndex  # faiss: only with dense search
+
+            uses_dense = isinstance(service.dense, DenseIndex)
         reranker = cls(
             LTRReranker(config),
             items["item_id"].astype(str).tolist(),
             pop,
             buys,
             attribute_keys=list(numeric_attributes(items)),
-            uses_dense=isinstance(service.dense, DenseIndex),
+            uses_dense=uses_dense,
             corrects_query=True,
         )
         reranker.model.feature_names = reranker.builder_for(service).names

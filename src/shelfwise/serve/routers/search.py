@@ -61,6 +61,13 @@ def search(
             "(default true)"
         ),
     ] = None,
+    correct: Annotated[
+        bool,
+        Query(
+            description="correct words the catalogue does not know (see `query_info.corrected`); "
+            "false searches them as typed ('search instead for')"
+        ),
+    ] = True,
 ) -> SearchOut:
     """Full-text product search with filters, facets, sorting and pages."""
     per_page = k or per_page
@@ -95,6 +102,7 @@ def search(
         mode=mode,
         understand=understand,
         rerank=settings.get("rerank", True),
+        correct=correct,
     )
     answer = search_answer(service, res)
     request_id, answer["items"] = served(
