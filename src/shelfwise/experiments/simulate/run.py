@@ -1,0 +1,311 @@
+"""The simulated A/B test: shoppers visit day by day, see what their arm shows, and react.
+
+`simulate(world, driver, arms, days, users)` runs the day loop. Each shopper is assigned
+to one arm for the whole test by a hash of their id and a salt (sticky, deterministic).
+Every day each shopper visits a Poisson number of times at a rate that grows with their
+satisfaction (clicks and purchases raise it, visits without a click lower it, it decays
+with a half-life), so a better policy also brings shoppers back. At each visit the driver
+asks the arm's policy for a slate and the shopper clicks, carts and buys by the world's
+choice model (position bias and fatigue included); the driver records what happened, so
+the next visit's list reacts to it.
+
+Two drivers: `LibraryDriver` answers in-process from `Policy` objects (fast), and
+`shelfwise.experiments.simulate.http.HttpDriver` asks a running server over HTTP and posts
+the events back. The result keeps per-user totals (`UserTotals`), from which
+`shelfwise.experiments.simulate.report` computes the metrics and their intervals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from tqdm import tqdm
+
+from shelfwise.data.weights import EVENT_TYPE_WEIGHTS
+from shelfwise.errors import ConfigError
+from shelfwise.experiments.simulate.policies import Policy, Slates
+from shelfwise.experiments.simulate.world import World
+
+__all__ = [
+    "Driver",
+    "LibraryDriver",
+    "Shown",
+    "SimulationResult",
+    "Visits",
+    "assign",
+    "simulate",
+]
+
+log = logging.getLogger(__name__)
+
+RETURN_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What an arm showed a batch of visits: slates and, when the service gave them, one
+    request id per visit (to attribute the events to the served list)."""
+
+    slates: Slates
+    request_ids: list[str | None] | None = None
+
+
+@dataclass(frozen=True)
+class Visits:
+    """One round of visits of one arm and what the shoppers did (rows = visits)."""
+
+    arm: str
+    day: int
+    users: np.ndarray
+    starts: np.ndarray  # unix seconds
+    session_ids: list[str]
+    shown: Shown
+    clicks: np.ndarray  # bool, visits x positions
+    carts: np.ndarray
+    buys: np.ndarray
+    expected_clicks: np.ndarray  # true P(click) per slot
+
+    def events(self, world: World) -> pd.DataFrame:
+        """The visits' events in the canonical event layout (click, view, add_to_cart and
+        purchase rows, in time order within a visit), with `request_id` when known."""
+        out: list[pd.DataFrame] = []
+        for kind, mask, offset in (
+            ("click", self.clicks, 0),
+            ("view", self.clicks, 2),
+            ("add_to_cart", self.carts, 30),
+            ("purchase", self.buys, 120),
+        ):
+            r, c = np.nonzero(mask)
+            it = self.shown.slates.ids[r, c]
+            frame = pd.DataFrame(
+                {
+                    "user_id": world.user_ids[self.users[r]],
+                    "item_id": world.item_ids[it],
+                    "type": kind,
+                    "value": world.prices[it] if kind == "purchase" else np.nan,
+                    "session_id": np.asarray(self.session_ids, dtype=object)[r],
+                    "timestamp": pd.to_datetime(
+                        self.starts[r] + 40 * c + offset + 5, unit="s", utc=True
+                    ),
+                    "_visit": r,
+                }
+            )
+            out.append(frame)
+        events = pd.concat(out, ignore_index=True).sort_values(["timestamp", "_visit"])
+        if self.shown.request_ids is not None:
+            ids = np.asarray(self.shown.request_ids, dtype=object)
+            events["request_id"] = ids[events["_visit"].to_numpy()]
+        return events.drop(columns="_visit").reset_index(drop=True)
+
+
+class Driver(Protocol):
+    """Where lists come from and where what the shoppers did goes."""
+
+    def show(self, arm: str, users: np.ndarray, k: int, rng: np.random.Generator) -> Shown:
+        """The lists of `arm` for a batch of visits by `users`."""
+        ...
+
+    def record(self, visits: Visits) -> None:
+        """Take note of what the shoppers did (so the next lists can react)."""
+        ...
+
+
+class LibraryDriver:
+    """In-process: each arm is a `Policy`; histories start from the world's generated events
+    (`train`, users x items) and grow with every simulated click, cart and purchase,
+    weighted like the library weighs events (`EVENT_TYPE_WEIGHTS`)."""
+
+    def __init__(self, world: World, policies: Mapping[str, Policy], train: sp.csr_matrix):
+        if train.shape != (world.n_users, world.n_items):
+            raise ConfigError(
+                f"history matrix {train.shape} does not match the world "
+                f"({world.n_users} users x {world.n_items} items)"
+            )
+        self.world, self.policies = world, dict(policies)
+        self.base = sp.csr_matrix(train, dtype=np.float32)
+        self._rows: list[np.ndarray] = []
+        self._cols: list[np.ndarray] = []
+        self._vals: list[np.ndarray] = []
+        self._extra: sp.csr_matrix | None = None
+
+    def histories(self, users: np.ndarray) -> sp.csr_matrix:
+        """Current histories (generated events + simulated ones) of `users`."""
+        if self._rows:
+            coo = sp.coo_matrix(
+                (
+                    np.concatenate(self._vals),
+                    (np.concatenate(self._rows), np.concatenate(self._cols)),
+                ),
+                shape=self.base.shape,
+            )
+            self._extra = (self._extra if self._extra is not None else 0) + coo.tocsr()
+            self._rows, self._cols, self._vals = [], [], []
+        rows = self.base[users]
+        if self._extra is not None:
+            rows = rows + self._extra[users]
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        rows.sort_indices()
+        return rows
+
+    def show(self, arm: str, users: np.ndarray, k: int, rng: np.random.Generator) -> Shown:
+        """The arm's policy's slates from the users' current histories."""
+        policy = self.policies[arm]
+        return Shown(policy.slates(users, self.histories(users), k, rng))
+
+    def record(self, visits: Visits) -> None:
+        """Add the visits' clicks (+view), carts and purchases to the histories."""
+        ids = visits.shown.slates.ids
+        weight = (
+            visits.clicks * (EVENT_TYPE_WEIGHTS["click"] + EVENT_TYPE_WEIGHTS["view"])
+            + visits.carts * EVENT_TYPE_WEIGHTS["add_to_cart"]
+            + visits.buys * EVENT_TYPE_WEIGHTS["purchase"]
+        )
+        r, c = np.nonzero(weight)
+        self._rows.append(visits.users[r])
+        self._cols.append(ids[r, c])
+        self._vals.append(weight[r, c].astype(np.float32))
+
+
+def assign(user_ids: Sequence[str], arms: Sequence[str], salt: str) -> np.ndarray:
+    """The arm index of each user: a hash of (salt, user id), equal weights; the same user
+    always lands in the same arm of the same experiment."""
+    n = len(arms)
+    if n == 0:
+        raise ConfigError("an experiment needs at least one arm")
+    out = np.empty(len(user_ids), dtype=np.int64)
+    for i, uid in enumerate(user_ids):
+        digest = hashlib.blake2b(f"{salt}:{uid}".encode(), digest_size=8).digest()
+        out[i] = int.from_bytes(digest, "big") % n
+    return out
+
+
+@dataclass
+class SimulationResult:
+    """Per-user totals of a simulated test (`totals`: one row per simulated user with its
+    arm) and the settings it ran with."""
+
+    arms: list[str]
+    days: int
+    totals: pd.DataFrame
+    settings: dict[str, object] = field(default_factory=dict)
+
+
+_TOTALS = (
+    "sessions",
+    "impressions",
+    "clicks",
+    "expected_clicks",
+    "carts",
+    "purchases",
+    "purchase_sessions",
+    "revenue",
+)
+
+
+def simulate(
+    world: World,
+    driver: Driver,
+    arms: Sequence[str],
+    days: int = 14,
+    users: int | None = None,
+    seed: int = 0,
+    salt: str = "simulate",
+    progress: bool = False,
+) -> SimulationResult:
+    """Run a `days`-long A/B test of `arms` over the first `users` shoppers of the world
+    (default: all); see the module doc. Deterministic for a given seed (with the library
+    driver)."""
+    if days < 1:
+        raise ConfigError(f"days must be >= 1, got {days}")
+    n = world.n_users if users is None else int(users)
+    if not 1 <= n <= world.n_users:
+        raise ConfigError(f"users must be between 1 and {world.n_users}, got {users}")
+    if len(set(arms)) != len(arms) or not arms:
+        raise ConfigError(f"arms must be distinct names, got {list(arms)}")
+    model, rng = world.model, np.random.default_rng(seed)
+    arm_of = assign(world.user_ids[:n].tolist(), arms, salt)
+    k = model.slate_size
+    decay = 0.5 ** (1.0 / model.satisfaction_half_life_days)
+    satisfaction = np.zeros(n)
+    exposures: dict[int, int] = {}
+    totals = {name: np.zeros(n) for name in _TOTALS}
+    first_day = np.full(n, -1, dtype=np.int64)
+    returned = np.zeros(n, dtype=bool)
+    n_sessions = 0
+    bar = tqdm(total=days, desc="simulating", unit="day", disable=not progress)
+    for day in range(days):
+        rates = world.visit_rates(np.arange(n), satisfaction)
+        count = np.minimum(rng.poisson(rates), model.max_sessions_per_day)
+        starts = world.session_starts(np.arange(n), day, rng)
+        for rnd in range(int(count.max(initial=0))):
+            visitors = np.flatnonzero(count > rnd)
+            for a, arm in enumerate(arms):
+                us = visitors[arm_of[visitors] == a]
+                if us.size == 0:
+                    continue
+                shown = driver.show(arm, us, k, rng)
+                ids = np.asarray(shown.slates.ids, dtype=np.int64)
+                if ids.shape != (us.size, k):
+                    raise ConfigError(f"arm {arm!r} returned slates of shape {ids.shape}")
+                keys = us[:, None].astype(np.int64) * world.n_items + np.maximum(ids, 0)
+                seen = np.array([exposures.get(int(x), 0) for x in keys.ravel()])
+                seen = seen.reshape(ids.shape)
+                p_click = world.click_probabilities(us, ids, seen)
+                clicks = rng.random(ids.shape) < p_click
+                items = np.maximum(ids, 0)
+                carts = clicks & (
+                    rng.random(ids.shape) < world.cart_given_click(us[:, None], items)
+                )
+                buys = carts & (rng.random(ids.shape) < world.buy_given_cart(us[:, None], items))
+                for x in keys[ids >= 0].tolist():
+                    exposures[x] = exposures.get(x, 0) + 1
+                session_ids = [f"sim-{n_sessions + i}" for i in range(us.size)]
+                n_sessions += us.size
+                visits = Visits(
+                    arm, day, us, starts[us] + 3 * 3600 * rnd, session_ids, shown,
+                    clicks, carts, buys, p_click,
+                )  # fmt: skip
+                driver.record(visits)
+                n_clicks, n_buys = clicks.sum(axis=1), buys.sum(axis=1)
+                revenue = (buys * world.prices[items]).sum(axis=1)
+                np.add.at(totals["sessions"], us, 1)
+                np.add.at(totals["impressions"], us, (ids >= 0).sum(axis=1))
+                np.add.at(totals["clicks"], us, n_clicks)
+                np.add.at(totals["expected_clicks"], us, p_click.sum(axis=1))
+                np.add.at(totals["carts"], us, carts.sum(axis=1))
+                np.add.at(totals["purchases"], us, n_buys)
+                np.add.at(totals["purchase_sessions"], us, n_buys > 0)
+                np.add.at(totals["revenue"], us, revenue)
+                satisfaction[us] += (
+                    model.click_satisfaction * n_clicks
+                    + model.purchase_satisfaction * n_buys
+                    + model.miss_satisfaction * (n_clicks == 0)
+                )
+        visited = count > 0
+        back = (
+            visited & (first_day >= 0) & (day - first_day <= RETURN_WINDOW_DAYS) & (day > first_day)
+        )
+        returned |= back
+        first_day = np.where(visited & (first_day < 0), day, first_day)
+        satisfaction *= decay
+        bar.update()
+        bar.set_postfix(sessions=n_sessions)
+    bar.close()
+    frame = pd.DataFrame({"user_id": world.user_ids[:n], "arm": np.asarray(arms)[arm_of]})
+    for name in _TOTALS:
+        frame[name] = totals[name]
+    eligible = (first_day >= 0) & (first_day + RETURN_WINDOW_DAYS <= days - 1)
+    frame["first_day"] = first_day
+    frame["return_eligible"] = eligible
+    frame["returned_7d"] = returned & eligible
+    settings: dict[str, object] = {
+        "days": days, "users": n, "seed": seed, "salt": salt, "shopper_model": model.model_dump(),
+    }  # fmt: skip
+    return SimulationResult(list(arms), days, frame, settings)
