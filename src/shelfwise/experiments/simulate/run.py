@@ -257,7 +257,7 @@ def simulate(
                 keys = us[:, None].astype(np.int64) * world.n_items + np.maximum(ids, 0)
                 seen = np.array([exposures.get(int(x), 0) for x in keys.ravel()])
                 seen = seen.reshape(ids.shape)
-                p_click = world.click_probabilities(us, ids, seen)
+                p_click = world.click_probabilities(us, ids, seen, world.visit_moods(us.size, rng))
                 clicks = rng.random(ids.shape) < p_click
                 items = np.maximum(ids, 0)
                 carts = clicks & (

@@ -8,8 +8,9 @@ probabilities so the true click-through and conversion of any list are known:
 * a shopper looks at position p (1 = top) with probability `1 / log2(1 + p)` (position
   bias), times `fatigue ** n` where n is how often this shopper was already shown the item
   (repeated exposures lose attention);
-* a looked-at item is clicked with probability `sigmoid(click_intercept + click_taste * u)`
-  where the utility u is the shopper's taste for the item's category, their affinity for its
+* a looked-at item is clicked with probability `sigmoid(click_intercept + c + click_taste *
+  u + v)` where c is the shopper's own clickiness (normal, sd `clickiness_sd`), v the visit's
+  mood (normal, sd `visit_sd`, drawn per visit) and the utility u is the shopper's taste for the item's category, their affinity for its
   brand, how well its price suits their price band and the item's quality;
 * a clicked item is added to the cart with probability `sigmoid(cart_intercept +
   cart_taste * m)` and a carted item bought with `sigmoid(buy_intercept + buy_taste * m)`,
@@ -48,6 +49,12 @@ class ShopperModel(BaseModel):
     """Attention kept for each earlier exposure of the same item to the same shopper."""
     click_intercept: float = -3.0
     click_taste: float = Field(default=0.9, ge=0.0)
+    clickiness_sd: float = Field(default=1.0, ge=0.0, le=5.0)
+    """Spread of the shoppers' own propensity to click (a normal offset of the click
+    logit drawn once per shopper): some shoppers click much more than others."""
+    visit_sd: float = Field(default=1.0, ge=0.0, le=5.0)
+    """Spread of a visit's own mood (a normal offset of the click logit drawn per visit):
+    a quick look at the home page, or an evening of browsing."""
     cart_intercept: float = -1.2
     cart_taste: float = Field(default=0.8, ge=0.0)
     buy_intercept: float = 0.2
@@ -178,10 +185,24 @@ class World:
         leaf_taste = self.tastes.leaf_preference[users, self.catalog.leaf[items]] * len(LEAVES)
         return np.asarray(np.log(leaf_taste + 0.05) + self.match(users, items))
 
-    def click_given_look(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """P(click | the shopper looks at the item)."""
+    @cached_property
+    def clickiness(self) -> np.ndarray:
+        """Each shopper's standard normal click propensity (drawn from the demo seed)."""
+        rng = np.random.default_rng([self.store.config.seed, 16])
+        return rng.standard_normal(self.n_users)
+
+    def click_given_look(
+        self, users: np.ndarray, items: np.ndarray, moods: np.ndarray | float = 0.0
+    ) -> np.ndarray:
+        """P(click | the shopper looks at the item), in a visit of mood `moods` (a logit
+        offset, broadcast like `users`; see `visit_moods`)."""
         m = self.model
-        return sigmoid(m.click_intercept + m.click_taste * self.utility(users, items))
+        own = m.clickiness_sd * self.clickiness[users] + moods
+        return sigmoid(m.click_intercept + own + m.click_taste * self.utility(users, items))
+
+    def visit_moods(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """The click-logit offsets of n visits (normal, sd `visit_sd`)."""
+        return self.model.visit_sd * rng.standard_normal(n)
 
     def cart_given_click(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """P(add to cart | click)."""
@@ -194,28 +215,38 @@ class World:
         return sigmoid(m.buy_intercept + m.buy_taste * self.match(users, items))
 
     def click_probabilities(
-        self, users: np.ndarray, slates: np.ndarray, exposures: np.ndarray | None = None
+        self,
+        users: np.ndarray,
+        slates: np.ndarray,
+        exposures: np.ndarray | None = None,
+        moods: np.ndarray | None = None,
     ) -> np.ndarray:
         """True P(click) of every slot of `slates` (users x positions; id -1 = empty slot,
         probability 0) for `users` (one per row), given earlier `exposures` of each slot's
-        item to its shopper (default none)."""
+        item to its shopper (default none) and each visit's mood (default 0: an average
+        visit)."""
         slates = np.asarray(slates, dtype=np.int64)
         users = np.asarray(users, dtype=np.int64)
         filled = slates >= 0
         items = np.where(filled, slates, 0)
         look = examination(np.arange(slates.shape[1])[None, :], exposures, self.model.fatigue)
-        p = look * self.click_given_look(users[:, None], items)
+        mood = 0.0 if moods is None else np.asarray(moods, dtype=np.float64)[:, None]
+        p = look * self.click_given_look(users[:, None], items, mood)
         return np.where(filled, p, 0.0)
 
     def purchase_probabilities(
-        self, users: np.ndarray, slates: np.ndarray, exposures: np.ndarray | None = None
+        self,
+        users: np.ndarray,
+        slates: np.ndarray,
+        exposures: np.ndarray | None = None,
+        moods: np.ndarray | None = None,
     ) -> np.ndarray:
         """True P(the slot's item is bought) of every slot (see `click_probabilities`)."""
         slates = np.asarray(slates, dtype=np.int64)
         users = np.asarray(users, dtype=np.int64)[:, None]
         items = np.where(slates >= 0, slates, 0)
         funnel = self.cart_given_click(users, items) * self.buy_given_cart(users, items)
-        return self.click_probabilities(users[:, 0], slates, exposures) * funnel
+        return self.click_probabilities(users[:, 0], slates, exposures, moods) * funnel
 
     def visit_rates(self, users: np.ndarray, satisfaction: np.ndarray) -> np.ndarray:
         """Expected visits per day of `users` given their current satisfaction."""
