@@ -1,0 +1,85 @@
+"""The simulator driving the real HTTP API (the app over a DuckDB store of its world)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from shelfwise.artifacts import ensure_bundle
+from shelfwise.data.demo import DemoConfig
+from shelfwise.errors import ConfigError
+from shelfwise.experiments.simulate.http import HttpDriver
+from shelfwise.experiments.simulate.report import report
+from shelfwise.experiments.simulate.run import simulate
+from shelfwise.experiments.simulate.world import World
+from shelfwise.serve import create_app
+from shelfwise.serving import Engine
+from shelfwise.settings import ServeSettings, Settings
+from shelfwise.store import Store, open_store
+
+SMALL = DemoConfig(seed=9, n_items=300, n_users=200, days=20)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World.generate(SMALL)
+
+
+@pytest.fixture()
+def served(world: World, tmp_path: Path) -> Iterator[tuple[Store, TestClient]]:
+    store = open_store(f"duckdb:///{tmp_path / 'sim.duckdb'}")
+    store.ingest(items=world.store.items, users=world.store.users, events=world.store.events)
+    bundle, _ = ensure_bundle(store, tmp_path / "artifacts")
+    app = create_app(Engine(store, bundle), Settings(serve=ServeSettings(auth=False, rate_limit=0)))
+    with TestClient(app) as client:
+        yield store, client
+    store.close()
+
+
+def test_simulated_shoppers_use_the_api_and_post_their_events(
+    world: World, served: tuple[Store, TestClient]
+) -> None:
+    store, client = served
+    before = store.counts()["events"]
+    driver = HttpDriver(world, {"a": "default", "b": "popularity", "c": "random"}, client,
+                        concurrency=1)  # fmt: skip
+    assert driver.check()["status"] == "ready"
+    result = simulate(world, driver, ["a", "b", "c"], days=3, users=80, seed=1)
+    driver.flush()
+    t = result.totals
+    served_visits = int(t.loc[t["arm"] != "c", "sessions"].sum())
+    assert driver.requests == served_visits > 0  # random is ranked here, not asked for
+    expected_events = int(2 * t["clicks"].sum() + t["carts"].sum() + t["purchases"].sum())
+    assert driver.posted == expected_events > 0
+    assert store.counts()["events"] == before + expected_events
+    assert driver.unknown_items == 0
+    out = report(result)
+    assert set(out["policies"]) == {"a", "b", "c"}
+
+    # the server reacts: an item a shopper just clicked is not recommended to them again
+    clicked = store.events()
+    sim = clicked[clicked["event_id"].astype(str).str.startswith("sim-")]
+    user, item = sim.iloc[0][["user_id", "item_id"]]
+    answer = client.get(f"/v1/users/{user}/recommendations", params={"k": 50}).json()
+    assert item not in [i["item_id"] for i in answer["items"]]
+
+
+def test_a_server_with_another_catalogue_is_refused(
+    served: tuple[Store, TestClient],
+) -> None:
+    _, client = served
+    other = World.generate(DemoConfig(seed=9, n_items=400, n_users=200, days=20))
+    with pytest.raises(ConfigError, match="generate-demo"):
+        HttpDriver(other, {"a": "default"}, client).check()
+
+
+def test_random_arm_is_ranked_locally(world: World, served: tuple[Store, TestClient]) -> None:
+    _, client = served
+    driver = HttpDriver(world, {"r": "random"}, client)
+    shown = driver.show("r", np.arange(5), 10, np.random.default_rng(0))
+    assert shown.slates.ids.shape == (5, 10) and driver.requests == 0
+    assert shown.request_ids is None
