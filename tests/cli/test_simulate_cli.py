@@ -45,8 +45,10 @@ def test_simulate_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["--policy", "a=popularity", "--policy", "b=nope"], "unknown CONFIG 'nope'"),
         (["--policy", "a=popularity", "--policy", "a=random"], "given twice"),
         (["--policy", "a=random", "--policy", "b=random", "--days", "0"], "--days"),
-        (["--policy", "a=random", "--policy", "b=random", "--store", "duckdb:///x.duckdb"],
-         "running `shelfwise serve`"),
+        (
+            ["--policy", "a=random", "--policy", "b=random", "--store", "duckdb:///x.duckdb"],
+            "running `shelfwise serve`",
+        ),
         (["--policy", "a=random", "--policy", "b=random", "--shopper", "fatigue"], "--shopper"),
         (["--policy", "a=random", "--policy", "b=random", "--shopper", "fatigue=3"], "fatigue"),
         (["--policy", "a=random", "--policy", "b=random", "--users", "5000"], "--users 5000"),

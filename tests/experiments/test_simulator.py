@@ -88,6 +88,7 @@ def test_click_probabilities_by_hand(world: World) -> None:
         return float(np.log(leaf + 0.05) + 0.6 * brand + fit + 0.35 * cat.quality[i])
 
     own = m.clickiness_sd * world.clickiness[u]
+
     def logistic(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
 
@@ -129,7 +130,7 @@ def test_simulation_is_deterministic_and_totals_add_up(world: World) -> None:
                           seed=5)  # fmt: skip
         return result, report(result)
 
-    (r1, rep1), (r2, rep2) = run(), run()
+    (r1, rep1), (r2, _) = run(), run()
     assert r1.totals.equals(r2.totals)  # type: ignore[attr-defined]
     totals = r1.totals  # type: ignore[attr-defined]
     assert (totals["impressions"] == totals["sessions"] * world.model.slate_size).all()

@@ -10,8 +10,9 @@ probabilities so the true click-through and conversion of any list are known:
   (repeated exposures lose attention);
 * a looked-at item is clicked with probability `sigmoid(click_intercept + c + click_taste *
   u + v)` where c is the shopper's own clickiness (normal, sd `clickiness_sd`), v the visit's
-  mood (normal, sd `visit_sd`, drawn per visit) and the utility u is the shopper's taste for the item's category, their affinity for its
-  brand, how well its price suits their price band and the item's quality;
+  mood (normal, sd `visit_sd`, drawn per visit) and the utility u is the shopper's taste for
+  the item's category, their affinity for its brand, how well its price suits their price
+  band and the item's quality;
 * a clicked item is added to the cart with probability `sigmoid(cart_intercept +
   cart_taste * m)` and a carted item bought with `sigmoid(buy_intercept + buy_taste * m)`,
   where m is the demo's own match of brand, price and quality.
