@@ -320,6 +320,7 @@ class SearchService:
         history_ids: Sequence[str] | None = None,
         mode: str | None = None,
         understand: bool = True,
+        rerank: bool = True,
     ) -> SearchResponse:
         """One page of results for `query` under `filters`, sorted by `sort`.
 
@@ -327,7 +328,8 @@ class SearchService:
         or as item ids (`history_ids`, newest first; ids the service does not hold are
         skipped), with optional `history_weights` aligned to it. `mode` picks the
         retrieval (lexical, semantic, hybrid; None: `SearchConfig.mode`). `understand=False`
-        turns query understanding (price, cheap words, brand and category mentions) off.
+        turns query understanding (price, cheap words, brand and category mentions) off;
+        `rerank=False` leaves the learned re-ranker out (an experiment's variant).
         """
         self._check()
         with self._lock:
@@ -344,6 +346,7 @@ class SearchService:
                 history_ids,
                 mode,
                 understand,
+                rerank,
             )
 
     def resolve_mode(self, mode: str | None = None) -> tuple[str, str | None]:
@@ -374,6 +377,7 @@ class SearchService:
         history_ids: Sequence[str] | None,
         mode: str | None = None,
         understand: bool = True,
+        rerank: bool = True,
     ) -> SearchResponse:
         if history is None and history_ids is not None:
             history, history_weights = self._history_rows(history_ids, history_weights)
@@ -409,7 +413,8 @@ class SearchService:
             self._nothing_found(parsed, allowed, info)
         if read is not None:
             rows, relevance = self._prefer(read, rows, relevance, info)
-        if text.strip() and self.reranker is not None and sort == "relevance" and rows.size:
+        ranking = rerank and sort == "relevance"
+        if text.strip() and self.reranker is not None and ranking and rows.size:
             rows, relevance, scores_by_row = self._rerank(
                 text, rows, relevance, user, history, history_weights
             )
