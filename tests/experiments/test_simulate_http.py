@@ -57,6 +57,12 @@ def test_simulated_shoppers_use_the_api_and_post_their_events(
     assert driver.posted == expected_events > 0
     assert store.counts()["events"] == before + expected_events
     assert driver.unknown_items == 0
+    # every served list has a request id, and the events carry it back for attribution
+    assert driver.request_ids_seen == driver.requests
+    asked = t[t["arm"] != "c"]
+    from_served = int(2 * asked["clicks"].sum() + asked["carts"].sum() + asked["purchases"].sum())
+    outcomes = store.outcome_events()
+    assert int(outcomes["request_id"].notna().sum()) == from_served > 0
     out = report(result)
     assert set(out["policies"]) == {"a", "b", "c"}
 

@@ -248,3 +248,17 @@ def test_simulate_refuses_bad_arguments(world: World) -> None:
 def test_sigmoid_is_the_logistic_function() -> None:
     x = np.array([-30.0, -1.0, 0.0, 2.0])
     assert sigmoid(x) == pytest.approx(1.0 / (1.0 + np.exp(-x)))
+
+
+def test_assignment_matches_a_live_experiment_with_the_same_salt() -> None:
+    from shelfwise.experiments.assignment import ExperimentSpec, VariantConfig
+    from shelfwise.experiments.assignment import assign as live_assign
+
+    spec = ExperimentSpec(
+        experiment_id="sim-check",
+        variants=[VariantConfig(name=n, model=m) for n, m in (("pop", "popularity"),
+                                                              ("knn", "itemknn"), ("r", None))],
+    )  # fmt: skip
+    ids = [f"U-{i:05d}" for i in range(500)]
+    ours = assign(ids, ["pop", "knn", "r"], "sim-check")
+    assert [["pop", "knn", "r"][a] for a in ours] == [live_assign(u, spec).name for u in ids]

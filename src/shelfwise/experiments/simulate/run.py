@@ -17,7 +17,6 @@ the events back. The result keeps per-user totals (`UserTotals`), from which
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -174,16 +173,17 @@ class LibraryDriver:
 
 
 def assign(user_ids: Sequence[str], arms: Sequence[str], salt: str) -> np.ndarray:
-    """The arm index of each user: a hash of (salt, user id), equal weights; the same user
-    always lands in the same arm of the same experiment."""
+    """The arm index of each user, equal weights, by the live experiments' own hash of
+    (salt, user id) (`experiments.assignment.unit_hash`): the same user lands in the same
+    arm here and in a live experiment with the same salt and equally weighted variants."""
+    from shelfwise.experiments.assignment import unit_hash
+
     n = len(arms)
     if n == 0:
         raise ConfigError("an experiment needs at least one arm")
-    out = np.empty(len(user_ids), dtype=np.int64)
-    for i, uid in enumerate(user_ids):
-        digest = hashlib.blake2b(f"{salt}:{uid}".encode(), digest_size=8).digest()
-        out[i] = int.from_bytes(digest, "big") % n
-    return out
+    u = np.array([unit_hash(str(uid), salt) for uid in user_ids], dtype=np.float64)
+    edges = np.arange(1, n + 1) / n
+    return np.minimum(np.searchsorted(edges, u, side="right"), n - 1).astype(np.int64)
 
 
 @dataclass
