@@ -127,7 +127,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         from shelfwise.experiments.simulate.http import HttpDriver
 
         key = args.api_key or os.environ.get("SHELFWISE_API_KEY")
-        http = HttpDriver.connect(world, arms, str(args.store), key, concurrency=args.concurrency)
+        http = HttpDriver.connect(
+            world, arms, str(args.store), key, concurrency=args.concurrency, clock=args.clock
+        )
         http.check()
         driver = http
     else:
@@ -216,4 +218,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--api-key", default=None, help="API key (default: $SHELFWISE_API_KEY)")
     p.add_argument("--concurrency", type=int, default=8, help="HTTP requests in flight")
+    p.add_argument(
+        "--clock",
+        choices=("simulated", "now"),
+        default="simulated",
+        help="event timestamps over HTTP: the simulated days, or the real time of posting "
+        "(what a live experiment started now counts)",
+    )
     p.set_defaults(func=cmd_simulate)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from shelfwise.errors import ConfigError, ShelfwiseError
@@ -36,7 +37,9 @@ class HttpDriver:
 
     `arms` maps an arm name to its CONFIG (`default`, `random` or a model name of the active
     bundle). `client` is an `httpx.Client` whose base URL is the server (a FastAPI
-    `TestClient` works too); `concurrency` requests are in flight at once.
+    `TestClient` works too); `concurrency` requests are in flight at once. `clock` stamps
+    the events: `simulated` (the simulated day's time, after the demo's last day) or `now`
+    (the real time of posting, in order: what a live experiment started now counts).
     """
 
     def __init__(
@@ -46,8 +49,11 @@ class HttpDriver:
         client: httpx.Client,
         concurrency: int = 8,
         batch: int = 500,
+        clock: str = "simulated",
     ) -> None:
-        self.world, self.arms, self.client = world, dict(arms), client
+        if clock not in ("simulated", "now"):
+            raise ConfigError(f"clock must be 'simulated' or 'now', got {clock!r}")
+        self.world, self.arms, self.client, self.clock = world, dict(arms), client, clock
         self.concurrency, self.batch = max(1, concurrency), max(1, batch)
         self._index = {str(item): i for i, item in enumerate(world.item_ids)}
         self._pending: list[dict[str, Any]] = []
@@ -66,12 +72,13 @@ class HttpDriver:
         api_key: str | None = None,
         timeout: float = 30.0,
         concurrency: int = 8,
+        clock: str = "simulated",
     ) -> HttpDriver:
         """A driver over a new `httpx.Client` to `url` (with `X-API-Key` when given)."""
         headers = {"X-API-Key": api_key} if api_key else {}
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         client = httpx.Client(base_url=url, headers=headers, timeout=timeout, limits=limits)
-        return cls(world, arms, client, concurrency=concurrency)
+        return cls(world, arms, client, concurrency=concurrency, clock=clock)
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         try:
@@ -136,6 +143,10 @@ class HttpDriver:
     def record(self, visits: Visits) -> None:
         """Queue the visits' events and post them in batches."""
         frame = visits.events(self.world)
+        if self.clock == "now":
+            # the real time, one microsecond apart in the simulated order
+            now = pd.Timestamp.now(tz="UTC")
+            frame["timestamp"] = now + pd.to_timedelta(np.arange(len(frame)), unit="us")
         for row in frame.to_dict("records"):
             self._event_seq += 1
             event: dict[str, Any] = {

@@ -9,6 +9,9 @@ per-shopper totals, `shelfwise.experiments.stats`):
 * `revenue_per_user`: revenue per shopper who visited (Welch);
 * `return_rate_7d`: share of shoppers who came back within 7 days of their first visit,
   among those whose first visit was at least 7 days before the end (Welch);
+* `list_ctr` (visits with a click / visits) and `user_conversion_rate` (share of visitors
+  who bought anything): the live experiments' definitions of click-through and conversion
+  (`shelfwise.experiments.analysis`), so a live result can be held against a simulated one;
 * `true_ctr`: the expected click-through from the choice model's true click probabilities
   of what was shown (no sampling noise from the clicks themselves).
 
@@ -36,10 +39,11 @@ RATIO_METRICS: dict[str, tuple[str, str]] = {
     "ctr": ("clicks", "impressions"),
     "add_to_cart_rate": ("carts", "impressions"),
     "conversion_rate": ("purchase_sessions", "sessions"),
+    "list_ctr": ("click_sessions", "sessions"),
 }
 """Ratio metrics: (per-shopper numerator, denominator) columns of the totals."""
 
-MEAN_METRICS = ("revenue_per_user", "return_rate_7d")
+MEAN_METRICS = ("revenue_per_user", "return_rate_7d", "user_conversion_rate")
 """Per-shopper mean metrics."""
 
 METRICS = (*RATIO_METRICS, *MEAN_METRICS)
@@ -51,6 +55,8 @@ def _units(totals: pd.DataFrame, metric: str) -> np.ndarray:
     visited = totals[totals["sessions"] > 0]
     if metric == "revenue_per_user":
         return visited["revenue"].to_numpy(dtype=np.float64)
+    if metric == "user_conversion_rate":
+        return (visited["purchases"] > 0).to_numpy(dtype=np.float64)
     if metric == "return_rate_7d":
         eligible = totals[totals["return_eligible"]]
         return eligible["returned_7d"].to_numpy(dtype=np.float64)

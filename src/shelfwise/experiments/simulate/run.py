@@ -205,6 +205,7 @@ _TOTALS = (
     "carts",
     "purchases",
     "purchase_sessions",
+    "click_sessions",
     "revenue",
 )
 
@@ -282,6 +283,7 @@ def simulate(
                 np.add.at(totals["carts"], us, carts.sum(axis=1))
                 np.add.at(totals["purchases"], us, n_buys)
                 np.add.at(totals["purchase_sessions"], us, n_buys > 0)
+                np.add.at(totals["click_sessions"], us, n_clicks > 0)
                 np.add.at(totals["revenue"], us, revenue)
                 satisfaction[us] += (
                     model.click_satisfaction * n_clicks
