@@ -2,7 +2,8 @@
 
 The shoppers of the default demo store (`shelfwise generate-demo`: 5,000 items, 2,000
 shoppers, 90 days of history) are split by a hash of their id into the arms; every visit
-shows 10 items from the arm's policy, fitted in-process on the generated history, and the
+shows 10 items from the arm's policy, fitted in-process on the generated history (and
+scoring histories weighted by recency as the server does), and the
 shoppers click, cart, buy and come back by the simulator's choice model
 (`shelfwise.experiments.simulate`). Repeated with several simulation seeds (and assignment
 salts); each repeat reports every arm's click-through, conversion, revenue per visitor and
@@ -23,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from shelfwise.data.demo import DemoConfig
-from shelfwise.experiments.simulate.policies import history_matrix, library_policies
 from shelfwise.experiments.simulate.report import report
-from shelfwise.experiments.simulate.run import LibraryDriver, simulate
+from shelfwise.experiments.simulate.run import library_driver, server_half_life, simulate
 from shelfwise.experiments.simulate.world import World
 from sim_common import machine
 
@@ -48,14 +48,11 @@ def main() -> None:
     t0 = time.perf_counter()
     demo = DemoConfig(seed=42, n_items=args.items, n_users=args.users, days=args.history_days)
     world = World.generate(demo)
-    policies = library_policies(world, ARMS)
-    train = history_matrix(world)
+    driver = library_driver(world, ARMS)  # fitted once; histories weighted like the server's
     runs: list[dict[str, Any]] = []
     for rep in range(args.repeat):
-        result = simulate(
-            world, LibraryDriver(world, policies, train), list(ARMS), days=args.days, seed=rep,
-            salt=f"bench-{rep}",
-        )  # fmt: skip
+        driver.reset()
+        result = simulate(world, driver, list(ARMS), days=args.days, seed=rep, salt=f"bench-{rep}")
         runs.append(report(result))
         print(f"repeat {rep + 1}/{args.repeat} ({time.perf_counter() - t0:.0f}s)", flush=True)
 
@@ -97,6 +94,7 @@ def main() -> None:
             "repeats": args.repeat,
             "arms": ARMS,
             "shopper_model": world.model.model_dump(),
+            "history_half_life_days": server_half_life(),
         },
         "mean_over_repeats": summary,
         "targets": targets,

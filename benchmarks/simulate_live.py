@@ -1,7 +1,8 @@
 """A live experiment on a real server, driven by simulated shoppers, against the simulator.
 
-1. The demo store (`shelfwise generate-demo`'s defaults unless given) is ingested into a
-   fresh DuckDB store and `shelfwise serve` is started on it (its own process, a real port).
+1. The demo store (`shelfwise generate-demo`'s defaults unless given, its history ending
+   yesterday) is ingested into a fresh DuckDB store and `shelfwise serve` is started on it
+   (its own process, a real port).
 2. A live experiment is created through `POST /v1/experiments`: variant `tfidf` serves the
    bundle's TF-IDF content model, variant `knn` its ItemKNN, equal weights, salt `--salt`.
    (Both personalise: a variant naming the popularity model would not serve popularity,
@@ -12,7 +13,9 @@
    real time so the experiment counts them); the server assigns each shopper a variant.
 4. The experiment's own results (`GET /v1/experiments/{id}/results`) are read back.
 5. The same test is simulated in-process (the same world and salt, so the same split, and
-   another random seed): its 95% intervals of the lift are the simulator's prediction.
+   another random seed; histories weighted by recency like the server's): its 95% intervals
+   of the lift are the simulator's prediction. One difference stays: the server sees the
+   14 simulated days within minutes, so their events are equally recent to it.
 
 Target: the live experiment's measured lift of click-through (lists clicked / lists shown)
 and conversion (share of exposed shoppers who bought) falls within the simulator's 95%
@@ -29,6 +32,7 @@ import json
 import shutil
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +42,8 @@ from load_test import make_key, revoke_key, start_server, stop_server
 from shelfwise.artifacts import ensure_bundle
 from shelfwise.data.demo import DemoConfig
 from shelfwise.experiments.simulate.http import HttpDriver
-from shelfwise.experiments.simulate.policies import history_matrix, library_policies
 from shelfwise.experiments.simulate.report import report
-from shelfwise.experiments.simulate.run import LibraryDriver, simulate
+from shelfwise.experiments.simulate.run import library_driver, simulate
 from shelfwise.experiments.simulate.world import World
 from shelfwise.store import open_store
 from sim_common import machine
@@ -74,7 +77,11 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="shelfwise-sim-live-"))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    demo = DemoConfig(seed=42, n_items=args.items, n_users=args.users, days=args.history_days)
+    # the history ends yesterday: the server weighs it by its age relative to the events the
+    # shoppers post now, as the simulator does relative to its day 0
+    end = datetime.now(UTC) - timedelta(days=1)
+    demo = DemoConfig(seed=42, n_items=args.items, n_users=args.users, days=args.history_days,
+                      end=end)  # fmt: skip
     world = World.generate(demo)
     url = f"duckdb:///{work / 'live.duckdb'}"
     with open_store(url) as store:
@@ -108,7 +115,7 @@ def main() -> None:
         revoke_key(url, key_id)
 
     arms = {"tfidf": "tfidf", "knn": "default"}  # default: ItemKNN with the bundle's parameters
-    offline = LibraryDriver(world, library_policies(world, arms), history_matrix(world))
+    offline = library_driver(world, arms)  # histories weighted by recency like the server
     predicted = report(simulate(world, offline, ["tfidf", "knn"], days=args.days, seed=2,
                                 salt=args.salt))  # fmt: skip
     recorded = report(http_result)

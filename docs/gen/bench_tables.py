@@ -468,6 +468,7 @@ def simulate_interleaving() -> str:
     ]
     for mood, pairs in d["pairs"].items():
         for pair, e in pairs.items():
+
             def need(key: str, e: dict[str, Any] = e) -> str:
                 value = e[f"{key}_sessions_needed"]
                 if value is None:
@@ -501,6 +502,27 @@ def simulate_ope() -> str:
     return "\n".join(lines) + _note(d)
 
 
+def simulate_live() -> str:
+    """A live experiment's lifts against the simulator's prediction and its own record."""
+    d = _json("simulate_live.json")
+    lines = [
+        "| live metric | live lift [95% CI] | p-value | simulator's record of the HTTP run "
+        "| simulated in-process [95% CI] | live within |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for metric, c in d["checks"].items():
+        live = "" if c["live_lift"] is None else f"{c['live_lift']:+.1%}"
+        live_ci = _interval(*(c["live_lift_ci95"] or [None, None]), pct=True)
+        p = "" if c["live_p_value"] is None else f"{c['live_p_value']:.2g}"
+        within = {True: "yes", False: "no", None: ""}[c["live_within_simulated_interval"]]
+        lines.append(
+            f"| {metric} | {live} {live_ci} | {p} | {c['recorded_lift_of_the_http_run']:+.1%} "
+            f"| {c['simulated_lift']:+.1%} {_interval(*c['simulated_lift_ci95'], pct=True)} "
+            f"| {within} |"
+        )
+    return "\n".join(lines) + _note(d)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     f.__name__: f
     for f in (
@@ -528,6 +550,7 @@ TABLES: dict[str, Callable[[], str]] = {
         simulate_ab,
         simulate_interleaving,
         simulate_ope,
+        simulate_live,
     )
 }
 

@@ -262,3 +262,26 @@ def test_assignment_matches_a_live_experiment_with_the_same_salt() -> None:
     ids = [f"U-{i:05d}" for i in range(500)]
     ours = assign(ids, ["pop", "knn", "r"], "sim-check")
     assert [["pop", "knn", "r"][a] for a in ours] == [live_assign(u, spec).name for u in ids]
+
+
+def test_recency_weighting_follows_the_servers_half_life(world: World) -> None:
+    from shelfwise.experiments.simulate.run import Shown, Visits, library_driver, server_half_life
+
+    plain, decayed = history_matrix(world), history_matrix(world, half_life_days=7.0)
+    # an event exactly 7 days before the start counts half; nothing counts more than fully
+    assert decayed.sum() < plain.sum() and (decayed.data <= plain.data + 1e-6).all()
+    driver = LibraryDriver(world, {}, decayed, half_life_days=7.0)
+    clicks, none = np.array([[True, False]]), np.zeros((1, 2), dtype=bool)
+    visits = Visits(
+        "a", 14, np.array([3]), np.array([world.start]), ["s"], Shown(Slates(np.array([[5, 6]]))),
+        clicks, none, none, clicks.astype(float),
+    )  # fmt: skip
+    driver.record(visits)
+    grown = driver.histories(np.array([3]))[0, 5] - decayed[3, 5]
+    assert grown == pytest.approx(2.0 * 2.0**2)  # click + view, two half-lives later
+    driver.reset()
+    assert driver.histories(np.array([3]))[0, 5] == pytest.approx(decayed[3, 5])
+    assert library_driver(world, {"r": "random"}).half_life_days == server_half_life() == 14.0
+    assert library_driver(world, {"r": "random"}, half_life_days=None).half_life_days is None
+    with pytest.raises(ConfigError, match="half_life_days"):
+        LibraryDriver(world, {}, decayed, half_life_days=-1.0)

@@ -1,7 +1,7 @@
 """`shelfwise simulate`: an offline A/B test of policies with simulated shoppers.
 
     shelfwise simulate --policy pop=popularity --policy knn=itemknn --days 14 --json out.json
-    shelfwise simulate --store http://127.0.0.1:8000 --policy a=default --policy b=popularity
+    shelfwise simulate --store http://127.0.0.1:8000 --policy a=default --policy b=tfidf
 
 The shoppers live in the demo store of `--seed/--demo-items/--demo-users/--demo-days`
 (what `shelfwise generate-demo` writes with the same flags). Without `--store` every arm is
@@ -97,14 +97,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Build the world, run the test through the chosen driver, print and write the report."""
     from shelfwise.config_params import parse_set
     from shelfwise.data.demo import DemoConfig
-    from shelfwise.experiments.simulate.policies import library_policies
     from shelfwise.experiments.simulate.report import report
-    from shelfwise.experiments.simulate.run import Driver, LibraryDriver, simulate
+    from shelfwise.experiments.simulate.run import Driver, library_driver, simulate
     from shelfwise.experiments.simulate.world import ShopperModel, World
 
     arms = parse_policies(args.policy)
     if args.days < 1:
         raise ConfigError(f"--days must be >= 1, got {args.days}")
+    if args.history_half_life is not None and args.history_half_life < 0:
+        raise ConfigError(f"--history-half-life must be >= 0 days, got {args.history_half_life}")
     if args.users is not None and args.users < 2:
         raise ConfigError(f"--users must be >= 2, got {args.users}")
     remote = bool(args.store) and str(args.store).startswith(("http://", "https://"))
@@ -133,8 +134,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         http.check()
         driver = http
     else:
-        params = parse_set(args.set or [])
-        driver = LibraryDriver(world, library_policies(world, arms, params), _train(world))
+        half_life: float | str | None = "server"
+        if args.history_half_life is not None:
+            half_life = args.history_half_life or None  # 0: no decay
+        driver = library_driver(world, arms, parse_set(args.set or []), half_life)
     try:
         result = simulate(
             world, driver, list(arms), days=args.days, users=args.users, seed=args.sim_seed,
@@ -160,12 +163,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         path.write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {path}")
     return 0
-
-
-def _train(world: Any) -> Any:
-    from shelfwise.experiments.simulate.policies import history_matrix
-
-    return history_matrix(world)
 
 
 def _demo_dict(demo: Any) -> dict[str, Any]:
@@ -215,6 +212,15 @@ def add_parser(sub: Any) -> None:
         action="append",
         metavar="PARAM=VALUE",
         help="a shopper model parameter, e.g. fatigue=0.8 (see the simulator guide)",
+    )
+    p.add_argument(
+        "--history-half-life",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="in-process: weigh each shopper's history by recency like the server (an event "
+        "this many days older than their newest counts half); 0: no decay (default: the "
+        "server's, engine.history_half_life_days)",
     )
     p.add_argument("--api-key", default=None, help="API key (default: $SHELFWISE_API_KEY)")
     p.add_argument("--concurrency", type=int, default=8, help="HTTP requests in flight")

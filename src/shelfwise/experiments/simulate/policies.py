@@ -164,12 +164,21 @@ class EpsilonGreedyPolicy:
         return Slates(ids, np.where(ids >= 0, prop, 0.0))
 
 
-def history_matrix(world: World) -> sp.csr_matrix:
+def history_matrix(world: World, half_life_days: float | None = None) -> sp.csr_matrix:
     """The world's generated events as a users x items matrix (the library's default event
-    weights), rows and columns in world order."""
+    weights), rows and columns in world order; with `half_life_days`, decayed to the start
+    of the simulation (an event that many days before it counts half)."""
+    from datetime import UTC, datetime
+
+    from shelfwise.data.matrix import InteractionWeights
+
     users = Vocabulary(world.user_ids.tolist(), name="user_id")
     items = Vocabulary(world.item_ids.tolist(), name="item_id")
-    return build_interactions(world.history, users=users, items=items).matrix
+    weights = InteractionWeights(half_life_days=half_life_days)
+    now = datetime.fromtimestamp(world.start, tz=UTC)
+    return build_interactions(
+        world.history, weights=weights, users=users, items=items, now=now
+    ).matrix
 
 
 def policy_names() -> list[str]:
@@ -209,14 +218,16 @@ def library_policies(
     world: World,
     configs: dict[str, str],
     params: dict[str, dict[str, Any]] | None = None,
+    train: sp.csr_matrix | None = None,
 ) -> dict[str, Policy]:
     """Fitted in-process policies for arms `{name: CONFIG}`: `default`, `random` or a
-    registry model (with its `params[model]`), each fitted once on the world's history."""
+    registry model (with its `params[model]`), each fitted once on `train` (default: the
+    world's history, `history_matrix`)."""
     from shelfwise.artifacts.bundle import DEFAULT_MODELS
     from shelfwise.serving.config import EngineConfig
 
     params = params or {}
-    train = history_matrix(world)
+    train = history_matrix(world) if train is None else train
     fitted: dict[tuple[str, str], Policy] = {}
     out: dict[str, Policy] = {}
     for arm, config in configs.items():

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,8 @@ __all__ = [
     "SimulationResult",
     "Visits",
     "assign",
+    "library_driver",
+    "server_half_life",
     "simulate",
 ]
 
@@ -119,16 +121,38 @@ class Driver(Protocol):
 class LibraryDriver:
     """In-process: each arm is a `Policy`; histories start from the world's generated events
     (`train`, users x items) and grow with every simulated click, cart and purchase,
-    weighted like the library weighs events (`EVENT_TYPE_WEIGHTS`)."""
+    weighted like the library weighs events (`EVENT_TYPE_WEIGHTS`).
 
-    def __init__(self, world: World, policies: Mapping[str, Policy], train: sp.csr_matrix):
+    `half_life_days` weighs a history by recency the way the server does
+    (`EngineConfig.history_half_life_days`: an event that many days older than the
+    shopper's newest counts half): pass `train` decayed to the simulation's start
+    (`history_matrix(world, half_life_days)`) and every simulated event is weighted
+    `2 ** (days since the start / half_life_days)`, which leaves the weights of one
+    shopper's events in the server's proportions (scaling a whole history changes no
+    ranking of a history-based model). None: every event counts fully, however old.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        policies: Mapping[str, Policy],
+        train: sp.csr_matrix,
+        half_life_days: float | None = None,
+    ):
         if train.shape != (world.n_users, world.n_items):
             raise ConfigError(
                 f"history matrix {train.shape} does not match the world "
                 f"({world.n_users} users x {world.n_items} items)"
             )
+        if half_life_days is not None and not half_life_days > 0:
+            raise ConfigError(f"half_life_days must be > 0 or None, got {half_life_days}")
         self.world, self.policies = world, dict(policies)
+        self.half_life_days = half_life_days
         self.base = sp.csr_matrix(train, dtype=np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every simulated event (the next simulation starts from `train` again)."""
         self._rows: list[np.ndarray] = []
         self._cols: list[np.ndarray] = []
         self._vals: list[np.ndarray] = []
@@ -166,10 +190,40 @@ class LibraryDriver:
             + visits.carts * EVENT_TYPE_WEIGHTS["add_to_cart"]
             + visits.buys * EVENT_TYPE_WEIGHTS["purchase"]
         )
+        if self.half_life_days is not None:
+            weight = weight * 2.0 ** (visits.day / self.half_life_days)
         r, c = np.nonzero(weight)
         self._rows.append(visits.users[r])
         self._cols.append(ids[r, c])
         self._vals.append(weight[r, c].astype(np.float32))
+
+
+def server_half_life() -> float | None:
+    """The server's default history half-life (`EngineConfig.history_half_life_days`)."""
+    from shelfwise.serving.config import EngineConfig
+
+    return EngineConfig().history_half_life_days
+
+
+def library_driver(
+    world: World,
+    arms: Mapping[str, str],
+    params: dict[str, dict[str, Any]] | None = None,
+    half_life_days: float | str | None = "server",
+) -> LibraryDriver:
+    """A `LibraryDriver` for arms `{name: CONFIG}` (see `policies.library_policies`): the
+    models fitted on the world's whole history, the histories they score weighted by recency
+    with `half_life_days` (`"server"`: the server's default, so `default` is what the
+    server would serve; None: no decay)."""
+    from shelfwise.experiments.simulate.policies import history_matrix, library_policies
+
+    half_life = server_half_life() if half_life_days == "server" else half_life_days
+    if isinstance(half_life, str):
+        raise ConfigError(f"half_life_days must be a number, None or 'server', got {half_life!r}")
+    train = history_matrix(world)
+    policies = library_policies(world, dict(arms), params, train)
+    scored = train if half_life is None else history_matrix(world, half_life)
+    return LibraryDriver(world, policies, scored, half_life)
 
 
 def assign(user_ids: Sequence[str], arms: Sequence[str], salt: str) -> np.ndarray:
