@@ -98,7 +98,8 @@ def main() -> None:
         },
         "mean_over_repeats": summary,
         "targets": targets,
-        "runs": runs,
+        # the first repeat in full; the others' arms (their comparisons are in `targets`)
+        "runs": [runs[0]] + [{"policies": r["policies"]} for r in runs[1:]],
         "seconds": round(time.perf_counter() - t0, 1),
         "machine": machine(),
     }
