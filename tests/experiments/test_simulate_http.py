@@ -89,3 +89,25 @@ def test_random_arm_is_ranked_locally(world: World, served: tuple[Store, TestCli
     shown = driver.show("r", np.arange(5), 10, np.random.default_rng(0))
     assert shown.slates.ids.shape == (5, 10) and driver.requests == 0
     assert shown.request_ids is None
+
+
+def test_searching_shoppers_use_the_search_api(
+    world: World, served: tuple[Store, TestClient]
+) -> None:
+    store, client = served
+    searching = World(world.store, world.catalog, world.tastes,
+                      world.model.model_copy(update={"search_rate": 1.0}))  # fmt: skip
+    driver = HttpDriver(searching, {"a": "default"}, client, concurrency=1)
+    result = simulate(searching, driver, ["a"], days=2, users=40, seed=3)
+    driver.flush()
+    t = result.totals
+    assert t["searches"].sum() == t["sessions"].sum() == driver.requests > 0
+    searches = store.events(types=["search"])
+    simulated = searches[searches["event_id"].astype(str).str.startswith("sim-")]
+    assert len(simulated) == t["searches"].sum()
+    assert simulated["query"].notna().all()
+    # the search lists' request ids come back with the clicks
+    outcomes = store.outcome_events()
+    assert int(outcomes["request_id"].notna().sum()) == int(
+        2 * t["clicks"].sum() + t["carts"].sum() + t["purchases"].sum()
+    )

@@ -285,3 +285,47 @@ def test_recency_weighting_follows_the_servers_half_life(world: World) -> None:
     assert library_driver(world, {"r": "random"}, half_life_days=None).half_life_days is None
     with pytest.raises(ConfigError, match="half_life_days"):
         LibraryDriver(world, {}, decayed, half_life_days=-1.0)
+
+
+def test_search_visits_find_what_the_shopper_has_in_mind(world: World) -> None:
+    from shelfwise.experiments.simulate.run import Shown, Visits
+
+    rng = np.random.default_rng(0)
+    users = np.arange(60)
+    intents = world.intents(users, rng)
+    # the wanted items come from each shopper's preferred categories
+    liked = world.tastes.leaf_preference[users, world.catalog.leaf[intents]]
+    assert np.median(liked) > 1.0 / len(world.tastes.leaf_preference[0])
+    queries = world.queries(intents, rng)
+    driver = LibraryDriver(world, {}, history_matrix(world))
+    found = driver.search("a", users, queries, 10, rng).slates.ids
+    same_leaf = world.catalog.leaf[np.maximum(found, 0)] == world.catalog.leaf[intents][:, None]
+    same_leaf &= found >= 0
+    assert same_leaf.sum() / (found >= 0).sum() > 0.5
+    # the intent raises the click probability of its category, and of itself the most
+    base = world.click_probabilities(users, found)
+    wanted = world.click_probabilities(users, found, intents=intents)
+    assert (wanted[same_leaf] > base[same_leaf]).all()
+    assert np.allclose(wanted[~same_leaf], base[~same_leaf])
+    events = Visits(
+        "a", 0, users[:1], np.array([world.start]), ["s0"], Shown(Slates(found[:1])),
+        np.ones((1, 10), bool), np.zeros((1, 10), bool), np.zeros((1, 10), bool),
+        wanted[:1], queries[:1],
+    ).events(world)  # fmt: skip
+    assert events["type"].iloc[0] == "search" and events["query"].iloc[0] == queries[0]
+    assert events["item_id"].iloc[0] is None
+
+
+def test_a_simulation_with_searches_counts_them(world: World) -> None:
+    searching = World(world.store, world.catalog, world.tastes,
+                      world.model.model_copy(update={"search_rate": 0.5}))  # fmt: skip
+    driver = LibraryDriver(searching, {"r": RandomPolicy(world.n_items)}, history_matrix(world))
+    res = simulate(searching, driver, ["r"], days=3, seed=4)
+    t = res.totals
+    assert 0.35 < t["searches"].sum() / t["sessions"].sum() < 0.65
+    # searches find wanted items, random lists rarely: more clicks than browsing alone
+    browse = simulate(world, LibraryDriver(world, {"r": RandomPolicy(world.n_items)},
+                      history_matrix(world)), ["r"], days=3, seed=4).totals  # fmt: skip
+    assert t["clicks"].sum() / t["impressions"].sum() > 2 * (
+        browse["clicks"].sum() / browse["impressions"].sum()
+    )

@@ -1,13 +1,14 @@
 """`HttpDriver`: simulated shoppers against a running `shelfwise serve`, over HTTP.
 
 The server must serve the world's store: `shelfwise generate-demo` with the same seed,
-items, users and days, ingested and built (the driver checks a few item ids). Each visit is
-`GET /v1/users/{user_id}/recommendations?k=K` (with `model=NAME` for an arm whose CONFIG
-names a model of the active bundle, nothing for `default`: what the server serves); what the
-shopper did is posted back to `POST /v1/events` in batches (click, view, add_to_cart,
-purchase), carrying the list's `request_id` when the server's answer has one, so the
-server's own impressions and attribution see the simulated test. An arm whose CONFIG is
-`random` is ranked here (the server has no random policy) and only its events are posted.
+items, users and days, ingested and built (the driver checks a few item ids). A browsing
+visit is `GET /v1/users/{user_id}/recommendations?k=K` (with `model=NAME` for an arm whose
+CONFIG names a model of the active bundle, nothing for `default`: what the server serves),
+a search visit `GET /v1/search?q=QUERY&k=K&user=USER_ID`; what the shopper did is posted
+back to `POST /v1/events` in batches (search, click, view, add_to_cart, purchase),
+carrying the list's `request_id` when the server's answer has one, so the server's own
+impressions and attribution see the simulated test. An arm whose CONFIG is `random` is
+ranked here (the server has no random policy) and only its events are posted.
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ class HttpDriver:
         if config != DEFAULT:
             params["model"] = config
         answer = self._get(f"/v1/users/{self.world.user_ids[user]}/recommendations", params)
+        return self._found(answer, k)
+
+    def _found(self, answer: Any, k: int) -> tuple[list[int], str | None]:
         ids = []
         for item in answer.get("items", []):
             idx = self._index.get(str(item.get("item_id")))
@@ -124,6 +128,30 @@ class HttpDriver:
         request_id = answer.get("request_id")
         return ids[:k], (str(request_id) if request_id else None)
 
+    def _shown(self, answers: list[tuple[list[int], str | None]], n: int, k: int) -> Shown:
+        self.requests += len(answers)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        request_ids: list[str | None] = []
+        for row, (items, request_id) in enumerate(answers):
+            ids[row, : len(items)] = items
+            request_ids.append(request_id)
+        self.request_ids_seen += sum(r is not None for r in request_ids)
+        return Shown(Slates(ids), request_ids if any(request_ids) else None)
+
+    def search(
+        self, arm: str, users: np.ndarray, queries: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Shown:
+        """`GET /v1/search?q=...&k=K&user=ID` for each visit (every arm alike: the server's
+        search, personalised for the shopper)."""
+
+        def one(row: int) -> tuple[list[int], str | None]:
+            params = {"q": str(queries[row]), "k": k, "user": str(self.world.user_ids[users[row]])}
+            return self._found(self._get("/v1/search", params), k)
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            answers = list(pool.map(one, range(users.size)))
+        return self._shown(answers, users.size, k)
+
     def show(self, arm: str, users: np.ndarray, k: int, rng: np.random.Generator) -> Shown:
         """The server's lists for a batch of visits (`random`: ranked here)."""
         if self.arms[arm] == RANDOM:
@@ -131,14 +159,7 @@ class HttpDriver:
             return Shown(RandomPolicy(self.world.n_items).slates(users, empty, k, rng))
         with ThreadPoolExecutor(self.concurrency) as pool:
             answers = list(pool.map(lambda u: self._one(arm, int(u), k), users.tolist()))
-        self.requests += len(answers)
-        ids = np.full((users.size, k), -1, dtype=np.int64)
-        request_ids: list[str | None] = []
-        for row, (items, request_id) in enumerate(answers):
-            ids[row, : len(items)] = items
-            request_ids.append(request_id)
-        self.request_ids_seen += sum(r is not None for r in request_ids)
-        return Shown(Slates(ids), request_ids if any(request_ids) else None)
+        return self._shown(answers, users.size, k)
 
     def record(self, visits: Visits) -> None:
         """Queue the visits' events and post them in batches."""
@@ -152,14 +173,17 @@ class HttpDriver:
             event: dict[str, Any] = {
                 "event_id": f"sim-{row['session_id']}-{self._event_seq}",
                 "user_id": row["user_id"],
-                "item_id": row["item_id"],
                 "type": row["type"],
                 "session_id": row["session_id"],
                 "timestamp": row["timestamp"].isoformat(),
             }
+            if isinstance(row.get("item_id"), str):
+                event["item_id"] = row["item_id"]
+            if isinstance(row.get("query"), str):
+                event["query"] = row["query"]
             if row["type"] == "purchase":
                 event["value"] = float(row["value"])
-            if row.get("request_id"):
+            if isinstance(row.get("request_id"), str):
                 event["request_id"] = row["request_id"]
             self._pending.append(event)
         # the next visit's list must see these events: post them before it is asked for

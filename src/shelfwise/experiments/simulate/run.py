@@ -72,10 +72,12 @@ class Visits:
     carts: np.ndarray
     buys: np.ndarray
     expected_clicks: np.ndarray  # true P(click) per slot
+    queries: np.ndarray | None = None  # a search visit's query per row; None: browsing
 
     def events(self, world: World) -> pd.DataFrame:
-        """The visits' events in the canonical event layout (click, view, add_to_cart and
-        purchase rows, in time order within a visit), with `request_id` when known."""
+        """The visits' events in the canonical event layout (a search with its query for a
+        search visit, then click, view, add_to_cart and purchase rows, in time order within
+        a visit), with `request_id` when known."""
         out: list[pd.DataFrame] = []
         for kind, mask, offset in (
             ("click", self.clicks, 0),
@@ -99,10 +101,24 @@ class Visits:
                 }
             )
             out.append(frame)
+        if self.queries is not None:
+            rows = np.arange(self.users.size)
+            out.insert(0, pd.DataFrame({
+                "user_id": world.user_ids[self.users],
+                "item_id": None,
+                "type": "search",
+                "value": np.nan,
+                "query": np.asarray(self.queries, dtype=object),
+                "session_id": np.asarray(self.session_ids, dtype=object),
+                "timestamp": pd.to_datetime(self.starts + 1, unit="s", utc=True),
+                "_visit": rows,
+            }))  # fmt: skip
         events = pd.concat(out, ignore_index=True).sort_values(["timestamp", "_visit"])
         if self.shown.request_ids is not None:
             ids = np.asarray(self.shown.request_ids, dtype=object)
             events["request_id"] = ids[events["_visit"].to_numpy()]
+            # the search asked for the list: its outcomes, not the search, carry the id
+            events.loc[events["type"] == "search", "request_id"] = None
         return events.drop(columns="_visit").reset_index(drop=True)
 
 
@@ -111,6 +127,12 @@ class Driver(Protocol):
 
     def show(self, arm: str, users: np.ndarray, k: int, rng: np.random.Generator) -> Shown:
         """The lists of `arm` for a batch of visits by `users`."""
+        ...
+
+    def search(
+        self, arm: str, users: np.ndarray, queries: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Shown:
+        """The first k search results of each visit's query."""
         ...
 
     def record(self, visits: Visits) -> None:
@@ -149,6 +171,7 @@ class LibraryDriver:
         self.world, self.policies = world, dict(policies)
         self.half_life_days = half_life_days
         self.base = sp.csr_matrix(train, dtype=np.float32)
+        self._search: Any = None
         self.reset()
 
     def reset(self) -> None:
@@ -181,6 +204,24 @@ class LibraryDriver:
         """The arm's policy's slates from the users' current histories."""
         policy = self.policies[arm]
         return Shown(policy.slates(users, self.histories(users), k, rng))
+
+    def search(
+        self, arm: str, users: np.ndarray, queries: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Shown:
+        """The library's search (`SearchService`, lexical, built once over the world's
+        catalogue and history; the same for every arm) for each query."""
+        if self._search is None:
+            from shelfwise.search.build import build_search_service
+
+            log.info("indexing %d items for simulated searches", self.world.n_items)
+            self._search = build_search_service(
+                self.world.store.items, self.world.history, rerank=False
+            )
+        ids = np.full((users.size, k), -1, dtype=np.int64)
+        for row, query in enumerate(queries.tolist()):
+            found = np.asarray(self._search.search(str(query), per_page=k).rows[:k])
+            ids[row, : found.size] = found
+        return Shown(Slates(ids))
 
     def record(self, visits: Visits) -> None:
         """Add the visits' clicks (+view), carts and purchases to the histories."""
@@ -253,6 +294,7 @@ class SimulationResult:
 
 _TOTALS = (
     "sessions",
+    "searches",
     "impressions",
     "clicks",
     "expected_clicks",
@@ -262,6 +304,68 @@ _TOTALS = (
     "click_sessions",
     "revenue",
 )
+
+
+def _react(
+    world: World,
+    arm: str,
+    day: int,
+    users: np.ndarray,
+    starts: np.ndarray,
+    session_ids: list[str],
+    shown: Shown,
+    exposures: dict[int, int],
+    rng: np.random.Generator,
+    intents: np.ndarray | None,
+    queries: np.ndarray | None,
+) -> Visits:
+    """What the shoppers of one batch of visits do with what they were shown (the choice
+    model), counting the exposures."""
+    k = world.model.slate_size
+    ids = np.asarray(shown.slates.ids, dtype=np.int64)
+    if ids.shape != (users.size, k):
+        raise ConfigError(f"arm {arm!r} returned slates of shape {ids.shape}")
+    keys = users[:, None].astype(np.int64) * world.n_items + np.maximum(ids, 0)
+    seen = np.array([exposures.get(int(x), 0) for x in keys.ravel()]).reshape(ids.shape)
+    moods = world.visit_moods(users.size, rng)
+    p_click = world.click_probabilities(users, ids, seen, moods, intents)
+    clicks = rng.random(ids.shape) < p_click
+    items = np.maximum(ids, 0)
+    carts = clicks & (rng.random(ids.shape) < world.cart_given_click(users[:, None], items))
+    buys = carts & (rng.random(ids.shape) < world.buy_given_cart(users[:, None], items))
+    for x in keys[ids >= 0].tolist():
+        exposures[x] = exposures.get(x, 0) + 1
+    return Visits(
+        arm, day, users, starts, session_ids, shown, clicks, carts, buys, p_click, queries
+    )
+
+
+def _add(
+    totals: dict[str, np.ndarray], visits: Visits, world: World, satisfaction: np.ndarray
+) -> None:
+    """Add a batch of visits to the per-user totals and the shoppers' satisfaction."""
+    m, us = world.model, visits.users
+    ids = visits.shown.slates.ids
+    n_clicks, n_buys = visits.clicks.sum(axis=1), visits.buys.sum(axis=1)
+    revenue = (visits.buys * world.prices[np.maximum(ids, 0)]).sum(axis=1)
+    for name, values in (
+        ("sessions", 1),
+        ("searches", int(visits.queries is not None)),
+        ("impressions", (ids >= 0).sum(axis=1)),
+        ("clicks", n_clicks),
+        ("expected_clicks", visits.expected_clicks.sum(axis=1)),
+        ("carts", visits.carts.sum(axis=1)),
+        ("purchases", n_buys),
+        ("purchase_sessions", n_buys > 0),
+        ("click_sessions", n_clicks > 0),
+        ("revenue", revenue),
+    ):
+        np.add.at(totals[name], us, values)
+    satisfaction[us] += (
+        m.click_satisfaction * n_clicks
+        + m.purchase_satisfaction * n_buys
+        + m.miss_satisfaction * (n_clicks == 0)
+    )
 
 
 def simulate(
@@ -305,45 +409,28 @@ def simulate(
                 us = visitors[arm_of[visitors] == a]
                 if us.size == 0:
                     continue
-                shown = driver.show(arm, us, k, rng)
-                ids = np.asarray(shown.slates.ids, dtype=np.int64)
-                if ids.shape != (us.size, k):
-                    raise ConfigError(f"arm {arm!r} returned slates of shape {ids.shape}")
-                keys = us[:, None].astype(np.int64) * world.n_items + np.maximum(ids, 0)
-                seen = np.array([exposures.get(int(x), 0) for x in keys.ravel()])
-                seen = seen.reshape(ids.shape)
-                p_click = world.click_probabilities(us, ids, seen, world.visit_moods(us.size, rng))
-                clicks = rng.random(ids.shape) < p_click
-                items = np.maximum(ids, 0)
-                carts = clicks & (
-                    rng.random(ids.shape) < world.cart_given_click(us[:, None], items)
-                )
-                buys = carts & (rng.random(ids.shape) < world.buy_given_cart(us[:, None], items))
-                for x in keys[ids >= 0].tolist():
-                    exposures[x] = exposures.get(x, 0) + 1
-                session_ids = [f"sim-{n_sessions + i}" for i in range(us.size)]
-                n_sessions += us.size
-                visits = Visits(
-                    arm, day, us, starts[us] + 3 * 3600 * rnd, session_ids, shown,
-                    clicks, carts, buys, p_click,
-                )  # fmt: skip
-                driver.record(visits)
-                n_clicks, n_buys = clicks.sum(axis=1), buys.sum(axis=1)
-                revenue = (buys * world.prices[items]).sum(axis=1)
-                np.add.at(totals["sessions"], us, 1)
-                np.add.at(totals["impressions"], us, (ids >= 0).sum(axis=1))
-                np.add.at(totals["clicks"], us, n_clicks)
-                np.add.at(totals["expected_clicks"], us, p_click.sum(axis=1))
-                np.add.at(totals["carts"], us, carts.sum(axis=1))
-                np.add.at(totals["purchases"], us, n_buys)
-                np.add.at(totals["purchase_sessions"], us, n_buys > 0)
-                np.add.at(totals["click_sessions"], us, n_clicks > 0)
-                np.add.at(totals["revenue"], us, revenue)
-                satisfaction[us] += (
-                    model.click_satisfaction * n_clicks
-                    + model.purchase_satisfaction * n_buys
-                    + model.miss_satisfaction * (n_clicks == 0)
-                )
+                groups: list[tuple[np.ndarray, bool]] = [(us, False)]
+                if model.search_rate > 0:  # no draw without searches: runs stay comparable
+                    searching = rng.random(us.size) < model.search_rate
+                    groups = [(us[~searching], False), (us[searching], True)]
+                for group, is_search in groups:
+                    if group.size == 0:
+                        continue
+                    intents = queries = None
+                    if is_search:
+                        intents = world.intents(group, rng)
+                        queries = world.queries(intents, rng)
+                        shown = driver.search(arm, group, queries, k, rng)
+                    else:
+                        shown = driver.show(arm, group, k, rng)
+                    session_ids = [f"sim-{n_sessions + i}" for i in range(group.size)]
+                    n_sessions += group.size
+                    visits = _react(
+                        world, arm, day, group, starts[group] + 3 * 3600 * rnd, session_ids,
+                        shown, exposures, rng, intents, queries,
+                    )  # fmt: skip
+                    driver.record(visits)
+                    _add(totals, visits, world, satisfaction)
         visited = count > 0
         back = (
             visited & (first_day >= 0) & (day - first_day <= RETURN_WINDOW_DAYS) & (day > first_day)

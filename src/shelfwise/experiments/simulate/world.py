@@ -13,6 +13,10 @@ probabilities so the true click-through and conversion of any list are known:
   mood (normal, sd `visit_sd`, drawn per visit) and the utility u is the shopper's taste for
   the item's category, their affinity for its brand, how well its price suits their price
   band and the item's quality;
+* in a search visit (`search_rate`) the shopper wants one item, drawn from their tastes
+  (category preference, then popularity x match within it), searches with a query made
+  from its words, and items of its category (the item itself twice) gain `intent_boost`
+  utility;
 * a clicked item is added to the cart with probability `sigmoid(cart_intercept +
   cart_taste * m)` and a carted item bought with `sigmoid(buy_intercept + buy_taste * m)`,
   where m is the demo's own match of brand, price and quality.
@@ -32,6 +36,7 @@ from shelfwise.data.demo.catalogue import Catalog
 from shelfwise.data.demo.config import DAY, epoch
 from shelfwise.data.demo.generator import generate_simulation
 from shelfwise.data.demo.lexicon import LEAVES
+from shelfwise.data.demo.queries import make_queries
 from shelfwise.data.demo.sessions import Simulation
 from shelfwise.data.demo.tastes import Tastes
 from shelfwise.errors import ConfigError
@@ -63,6 +68,12 @@ class ShopperModel(BaseModel):
     sessions_per_user_day: float = Field(default=0.3, gt=0.0, le=5.0)
     """Mean visits per shopper per day before satisfaction changes it."""
     max_sessions_per_day: int = Field(default=3, ge=1, le=24)
+    search_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Share of visits that are a search for an item the shopper has in mind (their query is
+    made from its words, as the demo's are); the others browse recommendations."""
+    intent_boost: float = Field(default=1.5, ge=0.0, le=10.0)
+    """In a search, the utility bonus of items of the wanted item's category (twice that
+    for the wanted item itself)."""
     satisfaction_boost: float = Field(default=0.6, ge=0.0, le=3.0)
     """Visit rate x exp(boost * tanh(s)), where s grows with clicks and purchases."""
     satisfaction_half_life_days: float = Field(default=7.0, gt=0.0)
@@ -221,19 +232,54 @@ class World:
         slates: np.ndarray,
         exposures: np.ndarray | None = None,
         moods: np.ndarray | None = None,
+        intents: np.ndarray | None = None,
     ) -> np.ndarray:
         """True P(click) of every slot of `slates` (users x positions; id -1 = empty slot,
         probability 0) for `users` (one per row), given earlier `exposures` of each slot's
-        item to its shopper (default none) and each visit's mood (default 0: an average
-        visit)."""
+        item to its shopper (default none), each visit's mood (default 0: an average
+        visit) and, for a search, the item each visit wants (`intents`, -1: none)."""
         slates = np.asarray(slates, dtype=np.int64)
         users = np.asarray(users, dtype=np.int64)
         filled = slates >= 0
         items = np.where(filled, slates, 0)
         look = examination(np.arange(slates.shape[1])[None, :], exposures, self.model.fatigue)
         mood = 0.0 if moods is None else np.asarray(moods, dtype=np.float64)[:, None]
+        if intents is not None:
+            mood = mood + self.model.click_taste * self.intent_bonus(intents, items)
         p = look * self.click_given_look(users[:, None], items, mood)
         return np.where(filled, p, 0.0)
+
+    def intent_bonus(self, intents: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Utility bonus of `items` (rows x positions) for visits wanting `intents` (one
+        item per row, -1 for none): `intent_boost` for its category, twice for itself."""
+        want = np.asarray(intents, dtype=np.int64)[:, None]
+        leaf = self.catalog.leaf
+        same_leaf = (want >= 0) & (leaf[np.maximum(want, 0)] == leaf[items])
+        same_item = (want >= 0) & (want == items)
+        return np.asarray(self.model.intent_boost * (same_leaf.astype(float) + same_item))
+
+    def intents(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """An item each of `users` has in mind: a category from their preference, then an
+        item of it by popularity x match (a Gumbel-max draw)."""
+        cat, t = self.catalog, self.tastes
+        cum = np.cumsum(t.leaf_preference[users], axis=1)
+        u = rng.random(users.size) * cum[:, -1]
+        leaves = np.minimum((cum < u[:, None]).sum(axis=1), len(LEAVES) - 1)
+        out = np.empty(users.size, dtype=np.int64)
+        for leaf in np.unique(leaves).tolist():
+            rows = np.flatnonzero(leaves == leaf)
+            items = cat.leaf_items[leaf]
+            score = np.log(cat.popularity[items])[None, :] + self.match(
+                users[rows][:, None], items[None, :]
+            )
+            pick = np.argmax(score + rng.gumbel(size=score.shape), axis=1)
+            out[rows] = items[pick]
+        return out
+
+    def queries(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A search query for each of `items`, made from its words like the demo's queries
+        (noun, brand + noun, adjective + noun, ..., some lower-case, some with a typo)."""
+        return make_queries(rng, self.catalog, np.asarray(items, dtype=np.int64))
 
     def purchase_probabilities(
         self,
