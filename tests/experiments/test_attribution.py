@@ -100,6 +100,15 @@ def test_search_analytics_known_values() -> None:
     assert normalise_query("  Red\tSHOE ") == "red shoe"
 
 
+def test_search_analytics_when_nothing_was_found_or_clicked() -> None:
+    nothing = imps()[imps()["request_id"] == "r3"]  # one search, no results
+    no_events = outcomes().iloc[0:0]
+    body = search_analytics(nothing, no_events)
+    assert body["searches"] == 1 and body["zero_result_rate"] == 1.0 and body["ctr"] == 0.0
+    assert body["ctr_by_position"] == []
+    assert records(summarise(slot_outcomes(imps(), no_events), "position"))[0]["clicks"] == 0
+
+
 def test_search_analytics_without_searches() -> None:
     only_recs = imps()[imps()["list_type"] != "search"]
     assert search_analytics(only_recs, outcomes())["searches"] == 0

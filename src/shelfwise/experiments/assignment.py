@@ -203,20 +203,26 @@ def explore(
     remaining = list(range(top))  # indices into the served order, best first
     shown: list[Any] = []
     props: list[float] = []
+    eps = exploration.epsilon
     for _ in range(top):
         k = len(remaining)
         if exploration.kind == "epsilon":
-            eps = exploration.epsilon
-            probs = np.full(k, eps / k)
-            probs[0] += 1.0 - eps
+            # best remaining with 1 - eps, else uniform over the k remaining (the best too)
+            explore_now = float(rng.random()) < eps
+            pick = int(rng.integers(k)) if explore_now else 0
+            prob = eps / k + (1.0 - eps if pick == 0 else 0.0)
         else:
-            ranks = np.asarray(remaining, dtype=np.float64)
-            logits = -(ranks - ranks[0]) / exploration.temperature
-            probs = np.exp(logits)
-            probs /= probs.sum()
-        pick = int(rng.choice(k, p=probs))
+            weights = [math.exp(-(r - remaining[0]) / exploration.temperature) for r in remaining]
+            total = sum(weights)
+            u, acc, pick = float(rng.random()) * total, 0.0, k - 1
+            for j, w in enumerate(weights):
+                acc += w
+                if u < acc:
+                    pick = j
+                    break
+            prob = weights[pick] / total
         shown.append(order[remaining[pick]])
-        props.append(float(probs[pick]))
+        props.append(float(prob))
         remaining.pop(pick)
     shown.extend(order[top:])
     props.extend([1.0] * (n - top))

@@ -56,7 +56,9 @@ def _attributed(outcomes: pd.DataFrame) -> pd.DataFrame:
 def _flags(ev: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """0/1 flags and revenue per key group of attributed events."""
     if ev.empty:
-        return pd.DataFrame(columns=[*keys, *OUTCOME_FLAGS.values(), "revenue"])
+        empty = {k: pd.Series([], dtype=object) for k in keys}
+        empty |= {f: pd.Series([], dtype=np.int64) for f in OUTCOME_FLAGS.values()}
+        return pd.DataFrame({**empty, "revenue": pd.Series([], dtype=np.float64)})
     flags = pd.crosstab([ev[k] for k in keys], ev["flag"]).clip(upper=1)
     for name in OUTCOME_FLAGS.values():
         if name not in flags.columns:
@@ -93,13 +95,15 @@ def slot_outcomes(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataF
     slots = lists.iloc[rep].reset_index(drop=True)
     positions = [np.arange(1, n + 1, dtype=np.int64) for n in lengths]
     slots["position"] = np.concatenate(positions) if positions else np.zeros(0, np.int64)
-    slots["item_id"] = [str(i) for items in impressions["items"] for i in items]
+    shown = [str(i) for items in impressions["items"] for i in items]
+    slots["item_id"] = pd.Series(shown, index=slots.index, dtype=object)
     props: list[float] = []
     for items, p in zip(impressions["items"], impressions["propensities"], strict=True):
         props.extend([float("nan")] * len(items) if p is None else [float(x) for x in p])
     slots["propensity"] = np.asarray(props, dtype=np.float64)
     ev = _attributed(outcomes)
-    ev = ev[ev["item_id"].notna()].assign(item_id=lambda f: f["item_id"].astype(str))
+    ev = ev[ev["item_id"].notna()]
+    ev = ev.assign(item_id=pd.Series([str(i) for i in ev["item_id"]], index=ev.index, dtype=object))
     flags = _flags(ev, ["request_id", "item_id"])
     out = slots.merge(flags, on=["request_id", "item_id"], how="left")
     return _fill(out)

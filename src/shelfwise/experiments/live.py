@@ -83,13 +83,21 @@ class LiveExperiments:
         seed: int | None = None,
     ) -> None:
         self.store = store
-        self.log = log if log is not None else ImpressionLog(store)
+        self._log = log
         self.refresh_seconds = refresh_seconds
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
         self._lock = threading.Lock()
         self._running: list[ExperimentSpec] = []
         self._loaded_at = float("-inf")
+
+    @property
+    def log(self) -> ImpressionLog:
+        """The impression writer (started on first use)."""
+        with self._lock:
+            if self._log is None:
+                self._log = ImpressionLog(self.store)
+            return self._log
 
     # -- definitions ----------------------------------------------------------------------
     def create(self, spec: ExperimentSpec, now: datetime | None = None) -> ExperimentRow:
@@ -204,7 +212,8 @@ class LiveExperiments:
         """The results document of an experiment (`analysis.experiment_results`)."""
         row = self.get(experiment_id)
         spec = ExperimentSpec.model_validate(row.spec)
-        self.log.flush()
+        if self._log is not None:
+            self._log.flush()
         end = row.stopped_at or now or utc_now()
         start = row.created_at
         window = Window(start, end, start - timedelta(days=spec.pre_period_days))
@@ -215,4 +224,5 @@ class LiveExperiments:
 
     def close(self) -> None:
         """Write the queued impressions and stop the writer."""
-        self.log.close()
+        if self._log is not None:
+            self._log.close()

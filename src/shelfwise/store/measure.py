@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from shelfwise.errors import DataError, StoreError
@@ -61,44 +62,57 @@ _EXPERIMENT_COLUMNS = "experiment_id, spec, status, created_at, stopped_at"
 def impressions_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Impression dicts (items / propensities as lists) -> a frame of `IMPRESSION_COLUMNS`
     with the lists as JSON text, checked: a DataError names the row and the field."""
-    out: dict[str, list[Any]] = {c: [] for c in IMPRESSION_COLUMNS}
+    items: list[str] = []
+    props: list[str | None] = []
+    stamps: list[Any] = []
+    counts: list[int] = []
     for i, row in enumerate(rows):
         if not row.get("request_id"):
             raise DataError(f"impressions: row {i}: request_id is required")
         if not row.get("list_type"):
             raise DataError(f"impressions: row {i}: list_type is required")
-        items = [str(v) for v in row.get("items") or ()]
-        props = row.get("propensities")
-        if props is not None:
-            props = [float(p) for p in props]
-            if len(props) != len(items):
+        shown = [str(v) for v in row.get("items") or ()]
+        chances = row.get("propensities")
+        if chances is not None:
+            chances = [float(p) for p in chances]
+            if len(chances) != len(shown):
                 raise DataError(
-                    f"impressions: row {i}: {len(props)} propensities for {len(items)} items"
+                    f"impressions: row {i}: {len(chances)} propensities for {len(shown)} items"
                 )
-            if any(not 0.0 <= p <= 1.0 for p in props):
+            if any(not 0.0 <= p <= 1.0 for p in chances):
                 raise DataError(f"impressions: row {i}: propensities must lie in [0, 1]")
         ts = row.get("timestamp")
         if ts is None:
             raise DataError(f"impressions: row {i}: timestamp is required")
-        for column in IMPRESSION_COLUMNS:
-            if column == "items":
-                out[column].append(json.dumps(items))
-            elif column == "propensities":
-                out[column].append(None if props is None else json.dumps(props))
-            elif column == "timestamp":
-                out[column].append(naive_utc(ts))
-            elif column == "exposed":
-                out[column].append(bool(row.get("exposed", False)))
-            elif column == "n_results":
-                n = row.get("n_results")
-                out[column].append(len(items) if n is None else int(n))
-            else:
-                value = row.get(column)
-                out[column].append(None if value is None else str(value))
-    frame = pd.DataFrame(out, columns=list(IMPRESSION_COLUMNS))
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("datetime64[us]")
-    frame["n_results"] = frame["n_results"].astype("int64")
-    return frame
+        plain = isinstance(ts, datetime) and ts.tzinfo is None  # naive UTC already
+        stamps.append(ts if plain else naive_utc(ts))
+        items.append(json.dumps(shown))
+        props.append(None if chances is None else json.dumps(chances))
+        n = row.get("n_results")
+        counts.append(len(shown) if n is None else int(n))
+
+    def text(column: str) -> pd.Series:
+        values = [None if (v := r.get(column)) is None else str(v) for r in rows]
+        return pd.Series(values, dtype=object)
+
+    frame = pd.DataFrame(
+        {
+            "request_id": text("request_id"),
+            "timestamp": pd.Series(pd.to_datetime(stamps), dtype="datetime64[us]"),
+            "user_id": text("user_id"),
+            "list_type": text("list_type"),
+            "query": text("query"),
+            "items": pd.Series(items, dtype=object),
+            "propensities": pd.Series(props, dtype=object),
+            "n_results": pd.Series(counts, dtype=np.int64),
+            "policy": text("policy"),
+            "model_version": text("model_version"),
+            "experiment_id": text("experiment_id"),
+            "variant": text("variant"),
+            "exposed": pd.Series([bool(r.get("exposed", False)) for r in rows], dtype=bool),
+        }
+    )
+    return frame.loc[:, list(IMPRESSION_COLUMNS)]
 
 
 T = TypeVar("T")

@@ -8,6 +8,8 @@ import {
   flushed,
   get,
   itemsOf,
+  listOf,
+  openedFrom,
   recentlyViewed,
   remember,
   sessionId,
@@ -85,7 +87,10 @@ function card(item, { query, why } = {}) {
       class: "card",
       href,
       dataset: { itemId: item.item_id, category: item.category || "" },
-      onclick: () => track("click", { item_id: item.item_id, query }),
+      onclick: () => {
+        openedFrom(item.item_id, item.request_id);
+        track("click", { item_id: item.item_id, query, request_id: item.request_id });
+      },
     },
     thumb(item),
     h("span", { class: "title" }, item.title || item.item_id),
@@ -425,7 +430,8 @@ async function renderProduct(itemId) {
     return;
   }
   document.title = `${item.title || item.item_id} — Shelfwise`;
-  track("view", { item_id: item.item_id });
+  const fromList = listOf(item.item_id); // the list this product was opened from, if any
+  track("view", { item_id: item.item_id, request_id: fromList });
   remember(item);
 
   const parts = (item.category || "").split(" > ").filter(Boolean);
@@ -447,11 +453,11 @@ async function renderProduct(itemId) {
         attrs.map(([k, v]) => [h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, String(v))])),
       h("div", { class: "actions" },
         h("button", { class: "btn", id: "add-to-cart", onclick: async () => {
-          await track("add_to_cart", { item_id: item.item_id, value: 1 });
+          await track("add_to_cart", { item_id: item.item_id, value: 1, request_id: fromList });
           toast("Added to cart");
         } }, "Add to cart"),
         h("button", { class: "btn alt", id: "buy", onclick: async () => {
-          await track("purchase", { item_id: item.item_id, value: item.price ?? undefined });
+          await track("purchase", { item_id: item.item_id, value: item.price ?? undefined, request_id: fromList });
           toast("Thank you for your order");
         } }, "Buy now"))),
   );
