@@ -46,10 +46,6 @@ def test_simulate_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["--policy", "a=popularity", "--policy", "b=nope"], "unknown CONFIG 'nope'"),
         (["--policy", "a=popularity", "--policy", "a=random"], "given twice"),
         (["--policy", "a=random", "--policy", "b=random", "--days", "0"], "--days"),
-        (
-            ["--policy", "a=random", "--policy", "b=random", "--store", "duckdb:///x.duckdb"],
-            "running `shelfwise serve`",
-        ),
         (["--policy", "a=random", "--policy", "b=random", "--shopper", "fatigue"], "--shopper"),
         (["--policy", "a=random", "--policy", "b=random", "--shopper", "fatigue=3"], "fatigue"),
         (["--policy", "a=random", "--policy", "b=random", "--users", "5000"], "--users 5000"),
@@ -67,3 +63,24 @@ def test_parsers() -> None:
     assert parse_shopper(["fatigue=0.5", "slate_size=5"]) == {"fatigue": 0.5, "slate_size": 5}
     with pytest.raises(ConfigError, match="letters"):
         parse_policies(["a b=random", "c=random"])
+
+
+def test_simulate_drives_an_engine_over_a_store(tmp_path: Path) -> None:
+    from shelfwise.store import open_store
+
+    url = f"duckdb:///{tmp_path / 'sim.duckdb'}"
+    out = tmp_path / "sim.json"
+    argv = ["simulate", "--store", url, "--artifacts", str(tmp_path / "artifacts"),
+            "--policy", "a=default", "--policy", "b=tfidf", "--days", "2", "--json", str(out),
+            *SMALL]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    sessions = sum(row["sessions"] for row in report["policies"].values())
+    assert sessions > 0
+    with open_store(url) as store:
+        events = store.events()
+        assert events["event_id"].astype(str).str.startswith("sim-engine-").any()
+    # another world's store is refused
+    other = ["simulate", "--store", url, "--policy", "a=default", "--policy", "b=tfidf",
+             "--demo-items", "400", "--demo-users", "240", "--demo-days", "20"]  # fmt: skip
+    assert main(other) == 2

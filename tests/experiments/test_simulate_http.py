@@ -111,3 +111,31 @@ def test_searching_shoppers_use_the_search_api(
     assert int(outcomes["request_id"].notna().sum()) == int(
         2 * t["clicks"].sum() + t["carts"].sum() + t["purchases"].sum()
     )
+
+
+def test_the_engine_driver_serves_the_chain_in_process(
+    world: World, served: tuple[Store, TestClient]
+) -> None:
+    from shelfwise.experiments.simulate.engine import EngineDriver
+
+    store, client = served
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    before = store.counts()["events"]
+    searching = World(world.store, world.catalog, world.tastes,
+                      world.model.model_copy(update={"search_rate": 0.3}))  # fmt: skip
+    driver = EngineDriver(searching, {"a": "default", "b": "tfidf", "r": "random"}, engine)
+    result = simulate(searching, driver, ["a", "b", "r"], days=3, users=90, seed=2)
+    t = result.totals
+    expected = int(
+        t["searches"].sum() + 2 * t["clicks"].sum() + t["carts"].sum() + t["purchases"].sum()
+    )
+    assert driver.appended == expected > 0
+    assert store.counts()["events"] == before + expected
+    assert t["searches"].sum() > 0
+    assert (t.loc[t["sessions"] > 0, "impressions"] > 0).all()  # every visit saw a list
+    # what a shopper clicked is in their history now, so it is not recommended again
+    clicked = store.events(types=["click"])
+    user, item = clicked[clicked["event_id"].str.startswith("sim-engine-")].iloc[-1][
+        ["user_id", "item_id"]
+    ]
+    assert item not in [i["item_id"] for i in engine.recommend(user, 50).items]

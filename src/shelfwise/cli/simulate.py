@@ -7,7 +7,10 @@ The shoppers live in the demo store of `--seed/--demo-items/--demo-users/--demo-
 (what `shelfwise generate-demo` writes with the same flags). Without `--store` every arm is
 answered in-process (a registry model fitted on the store's generated events, `random`, or
 `default`: the bundle's default personalisation model); with `--store http(s)://...` the
-shoppers ask that running server for their lists and post their events back to it.
+shoppers ask that running server for their lists and post their events back to it; with a
+store URL (duckdb:///..., postgresql://...) an in-process `Engine` over that store and its
+bundle in --artifacts answers (an empty store is filled with the demo store first), and the
+simulated events are appended to the store.
 """
 
 from __future__ import annotations
@@ -109,11 +112,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.users is not None and args.users < 2:
         raise ConfigError(f"--users must be >= 2, got {args.users}")
     remote = bool(args.store) and str(args.store).startswith(("http://", "https://"))
-    if args.store and not remote:
-        raise ConfigError(
-            f"--store {args.store!r}: give the URL of a running `shelfwise serve` "
-            "(http://HOST:PORT), or leave --store out to simulate in-process"
-        )
+    local_store = bool(args.store) and not remote
     shopper = ShopperModel.make(**parse_shopper(args.shopper))
     demo = DemoConfig(
         seed=args.seed, n_items=args.demo_items, n_users=args.demo_users, days=args.demo_days
@@ -124,7 +123,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     world = World.generate(demo, shopper, progress=True)
     driver: Driver
-    if remote:
+    store = None
+    if local_store:
+        from shelfwise.artifacts import ensure_bundle
+        from shelfwise.experiments.simulate.engine import EngineDriver
+        from shelfwise.serving import Engine
+        from shelfwise.store import open_store
+
+        store = open_store(str(args.store))
+        if store.counts()["items"] == 0:
+            log.info("ingesting the demo store into %s", args.store)
+            w = world.store
+            store.ingest(items=w.items, users=w.users, events=w.events)
+        missing = [i for i in world.item_ids[:: max(1, world.n_items // 5)] if
+                   store.items([str(i)]).empty]  # fmt: skip
+        if missing:
+            store.close()
+            raise ConfigError(
+                f"--store {args.store}: it has no item {missing[0]}; give an empty store or "
+                "one made from `shelfwise generate-demo` with the simulation's --seed ..."
+            )
+        bundle, _ = ensure_bundle(store, Path(args.artifacts))
+        driver = EngineDriver(world, arms, Engine(store, bundle))
+    elif remote:
         from shelfwise.experiments.simulate.http import HttpDriver
 
         key = args.api_key or os.environ.get("SHELFWISE_API_KEY")
@@ -146,6 +167,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     finally:
         if remote:
             http.close()
+        if store is not None:
+            store.close()
     out = report(result)
     out["settings"].update(
         policies=arms, store=args.store or "in-process", demo=_demo_dict(demo),
@@ -181,8 +204,9 @@ def add_parser(sub: Any) -> None:
         "--store",
         default=None,
         metavar="URL",
-        help="a running server (http://HOST:PORT) serving the demo store of --seed ...; "
-        "default: in-process",
+        help="a running server (http://HOST:PORT) serving the demo store of --seed ..., or a "
+        "store URL for an in-process Engine (the simulated events are appended to it); "
+        "default: in-process models",
     )
     p.add_argument(
         "--policy",
@@ -221,6 +245,11 @@ def add_parser(sub: Any) -> None:
         help="in-process: weigh each shopper's history by recency like the server (an event "
         "this many days older than their newest counts half); 0: no decay (default: the "
         "server's, engine.history_half_life_days)",
+    )
+    p.add_argument(
+        "--artifacts",
+        default="var/simulate-artifacts",
+        help="with a store URL: the bundle registry of the Engine (built when missing)",
     )
     p.add_argument("--api-key", default=None, help="API key (default: $SHELFWISE_API_KEY)")
     p.add_argument("--concurrency", type=int, default=8, help="HTTP requests in flight")

@@ -114,6 +114,8 @@ class Visits:
                 "_visit": rows,
             }))  # fmt: skip
         events = pd.concat(out, ignore_index=True).sort_values(["timestamp", "_visit"])
+        if "query" not in events.columns:
+            events["query"] = None
         if self.shown.request_ids is not None:
             ids = np.asarray(self.shown.request_ids, dtype=object)
             events["request_id"] = ids[events["_visit"].to_numpy()]
