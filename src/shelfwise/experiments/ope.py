@@ -17,6 +17,9 @@ estimated is the click-through per slot, V = E_x[(1/k) sum_p P(click | x, target
   unbiased like IPS, with a smaller variance the better q is. `PositionItemModel` is a
   simple q fitted on the logs (position click curve x item attractiveness, shrunk).
 
+`list_ips` serves logs with conditional propensities (the live exploration's: each slot's
+probability given the items above it), which only give the probability of a whole list.
+
 Every estimate comes with a 95% interval, the number of visits and the effective sample
 size of the weights (sum w)^2 / sum w^2, which shows when the weights are degenerate.
 """
@@ -41,6 +44,7 @@ __all__ = [
     "doubly_robust",
     "estimate_all",
     "ips",
+    "list_ips",
     "snips",
     "weights",
 ]
@@ -200,6 +204,25 @@ class PositionItemModel:
         items = np.asarray(items)
         p = self.curve[None, : items.shape[1]] * self.attraction[np.maximum(items, 0)]
         return np.where(items >= 0, np.clip(p, 0.0, 1.0), 0.0)
+
+
+def list_ips(logged: LoggedSlates, target: np.ndarray) -> Estimate:
+    """Whole-list inverse propensity scoring, for logs whose propensities are conditional:
+    each slot's probability given the items above it, as the live exploration logs them
+    (`experiments.assignment.explore`). A visit counts only when the target's list equals
+    the shown one, weighted 1 / (the product of its slot propensities, the list's
+    probability); unbiased without the item-position model, but far more variable than the
+    per-slot estimators, so keep the randomised top short."""
+    target = np.asarray(target)
+    shown = np.asarray(logged.shown)
+    if target.shape != shown.shape:
+        raise DataError(f"target: shape {target.shape} != the logged slates' {shown.shape}")
+    filled = shown >= 0
+    prop = np.where(filled, np.asarray(logged.propensities, dtype=np.float64), 1.0)
+    same = ((target == shown) | ~filled).all(axis=1)
+    w = np.where(same, 1.0 / prop.prod(axis=1), 0.0)
+    clicks = (np.asarray(logged.clicks, dtype=np.float64) * filled).sum(axis=1) / logged.k
+    return _mean_estimate("list_ips", w * clicks, w)
 
 
 def estimate_all(
