@@ -9,10 +9,15 @@ asks the arm's policy for a slate and the shopper clicks, carts and buys by the 
 choice model (position bias and fatigue included); the driver records what happened, so
 the next visit's list reacts to it.
 
-Two drivers: `LibraryDriver` answers in-process from `Policy` objects (fast), and
-`shelfwise.experiments.simulate.http.HttpDriver` asks a running server over HTTP and posts
-the events back. The result keeps per-user totals (`UserTotals`), from which
-`shelfwise.experiments.simulate.report` computes the metrics and their intervals.
+A visit is a search instead (`ShopperModel.search_rate`) when the shopper has an item in
+mind: the driver answers the query and the wanted item's category draws the clicks.
+
+Drivers: `LibraryDriver` answers in-process from `Policy` objects (fast);
+`shelfwise.experiments.simulate.engine.EngineDriver` from an in-process `Engine` over a
+store (the server's chain, no HTTP); `shelfwise.experiments.simulate.http.HttpDriver` asks a
+running server over HTTP and posts the events back. The result keeps per-user totals
+(`SimulationResult.totals`), from which `shelfwise.experiments.simulate.report` computes the
+metrics and their intervals.
 """
 
 from __future__ import annotations
@@ -113,7 +118,9 @@ class Visits:
                 "timestamp": pd.to_datetime(self.starts + 1, unit="s", utc=True),
                 "_visit": rows,
             }))  # fmt: skip
-        events = pd.concat(out, ignore_index=True).sort_values(["timestamp", "_visit"])
+        events = pd.concat(out, ignore_index=True).sort_values(
+            ["timestamp", "_visit"], kind="stable"
+        )
         if "query" not in events.columns:
             events["query"] = None
         if self.shown.request_ids is not None:
