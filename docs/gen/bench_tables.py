@@ -457,6 +457,107 @@ def pruning_curves() -> str:
     return "\n".join(lines)
 
 
+# ---- the shopper simulator (benchmarks/simulate_*.py) -----------------------------------------
+
+
+def _interval(lo: Any, hi: Any, digits: int = 4, pct: bool = False) -> str:
+    if lo is None or hi is None:
+        return ""
+    return f"[{lo:+.1%}, {hi:+.1%}]" if pct else f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def simulate_ab() -> str:
+    """Each arm of the first repeat with 95% intervals, then every repeat's lift over
+    popularity with its interval and p-value."""
+    d = _json("simulate_ab.json")
+    run = d["runs"][0]
+    lines = [
+        "| policy | CTR [95% CI] | conversion [95% CI] | revenue / visitor [95% CI] "
+        "| 7-day return [95% CI] | true CTR |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for arm, row in run["policies"].items():
+        ci = row["ci95"]
+        cells = [
+            f"{_f(row[m], 4 if m != 'revenue_per_user' else 2)} "
+            f"{_interval(*ci[m], digits=4 if m != 'revenue_per_user' else 2)}"
+            for m in ("ctr", "conversion_rate", "revenue_per_user", "return_rate_7d")
+        ]
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_f(row['true_ctr'])} |")
+    lines += ["", "| comparison | repeat | lift [95% CI] | p-value |", "|---|---:|---:|---:|"]
+    for name, t in d["targets"].items():
+        for i, (lift, ci, p) in enumerate(
+            zip(t["lift"], t["lift_ci95"], t["p_value"], strict=True), start=1
+        ):
+            lines.append(f"| {name} | {i} | {lift:+.1%} {_interval(*ci, pct=True)} | {p:.2g} |")
+    return "\n".join(lines) + _note(d)
+
+
+def simulate_interleaving() -> str:
+    """Sessions needed for 80% power, per visit mood and ranker pair."""
+    d = _json("simulate_interleaving.json")
+    lines = [
+        "| visit mood sd | pair | true lift of B | A/B by shopper | A/B by session "
+        "| interleaving | ratio (by shopper) | ratio (by session) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mood, pairs in d["pairs"].items():
+        for pair, e in pairs.items():
+
+            def need(key: str, e: dict[str, Any] = e) -> str:
+                value = e[f"{key}_sessions_needed"]
+                if value is None:
+                    return "> grid"
+                return ("<= " if e[f"{key}_at_first_point"] else "") + f"{value:,}"
+
+            lines.append(
+                f"| {mood.split('=')[1]} | {pair} | {e['true_lift_b_vs_a']:+.1%} | "
+                f"{need('ab_users')} | {need('ab_sessions')} | {need('interleaving')} | "
+                f"{e['ratio_ab_users_vs_interleaving'] or ''} | "
+                f"{e['ratio_ab_sessions_vs_interleaving'] or ''} |"
+            )
+    return "\n".join(lines) + _note(d)
+
+
+def simulate_ope() -> str:
+    """Each target policy's truth beside every estimator's mean, bias, width and coverage."""
+    d = _json("simulate_ope.json")
+    lines = [
+        "| target policy | true CTR | estimator | mean estimate | mean bias "
+        "| mean 95% CI width | coverage |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for target, row in d["targets"].items():
+        for method in ("ips", "snips", "doubly_robust"):
+            e = row[method]
+            lines.append(
+                f"| {target} | {_f(row['truth_mean'])} | {method} | {_f(e['estimate_mean'])} | "
+                f"{e['bias_mean']:+.4f} | {_f(e['ci95_width_mean'])} | {e['coverage']:.0%} |"
+            )
+    return "\n".join(lines) + _note(d)
+
+
+def simulate_live() -> str:
+    """A live experiment's lifts against the simulator's prediction and its own record."""
+    d = _json("simulate_live.json")
+    lines = [
+        "| live metric | live lift [95% CI] | p-value | simulator's record of the HTTP run "
+        "| simulated in-process [95% CI] | live within |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for metric, c in d["checks"].items():
+        live = "" if c["live_lift"] is None else f"{c['live_lift']:+.1%}"
+        live_ci = _interval(*(c["live_lift_ci95"] or [None, None]), pct=True)
+        p = "" if c["live_p_value"] is None else f"{c['live_p_value']:.2g}"
+        within = {True: "yes", False: "no", None: ""}[c["live_within_simulated_interval"]]
+        lines.append(
+            f"| {metric} | {live} {live_ci} | {p} | {c['recorded_lift_of_the_http_run']:+.1%} "
+            f"| {c['simulated_lift']:+.1%} {_interval(*c['simulated_lift_ci95'], pct=True)} "
+            f"| {within} |"
+        )
+    return "\n".join(lines) + _note(d)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     f.__name__: f
     for f in (
@@ -483,6 +584,10 @@ TABLES: dict[str, Callable[[], str]] = {
         search_ltr_cv,
         sasrec_loss,
         pruning_curves,
+        simulate_ab,
+        simulate_interleaving,
+        simulate_ope,
+        simulate_live,
     )
 }
 

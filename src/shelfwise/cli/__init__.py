@@ -409,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shelfwise.cli.experiment import add_parser as add_experiment_parser
 
     add_experiment_parser(sub)
+    from shelfwise.cli.simulate import add_parser as add_simulate_parser
+
+    add_simulate_parser(sub)
     return parser
 
 

@@ -11,7 +11,7 @@ from shelfwise.data.demo.config import DemoConfig, DemoStore
 from shelfwise.data.demo.sessions import Simulation
 from shelfwise.data.demo.tastes import make_tastes
 
-__all__ = ["generate"]
+__all__ = ["generate", "generate_simulation"]
 
 
 def generate(config: DemoConfig | None = None, progress: bool = False) -> DemoStore:
@@ -21,6 +21,15 @@ def generate(config: DemoConfig | None = None, progress: bool = False) -> DemoSt
     (catalogue, tastes, sessions, repeat purchases, ratings, frames), so reordering the
     phases or the vocabulary changes the output. `progress` shows a bar on stderr.
     """
+    return generate_simulation(config, progress)[0]
+
+
+def generate_simulation(
+    config: DemoConfig | None = None, progress: bool = False
+) -> tuple[DemoStore, Simulation]:
+    """`generate`, also returning the `Simulation` it ran: its `cat` (the catalogue as
+    arrays) and `tastes` (every shopper's hidden tastes) are what the shopper simulator
+    (`shelfwise.experiments.simulate`) continues from."""
     cfg = config or DemoConfig()
     rng = np.random.default_rng(cfg.seed)
     with tqdm(total=6, desc="demo store", unit="step", disable=not progress) as bar:
@@ -41,4 +50,4 @@ def generate(config: DemoConfig | None = None, progress: bool = False) -> DemoSt
         bar.set_postfix_str("frames")
         store = assemble(sim)
         bar.update()
-    return store
+    return store, sim

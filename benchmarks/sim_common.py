@@ -1,0 +1,44 @@
+"""Shared set-up of the simulator benchmarks (`simulate_*.py`): a world and fitted rankers.
+
+The benchmarks folder is on sys.path when a benchmark runs, so `from sim_common import ...`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from shelfwise.data.demo import DemoConfig
+from shelfwise.experiments.simulate.policies import RecommenderPolicy, fit_policy, history_matrix
+from shelfwise.experiments.simulate.world import ShopperModel, World
+from startup import machine  # the benchmarks folder is on sys.path
+
+__all__ = ["Setup", "machine", "setup"]
+
+
+class Setup:
+    """A world, its history matrix and the rankers the benchmarks compare."""
+
+    def __init__(self, world: World, train: sp.csr_matrix, rankers: dict[str, Any], seconds: float):
+        self.world, self.train, self.rankers, self.seconds = world, train, rankers, seconds
+
+    def top(self, name: str, users: np.ndarray, k: int) -> np.ndarray:
+        """A ranker's top k (seen items excluded) for `users`, from their generated history."""
+        policy: RecommenderPolicy = self.rankers[name]
+        rng = np.random.default_rng(0)
+        return policy.slates(users, self.train[users], k, rng).ids
+
+
+def setup(
+    items: int, users: int, days: int, seed: int = 42, models: tuple[str, ...] = ("itemknn",)
+) -> Setup:
+    """The demo world of (items, users, days, seed) with `models` fitted on its history."""
+    t0 = time.perf_counter()
+    world = World.generate(DemoConfig(seed=seed, n_items=items, n_users=users, days=days),
+                           ShopperModel())  # fmt: skip
+    train = history_matrix(world)
+    rankers = {m: fit_policy(m, world, train) for m in models}
+    return Setup(world, train, rankers, time.perf_counter() - t0)
