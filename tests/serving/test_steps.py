@@ -63,6 +63,18 @@ def test_personalised_does_not_apply_without_history_or_a_personalising_model(sh
     assert Personalised().scores(popular).size == 0
 
 
+def test_a_requested_model_answers_even_when_it_does_not_personalise(shop: Shop) -> None:
+    popularity = AlignedModel(shop.models["popularity"])
+    for history in ([K1], []):
+        ctx = _user(shop, history, personal=popularity, requested=True)
+        scores = Personalised().scores(ctx)
+        expected = shop.models["popularity"].popularity  # type: ignore[attr-defined]
+        assert scores.size == len(ITEMS)
+        assert np.argmax(scores) == int(np.argmax(expected))
+    requested_knn = _user(shop, [], requested=True)  # a personalising model still needs history
+    assert Personalised().scores(requested_knn).size == 0
+
+
 def test_personalised_scores_items_added_after_training_by_content(shop: Shop) -> None:
     new = pd.DataFrame(
         {

@@ -67,6 +67,9 @@ class StepContext:
     history: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     weights: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
     personal: AlignedModel | None = None
+    #: the request named the model (`?model=`, an experiment's variant): it answers even
+    #: when it does not personalise (popularity as a variant serves popularity)
+    requested: bool = False
     weighting: InteractionWeights = field(default_factory=InteractionWeights)
     #: (items x items co-occurrence in baskets, baskets per item), built on first use
     copurchase: Callable[[], tuple[sp.csr_matrix, np.ndarray]] | None = None
@@ -140,9 +143,15 @@ class Personalised(Step):
         return cls(config.cold_min_similarity)
 
     def scores(self, ctx: StepContext) -> np.ndarray:
-        """Empty without a history or a model that personalises."""
+        """Empty without a history or a model that personalises (a model the request named
+        answers even when it does not personalise)."""
         model = ctx.personal
-        if not ctx.history.size or model is None or not model.personalised:
+        if model is None:
+            return np.zeros(0)
+        if not model.personalised:
+            if not ctx.requested:
+                return np.zeros(0)
+        elif not ctx.history.size:
             return np.zeros(0)
         sequence = ctx.sequence if model.sequential else ctx.history
         scores = _padded(model.scores(ctx.history, ctx.weights, sequence, ctx.n), ctx.n)

@@ -372,6 +372,7 @@ class Engine:
             chosen = self.serving_model(model)
             personal = chosen if isinstance(chosen, AlignedModel) else AlignedModel(chosen)
             ctx.personal, label = personal, personal.label
+            ctx.requested = model is not None
             ctx.events = self.user_events(user_id)
             ctx.history, ctx.weights = weighted_history(
                 ctx.events, cat.vocab, bundle.weights, bundle.engine.history_half_life_days
