@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import RLock
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,8 +39,11 @@ from shelfwise.store.rows import (
     TEXT,
     TIMESTAMP,
     USER_TYPES,
+    Columns,
     as_text,
     canonical_json,
+    event_columns,
+    frame_event_columns,
     naive_utc,
     prepare_event_rows,
     prepare_events,
@@ -48,6 +51,9 @@ from shelfwise.store.rows import (
     quote,
     refuse_bad_text,
 )
+
+if TYPE_CHECKING:
+    from shelfwise.data.schemas import Event
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -337,29 +343,47 @@ class SqlStore(Store):
     # Above this many event ids, the dedupe lookup joins a staged id table instead of
     # passing the ids as one array parameter.
     _ID_LOOKUP_LIST_MAX = 2000
+    # Up to this many ids, a lookup lists them as `IN (?, ...)`: cheaper than an array
+    # parameter for the few ids of a request (DuckDB plans the array as a join).
+    _ID_LOOKUP_IN_MAX = 16
 
-    def _stored_event_ids(self, ids: list[str]) -> set[str]:
-        """Which of `ids` are stored already: one query with the ids as an array parameter
-        (a join with a staged id table for many). PostgreSQL answers it from the unique
-        `event_id` index; DuckDB (2.0) scans the one `event_id` column (a few ms at 1.3M
-        events), once per group commit rather than once per request. Either is far cheaper
-        than the anti-join of the staged rows against the whole table it replaces."""
+    def _lookup_ids(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` are in `table.column` (a unique index on both backends): a list
+        for a few, one array parameter for more, a join with a staged id table for many."""
         if not ids:
             return set()
+        p = self.placeholder
+        if len(ids) <= self._ID_LOOKUP_IN_MAX:
+            sql = f"SELECT {column} FROM {table} WHERE {column} IN ({', '.join([p] * len(ids))})"
+            return {str(r[0]) for r in self._fetchall(sql, list(ids))}
         if len(ids) <= self._ID_LOOKUP_LIST_MAX:
-            rows = self._fetchall(
-                f"SELECT event_id FROM events WHERE event_id = ANY({self.placeholder})", [ids]
-            )
-            return {str(r[0]) for r in rows}
-        stage = "sw_stage_event_ids"
-        self._stage(stage, pd.DataFrame({"event_id": ids}), {"event_id": TEXT})
+            sql = f"SELECT {column} FROM {table} WHERE {column} = ANY({p})"
+            return {str(r[0]) for r in self._fetchall(sql, [list(ids)])}
+        stage = f"sw_stage_{column}s"
+        self._stage(stage, pd.DataFrame({column: list(ids)}), {column: TEXT})
         try:
             rows = self._fetchall(
-                f"SELECT s.event_id FROM {stage} s JOIN events e ON e.event_id = s.event_id"
+                f"SELECT s.{column} FROM {stage} s JOIN {table} t ON t.{column} = s.{column}"
             )
             return {str(r[0]) for r in rows}
         finally:
             self._unstage(stage)
+
+    def _stored_event_ids(self, ids: list[str]) -> set[str]:
+        """Which of `ids` are stored already. PostgreSQL answers from the unique `event_id`
+        index; DuckDB (2.0) from its index for a list of a few, else by scanning the one
+        `event_id` column (a few ms at 1.3M events), once per group commit rather than once
+        per request. Either is far cheaper than an anti-join against the whole table."""
+        return self._lookup_ids("events", "event_id", ids)
+
+    def _take_seqs(self, n: int) -> int:
+        """Reserve `n` consecutive sequence numbers (one statement); returns the first."""
+        rows = self._fetchall(
+            "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + "
+            f"{self.placeholder} AS TEXT) WHERE key = 'next_seq' RETURNING value",
+            [int(n)],
+        )
+        return int(rows[0][0]) - int(n)
 
     def _append_events(self, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         """Append events whose event_id is new; create unknown users.
@@ -371,6 +395,8 @@ class SqlStore(Store):
         """
         if frame.empty:
             return np.zeros(0, dtype=bool), []
+        if len(frame) <= self._ARRAY_ROWS_MAX:  # no staging table: plain lists
+            return self._append_event_columns(frame_event_columns(frame))
         ids = frame["event_id"]
         present = ids.notna().to_numpy()
         stored = self._stored_event_ids([str(i) for i in ids[present]])
@@ -378,53 +404,75 @@ class SqlStore(Store):
         rows = frame[new]
         if rows.empty:
             return new, []
-        next_seq = int(self._meta("next_seq") or 1)
-        rows = rows.assign(seq=np.arange(next_seq, next_seq + len(rows), dtype=np.int64))
-        if len(rows) <= self._VALUES_ROWS_MAX:
-            created = self._insert_event_values(rows)
-        else:
-            created = self._insert_event_stage(rows)
-        self._set_meta("next_seq", str(next_seq + len(rows)))
-        return new, created
+        first = self._take_seqs(len(rows))
+        rows = rows.assign(seq=np.arange(first, first + len(rows), dtype=np.int64))
+        return new, self._insert_event_stage(rows)
 
-    # Up to this many rows, new events are inserted as VALUES with parameters (what a few
-    # concurrent requests bring); more go through a staging table.
-    _VALUES_ROWS_MAX = 200
+    def _append_event_columns(self, cols: Columns) -> tuple[np.ndarray, list[str]]:
+        """`_append_events` for `Columns` (EVENT_COLUMNS, no repeated event_id): the few
+        rows of the request path, without pandas. Returns the same (mask, users created)."""
+        ids = cols["event_id"]
+        stored = self._stored_event_ids([i for i in ids if i is not None])
+        new = np.fromiter((i is None or i not in stored for i in ids), dtype=bool, count=len(ids))
+        if not new.any():
+            return new, []
+        if not new.all():
+            keep = np.flatnonzero(new).tolist()
+            cols = {name: [values[i] for i in keep] for name, values in cols.items()}
+        n = len(cols["user_id"])
+        first = self._take_seqs(n)
+        cols = {**cols, "seq": list(range(first, first + n))}
+        if n <= self._ARRAY_ROWS_MAX:
+            self._insert_event_columns(cols)
+            return new, self._create_users(cols["user_id"], cols["timestamp"])
+        return new, self._insert_event_stage(pd.DataFrame(cols))
 
-    def _insert_event_values(self, rows: pd.DataFrame) -> list[str]:
-        """Insert event rows (with `seq`) as one parametrised VALUES list, create their
-        unknown users; returns the ids of the users created."""
+    # Up to this many rows, new events go in as VALUES with one parameter per cell; up to
+    # _ARRAY_ROWS_MAX as one array parameter per column (unnest), beyond that through a
+    # staging table. Each is the cheapest at its size (benchmarks/events_load.py).
+    _VALUES_ROWS_MAX = 8
+    _ARRAY_ROWS_MAX = 2000
+
+    def _array_type(self, kind: str) -> str:
+        names = {TEXT: "TEXT", DOUBLE: self.double_type, TIMESTAMP: "TIMESTAMP", BIGINT: "BIGINT"}
+        return names[kind] + "[]"
+
+    def _insert_event_columns(self, cols: Columns) -> None:
+        """Insert event rows (`Columns` with `seq`): VALUES for a few, unnest for more."""
         p = self.placeholder
         columns = list(EVENT_TYPES)
-        params: list[Any] = []
-        for column in columns:  # column-wise conversion, then interleaved by row
-            kind = EVENT_TYPES[column]
-            if kind == TIMESTAMP:
-                values = [None if pd.isna(v) else v.to_pydatetime() for v in rows[column]]
-            elif kind == DOUBLE:
-                values = [None if np.isnan(v) else float(v) for v in rows[column]]
-            elif kind == BIGINT:
-                values = [int(v) for v in rows[column]]
-            else:
-                values = as_text(rows[column]).tolist()
-            params.append(values)
-        flat = [v for row in zip(*params, strict=True) for v in row]
-        one = "(" + ", ".join([p] * len(columns)) + ")"
-        self._execute(
-            f"INSERT INTO events ({', '.join(quote(c) for c in columns)}) VALUES "
-            + ", ".join([one] * len(rows)),
-            flat,
+        target = ", ".join(quote(c) for c in columns)
+        n = len(cols["seq"])
+        if n <= self._VALUES_ROWS_MAX:
+            one = "(" + ", ".join([p] * len(columns)) + ")"
+            flat = [v for row in zip(*(cols[c] for c in columns), strict=True) for v in row]
+            sql = f"INSERT INTO events ({target}) VALUES " + ", ".join([one] * n)
+            self._execute(sql, flat)
+            return
+        arrays = ", ".join(
+            f"unnest(CAST({p} AS {self._array_type(EVENT_TYPES[c])}))" for c in columns
         )
-        first = rows.groupby("user_id", sort=False)["timestamp"].min()
-        user_params: list[Any] = []
-        for user_id, ts in first.items():
-            user_params += [str(user_id), "{}", ts.to_pydatetime()]
-        pair = f"({p}, {self._json(p)}, {p})"
+        self._execute(f"INSERT INTO events ({target}) SELECT {arrays}", [cols[c] for c in columns])
+
+    def _create_users(self, user_ids: Sequence[str], times: Sequence[datetime]) -> list[str]:
+        """Create the users among `user_ids` that do not exist yet, with `created_at` = their
+        first time in `times`; returns the ids created. Known users (the usual case) cost one
+        index lookup, no write."""
+        first: dict[str, datetime] = {}
+        for user_id, ts in zip(user_ids, times, strict=True):
+            if user_id not in first or ts < first[user_id]:
+                first[user_id] = ts
+        known = self._lookup_ids("users", "user_id", list(first))
+        missing = [u for u in first if u not in known]
+        if not missing:
+            return []
+        p = self.placeholder
         created = self._fetchall(
-            "INSERT INTO users (user_id, attributes, created_at) VALUES "
-            + ", ".join([pair] * len(first))
-            + " ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
-            user_params,
+            "INSERT INTO users (user_id, attributes, created_at) "
+            f"SELECT unnest(CAST({p} AS TEXT[])), {self._json(p)}, "
+            f"unnest(CAST({p} AS TIMESTAMP[])) "
+            "ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
+            [missing, "{}", [first[u] for u in missing]],
         )
         return [str(r[0]) for r in created]
 
@@ -457,17 +505,45 @@ class SqlStore(Store):
             raise ValueError(f"sizes {sizes} do not add up to the {len(events)} events")
         if not len(events):
             return [IngestReport() for _ in sizes]
+        event_frame, _ = prepare_event_rows(events, drop_repeats=False)
+        return self._append_batches(frame_event_columns(event_frame), sizes)
+
+    def append_event_records(
+        self, records: Sequence[Event], sizes: Sequence[int]
+    ) -> list[IngestReport]:
+        """`append_event_batches` for validated records (see `Store`): no DataFrame."""
+        sizes = [int(n) for n in sizes]
+        if sum(sizes) != len(records) or any(n < 0 for n in sizes):
+            raise ValueError(f"sizes {sizes} do not add up to the {len(records)} events")
+        if not records:
+            return [IngestReport() for _ in sizes]
+        return self._append_batches(event_columns(records), sizes)
+
+    def _append_batches(self, cols: Columns, sizes: list[int]) -> list[IngestReport]:
+        """Batches one after another in `cols`: one transaction, one report per batch."""
+        refuse_bad_text("events", cols, EVENT_TYPES)
         batch_of = np.repeat(np.arange(len(sizes)), sizes)
-        event_frame, kept = prepare_event_rows(events)
-        batch_of = batch_of[kept]
+        seen: set[str] = set()
+        kept: list[int] = []
+        for row, event_id in enumerate(cols["event_id"]):
+            if event_id is not None:
+                if event_id in seen:
+                    continue  # repeated within the call: a duplicate of the batch repeating it
+                seen.add(event_id)
+            kept.append(row)
+        if len(kept) < len(batch_of):
+            cols = {name: [values[i] for i in kept] for name, values in cols.items()}
+            batch_of = batch_of[kept]
+        first_batch: dict[str, int] = {}
+        for user_id, batch in zip(cols["user_id"], batch_of.tolist(), strict=True):
+            first_batch.setdefault(user_id, batch)
 
         def work() -> tuple[list[IngestReport], bool]:
-            new, created = self._append_events(event_frame)
+            new, created = self._append_event_columns(cols)
             stored = np.bincount(batch_of[new], minlength=len(sizes))
             users = np.zeros(len(sizes), dtype=np.int64)
-            if created:  # a created user counts for the batch of its first event
-                first = pd.Series(batch_of).groupby(event_frame["user_id"].to_numpy()).min()
-                np.add.at(users, first.reindex(created).to_numpy(dtype=np.int64), 1)
+            for user_id in created:  # a created user counts for the batch of its first event
+                users[first_batch[user_id]] += 1
             reports = [
                 IngestReport(
                     users=int(users[i]),
