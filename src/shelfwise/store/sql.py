@@ -348,17 +348,37 @@ class SqlStore(Store):
     _ID_LOOKUP_IN_MAX = 16
 
     def _lookup_ids(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
-        """Which of `ids` are in `table.column` (a unique index on both backends): a list
-        for a few, one array parameter for more, a join with a staged id table for many."""
-        if not ids:
-            return set()
+        """Which of `ids` are in `table.column` (a unique index on both backends)."""
+        return self._lookup_many([(table, column, ids)])[0]
+
+    def _lookup_many(self, lookups: Sequence[tuple[str, str, Sequence[str]]]) -> list[set[str]]:
+        """`_lookup_ids` for several (table, column, ids) at once: ONE query (UNION ALL)
+        while each holds at most `_ID_LOOKUP_LIST_MAX` ids, a few listed as `IN (?, ...)`
+        (cheaper than an array parameter, which DuckDB plans as a join), more as one array
+        parameter; a join with a staged id table for many."""
+        found: list[set[str]] = [set() for _ in lookups]
         p = self.placeholder
-        if len(ids) <= self._ID_LOOKUP_IN_MAX:
-            sql = f"SELECT {column} FROM {table} WHERE {column} IN ({', '.join([p] * len(ids))})"
-            return {str(r[0]) for r in self._fetchall(sql, list(ids))}
-        if len(ids) <= self._ID_LOOKUP_LIST_MAX:
-            sql = f"SELECT {column} FROM {table} WHERE {column} = ANY({p})"
-            return {str(r[0]) for r in self._fetchall(sql, [list(ids)])}
+        parts: list[str] = []
+        params: list[Any] = []
+        values: list[Any]
+        for k, (table, column, ids) in enumerate(lookups):
+            if not ids:
+                continue
+            if len(ids) > self._ID_LOOKUP_LIST_MAX:
+                found[k] = self._lookup_staged(table, column, ids)
+                continue
+            if len(ids) <= self._ID_LOOKUP_IN_MAX:
+                where, values = f"IN ({', '.join([p] * len(ids))})", list(ids)
+            else:
+                where, values = f"= ANY({p})", [list(ids)]
+            parts.append(f"SELECT {k}, {column} FROM {table} WHERE {column} {where}")
+            params += values
+        if parts:
+            for k, value in self._fetchall(" UNION ALL ".join(parts), params):
+                found[int(k)].add(str(value))
+        return found
+
+    def _lookup_staged(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
         stage = f"sw_stage_{column}s"
         self._stage(stage, pd.DataFrame({column: list(ids)}), {column: TEXT})
         try:
@@ -376,14 +396,30 @@ class SqlStore(Store):
         per request. Either is far cheaper than an anti-join against the whole table."""
         return self._lookup_ids("events", "event_id", ids)
 
-    def _take_seqs(self, n: int) -> int:
-        """Reserve `n` consecutive sequence numbers (one statement); returns the first."""
+    #: True where one process is the only writer and the store's lock serialises its
+    #: writers (DuckDB): an event append then reads before it bumps `revision`, and bumps it
+    #: with `next_seq` in one statement. Elsewhere (PostgreSQL, several processes) every
+    #: write transaction takes the revision row lock first.
+    _single_writer: ClassVar[bool] = False
+
+    def _take_seqs(self, n: int, bump_revision: bool = False) -> int:
+        """Reserve `n` consecutive sequence numbers (and with `bump_revision` move the
+        revision too) in one statement; returns the first."""
+        p = self.placeholder
+        if not bump_revision:
+            rows = self._fetchall(
+                f"UPDATE meta SET value = CAST(CAST(value AS BIGINT) + {p} AS TEXT) "
+                "WHERE key = 'next_seq' RETURNING value",
+                [int(n)],
+            )
+            return int(rows[0][0]) - int(n)
         rows = self._fetchall(
             "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + "
-            f"{self.placeholder} AS TEXT) WHERE key = 'next_seq' RETURNING value",
+            f"CASE WHEN key = 'next_seq' THEN {p} ELSE 1 END AS TEXT) "
+            "WHERE key IN ('next_seq', 'revision') RETURNING key, value",
             [int(n)],
         )
-        return int(rows[0][0]) - int(n)
+        return int(dict(rows)["next_seq"]) - int(n)
 
     def _append_events(self, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         """Append events whose event_id is new; create unknown users.
@@ -408,11 +444,20 @@ class SqlStore(Store):
         rows = rows.assign(seq=np.arange(first, first + len(rows), dtype=np.int64))
         return new, self._insert_event_stage(rows)
 
-    def _append_event_columns(self, cols: Columns) -> tuple[np.ndarray, list[str]]:
+    def _append_event_columns(
+        self, cols: Columns, bump_revision: bool = False
+    ) -> tuple[np.ndarray, list[str]]:
         """`_append_events` for `Columns` (EVENT_COLUMNS, no repeated event_id): the few
-        rows of the request path, without pandas. Returns the same (mask, users created)."""
+        rows of the request path, without pandas. Returns the same (mask, users created).
+        One query finds both the stored event ids and the known users; `bump_revision`
+        moves the revision with the sequence numbers (see `_single_writer`)."""
         ids = cols["event_id"]
-        stored = self._stored_event_ids([i for i in ids if i is not None])
+        stored, known = self._lookup_many(
+            [
+                ("events", "event_id", [i for i in ids if i is not None]),
+                ("users", "user_id", list(dict.fromkeys(cols["user_id"]))),
+            ]
+        )
         new = np.fromiter((i is None or i not in stored for i in ids), dtype=bool, count=len(ids))
         if not new.any():
             return new, []
@@ -420,12 +465,16 @@ class SqlStore(Store):
             keep = np.flatnonzero(new).tolist()
             cols = {name: [values[i] for i in keep] for name, values in cols.items()}
         n = len(cols["user_id"])
-        first = self._take_seqs(n)
+        first = self._take_seqs(n, bump_revision)
         cols = {**cols, "seq": list(range(first, first + n))}
-        if n <= self._ARRAY_ROWS_MAX:
-            self._insert_event_columns(cols)
-            return new, self._create_users(cols["user_id"], cols["timestamp"])
-        return new, self._insert_event_stage(pd.DataFrame(cols))
+        if n > self._ARRAY_ROWS_MAX:
+            return new, self._insert_event_stage(pd.DataFrame(cols))
+        self._insert_event_columns(cols)
+        first_time: dict[str, datetime] = {}  # of the users with a stored event, in order
+        for user_id, ts in zip(cols["user_id"], cols["timestamp"], strict=True):
+            if user_id not in known and (user_id not in first_time or ts < first_time[user_id]):
+                first_time[user_id] = ts
+        return new, self._create_users(list(first_time), list(first_time.values()))
 
     # Up to this many rows, new events go in as VALUES with one parameter per cell; up to
     # _ARRAY_ROWS_MAX as one array parameter per column (unnest), beyond that through a
@@ -454,17 +503,10 @@ class SqlStore(Store):
         )
         self._execute(f"INSERT INTO events ({target}) SELECT {arrays}", [cols[c] for c in columns])
 
-    def _create_users(self, user_ids: Sequence[str], times: Sequence[datetime]) -> list[str]:
-        """Create the users among `user_ids` that do not exist yet, with `created_at` = their
-        first time in `times`; returns the ids created. Known users (the usual case) cost one
-        index lookup, no write."""
-        first: dict[str, datetime] = {}
-        for user_id, ts in zip(user_ids, times, strict=True):
-            if user_id not in first or ts < first[user_id]:
-                first[user_id] = ts
-        known = self._lookup_ids("users", "user_id", list(first))
-        missing = [u for u in first if u not in known]
-        if not missing:
+    def _create_users(self, user_ids: Sequence[str], created_at: Sequence[datetime]) -> list[str]:
+        """Create users (not known yet) with their `created_at`; returns the ids created
+        (another process may have created one meanwhile: ON CONFLICT)."""
+        if not user_ids:
             return []
         p = self.placeholder
         created = self._fetchall(
@@ -472,7 +514,7 @@ class SqlStore(Store):
             f"SELECT unnest(CAST({p} AS TEXT[])), {self._json(p)}, "
             f"unnest(CAST({p} AS TIMESTAMP[])) "
             "ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
-            [missing, "{}", [first[u] for u in missing]],
+            [list(user_ids), "{}", list(created_at)],
         )
         return [str(r[0]) for r in created]
 
@@ -539,7 +581,7 @@ class SqlStore(Store):
             first_batch.setdefault(user_id, batch)
 
         def work() -> tuple[list[IngestReport], bool]:
-            new, created = self._append_event_columns(cols)
+            new, created = self._append_event_columns(cols, bump_revision=self._single_writer)
             stored = np.bincount(batch_of[new], minlength=len(sizes))
             users = np.zeros(len(sizes), dtype=np.int64)
             for user_id in created:  # a created user counts for the batch of its first event
@@ -555,7 +597,7 @@ class SqlStore(Store):
             ]
             return reports, bool(new.any())
 
-        return self._writing("append_event_batches", work)
+        return self._writing("append_event_batches", work, bump_revision=not self._single_writer)
 
     def delete_item(self, item_id: str) -> bool:
         """Remove an item from the catalog (its events stay); False if it did not exist."""
