@@ -247,6 +247,21 @@ def server_cpu_seconds(session: int) -> float:
     return total / tick
 
 
+def wait_until_quiet(session: int, limit_s: float = 300.0) -> float:
+    """Wait until the server's processes use under 5% of a CPU for a second: /readyz
+    answers from whichever worker got the request, while another may still be loading its
+    bundle and event replica, which would be charged to the first runs. Returns the wait."""
+    started = time.monotonic()
+    before = server_cpu_seconds(session)
+    while time.monotonic() - started < limit_s:
+        time.sleep(1.0)
+        now = server_cpu_seconds(session)
+        if now - before < 0.05:
+            break
+        before = now
+    return round(time.monotonic() - started, 1)
+
+
 def run_level(
     port: int, key: str, clients: int, batch: int, args: argparse.Namespace, session: int
 ) -> dict:
@@ -309,6 +324,7 @@ def bench_backend(name: str, url: str, artifacts: Path, args: argparse.Namespace
     before = event_count(url)
     port = free_port()
     proc = start_server(url, artifacts, port, workers, ready_within=600)
+    log.info("server quiet after %.1f s more", wait_until_quiet(proc.pid))
     runs: dict[tuple[int, int], list[dict]] = {}
     try:
         for _ in range(args.repeats):  # repeats interleaved, so a busy spell hits one run
