@@ -332,6 +332,27 @@ class StoreContract:
         with pytest.raises(ValueError, match="do not add up"):
             store.append_event_records(many, [2])
 
+    def test_append_event_records_of_a_large_group(self, store: Store) -> None:
+        """A group larger than one array insert takes (the writer groups up to 5000 events)
+        goes through a staging table, with the same reports and stored rows."""
+        n = 2500
+        records = [
+            event(f"g{i % 40}", f"A{i % 7}", event_id=f"g{i}", minutes=i, value=None)
+            for i in range(n)
+        ]
+        records.append(event("g1", "A1", event_id="g5"))  # repeats an id of the first batch
+        reports = store.append_event_records(records, [1000, n - 1000, 1])
+        assert [(r.events, r.duplicate_events) for r in reports] == [
+            (1000, 0),
+            (n - 1000, 0),
+            (0, 1),
+        ]
+        assert sum(r.users for r in reports) == 40
+        got = store.events(user_id="g3")
+        assert got["item_id"].tolist() == [f"A{i % 7}" for i in range(3, n, 40)]
+        assert got["timestamp"].tolist() == [at(i) for i in range(3, n, 40)]
+        assert got["value"].isna().all() and store.last_seq() == n
+
     def test_append_event_records_refuses_what_validation_would_have(self, store: Store) -> None:
         """Records built without validation: a NUL byte or a value that is not a number is a
         `DataError` naming the row, and nothing of the call is written."""
