@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import RLock
@@ -170,6 +170,17 @@ class SqlStore(Store):
             except self.db_errors as exc:
                 raise StoreError(f"reading from {self.url} failed: {exc}") from exc
 
+    _REVISION_SQL = (
+        "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = 'revision'"
+    )
+
+    @contextmanager
+    def _batched(self) -> Iterator[None]:
+        """Statements inside may be sent together, their results read at the first fetch
+        or at the end (PostgreSQL's pipeline mode: one round trip for several). Nothing
+        here; never around a staging table (COPY)."""
+        yield
+
     def _writing(
         self, what: str, work: Callable[[], tuple[T, bool]], bump_revision: bool = True
     ) -> T:
@@ -184,10 +195,7 @@ class SqlStore(Store):
             self._begin()
             try:
                 if bump_revision:
-                    self._execute(
-                        "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) "
-                        "WHERE key = 'revision'"
-                    )
+                    self._execute(self._REVISION_SQL)
                 result, changed = work()
                 if changed:
                     self._commit()
@@ -349,13 +357,16 @@ class SqlStore(Store):
 
     def _lookup_ids(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
         """Which of `ids` are in `table.column` (a unique index on both backends)."""
-        return self._lookup_many([(table, column, ids)])[0]
+        return self._lookup_many([(table, column, ids)])[0][0]
 
-    def _lookup_many(self, lookups: Sequence[tuple[str, str, Sequence[str]]]) -> list[set[str]]:
-        """`_lookup_ids` for several (table, column, ids) at once: ONE query (UNION ALL)
-        while each holds at most `_ID_LOOKUP_LIST_MAX` ids, a few listed as `IN (?, ...)`
-        (cheaper than an array parameter, which DuckDB plans as a join), more as one array
-        parameter; a join with a staged id table for many."""
+    def _lookup_many(
+        self, lookups: Sequence[tuple[str, str, Sequence[str]]], meta_key: str | None = None
+    ) -> tuple[list[set[str]], str | None]:
+        """`_lookup_ids` for several (table, column, ids) at once, and the `meta` value of
+        `meta_key`: ONE query (UNION ALL) while each holds at most `_ID_LOOKUP_LIST_MAX`
+        ids, a few listed as `IN (?, ...)` (cheaper than an array parameter, which DuckDB
+        plans as a join), more as one array parameter; a join with a staged id table for
+        many. Returns (the ids found per lookup, the meta value or None)."""
         found: list[set[str]] = [set() for _ in lookups]
         p = self.placeholder
         parts: list[str] = []
@@ -373,10 +384,17 @@ class SqlStore(Store):
                 where, values = f"= ANY({p})", [list(ids)]
             parts.append(f"SELECT {k}, {column} FROM {table} WHERE {column} {where}")
             params += values
+        meta: str | None = None
+        if meta_key is not None:
+            parts.append(f"SELECT {len(lookups)}, value FROM meta WHERE key = {p}")
+            params.append(meta_key)
         if parts:
             for k, value in self._fetchall(" UNION ALL ".join(parts), params):
-                found[int(k)].add(str(value))
-        return found
+                if int(k) == len(lookups):
+                    meta = str(value)
+                else:
+                    found[int(k)].add(str(value))
+        return found, meta
 
     def _lookup_staged(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
         stage = f"sw_stage_{column}s"
@@ -445,19 +463,28 @@ class SqlStore(Store):
         return new, self._insert_event_stage(rows)
 
     def _append_event_columns(
-        self, cols: Columns, bump_revision: bool = False
+        self, cols: Columns, revision: str = "done"
     ) -> tuple[np.ndarray, list[str]]:
         """`_append_events` for `Columns` (EVENT_COLUMNS, no repeated event_id): the few
         rows of the request path, without pandas. Returns the same (mask, users created).
-        One query finds both the stored event ids and the known users; `bump_revision`
-        moves the revision with the sequence numbers (see `_single_writer`)."""
+
+        One query finds the stored event ids, the known users and `next_seq`. `revision`:
+        "done" (the caller's transaction moved it already), "first" (moved here, first:
+        the row lock that orders the writers of several processes) or "with_seqs" (moved
+        with the sequence numbers, one statement; see `_single_writer`). Where the driver
+        batches statements (`_batched`: PostgreSQL's pipeline), the revision update and the
+        lookup travel together, and so do the inserts: two round trips before the commit."""
         ids = cols["event_id"]
-        stored, known = self._lookup_many(
-            [
-                ("events", "event_id", [i for i in ids if i is not None]),
-                ("users", "user_id", list(dict.fromkeys(cols["user_id"]))),
-            ]
-        )
+        users = list(dict.fromkeys(cols["user_id"]))
+        present = [i for i in ids if i is not None]
+        few = max(len(present), len(users)) <= self._ID_LOOKUP_LIST_MAX  # no staging (COPY)
+        with self._batched() if few else nullcontext():
+            if revision == "first":
+                self._execute(self._REVISION_SQL)
+            (stored, known), next_seq = self._lookup_many(
+                [("events", "event_id", present), ("users", "user_id", users)],
+                meta_key=None if revision == "with_seqs" else "next_seq",
+            )
         new = np.fromiter((i is None or i not in stored for i in ids), dtype=bool, count=len(ids))
         if not new.any():
             return new, []
@@ -465,16 +492,24 @@ class SqlStore(Store):
             keep = np.flatnonzero(new).tolist()
             cols = {name: [values[i] for i in keep] for name, values in cols.items()}
         n = len(cols["user_id"])
-        first = self._take_seqs(n, bump_revision)
+        if revision == "with_seqs":
+            first = self._take_seqs(n, bump_revision=True)
+        else:  # the revision row lock is held: next_seq cannot move under us
+            first = int(next_seq or 1)
         cols = {**cols, "seq": list(range(first, first + n))}
         if n > self._ARRAY_ROWS_MAX:
+            if revision != "with_seqs":
+                self._set_meta("next_seq", str(first + n))
             return new, self._insert_event_stage(pd.DataFrame(cols))
-        self._insert_event_columns(cols)
         first_time: dict[str, datetime] = {}  # of the users with a stored event, in order
         for user_id, ts in zip(cols["user_id"], cols["timestamp"], strict=True):
             if user_id not in known and (user_id not in first_time or ts < first_time[user_id]):
                 first_time[user_id] = ts
-        return new, self._create_users(list(first_time), list(first_time.values()))
+        with self._batched():
+            if revision != "with_seqs":
+                self._set_meta("next_seq", str(first + n))
+            self._insert_event_columns(cols)
+            return new, self._create_users(list(first_time), list(first_time.values()))
 
     # Up to this many rows, new events go in as VALUES with one parameter per cell; up to
     # _ARRAY_ROWS_MAX as one array parameter per column (unnest), beyond that through a
@@ -581,7 +616,8 @@ class SqlStore(Store):
             first_batch.setdefault(user_id, batch)
 
         def work() -> tuple[list[IngestReport], bool]:
-            new, created = self._append_event_columns(cols, bump_revision=self._single_writer)
+            revision = "with_seqs" if self._single_writer else "first"
+            new, created = self._append_event_columns(cols, revision)
             stored = np.bincount(batch_of[new], minlength=len(sizes))
             users = np.zeros(len(sizes), dtype=np.int64)
             for user_id in created:  # a created user counts for the batch of its first event
@@ -597,7 +633,7 @@ class SqlStore(Store):
             ]
             return reports, bool(new.any())
 
-        return self._writing("append_event_batches", work, bump_revision=not self._single_writer)
+        return self._writing("append_event_batches", work, bump_revision=False)
 
     def delete_item(self, item_id: str) -> bool:
         """Remove an item from the catalog (its events stay); False if it did not exist."""
