@@ -9,7 +9,9 @@ Bookkeeping lives in the `meta` key/value table: `schema_version`, a random `sto
 `revision` counter bumped by every write transaction that changes something (a write that
 changes nothing is rolled back, so the fingerprint only moves when the contents do) and
 `next_seq`, the next event sequence number. Every write transaction starts by bumping
-`revision`, which also takes a row lock that serialises writers across connections.
+`revision`, which also takes a row lock that serialises writers across connections; only
+DuckDB's event appends move it later, with `next_seq` (one writer process per file, whose
+threads the store's lock serialises: `_single_writer`).
 What a write does to rows before any SQL runs (types, checks, normalisation) is in
 `shelfwise.store.rows`.
 """
@@ -445,7 +447,7 @@ class SqlStore(Store):
         Returns (a bool mask over `frame`'s rows: True where the row was stored, the ids of
         the users created). The new rows get consecutive sequence numbers from `next_seq`
         in frame order, so `seq` has no gaps and grows in commit order (writers are
-        serialised by the revision row lock taken first in every write transaction).
+        serialised by the revision row lock, or on DuckDB by the store's lock).
         """
         if frame.empty:
             return np.zeros(0, dtype=bool), []
