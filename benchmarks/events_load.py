@@ -10,16 +10,19 @@ with durable settings (fsync and synchronous_commit on), or on `--postgres-url`.
 
 Closed-loop clients (1, 4, 16 by default), each on its own keep-alive connection, post
 either single events (`single`) or arrays of `--batch` events (`batch`) for `--duration`
-seconds per level. Every request has fresh `event_id`s; an event counts once the server
+seconds per level, each level `--repeats` times (the report gives every run and the
+median, min and max). Every request has fresh `event_id`s; an event counts once the server
 answered 200 with it accepted (the answer comes after the commit). The clients are plain
 asyncio streams in one process beside the server, so on a small machine they take CPU
-from it: the figures are a lower bound. The store's event count is checked against the
-acknowledged total at the end.
+from it: the figures are a lower bound. Each run also records the server's CPU time (all
+its processes, from /proc) per request and per event, which a busy machine inflates far
+less than the wall-clock figures, and the 1-minute load average. The store's event count
+is checked against the acknowledged total at the end.
 
-    python benchmarks/events_load.py --stored 100000 --duration 5      # a quick run
-    python benchmarks/events_load.py                                   # 1.3M, 10 s levels
+    python benchmarks/events_load.py --stored 100000 --duration 5 --repeats 1   # quick
+    python benchmarks/events_load.py                                            # 1.3M
 
-Writes benchmarks/results/events_load.json and prints a table.
+Writes benchmarks/results/events_load_<stored/1000>k.json (or `--out`) and prints a table.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ from load_test import (  # the benchmarks folder is on sys.path
     start_server,
     stop_server,
 )
+from startup import _summary as spread
+from startup import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("events_load")
@@ -227,8 +232,40 @@ async def _client(
         writer.close()
 
 
-def run_level(port: int, key: str, clients: int, batch: int, args: argparse.Namespace) -> dict:
-    """`clients` concurrent clients for `--duration` seconds; the level's figures."""
+def server_cpu_seconds(session: int) -> float:
+    """CPU seconds (user + system) used so far by every process of the server's session
+    (`start_server` starts it in its own, so uvicorn's worker processes count too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[3]) == session:  # field 6 of stat: the session id
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / tick
+
+
+def wait_until_quiet(session: int, limit_s: float = 300.0) -> float:
+    """Wait until the server's processes use under 5% of a CPU for a second: /readyz
+    answers from whichever worker got the request, while another may still be loading its
+    bundle and event replica, which would be charged to the first runs. Returns the wait."""
+    started = time.monotonic()
+    before = server_cpu_seconds(session)
+    while time.monotonic() - started < limit_s:
+        time.sleep(1.0)
+        now = server_cpu_seconds(session)
+        if now - before < 0.05:
+            break
+        before = now
+    return round(time.monotonic() - started, 1)
+
+
+def run_level(
+    port: int, key: str, clients: int, batch: int, args: argparse.Namespace, session: int
+) -> dict:
+    """`clients` concurrent clients for `--duration` seconds; the run's figures."""
     out: dict[str, Any] = {"latencies": [], "acked": 0, "errors": 0}
     run_id = f"r{time.time_ns()}"
 
@@ -243,8 +280,12 @@ def run_level(port: int, key: str, clients: int, batch: int, args: argparse.Name
         )
         return time.perf_counter() - start
 
+    load_before = os.getloadavg()[0]
+    cpu_before = server_cpu_seconds(session)
     elapsed = asyncio.run(main())
+    cpu = server_cpu_seconds(session) - cpu_before
     lat = np.asarray(out["latencies"]) * 1000
+    requests = max(len(lat), 1)
     return {
         "clients": clients,
         "events_per_request": batch,
@@ -255,6 +296,23 @@ def run_level(port: int, key: str, clients: int, batch: int, args: argparse.Name
         "requests_per_s": round(len(lat) / elapsed, 1),
         "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
+        "server_cpu_s": round(cpu, 2),
+        "server_cpu_ms_per_request": round(1000 * cpu / requests, 3),
+        "server_cpu_ms_per_event": round(1000 * cpu / max(out["acked"], 1), 4),
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def summarise(runs: list[dict]) -> dict:
+    """One level's repeats: median, min and max of each figure, and every run."""
+    figures = ("events_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
+    return {
+        "clients": runs[0]["clients"],
+        "events_per_request": runs[0]["events_per_request"],
+        **{f: spread([float(r[f]) for r in runs if r[f] is not None]) for f in figures},
+        "errors": sum(r["errors"] for r in runs),
+        "acked_events": sum(r["acked_events"] for r in runs),
+        "runs": runs,
     }
 
 
@@ -266,15 +324,18 @@ def bench_backend(name: str, url: str, artifacts: Path, args: argparse.Namespace
     before = event_count(url)
     port = free_port()
     proc = start_server(url, artifacts, port, workers, ready_within=600)
-    levels = []
+    log.info("server quiet after %.1f s more", wait_until_quiet(proc.pid))
+    runs: dict[tuple[int, int], list[dict]] = {}
     try:
-        for batch in (1, args.batch):
-            for clients in args.clients:
-                level = run_level(port, key, clients, batch, args)
-                log.info("%s %s", name, level)
-                levels.append(level)
+        for _ in range(args.repeats):  # repeats interleaved, so a busy spell hits one run
+            for batch in (1, args.batch):
+                for clients in args.clients:
+                    run = run_level(port, key, clients, batch, args, proc.pid)
+                    log.info("%s %s", name, run)
+                    runs.setdefault((batch, clients), []).append(run)
     finally:
         stop_server(proc)
+    levels = [summarise(r) for r in runs.values()]
     after = event_count(url)
     revoke_key(url, key_id)
     acked = sum(level["acked_events"] for level in levels)
@@ -295,16 +356,19 @@ def main() -> None:
     parser.add_argument("--stored", type=int, default=1_300_000, help="events stored first")
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--users", type=int, default=50_000)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per level")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per level")
     parser.add_argument("--clients", default="1,4,16", help="concurrency levels")
     parser.add_argument("--batch", type=int, default=50, help="events per batch request")
     parser.add_argument("--backends", default="duckdb,postgresql")
     parser.add_argument("--pg-workers", type=int, default=2)
     parser.add_argument("--postgres-url", default=None, help="else a cluster of the script's")
     parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench-events")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/events_load.json")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/events_load_<k>k")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
+    if args.out is None:
+        args.out = ROOT / f"benchmarks/results/events_load_{args.stored // 1000}k.json"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("shelfwise").setLevel(logging.WARNING)
     work = args.workdir / f"stored-{args.stored}"
@@ -327,20 +391,26 @@ def main() -> None:
     report = {
         "benchmark": "events_load",
         "command": " ".join(["python", "benchmarks/events_load.py", *sys.argv[1:]]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {**machine(), "platform": platform.platform()},
         "duration_s": args.duration,
+        "repeats": args.repeats,
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(
-        f"{'backend':<11} {'clients':>7} {'ev/req':>6} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7}"
+        f"{'backend':<11} {'clients':>7} {'ev/req':>6} {'events/s (min-max)':>22} "
+        f"{'p50 ms':>7} {'p99 ms (min-max)':>18} {'cpu ms/req':>10}"
     )
     for r in results:
         for level in r["levels"]:
+            eps, p99 = level["events_per_s"], level["p99_ms"]
             print(
                 f"{r['backend']:<11} {level['clients']:>7} {level['events_per_request']:>6} "
-                f"{level['events_per_s']:>9} {level['p50_ms']:>7} {level['p99_ms']:>7}"
+                f"{eps['median']:>8.0f} ({eps['min']:.0f}-{eps['max']:.0f}){'':>4} "
+                f"{level['p50_ms']['median']:>7.1f} "
+                f"{p99['median']:>7.1f} ({p99['min']:.0f}-{p99['max']:.0f}) "
+                f"{level['server_cpu_ms_per_request']['median']:>10.2f}"
             )
 
 

@@ -1,5 +1,6 @@
-"""Crash safety: SIGKILL `shelfwise serve` while events are being posted, restart it, and
-find every acknowledged event in the store (an event is acknowledged only after commit)."""
+"""Crash safety: SIGKILL `shelfwise serve` while three clients post events (single events
+and arrays, so that group commits are in flight), restart it, and find every acknowledged
+event in the store (an event is acknowledged only after the commit of its group)."""
 
 from __future__ import annotations
 
@@ -61,35 +62,45 @@ def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
     acked: list[str] = []
     stop = threading.Event()
 
-    def post() -> None:
+    def post(tag: str, size: int) -> None:
+        # several clients, so that groups of requests share a transaction when it dies;
+        # `size` > 1 posts arrays (the batch form)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             i = 0
             while not stop.is_set():
-                event = {
-                    "event_id": f"crash-{i}",
-                    "user_id": f"c{i % 7}",
-                    "item_id": "K1",
-                    "type": "view",
-                }
+                events = [
+                    {
+                        "event_id": f"crash-{tag}-{i + j}",
+                        "user_id": f"c{(i + j) % 7}",
+                        "item_id": "K1",
+                        "type": "view",
+                    }
+                    for j in range(size)
+                ]
+                i += size
                 try:
-                    r = client.post("/v1/events", json=event)
+                    r = client.post("/v1/events", json=events[0] if size == 1 else events)
                 except httpx.HTTPError:
                     continue  # the server is gone: not acknowledged
-                if r.status_code == 200 and r.json()["accepted"] == 1:
-                    acked.append(event["event_id"])
-                i += 1
+                if r.status_code == 200 and r.json()["accepted"] == size:
+                    acked.extend(e["event_id"] for e in events)
 
-    poster = threading.Thread(target=post, daemon=True)
-    poster.start()
+    posters = [
+        threading.Thread(target=post, args=(tag, size), daemon=True)
+        for tag, size in (("a", 1), ("b", 1), ("c", 5))
+    ]
+    for poster in posters:
+        poster.start()
     deadline = time.monotonic() + 60
-    while len(acked) < 40 and time.monotonic() < deadline:
+    while len(acked) < 80 and time.monotonic() < deadline:
         time.sleep(0.05)
     server.send_signal(signal.SIGKILL)  # mid-stream: requests are in flight
     server.wait(timeout=30)
     time.sleep(0.3)
     stop.set()
-    poster.join(timeout=30)
-    assert len(acked) >= 40, log.read_text()[-3000:]
+    for poster in posters:
+        poster.join(timeout=30)
+    assert len(acked) >= 80, log.read_text()[-3000:]
 
     server = _start(url, artifacts, port, log)  # recovers the store on restart
     try:

@@ -11,12 +11,13 @@ rate-limited by client address.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from shelfwise.profiles.profile import ProfileService
 from shelfwise.serve.search import served_search
@@ -60,8 +61,9 @@ class Services:
         return served_search(self.engine, settings.search.mode, settings.paths.embeddings)
 
 
-def get_services(request: Request) -> Services:
-    """The app's services (503 while the app is still starting)."""
+async def get_services(request: Request) -> Services:
+    """The app's services (503 while the app is still starting). Async, like `require`:
+    a plain function would run in a worker thread, two thread hops per request."""
     services = getattr(request.app.state, "services", None)
     if services is None:
         raise HTTPException(status_code=503, detail="the service is starting; retry shortly")
@@ -79,12 +81,12 @@ def user_ref(user_id: str) -> str:
     return "u_" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:12]
 
 
-def require(scope: str) -> Callable[..., Principal]:
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting callers whose key grants `scope` (see the module doc)."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
-    def dependency(
+    async def dependency(
         request: Request,
         services: ServicesDep,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
@@ -103,7 +105,11 @@ def require(scope: str) -> Callable[..., Principal]:
                     "'X-API-Key: <key>' (create one with `shelfwise keys create`)",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-            found = services.verifier.verify(key)
+            verifier = services.verifier
+            if verifier.answers_from_cache(key):  # the usual case: no store read
+                found = verifier.verify(key)
+            else:  # reads the store (which may be busy writing): off the event loop
+                found = await run_in_threadpool(verifier.verify, key)
             if found is None:
                 raise HTTPException(
                     status_code=401,

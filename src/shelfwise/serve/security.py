@@ -137,6 +137,17 @@ class KeyVerifier:
                 self._cache.popitem(last=False)
         return record
 
+    def answers_from_cache(self, key: str) -> bool:
+        """Whether `verify(key)` can answer without reading the store (a malformed key, or
+        a lookup of its key id cached less than `cache_seconds` ago): the async auth
+        dependency then verifies inline instead of in a worker thread."""
+        parts = split_key(key)
+        if parts is None:
+            return True
+        with self._lock:
+            hit = self._cache.get(parts[0])
+        return hit is not None and time.monotonic() - hit[0] < self.cache_seconds
+
     def verify(self, key: str) -> Principal | None:
         """The caller a key stands for, or None if it is malformed, unknown or revoked."""
         parts = split_key(key)

@@ -6,7 +6,7 @@ durable. While one transaction runs, the requests that arrive queue up; the writ
 all of them (up to `max_events`) into the next transaction, so under load many requests
 share one commit and its fsync instead of taking turns for the store's lock.
 
-A group is written with `Store.append_event_batches` (one report per request). If that
+A group is written with `Store.append_event_records` (one report per request). If that
 fails, each request of the group is retried alone, so a request whose events the store
 refuses gets the error and the others still go through; nothing is half applied.
 """
@@ -20,9 +20,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from shelfwise.data.frames import records_to_frame
 from shelfwise.data.schemas import Event
-from shelfwise.errors import DataError, StoreError
+from shelfwise.errors import StoreError
 from shelfwise.store import IngestReport, Store
 
 log = logging.getLogger(__name__)
@@ -113,9 +112,5 @@ class EventWriter:
             request.done.set_result(report)
 
     def _append(self, group: list[_Request]) -> list[IngestReport]:
-        # one frame for the whole group: the conversion costs per frame more than per row
-        try:
-            frame = records_to_frame("events", [e for r in group for e in r.events])
-        except (ValueError, TypeError) as exc:
-            raise DataError(f"events: {exc}") from exc
-        return self.store.append_event_batches(frame, [len(r.events) for r in group])
+        events = [e for r in group for e in r.events]
+        return self.store.append_event_records(events, [len(r.events) for r in group])

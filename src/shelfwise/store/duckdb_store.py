@@ -41,6 +41,7 @@ class DuckDBStore(SqlStore):
     json_type: ClassVar[str] = "JSON"
     double_type: ClassVar[str] = "DOUBLE"
     db_errors: ClassVar[tuple[type[Exception], ...]] = (duckdb.Error,)
+    _single_writer: ClassVar[bool] = True  # one writer process per file; `_lock` serialises
 
     def __init__(self, path: str | Path, url: str | None = None) -> None:
         memory = str(path) == MEMORY

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -131,6 +131,12 @@ class PostgresStore(SqlStore):
         # Suppressed: the transaction failed, and rolling it back drops the table.
         with contextlib.suppress(psycopg.Error), self._conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+    @contextlib.contextmanager
+    def _batched(self) -> Iterator[None]:
+        """Pipeline mode: the statements inside go out together (one round trip)."""
+        with self._conn.pipeline():
+            yield
 
     def _order_text(self, expr: str) -> str:
         return f'{expr} COLLATE "C"'

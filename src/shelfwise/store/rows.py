@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from shelfwise.data.frames import conform
+from shelfwise.data.frames import EVENT_COLUMNS, conform
 from shelfwise.data.schemas import poison_problem, text_problem
 from shelfwise.data.time import naive_utc as to_naive_utc
 from shelfwise.errors import DataError
+
+if TYPE_CHECKING:
+    from shelfwise.data.schemas import Event
 
 # Logical column types of staging tables; each backend maps them to its own types.
 TEXT, DOUBLE, BOOL, TIMESTAMP, BIGINT = "text", "double", "bool", "timestamp", "bigint"
@@ -99,21 +102,35 @@ def arrow_table(frame: pd.DataFrame, types: Mapping[str, str]) -> pa.Table:
 _JSON_ESCAPES = re.compile(r"\\u(0000|d[89a-f][0-9a-f]{2})", re.IGNORECASE)
 
 
-def refuse_bad_text(kind: str, frame: pd.DataFrame, types: Mapping[str, str]) -> None:
+#: Columns as plain lists (one list per column, equally long): how the request path hands
+#: a few events to the store without building a DataFrame.
+Columns = dict[str, list[Any]]
+
+
+def _column(frame: pd.DataFrame | Columns, name: str) -> list[Any]:
+    return frame[name].tolist() if isinstance(frame, pd.DataFrame) else list(frame[name])
+
+
+def refuse_bad_text(kind: str, frame: pd.DataFrame | Columns, types: Mapping[str, str]) -> None:
     """`DataError` naming the row and the column of the first text with a NUL byte or a
     lone surrogate: PostgreSQL cannot store them (its COPY fails deep inside) and DuckDB
-    would, so both backends refuse them alike, before anything is written."""
-    if frame.empty:
+    would, so both backends refuse them alike, before anything is written. `frame` is a
+    DataFrame or `Columns`."""
+    if isinstance(frame, pd.DataFrame):
+        if frame.empty:
+            return
+    elif not frame or not next(iter(frame.values())):
         return
     for column, kind_of in types.items():
-        if kind_of != TEXT or column not in frame.columns:
+        if kind_of != TEXT or column not in frame:
             continue
-        values = [v for v in frame[column].tolist() if isinstance(v, str)]
+        cells = _column(frame, column)
+        values = [v for v in cells if isinstance(v, str)]
         joined = "\x01".join(values)
         escaped = column == "attributes" and _JSON_ESCAPES.search(joined) is not None
         if not values or (text_problem(joined) is None and not escaped):
             continue  # the common case: one scan of the whole column
-        for row, value in enumerate(frame[column].tolist()):
+        for row, value in enumerate(cells):
             problem = text_problem(value) if isinstance(value, str) else None
             if problem is None and column == "attributes" and isinstance(value, str):
                 # JSON text carries them as escapes, which PostgreSQL's jsonb refuses
@@ -121,8 +138,72 @@ def refuse_bad_text(kind: str, frame: pd.DataFrame, types: Mapping[str, str]) ->
                 problem = f"value {problem}" if problem else None
             if problem:
                 key = "item_id" if kind == "items" else "user_id"
-                who = f" ({key} {frame[key].iloc[row]!a})" if key in frame.columns else ""
+                who = f" ({key} {_column(frame, key)[row]!a})" if key in frame else ""
                 raise DataError(f"{kind}: row {row}{who}: {column} {problem}; nothing was written")
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _naive(value: Any) -> datetime:
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if not isinstance(value, datetime):
+        raise TypeError(f"{value!r} is not a datetime")
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def event_columns(records: Sequence[Event]) -> Columns:
+    """Validated events as `Columns` (EVENT_COLUMNS: text or None, value a float or None,
+    timestamp a naive UTC datetime), without pandas: the request path converts a few events
+    per call, where a DataFrame costs more than the database. `DataError` naming the row
+    for what the store cannot hold (a record built without validation)."""
+    cols: Columns = {c: [] for c in EVENT_COLUMNS}
+    text = ("event_id", "user_id", "item_id", "type", "query", "session_id")
+    for row, event in enumerate(records):
+        for name in text:
+            cols[name].append(_text_or_none(getattr(event, name)))
+        if cols["user_id"][-1] is None:
+            raise DataError(f"events: row {row}: user_id is required; nothing was written")
+        value = event.value
+        try:
+            number = None if value is None else float(value)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"events: row {row}: value {value!r} is not a number; nothing was written"
+            ) from exc
+        if number is not None and not np.isfinite(number):
+            raise DataError(f"events: row {row}: value must be finite; nothing was written")
+        cols["value"].append(number)
+        try:
+            cols["timestamp"].append(_naive(event.timestamp))
+        except TypeError as exc:
+            raise DataError(f"events: row {row}: timestamp {exc}; nothing was written") from exc
+    return cols
+
+
+def frame_event_columns(frame: pd.DataFrame) -> Columns:
+    """A conformed events frame (`prepare_event_rows`; with or without `seq`) as `Columns`."""
+    cols: Columns = {}
+    for name in (*EVENT_COLUMNS, "seq"):
+        if name not in frame.columns:
+            continue
+        kind = EVENT_TYPES[name]
+        series = frame[name]
+        if kind == TIMESTAMP:
+            cols[name] = [None if pd.isna(v) else _naive(v) for v in series]
+        elif kind == DOUBLE:
+            cols[name] = [None if np.isnan(v) else float(v) for v in series]
+        elif kind == BIGINT:
+            cols[name] = [int(v) for v in series]
+        else:
+            cols[name] = as_text(series).tolist()
+    return cols
 
 
 def prepare_upsert(kind: str, frame: pd.DataFrame | None) -> pd.DataFrame:
@@ -146,8 +227,11 @@ def prepare_upsert(kind: str, frame: pd.DataFrame | None) -> pd.DataFrame:
     return out
 
 
-def prepare_event_rows(frame: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
-    """Conform and drop repeated event_ids within the batch (keep first).
+def prepare_event_rows(
+    frame: pd.DataFrame | None, drop_repeats: bool = True
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Conform and (with `drop_repeats`) drop repeated event_ids within the batch (keep
+    first).
 
     Returns (frame, bool mask over the input rows: True for the rows kept).
     """
@@ -159,7 +243,9 @@ def prepare_event_rows(frame: pd.DataFrame | None) -> tuple[pd.DataFrame, np.nda
         raise DataError(f"events: {exc}") from exc
     out["event_id"] = as_text(out["event_id"])
     repeated = (out["event_id"].notna() & out["event_id"].duplicated(keep="first")).to_numpy()
-    if repeated.any():
+    if not drop_repeats:
+        repeated = np.zeros(len(out), dtype=bool)
+    elif repeated.any():
         out = out[~repeated].reset_index(drop=True)
     return out, ~repeated
 

@@ -301,6 +301,83 @@ class StoreContract(MeasureContract):
             store.append_event_batches(frame, [2, 2])
         assert store.counts()["events"] == 4
 
+    def test_append_event_records_matches_the_frame_path(self, store: Store) -> None:
+        """Validated records in several batches (the request path): the same reports as
+        `append_event_batches`, every field stored as given (times as naive UTC), on each
+        insert path (a few rows, and more than fit one VALUES list)."""
+        assert store.append_events(events_frame(event("u1", "A1", event_id="old"))) == 1
+        cest = timezone(timedelta(hours=2))
+        records = [
+            event("u1", "A1", event_id="r0-1", kind="rating", value=4.5, session_id="s1"),
+            event("u2", "A2", event_id="old"),  # stored already
+            event("u3", None, kind="search", query="chef knife", event_id="r1-1"),
+            event("u3", "A3"),  # no id: always stored
+            event("u1", "A1", event_id="r0-1"),  # repeats batch 0
+        ]
+        local = Event.model_validate(
+            {"user_id": "u5", "item_id": "A4", "type": "view", "event_id": "tz",
+             "timestamp": datetime(2024, 1, 1, 12, 0, tzinfo=cest)}
+        )  # fmt: skip
+        reports = store.append_event_records([*records, local], [2, 3, 1])
+        assert [(r.events, r.duplicate_events) for r in reports] == [(1, 1), (2, 1), (1, 0)]
+        assert [r.users for r in reports] == [0, 1, 1]  # u3 and u5 are new
+        got = store.events().sort_values("seq").reset_index(drop=True)
+        assert got["event_id"].tolist() == ["old", "r0-1", "r1-1", None, "tz"]
+        assert got["seq"].tolist() == [1, 2, 3, 4, 5]
+        rating = got.iloc[1]
+        assert (rating["type"], rating["value"], rating["session_id"]) == ("rating", 4.5, "s1")
+        assert (got.loc[2, "query"], got.loc[2, "item_id"]) == ("chef knife", None)
+        assert got.loc[4, "timestamp"] == pd.Timestamp("2024-01-01 10:00:00")
+        many = [event(f"m{i % 3}", f"A{i}", event_id=f"m{i}", minutes=i) for i in range(30)]
+        (report,) = store.append_event_records(many, [30])
+        assert (report.events, report.users) == (30, 3)
+        back = store.events(user_id="m1")
+        assert back["item_id"].tolist() == [f"A{i}" for i in range(1, 30, 3)]
+        assert back["timestamp"].tolist() == [at(i) for i in range(1, 30, 3)]
+        assert store.users().set_index("user_id").loc["m2", "created_at"] == at(2)
+        assert store.append_event_records(many[:3], [3])[0].duplicate_events == 3
+        with pytest.raises(ValueError, match="do not add up"):
+            store.append_event_records(many, [2])
+
+    def test_append_event_records_of_a_large_group(self, store: Store) -> None:
+        """A group larger than one array insert takes (the writer groups up to 5000 events)
+        goes through a staging table, with the same reports and stored rows."""
+        n = 2500
+        records = [
+            event(f"g{i % 40}", f"A{i % 7}", event_id=f"g{i}", minutes=i, value=None)
+            for i in range(n)
+        ]
+        records.append(event("g1", "A1", event_id="g5"))  # repeats an id of the first batch
+        reports = store.append_event_records(records, [1000, n - 1000, 1])
+        assert [(r.events, r.duplicate_events) for r in reports] == [
+            (1000, 0),
+            (n - 1000, 0),
+            (0, 1),
+        ]
+        assert sum(r.users for r in reports) == 40
+        got = store.events(user_id="g3")
+        assert got["item_id"].tolist() == [f"A{i % 7}" for i in range(3, n, 40)]
+        assert got["timestamp"].tolist() == [at(i) for i in range(3, n, 40)]
+        assert got["value"].isna().all() and store.last_seq() == n
+
+    def test_append_event_records_refuses_what_validation_would_have(self, store: Store) -> None:
+        """Records built without validation: a NUL byte or a value that is not a number is a
+        `DataError` naming the row, and nothing of the call is written."""
+        good = event("u1", "A1", event_id="g")
+        nul = Event.model_construct(
+            event_id="n", user_id="u1", item_id="A\x001", type="view", value=None,
+            query=None, session_id=None, timestamp=T0,
+        )  # fmt: skip
+        with pytest.raises(DataError, match=r"row 1.*item_id contains a NUL byte"):
+            store.append_event_records([good, nul], [1, 1])
+        words = Event.model_construct(
+            event_id="w", user_id="u1", item_id="A1", type="rating", value="lots",
+            query=None, session_id=None, timestamp=T0,
+        )  # fmt: skip
+        with pytest.raises(DataError, match="row 1: value 'lots' is not a number"):
+            store.append_event_records([good, words], [2])
+        assert store.counts()["events"] == 0
+
     def test_events_without_id_are_always_appended(self, store: Store) -> None:
         """Events without an event_id are never deduplicated."""
         frame = events_frame(event("u1", "A1"), event("u1", "A1"))
