@@ -381,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shelfwise.cli.tune import add_parser as add_tune_parser
 
     add_tune_parser(sub)
+    from shelfwise.cli.tune_search import add_parser as add_tune_search_parser
+
+    add_tune_search_parser(sub)
     from shelfwise.cli.train import add_parser as add_train_parser
 
     add_train_parser(sub)
