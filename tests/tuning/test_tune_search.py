@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -98,14 +99,13 @@ def test_folds_keep_a_query_group_on_one_side() -> None:
 
 def test_click_log_grades_are_the_strongest_action_per_query() -> None:
     events = []
-    for n, (query, item, kind) in enumerate(
-        [
-            ("Vegan", "R00", "click"),
-            ("vegan ", "R00", "purchase"),
-            ("vegan", "R01", "click"),
-            ("matte", "I20", "add_to_cart"),
-        ]
-    ):
+    log: list[tuple[str, str, Literal["click", "add_to_cart", "purchase"]]] = [
+        ("Vegan", "R00", "click"),
+        ("vegan ", "R00", "purchase"),
+        ("vegan", "R01", "click"),
+        ("matte", "I20", "add_to_cart"),
+    ]
+    for n, (query, item, kind) in enumerate(log):
         at = T0 + timedelta(hours=n)
         events.append(Event(event_id=f"s{n}", user_id="u", type="search", query=query,
                             session_id=f"x{n}", timestamp=at))  # fmt: skip
@@ -185,7 +185,8 @@ def test_derive_tuned_search_without_activation_and_bad_input(tmp_path: Path) ->
     registry = Registry(tmp_path / "a")
     config = apply_params(SearchConfig(), {"phrase_boost": 0.9})
     version = derive_tuned_search(registry, parent.version, config, {"params": {}}, False)
-    assert registry.active().version == parent.version  # not activated
+    active = registry.active()
+    assert active is not None and active.version == parent.version  # not activated
     assert load_bundle(registry.path(version)).search.config.phrase_boost == 0.9
     with pytest.raises(ConfigError, match="cannot replace"):
         registry.derive(parent.version, replace={"manifest.json": lambda p: None})

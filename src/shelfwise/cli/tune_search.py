@@ -47,15 +47,13 @@ def _service_and_judged(args: argparse.Namespace, settings: Settings) -> tuple[A
         service = SearchService.build(dataset.items)
         return service, Judged.from_dataset(dataset), None
     registry = Registry(Path(args.artifacts))
-    if args.bundle:
-        info = registry.get(args.bundle)
-    else:
-        info = registry.active()
-        if info is None or info.kind != "bundle":
-            raise ConfigError(
-                f"--artifacts {args.artifacts}: no bundle is served; run `shelfwise build` "
-                "first, name one with --bundle, or tune a dataset with --corpus"
-            )
+    info = registry.get(args.bundle) if args.bundle else registry.active()
+    if not args.bundle and (info is None or info.kind != "bundle"):
+        raise ConfigError(
+            f"--artifacts {args.artifacts}: no bundle is served; run `shelfwise build` "
+            "first, name one with --bundle, or tune a dataset with --corpus"
+        )
+    assert info is not None
     if info.kind != "bundle":
         raise ConfigError(f"--bundle {info.version} is a {info.kind}, not a bundle")
     service = load_search_service(info.path / "search")
