@@ -280,7 +280,7 @@ def _search_mode_arg(p: argparse.ArgumentParser) -> None:
         choices=SEARCH_MODES,
         default=None,
         help="how /v1/search finds candidates: lexical (BM25F), hybrid (BM25F + MiniLM "
-        "embeddings fused by RRF) or semantic; hybrid/semantic also train the search "
+        "embeddings, score fusion) or semantic; hybrid/semantic also train the search "
         "re-ranker with dense features (default: $SHELFWISE_SEARCH_MODE, else lexical)",
     )
 

@@ -38,8 +38,9 @@ Hooks for semantic search and learning to rank (protocols in `search.base`): set
 lexical lists are merged by reciprocal rank fusion) and `service.reranker` (a `Reranker`,
 applied to the best `rerank_depth` candidates when sorting by relevance).
 `service.enable_dense()` sets up the usual dense retriever: MiniLM embeddings of every item
-(cached on disk per text, see `search.semantic.EmbeddingCache`) in a faiss index that
-follows `upsert_items` / `delete_items`, fused with BM25F by RRF.
+(title + brand, cached on disk per text, see `search.semantic.EmbeddingCache`) in a faiss
+index that follows `upsert_items` / `delete_items`, fused with BM25F as `SearchConfig.
+fusion` says (`search.fusion.hybrid_fusion`).
 
 Search modes (`search(..., mode=)`, default `SearchConfig.mode`; `auto` is `hybrid` when a
 dense retriever is set, else `lexical`):
@@ -47,8 +48,13 @@ dense retriever is set, else `lexical`):
 * `lexical`: BM25F with typos, prefix and synonyms (the dense index, if any, still feeds
   the re-ranker's similarity features);
 * `semantic`: the dense retriever's best `dense_depth` items only;
-* `hybrid`: every lexical match plus the dense retriever's best `dense_depth`, ordered by
-  the fusion of the two lists (RRF) before re-ranking.
+* `hybrid`: every lexical match plus the dense retriever's best `dense_depth`; the best
+  `fusion_depth` lexical matches and the dense candidates ordered by `hybrid_fusion`
+  (`fusion`: convex score fusion or weighted RRF, the dense share `fusion_weight`; a
+  lexically confident query, `dense_confident_matches` products holding every word, gets
+  `fusion_weight * dense_confident_weight`), the rest after them, before re-ranking. The
+  dense side embeds the query with the typo corrections applied; `query_info["fusion"]`
+  says what was done.
 
 Dense candidates obey the filters (the retriever gets the filter mask) and need a score of
 at least `dense_min_similarity` (cosine for `DenseIndex`). Asking for `semantic` or
@@ -228,7 +234,8 @@ class SearchService:
         """Switch on dense retrieval: `dense`, or a `DenseIndex` over every live item
         embedded through an `EmbeddingCache` in `cache_dir` (default
         `$SHELFWISE_CACHE_DIR/embeddings`), so only texts never embedded before are
-        embedded (with progress logged); fused with BM25F by `fusion` (default RRF, k=60)."""
+        embedded (with progress logged); fused with BM25F by `fusion` (default: none, so
+        `SearchConfig.fusion` and `fusion_weight` decide)."""
         self._check()
         built: np.ndarray | None = None
         if dense is None:
