@@ -239,9 +239,11 @@ def run(
     out: Path | None = None,
     tune_trials: int = 30,
     tune_folds: int = 5,
+    only_tuned: bool = False,
 ) -> dict[str, Any]:
     """Every system on the folder; the report, also written to `out` after every row (an
-    interrupted run keeps the rows it finished)."""
+    interrupted run keeps the rows it finished). `only_tuned` reruns the tuned row alone
+    and replaces it (and `tuning`) in the report already at `out`."""
     from shelfwise.search.judged import evaluate_judged_search, load_judged_folder
 
     dataset = load_judged_folder(folder, corpus=corpus)
@@ -294,24 +296,31 @@ def run(
         print(f"{system:<20} {fields:<22} nDCG@10 {row['ndcg@10']:.4f}", file=sys.stderr)
 
     ours = "title+brand+category (BM25F fields)"
+    name = f"shelfwise tuned ({tune_folds}-fold CV)"
+    if only_tuned:
+        if out is None or not out.is_file():
+            raise SystemExit("--only-tuned needs the report of a full run at --out")
+        report.update({k: v for k, v in json.loads(out.read_text()).items() if k != "rows"})
+        rows.extend(r for r in json.loads(out.read_text())["rows"] if r["system"] != name)
+        plan = []
     lexical = [p for p in plan if p[0] != "MiniLM"]
     for system, fields, make in lexical:
         t0 = time.perf_counter()
         score(system, fields, make(), time.perf_counter() - t0)
     for system, (rank, index_s) in shelfwise_rankers(items, False, cache_dir).items():
-        score(system, ours, rank, index_s)
+        if not only_tuned:
+            score(system, ours, rank, index_s)
     # the dense rows last: embedding the catalogue takes minutes on a CPU the first time
     for system, fields, make in (p for p in plan if p[0] == "MiniLM"):
         t0 = time.perf_counter()
         score(system, fields, make(), time.perf_counter() - t0)
-    if dense:
+    if dense and not only_tuned:
         for system, (rank, index_s) in shelfwise_rankers(items, True, cache_dir).items():
             if system.endswith(("semantic", "hybrid")):
                 score(system, ours, rank, index_s)
     if tune_trials > 0:
         rank, tune_s, tuning = tuned_ranker(dataset, dense, cache_dir, tune_trials, tune_folds)
         report["tuning"] = tuning
-        name = f"shelfwise tuned ({tune_folds}-fold CV)"
         score(name, ours + (" + MiniLM, hybrid" if dense else ""), rank, tune_s)
     return report
 
@@ -354,12 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune-trials", type=int, default=30,
                     help="trials per tune-search study (0: no tuned row)")  # fmt: skip
     ap.add_argument("--tune-folds", type=int, default=5, help="query-level CV folds")
+    ap.add_argument("--only-tuned", action="store_true",
+                    help="rerun the tuned row alone, replacing it in --out")  # fmt: skip
     args = ap.parse_args(argv)
     if args.folder is None:
         ap.error("--folder: no data directory found (set SHELFWISE_DATA_DIR)")
     report = run(
         args.folder, args.corpus, not args.no_dense, args.cache_dir, args.out,
-        args.tune_trials, args.tune_folds,
+        args.tune_trials, args.tune_folds, args.only_tuned,
     )  # fmt: skip
     print(table(report))
     print(f"wrote {args.out}", file=sys.stderr)
