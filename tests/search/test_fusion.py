@@ -7,6 +7,7 @@ from shelfwise.errors import ConfigError
 from shelfwise.search.fusion import (
     RRFFusion,
     ScoreFusion,
+    hybrid_fusion,
     normalise_scores,
     reciprocal_rank_fusion,
     weighted_score_fusion,
@@ -112,3 +113,44 @@ def test_fusion_objects_for_the_service(tmp_path):
     assert (loaded.weights, loaded.method) == ([1.0, 0.0], "minmax")
     with pytest.raises(ConfigError):
         ScoreFusion(method="rank")  # type: ignore[arg-type]
+
+
+def test_normalise_by_the_maximum():
+    np.testing.assert_allclose(normalise_scores(np.array([2.0, 4.0, 8.0]), "max"), [0.25, 0.5, 1])
+    np.testing.assert_allclose(normalise_scores(np.array([0.0, 0.0]), "max"), [0, 0])
+
+
+def test_hybrid_score_fusion_known_answer():
+    lexical = res([10, 20], [10.0, 5.0])  # / best: 10 -> 1, 20 -> 0.5, 30 -> 0 (no match)
+    dense = res([20, 30, 10], [0.9, 0.8, 0.5])  # min-max: 20 -> 1, 30 -> 0.75, 10 -> 0
+    fused = hybrid_fusion(lexical, dense, weight=0.5)
+    # 10: 0.5 * 1 + 0.5 * 0 = 0.5; 20: 0.25 + 0.5 = 0.75; 30: 0 + 0.375
+    assert fused.ids.tolist() == [20, 10, 30]
+    np.testing.assert_allclose(fused.scores, [0.75, 0.5, 0.375], rtol=1e-6)
+    # weight 0: the lexical order (a dense-only row last); weight 1: the dense order
+    assert hybrid_fusion(lexical, dense, weight=0.0).ids.tolist() == [10, 20, 30]
+    assert hybrid_fusion(lexical, dense, weight=1.0).ids.tolist() == [20, 30, 10]
+    # a row the dense list lacks counts as its lowest score (0 after min-max)
+    fused = hybrid_fusion(res([1, 2], [4.0, 2.0]), res([2, 3], [0.9, 0.3]), weight=0.5, limit=2)
+    assert fused.ids.tolist() == [2, 1]  # 2: 0.25 + 0.5; 1: 0.5 + 0; 3: 0 + 0 (cut by limit)
+
+
+def test_hybrid_rrf_is_weighted_rrf():
+    lexical, dense = res([1, 2, 3]), res([3, 4, 1])
+    half = hybrid_fusion(lexical, dense, weight=0.5, method="rrf")
+    plain = reciprocal_rank_fusion([lexical, dense])
+    assert half.ids.tolist() == plain.ids.tolist()
+    np.testing.assert_allclose(half.scores, plain.scores / 2, rtol=1e-6)
+    # (1 - w) / (k + rank) + w / (k + rank), w = 0.1, k = 1: 1: 0.45 + 0.025, 2: 0.3,
+    # 3: 0.225 + 0.05, 4: 0.1 / 3
+    lexical_heavy = hybrid_fusion(lexical, dense, weight=0.1, method="rrf", rrf_k=1)
+    assert lexical_heavy.ids.tolist() == [1, 2, 3, 4]
+    np.testing.assert_allclose(lexical_heavy.scores, [0.475, 0.3, 0.275, 0.1 / 3], rtol=1e-6)
+
+
+def test_hybrid_fusion_bad_input():
+    with pytest.raises(ConfigError, match=r"within 0\.\.1"):
+        hybrid_fusion(res([1]), res([1]), weight=1.5)
+    with pytest.raises(ConfigError, match="'score' or 'rrf'"):
+        hybrid_fusion(res([1]), res([1]), method="max")  # type: ignore[arg-type]
+    assert len(hybrid_fusion(res([], []), res([], []))) == 0

@@ -160,7 +160,7 @@ CATALOG = pd.DataFrame(
 
 def test_item_texts():
     texts = item_texts(CATALOG)
-    assert texts[0] == "Stainless Steel Chef's Knife, 8 inch by Edge (Home > Kitchen > Knives)"
+    assert texts[0] == "Stainless Steel Chef's Knife, 8 inch Edge"  # title + brand
     assert item_texts(pd.DataFrame({"title": ["x"]})) == ["x"]
 
 

@@ -36,7 +36,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -424,15 +424,31 @@ class Registry:
             "activate a version by id instead"
         )
 
-    def derive(self, bundle: str, **changes: Any) -> str:
+    def derive(
+        self,
+        bundle: str,
+        *,
+        replace: Mapping[str, Callable[[Path], None]] | None = None,
+        **changes: Any,
+    ) -> str:
         """A new bundle version with `bundle`'s files (hard-linked) and its manifest updated
-        by `changes` (e.g. `serving_model="v0007"`), recording `parent`. Returns its id."""
+        by `changes` (e.g. `serving_model="v0007"`), recording `parent`. Returns its id.
+
+        `replace` maps top-level entries of the bundle (e.g. `"search"`) to a function
+        that writes that entry's new content at the path it is given; those entries are
+        not linked from the parent (writing into a hard link would change the parent)."""
         parent = self.get(bundle)
         if parent.kind != "bundle":
             raise ConfigError(f"{bundle} is a {parent.kind}, not a bundle")
+        replace = dict(replace or {})
+        bad = [name for name in replace if name == MANIFEST or "/" in name or name in ("", ".")]
+        if bad:
+            raise ConfigError(f"derive: cannot replace {bad}; name top-level bundle entries")
         with self.draft("bundle") as draft:
+            for name, write in replace.items():
+                write(draft.path / name)
             for item in parent.path.iterdir():
-                if item.name == MANIFEST:
+                if item.name == MANIFEST or item.name in replace:
                     continue
                 if item.is_dir():
                     _link_tree(item, draft.path / item.name)

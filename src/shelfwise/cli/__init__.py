@@ -288,7 +288,7 @@ def _search_mode_arg(p: argparse.ArgumentParser) -> None:
         choices=SEARCH_MODES,
         default=None,
         help="how /v1/search finds candidates: lexical (BM25F), hybrid (BM25F + MiniLM "
-        "embeddings fused by RRF) or semantic; hybrid/semantic also train the search "
+        "embeddings, score fusion) or semantic; hybrid/semantic also train the search "
         "re-ranker with dense features (default: $SHELFWISE_SEARCH_MODE, else lexical)",
     )
 
@@ -397,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shelfwise.cli.tune import add_parser as add_tune_parser
 
     add_tune_parser(sub)
+    from shelfwise.cli.tune_search import add_parser as add_tune_search_parser
+
+    add_tune_search_parser(sub)
     from shelfwise.cli.train import add_parser as add_train_parser
 
     add_train_parser(sub)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shelfwise.data.weights import weighted_types
 from shelfwise.search.bm25 import BM25Config
+from shelfwise.search.fusion import FusionMethod
 from shelfwise.search.modes import SearchMode
 from shelfwise.search.query import QueryOptions
 from shelfwise.search.synonyms import Synonyms
@@ -86,6 +87,27 @@ class SearchConfig(BaseModel):
     dense_min_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
     """Dense candidates scoring below this (cosine for `DenseIndex`) are left out, so an
     unrelated query does not drag in the catalogue's nearest-but-unrelated items."""
+    fusion: FusionMethod = "score"
+    """How hybrid search merges the lexical and dense lists (`search.fusion.hybrid_fusion`):
+    `score`, a convex combination of normalised scores (`(1 - w) * lexical / best lexical +
+    w * normalised similarity`, every candidate scored by both sides when the dense
+    retriever can score given rows), or `rrf`, weighted reciprocal rank fusion
+    (`(1 - w) / (k + lexical rank) + w / (k + dense rank)`)."""
+    fusion_weight: float = Field(default=0.4, ge=0.0, le=1.0)
+    """The dense side's share `w` of the fused score (0: lexical order, 1: dense order)."""
+    fusion_rrf_k: int = Field(default=60, ge=1, le=10_000)
+    """The rank constant of `rrf` fusion (60 as in Cormack et al. 2009)."""
+    fusion_depth: int = Field(default=200, ge=1, le=10_000)
+    """How many of the best lexical matches are fused with the dense candidates; lexical
+    matches below them follow in lexical order."""
+    dense_confident_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    """When the lexical side is confident (at least `dense_confident_matches` products
+    match every query word) the dense share is `fusion_weight * dense_confident_weight`
+    and, below 1, dense-only candidates are not added (1: no difference). The default 0
+    leaves confident queries ("shampoo", "revlon lipstick", a corrected "shampo") to
+    lexical ranking, where dense re-ordering measured worse, and lets the dense side help
+    where few products hold every word ("oil free moisturizer for oily skin")."""
+    dense_confident_matches: int = Field(default=10, ge=1, le=10_000)
     rerank_depth: int = Field(default=100, ge=1, le=10_000)
     popularity: dict[str, float] = Field(default_factory=weighted_types)
     popularity_half_life_days: float | None = Field(default=30.0, gt=0)

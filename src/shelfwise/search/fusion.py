@@ -31,13 +31,17 @@ from shelfwise.errors import ConfigError
 from shelfwise.search.base import Fusion, Retriever
 from shelfwise.types import Results
 
-Normalisation = Literal["minmax", "zscore"]
+Normalisation = Literal["minmax", "zscore", "max"]
+FusionMethod = Literal["score", "rrf"]
+"""How `hybrid_fusion` merges a lexical and a dense list."""
 
 __all__ = [
     "RRF_K",
     "FusedRetriever",
+    "FusionMethod",
     "RRFFusion",
     "ScoreFusion",
+    "hybrid_fusion",
     "normalise_scores",
     "reciprocal_rank_fusion",
     "weighted_score_fusion",
@@ -106,17 +110,22 @@ def _sum_and_rank(ids: list[np.ndarray], vals: list[np.ndarray], limit: int | No
 
 
 def normalise_scores(scores: np.ndarray, method: Normalisation = "minmax") -> np.ndarray:
-    """Min-max to [0, 1] (all 1 when the scores are equal) or z-scores (all 0 when equal)."""
+    """Min-max to [0, 1] (all 1 when the scores are equal), z-scores (all 0 when equal) or
+    `max`: divided by the largest score (for scores whose natural floor is 0, such as BM25:
+    a list's best is 1 and a non-match stays 0; all 0 when no score is positive)."""
     s = np.asarray(scores, dtype=np.float64)
     if s.size == 0:
         return s
+    if method == "max":
+        top = float(s.max())
+        return np.zeros_like(s) if top <= 1e-12 else s / top
     if method == "minmax":
         lo, hi = float(s.min()), float(s.max())
         return np.ones_like(s) if hi - lo <= 1e-12 else (s - lo) / (hi - lo)
     if method == "zscore":
         sd = float(s.std())
         return np.zeros_like(s) if sd <= 1e-12 else (s - s.mean()) / sd
-    raise ConfigError(f"normalisation must be 'minmax' or 'zscore', got {method!r}")
+    raise ConfigError(f"normalisation must be 'minmax', 'zscore' or 'max', got {method!r}")
 
 
 def weighted_score_fusion(
@@ -135,17 +144,65 @@ def weighted_score_fusion(
     for weight, (ids, s) in zip(w, lists, strict=True):
         if ids.size == 0:
             continue
-        # a repeated id keeps its best score
-        order = np.lexsort((-s, ids))
-        ids, s = ids[order], s[order]
-        keep = np.ones(ids.size, dtype=bool)
-        keep[1:] = ids[1:] != ids[:-1]
-        ids, s = ids[keep], s[keep]
+        ids, s = _best_per_id(ids, s)  # a repeated id keeps its best score
         norm = normalise_scores(s, method)
         col = np.full(union.size, norm.min(), dtype=np.float64)
         col[np.searchsorted(union, ids)] = norm
         fused += weight * col
     return _rank(union, fused, limit)
+
+
+def hybrid_fusion(
+    lexical: Results,
+    dense: Results,
+    weight: float = 0.3,
+    method: FusionMethod = "score",
+    rrf_k: int = RRF_K,
+    limit: int | None = None,
+) -> Results:
+    """A lexical and a dense list fused with the dense side's share `weight` (0..1).
+
+    * `score`: `(1 - weight) * lexical / best lexical + weight * dense'`, where `dense'` is
+      the dense score min-max normalised over the dense list. A row missing from the
+      lexical list did not match the query's words and gets 0 from it; a row missing from
+      the dense list gets the dense list's lowest score (it was not retrieved, so it is no
+      better than the worst row that was). Give the dense list every candidate's score
+      (the lexical rows' too) for the exact convex combination.
+    * `rrf`: `(1 - weight) / (rrf_k + lexical rank) + weight / (rrf_k + dense rank)`
+      (weighted reciprocal rank fusion; `weight=0.5` orders as plain RRF).
+
+    Ties go to the smaller id; the best `limit` rows (all if None)."""
+    if not 0.0 <= weight <= 1.0 or not np.isfinite(weight):
+        raise ConfigError(f"fusion weight must be within 0..1, got {weight}")
+    if method == "rrf":
+        return reciprocal_rank_fusion([lexical, dense], rrf_k, [1.0 - weight, weight], limit)
+    if method != "score":
+        raise ConfigError(f"fusion method must be 'score' or 'rrf', got {method!r}")
+    lex_ids, lex_s = _best_per_id(*_valid(lexical))
+    den_ids, den_s = _best_per_id(*_valid(dense))
+    union = np.union1d(lex_ids, den_ids)
+    if union.size == 0:
+        return Results(np.empty(0, np.int64), np.empty(0, np.float32))
+    lex_col = np.zeros(union.size, dtype=np.float64)
+    lex_col[np.searchsorted(union, lex_ids)] = normalise_scores(lex_s, "max")
+    den_col = np.zeros(union.size, dtype=np.float64)
+    if den_ids.size:
+        norm = normalise_scores(den_s, "minmax")
+        den_col[:] = norm.min()
+        den_col[np.searchsorted(union, den_ids)] = norm
+    fused = (1.0 - weight) * lex_col + weight * den_col
+    return _rank(union, fused, limit)
+
+
+def _best_per_id(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique ids, each with its best score."""
+    if ids.size == 0:
+        return ids, scores
+    order = np.lexsort((-scores, ids))
+    ids, scores = ids[order], scores[order]
+    keep = np.ones(ids.size, dtype=bool)
+    keep[1:] = ids[1:] != ids[:-1]
+    return ids[keep], scores[keep]
 
 
 class RRFFusion:
@@ -180,8 +237,8 @@ class ScoreFusion:
     def __init__(
         self, weights: Sequence[float] | None = None, method: Normalisation = "minmax"
     ) -> None:
-        if method not in ("minmax", "zscore"):
-            raise ConfigError(f"normalisation must be 'minmax' or 'zscore', got {method!r}")
+        if method not in ("minmax", "zscore", "max"):
+            raise ConfigError(f"normalisation must be 'minmax', 'zscore' or 'max', got {method!r}")
         self.weights = None if weights is None else [float(w) for w in weights]
         self.method: Normalisation = method
 

@@ -2,7 +2,7 @@
 
 * `lexical`: BM25F with typos, prefix and synonyms;
 * `semantic`: the dense retriever's best items only;
-* `hybrid`: both, fused by reciprocal rank fusion.
+* `hybrid`: both, fused (`search.fusion.hybrid_fusion`, `SearchConfig.fusion`).
 
 `SearchMode` is the type (settings, HTTP parameters), `SEARCH_MODES` the same values as a
 tuple (CLI choices, error messages); `SearchConfig.mode` adds `auto` (hybrid when a dense
@@ -16,7 +16,7 @@ from typing import Literal, get_args
 __all__ = ["SEARCH_MODES", "SearchMode"]
 
 SearchMode = Literal["lexical", "semantic", "hybrid"]
-"""How a search finds candidates: BM25F only, dense retrieval only, or both fused (RRF)."""
+"""How a search finds candidates: BM25F only, dense retrieval only, or both fused."""
 
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 """The values of `SearchMode`, in order."""

@@ -38,8 +38,9 @@ Hooks for semantic search and learning to rank (protocols in `search.base`): set
 lexical lists are merged by reciprocal rank fusion) and `service.reranker` (a `Reranker`,
 applied to the best `rerank_depth` candidates when sorting by relevance).
 `service.enable_dense()` sets up the usual dense retriever: MiniLM embeddings of every item
-(cached on disk per text, see `search.semantic.EmbeddingCache`) in a faiss index that
-follows `upsert_items` / `delete_items`, fused with BM25F by RRF.
+(title + brand, cached on disk per text, see `search.semantic.EmbeddingCache`) in a faiss
+index that follows `upsert_items` / `delete_items`, fused with BM25F as `SearchConfig.
+fusion` says (`search.fusion.hybrid_fusion`).
 
 Search modes (`search(..., mode=)`, default `SearchConfig.mode`; `auto` is `hybrid` when a
 dense retriever is set, else `lexical`):
@@ -47,8 +48,13 @@ dense retriever is set, else `lexical`):
 * `lexical`: BM25F with typos, prefix and synonyms (the dense index, if any, still feeds
   the re-ranker's similarity features);
 * `semantic`: the dense retriever's best `dense_depth` items only;
-* `hybrid`: every lexical match plus the dense retriever's best `dense_depth`, ordered by
-  the fusion of the two lists (RRF) before re-ranking.
+* `hybrid`: every lexical match plus the dense retriever's best `dense_depth`; the best
+  `fusion_depth` lexical matches and the dense candidates ordered by `hybrid_fusion`
+  (`fusion`: convex score fusion or weighted RRF, the dense share `fusion_weight`; a
+  lexically confident query, `dense_confident_matches` products holding every word, gets
+  `fusion_weight * dense_confident_weight`), the rest after them, before re-ranking. The
+  dense side embeds the query with the typo corrections applied; `query_info["fusion"]`
+  says what was done.
 
 Dense candidates obey the filters (the retriever gets the filter mask) and need a score of
 at least `dense_min_similarity` (cosine for `DenseIndex`). Asking for `semantic` or
@@ -103,7 +109,7 @@ from shelfwise.search.filters import (
     coerce_filters,
     page_slice,
 )
-from shelfwise.search.fusion import reciprocal_rank_fusion
+from shelfwise.search.fusion import hybrid_fusion
 from shelfwise.search.modes import SEARCH_MODES
 from shelfwise.search.persistence import load_service, save_service
 from shelfwise.search.query import ParsedQuery, QueryParser
@@ -269,7 +275,8 @@ class SearchService:
         """Switch on dense retrieval: `dense`, or a `DenseIndex` over every live item
         embedded through an `EmbeddingCache` in `cache_dir` (default
         `$SHELFWISE_CACHE_DIR/embeddings`), so only texts never embedded before are
-        embedded (with progress logged); fused with BM25F by `fusion` (default RRF, k=60)."""
+        embedded (with progress logged); fused with BM25F by `fusion` (default: none, so
+        `SearchConfig.fusion` and `fusion_weight` decide)."""
         self._check()
         built: np.ndarray | None = None
         if dense is None:
@@ -292,9 +299,7 @@ class SearchService:
                 index.cache.hits,
             )
         if fusion is None:
-            from shelfwise.search.fusion import RRFFusion
-
-            fusion = self.fusion or RRFFusion()
+            fusion = self.fusion  # None: `SearchConfig.fusion` decides
         with self._lock:
             if isinstance(dense, Updatable) and built is not None:
                 # items added or deleted while the index was being embedded
@@ -308,6 +313,48 @@ class SearchService:
             self.dense = dense
             self.fusion = fusion
         return dense
+
+    def with_config(self, config: SearchConfig, index: BM25Index | None = None) -> SearchService:
+        """A service over the same catalogue answering with `config` (tuned ranking
+        parameters, say): items, filters, popularity, suggestions and the dense retriever,
+        fusion and re-ranker are shared. The BM25F index is rebuilt from the items when
+        `config.bm25` differs from this service's (k1, b and field weights are baked into
+        its scores), unless `index` gives one built with `config.bm25` over the same rows.
+        Analysis settings (`language`, `stem`) and synonyms stay this service's."""
+        self._check()
+        if config.language != self.config.language or config.stem != self.config.stem:
+            raise ConfigError(
+                "with_config: language and stem change the analysis; build a new service"
+            )
+        with self._lock:
+            if index is None:
+                if config.bm25 == self.config.bm25:
+                    index = self.index
+                else:
+                    index = BM25Index(config.bm25, self.analyzer).index(item_documents(self.items))
+                    dead = np.flatnonzero(~self.index.alive)
+                    if dead.size:
+                        index.delete(dead)
+                        index.merge()
+            elif index.n_docs != self.index.n_docs:
+                raise ConfigError(
+                    f"with_config: the index holds {index.n_docs} rows, the service "
+                    f"{self.index.n_docs}"
+                )
+            out = type(self)(config)
+            out.analyzer = self.analyzer
+            out.index = index
+            out.synonyms = self.synonyms
+            out.words = self.words
+            out.filters = self.filters
+            out.suggestions = self.suggestions
+            out.items = self.items
+            out.popularity = self.popularity
+            out.id_to_row = self.id_to_row
+            out.dense, out.fusion, out.reranker = self.dense, self.fusion, self.reranker
+            out._view = self._view
+            out._built = True
+            return out
 
     def _check(self) -> None:
         if not self._built:
@@ -512,7 +559,12 @@ class SearchService:
         self._matched_in(parsed, rows, relevance, info)
         retrievers = ["bm25"]
         if used == "hybrid":
-            rows, relevance = self._with_dense(text, rows, relevance, allowed)
+            complete = info.get("complete_matches")
+            if complete is None:  # all / last / any matching: every match is as asked
+                complete = int(rows.size) if self.config.matching != "any" else 0
+            rows, relevance = self._with_dense(
+                self._dense_query(text, parsed), rows, relevance, allowed, complete, info
+            )
             retrievers.append("dense")
         info["retrievers"] = retrievers
         return rows, relevance, parsed
@@ -725,6 +777,8 @@ class SearchService:
             if self.config.coordination > 0 and need < len(masks):
                 rel = rel * (count[rows] / len(masks)) ** np.float32(self.config.coordination)
             rel = self._proximity(parsed, rows, rel.astype(np.float32))
+            if info is not None:  # how sure the lexical side is (hybrid fusion reads it)
+                info["complete_matches"] = int(np.sum(count[rows] == len(masks)))
             return rows, rel, list(parsed.unknown)
         if masks:
             need_all = np.logical_and.reduce(masks)
@@ -848,27 +902,73 @@ class SearchService:
         keep[keep] = allowed[ids[keep]]
         return ids[keep], scores[keep]
 
+    @staticmethod
+    def _dense_query(text: str, parsed: ParsedQuery) -> str:
+        """What the dense retriever embeds: the query with the lexical side's typo
+        corrections applied (an embedding of "shampo" is not one of "shampoo")."""
+        if not parsed.corrected:
+            return text
+        return " ".join(parsed.corrected.get(t, t) for t in parsed.tokens)
+
     def _with_dense(
-        self, query: str, rows: np.ndarray, relevance: np.ndarray, allowed: np.ndarray
+        self,
+        query: str,
+        rows: np.ndarray,
+        relevance: np.ndarray,
+        allowed: np.ndarray,
+        complete: int | None = None,
+        info: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Lexical matches plus the dense retriever's best, ordered by the fused score."""
+        """Lexical matches plus the dense retriever's best, the best `fusion_depth` lexical
+        matches and the dense candidates ordered by the fused score (`SearchConfig.fusion`,
+        `fusion_weight`; `service.fusion` instead when one is set), the other lexical
+        matches below them in lexical order.
+
+        With at least `dense_confident_matches` products matching every query word
+        (`complete`), the lexical side is confident: the dense share is scaled by
+        `dense_confident_weight` and, when that is below 1, the dense retriever only
+        re-scores lexical matches instead of adding products of its own."""
+        cfg = self.config
+        weight = cfg.fusion_weight
+        confident = complete is not None and complete >= cfg.dense_confident_matches
+        if confident:
+            weight *= cfg.dense_confident_weight
         d_ids, d_scores = self._dense_candidates(query, allowed)
+        if confident and cfg.dense_confident_weight < 1.0:
+            keep = np.isin(d_ids, rows)
+            d_ids, d_scores = d_ids[keep], d_scores[keep]
+        if info is not None:
+            info["fusion"] = {
+                "method": "custom" if self.fusion is not None else cfg.fusion,
+                "dense_weight": round(weight, 4),
+                "lexically_confident": confident,
+            }
+            if query != info.get("searched", info.get("query")):
+                info["fusion"]["dense_query"] = query
         order = np.lexsort((rows, -relevance))
-        lexical = Results(rows[order], relevance[order].astype(np.float32))
-        dense = Results(d_ids, d_scores)
-        union = np.union1d(rows, d_ids)
-        depth = int(union.size)
+        rows, relevance = rows[order], np.asarray(relevance, np.float32)[order]
+        head = min(rows.size, cfg.fusion_depth)
+        lexical = Results(rows[:head], relevance[:head])
         if self.fusion is not None:
-            fused = self.fusion.fuse([lexical, dense], depth)
+            fused = self.fusion.fuse([lexical, Results(d_ids, d_scores)], head + d_ids.size)
         else:
-            fused = reciprocal_rank_fusion([lexical, dense], limit=depth)
+            dense = Results(d_ids, d_scores)
+            similarity = getattr(self.dense, "similarity", None)
+            if cfg.fusion == "score" and callable(similarity):
+                # every candidate scored by both sides: the exact convex combination (for
+                # rrf, ranking every lexical match by similarity measured worse)
+                cand = np.union1d(rows[:head], d_ids)
+                sims = np.asarray(similarity(query, cand), dtype=np.float32)
+                dense = Results(cand, sims)
+            fused = hybrid_fusion(lexical, dense, weight, cfg.fusion, cfg.fusion_rrf_k)
         fused_ids = fused.ids[fused.ids >= 0].astype(np.int64)
         fused_scores = fused.scores[: fused_ids.size].astype(np.float32)
-        rest = np.setdiff1d(union, fused_ids)
+        rest = rows[head:]
+        rest = rest[~np.isin(rest, fused_ids)]
         floor = float(fused_scores.min()) if fused_scores.size else 0.0
-        out_rows = np.concatenate([fused_ids, rest])
-        rest_scores = np.full(rest.size, floor - 1.0, np.float32)
-        return out_rows, np.concatenate([fused_scores, rest_scores])
+        # below every fused row, in lexical order
+        rest_scores = (floor - 1.0 - np.arange(rest.size) / max(rest.size, 1)).astype(np.float32)
+        return np.concatenate([fused_ids, rest]), np.concatenate([fused_scores, rest_scores])
 
     def _rerank(
         self,
