@@ -29,6 +29,10 @@ from shelfwise.store import Store, open_store
 
 POSTGRES_URL_ENV = "SHELFWISE_TEST_POSTGRES_URL"
 
+# The default search mode (`auto`: hybrid) embeds every catalogue a test builds with MiniLM;
+# the tests of dense search ask for it (or clear this), the rest stay lexical and fast.
+os.environ.setdefault("SHELFWISE_SEARCH_MODE", "lexical")
+
 
 def _unavailable(reason: str) -> NoReturn:
     """Skip, or fail under CI where PostgreSQL must be tested."""

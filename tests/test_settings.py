@@ -29,7 +29,7 @@ def test_defaults_in_every_section(env: pytest.MonkeyPatch) -> None:
     assert s.paths.artifacts == Path("var/artifacts")
     assert s.paths.embeddings == Path("var/cache/embeddings")
     assert s.serve.auth is True and s.serve.rate_limit == 100.0
-    assert s.search.mode == "lexical" and not s.search.dense
+    assert s.search.mode == "auto" and s.search.dense
     assert s.engine == EngineConfig()
     assert s.tuning.sampler == "tpe" and s.tuning.timeout is None
 

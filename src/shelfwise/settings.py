@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
@@ -146,10 +146,12 @@ class ServeSettings(_Section):
 class SearchSettings(_Section):
     """How search finds candidates by default."""
 
-    mode: SearchMode = "lexical"
-    """`lexical` (BM25F), or `hybrid` (BM25F and dense retrieval fused by RRF) / `semantic`
-    (dense only), which switch on dense retrieval (MiniLM embeddings in faiss, cached under
-    `paths.cache/embeddings`) and train the bundle's re-ranker with the dense features. A
+    mode: Literal["auto"] | SearchMode = "auto"
+    """`auto` (the default: hybrid, BM25F and MiniLM dense retrieval fused with a tuned
+    weight, when the embedding model loads; lexical when it does not, and the server says
+    why in `/v1/search`'s `query_info`), `lexical` (BM25F only), `hybrid` or `semantic`
+    (dense only). Every mode but `lexical` embeds the catalogue at build time (cached under
+    `paths.cache/embeddings`) and trains the bundle's re-ranker with the dense features. A
     request may ask for another mode with `?mode=`."""
 
     @property

@@ -138,6 +138,24 @@ def _ids(body: dict) -> list[str]:
     return [i["item_id"] for i in body["items"]]
 
 
+def test_the_default_settings_serve_hybrid_search(shop: tuple[Store, Path]) -> None:
+    """Without a mode anywhere (`SearchSettings()` is `auto`) the server embeds the
+    catalogue and answers hybrid; `?mode=lexical` still answers lexically."""
+    store, root = shop
+    assert SearchSettings().mode == "auto" and SearchSettings().dense
+    bundle, _ = ensure_bundle(store, root / "dense", cache_dir=_cache(root), search_dense=True)
+    settings = Settings(
+        serve=ServeSettings(auth=False, rate_limit=0, refresh_seconds=0),
+        search=SearchSettings(),
+        paths=PathSettings(cache=root / "cache"),
+    )
+    with TestClient(create_app(Engine(store, bundle), settings)) as client:
+        body = client.get("/v1/search", params={"q": "couch"}).json()
+        assert body["mode"] == "hybrid" and "SOFA" in _ids(body)[:3]
+        lexical = client.get("/v1/search", params={"q": "couch", "mode": "lexical"}).json()
+        assert lexical["mode"] == "lexical" and lexical["total"] == 0
+
+
 def test_hybrid_search_over_http(shop: tuple[Store, Path]) -> None:
     store, root = shop
     with _client(store, root, "dense", "hybrid") as client:

@@ -285,11 +285,12 @@ def _tune_args(p: argparse.ArgumentParser, default: str) -> None:
 def _search_mode_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--search-mode",
-        choices=SEARCH_MODES,
+        choices=("auto", *SEARCH_MODES),
         default=None,
-        help="how /v1/search finds candidates: lexical (BM25F), hybrid (BM25F + MiniLM "
-        "embeddings, score fusion) or semantic; hybrid/semantic also train the search "
-        "re-ranker with dense features (default: $SHELFWISE_SEARCH_MODE, else lexical)",
+        help="how /v1/search finds candidates: auto (hybrid when the embedding model "
+        "loads, else lexical), lexical (BM25F), hybrid (BM25F + MiniLM embeddings, score "
+        "fusion) or semantic; all but lexical also train the search re-ranker with dense "
+        "features (default: $SHELFWISE_SEARCH_MODE, else auto)",
     )
 
 

@@ -151,9 +151,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--artifacts", default=str(settings.paths.artifacts),
                    help="the artifacts registry (default: var/artifacts)")  # fmt: skip
     p.add_argument("--bundle", default=None, help="the bundle to tune (default: the active one)")
-    p.add_argument("--mode", choices=SEARCH_MODES, default=None,
-                   help="the search mode tuned (hybrid also tunes the fusion weight; "
-                   "default: $SHELFWISE_SEARCH_MODE, else lexical)")  # fmt: skip
+    p.add_argument("--mode", choices=("auto", *SEARCH_MODES), default=None,
+                   help="the search mode tuned (hybrid and auto also tune the fusion weight; "
+                   "default: $SHELFWISE_SEARCH_MODE, else auto)")  # fmt: skip
     p.add_argument("--folds", type=int, default=5, help="query-level CV folds (0: none)")
     p.add_argument("--trials", type=int, default=40, help="trials per study (default 40)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",

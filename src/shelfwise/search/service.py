@@ -451,7 +451,7 @@ class SearchService:
         if wanted != "lexical" and self.dense is None:
             return "lexical", (
                 f"{wanted} search needs dense retrieval, which is not enabled here "
-                "(SHELFWISE_SEARCH_MODE=hybrid turns it on); answered with lexical search"
+                "(SHELFWISE_SEARCH_MODE=auto or hybrid turns it on); answered with lexical search"
             )
         return wanted, None
 
