@@ -31,12 +31,15 @@ price) still takes the exhaustive path.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
+from shelfwise.search import topk_kernel
 from shelfwise.types import Results
 
 if TYPE_CHECKING:
@@ -45,8 +48,16 @@ if TYPE_CHECKING:
 __all__ = ["ImpactPostings", "pruned_top_k"]
 
 _FIRST = 32
-"""Postings read from each list in the first round (at least 2k)."""
+"""Postings read from the head of each list in the first round (at least 4k)."""
 _GROWTH = 4
+_PREFIX_SHARE = 4.0
+"""Read the prefixes that can still hold a top-k row when they are at most this many times
+what the heads read so far."""
+_EXHAUSTIVE_SHARE = 0.3
+_MAX_DEPTH = int(os.environ.get("SHELFWISE_TOPK_MAX_DEPTH", "128"))
+_DENSE_BELOW = int(os.environ.get("SHELFWISE_TOPK_DENSE_BELOW", "0"))
+_HEAD_MAX_TERMS = int(os.environ.get("SHELFWISE_TOPK_HEAD_MAX_TERMS", "8"))
+"""Above this share of the query's postings still to read, dense scoring is cheaper."""
 
 
 class ImpactPostings:
@@ -75,6 +86,13 @@ class ImpactPostings:
         self.keys = np.repeat(np.arange(n_terms, dtype=np.int64) * self.n_rows, np.diff(indptr))
         self.keys += scores.indices
         self.data = np.asarray(scores.data, dtype=np.float32)
+        self.csc_rows = np.asarray(scores.indices, dtype=np.int32)
+        """The row-sorted postings (the matrix's own arrays, not copies)."""
+        self.n_terms = n_terms
+        heads = np.minimum(indptr[:-1], max(self.vals.size - 1, 0))
+        self.maxima = np.where(np.diff(indptr) > 0, self.vals[heads] if self.vals.size else 0, 0)
+        self.maxima = self.maxima.astype(np.float32)
+        """Each term's largest score."""
 
     @property
     def nbytes(self) -> int:
@@ -188,6 +206,196 @@ def score_rows(
     return out, count
 
 
+def _prefix_limits(
+    groups: Sequence[Group],
+    impacts: ImpactPostings,
+    lo: dict[int, int],
+    hi: dict[int, int],
+    theta: float,
+) -> dict[int, int]:
+    """Per term, how many of its best postings can hold a row scoring at least `theta`: a
+    row's score is at most w * (its score for t) plus the other terms of t's alternative at
+    their maxima plus the other groups at their maxima, so a row below the limit in t's
+    list cannot reach theta through t (and a row of the top k reaches it through every
+    term of its best alternative)."""
+    top = {t: float(impacts.vals[lo[t]]) if hi[t] > lo[t] else 0.0 for t in lo}
+    group_ub = [max(sum(w * top.get(t, 0.0) for t, w in alt) for alt in g) for g in groups]
+    total = sum(group_ub)
+    need: dict[int, float] = {}
+    for g, group in enumerate(groups):
+        others = total - group_ub[g]
+        for alt in group:
+            alt_ub = sum(w * top.get(t, 0.0) for t, w in alt)
+            for t, w in alt:
+                if t not in lo or w <= 0:
+                    continue
+                rest = others + alt_ub - w * top.get(t, 0.0)
+                tau = (theta - rest) / w
+                need[t] = min(need.get(t, tau), tau)
+    out: dict[int, int] = {}
+    for t, tau in need.items():
+        n = hi[t] - lo[t]
+        if tau > 0 and n:
+            # vals are sorted best first: count those >= tau
+            n = int(np.searchsorted(-impacts.vals[lo[t] : hi[t]], -tau, side="right"))
+        out[t] = n
+    return out
+
+
+class _Scratch(threading.local):
+    """Per-thread work arrays as long as the catalogue, kept zero between queries (a query
+    resets the cells it touched), so that a query costs its postings, not the catalogue."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.ensure(0)
+
+    def ensure(self, n: int) -> None:
+        if n > self.n or n == 0:
+            self.n = n
+            self.out = np.zeros(n, np.float32)
+            self.best = np.zeros(n, np.float32)
+            self.acc = np.zeros(n, np.float32)
+            self.have = np.zeros(n, np.int32)
+            self.count = np.zeros(n, np.int32)
+            self.hit = np.zeros(n, bool)
+            self.pos = np.zeros(n, np.int64)
+
+
+_SCRATCH = _Scratch()
+
+
+def _distinct(sc: _Scratch, parts: list[np.ndarray]) -> np.ndarray:
+    """The distinct rows of `parts` (unordered) without sorting: each row keeps the last
+    position written for it."""
+    if len(parts) == 1:
+        return parts[0]  # one term's postings hold each row once
+    every = np.concatenate(parts)
+    at = np.arange(every.size, dtype=np.int64)
+    sc.pos[every] = at
+    return every[sc.pos[every] == at]
+
+
+def sparse_score(
+    index: BM25Index, groups: Sequence[Group]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, score, groups matched) of every row in a query term's postings (unordered),
+    with the same float32 operations on the same cells as `BM25Index.score_and_match` (so
+    the same scores) but on per-thread work arrays that are reset afterwards."""
+    sc = _SCRATCH
+    sc.ensure(index.n_docs)
+    out, best, acc, have, count, hit = sc.out, sc.best, sc.acc, sc.have, sc.count, sc.hit
+    post: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for t in {t for g in groups for alt in g for t, _ in alt}:
+        post[t] = index.postings(t)
+    every: list[np.ndarray] = []
+    for group in groups:
+        if len(group) == 1:
+            g_rows = [post[t][0] for t, _ in group[0]]
+            for t, w in group[0]:
+                rows, vals = post[t]
+                out[rows] += vals if w == 1.0 else vals * np.float32(w)
+            union = _distinct(sc, g_rows)
+            hit[union] = True
+        else:
+            for alt in group:
+                if len(alt) == 1:
+                    t, w = alt[0]
+                    rows, vals = post[t]
+                    best[rows] = np.maximum(best[rows], vals * np.float32(w))
+                    hit[rows] = True
+                else:
+                    for t, w in alt:
+                        rows, vals = post[t]
+                        acc[rows] += vals * np.float32(w)
+                        have[rows] += 1
+                    a_rows = _distinct(sc, [post[t][0] for t, _ in alt])
+                    best[a_rows] = np.maximum(best[a_rows], acc[a_rows])
+                    hit[a_rows[have[a_rows] >= len({t for t, _ in alt})]] = True
+                    acc[a_rows] = 0.0
+                    have[a_rows] = 0
+            union = _distinct(sc, [post[t][0] for alt in group for t, _ in alt])
+            out[union] += best[union]
+            best[union] = 0.0
+        count[union] += hit[union]
+        hit[union] = False
+        every.append(union)
+    cand = _distinct(sc, every)
+    scores = out[cand]
+    counts = count[cand]
+    out[cand] = 0.0
+    count[cand] = 0
+    return cand.astype(np.int64), scores, counts
+
+
+def _compiled_top_k(
+    index: BM25Index,
+    groups: Sequence[Group],
+    k: int,
+    mask: np.ndarray | None,
+    min_match: int,
+) -> Results:
+    """A plain query (one term per group) by the compiled MaxScore kernel over the main
+    segment, merged with the delta's rows scored exactly."""
+    impacts = index.impacts()
+    pairs = [g[0][0] for g in groups if g[0][0][0] < impacts.n_terms]
+    impacts = index.impacts()
+    rows, scores = topk_kernel.maxscore_top_k(
+        impacts.indptr,
+        impacts.csc_rows,
+        impacts.data,
+        impacts.maxima,
+        np.asarray([t for t, _ in pairs], np.int64),
+        np.asarray([w for _, w in pairs], np.float32),
+        k,
+        index._stale if index._stale_any else None,
+        mask,
+        min_match,
+    )
+    delta = index._delta_scores
+    if delta is None:
+        return Results(rows, scores)
+    parts = [
+        delta.indices[delta.indptr[t] : delta.indptr[t + 1]]
+        for g in groups
+        for t, _ in g[0]
+        if t < delta.shape[1]
+    ]
+    if not parts:
+        return Results(rows, scores)
+    extra = _sorted_unique(np.concatenate(parts).astype(np.int64))
+    d_scores, count = score_rows(index, groups, extra)
+    ok = (d_scores > 0) & (count >= min_match)
+    if mask is not None:
+        ok &= mask[extra]
+    return top_rows(np.concatenate([rows, extra[ok]]), np.concatenate([scores, d_scores[ok]]), k)
+
+
+def _sparse_top_k_all(
+    index: BM25Index,
+    groups: Sequence[Group],
+    k: int,
+    mask: np.ndarray | None,
+    min_match: int,
+) -> Results:
+    """Top k by scoring every row of the query's postings (`sparse_score`)."""
+    rows, scores, count = sparse_score(index, groups)
+    ok = (scores > 0) & (count >= min_match)
+    if mask is not None:
+        ok &= mask[rows]
+    return top_rows(rows[ok], scores[ok], k)
+
+
+def top_rows(rows: np.ndarray, vals: np.ndarray, k: int) -> Results:
+    """The k best of (row, score) pairs in any order, best first, ties by row."""
+    if rows.size > k:
+        kth = np.partition(vals, rows.size - k)[rows.size - k]
+        part = vals >= kth
+        rows, vals = rows[part], vals[part]
+    order = np.lexsort((rows, -vals))[:k]
+    return Results(rows[order].astype(np.int64), vals[order].astype(np.float32))
+
+
 def _bound(groups: Sequence[Group], front: dict[int, float]) -> float:
     """The most an unseen row can score: per group the best alternative's sum of weighted
     next scores."""
@@ -224,6 +432,17 @@ def pruned_top_k(
     lo = {t: int(impacts.indptr[t]) if t < impacts.indptr.size - 1 else 0 for t in terms}
     hi = {t: int(impacts.indptr[t + 1]) if t < impacts.indptr.size - 1 else 0 for t in terms}
     n_postings = sum(hi[t] - lo[t] for t in terms)
+    plain = index._delta_scores is None and not index._stale_any and mask is None
+    if plain and len(groups) == 1 and len(groups[0]) == 1 and len(groups[0][0]) == 1:
+        # one term: its impact list's head is the answer (ties are in row order there too)
+        t, w = groups[0][0][0]
+        if t not in lo or w <= 0:
+            return empty
+        head = slice(lo[t], min(lo[t] + k, hi[t]))
+        vals = impacts.vals[head]
+        return Results(
+            impacts.rows[head].astype(np.int64), vals if w == 1.0 else vals * np.float32(w)
+        )
 
     def finish(rows: np.ndarray, scores: np.ndarray, count: np.ndarray) -> Results:
         ok = (scores > 0) & (count >= min_match)
@@ -236,6 +455,11 @@ def pruned_top_k(
         if allowed.size <= n_postings:
             scores, count = score_rows(index, groups, allowed)
             return finish(allowed, scores, count)
+
+    if topk_kernel.AVAILABLE and all(len(g) == 1 and len(g[0]) == 1 for g in groups):
+        return _compiled_top_k(index, groups, k, mask, min_match)
+    if len(terms) > _HEAD_MAX_TERMS or n_postings <= _DENSE_BELOW:
+        return index.top_k(groups, k, mask, min_match, exhaustive=True)
 
     got_rows: list[np.ndarray] = []
     got_scores: list[np.ndarray] = []
@@ -265,11 +489,12 @@ def pruned_top_k(
     # a tombstoned main row is either in the delta (scored above) or deleted
     stale = index._stale if index._stale_any else None
     group_terms = [{t for alt in g for t, _ in alt} for g in groups]
-    depth = max(_FIRST, 2 * k)
-    read = 0
-    while True:
-        chunk = [impacts.rows[lo[t] + read : min(lo[t] + depth, hi[t])] for t in terms]
-        read = depth
+
+    def read(ranges: dict[int, tuple[int, int]]) -> None:
+        nonlocal seen
+        chunk = [impacts.rows[a:b] for a, b in ranges.values() if b > a]
+        if not chunk:
+            return
         cand = _sorted_unique(np.concatenate(chunk).astype(np.int64))
         if seen.size and cand.size:
             cand = cand[~_contains(seen, cand)]
@@ -278,17 +503,38 @@ def pruned_top_k(
         if cand.size:
             take(cand)
             seen = np.sort(np.concatenate([seen, cand]))
-        front = {t: float(impacts.vals[lo[t] + read]) for t in terms if lo[t] + read < hi[t]}
+
+    # rounds read geometrically deeper heads of every list, which raises theta (the k-th
+    # best score found), until (a) no unread row can beat theta (threshold algorithm) or
+    # (b) the rows that still could are few: a row of the top k scores at least theta, so
+    # in every list that holds it its score is at least theta minus what the rest of the
+    # query could add at most (`_prefix_limits`); those prefixes are read and the search
+    # ends. Dense scoring takes over when what is left is a large share of the postings.
+    depth, done_to = max(_FIRST, 4 * k), 0
+    while True:
+        read({t: (lo[t] + done_to, min(lo[t] + depth, hi[t])) for t in terms})
+        done_to = depth
+        front = {t: float(impacts.vals[lo[t] + depth]) for t in terms if lo[t] + depth < hi[t]}
         if not front or sum(bool(gt & front.keys()) for gt in group_terms) < min_match:
-            break  # no unseen row can match enough groups
-        if sum(r.size for r in got_rows) >= k:
+            break  # every list is read, or no unread row can match enough groups
+        n_got = sum(r.size for r in got_rows)
+        theta = 0.0
+        if n_got >= k:
             found = np.concatenate(got_scores)
             theta = float(np.partition(found, found.size - k)[found.size - k])
-            # float32 sums may round above the exact bound: keep a margin
-            if theta > _bound(groups, front) * (1.0 + 1e-5) + 1e-9:
-                break
-            got_rows = [np.concatenate(got_rows)]
-            got_scores = [found]
+            got_rows, got_scores = [np.concatenate(got_rows)], [found]
+        # float32 sums may round above an exact bound: keep a margin
+        margin = 1e-5 * theta + 1e-9
+        if n_got >= k and theta > _bound(groups, front) + margin:
+            break
+        limits = _prefix_limits(groups, impacts, lo, hi, theta - margin)
+        ranges = {t: (lo[t] + depth, lo[t] + n) for t, n in limits.items() if n > depth}
+        left = sum(b - a for a, b in ranges.values())
+        if left <= _PREFIX_SHARE * depth * len(terms):
+            read(ranges)
+            break
+        if depth >= _MAX_DEPTH or left > _EXHAUSTIVE_SHARE * n_postings:
+            return index.top_k(groups, k, mask, min_match, exhaustive=True)
         depth *= _GROWTH
     if not got_rows:
         return empty
