@@ -24,8 +24,11 @@ query list per size used by every engine.
 
 * `own-exhaustive`: `BM25Index` as before this change: every posting of every query term is
   added into a dense array as long as the catalogue, then a top-k over its non-zeros;
-* `own-pruned`: `BM25Index.top_k`, the default lexical path (block-max pruning,
-  `search.topk`), checked against `own-exhaustive` on every query (same ids, same scores);
+* `own-pruned`: `BM25Index.top_k`, the default lexical path (`search.topk`: impact-ordered
+  head for one term, the compiled MaxScore kernel when numba is installed), checked against
+  `own-exhaustive` on every query (same ids, bit-identical scores);
+* `own-pruned-numpy`: the same without the numba kernel (measured when numba is installed,
+  so that both run in one process);
 * `service`: `SearchService.search(q, mode="lexical", per_page=k)` end to end (query
   understanding, typo/prefix/split-join parsing, min-should-match, proximity rescoring,
   the default facets and total; the dense retriever and re-ranker are off);
@@ -68,6 +71,7 @@ import numpy as np
 import pandas as pd
 
 from shelfwise.data.datasets import load_dataset
+from shelfwise.search import topk_kernel
 from shelfwise.search.bm25 import BM25Index, Group, _positive_top_k
 from shelfwise.search.config import SearchConfig
 from shelfwise.search.service import SearchService
@@ -267,22 +271,24 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
 
     engines["own-exhaustive"], exh = timed_passes(exhaustive, groups_list, args.repeats)
     log.info("%s: own-exhaustive %s", label, _brief(engines["own-exhaustive"]))
-    if hasattr(index, "top_k"):
-        engines["own-pruned"], pruned = timed_passes(
-            lambda g: index.top_k(g, k), groups_list, args.repeats
-        )
+    t0 = time.perf_counter()
+    index.impacts()
+    out["impacts_build_s"] = round(time.perf_counter() - t0, 2)
+    out["impacts_mb"] = round(index.impacts().nbytes / 2**20, 1)
+    plans = [("own-pruned", topk_kernel.AVAILABLE)]
+    if topk_kernel.AVAILABLE:
+        plans.append(("own-pruned-numpy", False))
+    for name, kernel in plans:
+        topk_kernel.AVAILABLE = kernel
+        engines[name], pruned = timed_passes(lambda g: index.top_k(g, k), groups_list, args.repeats)
         same = sum(
-            bool(np.array_equal(a.ids, b.ids) and np.allclose(a.scores, b.scores, rtol=1e-6))
+            bool(np.array_equal(a.ids, b.ids) and np.array_equal(a.scores, b.scores))
             for a, b in zip(exh, pruned, strict=True)
         )
-        engines["own-pruned"]["identical_to_exhaustive"] = f"{same}/{len(qs)}"
-        log.info(
-            "%s: own-pruned %s, identical %d/%d",
-            label,
-            _brief(engines["own-pruned"]),
-            same,
-            len(qs),
-        )
+        engines[name]["identical_to_exhaustive"] = f"{same}/{len(qs)}"
+        engines[name]["numba_kernel"] = kernel
+        log.info("%s: %s %s, identical %d/%d", label, name, _brief(engines[name]), same, len(qs))
+    topk_kernel.AVAILABLE = plans[0][1]
 
     def serve(q: str) -> Any:
         return service.search(q, mode="lexical", per_page=k)
@@ -340,6 +346,7 @@ def main() -> None:
         "machine_start": machine(),
         "k": args.k,
         "seed": args.seed,
+        "numba": topk_kernel.AVAILABLE,
         "sizes": {},
     }
     for label in args.sizes.split(","):

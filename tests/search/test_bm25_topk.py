@@ -7,9 +7,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shelfwise.search import topk, topk_kernel
 from shelfwise.search.analysis import Analyzer
 from shelfwise.search.bm25 import BM25Config, BM25Index, Group
 from shelfwise.search.topk import ImpactPostings
+
+PLANS = ["default", "threshold", "kernel"]
+
+
+@pytest.fixture(params=PLANS)
+def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test under each plan of `pruned_top_k`: as configured; the threshold rounds
+    for every query (kernel off); the compiled kernel (skipped without numba)."""
+    name = str(request.param)
+    if name == "threshold":
+        monkeypatch.setattr(topk_kernel, "AVAILABLE", False)
+        monkeypatch.setattr(topk, "_HEAD_MAX_TERMS", 64)
+    elif name == "kernel" and not topk_kernel.AVAILABLE:
+        pytest.skip("numba is not installed")
+    return name
+
 
 FIELDS = {"title": 3.0, "brand": 2.0}
 VOCAB = [f"w{i}" for i in range(60)]
@@ -34,11 +51,13 @@ def _index(docs: dict[str, list[str]], **cfg: object) -> BM25Index:
 
 def _random_groups(rng: np.random.Generator, index: BM25Index) -> list[Group]:
     """1-4 groups; a group is one term, or a term with a weaker typo-like alternative, or
-    a term and a two-term (split) alternative."""
+    a term and a two-term (split) alternative; half the queries are plain (one term per
+    group, as `retrieve` and the compiled kernel take)."""
     groups: list[Group] = []
+    plain = rng.random() < 0.5
     for _ in range(int(rng.integers(1, 5))):
         t = int(rng.integers(0, index.n_terms))
-        kind = int(rng.integers(0, 3))
+        kind = 0 if plain else int(rng.integers(0, 3))
         if kind == 0:
             w = 1.0 if rng.random() < 0.7 else float(rng.choice([0.5, 0.8]))
             groups.append([[(t, w)]])
@@ -69,7 +88,7 @@ def test_exhaustive_top_k_is_the_dense_scores_top_k():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_pruned_equals_exhaustive_on_random_queries(seed: int) -> None:
+def test_pruned_equals_exhaustive_on_random_queries(seed: int, plan: str) -> None:
     rng = np.random.default_rng(seed)
     index = _index(_corpus(rng, 3000))
     for _ in range(150):
@@ -79,7 +98,7 @@ def test_pruned_equals_exhaustive_on_random_queries(seed: int) -> None:
         _assert_same(index, groups, k, min_match=int(rng.integers(1, len(groups) + 1)))
 
 
-def test_pruned_equals_exhaustive_with_ties_and_one_term():
+def test_pruned_equals_exhaustive_with_ties_and_one_term(plan: str) -> None:
     """Identical documents tie exactly; the pruned path keeps the lowest rows, as the
     exhaustive one does."""
     docs = {"title": ["w1 w2"] * 500 + ["w1"] * 3 + ["w2 w3 w4"] * 200, "brand": [""] * 703}
@@ -91,7 +110,7 @@ def test_pruned_equals_exhaustive_with_ties_and_one_term():
     _assert_same(index, [[[(w1, 1.0)]], [[(w2, 1.0)]]], 10)
 
 
-def test_pruned_respects_masks_and_min_match():
+def test_pruned_respects_masks_and_min_match(plan: str) -> None:
     rng = np.random.default_rng(5)
     index = _index(_corpus(rng, 2000))
     for density in (0.002, 0.05, 0.6):
@@ -104,7 +123,7 @@ def test_pruned_respects_masks_and_min_match():
             assert mask[res.ids].all()
 
 
-def test_pruned_follows_upserts_and_deletes_before_and_after_merge():
+def test_pruned_follows_upserts_and_deletes_before_and_after_merge(plan: str) -> None:
     rng = np.random.default_rng(11)
     docs = _corpus(rng, 1500)
     index = _index(docs, merge_min_rows=10_000)
@@ -124,7 +143,7 @@ def test_pruned_follows_upserts_and_deletes_before_and_after_merge():
         _assert_same(index, _random_groups(rng, index), 10)
 
 
-def test_retrieve_uses_pruned_top_k_and_matches_dense_scores():
+def test_retrieve_uses_pruned_top_k_and_matches_dense_scores(plan: str) -> None:
     rng = np.random.default_rng(3)
     docs = _corpus(rng, 2500)
     index = _index(docs)
@@ -151,3 +170,35 @@ def test_impact_postings_are_sorted_best_first_and_look_up_exact_scores():
     rows = np.arange(0, 800, 7)
     dense = np.stack([index.score_terms([int(t)]) for t in terms])[:, rows]
     np.testing.assert_array_equal(imp.lookup(terms, rows), dense)
+
+
+def test_kernel_matches_exhaustive_with_weights_and_repeated_terms():
+    """The compiled kernel alone (numba), on plain queries with weights below 1 and a term
+    given twice (its score counts twice, as in dense scoring)."""
+    if not topk_kernel.AVAILABLE:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(8)
+    index = _index(_corpus(rng, 4000))
+    imp = index.impacts()
+    for _ in range(100):
+        terms = rng.integers(0, index.n_terms, size=int(rng.integers(1, 6)))
+        if rng.random() < 0.3:
+            terms = np.concatenate([terms, terms[:1]])
+        weights = rng.choice([1.0, 0.8, 0.5], size=terms.size).astype(np.float32)
+        groups: list[Group] = [[[(int(t), float(w))]] for t, w in zip(terms, weights, strict=True)]
+        need = int(rng.integers(1, terms.size + 1))
+        rows, scores = topk_kernel.maxscore_top_k(
+            imp.indptr,
+            imp.csc_rows,
+            imp.data,
+            imp.maxima,
+            terms.astype(np.int64),
+            weights,
+            10,
+            None,
+            None,
+            need,
+        )
+        exact = index.top_k(groups, 10, min_match=need, exhaustive=True)
+        assert rows.tolist() == exact.ids.tolist()
+        np.testing.assert_array_equal(scores, exact.scores)

@@ -1,38 +1,38 @@
-"""Exact top-k over a `BM25Index` without scoring every match: impact-ordered postings and
-a threshold bound (Fagin's threshold algorithm, vectorised with numpy).
+"""Exact top-k over a `BM25Index` without scoring every match into catalogue-long arrays.
 
 The exhaustive path (`BM25Index.score_and_match`) adds every posting of every query term
 into dense arrays as long as the catalogue, so a query costs O(catalogue + postings) however
-few results are wanted. Here each term's postings are also kept sorted by score, best first
-(`ImpactPostings`, built once per merge of the main segment). A query then reads the lists
-in rounds, from the top:
+few results are wanted. `pruned_top_k` picks, per query, the cheapest exact plan:
 
-1. every row in the round's slice of any list that was not seen before is scored *exactly*
-   by random access (a binary search of the row in each query term's row-sorted postings,
-   main and delta segment), with the same float32 operations, in the same order, as
-   `score_and_match`, so scores are bit-identical;
-2. an unseen row can score at most `T = sum over groups of max over alternatives of
-   sum(weight * next score in the term's list)`; when the k-th best score found is above
-   `T` (strictly, so ties with the k-th are never lost), no unseen row can enter the top k
-   and the search stops. It also stops when fewer than `min_match` groups have unread
-   postings: an unseen row could not match enough groups;
-3. rounds read geometrically more (x4) of each list, so a query costs O(log) rounds.
+1. **One term** (no pending updates, no mask): the term's postings sorted by score, best
+   first (`ImpactPostings`, built once per merge of the main segment), hold the answer in
+   their first k entries (ties are in row order there too): O(k).
+2. **A plain query** (one term per group: `retrieve`, most typed queries) when numba is
+   installed: the compiled MaxScore kernel (`search.topk_kernel`), document at a time over
+   the row-sorted postings, skipping rows that cannot reach the k-th best score; rows of
+   the delta segment are scored exactly beside it and merged.
+3. **A one-term query with updates or a mask**: the threshold algorithm (Fagin) over the
+   impact-ordered lists, in rounds that read geometrically deeper heads of every list:
+   each new row is scored exactly by random access (one binary search of (term, row) keys,
+   `score_rows`); it stops when no unread row can beat the k-th best score found
+   (`_bound`, compared strictly so that ties are never lost), or reads the short prefixes
+   that can still hold a top-k row (`_prefix_limits`) and stops.
+4. **Otherwise** (alternatives: typo, prefix, split/join, synonyms, without the kernel):
+   dense exhaustive scoring (`BM25Index.top_k(..., exhaustive=True)`). The threshold rounds
+   are exact for these too (the tests run them), but on Beauty-like catalogues the top rows
+   of a multi-term query lie deep in every list, and the rounds measured slower than dense
+   scoring at 100k and 1M products (docs/decisions/2026-12-02-lexical-engine.md).
 
-A one-word query reads about k postings. Rows of the delta segment (recent upserts) are all
-scored in the first round (the delta is small), and tombstoned rows of the main segment are
-skipped. `mask` (filters, liveness) is applied to scored rows; when it admits fewer rows than
-the query's postings, the admitted rows are scored directly instead.
-
-The result is exactly `score_and_match`'s top k among rows with a positive score that
-match at least `min_match` groups (and `mask`), ties broken by row; the tests check it on
-random queries. What needs the whole match set (a total count, facet counts, sorting by
-price) still takes the exhaustive path.
+Every plan returns exactly the exhaustive top k among rows with a positive score that match
+at least `min_match` groups (and `mask`): the same rows, the same float32 scores (computed
+with the same operations in the same order), ties broken by row. A `mask` that admits fewer
+rows than the query's postings is served by scoring the admitted rows directly. What needs
+the whole match set (a total count, facet counts, sorting by price) keeps the exhaustive
+path (`SearchService`).
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -54,9 +54,12 @@ _PREFIX_SHARE = 4.0
 """Read the prefixes that can still hold a top-k row when they are at most this many times
 what the heads read so far."""
 _EXHAUSTIVE_SHARE = 0.3
-_MAX_DEPTH = int(os.environ.get("SHELFWISE_TOPK_MAX_DEPTH", "128"))
-_DENSE_BELOW = int(os.environ.get("SHELFWISE_TOPK_DENSE_BELOW", "0"))
-_HEAD_MAX_TERMS = int(os.environ.get("SHELFWISE_TOPK_HEAD_MAX_TERMS", "8"))
+_MAX_DEPTH = 128
+"""Deepest head (postings per list) read before dense scoring takes over."""
+_HEAD_MAX_TERMS = 1
+"""Without the compiled kernel, queries with more distinct terms skip the threshold rounds:
+on Beauty-like catalogues their top rows lie deep in every list, so the rounds cost more
+than dense scoring (measured at 100k and 1M, docs/decisions/2026-12-02-lexical-engine.md)."""
 """Above this share of the query's postings still to read, dense scoring is cheaper."""
 
 
@@ -242,92 +245,6 @@ def _prefix_limits(
     return out
 
 
-class _Scratch(threading.local):
-    """Per-thread work arrays as long as the catalogue, kept zero between queries (a query
-    resets the cells it touched), so that a query costs its postings, not the catalogue."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.ensure(0)
-
-    def ensure(self, n: int) -> None:
-        if n > self.n or n == 0:
-            self.n = n
-            self.out = np.zeros(n, np.float32)
-            self.best = np.zeros(n, np.float32)
-            self.acc = np.zeros(n, np.float32)
-            self.have = np.zeros(n, np.int32)
-            self.count = np.zeros(n, np.int32)
-            self.hit = np.zeros(n, bool)
-            self.pos = np.zeros(n, np.int64)
-
-
-_SCRATCH = _Scratch()
-
-
-def _distinct(sc: _Scratch, parts: list[np.ndarray]) -> np.ndarray:
-    """The distinct rows of `parts` (unordered) without sorting: each row keeps the last
-    position written for it."""
-    if len(parts) == 1:
-        return parts[0]  # one term's postings hold each row once
-    every = np.concatenate(parts)
-    at = np.arange(every.size, dtype=np.int64)
-    sc.pos[every] = at
-    return every[sc.pos[every] == at]
-
-
-def sparse_score(
-    index: BM25Index, groups: Sequence[Group]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, score, groups matched) of every row in a query term's postings (unordered),
-    with the same float32 operations on the same cells as `BM25Index.score_and_match` (so
-    the same scores) but on per-thread work arrays that are reset afterwards."""
-    sc = _SCRATCH
-    sc.ensure(index.n_docs)
-    out, best, acc, have, count, hit = sc.out, sc.best, sc.acc, sc.have, sc.count, sc.hit
-    post: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for t in {t for g in groups for alt in g for t, _ in alt}:
-        post[t] = index.postings(t)
-    every: list[np.ndarray] = []
-    for group in groups:
-        if len(group) == 1:
-            g_rows = [post[t][0] for t, _ in group[0]]
-            for t, w in group[0]:
-                rows, vals = post[t]
-                out[rows] += vals if w == 1.0 else vals * np.float32(w)
-            union = _distinct(sc, g_rows)
-            hit[union] = True
-        else:
-            for alt in group:
-                if len(alt) == 1:
-                    t, w = alt[0]
-                    rows, vals = post[t]
-                    best[rows] = np.maximum(best[rows], vals * np.float32(w))
-                    hit[rows] = True
-                else:
-                    for t, w in alt:
-                        rows, vals = post[t]
-                        acc[rows] += vals * np.float32(w)
-                        have[rows] += 1
-                    a_rows = _distinct(sc, [post[t][0] for t, _ in alt])
-                    best[a_rows] = np.maximum(best[a_rows], acc[a_rows])
-                    hit[a_rows[have[a_rows] >= len({t for t, _ in alt})]] = True
-                    acc[a_rows] = 0.0
-                    have[a_rows] = 0
-            union = _distinct(sc, [post[t][0] for alt in group for t, _ in alt])
-            out[union] += best[union]
-            best[union] = 0.0
-        count[union] += hit[union]
-        hit[union] = False
-        every.append(union)
-    cand = _distinct(sc, every)
-    scores = out[cand]
-    counts = count[cand]
-    out[cand] = 0.0
-    count[cand] = 0
-    return cand.astype(np.int64), scores, counts
-
-
 def _compiled_top_k(
     index: BM25Index,
     groups: Sequence[Group],
@@ -369,21 +286,6 @@ def _compiled_top_k(
     if mask is not None:
         ok &= mask[extra]
     return top_rows(np.concatenate([rows, extra[ok]]), np.concatenate([scores, d_scores[ok]]), k)
-
-
-def _sparse_top_k_all(
-    index: BM25Index,
-    groups: Sequence[Group],
-    k: int,
-    mask: np.ndarray | None,
-    min_match: int,
-) -> Results:
-    """Top k by scoring every row of the query's postings (`sparse_score`)."""
-    rows, scores, count = sparse_score(index, groups)
-    ok = (scores > 0) & (count >= min_match)
-    if mask is not None:
-        ok &= mask[rows]
-    return top_rows(rows[ok], scores[ok], k)
 
 
 def top_rows(rows: np.ndarray, vals: np.ndarray, k: int) -> Results:
@@ -458,7 +360,7 @@ def pruned_top_k(
 
     if topk_kernel.AVAILABLE and all(len(g) == 1 and len(g[0]) == 1 for g in groups):
         return _compiled_top_k(index, groups, k, mask, min_match)
-    if len(terms) > _HEAD_MAX_TERMS or n_postings <= _DENSE_BELOW:
+    if len(terms) > _HEAD_MAX_TERMS:
         return index.top_k(groups, k, mask, min_match, exhaustive=True)
 
     got_rows: list[np.ndarray] = []
