@@ -54,13 +54,13 @@ _PREFIX_SHARE = 4.0
 """Read the prefixes that can still hold a top-k row when they are at most this many times
 what the heads read so far."""
 _EXHAUSTIVE_SHARE = 0.3
+"""Above this share of the query's postings still to read, dense scoring is cheaper."""
 _MAX_DEPTH = 128
 """Deepest head (postings per list) read before dense scoring takes over."""
 _HEAD_MAX_TERMS = 1
-"""Without the compiled kernel, queries with more distinct terms skip the threshold rounds:
+"""Queries that the kernel does not take with more distinct terms skip the threshold rounds:
 on Beauty-like catalogues their top rows lie deep in every list, so the rounds cost more
 than dense scoring (measured at 100k and 1M, docs/decisions/2026-12-02-lexical-engine.md)."""
-"""Above this share of the query's postings still to read, dense scoring is cheaper."""
 
 
 class ImpactPostings:
@@ -84,10 +84,6 @@ class ImpactPostings:
         self.vals = np.asarray(scores.data[order], dtype=np.float32)
         del order
         self.n_rows = int(scores.shape[0])
-        # (term, row) as one sorted int64 key per posting of the row-sorted matrix, so that
-        # the scores of many rows for many terms are one binary search (`lookup`)
-        self.keys = np.repeat(np.arange(n_terms, dtype=np.int64) * self.n_rows, np.diff(indptr))
-        self.keys += scores.indices
         self.data = np.asarray(scores.data, dtype=np.float32)
         self.csc_rows = np.asarray(scores.indices, dtype=np.int32)
         """The row-sorted postings (the matrix's own arrays, not copies)."""
@@ -99,21 +95,26 @@ class ImpactPostings:
 
     @property
     def nbytes(self) -> int:
-        """Memory held (bytes)."""
-        parts = (self.indptr, self.rows, self.vals, self.keys, self.data)
+        """Memory held beyond the score matrix itself (bytes)."""
+        parts = (self.indptr, self.rows, self.vals, self.maxima)
         return int(sum(a.nbytes for a in parts))
 
     def lookup(self, terms: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Scores (len(terms), len(rows)) of main-segment `rows` (< n_rows) for `terms`
-        (0 where a row does not hold a term)."""
-        want = (terms.astype(np.int64)[:, None] * self.n_rows + rows[None, :]).ravel()
-        pos = np.searchsorted(self.keys, want)
-        pos[pos >= self.keys.size] = max(self.keys.size - 1, 0)
-        out = np.zeros(want.size, dtype=np.float32)
-        if self.keys.size:
-            hit = self.keys[pos] == want
-            out[hit] = self.data[pos[hit]]
-        return out.reshape(terms.size, rows.size)
+        """Scores (len(terms), len(rows)) of main-segment `rows` (sorted, < n_rows) for
+        `terms` (0 where a row does not hold a term): a binary search per term."""
+        out = np.zeros((terms.size, rows.size), dtype=np.float32)
+        for i, t in enumerate(terms.tolist()):
+            if t >= self.n_terms:
+                continue  # a term added since the last merge: only the delta holds it
+            lo, hi = int(self.indptr[t]), int(self.indptr[t + 1])
+            if hi == lo:
+                continue
+            col = self.csc_rows[lo:hi]
+            pos = np.searchsorted(col, rows)
+            pos[pos >= col.size] = col.size - 1
+            hit = col[pos] == rows
+            out[i, hit] = self.data[lo:hi][pos[hit]]
+        return out
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
