@@ -72,7 +72,8 @@ import pandas as pd
 
 from shelfwise.data.datasets import load_dataset
 from shelfwise.search import topk_kernel
-from shelfwise.search.bm25 import BM25Index, Group, _positive_top_k
+from shelfwise.search.analysis import Analyzer
+from shelfwise.search.bm25 import BM25Config, BM25Index, Group, _positive_top_k
 from shelfwise.search.config import SearchConfig
 from shelfwise.search.service import SearchService
 from startup import machine  # the benchmarks folder is on sys.path
@@ -237,20 +238,41 @@ def tantivy_engine(
     return search, lambda terms: search(terms, True), rows
 
 
-def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
-    t0 = time.perf_counter()
+def plain_index(label: str, size: int, args: argparse.Namespace) -> tuple[BM25Index, list[str]]:
+    """The index SearchService would build over `FIELDS` (its analyzer and field boosts)
+    and the query list, from `--index-dir/<label>-<seed>-<ngrams>` when an earlier run
+    saved them there (a 1M-product build takes minutes on a loaded machine)."""
+    cache = args.index_dir / f"{label}-{args.seed}-{args.ngrams}" if args.index_dir else None
+    if cache is not None and (cache / "bm25.json").exists():
+        qs = json.loads((cache / "queries.json").read_text())
+        return BM25Index.load(cache), qs
     items = catalogue(size, args.seed)
     qs = queries(items, args.ngrams, args.seed)
-    log.info(
-        "%s: %d products, %d queries (%.1fs)", label, len(items), len(qs), time.perf_counter() - t0
-    )
+    cfg = SearchConfig()
+    index = BM25Index(
+        BM25Config(fields={f: cfg.bm25.fields[f] for f in FIELDS}),
+        Analyzer(stem=cfg.stem, language=cfg.language),
+    ).index({f: items[f].fillna("").astype(str).tolist() for f in FIELDS})
+    if cache is not None:
+        index.save(cache)
+        (cache / "queries.json").write_text(json.dumps(qs))
+    return index, qs
+
+
+def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     config = SearchConfig(mode="lexical")
-    service = SearchService.build(items, None, config)
+    service: SearchService | None = None
+    if (size or 12_101) <= args.service_max:
+        items = catalogue(size, args.seed)
+        qs = queries(items, args.ngrams, args.seed)
+        service = SearchService.build(items, None, config)
+        index: BM25Index = service.index
+    else:
+        index, qs = plain_index(label, size, args)
     build_s = time.perf_counter() - t0
-    log.info("%s: service built in %.1fs", label, build_s)
-    index: BM25Index = service.index
-    analyser = service.analyzer
+    log.info("%s: %d products, %d queries, built in %.1fs", label, index.n_docs, len(qs), build_s)
+    analyser = index.analyzer
     term_lists = [analyser.terms(q) for q in qs]
     id_lists = [
         list(dict.fromkeys(index.vocab[t] for t in ts if t in index.vocab)) for ts in term_lists
@@ -258,10 +280,11 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     groups_list: list[list[Group]] = [[[[(t, 1.0)]] for t in ids] for ids in id_lists]
     k = args.k
     out: dict[str, Any] = {
-        "products": len(items),
+        "products": index.n_docs,
         "queries": len(qs),
         "terms": index.n_terms,
-        "service_build_s": round(build_s, 2),
+        "build_s": round(build_s, 2),
+        "built": "SearchService.build" if service is not None else "BM25Index over FIELDS",
         "engines": {},
     }
     engines: dict[str, Any] = out["engines"]
@@ -290,16 +313,21 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
         log.info("%s: %s %s, identical %d/%d", label, name, _brief(engines[name]), same, len(qs))
     topk_kernel.AVAILABLE = plans[0][1]
 
-    def serve(q: str) -> Any:
-        return service.search(q, mode="lexical", per_page=k)
+    if service is not None:
+        svc = service
 
-    def serve_nofacets(q: str) -> Any:
-        return service.search(q, mode="lexical", per_page=k, facets=())
+        def serve(q: str) -> Any:
+            return svc.search(q, mode="lexical", per_page=k)
 
-    engines["service"], _ = timed_passes(serve, qs, args.repeats)
-    log.info("%s: service %s", label, _brief(engines["service"]))
-    engines["service-nofacets"], _ = timed_passes(serve_nofacets, qs, args.repeats)
-    log.info("%s: service-nofacets %s", label, _brief(engines["service-nofacets"]))
+        def serve_nofacets(q: str) -> Any:
+            return svc.search(q, mode="lexical", per_page=k, facets=())
+
+        engines["service"], _ = timed_passes(serve, qs, args.repeats)
+        log.info("%s: service %s", label, _brief(engines["service"]))
+        engines["service-nofacets"], _ = timed_passes(serve_nofacets, qs, args.repeats)
+        log.info("%s: service-nofacets %s", label, _brief(engines["service-nofacets"]))
+    else:
+        out["service"] = f"skipped above --service-max {args.service_max} products"
 
     t0 = time.perf_counter()
     analysed = {f: field_terms(index, f) for f in FIELDS}
@@ -339,19 +367,31 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--service-max",
+        type=int,
+        default=2_000_000,
+        help="sizes above this skip the SearchService rows (and build the index alone)",
+    )
+    parser.add_argument(
+        "--index-dir", type=Path, default=None, help="cache of indexes built without the service"
+    )
+    parser.add_argument(
+        "--update", action="store_true", help="add the sizes to an existing --out file"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    result: dict[str, Any] = {
-        "command": " ".join(["python", *sys.argv]),
-        "machine_start": machine(),
-        "k": args.k,
-        "seed": args.seed,
-        "numba": topk_kernel.AVAILABLE,
-        "sizes": {},
-    }
+    command = " ".join(["python", *sys.argv])
+    result: dict[str, Any] = {"k": args.k, "seed": args.seed, "sizes": {}}
+    if args.update and args.out.exists():
+        result = json.loads(args.out.read_text())
     for label in args.sizes.split(","):
-        result["sizes"][label] = run_size(label, parse_size(label), args)
-        result["machine_end"] = machine()
+        start = machine()
+        entry = run_size(label, parse_size(label), args)
+        entry.update(
+            command=command, numba=topk_kernel.AVAILABLE, machine_start=start, machine_end=machine()
+        )
+        result["sizes"][label] = entry
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     log.info("wrote %s", args.out)
