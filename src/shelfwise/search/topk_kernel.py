@@ -15,14 +15,15 @@ Without numba `AVAILABLE` is False and `search.topk` uses its numpy paths.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
 
 __all__ = ["AVAILABLE", "maxscore_top_k"]
 
-try:  # numba is optional: a compiled kernel only where it is installed
-    import numba
+try:  # a compiled kernel only where numba is installed
+    numba: Any = importlib.import_module("numba")
 except ImportError:  # pragma: no cover - depends on the environment
     numba = None
 
