@@ -342,6 +342,35 @@ def search_after_write() -> str:
     return "\n".join(lines) + _note(d)
 
 
+def cli_search() -> str:
+    """`shelfwise search` from the command line: one process per call, start-up included."""
+    runs = [_json("cli_search.json")]
+    if (manifest.RESULTS / "cli_search_demo.json").is_file():
+        runs.append(_json("cli_search_demo.json"))
+    lines = [
+        "| bundle | query | products | re-ranked | wall s (median, min-max) | "
+        "CPU s (median, min-max) | search ms | load before |",
+        "|---|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for d in runs:
+        w, c = d["summary"]["wall_s"], d["summary"]["cpu_s"]
+        answer = d.get("answer", {})
+        lines.append(
+            f"| {d.get('bundle', '')} | `{d['query']}` | {_count(d['items'])} | "
+            f"{'yes' if answer.get('reranked') else 'no'} | "
+            f"{w['median']:.2f} ({w['min']:.2f}-{w['max']:.2f}) | "
+            f"{c['median']:.2f} ({c['min']:.2f}-{c['max']:.2f}) | "
+            f"{answer.get('took_ms')} | {d.get('load_avg_1m_before')} |"
+        )
+    d = runs[0]
+    lines += [
+        "",
+        f"{d['repeats']} calls each; byte code cached: "
+        f"{'yes' if d.get('bytecode_cached') else 'no'}; peak memory {d.get('max_rss_mb')} MB.",
+    ]
+    return "\n".join(lines) + _note(d)
+
+
 SEARCH_LABELS = {
     "bm25": "BM25F",
     "dense": "dense (MiniLM, exact)",
@@ -385,6 +414,12 @@ def search_relevance() -> str:
     """Shelfwise beside bm25s, rank_bm25, MiniLM and tantivy on a judged folder."""
     d = _json("search_relevance.json")
     return _script("search_relevance").table(d) + _note(d)
+
+
+def search_ltr_cv() -> str:
+    """The judged re-ranker scored out of fold beside its un-reranked candidates."""
+    d = _json("search_ltr_cv.json")
+    return _script("search_ltr_cv").table(d) + _note(d)
 
 
 def sasrec_loss() -> str:
@@ -442,8 +477,10 @@ TABLES: dict[str, Callable[[], str]] = {
         bm25_updates,
         search_modes,
         search_after_write,
+        cli_search,
         search_quality,
         search_relevance,
+        search_ltr_cv,
         sasrec_loss,
         pruning_curves,
     )

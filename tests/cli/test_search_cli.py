@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 from shelfwise.cli import main
 from shelfwise.data.demo import DemoConfig, generate
@@ -64,3 +66,111 @@ def test_search_answers_from_the_served_bundle_index(tmp_path, capsys):
     captured = capsys.readouterr()
     assert json.loads(captured.out)["items"][0]["item_id"] == "NEW-1"
     assert captured.err == ""
+
+
+IMPORTS_SCRIPT = """
+import contextlib, io, json, sys
+from shelfwise.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    code = main(sys.argv[1:])
+heavy = ("lightgbm", "sklearn", "torch", "faiss", "sentence_transformers",
+         "shelfwise.artifacts.bundle", "shelfwise.recommenders", "shelfwise.evaluation")
+loaded = sorted(m for m in heavy if m in sys.modules)
+print(json.dumps({"code": code, "loaded": loaded, "body": json.loads(out.getvalue())}))
+"""
+
+
+def _built_store(tmp_path):
+    store_url = f"duckdb:///{tmp_path / 'shop.duckdb'}"
+    artifacts = tmp_path / "artifacts"
+    demo = generate(DemoConfig(seed=5, n_items=120, n_users=40, days=5))
+    # no search events: the bundle's search has no learned re-ranker
+    events = demo.events[demo.events["type"] != "search"]
+    with open_store(store_url) as store:
+        store.ingest(items=demo.items, users=demo.users, events=events)
+    assert main(["build", "--store", store_url, "--artifacts", str(artifacts)]) == 0
+    return store_url, artifacts, demo
+
+
+def test_search_from_a_bundle_leaves_the_heavy_modules_unimported(tmp_path, capsys):
+    """Start-up is the cost of a call: answering from a bundle without a re-ranker imports
+    no model library, no bundle builder and no evaluation code."""
+    store_url, artifacts, demo = _built_store(tmp_path)
+    capsys.readouterr()
+    title = str(demo.items["title"].iloc[0])
+    argv = ["search", title, "--json", "--store", store_url, "--artifacts", str(artifacts)]
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORTS_SCRIPT, *argv], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["code"] == 0 and report["loaded"] == []
+    assert report["body"]["items"][0]["item_id"] == demo.items["item_id"].iloc[0]
+
+
+def test_search_answers_while_another_process_holds_the_store(tmp_path, capsys):
+    """A running `shelfwise serve` holds an embedded DuckDB store: the search still answers
+    from the bundle and says that it could not check the bundle is current."""
+    store_url, artifacts, demo = _built_store(tmp_path)
+    capsys.readouterr()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SCRIPT, str(tmp_path / "shop.duckdb")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        title = str(demo.items["title"].iloc[0])
+        argv = ["search", title, "--json", "--store", store_url, "--artifacts", str(artifacts)]
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["items"][0]["item_id"] == demo.items["item_id"].iloc[0]
+        assert "without checking that it is current" in captured.err
+        # --user needs the store's events: that is an error naming the store
+        assert main([*argv, "--user", str(demo.events["user_id"].iloc[0])]) == 2
+        assert "cannot open the DuckDB store" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD_SCRIPT = """
+import sys, time
+import duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_re_ranked_bundle_answers_without_lightgbm_and_the_same(tmp_path, capsys):
+    """The CLI walks the re-ranker's trees in numpy (`search.trees`): no LightGBM or
+    scikit-learn import, and the order LightGBM's own scores give."""
+    store_url = f"duckdb:///{tmp_path / 'shop.duckdb'}"
+    artifacts = tmp_path / "artifacts"
+    demo = generate(DemoConfig(seed=5, n_items=300, n_users=150, days=20))
+    with open_store(store_url) as store:
+        store.ingest(items=demo.items, users=demo.users, events=demo.events)
+    assert main(["build", "--store", store_url, "--artifacts", str(artifacts)]) == 0
+    capsys.readouterr()
+    from shelfwise.artifacts.registry import current_bundle_dir
+    from shelfwise.search.service import SearchService
+
+    reference = SearchService.load(current_bundle_dir(artifacts) / "search")
+    assert reference.reranker is not None
+    assert type(reference.reranker.model.booster).__module__.startswith("lightgbm")
+    query = str(demo.events.loc[demo.events["type"] == "search", "query"].dropna().iloc[0])
+    expected = reference.search(query, per_page=10, facets=[])
+    assert expected.query_info["reranked"] is True
+    argv = ["search", query, "--json", "--store", store_url, "--artifacts", str(artifacts)]
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORTS_SCRIPT, *argv], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == []
+    body = report["body"]
+    assert body["query_info"]["reranked"] is True
+    assert [i["item_id"] for i in body["items"]] == [i["item_id"] for i in expected.items]
+    assert [i["score"] for i in body["items"]] == [i["score"] for i in expected.items]

@@ -92,7 +92,8 @@ def test_bundle_trains_the_reranker_with_dense_features_when_asked(
     store, root = shop
     dense, built = ensure_bundle(store, root / "dense", cache_dir=_cache(root), search_dense=True)
     assert built and dense.manifest["search"] == {
-        "dense": True, "reranker": True, "reranker_dense": True
+        "dense": True, "reranker": True, "reranker_dense": True,
+        "reranker_source": "events", "judgements": None,
     }  # fmt: skip
     assert dense.search_reranker.uses_dense
     assert "dense_sim" in dense.search_reranker.model.feature_names

@@ -27,6 +27,7 @@ import pandas as pd
 from shelfwise import __version__
 from shelfwise.artifacts.gate import holdout_metrics
 from shelfwise.artifacts.registry import Registry
+from shelfwise.artifacts.registry import current_bundle_dir as current_bundle_dir  # re-export
 from shelfwise.data.matrix import InteractionWeights, build_interactions
 from shelfwise.data.sequences import OrderedInteractions, Sequences
 from shelfwise.data.vocab import Vocabulary
@@ -133,6 +134,7 @@ def build_bundle(
     source: tuple[str, str] | None = None,
     tuning: TuningSettings | None = None,
     retune: bool = False,
+    judgements: Path | None = None,
 ) -> Bundle:
     """Train the models and build the search service from the store; save the bundle as a new
     version of the registry at `directory`.
@@ -153,7 +155,12 @@ def build_bundle(
     that budget (`artifacts.selftune.choose_config`; a later build of the same store reuses
     the earlier choice unless `retune`): the winner joins `models` under its name, becomes
     `engine.personalisation_model` and, like every model here, is fitted on all the
-    interactions; the manifest records the study under "tuning" and `metrics["tuning"]`."""
+    interactions; the manifest records the study under "tuning" and `metrics["tuning"]`.
+
+    `judgements` (a judged folder: queries.tsv + qrels.tsv over the store's item ids) trains
+    the search re-ranker from those graded judgements instead of the search events
+    (`search.build.build_search_service`); the manifest records the folder and the source
+    under "search"."""
     started = time.perf_counter()
     search_dense = bool(search_dense)
     models = dict(models or DEFAULT_MODELS)
@@ -205,8 +212,9 @@ def build_bundle(
         log.info("trained %s in %.2fs", name, timings[name])
     catalog = items[items["title"].notna()]
     search = build_search_service(
-        items, store.events(), rerank=search_rerank, dense=search_dense, cache_dir=cache_dir
-    )
+        items, store.events(), rerank=search_rerank, dense=search_dense, cache_dir=cache_dir,
+        judgements=judgements,
+    )  # fmt: skip
     timings.update(search.timings)
     reranker = search.reranker
     metrics: dict[str, Any] = {}
@@ -242,6 +250,10 @@ def build_bundle(
                 "dense": bool(search_dense),
                 "reranker": reranker is not None,
                 "reranker_dense": bool(getattr(reranker, "uses_dense", False)),
+                "reranker_source": (
+                    None if reranker is None else "judgements" if judgements else "events"
+                ),
+                "judgements": str(Path(judgements).resolve()) if judgements else None,
             },
             "counts": {
                 "items": len(catalog),
@@ -291,12 +303,6 @@ def load_bundle(directory: Path) -> Bundle:
     return bundle
 
 
-def current_bundle_dir(root: Path) -> Path | None:
-    """The served bundle's folder in the registry at `root`, if a bundle is served."""
-    active = Registry(root).active()
-    return active.path if active is not None and active.kind == "bundle" else None
-
-
 def ensure_bundle(
     store: Store,
     root: Path,
@@ -307,6 +313,7 @@ def ensure_bundle(
     reuse_stale: bool = False,
     tuning: TuningSettings | None = None,
     retune: bool = False,
+    judgements: Path | None = None,
 ) -> tuple[Bundle, bool]:
     """The served bundle if it matches the store, else a fresh one. Returns (bundle, built).
 
@@ -323,7 +330,9 @@ def ensure_bundle(
     defaults); a reused one keeps the configuration it was built with. A new bundle keeps
     serving the tuned model the one it replaces served (or the tuned model `ACTIVE` names,
     when `shelfwise tune` promoted one with no bundle). `tuning` and `retune` are passed to
-    `build_bundle` (a tuning budget for a new bundle; `retune` also rebuilds)."""
+    `build_bundle` (a tuning budget for a new bundle; `retune` also rebuilds). `judgements`
+    asks for a bundle whose search re-ranker learnt from that judged folder (one built
+    otherwise is rebuilt)."""
     registry = Registry(root)
     active = registry.active()
     serving_model = None
@@ -339,6 +348,10 @@ def ensure_bundle(
             changed = bundle.fingerprint != store.fingerprint()
             if changed and not reuse_stale:
                 log.info("store changed since bundle %s was built; rebuilding", active.version)
+            elif judgements is not None and bundle.manifest.get("search", {}).get(
+                "judgements"
+            ) != str(Path(judgements).resolve()):
+                log.info("bundle %s was not trained on %s; rebuilding", active.version, judgements)
             elif search_dense is not None and dense != search_dense:
                 log.info(
                     "bundle %s was built %s dense search; rebuilding",
@@ -362,5 +375,6 @@ def ensure_bundle(
         cache_dir=cache_dir,
         tuning=tuning,
         retune=retune,
+        judgements=judgements,
     )
     return built, True

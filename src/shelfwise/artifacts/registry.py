@@ -62,6 +62,7 @@ __all__ = [
     "Registry",
     "VersionInfo",
     "config_toml",
+    "current_bundle_dir",
     "json_ready",
     "toml_value",
 ]
@@ -523,6 +524,12 @@ class Registry:
             raise ValueError(f"kind must be 'items' or 'users', got {kind!r}")
         file = self.path(version) / f"{kind}.json"
         return Vocabulary.load(file) if file.exists() else None
+
+
+def current_bundle_dir(root: Path) -> Path | None:
+    """The served bundle's folder in the registry at `root`, if a bundle is served."""
+    active = Registry(root).active()
+    return active.path if active is not None and active.kind == "bundle" else None
 
 
 def _link_tree_file(source: Path, target: Path) -> None:

@@ -128,11 +128,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     from shelfwise.store import open_store
 
     settings = _settings(args.search_mode, args.tune_budget)
+    judged = Path(args.judgements) if args.judgements else None
+    if judged is not None:
+        lacking = [f for f in ("queries.tsv", "qrels.tsv") if not (judged / f).is_file()]
+        if lacking:  # before any training, not after it
+            raise ShelfwiseError(
+                f"--judgements {judged}: not a judged folder (lacks {', '.join(lacking)})"
+            )
     with open_store(_store_url(args)) as store:
         bundle, built = ensure_bundle(
             store, Path(args.artifacts), rebuild=args.rebuild, search_dense=settings.search.dense,
             engine=settings.engine, cache_dir=settings.paths.embeddings,
             tuning=settings.tuning, retune=args.retune,
+            judgements=judged,
         )  # fmt: skip
     state = "built" if built else "up to date"
     print(f"bundle {bundle.directory} ({state}): {json.dumps(bundle.manifest['counts'])}")
@@ -349,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _search_mode_arg(p)
         _tune_args(p, "$SHELFWISE_TUNING__BUILD_BUDGET_SECONDS, else 0")
+        if name == "build":
+            p.add_argument(
+                "--judgements",
+                default=None,
+                metavar="DIR",
+                help="learn the search re-ranker from this judged folder (queries.tsv + "
+                "qrels.tsv over the store's item ids) instead of the search events",
+            )
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)
@@ -390,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shelfwise.cli.versions import add_parser as add_versions_parser
 
     add_versions_parser(sub)
+    from shelfwise.cli.experiment import add_parser as add_experiment_parser
+
+    add_experiment_parser(sub)
     return parser
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from shelfwise.errors import ConfigError
-from shelfwise.evaluation.sources import load_frames
 
 log = logging.getLogger("shelfwise.cli")
 
@@ -20,6 +19,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from shelfwise.evaluation.protocols import prepare
     from shelfwise.evaluation.report import build_report, format_table, write_html, write_json
     from shelfwise.evaluation.runner import evaluate
+    from shelfwise.evaluation.sources import load_frames
     from shelfwise.recommenders import available
 
     models = [m.strip() for m in (args.models or "").split(",") if m.strip()]

@@ -4,6 +4,7 @@
 
     shelfwise evaluate-search --dataset ../shared/data/beauty-search-dev
                               [--corpus amazon-beauty] [--methods default,lexical,hybrid]
+                              [--ltr-cv 5 --ltr-seeds 0,1,2 --unjudged zero] [--dense]
                               [--run-dir runs/] [--json out.json]
 
 `--dataset all` runs every search dataset that is present and prints a note for each one
@@ -12,13 +13,22 @@ query, type; `qrels.tsv` with query_id, doc_id, grade) over the `--corpus` datas
 product's `SearchService` (methods `default`, `lexical`, `semantic`, `hybrid`): nDCG@10
 (gain 2^grade - 1), Recall@10 and MRR@10 (relevant = grade >= 2), judged@10 (the share of
 returned top-10 documents with a judgement) overall and per query type, the same numbers as
-the folder's own `eval.py` on the TREC run files `--run-dir` writes.
+the folder's own `eval.py` on the TREC run files `--run-dir` writes. `--corpus` is a dataset
+name or an items file (JSONL, CSV or Parquet, as `shelfwise ingest` reads). `--ltr-cv K`
+adds `ltr`: the LightGBM re-ranker learnt from the folder's judgements over the default
+mode's candidates, scored out of fold with K query-level folds (grouped by query text,
+once per `--ltr-seeds` seed; mean over seeds, spread printed below the tables) beside the
+un-reranked `default`; unjudged candidates count as grade 0 (`--unjudged zero`) or are left
+out of training (`drop`). `--dense` switches dense retrieval on (the default mode is then
+hybrid, and the re-ranker gets the dense-similarity features).
 
 The JSON file holds `{"dataset": ..., "results": {METHOD: {"ndcg@10": ...,
 "map": ..., "p@10": ..., "recall@100": ...}}, ...}` for one dataset,
 `{"runs": [that, ...], "skipped": {NAME: why}}` for `all`, and for a judged folder
 `{"dataset": ..., "results": {METHOD: {"ndcg@10", "recall@10", "mrr@10", "judged@10"}},
-"by_type": {METHOD: {TYPE: {"n", ...the same}}}, ...}`.
+"by_type": {METHOD: {TYPE: {"n", ...the same}}}, ...}`, plus `"ltr_cv": {"folds", "seeds",
+"per_seed", "spread": {METRIC: {"mean", "std", "min", "max"}}, "feature_gain_share", ...}`
+with `--ltr-cv`.
 """
 
 from __future__ import annotations
@@ -81,6 +91,46 @@ def format_type_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_cv_spread(report: dict[str, Any]) -> str:
+    """The out-of-fold re-ranker's figures over the seeds: mean, spread and range."""
+    cv = report["ltr_cv"]
+    lines = [
+        f"ltr: {cv['folds']}-fold query-level cross-validation, seeds "
+        f"{','.join(str(s) for s in cv['seeds'])}, unjudged candidates: {cv['unjudged']}, "
+        f"{cv['candidates']:g} candidates per query from {cv['candidates_from']} "
+        f"({cv['judged_candidates']:.0%} judged)"
+    ]
+    for metric, row in cv["spread"].items():
+        lines.append(
+            f"  {metric:<10} mean {row['mean']:.4f}  sd {row['std']:.4f}  "
+            f"range {row['min']:.4f}-{row['max']:.4f}"
+        )
+    return "\n".join(lines)
+
+
+def _ltr_config(text: str | None) -> Any:
+    """`--ltr-params` JSON as an `LTRConfig` (None when not given); a clear error naming
+    the parameter otherwise."""
+    if not text:
+        return None
+    from pydantic import ValidationError
+
+    from shelfwise.search.ltr import LTRConfig
+
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--ltr-params: not JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"--ltr-params: a JSON object of LTRConfig fields, got {text!r}")
+    try:
+        return LTRConfig(**params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "?"
+        raise ConfigError(f"--ltr-params: {where}: {err['msg']}") from None
+
+
 def _judged_folder(args: argparse.Namespace) -> int:
     """`--dataset FOLDER`: the search service on a judged folder."""
     from shelfwise.search.judged import (
@@ -97,14 +147,42 @@ def _judged_folder(args: argparse.Namespace) -> int:
             f"--methods: unknown {', '.join(unknown) or '(none given)'} for a judged folder; "
             f"valid methods: {', '.join(JUDGED_METHODS)}"
         )
-    dataset = load_judged_folder(Path(args.dataset), corpus=args.corpus)
+    if args.ltr_cv is not None and args.ltr_cv < 2:
+        raise ConfigError(f"--ltr-cv: needs at least 2 folds, got {args.ltr_cv}")
+    try:
+        seeds = [int(x) for x in str(args.ltr_seeds).split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--ltr-seeds: comma-separated integers, got {args.ltr_seeds!r}"
+        ) from None
+    if not seeds:
+        raise ConfigError("--ltr-seeds: give at least one seed")
+    ltr_config = _ltr_config(args.ltr_params)
+    corpus: Any = args.corpus
+    if Path(args.corpus).is_file():
+        from shelfwise.data.io import load_records
+
+        corpus = load_records(Path(args.corpus), "items")
+    dataset = load_judged_folder(Path(args.dataset), corpus=corpus)
     report = evaluate_judged_search(
-        dataset, methods, k=args.k, cache_dir=Settings().paths.embeddings
+        dataset,
+        methods,
+        k=args.k,
+        cache_dir=Settings().paths.embeddings,
+        ltr_cv=args.ltr_cv or 0,
+        ltr_seeds=seeds,
+        unjudged=args.unjudged,
+        dense=True if args.dense else None,
+        ltr_mode=args.ltr_mode,
+        ltr_config=ltr_config,
     )
     runs = report.pop("runs")
     print(format_search_table(report))
     print()
     print(format_type_table(report))
+    if "ltr_cv" in report:
+        print()
+        print(format_cv_spread(report))
     if args.run_dir:
         for method, ranked in runs.items():
             path = write_trec_run(
@@ -220,10 +298,44 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--corpus",
         default="amazon-beauty",
-        help="judged folder: the dataset whose items the qrels' doc_ids name "
-        "(default: amazon-beauty)",
+        help="judged folder: the dataset (or items file) whose items the qrels' doc_ids "
+        "name (default: amazon-beauty)",
     )
     p.add_argument("--run-dir", help="judged folder: write one TREC run file per method here")
+    p.add_argument(
+        "--ltr-cv",
+        type=int,
+        default=None,
+        metavar="K",
+        help="judged folder: add the re-ranker learnt from the judgements, scored with "
+        "K-fold query-level cross-validation",
+    )
+    p.add_argument(
+        "--ltr-seeds", default="0", help="judged folder: fold seeds, comma-separated (default 0)"
+    )
+    p.add_argument(
+        "--ltr-params",
+        default=None,
+        help="judged folder: LightGBM settings as JSON, e.g. '{\"min_data_in_leaf\": 20}' "
+        "(fields of search.ltr.LTRConfig)",
+    )
+    p.add_argument(
+        "--ltr-mode",
+        choices=("lexical", "semantic", "hybrid"),
+        default=None,
+        help="judged folder: re-rank this mode's candidates (default: the default mode)",
+    )
+    p.add_argument(
+        "--unjudged",
+        choices=("zero", "drop"),
+        default="zero",
+        help="judged folder: unjudged candidates are grade 0 in training, or left out",
+    )
+    p.add_argument(
+        "--dense",
+        action="store_true",
+        help="judged folder: dense retrieval on (default mode hybrid, dense re-ranker features)",
+    )
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--k", type=int, default=10, help="cut-off of nDCG and precision")
     p.add_argument("--depth", type=int, default=100, help="ranking depth (MAP, recall)")

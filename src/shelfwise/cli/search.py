@@ -63,43 +63,88 @@ def format_response(body: dict[str, Any], facet_limit: int = 5) -> str:
     return "\n".join(lines)
 
 
-def served_search_service(store: Store, artifacts: Path) -> tuple[SearchService, str]:
-    """The served bundle's persisted search service, else one built from `store`.
-
-    Returns (service, where it came from). A bundle built from an older store state is
-    still used (its answers miss the later changes); a note on stderr says so."""
-    from shelfwise.artifacts.bundle import current_bundle_dir
-    from shelfwise.search.build import load_search_service
-    from shelfwise.search.service import SearchService
+def served_bundle(artifacts: Path) -> Path | None:
+    """The served bundle's folder when it holds a search index, else None (read from the
+    registry's files only: nothing of the bundle builder is imported)."""
+    from shelfwise.artifacts.registry import current_bundle_dir
 
     directory = current_bundle_dir(artifacts)
     if directory is not None and (directory / "search").is_dir():
-        service = load_search_service(directory / "search")
-        manifest = json.loads((directory / "manifest.json").read_text())
-        if str(manifest.get("fingerprint", "")) != store.fingerprint():
-            print(
-                f"note: bundle {directory.name} was built before the store's latest changes; "
-                "run `shelfwise build` to index them",
-                file=sys.stderr,
-            )
-        return service, f"bundle {directory.name}"
-    log.info("no served bundle in %s: indexing the store's catalogue in memory", artifacts)
-    return SearchService.build(store.items(), store.events()), "store (built in memory)"
+        return directory
+    return None
+
+
+def load_bundle_search(bundle: Path) -> SearchService:
+    """The search service persisted in a bundle folder (`search.persistence`)."""
+    from shelfwise.search.service import SearchService
+    from shelfwise.search.trees import scoring_without_lightgbm
+
+    # one query per process: the re-ranker's trees are walked in numpy rather than paying
+    # the LightGBM (and scikit-learn) import for them
+    with scoring_without_lightgbm():
+        return SearchService.load(bundle / "search")
+
+
+def _check_fresh(bundle: Path, fingerprint: str | None) -> None:
+    """Say on stderr when the bundle was built before the store's latest changes (or when
+    the store could not be read to tell)."""
+    if fingerprint is None:
+        return
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    if str(manifest.get("fingerprint", "")) != fingerprint:
+        print(
+            f"note: bundle {bundle.name} was built before the store's latest changes; "
+            "run `shelfwise build` to index them",
+            file=sys.stderr,
+        )
+
+
+def _user_history(store: Store, user: str) -> list[str]:
+    mine = store.events(user_id=user, limit=200, newest_first=True)
+    return [str(i) for i in mine["item_id"].dropna().tolist()]
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    """Run one query on the served bundle's search index (built from the store if none)."""
+    """Run one query on the served bundle's search index (built from the store if none).
+
+    With a served bundle, the store is only read for its fingerprint (is the bundle
+    current?) and for `--user`'s history; a store another process holds (a running
+    `shelfwise serve` on DuckDB) does not stop the search: a note says it was not checked.
+    """
+    from shelfwise.errors import StoreError
     from shelfwise.store import open_store
 
     settings = Settings()
     facets = [f.strip() for f in args.facets.split(",") if f.strip()]
     artifacts = Path(args.artifacts) if args.artifacts else settings.paths.artifacts
-    with open_store(str(args.store or settings.store.url)) as store:
-        service, _source = served_search_service(store, artifacts)
-        history: list[str] | None = None
-        if args.user:
-            mine = store.events(user_id=args.user, limit=200, newest_first=True)
-            history = [str(i) for i in mine["item_id"].dropna().tolist()]
+    store_url = str(args.store or settings.store.url)
+    history: list[str] | None = None
+    bundle = served_bundle(artifacts)
+    if bundle is None:
+        from shelfwise.search.service import SearchService
+
+        log.info("no served bundle in %s: indexing the store's catalogue in memory", artifacts)
+        with open_store(store_url) as store:
+            service = SearchService.build(store.items(), store.events())
+            if args.user:
+                history = _user_history(store, args.user)
+    else:
+        service = load_bundle_search(bundle)
+        try:
+            with open_store(store_url) as store:
+                fingerprint: str | None = store.fingerprint()
+                if args.user:
+                    history = _user_history(store, args.user)
+        except StoreError as exc:
+            if args.user:
+                raise
+            fingerprint = None
+            print(
+                f"note: answered from bundle {bundle.name} without checking that it is "
+                f"current (the store could not be read: {exc})",
+                file=sys.stderr,
+            )
+        _check_fresh(bundle, fingerprint)
     res = service.search(
         args.query,
         filters=args.filter or None,

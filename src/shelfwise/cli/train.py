@@ -26,14 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import scipy.sparse as sp
+from typing import TYPE_CHECKING, Any
 
 from shelfwise.errors import ConfigError
+
+if TYPE_CHECKING:  # numpy and scipy load when a command runs, not when the parser is built
+    import numpy as np
 
 log = logging.getLogger("shelfwise.cli")
 
@@ -233,7 +234,7 @@ def _clean(value: Any) -> Any:
         return [_clean(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
@@ -297,6 +298,8 @@ def evaluate_saved(
 ) -> dict[str, Any]:
     """`ModelRun`s of saved models scored on `data` without refitting (for
     `shelfwise evaluate --model-dir`); labels are model names, made unique against `taken`."""
+    import scipy.sparse as sp
+
     from shelfwise.evaluation.protocols import sample_negatives
     from shelfwise.evaluation.runner import ModelRun
     from shelfwise.recommenders import load_model

@@ -39,6 +39,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "query",
     "session_id",
     "timestamp",
+    "request_id",
 )
 COLUMNS: dict[str, tuple[str, ...]] = {
     "items": ITEM_COLUMNS,
@@ -46,6 +47,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "events": EVENT_COLUMNS,
 }
 _TIME_COLUMNS = {"created_at", "timestamp"}
+#: Columns a frame may lack: they are added empty (None) by `conform`, so loaders and
+#: frames written before the column existed keep working.
+_OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"events": ("request_id",)}
 
 
 def _row(record: Item | User | Event) -> dict[str, Any]:
@@ -65,6 +69,9 @@ def records_to_frame(kind: str, records: Iterable[Item | User | Event]) -> pd.Da
 def conform(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Cast a frame with the canonical columns to the canonical dtypes (a copy)."""
     columns = COLUMNS[kind]
+    absent = [c for c in _OPTIONAL_COLUMNS.get(kind, ()) if c not in frame.columns]
+    if absent:
+        frame = frame.assign(**dict.fromkeys(absent, None))
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{kind} frame lacks columns {missing}")

@@ -287,13 +287,19 @@ class Event(_Record):
     query: str | None = Field(default=None, max_length=1000)
     session_id: str | None = Field(default=None, max_length=256)
     timestamp: datetime = Field(default_factory=utcnow)
+    request_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the request_id of the served list (search, recommendations, ...) that "
+        "led to this event: attributes the outcome to that impression",
+    )
 
     @field_validator("user_id", mode="before")
     @classmethod
     def _check_user(cls, v: Any) -> str:
         return _identifier(v, "user_id", cls.strict_ids)
 
-    @field_validator("item_id", "event_id", "session_id", mode="before")
+    @field_validator("item_id", "event_id", "session_id", "request_id", mode="before")
     @classmethod
     def _optional_id(cls, v: Any, info: ValidationInfo) -> str | None:
         if v is None or (isinstance(v, str) and not v.strip()):

@@ -32,6 +32,7 @@ from shelfwise.types import Results
 
 if TYPE_CHECKING:
     from shelfwise.search.service import SearchService
+    from shelfwise.search.understanding import Understood
 
 __all__ = [
     "Fusion",
@@ -72,8 +73,9 @@ class SearchContext:
 
     `history` holds the rows the user interacted with (newest first) and `history_weights`
     their weights (same length); both are empty for an anonymous user or one without
-    history. `service` gives access to `items`, `popularity`, `field_scores(query, rows)`
-    and `lexical_scores(query)`.
+    history. `understood` is what query understanding read in the query as asked (its
+    brand, category and price), None when understanding was off. `service` gives access to
+    `items`, `popularity`, `field_scores(query, rows)` and `lexical_scores(query)`.
     """
 
     query: str
@@ -81,6 +83,8 @@ class SearchContext:
     user: str | None = None
     history: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     history_weights: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    understood: Understood | None = None
+    """What query understanding read in the query as asked (None when it was off)."""
 
 
 @runtime_checkable

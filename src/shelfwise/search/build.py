@@ -4,7 +4,10 @@ A bundle's search service indexes the bundle's items frame row for row (row i = 
 index i; untitled placeholder rows for items seen only in events are dead rows, never
 returned), learns popularity and past queries from the store's events and, with `rerank`,
 carries the learned re-ranker (`search.ltr.PersonalisedReranker`) trained from the store's
-search -> click / cart / purchase events over the service's own BM25 index. It is saved
+search -> click / cart / purchase events over the service's own BM25 index, or, given a
+judged folder (`judgements`: queries.tsv + qrels.tsv over the bundle's item ids), the
+re-ranker learnt from those graded judgements (`search.judged.train_judged_reranker`),
+which then replaces the one learnt from events. It is saved
 with `SearchService.save` (re-ranker included) and a server loads it instead of indexing
 the catalogue again.
 """
@@ -24,7 +27,7 @@ from shelfwise.search.config import SearchConfig
 from shelfwise.search.service import SearchService
 
 if TYPE_CHECKING:
-    from shelfwise.search.ltr import PersonalisedReranker
+    from shelfwise.search.ltr import LTRConfig, PersonalisedReranker
 
 __all__ = ["build_search_service", "load_search_service"]
 
@@ -38,6 +41,8 @@ def build_search_service(
     rerank: bool = True,
     dense: bool = False,
     cache_dir: Path | None = None,
+    judgements: Path | None = None,
+    ltr_config: LTRConfig | None = None,
 ) -> SearchService:
     """The search service over `items` (row i = index i) with popularity and past queries
     from `events`; with `rerank`, plus the learned re-ranker when the events hold searches
@@ -46,11 +51,21 @@ def build_search_service(
     read from or written to the embedding cache in `cache_dir`); the dense index itself is not kept
     (a server switches dense retrieval on from the same cache).
 
+    With `judgements` (a judged folder whose doc_ids are item ids of `items`) the
+    re-ranker is learnt from its graded judgements instead, over the candidates the
+    service hands its re-ranker (popularity from `events`; dense features with `dense`);
+    `ltr_config` sets its LightGBM parameters. A folder that does not fit the catalogue is
+    a `DataError` naming the file and line.
+
     `service.timings` records the seconds spent indexing and training."""
     t0 = time.perf_counter()
     service = SearchService.build(items, events, config)
     timings = {"search_index": round(time.perf_counter() - t0, 3)}
-    if rerank:
+    if judgements is not None:
+        t0 = time.perf_counter()
+        service.reranker = _train_judged(service, events, judgements, dense, cache_dir, ltr_config)
+        timings["search_reranker"] = round(time.perf_counter() - t0, 3)
+    elif rerank:
         t0 = time.perf_counter()
         service.reranker = _train_reranker(service, events, dense, cache_dir)
         timings["search_reranker"] = round(time.perf_counter() - t0, 3)
@@ -90,6 +105,37 @@ def _train_reranker(
         log.info("search re-ranker not trained: %s", exc)
         return None
     log.info("trained the search re-ranker")
+    return reranker
+
+
+def _train_judged(
+    service: SearchService,
+    events: pd.DataFrame | None,
+    folder: Path,
+    dense: bool,
+    cache_dir: Path | None,
+    config: LTRConfig | None,
+) -> PersonalisedReranker:
+    """The re-ranker learnt from a judged folder's graded judgements over the service's
+    candidates; with `dense`, over its hybrid candidates with the dense features (the dense
+    index is then dropped again, as `_train_reranker` does)."""
+    from shelfwise.search.judged import load_judged_folder, train_judged_reranker
+
+    dataset = load_judged_folder(Path(folder), corpus=service.items)
+    dataset.history = events
+    saved = service.dense, service.fusion
+    if dense:
+        try:
+            service.enable_dense(cache_dir=cache_dir)
+        except ShelfwiseError as exc:
+            log.warning("judged re-ranker trained without dense features: %s", exc)
+    try:
+        reranker = train_judged_reranker(service, dataset, config)
+    finally:
+        service.dense, service.fusion = saved
+    log.info(
+        "trained the search re-ranker on %d judged queries from %s", len(dataset.queries), folder
+    )
     return reranker
 
 

@@ -5,11 +5,20 @@ For a query, a shopper (optional) and the candidate items a first stage retrieve
 
 * lexical: the BM25F score over all fields and a BM25 score per field (title, brand,
   category, description, attributes; `BM25Index.field_scores` of the one index the builder
-  reads, the search service's at serving time), and the share of query terms found in the
-  title;
+  reads, the search service's at serving time); coordination: the share of query terms
+  found in the title (`title_coverage`) and in any field (`coverage`); phrase and
+  proximity: the share of the query's neighbouring term pairs that are neighbours, in
+  order, in the title (`phrase_share`) or within `PROXIMITY_WINDOW` title words
+  (`proximity_share`);
 * semantic: the cosine of the query with the item's embedding and with its category name;
-* first stage: the candidate's log rank, and the share of the first stage's top 10 that
-  shares the candidate's category (a query-category match signal);
+* first stage: the candidate's log rank, its first-stage score relative to the best
+  candidate's (typo, prefix and synonym matches included, which the exact-term features
+  miss), and the share of the first stage's top 10 that shares the candidate's category (a
+  query-category match signal);
+* query understanding (`search.understanding.Understood`, zeros without one): whether the
+  candidate is of the brand the query names (`brand_match`), in the category it names
+  (`category_match`), within its price bound (`price_match`), and where its price sits
+  among the candidates' (`price_rank`, 0 cheapest .. 1 dearest; 0.5 unknown);
 * item: log popularity and log purchases in the history events, popularity relative to
   the category's best seller, log price and price relative to the category median, and any
   numeric item features a dataset supplies (rating counts, ...);
@@ -24,25 +33,34 @@ so an evaluation must pass only events from before the searches it scores.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from shelfwise.data.schemas import CATEGORY_SEPARATOR
 from shelfwise.data.weights import weighted_types
 from shelfwise.errors import DataError
 from shelfwise.search.analysis import Analyzer
 from shelfwise.search.bm25 import DEFAULT_FIELDS, BM25Config, BM25Index
 from shelfwise.search.documents import SEARCH_FIELDS, attribute_dict, item_documents
-from shelfwise.search.semantic import DenseIndex
+
+if TYPE_CHECKING:  # faiss loads with a dense index, not with the features
+    from shelfwise.search.semantic import DenseIndex
+
+if TYPE_CHECKING:
+    from shelfwise.search.understanding import Understood
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_FIELDS",
     "EVENT_WEIGHTS",
+    "PROXIMITY_WINDOW",
     "FeatureBuilder",
     "UserProfiles",
     "numeric_attributes",
@@ -50,6 +68,9 @@ __all__ = [
 
 EVENT_WEIGHTS: dict[str, float] = weighted_types()
 """How much one event of each type says about a shopper's taste (searches say nothing)."""
+
+PROXIMITY_WINDOW = 4
+"""Two query terms at most this many title words apart count as near (`proximity_share`)."""
 
 
 def numeric_attributes(
@@ -82,6 +103,17 @@ def numeric_attributes(
         )
         out[key] = np.log1p(np.maximum(vals, 0)) if key.endswith("count") else vals
     return out
+
+
+def _relative(scores: np.ndarray | None, n: int) -> np.ndarray:
+    """Scores divided by the largest absolute one (zeros when none are given)."""
+    if scores is None:
+        return np.zeros(n)
+    s = np.nan_to_num(np.asarray(scores, dtype=np.float64).ravel(), nan=0.0)
+    if s.size != n:
+        raise DataError(f"{s.size} first-stage scores for {n} candidates")
+    top = float(np.abs(s).max()) if s.size else 0.0
+    return s / top if top > 0 else np.zeros(n)
 
 
 def _top_level(category: str) -> str:
@@ -259,7 +291,7 @@ class FeatureBuilder:
         self.log_price = np.zeros(0, dtype=np.float64)
         self.rel_price = np.zeros(0, dtype=np.float64)
         self.pop_in_category = np.zeros(0, dtype=np.float64)
-        self._title_terms: list[frozenset[str]] = []
+        self._title_terms: list[tuple[str, ...]] = []
         self.item_features: dict[str, np.ndarray] = {}
         for name, values in (item_features or {}).items():
             arr = np.asarray(values, dtype=np.float64)
@@ -302,7 +334,7 @@ class FeatureBuilder:
             self.brands = np.concatenate([self.brands, np.full(grow, -1, np.int64)])
             for name in ("log_price", "rel_price", "pop_in_category"):
                 setattr(self, name, np.concatenate([getattr(self, name), np.zeros(grow)]))
-            self._title_terms.extend([frozenset()] * grow)
+            self._title_terms.extend([()] * grow)
             self.n_items = n
         if rows.size == 0:
             return
@@ -318,7 +350,7 @@ class FeatureBuilder:
         with np.errstate(invalid="ignore", divide="ignore"):
             self.log_price[rows] = np.log(np.where(price > 0, price, np.nan))
         for row, title in zip(rows.tolist(), _texts(items, "title", rows), strict=True):
-            self._title_terms[row] = frozenset(self.analyzer.terms(title))
+            self._title_terms[row] = tuple(self.analyzer.terms(title))
         self.rows_computed += int(rows.size)
 
     def _groups(self, codes: np.ndarray | None) -> list[np.ndarray]:
@@ -413,10 +445,18 @@ class FeatureBuilder:
             "bm25",
             *(f"bm25_{f}" for f in self.bm25.fields),
             "title_coverage",
+            "coverage",
+            "phrase_share",
+            "proximity_share",
             "dense_sim",
             "category_sim",
             "log_rank",
+            "first_stage_score",
             "category_share_top10",
+            "brand_match",
+            "category_match",
+            "price_match",
+            "price_rank",
             "log_popularity",
             "log_purchases",
             "popularity_in_category",
@@ -450,11 +490,16 @@ class FeatureBuilder:
         user_id: str | None = None,
         query_vector: np.ndarray | None = None,
         history: tuple[np.ndarray, np.ndarray] | None = None,
+        first_stage: np.ndarray | None = None,
+        understood: Understood | None = None,
     ) -> np.ndarray:
         """One row per candidate (in the given order, taken as the first-stage ranking).
 
         The personal features come from `history` (the shopper's item rows and event
         weights) when given, else from the profile of `user_id` in the history events.
+        `first_stage` holds the first stage's scores of the candidates (same order; zeros
+        when not given) and `understood` what query understanding read in the query (the
+        brand, category and price features are zeros without it).
         """
         cand = np.asarray(candidates, dtype=np.int64).ravel()
         if cand.size and (cand.min() < 0 or cand.max() >= self.n_items):
@@ -463,13 +508,7 @@ class FeatureBuilder:
         per_field = self.bm25.field_scores(terms, cand).astype(np.float64)
         cols: list[np.ndarray] = [self.bm25.score_terms(terms)[cand].astype(np.float64)]
         cols += [per_field[:, j] for j in range(per_field.shape[1])]
-        q_terms = set(self.analyzer.terms(query))
-        cols.append(
-            np.array(
-                [len(q_terms & self._title_terms[i]) / max(len(q_terms), 1) for i in cand],
-                dtype=np.float64,
-            )
-        )
+        cols += self._matching(query, terms, cand)
         q_vec = query_vector
         if q_vec is None and self.dense is not None:
             q_vec = self.dense.encode_queries([query])[0]
@@ -481,10 +520,12 @@ class FeatureBuilder:
         cats = self.categories[cand]
         cols += [dense_sim, self._category_similarity(q_vec, cats)]
         cols.append(np.log1p(np.arange(cand.size, dtype=np.float64)))
+        cols.append(_relative(first_stage, cand.size))
         head = cats[:10]
         head = head[head >= 0]
         share = (cats[:, None] == head[None, :]).mean(axis=1) if head.size else np.zeros(cand.size)
         cols.append(np.where(cats >= 0, share, 0.0))
+        cols += self._understood(understood, cand)
         prof = self.profiles
         cols += [
             np.log1p(prof.popularity[cand]),
@@ -499,6 +540,81 @@ class FeatureBuilder:
         else:
             cols += self._personal(prof.user(user_id), cand)
         return np.column_stack(cols).astype(np.float32)
+
+    def _matching(self, query: str, terms: Sequence[int], cand: np.ndarray) -> list[np.ndarray]:
+        """title_coverage, coverage, phrase_share and proximity_share of the candidates."""
+        q_list = self.analyzer.terms(query)
+        q_terms = set(q_list)
+        n_q = max(len(q_terms), 1)
+        title_terms = [self._title_terms[i] for i in cand.tolist()]
+        title_cov = np.array([len(q_terms.intersection(t)) / n_q for t in title_terms])
+        # a term "matches" a candidate when it has a posting there in any field
+        known = list(dict.fromkeys(terms))
+        hits = np.zeros(cand.size, dtype=np.float64)
+        for t in known:
+            rows, _ = self.bm25.postings(t)
+            hits += np.isin(cand, rows)
+        coverage = hits / n_q
+        pairs = [(a, b) for a, b in itertools.pairwise(q_list) if a != b]
+        phrase = np.zeros(cand.size)
+        near = np.zeros(cand.size)
+        if pairs:
+            for n, title in enumerate(title_terms):
+                if not title:
+                    continue
+                where: dict[str, list[int]] = {}
+                for pos, term in enumerate(title):
+                    where.setdefault(term, []).append(pos)
+                adjacent = close = 0
+                for a, b in pairs:
+                    pa, pb = where.get(a), where.get(b)
+                    if not pa or not pb:
+                        continue
+                    gaps = [q - p for p in pa for q in pb]
+                    if 1 in gaps:
+                        adjacent += 1
+                        close += 1
+                    elif any(0 < abs(g) <= PROXIMITY_WINDOW for g in gaps):
+                        close += 1
+                phrase[n] = adjacent / len(pairs)
+                near[n] = close / len(pairs)
+        return [title_cov, coverage, phrase, near]
+
+    def _understood(self, understood: Understood | None, cand: np.ndarray) -> list[np.ndarray]:
+        """brand_match, category_match, price_match and price_rank of the candidates."""
+        zeros = np.zeros(cand.size)
+        price = np.exp(self.log_price[cand])  # NaN where unknown
+        known = ~np.isnan(price)
+        rank = np.full(cand.size, 0.5)
+        if known.sum() > 1:
+            order = np.argsort(price[known], kind="stable")
+            pct = np.empty(order.size)
+            pct[order] = np.arange(order.size) / (order.size - 1)
+            rank[known] = pct
+        if understood is None:
+            return [zeros, zeros, zeros, rank]
+        brand = zeros
+        if understood.brand:
+            wanted = understood.brand.casefold().strip()
+            names = self._brand_codes.names
+            match = np.array([n.casefold().strip() == wanted for n in names] + [False])
+            brand = match[self.brands[cand]].astype(np.float64)  # code -1 -> the False
+        category = zeros
+        if understood.category:
+            paths = [p.casefold().strip() for p in understood.category]
+            sep = CATEGORY_SEPARATOR.casefold()
+            names = [n.casefold().strip() for n in self.category_names]
+            match = np.array(
+                [any(n == p or n.startswith(p + sep) for p in paths) for n in names] + [False]
+            )
+            category = match[self.categories[cand]].astype(np.float64)
+        in_bound = zeros
+        if understood.has_price:
+            lo = -np.inf if understood.min_price is None else understood.min_price
+            hi = np.inf if understood.max_price is None else understood.max_price
+            with np.errstate(invalid="ignore"):
+                in_bound = (known & (price >= lo) & (price <= hi)).astype(np.float64)
+        return [brand, category, in_bound, rank]
 
     def _personal_from_rows(
         self, rows: np.ndarray, weights: np.ndarray, cand: np.ndarray

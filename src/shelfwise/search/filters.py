@@ -227,16 +227,38 @@ class _Codes:
     def __init__(self) -> None:
         self.codes = np.zeros(0, dtype=np.int32)
         self.labels: list[str] = []
-        self._by_norm: dict[str, list[int]] = {}
-        self._by_label: dict[str, int] = {}
+        # label -> code and normalised label -> codes; None until first needed (a loaded
+        # column has labels that are only looked up when a filter names one)
+        self._by_norm: dict[str, list[int]] | None = {}
+        self._by_label: dict[str, int] | None = {}
+
+    @classmethod
+    def from_labels(cls, labels: Sequence[str], codes: np.ndarray) -> _Codes:
+        """A column from its labels and per-row codes (as `labels` and `codes` hold them)."""
+        col = cls()
+        col.labels = [str(label) for label in labels]
+        col._by_norm = col._by_label = None
+        if codes.size and int(codes.max()) >= len(col.labels):
+            raise ValueError(f"filter index: code {int(codes.max())} of {len(col.labels)} labels")
+        col.codes = codes
+        return col
+
+    def _lookups(self) -> tuple[dict[str, int], dict[str, list[int]]]:
+        if self._by_label is None or self._by_norm is None:
+            self._by_label = {label: c for c, label in enumerate(self.labels)}
+            self._by_norm = {}
+            for c, label in enumerate(self.labels):
+                self._by_norm.setdefault(_norm(label), []).append(c)
+        return self._by_label, self._by_norm
 
     def code(self, label: str) -> int:
-        c = self._by_label.get(label)
+        by_label, by_norm = self._lookups()
+        c = by_label.get(label)
         if c is None:
             c = len(self.labels)
             self.labels.append(label)
-            self._by_label[label] = c
-            self._by_norm.setdefault(_norm(label), []).append(c)
+            by_label[label] = c
+            by_norm.setdefault(_norm(label), []).append(c)
         return c
 
     def set(self, rows: np.ndarray, values: Sequence[str | None], n_rows: int) -> None:
@@ -249,7 +271,7 @@ class _Codes:
     def matching(self, values: Iterable[str]) -> np.ndarray:
         out: list[int] = []
         for v in values:
-            out.extend(self._by_norm.get(_norm(v), []))
+            out.extend(self._lookups()[1].get(_norm(v), []))
         return np.asarray(out, dtype=np.int32)
 
     def counts(self, rows: np.ndarray) -> list[tuple[str, int]]:
@@ -280,6 +302,58 @@ class FilterIndex:
         """Index every row of a canonical items frame."""
         index = cls()
         index.set_rows(np.arange(len(items)), items)
+        return index
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(the labels as JSON-able data, the row-aligned arrays): what `from_state` reads
+        back, so a saved index is loaded without re-reading every item's fields."""
+        attrs = sorted(self.attributes)
+        numeric = sorted(self.numeric)
+        meta: dict[str, Any] = {
+            "n_rows": self.n_rows,
+            "brand": self.brand.labels,
+            "category": self.category.labels,
+            "attributes": {key: self.attributes[key].labels for key in attrs},
+            "attribute_order": attrs,
+            "numeric": numeric,
+        }
+        arrays: dict[str, np.ndarray] = {
+            "brand": self.brand.codes,
+            "category": self.category.codes,
+            "price": self.price,
+            "in_stock": self.in_stock,
+            "created": self.created,
+        }
+        for i, key in enumerate(attrs):
+            arrays[f"attr_{i}"] = self.attributes[key].codes
+        for i, key in enumerate(numeric):
+            arrays[f"num_{i}"] = self.numeric[key]
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> FilterIndex:
+        """The index `state` described; `ValueError` when an array does not have one value
+        per row."""
+        index = cls()
+        n = int(meta["n_rows"])
+        index.n_rows = n
+
+        def column(name: str, dtype: type) -> np.ndarray:
+            arr: np.ndarray = np.array(arrays[name], dtype=dtype)  # writable: rows change live
+            if arr.shape != (n,):
+                raise ValueError(f"filter index: {name} has shape {arr.shape}, expected ({n},)")
+            return arr
+
+        index.brand = _Codes.from_labels(meta["brand"], column("brand", np.int32))
+        index.category = _Codes.from_labels(meta["category"], column("category", np.int32))
+        index.price = column("price", np.float64)
+        index.in_stock = column("in_stock", np.bool_)
+        index.created = column("created", np.int64)
+        for i, key in enumerate(meta["attribute_order"]):
+            codes = column(f"attr_{i}", np.int32)
+            index.attributes[key] = _Codes.from_labels(meta["attributes"][key], codes)
+        for i, key in enumerate(meta["numeric"]):
+            index.numeric[key] = column(f"num_{i}", np.float64)
         return index
 
     def set_rows(self, rows: np.ndarray, items: pd.DataFrame) -> None:

@@ -1,10 +1,12 @@
 """A learned, personalised re-ranker: LightGBM lambdarank over candidate features.
 
-Training data are graded (query, item) labels: a dataset's relevance judgements where it
-has them, and otherwise the store's own behaviour after a search (`search_labels`): an
-item the shopper clicked, carted or bought in the same session within `window_minutes` of
-the search is relevant, graded purchase (3) > add_to_cart (2) > click (1); every other
-candidate the first stage showed is grade 0 (shown, not clicked).
+Training data are graded (query, item) labels: a store's relevance judgements where it
+has them (`PersonalisedReranker.train_judged`, over the candidates the store's own
+`SearchService` hands its re-ranker, `service_candidates`), and otherwise the store's own
+behaviour after a search (`search_labels`): an item the shopper clicked, carted or bought
+in the same session within `window_minutes` of the search is relevant, graded purchase (3)
+> add_to_cart (2) > click (1); every other candidate the first stage showed is grade 0
+(shown, not clicked).
 
 The model (`LTRReranker`) is a LightGBM booster trained with the lambdarank objective,
 which optimises nDCG directly (Burges, "From RankNet to LambdaRank to LambdaMART", 2010).
@@ -16,40 +18,62 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from shelfwise.data.schemas import CATEGORY_SEPARATOR
 from shelfwise.errors import ConfigError, DataError, NotFittedError
+from shelfwise.search.base import SearchContext
 from shelfwise.search.bm25 import BM25Index
 from shelfwise.search.features import FeatureBuilder, UserProfiles, numeric_attributes
 from shelfwise.search.fusion import reciprocal_rank_fusion
-from shelfwise.search.semantic import DenseIndex
+from shelfwise.search.trees import load_booster
+from shelfwise.search.understanding import QueryUnderstanding
 from shelfwise.types import Results, top_k
 
 if TYPE_CHECKING:
-    from shelfwise.search.base import SearchContext
+    import lightgbm as lgb
+
+    from shelfwise.search.semantic import DenseIndex
     from shelfwise.search.service import SearchService
+    from shelfwise.search.trees import TreeEnsemble
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GRADES", "LTRConfig", "LTRReranker", "PersonalisedReranker", "search_labels"]
+__all__ = [
+    "GRADES",
+    "UNJUDGED",
+    "CandidateRecorder",
+    "LTRConfig",
+    "LTRReranker",
+    "PersonalisedReranker",
+    "ServedCandidates",
+    "search_labels",
+    "service_candidates",
+]
 
 GRADES: dict[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}
 """Relevance grade of an item by the strongest thing the shopper did with it after a search."""
 
 _FORMAT_VERSION = 1
-_RERANKER_FORMAT = 2
-"""`reranker.json` format: 2 since the per-field BM25 features come from the search
-index's `field_scores` (1 had one BM25 index per field); a format-1 model is refused."""
+_RERANKER_FORMAT = 3
+"""`reranker.json` format: 3 since the coordination, phrase, first-stage score and query
+understanding features (2: per-field BM25 from the search index's `field_scores`; 1 had
+one BM25 index per field); a model of another format is refused."""
+
+UNJUDGED = ("zero", "drop")
+"""What training on judgements does with candidates nobody judged: `zero` counts them as
+grade 0 (irrelevant), `drop` leaves them out of the training lists (they are still ranked
+at test and serving time)."""
 
 
 def search_labels(events: pd.DataFrame, window_minutes: float = 30.0) -> pd.DataFrame:
@@ -139,7 +163,7 @@ class LTRReranker:
 
     def __init__(self, config: LTRConfig | None = None) -> None:
         self.config = config or LTRConfig()
-        self.booster: lgb.Booster | None = None
+        self.booster: lgb.Booster | TreeEnsemble | None = None
         self.feature_names: list[str] = []
 
     def _params(self) -> dict[str, object]:
@@ -202,6 +226,8 @@ class LTRReranker:
             [np.arange(s, s + n) for s, n, u in zip(starts, sizes, useful, strict=True) if u]
         )
         self.feature_names = names or [f"f{i}" for i in range(x.shape[1])]
+        import lightgbm as lgb  # only to train; a loaded model may score without it
+
         data = lgb.Dataset(
             x[rows],
             label=y[rows],
@@ -279,7 +305,7 @@ class LTRReranker:
             raise DataError(f"{directory}: unsupported re-ranker format {meta.get('format')}")
         model = cls(LTRConfig(**meta["config"]))
         model.feature_names = [str(n) for n in meta["feature_names"]]
-        model.booster = lgb.Booster(model_file=str(directory / "ltr.model.txt"))
+        model.booster = load_booster(directory / "ltr.model.txt")
         return model
 
 
@@ -325,6 +351,7 @@ class PersonalisedReranker:
         purchases: np.ndarray,
         attribute_keys: Sequence[str] = (),
         uses_dense: bool = False,
+        corrects_query: bool = False,
     ) -> None:
         if not (len(item_ids) == popularity.size == purchases.size):
             raise DataError("item_ids, popularity and purchases must have one entry per item")
@@ -336,6 +363,10 @@ class PersonalisedReranker:
         #: Whether the model learned from the dense features (query-item and
         #: query-category cosine); the serving builder computes them only then.
         self.uses_dense = bool(uses_dense)
+        #: Whether the text features read the query with the service's typo corrections
+        #: applied (`SearchService.parse(...).corrected`), as the judged re-ranker does; a
+        #: re-ranker trained from events reads the query as typed.
+        self.corrects_query = bool(corrects_query)
         self._row_of = {item_id: i for i, item_id in enumerate(self.item_ids)}
         self._state: _FeatureState | None = None
         #: How often the whole feature state was built (a new service, index or dense
@@ -390,11 +421,15 @@ class PersonalisedReranker:
         grades: list[np.ndarray] = []
         sizes: list[int] = []
         groups = list(labels.groupby("search_id", sort=False))
-        queries = [str(g["query"].iloc[0]) for _, g in groups]
+        # the re-ranker sees what query understanding leaves of the query, as in serving
+        understanding = _understanding(items, builder)
+        reads = [understanding.read(str(g["query"].iloc[0])) for _, g in groups]
+        queries = [r.text for r in reads]
         q_vecs = dense.encode_queries(queries) if dense is not None else None
         for n, (_, group) in enumerate(groups):
             q_vec = q_vecs[n] if q_vecs is not None else None
-            cands = _first_stage(builder, queries[n], depth, q_vec).ids
+            first = _first_stage(builder, queries[n], depth, q_vec)
+            cands = first.ids
             if cands.size == 0:
                 continue
             judged = {
@@ -403,7 +438,16 @@ class PersonalisedReranker:
                 if str(i) in row_of
             }
             user = str(group["user_id"].iloc[0])
-            feats.append(builder.features(queries[n], cands, user, query_vector=q_vec))
+            feats.append(
+                builder.features(
+                    queries[n],
+                    cands,
+                    user,
+                    query_vector=q_vec,
+                    first_stage=first.scores,
+                    understood=reads[n],
+                )
+            )
             grades.append(np.array([judged.get(int(c), 0) for c in cands], dtype=np.int64))
             sizes.append(cands.size)
         if not feats:
@@ -433,9 +477,11 @@ class PersonalisedReranker:
     def builder_for(self, service: SearchService) -> FeatureBuilder:
         """The feature state for `service`, brought up to its `revision` (the caller holds
         the service's lock, so the catalogue does not move underneath)."""
-        dense = service.dense if isinstance(service.dense, DenseIndex) else None
-        if not self.uses_dense:
-            dense = None
+        dense = None
+        if self.uses_dense and service.dense is not None:
+            from shelfwise.search.semantic import DenseIndex  # faiss: only with dense search
+
+            dense = service.dense if isinstance(service.dense, DenseIndex) else None
         state = self._state
         if (
             state is not None
@@ -482,15 +528,143 @@ class PersonalisedReranker:
         ids = candidates.ids[candidates.ids >= 0].astype(np.int64)
         if ids.size == 0:
             return Results(ids, np.empty(0, np.float32))
-        history = None
-        if context.history.size:
-            history = (context.history, context.history_weights)
-        x = builder.features(context.query, ids, context.user, history=history)
+        x = self.features(candidates, context)
         if builder.names != self.model.feature_names:
             raise ConfigError("the catalogue's features differ from the model's: retrain it")
         scores = self.model.predict(x)
         order = np.lexsort((np.arange(ids.size), -scores))
         return Results(ids[order], scores[order].astype(np.float32))
+
+    def features(self, candidates: Results, context: SearchContext) -> np.ndarray:
+        """The feature rows of the (valid) candidates, as `rerank` scores them: the query
+        and shopper from `context`, the first-stage scores from `candidates`."""
+        builder = self.builder_for(context.service)
+        valid = candidates.ids >= 0
+        ids = candidates.ids[valid].astype(np.int64)
+        history = None
+        if context.history.size:
+            history = (context.history, context.history_weights)
+        first = np.asarray(candidates.scores, dtype=np.float64)[valid] if ids.size else None
+        query = context.query
+        if self.corrects_query and query.strip():
+            parsed = context.service.parse(query)
+            if parsed.corrected:
+                query = " ".join(parsed.corrected.get(t, t) for t in parsed.tokens)
+        return builder.features(
+            query,
+            ids,
+            context.user,
+            history=history,
+            first_stage=first,
+            understood=context.understood,
+        )
+
+    @classmethod
+    def for_service(
+        cls,
+        service: SearchService,
+        events: pd.DataFrame | None = None,
+        config: LTRConfig | None = None,
+    ) -> PersonalisedReranker:
+        """An untrained re-ranker over `service`'s rows (popularity and purchases from
+        `events`, zeros without; dense features when the service has a `DenseIndex`):
+        `features` works at once, `rerank` after `fit`."""
+        items = service.items.reset_index(drop=True)
+        if events is not None and not events.empty:
+            pop, buys = _item_stats(items, events)
+        else:
+            pop, buys = np.zeros(len(items)), np.zeros(len(items))
+        uses_dense = False
+        if service.dense is not None:
+            from shelfwise.search.semantic import DenseIndex  # faiss: only with dense search
+
+            uses_dense = isinstance(service.dense, DenseIndex)
+        reranker = cls(
+            LTRReranker(config),
+            items["item_id"].astype(str).tolist(),
+            pop,
+            buys,
+            attribute_keys=list(numeric_attributes(items)),
+            uses_dense=uses_dense,
+            corrects_query=True,
+        )
+        reranker.model.feature_names = reranker.builder_for(service).names
+        return reranker
+
+    @classmethod
+    def train_judged(
+        cls,
+        service: SearchService,
+        queries: Sequence[str],
+        judgements: Sequence[dict[int, int]],
+        events: pd.DataFrame | None = None,
+        config: LTRConfig | None = None,
+        unjudged: Literal["zero", "drop"] = "zero",
+        users: Sequence[str | None] | None = None,
+    ) -> PersonalisedReranker:
+        """Learn from graded judgements (per query: service row -> grade) over the
+        candidates `service` hands its re-ranker for each query (`service_candidates`);
+        `unjudged` candidates count as grade 0 or are left out (see `UNJUDGED`). The
+        service's own re-ranker is not used (nor changed)."""
+        if len(queries) != len(judgements):
+            raise DataError(f"{len(queries)} queries for {len(judgements)} judgement sets")
+        reranker = cls.for_service(service, events, config)
+        served = service_candidates(service, queries, users)
+        feats, grades, judged = reranker.judged_rows(served, judgements)
+        return reranker.fit(feats, grades, judged, unjudged)
+
+    def judged_rows(
+        self, served: Sequence[ServedCandidates], judgements: Sequence[dict[int, int]]
+    ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """(feature rows, grades, judged mask) of each query's served candidates (empty
+        arrays for a query with none); unjudged candidates get grade 0."""
+        width = len(self.model.feature_names)
+        feats: list[np.ndarray] = []
+        grades: list[np.ndarray] = []
+        judged: list[np.ndarray] = []
+        for got, qrels in zip(served, judgements, strict=True):
+            if got.context is None or got.rows.size == 0:
+                feats.append(np.zeros((0, width), np.float32))
+                grades.append(np.zeros(0, np.int64))
+                judged.append(np.zeros(0, bool))
+                continue
+            feats.append(self.features(Results(got.rows, got.scores), got.context))
+            grades.append(np.array([max(qrels.get(int(r), 0), 0) for r in got.rows], np.int64))
+            judged.append(np.array([int(r) in qrels for r in got.rows], dtype=bool))
+        return feats, grades, judged
+
+    def fit(
+        self,
+        feats: Sequence[np.ndarray],
+        grades: Sequence[np.ndarray],
+        judged: Sequence[np.ndarray] | None = None,
+        unjudged: Literal["zero", "drop"] = "zero",
+    ) -> PersonalisedReranker:
+        """Train the model on per-query feature rows and grades (queries without rows are
+        skipped); with `unjudged="drop"` only the rows `judged` marks are learnt from. A
+        leaf needs `min_data_in_leaf` rows, or 5% of the rows when that is fewer (a small
+        judged folder would otherwise leave no split to make)."""
+        if unjudged not in UNJUDGED:
+            raise ConfigError(f"unjudged must be one of {', '.join(UNJUDGED)}, got {unjudged!r}")
+        xs, ys, sizes = [], [], []
+        for n, (x, y) in enumerate(zip(feats, grades, strict=True)):
+            if unjudged == "drop":
+                if judged is None:
+                    raise ConfigError('unjudged="drop" needs the judged masks')
+                x, y = x[judged[n]], y[judged[n]]
+            if y.size:
+                xs.append(x)
+                ys.append(y)
+                sizes.append(y.size)
+        if not sizes:
+            raise DataError("no query has candidates to learn from")
+        names = list(self.model.feature_names)
+        config = self.model.config
+        leaf = min(config.min_data_in_leaf, max(1, sum(sizes) // 20))
+        model = LTRReranker(config.model_copy(update={"min_data_in_leaf": leaf}))
+        model.fit(np.vstack(xs), np.concatenate(ys), sizes, names)
+        self.model = model
+        return self
 
     def save(self, directory: Path) -> None:
         """Write the model, `reranker.json` and `item_stats.npz`."""
@@ -502,6 +676,7 @@ class PersonalisedReranker:
             "item_ids": self.item_ids,
             "attribute_keys": self.attribute_keys,
             "uses_dense": self.uses_dense,
+            "corrects_query": self.corrects_query,
         }
         (directory / "reranker.json").write_text(json.dumps(meta))
 
@@ -527,7 +702,94 @@ class PersonalisedReranker:
             buys,
             meta["attribute_keys"],
             uses_dense=bool(meta.get("uses_dense", False)),
+            corrects_query=bool(meta.get("corrects_query", False)),
         )
+
+
+@dataclass
+class ServedCandidates:
+    """What a `SearchService` hands its re-ranker for one query: the candidate rows and
+    first-stage scores (best first) and the `SearchContext` (None when the query reaches
+    no re-ranking: nothing matched, or nothing was left to search); `top` holds the rows
+    of the un-reranked first page."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    context: SearchContext | None
+    top: np.ndarray
+
+
+class CandidateRecorder:
+    """A `search.base.Reranker` that keeps the candidates and context it is given and
+    returns the candidates unchanged (the service's first-stage order)."""
+
+    def __init__(self) -> None:
+        self.candidates: Results | None = None
+        self.context: SearchContext | None = None
+
+    def rerank(self, candidates: Results, context: SearchContext) -> Results:
+        """Record, and change nothing."""
+        self.candidates, self.context = candidates, context
+        return candidates
+
+
+def service_candidates(
+    service: SearchService,
+    queries: Sequence[str],
+    users: Sequence[str | None] | None = None,
+    k: int = 10,
+    mode: str | None = None,
+) -> list[ServedCandidates]:
+    """The candidates `service` hands a re-ranker for each query (the best
+    `SearchConfig.rerank_depth` of `mode`, default its default mode, after query
+    understanding, filters and boosts), as its own `search` makes them. The service's
+    re-ranker is swapped for a `CandidateRecorder` while this runs (build-time work: not
+    while the service serves)."""
+    if users is not None and len(users) != len(queries):
+        raise DataError(f"{len(users)} users for {len(queries)} queries")
+    saved = service.reranker
+    out: list[ServedCandidates] = []
+    started = time.perf_counter()
+    try:
+        for n, query in enumerate(queries):
+            recorder = CandidateRecorder()
+            service.reranker = recorder
+            user = users[n] if users is not None else None
+            page = service.search(query, per_page=k, facets=(), user=user, mode=mode)
+            got, context = recorder.candidates, recorder.context
+            top = np.asarray(page.rows, dtype=np.int64)
+            if got is None or context is None:
+                empty = np.zeros(0, np.int64)
+                out.append(ServedCandidates(empty, np.zeros(0, np.float32), None, top))
+                continue
+            valid = got.ids >= 0
+            rows = got.ids[valid].astype(np.int64)
+            scores = np.asarray(got.scores, np.float32)[valid]
+            out.append(ServedCandidates(rows, scores, context, top))
+    finally:
+        service.reranker = saved
+    log.info(
+        "re-ranker candidates of %d queries in %.1fs (%.1f per query)",
+        len(out),
+        time.perf_counter() - started,
+        float(np.mean([c.rows.size for c in out])) if out else 0.0,
+    )
+    return out
+
+
+def _understanding(items: pd.DataFrame, builder: FeatureBuilder) -> QueryUnderstanding:
+    """Query understanding over the brands and categories of `items` (what the search
+    service reads from its filter index), analysed as the builder's index is."""
+    understanding = QueryUnderstanding(builder.analyzer)
+
+    def labels(column: str) -> list[str]:
+        if column not in items:
+            return []
+        values = items[column].dropna().astype(str).str.strip()
+        return list(dict.fromkeys(v for v in values.tolist() if v))
+
+    understanding.update(labels("brand"), labels("category"), CATEGORY_SEPARATOR)
+    return understanding
 
 
 @dataclass

@@ -6,11 +6,19 @@ A saved service is a directory without pickle:
 * `items.parquet`: the catalogue in the canonical item columns, row i = item row i;
 * `state.npz`: the popularity of every row;
 * `autocomplete.json`: the suggestions with their counts;
+* `typo.json`, `typo_keys.npy`, `typo_ids.npy`: the typo index's words with their counts
+  and its sorted deletion-variant hashes (`TypoIndex.state`);
+* `filters.json`, `filters.npz`: the filter index's labels and row-aligned arrays
+  (`FilterIndex.state`);
 * `service.json`: the format number, the `SearchConfig`, the synonyms and the components
   (dense retriever, fusion, re-ranker) as `module:qualname` of classes with `save` / `load`,
   each saved into a directory of its name. Only `shelfwise.` classes are loaded back.
 
-The typo words and the filter index are rebuilt from the index and the items on load.
+Loading is what a one-shot caller (`shelfwise search`) pays on every call, so nothing is
+rebuilt that can be read: the typo arrays are memory-mapped, the filter index is read as
+arrays, and the suggestions file is read but only turned into an `Autocomplete` when
+autocomplete or a catalogue change first needs it. A format-1 directory (before the typo
+and filter files) still loads; its typo and filter indexes are rebuilt as before.
 """
 
 from __future__ import annotations
@@ -34,10 +42,11 @@ from shelfwise.search.typo import TypoIndex
 if TYPE_CHECKING:
     from shelfwise.search.service import SearchService
 
-__all__ = ["FORMAT", "load_service", "save_service"]
+__all__ = ["FORMAT", "READS", "load_service", "save_service"]
 
-FORMAT = 1
-"""The layout version in `service.json`; another one is refused on load (rebuild)."""
+FORMAT = 2
+"""The layout version in `service.json`; `READS` are the versions `load_service` reads."""
+READS = (1, 2)
 
 
 def save_service(service: SearchService, directory: Path) -> None:
@@ -50,6 +59,13 @@ def save_service(service: SearchService, directory: Path) -> None:
     (directory / "autocomplete.json").write_text(
         json.dumps(service.suggestions.to_dict(), ensure_ascii=False)
     )
+    words, typo_arrays = service.words.state()
+    (directory / "typo.json").write_text(json.dumps(words, ensure_ascii=False))
+    for name, arr in typo_arrays.items():
+        np.save(directory / f"typo_{name}.npy", arr, allow_pickle=False)
+    labels, filter_arrays = service.filters.state()
+    (directory / "filters.json").write_text(json.dumps(labels, ensure_ascii=False))
+    np.savez(directory / "filters.npz", **filter_arrays)  # type: ignore[arg-type]
     components: dict[str, str] = {}
     for name in ("dense", "fusion", "reranker"):
         obj = getattr(service, name)
@@ -73,8 +89,12 @@ def load_service(cls: type[SearchService], directory: Path) -> SearchService:
     if not meta_path.exists():
         raise NotFittedError(f"no search service in {directory} (service.json is missing)")
     meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise ConfigError(f"{meta_path}: format {meta.get('format')} != {FORMAT}; rebuild")
+    version = meta.get("format")
+    if version not in READS:
+        raise ConfigError(
+            f"{meta_path}: format {version} is not one of {', '.join(map(str, READS))}; "
+            "rebuild the bundle (`shelfwise build --rebuild`)"
+        )
     config = SearchConfig(**meta["config"]).model_copy(update={"synonyms_file": None})
     service = cls(config)
     service.synonyms = Synonyms.from_dict(meta.get("synonyms", {}))
@@ -84,11 +104,14 @@ def load_service(cls: type[SearchService], directory: Path) -> SearchService:
     service.id_to_row = {i: r for r, i in enumerate(service.items["item_id"].tolist())}
     with np.load(directory / "state.npz", allow_pickle=False) as state:
         service.popularity = state["popularity"].astype(np.float64)
-    service.words = TypoIndex(dict(service.index.surface_count))
-    service.filters = FilterIndex.build(service.items)
-    service.suggestions = Autocomplete.from_dict(
-        json.loads((directory / "autocomplete.json").read_text())
-    )
+    if version == 1:
+        service.words = TypoIndex(dict(service.index.surface_count))
+        service.filters = FilterIndex.build(service.items)
+    else:
+        service.words = _load_typo(directory)
+        service.filters = _load_filters(directory, len(service.items))
+    raw = (directory / "autocomplete.json").read_bytes()
+    service.defer_suggestions(lambda: Autocomplete.from_dict(json.loads(raw)))
     for name, path in meta.get("components", {}).items():
         module, _, qualname = path.partition(":")
         if not module.startswith("shelfwise."):
@@ -99,3 +122,30 @@ def load_service(cls: type[SearchService], directory: Path) -> SearchService:
         setattr(service, name, cls_obj.load(directory / name))
     service._built = True
     return service
+
+
+def _load_typo(directory: Path) -> TypoIndex:
+    words = json.loads((directory / "typo.json").read_text())
+    arrays = {
+        name: np.load(directory / f"typo_{name}.npy", mmap_mode="r", allow_pickle=False)
+        for name in ("keys", "ids")
+    }
+    try:
+        return TypoIndex.from_state(words, arrays)
+    except ValueError as exc:
+        raise ConfigError(f"{directory}: {exc}; rebuild the bundle") from exc
+
+
+def _load_filters(directory: Path, n_rows: int) -> FilterIndex:
+    labels = json.loads((directory / "filters.json").read_text())
+    with np.load(directory / "filters.npz", allow_pickle=False) as arrays:
+        try:
+            index = FilterIndex.from_state(labels, arrays)
+        except ValueError as exc:
+            raise ConfigError(f"{directory}: {exc}; rebuild the bundle") from exc
+    if index.n_rows != n_rows:
+        raise ConfigError(
+            f"{directory}: the filter index has {index.n_rows} rows, the items {n_rows}; "
+            "rebuild the bundle"
+        )
+    return index

@@ -64,13 +64,14 @@ canonical items, `event_popularity`, `past_queries`, the change log behind `revi
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+TITLE_CHECK_DEPTH = 10
+"""The best lexical matches whose titles are looked at for a query word."""
+MATCHED_IN_DEPTH = 50
+"""The best lexical matches whose fields `query_info["matched_in"]` counts."""
+NAME_FIELDS = ("title", "brand", "category")
+"""The fields that name a product; matching none of them is said in `notice`."""
+
 
 class SearchService:
     """Search over a catalog; see the module doc for the API."""
@@ -131,7 +139,10 @@ class SearchService:
         self.synonyms = self.config.load_synonyms()
         self.words = TypoIndex()
         self.filters = FilterIndex()
-        self.suggestions = Autocomplete()
+        self._suggestions: Autocomplete | None = Autocomplete()
+        #: Makes the suggestions on first use when they are not in memory yet (a loaded
+        #: service reads them only when autocomplete or a catalogue change needs them).
+        self._suggestions_source: Callable[[], Autocomplete] | None = None
         self.items = pd.DataFrame(columns=list(ITEM_COLUMNS))
         self.popularity = np.zeros(0, dtype=np.float64)
         self.id_to_row: dict[str, int] = {}
@@ -139,6 +150,7 @@ class SearchService:
         self.fusion: Fusion | None = None
         self.reranker: Reranker | None = None
         self._parser: QueryParser | None = None
+        self._literal_parser: QueryParser | None = None
         self._understanding: QueryUnderstanding | None = None
         self._view: dict[str, np.ndarray] | None = None
         self._titles: dict[int, tuple[str, list[str]]] = {}
@@ -189,6 +201,27 @@ class SearchService:
         )
         return service
 
+    @property
+    def suggestions(self) -> Autocomplete:
+        """The autocomplete suggestions (read from their source on first use)."""
+        if self._suggestions is None:
+            with self._lock:
+                if self._suggestions is None:
+                    source = self._suggestions_source
+                    self._suggestions = source() if source is not None else Autocomplete()
+                    self._suggestions_source = None
+        return self._suggestions
+
+    @suggestions.setter
+    def suggestions(self, value: Autocomplete) -> None:
+        self._suggestions = value
+        self._suggestions_source = None
+
+    def defer_suggestions(self, source: Callable[[], Autocomplete]) -> None:
+        """Make the suggestions with `source()` when they are first needed."""
+        self._suggestions = None
+        self._suggestions_source = source
+
     def _build_suggestions(self, queries: Counter[str]) -> Autocomplete:
         alive = self.index.alive
         frame = self.items
@@ -218,6 +251,14 @@ class SearchService:
                 self.index, self.words, self.synonyms, self.config.query_options()
             )
         return self._parser
+
+    @property
+    def literal_parser(self) -> QueryParser:
+        """The query parser without typo corrections (a request's `correct=False`)."""
+        if self._literal_parser is None:
+            options = dataclasses.replace(self.config.query_options(), typo=False)
+            self._literal_parser = QueryParser(self.index, self.words, self.synonyms, options)
+        return self._literal_parser
 
     def enable_dense(
         self,
@@ -320,6 +361,8 @@ class SearchService:
         history_ids: Sequence[str] | None = None,
         mode: str | None = None,
         understand: bool = True,
+        rerank: bool = True,
+        correct: bool = True,
     ) -> SearchResponse:
         """One page of results for `query` under `filters`, sorted by `sort`.
 
@@ -327,7 +370,10 @@ class SearchService:
         or as item ids (`history_ids`, newest first; ids the service does not hold are
         skipped), with optional `history_weights` aligned to it. `mode` picks the
         retrieval (lexical, semantic, hybrid; None: `SearchConfig.mode`). `understand=False`
-        turns query understanding (price, cheap words, brand and category mentions) off.
+        turns query understanding (price, cheap words, brand and category mentions) off;
+        `rerank=False` leaves the learned re-ranker out (an experiment's variant).
+        `correct=False` searches the words as typed, without typo corrections (the
+        storefront's "search instead for" link asks for both).
         """
         self._check()
         with self._lock:
@@ -344,6 +390,8 @@ class SearchService:
                 history_ids,
                 mode,
                 understand,
+                rerank,
+                correct,
             )
 
     def resolve_mode(self, mode: str | None = None) -> tuple[str, str | None]:
@@ -374,6 +422,8 @@ class SearchService:
         history_ids: Sequence[str] | None,
         mode: str | None = None,
         understand: bool = True,
+        rerank: bool = True,
+        correct: bool = True,
     ) -> SearchResponse:
         if history is None and history_ids is not None:
             history, history_weights = self._history_rows(history_ids, history_weights)
@@ -392,6 +442,7 @@ class SearchService:
         if fmask is not None:
             allowed &= fmask
         info: dict[str, Any] = {"query": query, "filters": flt.describe()}
+        info["correct"] = bool(correct and self.config.typo)
         if notice:
             info["notice"] = notice
         scores_by_row: dict[int, float] | None = None
@@ -399,19 +450,20 @@ class SearchService:
         text = query if read is None else read.text
         detected = None if read is None else self._understood_mask(read, flt, info)
         rows, relevance, parsed = self._retrieve(
-            text, used, allowed if detected is None else allowed & detected, info
+            text, used, allowed if detected is None else allowed & detected, info, correct
         )
         if detected is not None and rows.size == 0:
-            rows, relevance, parsed = self._retrieve(text, used, allowed, info)
+            rows, relevance, parsed = self._retrieve(text, used, allowed, info, correct)
             if rows.size:
                 self._relaxed(info)
         if parsed is not None and rows.size == 0:
             self._nothing_found(parsed, allowed, info)
         if read is not None:
             rows, relevance = self._prefer(read, rows, relevance, info)
-        if text.strip() and self.reranker is not None and sort == "relevance" and rows.size:
+        ranking = rerank and sort == "relevance"
+        if text.strip() and self.reranker is not None and ranking and rows.size:
             rows, relevance, scores_by_row = self._rerank(
-                text, rows, relevance, user, history, history_weights
+                text, rows, relevance, user, history, history_weights, read
             )
             info["reranked"] = True
         ordered = self.filters.order(rows, relevance, sort, self.popularity)
@@ -432,7 +484,12 @@ class SearchService:
         )
 
     def _retrieve(
-        self, text: str, used: str, allowed: np.ndarray, info: dict[str, Any]
+        self,
+        text: str,
+        used: str,
+        allowed: np.ndarray,
+        info: dict[str, Any],
+        correct: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, ParsedQuery | None]:
         """(rows, relevance, the parsed query) for `text` among `allowed` rows."""
         if not text.strip():
@@ -445,19 +502,51 @@ class SearchService:
             order = np.lexsort((rows, -relevance))
             info["retrievers"] = ["dense"]
             return rows[order], relevance[order], None
-        parsed = self.parser.parse(text)
+        parsed = (self.parser if correct else self.literal_parser).parse(text)
         asked = info["query"]
         info.update(parsed.info())
         info["query"] = asked  # the query as asked; the parser saw what was left of it
         info["matching"] = self.config.matching
         rows, relevance, dropped = self._lexical(parsed, allowed, info)
         info["dropped"] = dropped
+        self._matched_in(parsed, rows, relevance, info)
         retrievers = ["bm25"]
         if used == "hybrid":
             rows, relevance = self._with_dense(text, rows, relevance, allowed)
             retrievers.append("dense")
         info["retrievers"] = retrievers
         return rows, relevance, parsed
+
+    def _matched_in(
+        self, parsed: ParsedQuery, rows: np.ndarray, relevance: np.ndarray, info: dict[str, Any]
+    ) -> None:
+        """When none of the best `TITLE_CHECK_DEPTH` lexical matches has a query word in its
+        title: how many of the best `MATCHED_IN_DEPTH` hold the words in each field
+        (`info["matched_in"]`), and, when none holds them in its name (title, brand or
+        category), a notice that the products only mention them ("wine" finding detergents
+        that lift wine stains). The title check reads the cached analysed titles, so an
+        ordinary query pays next to nothing; the per-field scores are for the rare rest."""
+        if rows.size == 0:
+            return
+        terms = sorted({t for group in parsed.groups for alt in group for t, _ in alt})
+        order = np.argsort(-relevance, kind="stable")
+        names = self.index.terms_list
+        words = {names[t] for t in terms}
+        for row in rows[order[:TITLE_CHECK_DEPTH]].tolist():
+            if words.intersection(self._title_terms(int(row))):
+                return
+        top = rows[order[:MATCHED_IN_DEPTH]]
+        scores = self.index.field_scores(terms, top)
+        counts = {f: int((scores[:, j] > 0).sum()) for j, f in enumerate(self.index.fields)}
+        info["matched_in"] = counts
+        named = [f for f in NAME_FIELDS if f in counts]
+        if named and not any(counts[f] for f in named):
+            where = [f for f, c in counts.items() if c]
+            said = (
+                f"no product has {parsed.text!r} in its {_either(named)}; showing products "
+                f"whose {_either(where) or 'text'} mentions it"
+            )
+            info["notice"] = f"{info['notice']}; {said}" if info.get("notice") else said
 
     @property
     def understanding(self) -> QueryUnderstanding:
@@ -789,6 +878,7 @@ class SearchService:
         user: str | None,
         history: np.ndarray | None,
         history_weights: np.ndarray | None,
+        read: Understood | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
         """Re-order the best `rerank_depth` rows; the rest keep their order below them."""
         assert self.reranker is not None
@@ -799,7 +889,7 @@ class SearchService:
         hw = np.asarray(
             history_weights if history_weights is not None else np.ones(hist.size), np.float32
         )
-        context = SearchContext(query, self, user, hist, hw)
+        context = SearchContext(query, self, user, hist, hw, read)
         top = Results(rows[:depth], relevance[:depth].astype(np.float32))
         ranked = self.reranker.rerank(top, context)
         r_ids = ranked.ids[ranked.ids >= 0].astype(np.int64)
@@ -909,3 +999,8 @@ class SearchService:
     def load(cls, directory: Path) -> SearchService:
         """Read a service written by `save` (components are re-created by their class)."""
         return load_service(cls, directory)
+
+
+def _either(words: Sequence[str]) -> str:
+    """ "a", "a or b", "a, b or c"."""
+    return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)

@@ -20,11 +20,17 @@ Typesense: `max_distance(term)` is 0 below 4 characters, 1 from 4, 2 from 8.
 `lookup(term)` finds words within that distance; `complete(prefix)` finds words that start
 with `prefix`, or with something within the distance of it (`fuzzy=True`), most frequent
 first. Words can be added at any time (`add`).
+
+The deletion variants are hashed with CRC-32 (stable across processes, unlike `hash()`), so
+the sorted arrays can be written once and read back (`state` / `from_state`, used by
+`search.persistence`): loading a saved index costs reading its arrays, not re-hashing every
+word. The trie is only built when a fuzzy prefix is first asked for.
 """
 
 from __future__ import annotations
 
 import bisect
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -77,6 +83,12 @@ _DELTA_SHARE = 0.25
 """Variants of words added since the last build held aside before a full rebuild."""
 
 
+def _key(variant: str) -> int:
+    """The stable hash of a deletion variant (CRC-32 of its UTF-8; collisions only add
+    candidates, which `osa_distance` then rejects)."""
+    return zlib.crc32(variant.encode("utf-8", "surrogatepass"))
+
+
 def _depth(word: str) -> int:
     """Deletion depth indexed for a word (see `TypoIndex.lookup`)."""
     return 2 if len(word) >= 6 else (1 if len(word) >= 3 else 0)
@@ -86,7 +98,7 @@ class TypoIndex:
     """Words with counts, searchable by edit distance and by (fuzzy) prefix."""
 
     def __init__(self, words: Mapping[str, int] | Iterable[str] = ()) -> None:
-        self._root: dict[str, Any] = {}
+        self._root: dict[str, Any] | None = None  # the trie, built on first fuzzy prefix
         self._counts: dict[str, int] = {}
         self._sorted: list[str] = []
         self._dirty = False
@@ -122,20 +134,35 @@ class TypoIndex:
             if not word:
                 continue
             if word not in self._counts:
-                node = self._root
-                for ch in word:
-                    node = node.setdefault(ch, {})
-                node[_END] = word
                 self._counts[word] = 0
                 new.append(word)
             self._counts[word] += int(c)
         if not new:
             return
+        if self._root is not None:
+            for word in new:
+                self._insert(self._root, word)
         if self._dirty or len(new) > _INSORT_MAX:
             self._dirty = True  # sorted again on the next prefix lookup
         else:  # a few words (one item's): keep the sorted list sorted
             for word in new:
                 bisect.insort(self._sorted, word)
+
+    @staticmethod
+    def _insert(root: dict[str, Any], word: str) -> None:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[_END] = word
+
+    def _trie(self) -> dict[str, Any]:
+        """The character trie of every word (built on first use)."""
+        if self._root is None:
+            root: dict[str, Any] = {}
+            for word in self._counts:
+                self._insert(root, word)
+            self._root = root
+        return self._root
 
     def _words(self) -> list[str]:
         if self._dirty:
@@ -159,7 +186,7 @@ class TypoIndex:
         if limit == 0 or not term:
             return [(term, 0)] if term in self._counts else []
         keys, ids = self._deletion_index()
-        hashes = np.fromiter((hash(v) for v in _deletes(term, limit)), np.int64)
+        hashes = np.fromiter((_key(v) for v in _deletes(term, limit)), np.uint32)
         lo = np.searchsorted(keys, hashes, side="left")
         hi = np.searchsorted(keys, hashes, side="right")
         cand = {int(i) for a, b in zip(lo.tolist(), hi.tolist(), strict=True) for i in ids[a:b]}
@@ -181,6 +208,34 @@ class TypoIndex:
         self._deletion_index()
         self._words()
 
+    def state(self) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+        """(word -> count in word-id order, the deletion index's sorted arrays `keys` and
+        `ids`): what `from_state` reads back. Words held aside since the last build are
+        folded in first."""
+        if self._delta or len(self._by_id) < len(self._counts):
+            self._keys = None
+        keys, ids = self._deletion_index()
+        return {w: self._counts[w] for w in self._by_id}, {"keys": keys, "ids": ids}
+
+    @classmethod
+    def from_state(cls, words: Mapping[str, int], arrays: Mapping[str, np.ndarray]) -> TypoIndex:
+        """The index `state` described (the arrays may be read-only, e.g. memory-mapped:
+        they are replaced, never written, when words are added)."""
+        keys, ids = arrays["keys"], arrays["ids"]  # a memory map stays one
+        if keys.dtype != np.uint32 or ids.shape != keys.shape:
+            raise ValueError(
+                f"typo index arrays: expected uint32 keys and ids of the same length, got "
+                f"{keys.dtype} {keys.shape} and {ids.dtype} {ids.shape}"
+            )
+        if ids.size and int(ids.max()) >= len(words):
+            raise ValueError(f"typo index arrays name word {int(ids.max())} of {len(words)}")
+        index = cls()
+        index._counts = {str(w): int(c) for w, c in words.items()}
+        index._by_id = list(index._counts)
+        index._keys, index._ids = keys, ids
+        index._dirty = True
+        return index
+
     def _deletion_index(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted variant hashes, word ids) of the words indexed at the last build; words
         added since go into `_delta` (hash -> word ids) until it outgrows a fraction of
@@ -191,7 +246,7 @@ class TypoIndex:
             for i, word in enumerate(list(self._counts)[start:], start=start):
                 self._by_id.append(word)
                 for v in _deletes(word, _depth(word)):
-                    self._delta.setdefault(hash(v), []).append(i)
+                    self._delta.setdefault(_key(v), []).append(i)
                     self._delta_size += 1
             if self._delta_size > max(_DELTA_MIN, _DELTA_SHARE * self._keys.size):
                 self._keys = None
@@ -201,9 +256,9 @@ class TypoIndex:
             self._by_id = list(self._counts)
             for i, word in enumerate(self._by_id):
                 variants = _deletes(word, _depth(word))
-                hashes.extend(hash(v) for v in variants)
+                hashes.extend(_key(v) for v in variants)
                 owners.extend([i] * len(variants))
-            keys = np.asarray(hashes, np.int64)
+            keys = np.asarray(hashes, np.uint32)
             order = np.argsort(keys, kind="stable")
             self._keys, self._ids = keys[order], np.asarray(owners, np.int32)[order]
             self._delta, self._delta_size = {}, 0
@@ -276,7 +331,7 @@ class TypoIndex:
         if fuzzy and max_distance(prefix) > 0:
             stems: dict[str, int] = {}
             first = list(range(len(prefix) + 1))
-            for ch, child in self._root.items():
+            for ch, child in self._trie().items():
                 if ch != _END:
                     self._walk(
                         child, ch, "", first, None, prefix, max_distance(prefix), stems, True

@@ -54,6 +54,7 @@ from shelfwise.errors import (
     StoreError,
     UnknownIdError,
 )
+from shelfwise.experiments.live import LiveExperiments
 from shelfwise.profiles.profile import ItemLookup, ProfileService
 from shelfwise.serve.deps import Services
 from shelfwise.serve.jobs import JobRunner, RetrainTrigger, submit_train, trigger_loop
@@ -165,7 +166,11 @@ def build_services(engine: Engine, settings: Settings, metrics: Metrics) -> Serv
         jobs=JobRunner(settings.serve.job_workers, settings.serve.max_queued_jobs),
         verifier=KeyVerifier(engine.store, settings.serve.key_cache_seconds),
         limiter=RateLimiter(settings.serve.rate_limit, settings.serve.rate_burst),
-        extra={"metrics": metrics, "event_writer": EventWriter(engine.store)},
+        extra={
+            "metrics": metrics,
+            "event_writer": EventWriter(engine.store),
+            "experiments": LiveExperiments(engine.store),  # impressions are written by it
+        },
     )
 
 
@@ -264,6 +269,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         finally:
             stop.set()
             services.extra["event_writer"].close()  # what is queued is written first
+            services.extra["experiments"].close()  # and the queued impressions
             if warming is not None:
                 warming.join(timeout=60)  # it reads the store that is closed below
             services.jobs.shutdown()

@@ -27,6 +27,7 @@ from pydantic import (
 from shelfwise.data.schemas import Event, Item, TimeBounds, poison_problem, utcnow
 from shelfwise.errors import ConfigError
 from shelfwise.profiles.profile import UserProfile
+from shelfwise.profiles.push import PushPlan
 
 MAX_BATCH = 1000
 ID_PATTERN = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"  # some visible text, no controls
@@ -73,6 +74,10 @@ class RecommendationsOut(BaseModel):
     model_version: str = Field(description="the model bundle served")
     model: str = Field(description="the personalisation model, e.g. itemknn or itemknn@v0003")
     items: list[ItemOut]
+    request_id: str | None = Field(
+        default=None,
+        description="this list's id: send it with the clicks, carts and purchases it leads to",
+    )
 
 
 class RelatedOut(BaseModel):
@@ -82,6 +87,10 @@ class RelatedOut(BaseModel):
     strategy: str
     model_version: str
     items: list[ItemOut]
+    request_id: str | None = Field(
+        default=None,
+        description="this list's id: send it with the clicks, carts and purchases it leads to",
+    )
 
 
 class FacetValue(BaseModel):
@@ -117,6 +126,19 @@ class SearchOut(BaseModel):
         default_factory=dict,
         description="how the query was read: corrections, the text searched, detected price, "
         "brand and category (each with `applied`: filter, boost, relaxed or none)",
+    )
+    request_id: str | None = Field(
+        default=None,
+        description="this list's id: send it with the clicks, carts and purchases it leads to",
+    )
+
+
+class PushPlanOut(PushPlan):
+    """Answer of GET /v1/users/{user_id}/push-plan."""
+
+    request_id: str | None = Field(
+        default=None,
+        description="this plan's id: send it with the clicks and purchases the push leads to",
     )
 
 

@@ -16,9 +16,16 @@ The parent folder of a DuckDB file is created if missing, and the tables on firs
 from __future__ import annotations
 
 from shelfwise.errors import StoreError
-from shelfwise.store.base import ApiKeyRecord, IngestReport, Store
+from shelfwise.store.base import ApiKeyRecord, ExperimentRow, IngestReport, Store
 
-__all__ = ["STORE_URL_FORMS", "ApiKeyRecord", "IngestReport", "Store", "open_store"]
+__all__ = [
+    "STORE_URL_FORMS",
+    "ApiKeyRecord",
+    "ExperimentRow",
+    "IngestReport",
+    "Store",
+    "open_store",
+]
 
 STORE_URL_FORMS = (
     "duckdb:///relative/path.duckdb",

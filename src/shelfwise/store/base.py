@@ -50,6 +50,18 @@ class ApiKeyRecord:
         return self.revoked_at is None
 
 
+@dataclass(frozen=True)
+class ExperimentRow:
+    """One stored experiment: its spec (JSON-ready dict, see `shelfwise.experiments.
+    assignment.ExperimentSpec`), `running` or `stopped`, and when (naive UTC)."""
+
+    experiment_id: str
+    spec: dict[str, Any]
+    status: str
+    created_at: datetime
+    stopped_at: datetime | None = None
+
+
 class Store(ABC):
     """Catalog, users and events of one store.
 
@@ -237,6 +249,49 @@ class Store(ABC):
     def revoke_api_key(self, key_id: str) -> bool:
         """Mark a key revoked; False if there is no active key with that id."""
         raise NotImplementedError(f"{type(self).__name__} does not store API keys")
+
+    # -- impressions and experiments (measurements; they never move the fingerprint) ------
+    def append_impressions(self, frame: pd.DataFrame) -> int:
+        """Store served lists (a frame from `shelfwise.store.measure.impressions_frame`);
+        a `request_id` stored already is skipped. Returns how many rows were new."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions")
+
+    def impressions(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        list_types: Sequence[str] | None = None,
+        experiment_id: str | None = None,
+    ) -> pd.DataFrame:
+        """Served lists, oldest first (columns of `shelfwise.store.measure.IMPRESSION_COLUMNS`,
+        `items` and `propensities` as lists)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions")
+
+    def outcome_events(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> pd.DataFrame:
+        """Events that carry a `request_id`: request_id, user_id, item_id, type, value,
+        timestamp."""
+        ev = self.events(since=since, until=until)
+        ev = ev[ev["request_id"].notna()]
+        columns = ["request_id", "user_id", "item_id", "type", "value", "timestamp"]
+        return ev.loc[:, columns].reset_index(drop=True)
+
+    def add_experiment(self, row: ExperimentRow) -> None:
+        """Store a new experiment; `StoreError` if its id exists."""
+        raise NotImplementedError(f"{type(self).__name__} does not store experiments")
+
+    def experiments(self) -> list[ExperimentRow]:
+        """Every experiment, oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} does not store experiments")
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRow | None:
+        """One experiment by id, or None."""
+        raise NotImplementedError(f"{type(self).__name__} does not store experiments")
+
+    def stop_experiment(self, experiment_id: str, at: datetime) -> bool:
+        """Mark a running experiment stopped; False if none runs by that id."""
+        raise NotImplementedError(f"{type(self).__name__} does not store experiments")
 
     # -- lifecycle ------------------------------------------------------------------------
     @abstractmethod

@@ -51,6 +51,7 @@ EVENT_TYPES: dict[str, str] = {
     "query": TEXT,
     "session_id": TEXT,
     "timestamp": TIMESTAMP,
+    "request_id": TEXT,
     "seq": BIGINT,
 }
 

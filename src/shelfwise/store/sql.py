@@ -31,6 +31,7 @@ import pandas as pd
 from shelfwise.data.frames import EVENT_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, conform
 from shelfwise.errors import StoreError
 from shelfwise.store.base import RECENT_EVENT_COLUMNS, ApiKeyRecord, IngestReport, Store
+from shelfwise.store.measure import MeasureSql
 from shelfwise.store.rows import (
     BIGINT,
     DOUBLE,
@@ -65,8 +66,9 @@ _ITEMS = _TableSpec("items", "item_id", ITEM_TYPES, stamp_updates=True)
 _USERS = _TableSpec("users", "user_id", USER_TYPES, stamp_updates=False)
 
 
-class SqlStore(Store):
-    """A `Store` over a SQL database; subclasses supply the connection and dialect."""
+class SqlStore(MeasureSql, Store):
+    """A `Store` over a SQL database; subclasses supply the connection and dialect.
+    Impressions and experiments: `shelfwise.store.measure`."""
 
     #: Name of the backend, e.g. "duckdb".
     backend: ClassVar[str]
@@ -226,6 +228,7 @@ class SqlStore(Store):
             "key_id TEXT PRIMARY KEY, name TEXT NOT NULL, scopes TEXT NOT NULL, "
             "key_hash TEXT NOT NULL, created_at TIMESTAMP NOT NULL, revoked_at TIMESTAMP)",
             f"CREATE INDEX IF NOT EXISTS events_timestamp_idx ON events ({ts})",
+            *self._measure_schema(),  # adds events.request_id to stores made before it
         ]
         p = self.placeholder
         with self._lock:
@@ -497,12 +500,14 @@ class SqlStore(Store):
             p = self.placeholder
             n_events = max(self._execute(f"DELETE FROM events WHERE user_id = {p}", [user_id]), 0)
             n_users = max(self._execute(f"DELETE FROM users WHERE user_id = {p}", [user_id]), 0)
+            n_shown = self._erase_measure(user_id)
             if n_events or n_users:  # tells other processes to drop their per-user caches
                 self._execute(
                     "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) "
                     "WHERE key = 'erasures'"
                 )
-            return {"events": n_events, "users": n_users}, bool(n_events or n_users)
+            counts = {"events": n_events, "users": n_users, "impressions": n_shown}
+            return counts, bool(n_events or n_users or n_shown)
 
         return self._writing("erase_user", work)
 

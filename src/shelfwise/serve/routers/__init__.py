@@ -3,6 +3,7 @@
 from shelfwise.serve.routers import (
     admin,
     events,
+    experiments,
     items,
     models,
     ops,
@@ -19,6 +20,7 @@ ROUTERS = (
     users.router,
     models.router,
     admin.router,
+    experiments.router,
     ops.router,
 )
 

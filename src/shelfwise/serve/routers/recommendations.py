@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from shelfwise.serve.deps import ReadDep, ServicesDep
+from shelfwise.serve.measure import Decision, experiments_of, served
 from shelfwise.serve.schemas import ID_PATTERN, ItemOut, PageType, RecommendationsOut, RelatedOut
 from shelfwise.serving import RecContext, Recommendation
 
@@ -20,6 +21,30 @@ K = Annotated[int, Query(ge=1, le=100)]
 
 def _items(rec: Recommendation) -> list[ItemOut]:
     return [ItemOut(**i) for i in rec.items]
+
+
+def _served(
+    services: ServicesDep,
+    list_type: str,
+    rec: Recommendation,
+    user_id: str | None = None,
+    decision: Decision | None = None,
+    exposed: bool = True,
+) -> tuple[str, list[ItemOut]]:
+    """Log the list as an impression: (its request id, the items in the order shown)."""
+    items = _items(rec)
+    ids = [i.item_id for i in items]
+    return served(
+        services,
+        list_type,
+        items,
+        ids,
+        user_id,
+        decision,
+        exposed,
+        policy=rec.strategy,
+        model_version=rec.model_version,
+    )
 
 
 @router.get("/users/{user_id}/recommendations", response_model=RecommendationsOut)
@@ -46,13 +71,19 @@ def recommendations(
     Unknown users get an answer too: the steps that need no history fill the list.
     """
     context = RecContext(page_type=page_type, item_id=item, category=category, session_id=session)
-    rec = services.engine.recommend(user_id, k, model, context, tuple(exclude or ()))
+    decision = experiments_of(services).decide(user_id, "recommendations")
+    wanted = decision.variant.model if decision else None
+    chosen = model or wanted  # a model asked for by name wins over the variant's
+    exposed = not (decision and decision.overridden({"model": model}))
+    rec = services.engine.recommend(user_id, k, chosen, context, tuple(exclude or ()))
+    request_id, items = _served(services, "recommendations", rec, user_id, decision, exposed)
     return RecommendationsOut(
         user_id=user_id,
         strategy=rec.strategy,
         model_version=rec.model_version,
         model=rec.model,
-        items=_items(rec),
+        items=items,
+        request_id=request_id,
     )
 
 
@@ -60,8 +91,13 @@ def recommendations(
 def similar(services: ServicesDep, _: ReadDep, item_id: ItemId, k: K = 10) -> RelatedOut:
     """Items like this one (collaborative, then content, category, popular); 404 if unknown."""
     rec = services.engine.similar(item_id, k)
+    request_id, items = _served(services, "similar", rec)
     return RelatedOut(
-        item_id=item_id, strategy=rec.strategy, model_version=rec.model_version, items=_items(rec)
+        item_id=item_id,
+        strategy=rec.strategy,
+        model_version=rec.model_version,
+        items=items,
+        request_id=request_id,
     )
 
 
@@ -69,6 +105,11 @@ def similar(services: ServicesDep, _: ReadDep, item_id: ItemId, k: K = 10) -> Re
 def bought_together(services: ServicesDep, _: ReadDep, item_id: ItemId, k: K = 10) -> RelatedOut:
     """Items bought in the same baskets, then similar ones; 404 if the item is unknown."""
     rec = services.engine.bought_together(item_id, k)
+    request_id, items = _served(services, "bought_together", rec)
     return RelatedOut(
-        item_id=item_id, strategy=rec.strategy, model_version=rec.model_version, items=_items(rec)
+        item_id=item_id,
+        strategy=rec.strategy,
+        model_version=rec.model_version,
+        items=items,
+        request_id=request_id,
     )

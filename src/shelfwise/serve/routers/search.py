@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from shelfwise.search.filters import Filters, Sort
 from shelfwise.search.modes import SearchMode
 from shelfwise.serve.deps import ReadDep, ServicesDep
+from shelfwise.serve.measure import experiments_of, served
 from shelfwise.serve.schemas import AutocompleteOut, SearchOut
 from shelfwise.serve.search import search_answer
 
@@ -53,10 +54,18 @@ def search(
         ),
     ] = None,
     understand: Annotated[
-        bool,
+        bool | None,
         Query(
             description="read price phrases ('under 50'), cheap words and brand / category "
-            "mentions from the query (see `query_info`); false searches the words as typed"
+            "mentions from the query (see `query_info`); false searches the words as typed "
+            "(default true)"
+        ),
+    ] = None,
+    correct: Annotated[
+        bool,
+        Query(
+            description="correct words the catalogue does not know (see `query_info.corrected`); "
+            "false searches them as typed ('search instead for')"
         ),
     ] = True,
 ) -> SearchOut:
@@ -74,6 +83,12 @@ def search(
     if user is not None:
         # engine and search share one catalogue numbering: the history goes as indices
         history, weights = services.engine.user_history(user)
+    # a running experiment's variant fills the settings the request left open
+    decision = experiments_of(services).decide(user, "search")
+    settings = decision.variant.search_settings() if decision else {}
+    exposed = not (decision and decision.overridden({"mode": mode, "understand": understand}))
+    mode = mode if mode is not None else settings.get("mode")
+    understand = understand if understand is not None else settings.get("understand", True)
     res = service.search(
         q,
         filters=filters,
@@ -86,8 +101,24 @@ def search(
         history_weights=weights,
         mode=mode,
         understand=understand,
+        rerank=settings.get("rerank", True),
+        correct=correct,
     )
-    return SearchOut(query=q, page=page, per_page=per_page, **search_answer(service, res))
+    answer = search_answer(service, res)
+    request_id, answer["items"] = served(
+        services,
+        "search",
+        answer["items"],
+        [i["item_id"] for i in answer["items"]],
+        user,
+        decision,
+        exposed,
+        query=q,
+        n_results=res.total,
+        policy=answer["engine"],
+        model_version=services.engine.model_version,
+    )
+    return SearchOut(query=q, page=page, per_page=per_page, request_id=request_id, **answer)
 
 
 @router.get("/autocomplete", response_model=AutocompleteOut)

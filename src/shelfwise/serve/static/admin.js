@@ -7,7 +7,7 @@ import { trialChart } from "/static/chart.js";
 
 const $ = (id) => document.getElementById(id);
 
-function h(tag, attrs = {}, ...children) {
+export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
@@ -24,7 +24,7 @@ function h(tag, attrs = {}, ...children) {
 
 const num = (v) => (typeof v === "number" ? v.toLocaleString("en-US") : String(v ?? "—"));
 
-function fmtMetric(v) {
+export function fmtMetric(v) {
   if (typeof v !== "number") return v === null || v === undefined ? "—" : String(v);
   if (Number.isInteger(v)) return v.toLocaleString("en-US");
   return Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(4);
@@ -41,7 +41,7 @@ function needKey(err) {
   return true;
 }
 
-function showError(target, err) {
+export function showError(target, err) {
   if (needKey(err)) {
     target.replaceChildren(h("p", { class: "muted" }, "Needs an admin key."));
     return;

@@ -90,7 +90,32 @@ async function parse(res, path) {
 
 export async function get(path, params) {
   const res = await fetch(url(path, params), { headers: headers() });
-  return parse(res, path);
+  const body = await parse(res, path);
+  // a served list's request_id goes with each of its items, so the events they lead to
+  // can name it (attribution: docs/guides/experiments.md)
+  if (body && typeof body.request_id === "string" && Array.isArray(body.items)) {
+    for (const it of body.items) if (it && typeof it === "object" && !it.request_id) it.request_id = body.request_id;
+  }
+  return body;
+}
+
+/** The request id of the list a product was last opened from, in this tab. */
+export function listOf(itemId) {
+  try {
+    return sessionStorage.getItem(`shelfwise-list:${itemId}`) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Remember the list (request id) a product is being opened from. */
+export function openedFrom(itemId, requestId) {
+  if (!requestId) return;
+  try {
+    sessionStorage.setItem(`shelfwise-list:${itemId}`, requestId);
+  } catch {
+    // storage full or disabled: the events go without it
+  }
 }
 
 export async function getText(path) {

@@ -8,6 +8,8 @@ import {
   flushed,
   get,
   itemsOf,
+  listOf,
+  openedFrom,
   recentlyViewed,
   remember,
   sessionId,
@@ -22,6 +24,8 @@ const PAGE_SIZE = 24;
 const ROW_SIZE = 12;
 // Search page parameters kept in the address bar; all of them are passed to /v1/search.
 const FILTER_PARAMS = ["category", "brand", "price_min", "price_max", "in_stock"];
+// How the query is read ("false" searches the words as typed); reset by a new query.
+const READ_PARAMS = ["understand", "correct"];
 
 // ---- small DOM helpers -----------------------------------------------------------------
 
@@ -85,7 +89,10 @@ function card(item, { query, why } = {}) {
       class: "card",
       href,
       dataset: { itemId: item.item_id, category: item.category || "" },
-      onclick: () => track("click", { item_id: item.item_id, query }),
+      onclick: () => {
+        openedFrom(item.item_id, item.request_id);
+        track("click", { item_id: item.item_id, query, request_id: item.request_id });
+      },
     },
     thumb(item),
     h("span", { class: "title" }, item.title || item.item_id),
@@ -235,14 +242,16 @@ function setupSearchBox() {
 function searchState() {
   const p = new URLSearchParams(location.search);
   const state = { q: p.get("q") || "", sort: p.get("sort") || "relevance", page: Number(p.get("page") || 1) };
-  for (const k of FILTER_PARAMS) if (p.get(k)) state[k] = p.get(k);
+  for (const k of [...FILTER_PARAMS, ...READ_PARAMS]) if (p.get(k)) state[k] = p.get(k);
   if (!Number.isInteger(state.page) || state.page < 1) state.page = 1;
   return state;
 }
 
 function navigate(changes) {
   const state = { ...searchState(), page: 1, ...changes };
-  if (changes.q !== undefined) for (const k of FILTER_PARAMS) if (!(k in changes)) delete state[k];
+  if (changes.q !== undefined) {
+    for (const k of [...FILTER_PARAMS, ...READ_PARAMS]) if (!(k in changes)) delete state[k];
+  }
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(state)) {
     if (v === undefined || v === null || v === "") continue;
@@ -327,7 +336,7 @@ async function renderSearch() {
       sort: state.sort === "relevance" ? undefined : state.sort,
       user: visitorId(),
       facets: ["category", "brand", "price"],
-      ...Object.fromEntries(FILTER_PARAMS.map((k) => [k, state[k]])),
+      ...Object.fromEntries([...FILTER_PARAMS, ...READ_PARAMS].map((k) => [k, state[k]])),
     });
   } catch (err) {
     if (mine === searchSeq) view.replaceChildren(errorBox(err));
@@ -381,6 +390,7 @@ async function renderSearch() {
   const results = h(
     "div",
     {},
+    queryNotice(body.query_info || {}, state),
     h("div", { class: "toolbar" },
       h("div", {},
         h("strong", { id: "total", dataset: { total } }, `${total.toLocaleString()} results`),
@@ -409,6 +419,121 @@ async function renderSearch() {
   markReady();
 }
 
+// ---- what the search understood -----------------------------------------------------------
+
+const DETECTED = ["price", "brand", "category"];
+
+/** The query with the service's corrections applied to its words ("wireles" -> "wireless"). */
+function correctedText(text, corrected) {
+  return text.replace(/[^\s]+/gu, (word) => {
+    const key = word.toLowerCase();
+    return Object.hasOwn(corrected, key) ? corrected[key] : word;
+  });
+}
+
+function detectedLabel(kind, part) {
+  if (kind === "price") {
+    if (part.preference === "cheap") return `price: cheap (up to ${price(part.max)})`;
+    if (part.min != null && part.max != null) return `price: ${price(part.min)} – ${price(part.max)}`;
+    if (part.max != null) return `price: under ${price(part.max)}`;
+    if (part.min != null) return `price: over ${price(part.min)}`;
+    return `price: ${part.source}`;
+  }
+  const how = part.applied === "boost" ? "favouring " : "";
+  return `${how}${kind}: ${kind === "category" ? String(part.value).split(" > ").pop() : part.value}`;
+}
+
+/**
+ * Undo one detected filter: search the words that were left (`searched`) as typed, with the
+ * other detected filters and the shopper's own filters kept as explicit ones.
+ */
+function undoDetected(info, state, kind) {
+  const keep = {};
+  for (const k of FILTER_PARAMS) keep[k] = state[k] || "";
+  for (const other of DETECTED) {
+    const part = info[other];
+    if (other === kind || !part || part.applied !== "filter") continue;
+    if (other === "price") {
+      if (part.min != null && !keep.price_min) keep.price_min = part.min;
+      if (part.max != null && !keep.price_max) keep.price_max = part.max;
+    } else if (!keep[other]) keep[other] = part.value;
+  }
+  // words removed as price phrases go too; brand and category words stay searched words
+  const words = kind === "price" ? info.searched || state.q : state.q;
+  navigate({ ...keep, q: words, understand: "false" });
+}
+
+/**
+ * "Showing results for X — search instead for Y" when the service corrected words, read
+ * price / brand / category from the query or dropped words; each detected filter is a chip
+ * whose × undoes it. Nothing when the words were searched as typed.
+ */
+function queryNotice(info, state) {
+  const corrected = info.corrected || {};
+  const fixed = Object.keys(corrected).length > 0;
+  const detected = DETECTED.filter((k) => info[k] && ["filter", "boost", "relaxed"].includes(info[k].applied));
+  const removed = (info.removed || []).length > 0;
+  const dropped = (info.dropped || []).filter(Boolean);
+  const suggestions = (info.suggestions || []).filter((s) => s && s !== state.q);
+  const matched = info.matched_in || {};
+  const names = ["title", "brand", "category"].filter((f) => f in matched);
+  const mentioned = names.length && names.every((f) => !matched[f])
+    ? Object.keys(matched).filter((f) => matched[f] > 0)
+    : [];
+  if (!fixed && !detected.length && !removed && !dropped.length && !suggestions.length && !mentioned.length) {
+    return null;
+  }
+  const searched = correctedText(info.searched ?? state.q, corrected).trim();
+  const shown = dropped.length
+    ? searched.split(/\s+/).filter((w) => !dropped.includes(w.toLowerCase())).join(" ")
+    : searched;
+  const lines = [];
+  if (fixed || removed || detected.some((k) => info[k].applied === "filter") || dropped.length) {
+    const instead = fixed || removed || detected.length
+      ? [" — search instead for ", h("a", {
+          href: "#",
+          id: "search-instead",
+          onclick: (e) => {
+            e.preventDefault();
+            navigate({ q: state.q, understand: "false", correct: "false" });
+          },
+        }, state.q)]
+      : null;
+    lines.push(h("p", { id: "showing" }, "Showing results for ",
+      h("strong", { id: "showing-for" }, shown || state.q), instead));
+  }
+  if (dropped.length) {
+    lines.push(h("p", { class: "muted", id: "dropped", dataset: { words: dropped.join(" ") } },
+      `No product matches ${dropped.map((w) => `“${w}”`).join(", ")}: left out of the search.`));
+  }
+  if (mentioned.length) {
+    lines.push(h("p", { class: "muted", id: "matched-in", dataset: { fields: mentioned.join(" ") } },
+      `No product is called “${shown || state.q}”: these mention it in their ${mentioned.join(" or ")}.`));
+  }
+  if (detected.length) {
+    lines.push(h("div", { class: "chips", id: "detected" }, detected.map((kind) => {
+      const part = info[kind];
+      const relaxed = part.applied === "relaxed";
+      return h("span", { class: `chip detected${relaxed ? " relaxed" : ""}`, dataset: { detected: kind, applied: part.applied } },
+        detectedLabel(kind, part), relaxed ? " (nothing matched it: not applied)" : "",
+        relaxed ? null : h("button", {
+          title: "undo", "aria-label": `undo ${kind}`, onclick: () => undoDetected(info, state, kind),
+        }, "×"));
+    })));
+  }
+  if (suggestions.length) {
+    lines.push(h("p", { id: "did-you-mean" }, "Did you mean ",
+      suggestions.slice(0, 5).map((s, i) => [i ? ", " : "", h("a", {
+        href: `/search?q=${encodeURIComponent(s)}`,
+        onclick: (e) => {
+          e.preventDefault();
+          navigate({ q: s });
+        },
+      }, s)]), "?"));
+  }
+  return h("div", { class: "query-info", id: "query-info" }, lines);
+}
+
 // ---- product page ------------------------------------------------------------------------
 
 async function renderProduct(itemId) {
@@ -425,7 +550,8 @@ async function renderProduct(itemId) {
     return;
   }
   document.title = `${item.title || item.item_id} — Shelfwise`;
-  track("view", { item_id: item.item_id });
+  const fromList = listOf(item.item_id); // the list this product was opened from, if any
+  track("view", { item_id: item.item_id, request_id: fromList });
   remember(item);
 
   const parts = (item.category || "").split(" > ").filter(Boolean);
@@ -447,11 +573,11 @@ async function renderProduct(itemId) {
         attrs.map(([k, v]) => [h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, String(v))])),
       h("div", { class: "actions" },
         h("button", { class: "btn", id: "add-to-cart", onclick: async () => {
-          await track("add_to_cart", { item_id: item.item_id, value: 1 });
+          await track("add_to_cart", { item_id: item.item_id, value: 1, request_id: fromList });
           toast("Added to cart");
         } }, "Add to cart"),
         h("button", { class: "btn alt", id: "buy", onclick: async () => {
-          await track("purchase", { item_id: item.item_id, value: item.price ?? undefined });
+          await track("purchase", { item_id: item.item_id, value: item.price ?? undefined, request_id: fromList });
           toast("Thank you for your order");
         } }, "Buy now"))),
   );

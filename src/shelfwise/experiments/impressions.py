@@ -1,0 +1,162 @@
+"""Impressions: what the API showed, logged off the request path.
+
+Every served list gets a `request_id` (`new_request_id`); the handler hands an
+`Impression` to `ImpressionLog.log`, which only puts it on a queue. A writer thread takes
+what has queued (up to `max_rows`, or what arrived within `flush_seconds`) and stores it
+with one `Store.append_impressions` call, so a request never waits for the store. When
+the store is slower than the traffic for long, the queue is capped (`max_queue`): newer
+impressions are dropped and counted (`dropped`) rather than letting memory grow.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from shelfwise.store import Store
+from shelfwise.store.measure import impressions_frame
+
+log = logging.getLogger(__name__)
+
+
+def new_request_id() -> str:
+    """A fresh request id: 32 hex characters (a random UUID)."""
+    return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    """The wall clock, naive UTC (what the store keeps)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class Impression:
+    """One served list (see `shelfwise.store.measure` for the stored columns)."""
+
+    request_id: str
+    list_type: str
+    items: Sequence[str]
+    user_id: str | None = None
+    query: str | None = None
+    n_results: int | None = None
+    propensities: Sequence[float] | None = None
+    policy: str | None = None
+    model_version: str | None = None
+    experiment_id: str | None = None
+    variant: str | None = None
+    exposed: bool = False
+    timestamp: datetime = field(default_factory=utc_now)
+
+    def row(self) -> dict[str, Any]:
+        """The impression as a row dict for `impressions_frame`."""
+        # by hand: dataclasses.asdict deep-copies, which costs more than the rest of a write
+        out = {name: getattr(self, name) for name in _FIELDS}
+        out["items"] = list(self.items)
+        out["propensities"] = None if self.propensities is None else list(self.propensities)
+        return out
+
+
+_FIELDS = tuple(f.name for f in fields(Impression))
+
+
+class ImpressionLog:
+    """A background writer of impressions into `store` (see the module doc)."""
+
+    def __init__(
+        self,
+        store: Store,
+        flush_seconds: float = 0.5,
+        max_rows: int = 2000,
+        max_queue: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.flush_seconds = max(float(flush_seconds), 0.0)
+        self.max_rows = max(int(max_rows), 1)
+        self.written = 0
+        self.dropped = 0
+        self.failed = 0
+        self._queue: queue.Queue[Impression | None] = queue.Queue(maxsize=max(int(max_queue), 1))
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="shelfwise-impressions", daemon=True)
+        self._thread.start()
+
+    def log(self, impression: Impression) -> None:
+        """Queue one impression (never blocks; dropped and counted when the queue is full)."""
+        if self._closed:
+            return
+        with self._idle:
+            self._pending += 1
+        try:
+            self._queue.put_nowait(impression)
+        except queue.Full:
+            with self._idle:
+                self._pending -= 1
+                self.dropped += 1
+                self._idle.notify_all()
+            if self.dropped in (1, 100, 10_000) or self.dropped % 100_000 == 0:
+                log.warning("impression queue full: %d impressions dropped so far", self.dropped)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written (True) or `timeout` passed."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            log.warning("impression log closing with a full queue; some may be lost")
+        self._thread.join(timeout)
+
+    # -- the writer thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            deadline = time.monotonic() + self.flush_seconds
+            while len(batch) < self.max_rows:
+                left = deadline - time.monotonic()
+                try:
+                    nxt = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._write(batch)
+
+    def _write(self, batch: list[Impression]) -> None:
+        try:
+            self.written += self.store.append_impressions(
+                impressions_frame([i.row() for i in batch])
+            )
+        except Exception as exc:  # measuring must never take serving down
+            self.failed += len(batch)
+            log.warning("could not store %d impressions: %s", len(batch), exc)
+        finally:
+            with self._idle:
+                self._pending -= len(batch)
+                self._idle.notify_all()

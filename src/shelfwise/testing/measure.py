@@ -1,0 +1,156 @@
+"""The store contract for impressions, outcome events and experiments (`MeasureContract`).
+
+Part of `StoreContract` (which inherits it); a backend that does not store impressions or
+experiments (the `Store` defaults raise NotImplementedError) has these tests skipped.
+The `store` fixture comes from `StoreContract`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from shelfwise.data.frames import records_to_frame
+from shelfwise.data.schemas import Event
+from shelfwise.errors import DataError, StoreError
+from shelfwise.store import ExperimentRow, Store
+from shelfwise.store.measure import IMPRESSION_COLUMNS, impressions_frame
+
+T0 = datetime(2026, 1, 1, 12, 0, 0)
+
+
+def shown(request_id: str, minutes: float = 0, **fields: Any) -> dict[str, Any]:
+    """One impression row at `T0 + minutes` (a recommendations list of three items)."""
+    row: dict[str, Any] = {
+        "request_id": request_id,
+        "timestamp": T0 + timedelta(minutes=minutes),
+        "user_id": "u1",
+        "list_type": "recommendations",
+        "items": ["A1", "A2", "A3"],
+        "policy": "personalised",
+        "model_version": "v0001",
+    }
+    row.update(fields)
+    return row
+
+
+def _supports(call: Any) -> Any:
+    try:
+        return call()
+    except NotImplementedError as exc:
+        pytest.skip(f"this store does not support it: {exc}")
+
+
+class MeasureContract:
+    """Impressions, outcome events and experiments, on a fresh store per test."""
+
+    def test_impressions_round_trip(self, store: Store) -> None:
+        """Impressions come back as written: lists, propensities, flags, time order."""
+        rows = [
+            shown("r2", 5, list_type="search", query="red shoe", n_results=0, items=[]),
+            shown(
+                "r1",
+                0,
+                propensities=[0.9, 0.05, 0.05],
+                experiment_id="exp1",
+                variant="b",
+                exposed=True,
+            ),
+        ]
+        assert _supports(lambda: store.append_impressions(impressions_frame(rows))) == 2
+        got = store.impressions()
+        assert list(got.columns) == list(IMPRESSION_COLUMNS)
+        assert got["request_id"].tolist() == ["r1", "r2"]
+        first = got.iloc[0]
+        assert first["items"] == ["A1", "A2", "A3"]
+        assert first["propensities"] == [0.9, 0.05, 0.05]
+        assert (first["experiment_id"], first["variant"], bool(first["exposed"])) == (
+            "exp1",
+            "b",
+            True,
+        )
+        assert int(first["n_results"]) == 3  # defaults to the number of items shown
+        second = got.iloc[1]
+        assert second["items"] == [] and second["propensities"] is None
+        assert (second["query"], int(second["n_results"]), bool(second["exposed"])) == (
+            "red shoe",
+            0,
+            False,
+        )
+        assert got["timestamp"].iloc[0] == pd.Timestamp(T0)
+
+    def test_impressions_skip_known_request_ids_and_keep_the_fingerprint(
+        self, store: Store
+    ) -> None:
+        """A request_id is stored once; impressions never move the fingerprint."""
+        before = store.fingerprint()
+        _supports(lambda: store.append_impressions(impressions_frame([shown("r1")])))
+        assert store.append_impressions(impressions_frame([shown("r1"), shown("r2", 1)])) == 1
+        assert len(store.impressions()) == 2
+        assert store.fingerprint() == before
+
+    def test_impressions_filters(self, store: Store) -> None:
+        """Filters by time window, list type and experiment."""
+        rows = [
+            shown("r1", 0),
+            shown("r2", 10, list_type="search", query="q"),
+            shown("r3", 20, experiment_id="e"),
+        ]
+        _supports(lambda: store.append_impressions(impressions_frame(rows)))
+        window = store.impressions(
+            since=T0 + timedelta(minutes=5), until=T0 + timedelta(minutes=20)
+        )
+        assert window["request_id"].tolist() == ["r2"]
+        assert store.impressions(list_types=["search"])["request_id"].tolist() == ["r2"]
+        assert store.impressions(experiment_id="e")["request_id"].tolist() == ["r3"]
+
+    def test_impression_rows_are_checked(self) -> None:
+        """Bad impression rows are refused naming the row and the field."""
+        with pytest.raises(DataError, match="row 0: 2 propensities for 3 items"):
+            impressions_frame([shown("r1", propensities=[0.5, 0.5])])
+        with pytest.raises(DataError, match="row 1: request_id"):
+            impressions_frame([shown("r1"), shown("")])
+        with pytest.raises(DataError, match=r"propensities must lie in \[0, 1\]"):
+            impressions_frame([shown("r1", propensities=[1.5, 0, 0])])
+
+    def test_events_keep_their_request_id(self, store: Store) -> None:
+        """An event's request_id is stored and read back; outcome_events lists only those."""
+        events = [
+            Event(user_id="u1", item_id="A1", type="click", request_id="r1", timestamp=T0),
+            Event(user_id="u1", item_id="A2", type="view", timestamp=T0 + timedelta(minutes=1)),
+        ]
+        store.append_events(records_to_frame("events", events))
+        assert store.events()["request_id"].tolist() == ["r1", None]
+        outcomes = store.outcome_events()
+        assert outcomes["request_id"].tolist() == ["r1"]
+        assert outcomes[["user_id", "item_id", "type"]].iloc[0].tolist() == ["u1", "A1", "click"]
+
+    def test_erasing_a_user_erases_their_impressions(self, store: Store) -> None:
+        """The right to be forgotten reaches the impressions too."""
+        rows = [shown("r1"), shown("r2", 1, user_id="u2")]
+        _supports(lambda: store.append_impressions(impressions_frame(rows)))
+        counts = store.erase_user("u1")
+        assert counts.get("impressions") == 1
+        assert store.impressions()["request_id"].tolist() == ["r2"]
+
+    def test_experiments_round_trip_and_stop(self, store: Store) -> None:
+        """Experiments are stored once, listed, read by id and stopped once."""
+        spec = {"experiment_id": "exp1", "variants": [{"name": "a"}, {"name": "b"}]}
+        row = ExperimentRow("exp1", spec, "running", T0)
+        _supports(lambda: store.add_experiment(row))
+        with pytest.raises(StoreError, match="exists already"):
+            store.add_experiment(row)
+        store.add_experiment(ExperimentRow("exp0", {"experiment_id": "exp0"}, "running", T0))
+        assert [e.experiment_id for e in store.experiments()] == ["exp0", "exp1"]
+        got = store.get_experiment("exp1")
+        assert got is not None and got.spec == spec and got.status == "running"
+        assert got.created_at == T0 and got.stopped_at is None
+        assert store.get_experiment("nope") is None
+        stop = T0 + timedelta(days=3)
+        assert store.stop_experiment("exp1", stop) is True
+        assert store.stop_experiment("exp1", stop) is False
+        stopped = store.get_experiment("exp1")
+        assert stopped is not None and stopped.status == "stopped" and stopped.stopped_at == stop
