@@ -336,16 +336,13 @@ def pruned_top_k(
     hi = {t: int(impacts.indptr[t + 1]) if t < impacts.indptr.size - 1 else 0 for t in terms}
     n_postings = sum(hi[t] - lo[t] for t in terms)
     plain = index._delta_scores is None and not index._stale_any and mask is None
-    if plain and len(groups) == 1 and len(groups[0]) == 1 and len(groups[0][0]) == 1:
-        # one term: its impact list's head is the answer (ties are in row order there too)
-        t, w = groups[0][0][0]
-        if t not in lo or w <= 0:
-            return empty
+    single = len(groups) == 1 and len(groups[0]) == 1 and len(groups[0][0]) == 1
+    if plain and single and groups[0][0][0][1] == 1.0:
+        # one term: its impact list's head is the answer (ties are in row order there too;
+        # a weight could round two scores into a tie, so weighted terms go on below)
+        t = groups[0][0][0][0]
         head = slice(lo[t], min(lo[t] + k, hi[t]))
-        vals = impacts.vals[head]
-        return Results(
-            impacts.rows[head].astype(np.int64), vals if w == 1.0 else vals * np.float32(w)
-        )
+        return Results(impacts.rows[head].astype(np.int64), impacts.vals[head].copy())
 
     def finish(rows: np.ndarray, scores: np.ndarray, count: np.ndarray) -> Results:
         ok = (scores > 0) & (count >= min_match)
