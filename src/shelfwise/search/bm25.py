@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shelfwise.errors import ConfigError, DataError, NotFittedError
 from shelfwise.search.analysis import Analyzer
+from shelfwise.search.topk import ImpactPostings, pruned_top_k
 from shelfwise.types import Results, top_k
 
 __all__ = ["DEFAULT_FIELDS", "BM25Config", "BM25Index", "Group"]
@@ -126,6 +127,7 @@ class BM25Index:
         self._delta_scores: sp.csc_matrix | None = None
         self._n_main = 0
         self._scores_t: sp.csr_matrix | None = None
+        self._impacts: ImpactPostings | None = None
 
     # -- sizes ---------------------------------------------------------------------------
 
@@ -293,6 +295,7 @@ class BM25Index:
         self._stale_any = False
         self._delta_scores = None
         self._scores_t = None
+        self._impacts = None
 
     # -- incremental updates -------------------------------------------------------------
 
@@ -574,12 +577,48 @@ class BM25Index:
         """BM25 score of every row for `query` (dense, float32)."""
         return self.score_terms(self.query_terms(query))
 
+    def impacts(self) -> ImpactPostings:
+        """The main segment's postings sorted by score (built on first use after each
+        merge; about 8 bytes a posting)."""
+        s = self._check()
+        if self._impacts is None:
+            self._impacts = ImpactPostings(s)
+        return self._impacts
+
+    def top_k(
+        self,
+        groups: Sequence[Group],
+        k: int = 10,
+        mask: np.ndarray | None = None,
+        min_match: int = 1,
+        exhaustive: bool = False,
+    ) -> Results:
+        """The k best rows for a parsed query (see `Group`), best first, ties by row: rows
+        with a positive score that match at least `min_match` (>= 1) groups (and `mask`).
+
+        The default reads impact-ordered postings and stops as soon as no unread row can
+        enter the top k (`search.topk`); `exhaustive=True` scores every match first
+        (`score_and_match`). Both give the same rows and scores.
+        """
+        self._check()
+        if exhaustive:
+            # a partly matched phrase alternative scores without matching its group
+            counted = min_match > 1 or any(len(alt) > 1 for g in groups for alt in g)
+            scores, masks = self.score_and_match(groups, masks=counted)
+            ok = scores > 0
+            if masks:
+                ok &= np.sum(masks, axis=0) >= max(min_match, 1)
+            if mask is not None:
+                ok &= mask
+            cand = np.flatnonzero(ok)
+            return _sparse_top_k(cand, scores[cand], k)
+        return pruned_top_k(self, groups, k, mask, min_match)
+
     def retrieve(self, query: str, k: int = 10, mask: np.ndarray | None = None) -> Results:
-        """The k best live documents with a positive score (among `mask` when given)."""
-        scores = self.score(query)
-        if mask is not None:
-            scores[~mask] = 0.0
-        return _positive_top_k(scores, k)
+        """The k best live documents with a positive score (among `mask` when given),
+        by pruned top-k (`top_k`)."""
+        groups: list[Group] = [[[(t, 1.0)]] for t in self.query_terms(query)]
+        return self.top_k(groups, k, mask)
 
     def retrieve_many(self, queries: Sequence[Sequence[int]], k: int = 10) -> list[Results]:
         """Top-k for many queries given as term-id lists, as one sparse matrix product.

@@ -1,0 +1,401 @@
+"""Lexical engines side by side: Shelfwise's BM25F index (exhaustive and pruned top-k), the
+full `SearchService` lexical path and tantivy, one process, one thread, same corpus, same
+queries.
+
+    python benchmarks/lexical_engines.py [--sizes 12k,100k,1m] [--ngrams 500] [--repeats 3]
+                                         [--k 10] [--seed 7]
+                                         [--out benchmarks/results/lexical_engines.json]
+
+**Corpus.** `12k` is the 12,101 real Amazon Beauty products (`load_dataset("amazon-beauty")`:
+title, brand, category path, price). Larger sizes (`100k`, `1m`, or any integer) are
+synthesised by `synthesise(items, n, seed)`: each product's title length is drawn from the
+Beauty titles' empirical length distribution and its words are drawn independently from the
+Beauty titles' word frequencies (whitespace-split surface words, so the vocabulary and its
+Zipf curve are the real one); brand, category path and price are drawn from their empirical
+distributions. Words are independent given the length, so real co-occurrence ("eye" next to
+"liner") is lost: multi-word queries match fewer products than on a real catalogue of that
+size, which favours no engine in particular.
+
+**Queries.** The 61 judged `beauty-search-dev` queries plus `--ngrams` title n-grams (1-3
+consecutive words of a random product's title of the corpus at that size, seeded), one
+query list per size used by every engine.
+
+**Engines** (top `--k`, one query at a time):
+
+* `own-exhaustive`: `BM25Index` as before this change: every posting of every query term is
+  added into a dense array as long as the catalogue, then a top-k over its non-zeros;
+* `own-pruned`: `BM25Index.top_k`, the default lexical path (`search.topk`: impact-ordered
+  head for one term, the compiled MaxScore kernel when numba is installed), checked against
+  `own-exhaustive` on every query (same ids, bit-identical scores);
+* `own-pruned-numpy`: the same without the numba kernel (measured when numba is installed,
+  so that both run in one process);
+* `service`: `SearchService.search(q, mode="lexical", per_page=k)` end to end (query
+  understanding, typo/prefix/split-join parsing, min-should-match, proximity rescoring,
+  the default facets and total; the dense retriever and re-ranker are off);
+* `service-nofacets`: the same with `facets=()`;
+* `tantivy` (`tantivy==0.27.0`, `count=False`, so it may stop early with block-max WAND)
+  and `tantivy-count` (`count=True`, the total hit count as the service reports it).
+
+Both indexes hold the same terms: Shelfwise's analyzer runs once per field and tantivy
+indexes the analysed terms with its `whitespace` tokenizer (one text field per catalogue
+field, positions off); a tantivy query is a disjunction of term queries per field, boosted by
+Shelfwise's field boosts. Own and tantivy timings start from the analysed query terms
+(analysis excluded from both); the service's timing is the whole call. BM25 variants differ
+(Shelfwise BM25F with saturation after the field sum; tantivy a sum of per-field BM25s), so
+the top-k lists are compared for overlap only.
+
+Each engine runs the query list `--repeats` times (after one warm-up pass); q/s is queries
+over the pass's wall time, p50/p99 over the pass's per-query latencies; the JSON keeps every
+pass and the spread (min..max). Writes `benchmarks/results/lexical_engines.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np
+import pandas as pd
+
+from shelfwise.data.datasets import load_dataset
+from shelfwise.search import topk_kernel
+from shelfwise.search.analysis import Analyzer
+from shelfwise.search.bm25 import BM25Config, BM25Index, Group, _positive_top_k
+from shelfwise.search.config import SearchConfig
+from shelfwise.search.service import SearchService
+from startup import machine  # the benchmarks folder is on sys.path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "lexical_engines.json"
+DEV = Path(os.environ.get("SHELFWISE_DATA_DIR", "../shared/data")) / "beauty-search-dev"
+FIELDS = ("title", "brand", "category")
+log = logging.getLogger("lexical_engines")
+
+
+def parse_size(text: str) -> int:
+    """'12k' -> the real catalogue (0), '100k' -> 100_000, '1m' -> 1_000_000."""
+    t = text.strip().lower()
+    if t == "12k":
+        return 0
+    mult = 1_000_000 if t.endswith("m") else 1000 if t.endswith("k") else 1
+    return int(float(t.rstrip("mk")) * mult)
+
+
+def synthesise(items: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """`n` products whose titles draw words from `items`' title vocabulary with its
+    frequencies (lengths, brands, categories and prices from their empirical distributions)."""
+    rng = np.random.default_rng(seed)
+    titles = items["title"].fillna("").astype(str).tolist()
+    split = [t.split() for t in titles]
+    words, counts = np.unique(np.fromiter((w for s in split for w in s), dtype=object), True)
+    p = counts / counts.sum()
+    lengths = np.array([max(len(s), 1) for s in split])
+    n_words = rng.choice(lengths, size=n)
+    flat = rng.choice(len(words), size=int(n_words.sum()), p=p)
+    ends = np.cumsum(n_words)
+    starts = ends - n_words
+    out_titles = [" ".join(words[flat[a:b]].tolist()) for a, b in zip(starts, ends, strict=True)]
+    pick = rng.integers(0, len(items), size=(3, n))
+    frame = pd.DataFrame(
+        {
+            "item_id": [f"S{i:07d}" for i in range(n)],
+            "title": out_titles,
+            "brand": items["brand"].to_numpy()[pick[0]],
+            "category": items["category"].to_numpy()[pick[1]],
+            "price": items["price"].to_numpy()[pick[2]],
+        }
+    )
+    return frame
+
+
+def catalogue(size: int, seed: int) -> pd.DataFrame:
+    beauty = load_dataset("amazon-beauty").items
+    cols = ["item_id", "title", "brand", "category", "price"]
+    if size == 0:
+        return beauty[cols].reset_index(drop=True)
+    return synthesise(beauty, size, seed)
+
+
+def queries(items: pd.DataFrame, n_ngrams: int, seed: int) -> list[str]:
+    """The judged dev queries, then `n_ngrams` seeded 1-3 word title n-grams."""
+    dev = pd.read_csv(DEV / "queries.tsv", sep="\t")["query"].astype(str).tolist()
+    rng = np.random.default_rng(seed + 1)
+    titles = items["title"].fillna("").astype(str).tolist()
+    out: list[str] = []
+    while len(out) < n_ngrams:
+        words = titles[int(rng.integers(len(titles)))].split()
+        if not words:
+            continue
+        n = min(len(words), int(rng.integers(1, 4)))
+        start = int(rng.integers(0, len(words) - n + 1))
+        out.append(" ".join(words[start : start + n]))
+    return dev + out
+
+
+def timed_passes(
+    fn: Callable[[Any], Any], inputs: Sequence[Any], repeats: int
+) -> tuple[dict[str, Any], list[Any]]:
+    """Run `fn` on every input `repeats` times after a warm-up pass; q/s and latency."""
+    outputs = [fn(x) for x in inputs]  # warm-up, and the answers
+    passes = []
+    for _ in range(repeats):
+        lat = np.empty(len(inputs))
+        gc.collect()
+        t_all = time.perf_counter()
+        for i, x in enumerate(inputs):
+            t0 = time.perf_counter()
+            fn(x)
+            lat[i] = time.perf_counter() - t0
+        wall = time.perf_counter() - t_all
+        passes.append(
+            {
+                "qps": round(len(inputs) / wall, 1),
+                "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 4),
+                "p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 4),
+                "mean_ms": round(float(lat.mean()) * 1e3, 4),
+            }
+        )
+    summary: dict[str, Any] = {}
+    for key in ("qps", "p50_ms", "p99_ms"):
+        vals = [p[key] for p in passes]
+        summary[key] = float(np.median(vals))
+        summary[f"{key}_spread"] = [min(vals), max(vals)]
+    summary["passes"] = passes
+    return summary, outputs
+
+
+def field_terms(index: BM25Index, field: str) -> list[list[str]]:
+    """Each row's analysed terms of one field, as the index holds them (term counts kept,
+    order lost: BM25 does not read positions)."""
+    m = index._tf[field]
+    names = np.asarray(index.terms_list, dtype=object)
+    out: list[list[str]] = []
+    for row in range(m.shape[0]):
+        lo, hi = m.indptr[row], m.indptr[row + 1]
+        cols, counts = m.indices[lo:hi], m.data[lo:hi].astype(np.int64)
+        out.append(names[np.repeat(cols, counts)].tolist() if hi > lo else [])
+    return out
+
+
+def tantivy_engine(
+    analysed: dict[str, list[list[str]]], boosts: dict[str, float]
+) -> tuple[
+    Callable[[list[str]], list[Any]],
+    Callable[[list[str]], list[Any]],
+    Callable[[list[Any]], list[int]],
+]:
+    """(search, search with count, hits -> rows) over an in-RAM tantivy index of the
+    analysed terms."""
+    import tantivy
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field("row", stored=True)
+    for f in analysed:
+        builder.add_text_field(f, stored=False, tokenizer_name="whitespace", index_option="freq")
+    schema = builder.build()
+    index = tantivy.Index(schema)
+    writer = index.writer(heap_size=500_000_000, num_threads=1)
+    n = len(next(iter(analysed.values())))
+    for row in range(n):
+        writer.add_document(
+            tantivy.Document(row=row, **{f: " ".join(analysed[f][row]) for f in analysed})  # type: ignore[arg-type]
+        )
+    writer.commit()
+    writer.wait_merging_threads()
+    index.reload()
+    searcher = index.searcher()
+    occur = tantivy.Occur.Should
+    fields = list(analysed)
+
+    def build(terms: list[str]) -> Any:
+        subs = []
+        for f in fields:
+            for t in dict.fromkeys(terms):
+                q = tantivy.Query.term_query(schema, f, t, index_option="freq")
+                subs.append((occur, tantivy.Query.boost_query(q, boosts[f])))
+        return tantivy.Query.boolean_query(subs)
+
+    def search(terms: list[str], count: bool = False) -> list[Any]:
+        if not terms:
+            return []
+        return list(searcher.search(build(terms), 10, count=count).hits)
+
+    def rows(hits: list[Any]) -> list[int]:
+        return [int(searcher.doc(a)["row"][0]) for _, a in hits]
+
+    return search, lambda terms: search(terms, True), rows
+
+
+def plain_index(label: str, size: int, args: argparse.Namespace) -> tuple[BM25Index, list[str]]:
+    """The index SearchService would build over `FIELDS` (its analyzer and field boosts)
+    and the query list, from `--index-dir/<label>-<seed>-<ngrams>` when an earlier run
+    saved them there (a 1M-product build takes minutes on a loaded machine)."""
+    cache = args.index_dir / f"{label}-{args.seed}-{args.ngrams}" if args.index_dir else None
+    if cache is not None and (cache / "bm25.json").exists():
+        qs = json.loads((cache / "queries.json").read_text())
+        return BM25Index.load(cache), qs
+    items = catalogue(size, args.seed)
+    qs = queries(items, args.ngrams, args.seed)
+    cfg = SearchConfig()
+    index = BM25Index(
+        BM25Config(fields={f: cfg.bm25.fields[f] for f in FIELDS}),
+        Analyzer(stem=cfg.stem, language=cfg.language),
+    ).index({f: items[f].fillna("").astype(str).tolist() for f in FIELDS})
+    if cache is not None:
+        index.save(cache)
+        (cache / "queries.json").write_text(json.dumps(qs))
+    return index, qs
+
+
+def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    config = SearchConfig(mode="lexical")
+    service: SearchService | None = None
+    if (size or 12_101) <= args.service_max:
+        items = catalogue(size, args.seed)
+        qs = queries(items, args.ngrams, args.seed)
+        service = SearchService.build(items, None, config)
+        index: BM25Index = service.index
+    else:
+        index, qs = plain_index(label, size, args)
+    build_s = time.perf_counter() - t0
+    log.info("%s: %d products, %d queries, built in %.1fs", label, index.n_docs, len(qs), build_s)
+    analyser = index.analyzer
+    term_lists = [analyser.terms(q) for q in qs]
+    id_lists = [
+        list(dict.fromkeys(index.vocab[t] for t in ts if t in index.vocab)) for ts in term_lists
+    ]
+    groups_list: list[list[Group]] = [[[[(t, 1.0)]] for t in ids] for ids in id_lists]
+    k = args.k
+    out: dict[str, Any] = {
+        "products": index.n_docs,
+        "queries": len(qs),
+        "terms": index.n_terms,
+        "build_s": round(build_s, 2),
+        "built": "SearchService.build" if service is not None else "BM25Index over FIELDS",
+        "engines": {},
+    }
+    engines: dict[str, Any] = out["engines"]
+
+    def exhaustive(groups: list[Group]) -> Any:
+        return _positive_top_k(index.score_groups(groups), k)
+
+    engines["own-exhaustive"], exh = timed_passes(exhaustive, groups_list, args.repeats)
+    log.info("%s: own-exhaustive %s", label, _brief(engines["own-exhaustive"]))
+    t0 = time.perf_counter()
+    index.impacts()
+    out["impacts_build_s"] = round(time.perf_counter() - t0, 2)
+    out["impacts_mb"] = round(index.impacts().nbytes / 2**20, 1)
+    plans = [("own-pruned", topk_kernel.AVAILABLE)]
+    if topk_kernel.AVAILABLE:
+        plans.append(("own-pruned-numpy", False))
+    for name, kernel in plans:
+        topk_kernel.AVAILABLE = kernel
+        engines[name], pruned = timed_passes(lambda g: index.top_k(g, k), groups_list, args.repeats)
+        same = sum(
+            bool(np.array_equal(a.ids, b.ids) and np.array_equal(a.scores, b.scores))
+            for a, b in zip(exh, pruned, strict=True)
+        )
+        engines[name]["identical_to_exhaustive"] = f"{same}/{len(qs)}"
+        engines[name]["numba_kernel"] = kernel
+        log.info("%s: %s %s, identical %d/%d", label, name, _brief(engines[name]), same, len(qs))
+    topk_kernel.AVAILABLE = plans[0][1]
+
+    if service is not None:
+        svc = service
+
+        def serve(q: str) -> Any:
+            return svc.search(q, mode="lexical", per_page=k)
+
+        def serve_nofacets(q: str) -> Any:
+            return svc.search(q, mode="lexical", per_page=k, facets=())
+
+        engines["service"], _ = timed_passes(serve, qs, args.repeats)
+        log.info("%s: service %s", label, _brief(engines["service"]))
+        engines["service-nofacets"], _ = timed_passes(serve_nofacets, qs, args.repeats)
+        log.info("%s: service-nofacets %s", label, _brief(engines["service-nofacets"]))
+    else:
+        out["service"] = f"skipped above --service-max {args.service_max} products"
+
+    t0 = time.perf_counter()
+    analysed = {f: field_terms(index, f) for f in FIELDS}
+    search, search_count, to_rows = tantivy_engine(
+        analysed, {f: config.bm25.fields[f] for f in FIELDS}
+    )
+    del analysed
+    out["tantivy_build_s"] = round(time.perf_counter() - t0, 2)
+    engines["tantivy"], tan = timed_passes(search, term_lists, args.repeats)
+    log.info("%s: tantivy %s", label, _brief(engines["tantivy"]))
+    engines["tantivy-count"], _ = timed_passes(search_count, term_lists, args.repeats)
+    log.info("%s: tantivy-count %s", label, _brief(engines["tantivy-count"]))
+    tan_rows = [to_rows(h) for h in tan]
+    overlap = [
+        len(set(a.ids.tolist()) & set(b)) / max(min(len(b), k), 1)
+        for a, b in zip(exh, tan_rows, strict=True)
+        if len(b)
+    ]
+    out["top10_overlap_own_vs_tantivy"] = round(float(np.mean(overlap)), 3) if overlap else None
+    base = engines["tantivy"]["qps"]
+    out["qps_vs_tantivy"] = {name: round(e["qps"] / base, 2) for name, e in engines.items()}
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def _brief(e: dict[str, Any]) -> str:
+    return (
+        f"{e['qps']:.0f} q/s {e['qps_spread']}, p50 {e['p50_ms']:.3f} ms, p99 {e['p99_ms']:.3f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="12k,100k,1m")
+    parser.add_argument("--ngrams", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--service-max",
+        type=int,
+        default=2_000_000,
+        help="sizes above this skip the SearchService rows (and build the index alone)",
+    )
+    parser.add_argument(
+        "--index-dir", type=Path, default=None, help="cache of indexes built without the service"
+    )
+    parser.add_argument(
+        "--update", action="store_true", help="add the sizes to an existing --out file"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    command = " ".join(["python", *sys.argv])
+    result: dict[str, Any] = {"k": args.k, "seed": args.seed, "sizes": {}}
+    if args.update and args.out.exists():
+        result = json.loads(args.out.read_text())
+    for label in args.sizes.split(","):
+        start = machine()
+        entry = run_size(label, parse_size(label), args)
+        entry.update(
+            command=command, numba=topk_kernel.AVAILABLE, machine_start=start, machine_end=machine()
+        )
+        result["sizes"][label] = entry
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    log.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()

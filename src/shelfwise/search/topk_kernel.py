@@ -1,0 +1,218 @@
+"""Compiled MaxScore top-k for plain queries (numba, optional).
+
+When numba is installed (`pip install numba==0.68.1`), `maxscore_top_k` runs document at a
+time over the row-sorted postings of the main segment (Turtle & Flood's MaxScore): the query
+terms are ordered by their largest weighted score; the lowest terms whose maxima together
+cannot reach the current k-th best score (`theta`) are *non-essential*: rows are taken only
+from the other lists, and a non-essential list is only searched (binary search forward) for a
+row that can still reach theta. Rows are visited in increasing order, so a row that ties the
+k-th best never displaces it (ties by row, as the exhaustive path). Bounds are compared in
+float64 with a margin; the score of a row that enters the top k is the float32 sum in query
+order, the exhaustive path's arithmetic, so scores are bit-identical.
+
+Without numba `AVAILABLE` is False and `search.topk` uses its numpy paths.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AVAILABLE", "maxscore_top_k"]
+
+try:  # a compiled kernel only where numba is installed
+    numba: Any = importlib.import_module("numba")
+except ImportError:  # pragma: no cover - depends on the environment
+    numba = None
+
+AVAILABLE = numba is not None
+
+
+def _kernel(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    maxima: np.ndarray,
+    terms: np.ndarray,
+    weights: np.ndarray,
+    k: int,
+    stale: np.ndarray,
+    mask: np.ndarray,
+    min_match: int,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    m = terms.size
+    ub = np.zeros(m, np.float64)
+    start = np.zeros(m, np.int64)
+    end = np.zeros(m, np.int64)
+    for i in range(m):
+        t = terms[i]
+        start[i] = indptr[t]
+        end[i] = indptr[t + 1]
+        ub[i] = float(maxima[t]) * weights[i]
+    order = np.argsort(ub)  # lists by their maximum, lowest first
+    cum = np.zeros(m, np.float64)  # cum[j]: the maxima of order[0..j] summed
+    run = 0.0
+    for j in range(m):
+        run += ub[order[j]]
+        cum[j] = run
+    pos = start.copy()
+    vals = np.zeros(m, np.float32)
+    have = np.zeros(m, np.bool_)
+    heap_s = np.zeros(k, np.float32)
+    heap_r = np.zeros(k, np.int64)
+    size = 0
+    theta = -1.0
+    n_non = 0  # order[0..n_non-1] are non-essential
+    n_stale = stale.size
+    n_mask = mask.size
+    while n_non < m:
+        # the next row of the essential lists
+        d = -1
+        for j in range(n_non, m):
+            i = order[j]
+            if pos[i] < end[i]:
+                r = indices[pos[i]]
+                if d < 0 or r < d:
+                    d = r
+        if d < 0:
+            break
+        for i in range(m):
+            have[i] = False
+        bound = 0.0
+        for j in range(n_non, m):
+            i = order[j]
+            if pos[i] < end[i] and indices[pos[i]] == d:
+                vals[i] = data[pos[i]]
+                have[i] = True
+                bound += vals[i] * weights[i]
+                pos[i] += 1
+        if (n_stale and stale[d]) or (n_mask and not mask[d]):
+            continue
+        margin = 1e-5 * theta + 1e-9
+        ok = True
+        for j in range(n_non - 1, -1, -1):
+            if size == k and bound + cum[j] < theta - margin:
+                ok = False
+                break
+            i = order[j]
+            # gallop forward to the first row >= d
+            lo = pos[i]
+            hi = end[i]
+            step = 1
+            while lo + step < hi and indices[lo + step] < d:
+                lo += step
+                step *= 2
+            top = min(lo + step, hi)
+            while lo < top:
+                mid = (lo + top) // 2
+                if indices[mid] < d:
+                    lo = mid + 1
+                else:
+                    top = mid
+            pos[i] = lo
+            if lo < hi and indices[lo] == d:
+                vals[i] = data[lo]
+                have[i] = True
+                bound += vals[i] * weights[i]
+                pos[i] = lo + 1
+        if not ok or (size == k and bound < theta - margin):
+            continue
+        matched = 0
+        score = np.float32(0.0)
+        for i in range(m):
+            if have[i]:
+                matched += 1
+                if weights[i] == 1.0:
+                    score = np.float32(score + vals[i])
+                else:
+                    score = np.float32(score + np.float32(vals[i] * weights[i]))
+        if matched < min_match or score <= 0:
+            continue
+        if size < k:
+            # push, sift up (the root is the worst: lowest score, then highest row)
+            c = size
+            heap_s[c] = score
+            heap_r[c] = d
+            size += 1
+            while c > 0:
+                par = (c - 1) // 2
+                if heap_s[c] < heap_s[par] or (
+                    heap_s[c] == heap_s[par] and heap_r[c] > heap_r[par]
+                ):
+                    heap_s[c], heap_s[par] = heap_s[par], heap_s[c]
+                    heap_r[c], heap_r[par] = heap_r[par], heap_r[c]
+                    c = par
+                else:
+                    break
+        elif score > heap_s[0]:
+            heap_s[0] = score
+            heap_r[0] = d
+            c = 0
+            while True:
+                a = 2 * c + 1
+                b = a + 1
+                w = c
+                if a < size and (
+                    heap_s[a] < heap_s[w] or (heap_s[a] == heap_s[w] and heap_r[a] > heap_r[w])
+                ):
+                    w = a
+                if b < size and (
+                    heap_s[b] < heap_s[w] or (heap_s[b] == heap_s[w] and heap_r[b] > heap_r[w])
+                ):
+                    w = b
+                if w == c:
+                    break
+                heap_s[c], heap_s[w] = heap_s[w], heap_s[c]
+                heap_r[c], heap_r[w] = heap_r[w], heap_r[c]
+                c = w
+        else:
+            continue
+        if size == k:
+            theta = heap_s[0]
+            margin = 1e-5 * theta + 1e-9
+            while n_non < m and cum[n_non] < theta - margin:
+                n_non += 1
+    return heap_r[:size].copy(), heap_s[:size].copy()
+
+
+_compiled: Any = None
+
+
+def maxscore_top_k(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    maxima: np.ndarray,
+    terms: np.ndarray,
+    weights: np.ndarray,
+    k: int,
+    stale: np.ndarray | None,
+    mask: np.ndarray | None,
+    min_match: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, scores), best first and ties by row, of the k best rows of a row-sorted CSC
+    score matrix (with each column's largest score in `maxima`) for `terms` (one group
+    each) with `weights`; `stale` rows are skipped,
+    only `mask` rows count, and a row must hold `min_match` of the terms."""
+    global _compiled
+    if numba is None:
+        raise RuntimeError("numba is not installed: pip install numba==0.68.1")
+    if _compiled is None:
+        _compiled = numba.njit(cache=True, nogil=True)(_kernel)
+    empty = np.zeros(0, np.bool_)
+    rows, scores = _compiled(
+        indptr,
+        indices,
+        data,
+        maxima,
+        terms,
+        weights,
+        int(k),
+        empty if stale is None else stale,
+        empty if mask is None else mask,
+        int(min_match),
+    )
+    order = np.lexsort((rows, -scores))
+    return rows[order].astype(np.int64), scores[order].astype(np.float32)

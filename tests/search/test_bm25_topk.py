@@ -1,0 +1,204 @@
+"""Pruned top-k (`search.topk`) equals exhaustive scoring: same rows, same float32 scores,
+same tie order, on random corpora and random parsed queries (typo alternatives, phrase
+alternatives, weights, min-should-match, masks), before and after upserts and deletes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shelfwise.search import topk, topk_kernel
+from shelfwise.search.analysis import Analyzer
+from shelfwise.search.bm25 import BM25Config, BM25Index, Group
+from shelfwise.search.topk import ImpactPostings
+
+PLANS = ["default", "threshold", "kernel"]
+
+
+@pytest.fixture(params=PLANS)
+def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test under each plan of `pruned_top_k`: as configured; the threshold rounds
+    for every query (kernel off); the compiled kernel (skipped without numba)."""
+    name = str(request.param)
+    if name == "threshold":
+        monkeypatch.setattr(topk_kernel, "AVAILABLE", False)
+        monkeypatch.setattr(topk, "_HEAD_MAX_TERMS", 64)
+    elif name == "kernel" and not topk_kernel.AVAILABLE:
+        pytest.skip("numba is not installed")
+    return name
+
+
+FIELDS = {"title": 3.0, "brand": 2.0}
+VOCAB = [f"w{i}" for i in range(60)]
+
+
+def _corpus(rng: np.random.Generator, n: int) -> dict[str, list[str]]:
+    """Titles with Zipf-distributed words (so some terms are in most documents and ties
+    are common) and a brand from a short list."""
+    p = 1.0 / np.arange(1, len(VOCAB) + 1) ** 1.1
+    p /= p.sum()
+    titles = [
+        " ".join(rng.choice(VOCAB, size=int(rng.integers(1, 9)), p=p).tolist()) for _ in range(n)
+    ]
+    brands = [f"b{int(rng.integers(0, 6))}" for _ in range(n)]
+    return {"title": titles, "brand": brands}
+
+
+def _index(docs: dict[str, list[str]], **cfg: object) -> BM25Index:
+    config = BM25Config(fields=FIELDS, **cfg)  # type: ignore[arg-type]
+    return BM25Index(config, Analyzer(stem=False)).index(docs)
+
+
+def _random_groups(rng: np.random.Generator, index: BM25Index) -> list[Group]:
+    """1-4 groups; a group is one term, or a term with a weaker typo-like alternative, or
+    a term and a two-term (split) alternative; half the queries are plain (one term per
+    group, as `retrieve` and the compiled kernel take)."""
+    groups: list[Group] = []
+    plain = rng.random() < 0.5
+    for _ in range(int(rng.integers(1, 5))):
+        t = int(rng.integers(0, index.n_terms))
+        kind = 0 if plain else int(rng.integers(0, 3))
+        if kind == 0:
+            w = 1.0 if rng.random() < 0.7 else float(rng.choice([0.5, 0.8]))
+            groups.append([[(t, w)]])
+        elif kind == 1:
+            u = int(rng.integers(0, index.n_terms))
+            groups.append([[(t, 1.0)], [(u, 0.7)]])
+        else:
+            u, v = (int(x) for x in rng.integers(0, index.n_terms, size=2))
+            groups.append([[(t, 1.0)], [(u, 0.45), (v, 0.45)]])
+    return groups
+
+
+def _assert_same(index: BM25Index, groups: list[Group], k: int, **kw: object) -> None:
+    exact = index.top_k(groups, k, exhaustive=True, **kw)  # type: ignore[arg-type]
+    pruned = index.top_k(groups, k, **kw)  # type: ignore[arg-type]
+    assert pruned.ids.tolist() == exact.ids.tolist(), groups
+    np.testing.assert_array_equal(pruned.scores, exact.scores)
+
+
+def test_exhaustive_top_k_is_the_dense_scores_top_k():
+    """The reference itself, on a known answer: 'w0' ranks the shortest title first."""
+    index = _index({"title": ["w0 w1 w2", "w0", "w1", "w0 w0 w3"], "brand": ["", "", "", ""]})
+    res = index.top_k([[[(index.vocab["w0"], 1.0)]]], 10, exhaustive=True)
+    assert res.ids.tolist()[:2] == [3, 1] or res.ids.tolist()[:2] == [1, 3]
+    assert set(res.ids.tolist()) == {0, 1, 3}
+    dense = index.score_groups([[[(index.vocab["w0"], 1.0)]]])
+    np.testing.assert_array_equal(res.scores, np.sort(dense[dense > 0])[::-1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pruned_equals_exhaustive_on_random_queries(seed: int, plan: str) -> None:
+    rng = np.random.default_rng(seed)
+    index = _index(_corpus(rng, 3000))
+    for _ in range(150):
+        groups = _random_groups(rng, index)
+        k = int(rng.choice([1, 5, 10, 50]))
+        _assert_same(index, groups, k)
+        _assert_same(index, groups, k, min_match=int(rng.integers(1, len(groups) + 1)))
+
+
+def test_pruned_equals_exhaustive_with_ties_and_one_term(plan: str) -> None:
+    """Identical documents tie exactly; the pruned path keeps the lowest rows, as the
+    exhaustive one does."""
+    docs = {"title": ["w1 w2"] * 500 + ["w1"] * 3 + ["w2 w3 w4"] * 200, "brand": [""] * 703}
+    index = _index(docs)
+    w1, w2 = index.vocab["w1"], index.vocab["w2"]
+    res = index.top_k([[[(w1, 1.0)]]], 5)
+    assert res.ids.tolist() == [500, 501, 502, 0, 1]
+    _assert_same(index, [[[(w2, 1.0)]]], 10)
+    _assert_same(index, [[[(w1, 1.0)]], [[(w2, 1.0)]]], 10)
+
+
+def test_pruned_respects_masks_and_min_match(plan: str) -> None:
+    rng = np.random.default_rng(5)
+    index = _index(_corpus(rng, 2000))
+    for density in (0.002, 0.05, 0.6):
+        mask = rng.random(index.n_docs) < density
+        for _ in range(40):
+            groups = _random_groups(rng, index)
+            _assert_same(index, groups, 10, mask=mask)
+            _assert_same(index, groups, 10, mask=mask, min_match=len(groups))
+            res = index.top_k(groups, 10, mask=mask)
+            assert mask[res.ids].all()
+
+
+def test_pruned_follows_upserts_and_deletes_before_and_after_merge(plan: str) -> None:
+    rng = np.random.default_rng(11)
+    docs = _corpus(rng, 1500)
+    index = _index(docs, merge_min_rows=10_000)
+    index.impacts()  # built before the updates: the pruned path must not serve stale rows
+    new = _corpus(rng, 40)
+    rows = np.concatenate([rng.choice(1500, 20, replace=False), np.arange(1500, 1520)])
+    index.upsert(rows, {"title": new["title"][:40], "brand": new["brand"][:40]})
+    index.delete(rng.choice(1500, 30, replace=False))
+    assert index.delta_rows > 0
+    for _ in range(120):
+        groups = _random_groups(rng, index)
+        _assert_same(index, groups, 10)
+        res = index.top_k(groups, 50)
+        assert index.alive[res.ids].all()
+    index.merge()
+    for _ in range(60):
+        _assert_same(index, _random_groups(rng, index), 10)
+
+
+def test_retrieve_uses_pruned_top_k_and_matches_dense_scores(plan: str) -> None:
+    rng = np.random.default_rng(3)
+    docs = _corpus(rng, 2500)
+    index = _index(docs)
+    for q in ["w0", "w0 w1", "w5 w17 w3", "w59", "b2 w0", "nothing"]:
+        dense = index.score(q)
+        cand = np.flatnonzero(dense > 0)
+        order = cand[np.lexsort((cand, -dense[cand]))][:10]
+        res = index.retrieve(q, k=10)
+        assert res.ids.tolist() == order.tolist()
+        np.testing.assert_array_equal(res.scores, dense[order])
+
+
+def test_impact_postings_are_sorted_best_first_and_look_up_exact_scores():
+    rng = np.random.default_rng(2)
+    index = _index(_corpus(rng, 800))
+    imp = ImpactPostings(index.scores.copy())  # type: ignore[union-attr]
+    for t in range(index.n_terms):
+        lo, hi = imp.indptr[t], imp.indptr[t + 1]
+        vals, rows = imp.vals[lo:hi], imp.rows[lo:hi]
+        assert np.all(np.diff(vals) <= 0)
+        ties = np.flatnonzero(np.diff(vals) == 0)
+        assert np.all(rows[ties] < rows[ties + 1])
+    terms = np.array([0, 3, index.n_terms - 1])
+    rows = np.arange(0, 800, 7)
+    dense = np.stack([index.score_terms([int(t)]) for t in terms])[:, rows]
+    np.testing.assert_array_equal(imp.lookup(terms, rows), dense)
+
+
+def test_kernel_matches_exhaustive_with_weights_and_repeated_terms():
+    """The compiled kernel alone (numba), on plain queries with weights below 1 and a term
+    given twice (its score counts twice, as in dense scoring)."""
+    if not topk_kernel.AVAILABLE:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(8)
+    index = _index(_corpus(rng, 4000))
+    imp = index.impacts()
+    for _ in range(100):
+        terms = rng.integers(0, index.n_terms, size=int(rng.integers(1, 6)))
+        if rng.random() < 0.3:
+            terms = np.concatenate([terms, terms[:1]])
+        weights = rng.choice([1.0, 0.8, 0.5], size=terms.size).astype(np.float32)
+        groups: list[Group] = [[[(int(t), float(w))]] for t, w in zip(terms, weights, strict=True)]
+        need = int(rng.integers(1, terms.size + 1))
+        rows, scores = topk_kernel.maxscore_top_k(
+            imp.indptr,
+            imp.csc_rows,
+            imp.data,
+            imp.maxima,
+            terms.astype(np.int64),
+            weights,
+            10,
+            None,
+            None,
+            need,
+        )
+        exact = index.top_k(groups, 10, min_match=need, exhaustive=True)
+        assert rows.tolist() == exact.ids.tolist()
+        np.testing.assert_array_equal(scores, exact.scores)
