@@ -164,7 +164,7 @@ def event_columns(records: Sequence[Event]) -> Columns:
     per call, where a DataFrame costs more than the database. `DataError` naming the row
     for what the store cannot hold (a record built without validation)."""
     cols: Columns = {c: [] for c in EVENT_COLUMNS}
-    text = ("event_id", "user_id", "item_id", "type", "query", "session_id")
+    text = ("event_id", "user_id", "item_id", "type", "query", "session_id", "request_id")
     for row, event in enumerate(records):
         for name in text:
             cols[name].append(_text_or_none(getattr(event, name)))

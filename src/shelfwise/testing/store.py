@@ -316,7 +316,7 @@ class StoreContract(MeasureContract):
         ]
         local = Event.model_validate(
             {"user_id": "u5", "item_id": "A4", "type": "view", "event_id": "tz",
-             "timestamp": datetime(2024, 1, 1, 12, 0, tzinfo=cest)}
+             "request_id": "rq-9", "timestamp": datetime(2024, 1, 1, 12, 0, tzinfo=cest)}
         )  # fmt: skip
         reports = store.append_event_records([*records, local], [2, 3, 1])
         assert [(r.events, r.duplicate_events) for r in reports] == [(1, 1), (2, 1), (1, 0)]
@@ -328,6 +328,7 @@ class StoreContract(MeasureContract):
         assert (rating["type"], rating["value"], rating["session_id"]) == ("rating", 4.5, "s1")
         assert (got.loc[2, "query"], got.loc[2, "item_id"]) == ("chef knife", None)
         assert got.loc[4, "timestamp"] == pd.Timestamp("2024-01-01 10:00:00")
+        assert got.loc[4, "request_id"] == "rq-9" and got.loc[1, "request_id"] is None
         many = [event(f"m{i % 3}", f"A{i}", event_id=f"m{i}", minutes=i) for i in range(30)]
         (report,) = store.append_event_records(many, [30])
         assert (report.events, report.users) == (30, 3)
