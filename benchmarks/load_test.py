@@ -204,8 +204,12 @@ def write_request_files(store: Any, directory: Path, seed: int, n: int = 5000) -
     ):
         (directory / f"paths_{name}.txt").write_text("\n".join(paths) + "\n")
     # the events scenario draws known users and items (its wrk script makes the bodies)
-    (directory / "event_users.txt").write_text("\n".join(rng.sample(users, min(5000, len(users)))) + "\n")
-    (directory / "event_items.txt").write_text("\n".join(rng.sample(items, min(5000, len(items)))) + "\n")
+    (directory / "event_users.txt").write_text(
+        "\n".join(rng.sample(users, min(5000, len(users)))) + "\n"
+    )
+    (directory / "event_items.txt").write_text(
+        "\n".join(rng.sample(items, min(5000, len(items)))) + "\n"
+    )
     # a stand-in for `paths_events.txt`, so that every scenario has a request file
     (directory / "paths_events.txt").write_text("/v1/events\n")
 
@@ -724,7 +728,11 @@ def measured(target: Target, route: str, run: Any) -> dict[str, Any]:
     cpu0, t0 = tree_cpu_seconds(target.proc.pid), time.perf_counter()
     one: dict[str, Any] = run()
     wall = time.perf_counter() - t0
-    one["server_cpu"] = round((tree_cpu_seconds(target.proc.pid) - cpu0) / wall, 3)
+    cpu = tree_cpu_seconds(target.proc.pid) - cpu0
+    one["server_cpu"] = round(cpu / wall, 3)
+    # CPU the server spent per request: load-independent, unlike the wall times on a
+    # shared machine; 1000 / it is what one core of the server's own could answer a second
+    one["server_cpu_ms_per_request"] = round(cpu / max(one["requests"], 1) * 1000, 2)
     one.update(server_side(before, server_time(target.base, route)))
     one["load_avg_1m"] = round(os.getloadavg()[0], 2)
     return one
@@ -848,6 +856,74 @@ def postgres_copy(
     return url, target, cluster
 
 
+def profile_handlers(
+    store_url: str, artifacts: Path, directory: Path, scenarios: list[str], n: int, top: int = 25
+) -> dict[str, Any]:
+    """cProfile of the route handlers themselves, called in this process on the scenario's
+    requests (after a warm-up, as a served app would be): ms per call, and the functions
+    with the most own time. The HTTP stack (uvicorn, middleware, auth) is what `healthz`
+    measures."""
+    import cProfile
+    import io
+    import pstats
+
+    from shelfwise.serve import app as server
+    from shelfwise.serve.middleware import Metrics
+    from shelfwise.serve.routers import recommendations as rec_routes
+    from shelfwise.serve.routers import search as search_routes
+    from shelfwise.serve.warmup import Readiness, warm_up
+    from shelfwise.settings import Settings
+
+    settings = Settings().with_(
+        store={"url": store_url}, paths={"artifacts": artifacts}, serve={"auth": False}
+    )
+    store, engine = server._open_engine(settings)
+    services = server.build_services(engine, settings, Metrics())
+    warm_up(engine, settings, Readiness())
+
+    def handler(path: str) -> Any:
+        url = urllib.parse.urlsplit(path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        parts = [urllib.parse.unquote(p) for p in url.path.split("/")]
+        if url.path == "/v1/search":
+            return lambda: search_routes.search(services, None, q=query["q"], k=10)  # type: ignore[arg-type]
+        if url.path == "/v1/autocomplete":
+            return lambda: search_routes.autocomplete(services, None, q=query["q"], k=8)  # type: ignore[arg-type]
+        if url.path.endswith("/recommendations"):
+            return lambda: rec_routes.recommendations(services, None, parts[3], k=10)  # type: ignore[arg-type]
+        if url.path.endswith("/similar"):
+            return lambda: rec_routes.similar(services, None, parts[3], k=10)  # type: ignore[arg-type]
+        raise SystemExit(f"no handler to profile for {path}")
+
+    out: dict[str, Any] = {}
+    try:
+        for scenario in scenarios:
+            lines = [p for p in (directory / f"paths_{scenario}.txt").read_text().splitlines() if p]
+            calls = [handler(p) for p in lines[: 2 * n]]
+            for call in calls[n:]:  # warm-up on other requests
+                call()
+            profiler = cProfile.Profile()
+            t0 = time.perf_counter()
+            profiler.enable()
+            for call in calls[:n]:
+                call()
+            profiler.disable()
+            ms = (time.perf_counter() - t0) / n * 1000
+            text = io.StringIO()
+            stats = pstats.Stats(profiler, stream=text)
+            stats.sort_stats("tottime").print_stats(top)
+            stats.sort_stats("cumulative").print_stats(top)
+            out[scenario] = {
+                "calls": n,
+                "ms_per_call_profiled": round(ms, 2),
+                "text": text.getvalue(),
+            }
+            log.info("%s: %.2f ms a call (profiled)\n%s", scenario, ms, text.getvalue())
+    finally:
+        store.close()
+    return out
+
+
 def main() -> int:
     """Prepare, serve, sweep (or compare clients), write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -888,6 +964,14 @@ def main() -> int:
         help="instead of the sweep: drive SCENARIO with each client of CLIENTS (and the server "
         "with auth off, and with the default rate limit) at --connections",
     )
+    parser.add_argument(
+        "--profile",
+        default="",
+        metavar="SCENARIOS",
+        help="instead of the sweep: cProfile the route handlers of these scenarios in this "
+        "process (comma-separated); writes the profiles beside the store (--dir)",
+    )
+    parser.add_argument("--profile-calls", type=int, default=300)
     parser.add_argument("--prepare-only", action="store_true", help="build the store and stop")
     parser.add_argument(
         "--markdown", action="store_true", help="print the --out JSON as a Markdown table, no run"
@@ -936,6 +1020,18 @@ def main() -> int:
     log.info("prepared: %s", info)
     try:
         if args.prepare_only:
+            return 0
+        if args.profile:
+            profiles = profile_handlers(
+                store_url,
+                artifacts,
+                directory,
+                [x for x in args.profile.split(",") if x],
+                args.profile_calls,
+            )
+            target = directory / f"profile_{args.backend}.json"
+            target.write_text(json.dumps(profiles, indent=2) + "\n")
+            print({k: v["ms_per_call_profiled"] for k, v in profiles.items()}, "->", target)
             return 0
         script = directory / "wrk_paths.lua"
         script.write_text(WRK_SCRIPT)
