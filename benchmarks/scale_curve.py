@@ -241,6 +241,8 @@ def run_point(items: int, args: argparse.Namespace) -> dict[str, Any]:
             save()
             return point
     point.pop("stopped_at", None)
+    if args.build_only:
+        return point
     if args.redo_serving or "restart" not in point:
         point["restart"] = restart(directory, items)
         point["restart"]["load_avg_1m"] = round(os.getloadavg()[0], 2)
@@ -302,8 +304,10 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ax.plot(*series(lambda p, s=scenario: p["requests"][s]["p99_ms"]), "o-", label=scenario)
     ax.axhline(50, color="red", linestyle="--", label="target 50 ms")
     ax.set(title=f"p99 at {report['connections']} connections (ms)", ylabel="ms")
+    sizes = [p["items"] for p in points]
     for ax in axes.ravel():
         ax.set_xscale("log")
+        ax.set_xlim(min(sizes) / 2, max(sizes) * 2)
         ax.set_xlabel("catalogue items")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -324,6 +328,9 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8, help="seconds per request run")
     parser.add_argument("--keep-going", action="store_true", help="after a stopped point too")
     parser.add_argument("--redo-serving", action="store_true", help="restart and requests again")
+    parser.add_argument(
+        "--build-only", action="store_true", help="ingest and build; restart and requests later"
+    )
     parser.add_argument("--replot", action="store_true", help="the plot from the JSON, no run")
     parser.add_argument("--out", type=Path, default=RESULTS)
     # the child's arguments
