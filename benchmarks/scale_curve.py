@@ -308,6 +308,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for ax in axes.ravel():
         ax.set_xscale("log")
         ax.set_xlim(min(sizes) / 2, max(sizes) * 2)
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("catalogue items")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
