@@ -208,15 +208,20 @@ class ContentRecommender(Recommender):
         self.n_items += len(items)
         return np.arange(start, self.n_items, dtype=np.int64)
 
-    def profiles(self, histories: sp.csr_matrix) -> np.ndarray | sp.csr_matrix:
-        """Unit profile vectors: the weighted mean of each row's item vectors, normalised."""
+    def profiles(
+        self, histories: sp.csr_matrix, vectors: np.ndarray | sp.csr_matrix | None = None
+    ) -> np.ndarray | sp.csr_matrix:
+        """Unit profile vectors: the weighted mean of each row's item vectors, normalised.
+        `vectors`: a snapshot of `self.vectors` taken by a caller that sized `histories` by
+        it (`add_items` may replace the vectors meanwhile, in another thread)."""
+        v = self.vectors if vectors is None else vectors
         h = sp.csr_matrix(histories, dtype=np.float32)
-        if sp.issparse(self.vectors):
-            p = sp.csr_matrix(h @ self.vectors, dtype=np.float32)
+        if sp.issparse(v):
+            p = sp.csr_matrix(h @ v, dtype=np.float32)
             norms = np.sqrt(np.asarray(p.multiply(p).sum(axis=1)).ravel())
             inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
             return sp.csr_matrix(sp.diags(inverse.astype(np.float32)) @ p)
-        return _unit_rows(np.asarray(h @ self.vectors))
+        return _unit_rows(np.asarray(h @ v))
 
     def _transposed(self) -> np.ndarray | sp.csr_matrix:
         """The item vectors transposed (features x items), kept until the vectors change:
