@@ -140,36 +140,24 @@ class ModelRoles:
         content = self.content
         if content is None:
             return np.zeros(0 if only is None else len(only))
-        # one snapshot of the vectors, and every size from it: the live catalogue's
-        # `add_items` replaces them (then grows n_items) while requests are answered
-        snapshot = content.vectors
-        n = int(snapshot.shape[0])
-        keep = history < n
+        keep = history < content.n_items
         w = None if weights is None else weights[keep]
-
-        def profile_of() -> np.ndarray | sp.csr_matrix:
-            idx = history[keep].astype(np.int64)
-            vals = np.ones(idx.size, np.float32) if w is None else np.asarray(w, np.float32)
-            row = sp.csr_matrix((vals, (np.zeros(idx.size, np.int64), idx)), shape=(1, n))
-            row.sum_duplicates()
-            return content.profiles(row, snapshot)
-
         if only is None:  # vectors @ profile: a matrix-vector product, no transpose
             if not keep.any():
                 return np.zeros(0)
-            profile = profile_of()
+            profile = content.profiles(content.history_matrix(history[keep], w))
             dense = (
                 sp.csr_matrix(profile).toarray().ravel()
                 if sp.issparse(profile)
                 else np.ravel(profile)
             )
-            return np.asarray(snapshot @ dense, dtype=np.float64).ravel()
+            return np.asarray(content.vectors @ dense, dtype=np.float64).ravel()
         out = np.zeros(len(only))
-        inside = only < n
+        inside = only < content.n_items
         if not keep.any() or not inside.any():
             return out
-        profile = profile_of()
-        vectors = snapshot[only[inside]]
+        profile = content.profiles(content.history_matrix(history[keep], w))
+        vectors = content.vectors[only[inside]]
         dots = profile @ vectors.T
         dots = dots.toarray() if sp.issparse(dots) else np.asarray(dots)
         out[inside] = np.asarray(dots, dtype=np.float64).ravel()
