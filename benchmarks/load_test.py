@@ -30,6 +30,7 @@ import logging
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -83,6 +84,32 @@ end
 """
 
 
+WRK_EVENTS_SCRIPT = r"""
+-- POSTs one view event per request with a fresh event_id (WRK_RUN plus a counter), for a
+-- user and an item drawn from WRK_USERS / WRK_ITEMS (one id per line); summary as above.
+local users, items = {}, {}
+for line in io.lines(os.getenv("WRK_USERS")) do users[#users + 1] = line end
+for line in io.lines(os.getenv("WRK_ITEMS")) do items[#items + 1] = line end
+local run = os.getenv("WRK_RUN")
+local n = 0
+local headers = {["Content-Type"] = "application/json"}
+local key = os.getenv("WRK_API_KEY")
+if key and key ~= "" then headers["X-API-Key"] = key end
+
+function init(args)
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+end
+
+function request()
+  n = n + 1
+  local body = string.format(
+    '{"event_id": "%s-%d", "user_id": "%s", "item_id": "%s", "type": "view"}',
+    run, n, users[math.random(#users)], items[math.random(#items)])
+  return wrk.format("POST", "/v1/events", headers, body)
+end
+""" + WRK_SCRIPT[WRK_SCRIPT.index("function done") :]
+
+
 # ---- preparation ----------------------------------------------------------------------------
 
 
@@ -99,7 +126,8 @@ def prepare(args: argparse.Namespace) -> tuple[str, Path, dict[str, Any]]:
     info: dict[str, Any] = {}
     with open_store(store_url) as store:
         counts = store.counts()
-        if counts["items"] != args.items or counts["users"] < args.users:
+        # at least: the start-up benchmark adds a few items and events to a store it shares
+        if counts["items"] < args.items or counts["users"] < args.users:
             if counts["items"]:
                 raise SystemExit(
                     f"{store_url} holds another store ({counts}); remove {directory} first"
@@ -115,7 +143,9 @@ def prepare(args: argparse.Namespace) -> tuple[str, Path, dict[str, Any]]:
             info["ingest_s"] = round(time.perf_counter() - t0, 1)
             counts = store.counts()
         t0 = time.perf_counter()
-        bundle, built = ensure_bundle(store, artifacts)
+        # the last good bundle, as a server starts on it: the events scenario and the
+        # start-up benchmark move the store on, which must not retrain it
+        bundle, built = ensure_bundle(store, artifacts, reuse_stale=True)
         if built:
             info["build_s"] = round(time.perf_counter() - t0, 1)
         info["counts"] = counts
@@ -160,15 +190,30 @@ def write_request_files(store: Any, directory: Path, seed: int, n: int = 5000) -
         user = f"new-visitor-{i}" if rng.random() < 0.1 else rng.choice(users)
         recs.append(f"/v1/users/{quote(user)}/recommendations?k=10")
     similar = [f"/v1/items/{quote(rng.choice(items))}/similar?k=10" for _ in range(n)]
+    # what a shopper has typed so far: 1 to 8 characters of a real query
+    typed = [rng.choice(queries) for _ in range(n)]
+    autocomplete = [
+        f"/v1/autocomplete?q={quote(q[: rng.randint(1, min(8, len(q)))])}&k=8" for q in typed
+    ]
     # /healthz: the HTTP stack alone (uvicorn, middleware, auth), for scale
     health = ["/healthz"] * 10
     for name, paths in (
         ("search", search),
         ("recommendations", recs),
         ("similar", similar),
+        ("autocomplete", autocomplete),
         ("healthz", health),
     ):
         (directory / f"paths_{name}.txt").write_text("\n".join(paths) + "\n")
+    # the events scenario draws known users and items (its wrk script makes the bodies)
+    (directory / "event_users.txt").write_text(
+        "\n".join(rng.sample(users, min(5000, len(users)))) + "\n"
+    )
+    (directory / "event_items.txt").write_text(
+        "\n".join(rng.sample(items, min(5000, len(items)))) + "\n"
+    )
+    # a stand-in for `paths_events.txt`, so that every scenario has a request file
+    (directory / "paths_events.txt").write_text("/v1/events\n")
 
 
 # ---- server ---------------------------------------------------------------------------------
@@ -182,17 +227,25 @@ def free_port() -> int:
 
 
 def start_server(
-    store_url: str, artifacts: Path, port: int, workers: int, ready_within: float = 300
+    store_url: str,
+    artifacts: Path,
+    port: int,
+    workers: int,
+    ready_within: float = 300,
+    env_extra: dict[str, str] | None = None,
+    args_extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[str]:
     """`shelfwise serve` in its own process group; waits (up to `ready_within` seconds)
-    until /readyz answers."""
+    until /readyz answers. `env_extra` overrides settings (e.g. the rate limit), and
+    `args_extra` are further `shelfwise serve` options (e.g. `--no-auth`)."""
     env = {
         **os.environ,
-        "SHELFWISE_RATE_LIMIT": "0",
+        "SHELFWISE_SERVE__RATE_LIMIT": "0",
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
+        **(env_extra or {}),
     }
     cmd = [
         sys.executable,
@@ -210,6 +263,7 @@ def start_server(
     ]
     if workers > 1:
         cmd += ["--workers", str(workers)]
+    cmd += list(args_extra)
     log.info("starting %s", " ".join(cmd))
     logfile = Path(tempfile.mkdtemp(prefix="shelfwise-load-")) / "serve.log"
     with logfile.open("w") as sink:
@@ -247,13 +301,51 @@ def stop_server(proc: subprocess.Popen[str]) -> None:
 # ---- load generators ------------------------------------------------------------------------
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and its descendants (the server's workers)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's finished children (wrk runs), user + system."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_wrk(
-    base: str, paths: Path, connections: int, duration: int, script: Path, key: str
+    base: str,
+    paths: Path,
+    connections: int,
+    duration: int,
+    script: Path,
+    key: str,
+    env_extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One closed-loop wrk run; the Lua script writes its summary as JSON."""
+    """One closed-loop wrk run; the Lua script writes its summary as JSON. `client_cpu` is
+    the share of one core that wrk itself used (from its rusage)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         out_path = Path(out.name)
-    env = {**os.environ, "WRK_PATHS": str(paths), "WRK_OUT": str(out_path), "WRK_API_KEY": key}
+    env = {
+        **os.environ,
+        "WRK_PATHS": str(paths),
+        "WRK_OUT": str(out_path),
+        "WRK_API_KEY": key,
+        **(env_extra or {}),
+    }
     cmd = [
         "wrk",
         "-t1",
@@ -265,7 +357,9 @@ def run_wrk(
         str(script),
         base,
     ]
+    cpu0 = children_cpu_seconds()
     subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    client_cpu = children_cpu_seconds() - cpu0
     raw = json.loads(out_path.read_text())
     out_path.unlink()
     seconds = raw["duration_us"] / 1e6
@@ -283,6 +377,8 @@ def run_wrk(
         "p99_ms": round(lat["p99"] / 1000, 2),
         "max_ms": round(lat["max"] / 1000, 2),
         "mean_ms": round(lat["mean"] / 1000, 2),
+        "ok_rps": round((raw["requests"] - raw["errors"]["status"]) / seconds, 1),
+        "client_cpu": round(client_cpu / seconds, 3),
     }
 
 
@@ -311,6 +407,7 @@ async def _httpx_run(
 
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     started = time.perf_counter()
+    cpu0 = time.process_time()
     headers = {"X-API-Key": key}
     async with httpx.AsyncClient(
         base_url=base, limits=limits, timeout=5.0, headers=headers
@@ -319,7 +416,15 @@ async def _httpx_run(
             *(worker(client, random.randrange(len(paths))) for _ in range(connections))
         )
     seconds = time.perf_counter() - started
-    latencies.sort()
+    return closed_loop_summary(connections, latencies, errors, seconds, time.process_time() - cpu0)
+
+
+def closed_loop_summary(
+    connections: int, latencies: list[float], errors: int, seconds: float, cpu_s: float
+) -> dict[str, Any]:
+    """One closed-loop run's figures from its latencies (seconds); `client_cpu` is the
+    client's CPU seconds per wall second (1.0 = one core busy)."""
+    latencies = sorted(latencies)
 
     def pct(q: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
@@ -329,13 +434,73 @@ async def _httpx_run(
         "requests": len(latencies),
         "seconds": round(seconds, 2),
         "rps": round(len(latencies) / seconds, 1),
+        "ok_rps": round((len(latencies) - errors) / seconds, 1),
         "errors": errors,
         "p50_ms": pct(0.50),
         "p90_ms": pct(0.90),
         "p99_ms": pct(0.99),
         "max_ms": pct(1.0),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+        "client_cpu": round(cpu_s / seconds, 3),
     }
+
+
+def run_threaded_httpx(
+    base: str, paths: Path, connections: int, duration: int, key: str, pooled: bool
+) -> dict[str, Any]:
+    """Closed loop with `connections` threads of synchronous httpx: one `httpx.Client` per
+    thread kept open (`pooled`, keep-alive) or a new `httpx.Client` for every request (a
+    new TCP connection, and the client's own set-up, each time), as scripts often do."""
+    import threading
+
+    import httpx
+
+    lines = [p for p in paths.read_text().splitlines() if p]
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    stop = time.perf_counter() + duration
+    headers = {"X-API-Key": key}
+
+    def get(client: httpx.Client, path: str) -> bool:
+        try:
+            return client.get(path).status_code < 400
+        except httpx.HTTPError:
+            return False
+
+    def worker(offset: int) -> None:
+        nonlocal errors
+        i = offset
+        mine: list[float] = []
+        bad = 0
+        client = httpx.Client(base_url=base, headers=headers, timeout=5.0) if pooled else None
+        while time.perf_counter() < stop:
+            i = (i + 1) % len(lines)
+            t0 = time.perf_counter()
+            if client is not None:
+                ok = get(client, lines[i])
+            else:
+                with httpx.Client(base_url=base, headers=headers, timeout=5.0) as once:
+                    ok = get(once, lines[i])
+            bad += not ok
+            mine.append(time.perf_counter() - t0)
+        if client is not None:
+            client.close()
+        with lock:
+            latencies.extend(mine)
+            errors += bad
+
+    started, cpu0 = time.perf_counter(), time.process_time()
+    threads = [
+        threading.Thread(target=worker, args=(random.randrange(len(lines)),))
+        for _ in range(connections)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    return closed_loop_summary(connections, latencies, errors, seconds, time.process_time() - cpu0)
 
 
 async def _fixed_rate(
@@ -421,6 +586,8 @@ ROUTES = {
     "search": "/v1/search",
     "recommendations": "/v1/users/{user_id}/recommendations",
     "similar": "/v1/items/{item_id}/similar",
+    "autocomplete": "/v1/autocomplete",
+    "events": "/v1/events",
     "healthz": "/healthz",
 }
 
@@ -531,8 +698,236 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+class Target:
+    """Where a run's requests go: the server process, its base URL, the key and the files."""
+
+    def __init__(
+        self, proc: subprocess.Popen[str], base: str, key: str, directory: Path, script: Path
+    ) -> None:
+        self.proc, self.base, self.key = proc, base, key
+        self.directory, self.script = directory, script
+        self.events_script = directory / "wrk_events.lua"
+        self.events_script.write_text(WRK_EVENTS_SCRIPT)
+
+    def wrk(self, scenario: str, connections: int, duration: int) -> dict[str, Any]:
+        """One wrk run of `scenario` (the events scenario POSTs fresh events)."""
+        paths = self.directory / f"paths_{scenario}.txt"
+        if scenario != "events":
+            return run_wrk(self.base, paths, connections, duration, self.script, self.key)
+        env = {
+            "WRK_USERS": str(self.directory / "event_users.txt"),
+            "WRK_ITEMS": str(self.directory / "event_items.txt"),
+            "WRK_RUN": f"load-{time.time_ns()}",
+        }
+        return run_wrk(self.base, paths, connections, duration, self.events_script, self.key, env)
+
+
+def measured(target: Target, route: str, run: Any) -> dict[str, Any]:
+    """`run()`'s figures plus what the server saw meanwhile: its mean time per request
+    (Prometheus histogram deltas), the CPU its processes used (share of one core) and the
+    1-minute load average."""
+    before = server_time(target.base, route)
+    cpu0, t0 = tree_cpu_seconds(target.proc.pid), time.perf_counter()
+    one: dict[str, Any] = run()
+    wall = time.perf_counter() - t0
+    cpu = tree_cpu_seconds(target.proc.pid) - cpu0
+    one["server_cpu"] = round(cpu / wall, 3)
+    # CPU the server spent per request: load-independent, unlike the wall times on a
+    # shared machine; 1000 / it is what one core of the server's own could answer a second
+    one["server_cpu_ms_per_request"] = round(cpu / max(one["requests"], 1) * 1000, 2)
+    one.update(server_side(before, server_time(target.base, route)))
+    one["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    return one
+
+
+def sweep(
+    target: Target, scenario: str, args: argparse.Namespace, levels: list[int], rates: list[float]
+) -> dict[str, Any]:
+    """The closed-loop levels (and open-loop rates) of one scenario, with a warm-up first."""
+    route = ROUTES[scenario]
+    paths = target.directory / f"paths_{scenario}.txt"
+    if args.client == "wrk":  # warm-up: caches, lazily built structures, the page cache
+        target.wrk(scenario, 2, 3)
+    else:
+        run_httpx(target.base, paths, 2, 3, target.key)
+    runs = []
+    for c in levels:
+        repeats = []
+        for _ in range(args.repeat):
+            if args.client == "wrk":
+                one = measured(target, route, lambda c=c: target.wrk(scenario, c, args.duration))
+            else:
+                one = measured(
+                    target,
+                    route,
+                    lambda c=c: run_httpx(target.base, paths, c, args.duration, target.key),
+                )
+            repeats.append(one)
+        run = median_run(repeats)
+        runs.append(run)
+        log.info(
+            "%-14s c=%-3d %8.1f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d  "
+            "server cpu %.2f  client cpu %.2f",
+            scenario, c, run["rps"], run["p50_ms"], run["p99_ms"], run["errors"],
+            run["server_cpu"], run.get("client_cpu", 0.0),
+        )  # fmt: skip
+    fixed = []
+    for rate in rates:
+        repeats = [
+            measured(
+                target,
+                route,
+                lambda rate=rate: run_fixed_rate(
+                    target.base, paths, rate, args.duration, target.key
+                ),
+            )
+            for _ in range(args.repeat)
+        ]
+        fixed.append(median_run(repeats))
+    body: dict[str, Any] = {
+        "runs": runs,
+        "best_under_target": best_under(runs, args.target_p99_ms),
+        "fixed_rate_runs": fixed,
+        "best_fixed_rate_under_target": best_under(fixed, args.target_p99_ms),
+    }
+    if scenario != "events":
+        body["status_probe"] = probe(target.base, paths, target.key)
+    return body
+
+
+#: The client variants of `--compare-clients`: (label, what it is).
+CLIENTS = {
+    "wrk": "wrk (C, epoll, one thread, keep-alive), its own process",
+    "httpx_async_pooled": "asyncio + one httpx.AsyncClient (keep-alive pool), in this process",
+    "httpx_sync_pooled": "a thread per connection, each with one httpx.Client kept open",
+    "httpx_client_per_request": "a thread per connection, a new httpx.Client (and TCP "
+    "connection) for every request",
+}
+
+
+def compare_clients(
+    target: Target, scenario: str, connections: list[int], duration: int
+) -> list[dict[str, Any]]:
+    """The same scenario driven by each client of `CLIENTS` at each connection count."""
+    route = ROUTES[scenario]
+    paths = target.directory / f"paths_{scenario}.txt"
+    base, key = target.base, target.key
+    runners = {
+        "wrk": lambda c: target.wrk(scenario, c, duration),
+        "httpx_async_pooled": lambda c: run_httpx(base, paths, c, duration, key),
+        "httpx_sync_pooled": lambda c: run_threaded_httpx(base, paths, c, duration, key, True),
+        "httpx_client_per_request": lambda c: run_threaded_httpx(
+            base, paths, c, duration, key, False
+        ),
+    }
+    out = []
+    for name, runner in runners.items():
+        for c in connections:
+            one = measured(target, route, lambda runner=runner, c=c: runner(c))
+            one["client"] = name
+            out.append(one)
+            log.info(
+                "%-26s c=%-3d %7.1f req/s (%7.1f ok)  p50 %6.2f  p99 %7.2f  server cpu %.2f  "
+                "client cpu %.2f",
+                name, c, one["rps"], one["ok_rps"], one["p50_ms"], one["p99_ms"],
+                one["server_cpu"], one["client_cpu"],
+            )  # fmt: skip
+    return out
+
+
+def postgres_copy(
+    duck_url: str, artifacts: Path, work: Path, postgres_url: str | None
+) -> tuple[str, Path, Any]:
+    """The DuckDB store copied into PostgreSQL (once) and its registry beside it (hard links:
+    the same bundle, which a server on either store starts on): (url, artifacts, cluster)."""
+    from events_load import Cluster  # the benchmarks folder is on sys.path
+    from shelfwise.store import open_store
+
+    cluster = None if postgres_url else Cluster(work / "pg")
+    url = postgres_url or cluster.start()  # type: ignore[union-attr]
+    with open_store(url) as pg, open_store(duck_url) as duck:
+        if pg.counts()["items"] == 0:
+            t0 = time.perf_counter()
+            events = duck.events()
+            events = events.drop(columns=[c for c in ("seq",) if c in events.columns])
+            pg.ingest(items=duck.items(), users=duck.users(), events=events)
+            log.info("copied %s into PostgreSQL in %.0f s", duck.counts(), time.perf_counter() - t0)
+    target = work / "artifacts-pg"
+    if not target.exists():
+        shutil.copytree(artifacts, target, copy_function=os.link)
+    return url, target, cluster
+
+
+def profile_handlers(
+    store_url: str, artifacts: Path, directory: Path, scenarios: list[str], n: int, top: int = 25
+) -> dict[str, Any]:
+    """cProfile of the route handlers themselves, called in this process on the scenario's
+    requests (after a warm-up, as a served app would be): ms per call, and the functions
+    with the most own time. The HTTP stack (uvicorn, middleware, auth) is what `healthz`
+    measures."""
+    import cProfile
+    import io
+    import pstats
+
+    from shelfwise.serve import app as server
+    from shelfwise.serve.middleware import Metrics
+    from shelfwise.serve.routers import recommendations as rec_routes
+    from shelfwise.serve.routers import search as search_routes
+    from shelfwise.serve.warmup import Readiness, warm_up
+    from shelfwise.settings import Settings
+
+    settings = Settings().with_(
+        store={"url": store_url}, paths={"artifacts": artifacts}, serve={"auth": False}
+    )
+    store, engine = server._open_engine(settings)
+    services = server.build_services(engine, settings, Metrics())
+    warm_up(engine, settings, Readiness())
+
+    def handler(path: str) -> Any:
+        url = urllib.parse.urlsplit(path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        parts = [urllib.parse.unquote(p) for p in url.path.split("/")]
+        if url.path == "/v1/search":
+            return lambda: search_routes.search(services, None, q=query["q"], k=10)  # type: ignore[arg-type]
+        if url.path == "/v1/autocomplete":
+            return lambda: search_routes.autocomplete(services, None, q=query["q"], k=8)  # type: ignore[arg-type]
+        if url.path.endswith("/recommendations"):
+            return lambda: rec_routes.recommendations(services, None, parts[3], k=10)  # type: ignore[arg-type]
+        if url.path.endswith("/similar"):
+            return lambda: rec_routes.similar(services, None, parts[3], k=10)  # type: ignore[arg-type]
+        raise SystemExit(f"no handler to profile for {path}")
+
+    out: dict[str, Any] = {}
+    try:
+        for scenario in scenarios:
+            lines = [p for p in (directory / f"paths_{scenario}.txt").read_text().splitlines() if p]
+            calls = [handler(p) for p in lines[: 2 * n]]
+            for call in calls[n:]:  # warm-up on other requests
+                call()
+            profiler = cProfile.Profile()
+            t0 = time.perf_counter()
+            profiler.enable()
+            for call in calls[:n]:
+                call()
+            profiler.disable()
+            ms = (time.perf_counter() - t0) / n * 1000
+            text = io.StringIO()
+            stats = pstats.Stats(profiler, stream=text)
+            stats.sort_stats("tottime").print_stats(top)
+            stats.sort_stats("cumulative").print_stats(top)
+            out[scenario] = {
+                "calls": n,
+                "ms_per_call_profiled": round(ms, 2),
+                "text": text.getvalue(),
+            }
+            log.info("%s: %.2f ms a call (profiled)\n%s", scenario, ms, text.getvalue())
+    finally:
+        store.close()
+    return out
+
+
 def main() -> int:
-    """Prepare, serve, sweep, write JSON."""
+    """Prepare, serve, sweep (or compare clients), write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", default=str(ROOT / "var" / "loadtest"))
     parser.add_argument("--items", type=int, default=100_000)
@@ -543,14 +938,18 @@ def main() -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per level; the median of each figure counts"
     )
-    parser.add_argument("--connections", default="1,2,4,8,16,32")
+    parser.add_argument("--connections", default="1,4,16")
     parser.add_argument(
         "--rates",
         default="",
         help="also run open-loop fixed request rates (req/s, comma-separated), wrk2-style",
     )
-    parser.add_argument("--scenarios", default="search,recommendations,similar")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--scenarios", default="search,recommendations,similar,autocomplete,events")
+    parser.add_argument("--backend", choices=("duckdb", "postgresql"), default="duckdb")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="server processes (default: 1 DuckDB, 2 PG)"
+    )
+    parser.add_argument("--postgres-url", default=None, help="else a cluster of the script's")
     parser.add_argument("--target-p99-ms", type=float, default=50.0)
     parser.add_argument(
         "--nice",
@@ -560,110 +959,129 @@ def main() -> int:
         "value (root only) shields the measurement from other jobs on a shared machine",
     )
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument(
+        "--compare-clients",
+        default="",
+        metavar="SCENARIO",
+        help="instead of the sweep: drive SCENARIO with each client of CLIENTS (and the server "
+        "with auth off, and with the default rate limit) at --connections",
+    )
+    parser.add_argument(
+        "--profile",
+        default="",
+        metavar="SCENARIOS",
+        help="instead of the sweep: cProfile the route handlers of these scenarios in this "
+        "process (comma-separated); writes the profiles beside the store (--dir)",
+    )
+    parser.add_argument("--profile-calls", type=int, default=300)
     parser.add_argument("--prepare-only", action="store_true", help="build the store and stop")
     parser.add_argument(
         "--markdown", action="store_true", help="print the --out JSON as a Markdown table, no run"
     )
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load_test.json"))
+    parser.add_argument("--out", default=None, help="default benchmarks/results/load_test*.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-
+    if args.out is None:
+        name = "load_test"
+        if args.compare_clients:
+            name += "_clients"
+        elif args.backend == "postgresql":
+            name += "_postgresql"
+        args.out = str(ROOT / "benchmarks" / "results" / f"{name}.json")
     if args.markdown:
         print(markdown(json.loads(Path(args.out).read_text())))
         return 0
-    client = args.client
-    if client == "auto":
-        client = "wrk" if shutil.which("wrk") else "httpx"
-    if client == "wrk" and not shutil.which("wrk"):
+    if args.client == "auto":
+        args.client = "wrk" if shutil.which("wrk") else "httpx"
+    if args.client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk, or use --client httpx")
+    if args.compare_clients and not shutil.which("wrk"):
+        raise SystemExit("--compare-clients needs wrk: apt-get install wrk")
     levels = [int(c) for c in args.connections.split(",") if c.strip()]
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = sorted(set(scenarios) - set(ROUTES))
+    if unknown:
+        raise SystemExit(f"unknown scenarios {unknown}: choose from {sorted(ROUTES)}")
+    if "events" in scenarios and args.client != "wrk":
+        raise SystemExit("the events scenario needs wrk (apt-get install wrk)")
+    workers = args.workers or (2 if args.backend == "postgresql" else 1)
 
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     t0 = time.perf_counter()
     store_url, artifacts, info = prepare(args)
     info["prepare_s"] = round(time.perf_counter() - t0, 1)
-    log.info("prepared: %s", info)
-    if args.prepare_only:
-        return 0
     directory = Path(args.dir)
-    script = directory / "wrk_paths.lua"
-    script.write_text(WRK_SCRIPT)
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    key, key_id = make_key(store_url)
-    server = start_server(store_url, artifacts, port, args.workers)
-    results: dict[str, Any] = {}
+    cluster = None
+    if args.backend == "postgresql":
+        store_url, artifacts, cluster = postgres_copy(
+            store_url, artifacts, directory, args.postgres_url
+        )
+    log.info("prepared: %s", info)
     try:
-        for scenario in scenarios:
-            paths = directory / f"paths_{scenario}.txt"
-            # warm-up: caches, lazily built structures, JIT-free but page-cache warm
-            if client == "wrk":
-                run_wrk(base, paths, 2, 3, script, key)
-            else:
-                run_httpx(base, paths, 2, 3, key)
-            runs = []
-            route = ROUTES[scenario]
-            for c in levels:
-                repeats = []
-                for _ in range(args.repeat):
-                    before = server_time(base, route)
-                    if client == "wrk":
-                        one = run_wrk(base, paths, c, args.duration, script, key)
-                    else:
-                        one = run_httpx(base, paths, c, args.duration, key)
-                    one.update(server_side(before, server_time(base, route)))
-                    one["load_avg_1m"] = round(os.getloadavg()[0], 2)
-                    repeats.append(one)
-                run = median_run(repeats)
-                runs.append(run)
-                log.info(
-                    "%-16s c=%-3d %8.1f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d",
-                    scenario,
-                    c,
-                    run["rps"],
-                    run["p50_ms"],
-                    run["p99_ms"],
-                    run["errors"],
-                )
-            best = best_under(runs, args.target_p99_ms)
-            fixed = []
-            for rate in rates:
-                repeats = []
-                for _ in range(args.repeat):
-                    before = server_time(base, route)
-                    one = run_fixed_rate(base, paths, rate, args.duration, key)
-                    one.update(server_side(before, server_time(base, route)))
-                    one["load_avg_1m"] = round(os.getloadavg()[0], 2)
-                    repeats.append(one)
-                run = median_run(repeats)
-                fixed.append(run)
-                log.info(
-                    "%-16s rate=%-5g %8.1f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d",
-                    scenario,
-                    rate,
-                    run["rps"],
-                    run["p50_ms"],
-                    run["p99_ms"],
-                    run["errors"],
-                )
-            results[scenario] = {
-                "runs": runs,
-                "best_under_target": best,
-                "fixed_rate_runs": fixed,
-                "best_fixed_rate_under_target": best_under(fixed, args.target_p99_ms),
-                "status_probe": probe(base, paths, key),
-            }
+        if args.prepare_only:
+            return 0
+        if args.profile:
+            profiles = profile_handlers(
+                store_url,
+                artifacts,
+                directory,
+                [x for x in args.profile.split(",") if x],
+                args.profile_calls,
+            )
+            target = directory / f"profile_{args.backend}.json"
+            target.write_text(json.dumps(profiles, indent=2) + "\n")
+            print({k: v["ms_per_call_profiled"] for k, v in profiles.items()}, "->", target)
+            return 0
+        script = directory / "wrk_paths.lua"
+        script.write_text(WRK_SCRIPT)
+        key, key_id = make_key(store_url, "read,write")
+        results: dict[str, Any] = {}
+        variants: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {"default": ({}, ())}
+        if args.compare_clients:
+            variants["auth_off"] = ({}, ("--no-auth",))
+            variants["rate_limit_default"] = ({"SHELFWISE_SERVE__RATE_LIMIT": "100"}, ())
+        try:
+            for variant, (env_extra, args_extra) in variants.items():
+                port = free_port()
+                proc = start_server(store_url, artifacts, port, workers, 600, env_extra, args_extra)
+                target = Target(proc, f"http://127.0.0.1:{port}", key, directory, script)
+                try:
+                    if not args.compare_clients:
+                        for scenario in scenarios:
+                            results[scenario] = sweep(target, scenario, args, levels, rates)
+                    elif variant == "default":
+                        target.wrk(args.compare_clients, 2, 3)  # warm-up
+                        results[variant] = compare_clients(
+                            target, args.compare_clients, levels, args.duration
+                        )
+                    else:  # the server's settings, with the fastest client
+                        target.wrk(args.compare_clients, 2, 3)
+                        route = ROUTES[args.compare_clients]
+                        results[variant] = []
+                        for c in levels:
+                            one = measured(
+                                target,
+                                route,
+                                lambda c=c, target=target: target.wrk(
+                                    args.compare_clients, c, args.duration
+                                ),
+                            )
+                            one["client"] = "wrk"
+                            results[variant].append(one)
+                            log.info("%s c=%d %s", variant, c, one)
+                finally:
+                    stop_server(proc)
+        finally:
+            revoke_key(store_url, key_id)
     finally:
-        stop_server(server)
-        revoke_key(store_url, key_id)
+        if cluster is not None:
+            cluster.stop()
 
     report = {
-        "benchmark": "load_test",
+        "benchmark": "load_test_clients" if args.compare_clients else "load_test",
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
@@ -671,12 +1089,14 @@ def main() -> int:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "client": client,
+        "client": args.client,
+        "clients": CLIENTS if args.compare_clients else None,
         "server": {
             "command": "shelfwise serve",
-            "workers": args.workers,
+            "backend": args.backend,
+            "workers": workers,
             "host": "127.0.0.1",
-            "auth": "read key (X-API-Key)",
+            "auth": "read,write key (X-API-Key)",
             "rate_limit": "off",
             "nice": args.nice,
         },
@@ -695,22 +1115,9 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{'scenario':<16} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for scenario, body in results.items():
-        for r in body["runs"]:
-            mark = " *" if r is body["best_under_target"] else ""
-            print(
-                f"{scenario:<16} {r['connections']:>5} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} "
-                f"{r['p99_ms']:>8.2f} {r['errors']:>7}{mark}"
-            )
-    for scenario, body in results.items():
-        for r in body["fixed_rate_runs"]:
-            mark = " *" if r is body["best_fixed_rate_under_target"] else ""
-            print(
-                f"{scenario:<16} {'@' + format(r['rate'], 'g'):>5} {r['rps']:>9.1f} "
-                f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>7}{mark}"
-            )
-    print(f"* highest throughput with p99 < {args.target_p99_ms:g} ms; written to {out}")
+    if not args.compare_clients:
+        print(markdown(report))
+    print(f"written to {out}")
     return 0
 
 

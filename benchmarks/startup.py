@@ -16,24 +16,40 @@ similar-items request, a search for a new item, and stops the server. Nothing is
 (checked: the registry holds the same versions after the run). Reports the median and the
 spread over the repeats; writes `benchmarks/results/startup.json` (`startup-<items>.json`
 for other sizes).
+
+Each start also reports where its time went, from the server's own log: `bundle_s` (the
+registry's active bundle loaded and the engine wired, `serve.warmup.Readiness`), each
+warm-up step, and `before_lifespan_s`, the rest (the interpreter, imports, the app).
+`--store URL --artifacts DIR` starts on an existing store and registry instead (the load
+test's 100,000-item store: `--store duckdb:///var/loadtest/store.duckdb --artifacts
+var/loadtest/artifacts`). `--profile` makes one start in this process under cProfile
+(import time of the server, then the bundle load and the warm-up) and prints the functions
+that take the most cumulative time.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import cProfile
+import io
 import json
 import os
 import platform
+import pstats
+import re
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from shelfwise.artifacts import Registry, ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
@@ -49,12 +65,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _prepare(work: Path, items: int) -> tuple[str, Path, str, str]:
-    """(store URL, registry, a query, a user id), building what is missing."""
-    work.mkdir(parents=True, exist_ok=True)
-    db = work / f"demo-{items}.duckdb"
-    url = f"duckdb:///{db}"
-    registry = work / f"artifacts-{items}"
+def _prepare(
+    work: Path, items: int, url: str | None = None, registry: Path | None = None
+) -> tuple[str, Path, str, str]:
+    """(store URL, registry, a query, a user id), building what is missing; `url` and
+    `registry` name an existing store and its registry instead of the demo's under `work`."""
+    if url is None or registry is None:
+        work.mkdir(parents=True, exist_ok=True)
+        url = f"duckdb:///{work / f'demo-{items}.duckdb'}"
+        registry = work / f"artifacts-{items}"
     config = DemoConfig(n_items=items)
     with open_store(url) as store:
         if store.counts()["items"] == 0:
@@ -64,8 +83,9 @@ def _prepare(work: Path, items: int) -> tuple[str, Path, str, str]:
         bundle, built = ensure_bundle(store, registry, reuse_stale=True)
         if built:
             print(f"built the bundle in {time.perf_counter() - t0:.1f}s", flush=True)
-        if bundle.fingerprint == store.fingerprint():
-            _move_on(store)
+        fresh = bundle.fingerprint == store.fingerprint()
+        if fresh or not any(i.startswith(NEW_ITEM_PREFIX) for i in store.item_ids()):
+            _move_on(store)  # (a store shared with the load test moved on without new items)
         events = store.events(types=["search"], limit=1)
         query = str(events["query"].dropna().iloc[0]) if len(events) else "shirt"
         user = str(store.events(limit=1)["user_id"].iloc[0])
@@ -94,14 +114,16 @@ def _one_start(url: str, registry: Path, query: str, user: str, item: str) -> di
         str(registry), "--host", "127.0.0.1", "--port", str(port), "--no-auth",
     ]  # fmt: skip
     env = {**os.environ, "SHELFWISE_SERVE__REFRESH_SECONDS": "0"}
+    log_path = Path(tempfile.mkdtemp(prefix="shelfwise-startup-")) / "serve.log"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    with log_path.open("w") as sink:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink, env=env)
     out: dict[str, float] = {}
     try:
         with httpx.Client(timeout=30) as client:
             while time.perf_counter() - t0 < 300:
                 if proc.poll() is not None:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    err = log_path.read_text()
                     raise RuntimeError(f"the server exited with {proc.returncode}: {err[-2000:]}")
                 try:
                     if client.get(f"{base}/readyz").status_code == 200:
@@ -110,6 +132,10 @@ def _one_start(url: str, registry: Path, query: str, user: str, item: str) -> di
                     pass
                 time.sleep(0.02)
             out["ready_s"] = time.perf_counter() - t0
+            # CPU the server used until ready: on a shared machine, what the wall time would
+            # be with a core to itself (less the I/O waits)
+            times = psutil.Process(proc.pid).cpu_times()
+            out["ready_cpu_s"] = times.user + times.system
             r = client.get(f"{base}/v1/search", params={"q": query})
             r.raise_for_status()
             out["first_search_s"] = time.perf_counter() - t0
@@ -131,7 +157,61 @@ def _one_start(url: str, registry: Path, query: str, user: str, item: str) -> di
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        text = log_path.read_text(errors="replace")
+        log_path.unlink()
+        log_path.parent.rmdir()
+    out.update(phases(text, out.get("ready_s")))
     return out
+
+
+WARMED = re.compile(r"warmed up in [0-9.]+s: (\{.*\})")
+
+
+def phases(server_log: str, ready_s: float | None) -> dict[str, float]:
+    """Where a start's time went, from the server log's warm-up line (the timings of
+    `serve.warmup.Readiness`): `bundle_s`, `warm_<step>_s`, and `before_lifespan_s`, what
+    is left of `ready_s` (interpreter, imports, app, the 20 ms polling)."""
+    match = WARMED.search(server_log)
+    if not match:
+        return {}
+    seconds: dict[str, float] = ast.literal_eval(match.group(1))
+    out = {("bundle_s" if k == "bundle" else f"warm_{k}_s"): float(v) for k, v in seconds.items()}
+    if ready_s is not None:
+        out["before_lifespan_s"] = ready_s - sum(seconds.values())
+    return out
+
+
+def profile_start(url: str, registry: Path, top: int = 30) -> str:
+    """One start in this process: the import time of the server module, then the bundle
+    load, the services and the warm-up under cProfile; the top functions by cumulative time."""
+    t0 = time.perf_counter()
+    from shelfwise.serve import app as server
+    from shelfwise.serve.middleware import Metrics
+    from shelfwise.serve.warmup import Readiness, warm_up
+    from shelfwise.settings import Settings
+
+    imported = time.perf_counter() - t0
+    settings = Settings().with_(
+        store={"url": url}, paths={"artifacts": registry}, serve={"auth": False}
+    )
+    profiler = cProfile.Profile()
+    t0 = time.perf_counter()
+    profiler.enable()
+    store, engine = server._open_engine(settings)
+    bundle_s = time.perf_counter() - t0
+    server.build_services(engine, settings, Metrics())
+    readiness = Readiness()
+    readiness.done("bundle", bundle_s)
+    warm_up(engine, settings, readiness)
+    profiler.disable()
+    store.close()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(top)
+    head = (
+        f"import shelfwise.serve.app: {imported:.2f}s; bundle + engine: {bundle_s:.2f}s; "
+        f"steps: {readiness.seconds}\n"
+    )
+    return head + text.getvalue()
 
 
 def machine() -> dict[str, Any]:
@@ -157,11 +237,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench-startup")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--store", default=None, help="an existing store's URL (with --artifacts)")
+    parser.add_argument("--artifacts", type=Path, default=None, help="its registry")
+    parser.add_argument(
+        "--profile", action="store_true", help="one start in this process under cProfile"
+    )
     args = parser.parse_args()
+    if (args.store is None) != (args.artifacts is None):
+        parser.error("--store and --artifacts go together")
     if args.out is None:
         suffix = "" if args.items == 5000 else f"-{args.items}"
         args.out = RESULTS.with_name(f"startup{suffix}.json")
-    url, registry, query, user = _prepare(args.work, args.items)
+    url, registry, query, user = _prepare(args.work, args.items, args.store, args.artifacts)
+    if args.profile:
+        print(profile_start(url, registry))
+        return
     with open_store(url) as store:
         item = str(store.items().iloc[0]["item_id"])
     versions = [v.version for v in Registry(registry).versions()]
@@ -178,13 +268,16 @@ def main() -> None:
         raise RuntimeError("the server built a bundle: it must start on the last good one")
     report: dict[str, Any] = {
         "benchmark": "startup",
-        "command": f"python benchmarks/startup.py --items {args.items} --repeat {args.repeat}",
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "items": args.items,
         "repeats": args.repeat,
         "target": "under 10 s from process start to the first search at 100k items, on the "
         "last good bundle with events and items that arrived after it was built",
         "stale_bundle": True,
-        "summary": {key: _summary([r[key] for r in runs]) for key in runs[0]},
+        "summary": {
+            key: _summary([r[key] for r in runs if key in r])
+            for key in sorted({k for r in runs for k in r})
+        },
         "runs": [{k: round(v, 3) for k, v in r.items()} for r in runs],
         "machine": machine(),
     }

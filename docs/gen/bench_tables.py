@@ -117,6 +117,103 @@ def load_test() -> str:
     return "\n".join(lines) + _note(d)
 
 
+def _load_rows(d: dict[str, Any]) -> list[str]:
+    """Every scenario and level of one load-test report: req/s, p50, p99, server CPU."""
+    lines = [
+        "| route | clients | req/s | p50 ms | p99 ms | errors | server CPU (cores) | "
+        "server CPU ms / request | client CPU (cores) | 1-min load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for scenario, body in d["results"].items():
+        for r in body["runs"]:
+            lines.append(
+                f"| {scenario} | {r['connections']} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | "
+                f"{r['p99_ms']:.1f} | {r['errors']} | {r.get('server_cpu', '')} | "
+                f"{r.get('server_cpu_ms_per_request', '')} | {r.get('client_cpu', '')} | "
+                f"{r.get('load_avg_1m', '')} |"
+            )
+    return lines
+
+
+def load_test_levels() -> str:
+    """The DuckDB load test (one worker) at every level, with server and client CPU."""
+    d = _json("load_test.json")
+    lines = _load_rows(d)
+    lines += ["", f"Command: `{d['command']}` (run {d['created']})."]
+    return "\n".join(lines) + _note(d)
+
+
+def load_test_postgresql() -> str:
+    """The same load test on PostgreSQL with several workers."""
+    d = _json("load_test_postgresql.json")
+    lines = _load_rows(d)
+    lines += [
+        "",
+        f"Command: `{d['command']}` (run {d['created']}), {d['server']['workers']} workers.",
+    ]
+    return "\n".join(lines) + _note(d)
+
+
+def load_test_clients() -> str:
+    """One route driven by different clients, and the server with auth off / rate limit on."""
+    d = _json("load_test_clients.json")
+    lines = [
+        "| server | client | connections | req/s | answered 2xx/s | p50 ms | p99 ms | "
+        "client CPU (cores) | server CPU (cores) | server CPU ms / request | 1-min load avg |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for variant, runs in d["results"].items():
+        for r in runs:
+            lines.append(
+                f"| {variant} | {r['client']} | {r['connections']} | {r['rps']:,.1f} | "
+                f"{r.get('ok_rps', r['rps']):,.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['client_cpu']} | {r['server_cpu']} | "
+                f"{r.get('server_cpu_ms_per_request', '')} | {r['load_avg_1m']} |"
+            )
+    lines += ["", f"Command: `{d['command']}` (run {d['created']})."]
+    return "\n".join(lines) + _note(d)
+
+
+def startup_100k() -> str:
+    """Restart at 100,000 items: ready, first search and where the time went."""
+    d = _json("startup-100000.json")
+    lines = [
+        "| figure | median | min | max |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, v in d["summary"].items():
+        unit = "ms" if key.endswith("_ms") else "s"
+        lines.append(f"| {key} | {v['median']:.2f} {unit} | {v['min']:.2f} | {v['max']:.2f} |")
+    lines += ["", f"Command: `{d['command']}`, {d['repeats']} starts."]
+    return "\n".join(lines) + _note(d)
+
+
+def scale_curve() -> str:
+    """Each point of the scale curve: ingest, build, memory, restart, p99."""
+    d = _json("scale_curve.json")
+    lines = [
+        "| items | shoppers | events | ingest events/s | build s | peak RSS build GB | "
+        "restart to first search s | search p99 ms | recommendations p99 ms | stopped |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for p in d["points"]:
+        ingest, build = p.get("ingest", {}), p.get("build", {})
+        restart, req = p.get("restart", {}), p.get("requests", {})
+        events = (ingest.get("counts") or {}).get("events")
+        peak = build.get("peak_rss_mb")
+        lines.append(
+            f"| {p['items']:,} | {p['users']:,} | {_count(events)} | "
+            f"{_count(ingest.get('ingest_events_per_s'))} | {build.get('build_s', '')} | "
+            f"{'' if peak is None else f'{peak / 1024:.1f}'} | "
+            f"{restart.get('first_search_s', '')} | "
+            f"{(req.get('search') or {}).get('p99_ms', '')} | "
+            f"{(req.get('recommendations') or {}).get('p99_ms', '')} | "
+            f"{p.get('stopped_at') or ''} |"
+        )
+    lines += ["", f"Command: `{d['command']}` (run {d.get('created', '')})."]
+    return "\n".join(lines) + _note(d)
+
+
 def _optimizer_rows(runs: dict[str, Any], with_loss: bool) -> list[str]:
     head = "| run | lr | final val NDCG@10 | best val NDCG@10 (epoch) | test NDCG@10 |"
     sep = "|---|---|---:|---|---:|"
@@ -568,6 +665,11 @@ TABLES: dict[str, Callable[[], str]] = {
         tuned_vs_default,
         load_test,
         load_test_runs,
+        load_test_levels,
+        load_test_postgresql,
+        load_test_clients,
+        startup_100k,
+        scale_curve,
         optimizer_bprmf,
         optimizer_bprmf_schedules,
         optimizer_sasrec,

@@ -60,6 +60,16 @@ def test_itemknn_recommends_within_taste_group():
     assert batch.scores[[1, 4], 0].tolist() == [0.0, 0.0]
 
 
+def test_itemknn_blocks_bounded_by_pairs_give_the_same_neighbours(monkeypatch):
+    # a block of `chunk` rows x every item is scored densely; with BLOCK_CELLS 14 (two rows
+    # of 7 items) the rows go two at a time, and the neighbours must not change
+    whole = ItemKNN(neighbors=2, shrink=0.5).fit(X).similarity.toarray()
+    monkeypatch.setattr("shelfwise.recommenders.itemknn.BLOCK_CELLS", 14)
+    blocked = ItemKNN(neighbors=2, shrink=0.5).fit(X).similarity.toarray()
+    np.testing.assert_array_equal(blocked, whole)
+    assert (blocked > 0).sum(axis=1).max() == 2
+
+
 def test_neighbour_pruning_keeps_top_k():
     model = ItemKNN(neighbors=1, shrink=0.0).fit(X)
     assert (np.diff(model.similarity.indptr) <= 1).all()

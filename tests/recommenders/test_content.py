@@ -300,3 +300,21 @@ def test_tfidf_beats_random_on_movielens():
     random = _precision_at_10(rng.random(train.shape).astype(np.float32), train, test)
     assert tfidf > 1.5 * random
     assert tfidf > random + 0.02
+
+
+@pytest.mark.parametrize("name", ["tfidf", "lsa"])
+def test_profiles_of_a_history_sized_before_add_items(name):
+    # a request built its history row (1 x n_items) just before the live catalogue's
+    # add_items appended a vector row in another thread: same profile, no shape error
+    items = catalog()
+    model = create(name, **PARAMS[name]).fit(interactions()[:, :6], items.iloc[:6])
+    row = model.history_matrix([4, 0], [2.0, 1.0])
+    before = model.profiles(row)
+    model.add_items(items.iloc[6:])
+    assert model.n_items == 7 and row.shape == (1, 6)
+    after = model.profiles(row)
+    np.testing.assert_allclose(_dense(after), _dense(before), atol=1e-6)
+
+
+def _dense(m):
+    return m.toarray() if sp.issparse(m) else np.asarray(m)

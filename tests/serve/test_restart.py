@@ -98,3 +98,22 @@ def test_serve_warm_up_computes_every_answer(make_client) -> None:  # type: igno
     client = make_client()
     readiness = client.app.state.readiness  # type: ignore[attr-defined]
     assert readiness.ready and set(readiness.seconds) == {"bundle", *WARMUP_STEPS}
+
+
+def test_a_failed_warm_up_keeps_the_server_up_and_says_why(shop) -> None:  # type: ignore[no-untyped-def]
+    # the store goes away during start-up: the warm-up cannot even pick a user to ask for
+    from fastapi.testclient import TestClient
+
+    from shelfwise.serve.app import create_app
+    from shelfwise.settings import ServeSettings, Settings
+
+    store, engine = shop
+    store.close()
+    settings = Settings(serve=ServeSettings(auth=False, rate_limit=0))
+    with TestClient(create_app(engine, settings)) as client:  # starts: nothing raised
+        assert client.get("/healthz").status_code == 200
+        res = client.get("/readyz")
+        assert res.status_code == 503
+        body = res.json()
+        assert body["detail"] == "failed" and body["pending"] == list(WARMUP_STEPS)
+        assert body["error"].startswith("search: StoreError:") and "closed" in body["error"]

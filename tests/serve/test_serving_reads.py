@@ -38,6 +38,23 @@ def test_recent_events_and_last_seq(store: Store) -> None:
     assert store.recent_events("a", after_seq=4)["item_id"].tolist() == ["W"]
 
 
+def test_last_seq_follows_every_write_of_this_process(store: Store) -> None:
+    # DuckDB keeps the answer between this process's writes: each kind of write ends it
+    once = records_to_frame(
+        "events", [Event(event_id="e1", user_id="a", item_id="X", type="view", timestamp=T0)]
+    )
+    store.append_events(once)
+    assert store.last_seq() == 1 and store.last_seq() == 1
+    store.append_events(once)  # a duplicate only: nothing written, rolled back
+    assert store.last_seq() == 1
+    store.append_event_batches(_events(("a", "Y", 1), ("b", "Z", 2)), [1, 1])
+    assert store.last_seq() == 3
+    store.erase_user("b")  # erasure moves no sequence number
+    assert store.last_seq() == 3
+    store.ingest(events=_events(("c", "X", 3)))
+    assert store.last_seq() == 4
+
+
 def test_cache_sees_writes_from_anywhere_and_forgets_erased(shop) -> None:  # type: ignore[no-untyped-def]
     store, engine = shop
     assert isinstance(engine, Engine)

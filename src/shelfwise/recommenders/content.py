@@ -209,14 +209,22 @@ class ContentRecommender(Recommender):
         return np.arange(start, self.n_items, dtype=np.int64)
 
     def profiles(self, histories: sp.csr_matrix) -> np.ndarray | sp.csr_matrix:
-        """Unit profile vectors: the weighted mean of each row's item vectors, normalised."""
+        """Unit profile vectors: the weighted mean of each row's item vectors, normalised.
+
+        Histories sized by an earlier `n_items` are fine: `add_items` (in another thread, for
+        the live catalogue) appends vector rows before it grows `n_items`, so the vectors
+        may hold more rows than the histories have columns, never fewer, and the rows
+        appended since belong to items no history of that size names."""
         h = sp.csr_matrix(histories, dtype=np.float32)
-        if sp.issparse(self.vectors):
-            p = sp.csr_matrix(h @ self.vectors, dtype=np.float32)
+        vectors = self.vectors
+        if vectors.shape[0] > h.shape[1]:
+            vectors = vectors[: h.shape[1]]
+        if sp.issparse(vectors):
+            p = sp.csr_matrix(h @ vectors, dtype=np.float32)
             norms = np.sqrt(np.asarray(p.multiply(p).sum(axis=1)).ravel())
             inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
             return sp.csr_matrix(sp.diags(inverse.astype(np.float32)) @ p)
-        return _unit_rows(np.asarray(h @ self.vectors))
+        return _unit_rows(np.asarray(h @ vectors))
 
     def _transposed(self) -> np.ndarray | sp.csr_matrix:
         """The item vectors transposed (features x items), kept until the vectors change:

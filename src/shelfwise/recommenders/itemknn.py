@@ -25,6 +25,11 @@ from shelfwise.recommenders.space import Choice, FloatRange, IntRange, SearchSpa
 
 Weighting = Literal["none", "tfidf", "bm25"]
 
+#: At most this many item pairs are scored densely at once in `ItemKNN.fit` (a block of rows
+#: times every item; float32 and int64 temporaries of this size, about 1 GB in all at 2**25):
+#: a fixed row count would make the peak memory grow with the catalogue instead.
+BLOCK_CELLS = 2**25
+
 
 def column_idf(x: sp.csr_matrix) -> np.ndarray:
     """Per column (term): log(n_rows) - log(1 + rows holding it), floored at 0 (float32).
@@ -120,7 +125,8 @@ class ItemKNN(Recommender):
     def fit(
         self, interactions: Any, items: pd.DataFrame | None = None, chunk: int = 2048
     ) -> ItemKNN:
-        """Compute the top-k neighbour matrix (items x items, sparse)."""
+        """Compute the top-k neighbour matrix (items x items, sparse), `chunk` item rows at
+        a time, fewer where a block would exceed `BLOCK_CELLS` pairs."""
         x = as_csr(interactions)
         if self.config.binary:
             x = x.copy()
@@ -139,6 +145,7 @@ class ItemKNN(Recommender):
         n_items = x.shape[1]
         k = min(self.config.neighbors, max(n_items - 1, 1))
         rows, cols, vals = [], [], []
+        chunk = max(1, min(chunk, BLOCK_CELLS // max(n_items, 1)))
         for start in range(0, n_items, chunk):
             stop = min(start + chunk, n_items)
             dots = (xt[start:stop] @ xt.T).toarray()

@@ -79,16 +79,16 @@ class Readiness:
 
 def warm_up(engine: Engine, settings: Settings, readiness: Readiness) -> None:
     """Run every warm-up step over `engine` (see the module doc), marking each done in
-    `readiness`; a step that raises is logged and recorded, and the server stays unready."""
-    cat = engine.catalog
-    alive = cat.item_id[cat.alive]
-    item = str(alive[0]) if len(alive) else None
-    title = ""
-    if item is not None:
-        row = cat.frame.iloc[int(cat.alive.nonzero()[0][0])]
-        title = str(row.get("title") or "")
-    query = title.split()[0] if title.split() else "a"
-    user = _some_user(engine)
+    `readiness`. Nothing raises out of it (it runs in a server's background thread, or in
+    an embedded app's start-up): a failure, also in choosing what to ask, is logged and
+    recorded against the first step not done, and the server stays up and unready, its
+    `/readyz` naming the reason."""
+    try:
+        item, query, user = _requests(engine)
+    except Exception as exc:
+        log.error("warm-up failed before its first step: %s", exc)
+        readiness.fail(WARMUP_STEPS[0], exc)
+        return
 
     def search() -> None:
         service = served_search(engine, settings.search.mode, settings.paths.embeddings)
@@ -130,6 +130,19 @@ def warm_up(engine: Engine, settings: Settings, readiness: Readiness) -> None:
             return
         readiness.done(name, time.perf_counter() - t0)
     log.info("warmed up in %.2fs: %s", sum(readiness.seconds.values()), readiness.seconds)
+
+
+def _requests(engine: Engine) -> tuple[str | None, str, str | None]:
+    """What the warm-up asks: (an item, a query word from its title, a user with events)."""
+    cat = engine.catalog
+    alive = cat.item_id[cat.alive]
+    item = str(alive[0]) if len(alive) else None
+    title = ""
+    if item is not None:
+        row = cat.frame.iloc[int(cat.alive.nonzero()[0][0])]
+        title = str(row.get("title") or "")
+    query = title.split()[0] if title.split() else "a"
+    return item, query, _some_user(engine)
 
 
 def _some_user(engine: Engine) -> str | None:

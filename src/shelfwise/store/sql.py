@@ -92,6 +92,8 @@ class SqlStore(MeasureSql, Store):
         self.url = url
         self._lock = RLock()
         self._closed = False
+        self._writes = 0  # write transactions of this process, ended (committed or not)
+        self._seq_seen: tuple[int, int] | None = None  # (self._writes, last_seq) then
 
     # -- backend hooks --------------------------------------------------------------------
     @abstractmethod
@@ -212,6 +214,8 @@ class SqlStore(MeasureSql, Store):
             except BaseException:
                 self._rollback()
                 raise
+            finally:
+                self._writes += 1
 
     def _meta(self, key: str) -> str | None:
         rows = self._fetchall(f"SELECT value FROM meta WHERE key = {self.placeholder}", [key])
@@ -893,9 +897,21 @@ class SqlStore(MeasureSql, Store):
         return frame
 
     def last_seq(self) -> int:
-        """The largest event `seq` so far (0 for none), from the `next_seq` counter."""
+        """The largest event `seq` so far (0 for none), from the `next_seq` counter.
+
+        Serving asks before every request. An embedded DuckDB file is written by this
+        process only (DuckDB locks it), so there the answer is kept until this process's
+        next write transaction ends, instead of one query per request; other backends
+        (several processes) always read it."""
+        seen = self._seq_seen
+        if self.backend == "duckdb" and seen is not None and seen[0] == self._writes:
+            return seen[1]
         with self._reading_one():
-            return int(self._meta("next_seq") or 1) - 1
+            writes = self._writes
+            value = int(self._meta("next_seq") or 1) - 1
+            if self.backend == "duckdb":
+                self._seq_seen = (writes, value)
+            return value
 
     def erasure_count(self) -> int:
         """How many `erase_user` calls erased something, ever (from the `meta` table)."""
