@@ -120,20 +120,31 @@ def test_popularity_on_toy_split_hand_computed():
     run = evaluate(data, ["popularity"], k=2, progress=lambda _: None)["popularity"]
     assert run.error is None
     m = run.metrics
-    # top-2 unseen by popularity (a4 b3 c2 d1 e0):
-    #   u1 (train a b): c d -> test d at rank 2: hit
-    #   u2 (train a c): b d -> test e: miss
-    #   u3 (train b):   a c -> test d: miss
+    # top-2 unseen by train popularity (a4 b3 c2 d1 e0), the validation item being history:
+    #   u1 (train a b, validation c): d e -> test d at rank 1: hit
+    #   u2 (train a c, validation b): d e -> test e at rank 2: hit
+    #   u3 (train b,   validation a): c d -> test d at rank 2: hit
     assert run.recommendations is not None
-    assert run.recommendations.tolist() == [[2, 3], [1, 3], [0, 2]]
-    assert m["hr@2"] == pytest.approx(1 / 3)
-    assert m["ndcg@2"] == pytest.approx((1 / math.log2(3)) / 3)  # u1: DCG 1/log2(3), IDCG 1
-    assert m["precision@2"] == pytest.approx((1 / 2) / 3)
-    assert m["recall@2"] == pytest.approx(1 / 3)
-    assert m["mrr@2"] == pytest.approx((1 / 2) / 3)
-    assert m["map@2"] == pytest.approx((1 / 2) / 3)  # u1: precision@2 = 1/2, / min(2, 1)
-    assert m["coverage"] == pytest.approx(4 / 5)  # a b c d recommended, e never
+    assert run.recommendations.tolist() == [[3, 4], [3, 4], [2, 3]]
+    assert m["hr@2"] == pytest.approx(1.0)
+    assert m["ndcg@2"] == pytest.approx((1 + 2 / math.log2(3)) / 3)
+    assert m["precision@2"] == pytest.approx(1 / 2)
+    assert m["recall@2"] == pytest.approx(1.0)
+    assert m["mrr@2"] == pytest.approx((1 + 1 / 2 + 1 / 2) / 3)
+    assert m["map@2"] == pytest.approx((1 + 1 / 2 + 1 / 2) / 3)
+    assert m["coverage"] == pytest.approx(3 / 5)  # c d e recommended, a b never
     assert m["users_evaluated"] == 3
+
+
+def test_loo_never_recommends_the_validation_item():
+    data = prepare(toy_events(), "loo")
+    run = evaluate(data, ["popularity", "itemknn"], k=3, progress=lambda _: None)
+    for name, r in run.items():
+        assert r.error is None, name
+        assert r.recommendations is not None
+        for row, user in enumerate(data.test_users):
+            val = set(data.validation[user].indices.tolist())
+            assert not val & set(r.recommendations[row].tolist()), (name, user)
 
 
 def test_perfect_model_gets_ndcg_one_and_receives_validation(test_models):

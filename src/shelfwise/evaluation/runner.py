@@ -9,6 +9,12 @@ Sequential models (`model.sequential`) are fitted on `OrderedInteractions` (the 
 matrix plus every user's training events in time order) and scored from each test user's
 ordered sequence.
 
+History at test time (`scoring_view`): when the split has a validation part (leave-last-out),
+models are fitted on train (validation passed to `fit` for early stopping) and the test item
+is then predicted from train + validation (`fold_validation`): the validation item belongs
+to the user's history, so it is excluded from the list like any other seen item and never
+recommended, as in the sequential papers' protocol (SASRec, BERT4Rec).
+
 Sampled mode (`sampled=N`): each (test user, held-out item) pair is ranked among N items
 the user never interacted with (anywhere in the data), drawn once per run with a fixed
 seed and shared by every model; HR@k and NDCG@k are computed over the N + 1 candidates.
@@ -38,7 +44,7 @@ from shelfwise.evaluation.metrics import (
     popularity_bias,
     ranking_metrics,
 )
-from shelfwise.evaluation.protocols import ProtocolData, sample_negatives
+from shelfwise.evaluation.protocols import ProtocolData, fold_validation, sample_negatives
 from shelfwise.recommenders.base import Recommender, create
 
 log = logging.getLogger("shelfwise.evaluation")
@@ -86,6 +92,12 @@ def _fit(model: Recommender, data: ProtocolData) -> None:
     sequences = ordered_history(model, data)
     train: Any = data.train if sequences is None else OrderedInteractions(data.train, sequences)
     model.fit(train, data.catalog, **kwargs)
+
+
+def scoring_view(data: ProtocolData) -> ProtocolData:
+    """The split as the test step sees it: the validation part folded into every user's
+    history (`fold_validation`) when there is one, else `data` itself."""
+    return fold_validation(data) if data.validation.nnz else data
 
 
 def recommend_users(
@@ -163,7 +175,12 @@ def fitted_metrics(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Measure an already fitted model on `data.test`: ranking metrics at `k`, coverage,
     novelty, popularity bias, sampled metrics when `negatives` are given, throughput.
-    Returns the metrics (`fit_seconds` 0) and the top-k ids per test user."""
+    Returns the metrics (`fit_seconds` 0) and the top-k ids per test user.
+
+    `data` is the split the model was fitted on; the test step scores from
+    `scoring_view(data)` (validation items are history, never recommended). `negatives`
+    are rows for `scoring_view(data).test_users`."""
+    data = scoring_view(data)
     users = data.test_users
     recs, rec_seconds = recommend_users(model, data, users, k, exclude_seen)
     metrics: dict[str, Any] = ranking_metrics(recs, data.test[users], k)
@@ -222,7 +239,9 @@ def evaluate(
     say = progress or log.info
     negatives = None
     if sampled:
-        negatives = sample_negatives(_all_interactions(data), data.test_users, sampled, seed)
+        negatives = sample_negatives(
+            _all_interactions(data), scoring_view(data).test_users, sampled, seed
+        )
     runs: dict[str, ModelRun] = {}
     for i, name in enumerate(models, 1):
         say(f"[{i}/{len(models)}] {name}: fitting and scoring {data.test_users.size:,} users")
