@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from shelfwise.errors import ConfigError
+
 from shelfwise.evaluation.protocols import align_catalog, prepare, sample_negatives
 from shelfwise.evaluation.report import build_report, format_table, main_keys, render_html
 from shelfwise.evaluation.runner import evaluate, sampled_metrics
@@ -235,3 +237,21 @@ def test_holdout_protocol_uses_quarter_of_each_user():
     # 8 rows per user -> round(0.75 * 8) = 6 train, 2 test
     assert np.diff(data.train.indptr).tolist() == [6] * 5
     assert np.diff(data.test.indptr).tolist() == [2] * 5
+
+
+def test_holdout_per_item_split_uses_quarter_of_each_item():
+    # 8 users x 5 items, every pair once: per item 8 rows -> 6 train, 2 test
+    rows = [(f"u{u}", f"i{i}") for u in range(8) for i in range(5)]
+    events = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    data = prepare(events, "holdout", seed=3, split="per-item")
+    assert np.bincount(data.train.indices, minlength=5).tolist() == [6] * 5
+    assert np.bincount(data.test.indices, minlength=5).tolist() == [2] * 5
+    assert data.summary["params"]["by"] == "item"
+    per_user = prepare(events, "holdout", seed=3)
+    # per user 5 rows -> round(3.75) = 4 train, 1 test
+    assert np.diff(per_user.train.indptr).tolist() == [4] * 8
+
+
+def test_per_item_split_is_refused_outside_holdout():
+    with pytest.raises(ConfigError, match="holdout"):
+        prepare(toy_events(), "loo", split="per-item")

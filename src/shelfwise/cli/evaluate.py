@@ -44,7 +44,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     log.info("loaded %s: %d events, %d items (%.1fs)", label, len(events), len(items),
              time.perf_counter() - t0)  # fmt: skip
     t0 = time.perf_counter()
-    data = prepare(events, args.protocol, seed=args.seed, binary=args.binary, items=items)
+    data = prepare(
+        events, args.protocol, seed=args.seed, binary=args.binary, items=items, split=args.split
+    )
     m = data.summary["matrix"]
     log.info(
         "%s split: %d users x %d items, train %d, test %d cells over %d users (%.1fs)",
@@ -59,7 +61,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from shelfwise.cli.train import evaluate_saved
 
         runs.update(evaluate_saved(args.model_dir, data, args.k, args.sampled, args.seed, runs))
-    extra: dict[str, Any] = {"seed": args.seed, "binary": args.binary, "params": params}
+    extra: dict[str, Any] = {"split_stratification": args.split, "seed": args.seed, "binary": args.binary, "params": params}
     if args.sampled:
         extra["sampled"] = args.sampled
     extra["split"] = data.summary
@@ -100,6 +102,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=("holdout", "temporal", "loo"),
         default="holdout",
         help="holdout: per-user random 75/25; temporal: global time cut; loo: leave last out",
+    )
+    p.add_argument(
+        "--split",
+        choices=("per-user", "per-item"),
+        default="per-user",
+        help="stratification of --protocol holdout: per-user (each user's events 75/25, "
+        "default) or per-item (each item's events 75/25, Microsoft Recommenders' "
+        "python_stratified_split(filter_by='item') as in their MovieLens benchmark)",
     )
     p.add_argument("--k", type=int, default=10, help="list length (default 10)")
     p.add_argument(
