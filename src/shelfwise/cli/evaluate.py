@@ -20,6 +20,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from shelfwise.evaluation.protocols import prepare
     from shelfwise.evaluation.report import build_report, format_table, write_html, write_json
     from shelfwise.evaluation.runner import evaluate
+    from shelfwise.evaluation.stats import seed_summary
     from shelfwise.recommenders import available
 
     models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
@@ -43,28 +44,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     label, events, items = load_frames(args.dataset, args.seed)
     log.info("loaded %s: %d events, %d items (%.1fs)", label, len(events), len(items),
              time.perf_counter() - t0)  # fmt: skip
-    t0 = time.perf_counter()
-    data = prepare(
-        events, args.protocol, seed=args.seed, binary=args.binary, items=items, split=args.split
-    )
-    m = data.summary["matrix"]
-    log.info(
-        "%s split: %d users x %d items, train %d, test %d cells over %d users (%.1fs)",
-        args.protocol, m["users"], m["items"], m["train_nnz"], m["test_nnz"], m["test_users"],
-        time.perf_counter() - t0,
-    )  # fmt: skip
-    runs = evaluate(
-        data, models, k=args.k, params=params, sampled=args.sampled, seed=args.seed,
-        progress=log.info,
-    )  # fmt: skip
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.seeds > 1 and args.model_dir:
+        raise ConfigError(
+            "--seeds > 1 re-draws the split, which a saved model (--model-dir) was not "
+            "trained on; score saved models with --seeds 1"
+        )
+    seeds = [args.seed + i for i in range(args.seeds)]
+    all_runs = []
+    for n, seed in enumerate(seeds, 1):
+        t0 = time.perf_counter()
+        data = prepare(
+            events, args.protocol, seed=seed, binary=args.binary, items=items, split=args.split
+        )
+        m = data.summary["matrix"]
+        log.info(
+            "seed %d (%d/%d), %s split: %d users x %d items, train %d, test %d cells over "
+            "%d users (%.1fs)", seed, n, len(seeds), args.protocol, m["users"], m["items"],
+            m["train_nnz"], m["test_nnz"], m["test_users"], time.perf_counter() - t0,
+        )  # fmt: skip
+        runs = evaluate(
+            data, models, k=args.k, params=params, sampled=args.sampled, seed=seed,
+            progress=log.info,
+        )  # fmt: skip
+        all_runs.append(runs)
     if args.model_dir:
         from shelfwise.cli.train import evaluate_saved
 
         runs.update(evaluate_saved(args.model_dir, data, args.k, args.sampled, args.seed, runs))
+    runs, intervals, comparisons = seed_summary(all_runs, args.k)
     extra: dict[str, Any] = {"split_stratification": args.split, "seed": args.seed, "binary": args.binary, "params": params}
     if args.sampled:
         extra["sampled"] = args.sampled
     extra["split"] = data.summary
+    if len(seeds) > 1:
+        extra["seeds"] = seeds
+        extra["intervals"] = intervals
+    extra["comparisons"] = comparisons
     report = build_report(label, args.protocol, args.k, runs, **extra)
     print(format_table(report))
     if args.json:
@@ -120,6 +137,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="also rank each held-out item among N sampled unseen items (HR/NDCG, as papers do)",
     )
     p.add_argument("--seed", type=int, default=42, help="split and sampling seed")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="repeat with N split seeds (--seed, --seed+1, ...) and report each metric's mean "
+        "with its 95%% t interval (default 1)",
+    )
     p.add_argument(
         "--binary",
         action=argparse.BooleanOptionalAction,

@@ -9,7 +9,10 @@ The JSON shape is fixed::
                          ...extra keys (f1, novelty, sampled metrics)...}}}
 
 A model that failed has `{"error": "..."}` as its entry. Extra top-level keys (`split`,
-`params`, `sampled`, `seed`) may follow.
+`params`, `sampled`, `seed`) may follow. With several seeds, `results` holds the means and
+`intervals` `{MODEL: {METRIC: {"mean", "ci95": [lo, hi], "values"}}}`; `comparisons` lists
+paired tests between models on per-user metrics (`shelfwise.evaluation.stats`). The table
+then shows `mean ±half-width` of each metric's 95% interval, and the p-values below it.
 """
 
 from __future__ import annotations
@@ -93,8 +96,14 @@ def _fmt(key: str, value: Any) -> str:
     return f"{value:.4f}"
 
 
+BEYOND_ACCURACY: tuple[str, ...] = (
+    "coverage", "novelty", "arp", "gini", "long_tail_share", "ild", "calibration_kl",
+)  # fmt: skip
+
+
 def table_columns(report: Mapping[str, Any]) -> list[str]:
-    """Main keys, then sampled metrics and novelty if any result has them."""
+    """Accuracy keys, sampled metrics, beyond-accuracy metrics (those any result has), then
+    the speed columns."""
     k = int(report["k"])
     cols = main_keys(k)
     seen: list[str] = []
@@ -102,7 +111,33 @@ def table_columns(report: Mapping[str, Any]) -> list[str]:
         for key in res:
             if key.startswith("sampled") and key not in seen and key not in cols:
                 seen.append(key)
-    return cols[:6] + seen + cols[6:]
+    present = {key for res in report["results"].values() for key in res}
+    beyond = [key for key in BEYOND_ACCURACY if key in present or key == "coverage"]
+    return cols[:6] + seen + beyond + cols[7:]
+
+
+def _cell(report: Mapping[str, Any], name: str, key: str, value: Any) -> str:
+    """A value, as `mean ±half` when the report has its interval over seeds."""
+    iv = report.get("intervals", {}).get(name, {}).get(key)
+    if iv is None or key.endswith("_seconds") or key.endswith("per_second"):
+        return _fmt(key, value)
+    low, high = iv["ci95"]
+    if low is None or high is None:
+        return _fmt(key, value)
+    return f"{_fmt(key, value)}±{(high - low) / 2:.4f}"
+
+
+def format_comparisons(report: Mapping[str, Any]) -> str:
+    """One line per paired test: the mean difference, its 95% interval and p-values."""
+    lines = []
+    for c in report.get("comparisons", []):
+        low, high = c["ci95"]
+        lines.append(
+            f"{c['a']} - {c['b']} {c['metric']}: {c['mean_diff']:+.4f} "
+            f"[{low:+.4f}, {high:+.4f}] paired t p={c['p_value_t']:.2g}, "
+            f"Wilcoxon p={c['p_value_wilcoxon']:.2g} ({c['n_pairs']:,} pairs)"
+        )
+    return "\n".join(lines)
 
 
 def format_table(report: Mapping[str, Any]) -> str:
@@ -114,7 +149,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         if "error" in res:
             rows.append([name, f"ERROR: {res['error']}"])
             continue
-        rows.append([name, *[_fmt(c, res.get(c)) for c in cols]])
+        rows.append([name, *[_cell(report, name, c, res.get(c)) for c in cols]])
     widths = [len(h) for h in headers]
     for row in rows:
         if len(row) == len(headers):
@@ -137,6 +172,9 @@ def format_table(report: Mapping[str, Any]) -> str:
                     for i, (cell, w) in enumerate(zip(row, widths, strict=True))
                 )
             )
+    comparisons = format_comparisons(report)
+    if comparisons:
+        lines += ["", "paired tests (per-user, pooled over seeds):", comparisons]
     return "\n".join(lines)
 
 
@@ -189,7 +227,9 @@ def render_html(report: Mapping[str, Any]) -> str:
                 f"{html.escape(str(res['error']))}</td></tr>"
             )
             continue
-        cells = "".join(f"<td>{html.escape(_fmt(c, res.get(c)))}</td>" for c in cols)
+        cells = "".join(
+            f"<td>{html.escape(_cell(report, name, c, res.get(c)))}</td>" for c in cols
+        )
         body.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
     charts = []
     for col in cols:

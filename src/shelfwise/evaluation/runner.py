@@ -27,6 +27,7 @@ A model that raises is reported as `{"error": "..."}` instead of stopping the ru
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,9 +39,16 @@ import scipy.sparse as sp
 
 from shelfwise.data.sequences import OrderedInteractions, Sequences
 from shelfwise.evaluation.metrics import (
+    calibration_kl,
     catalog_coverage,
+    category_matrix,
+    gini_exposure,
+    intra_list_diversity,
+    long_tail_items,
+    long_tail_share,
     ndcg_of_ranks,
     novelty,
+    per_user_metrics,
     popularity_bias,
     ranking_metrics,
 )
@@ -60,6 +68,8 @@ class ModelRun:
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     recommendations: np.ndarray | None = None
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
+    users: np.ndarray | None = None
 
 
 def ordered_history(model: Recommender, data: ProtocolData) -> Sequences | None:
@@ -92,6 +102,48 @@ def _fit(model: Recommender, data: ProtocolData) -> None:
     sequences = ordered_history(model, data)
     train: Any = data.train if sequences is None else OrderedInteractions(data.train, sequences)
     model.fit(train, data.catalog, **kwargs)
+
+
+def catalog_categories(catalog: Any) -> sp.csr_matrix | None:
+    """Items x categories 0/1 matrix of an aligned catalog: the `genres` list in each item's
+    JSON `attributes` when any item has one (MovieLens), else the `category` column; None
+    without either."""
+    if catalog is None or len(catalog) == 0:
+        return None
+    if "attributes" in catalog.columns:
+        genres: list[Any] = []
+        for raw in catalog["attributes"]:
+            try:
+                value = json.loads(raw) if isinstance(raw, str) else raw
+            except ValueError:
+                value = None
+            genres.append(value.get("genres") if isinstance(value, dict) else None)
+        if any(g for g in genres):
+            return category_matrix(genres)
+    if "category" in catalog.columns and catalog["category"].notna().any():
+        return category_matrix([c if isinstance(c, str) else None for c in catalog["category"]])
+    return None
+
+
+def beyond_accuracy(recs: np.ndarray, data: ProtocolData, users: np.ndarray) -> dict[str, float]:
+    """Coverage, novelty, average popularity (arp), Gini of exposure, long-tail share (items
+    outside the head holding 20% of training interactions), and, when the catalog has
+    categories, intra-list diversity (1 - cosine over category vectors) and calibration
+    (KL of the history's category distribution against the list's)."""
+    popularity = np.bincount(data.train.indices, minlength=data.n_items)
+    train_users = int((np.diff(data.train.indptr) > 0).sum()) or 1
+    out = {
+        "coverage": catalog_coverage(recs, data.n_items),
+        "novelty": novelty(recs, popularity, train_users),
+        "arp": popularity_bias(recs, popularity),
+        "gini": gini_exposure(recs, data.n_items),
+        "long_tail_share": long_tail_share(recs, long_tail_items(popularity)),
+    }
+    cats = catalog_categories(data.catalog)
+    if cats is not None:
+        out["ild"] = intra_list_diversity(recs, item_vectors=cats)
+        out["calibration_kl"] = calibration_kl(recs, data.train[users], cats)
+    return out
 
 
 def scoring_view(data: ProtocolData) -> ProtocolData:
@@ -184,11 +236,7 @@ def fitted_metrics(
     users = data.test_users
     recs, rec_seconds = recommend_users(model, data, users, k, exclude_seen)
     metrics: dict[str, Any] = ranking_metrics(recs, data.test[users], k)
-    popularity = np.bincount(data.train.indices, minlength=data.n_items)
-    train_users = int((np.diff(data.train.indptr) > 0).sum()) or 1
-    metrics["coverage"] = catalog_coverage(recs, data.n_items)
-    metrics["novelty"] = novelty(recs, popularity, train_users)
-    metrics["arp"] = popularity_bias(recs, popularity)
+    metrics.update(beyond_accuracy(recs, data, users))
     if negatives is not None and n_sampled:
         ranks = sampled_ranks(model, data, users, negatives)
         metrics.update(sampled_metrics(ranks, k, n_sampled))
@@ -219,6 +267,9 @@ def evaluate_model(
         metrics["fit_seconds"] = fit_seconds
         run.metrics = metrics
         run.recommendations = recs
+        scored = scoring_view(data)
+        run.users = scored.test_users
+        run.per_user = per_user_metrics(recs, scored.test[scored.test_users], k)
     except Exception as exc:  # a broken model is a result row, not a crash
         log.exception("%s failed", name)
         run.error = f"{type(exc).__name__}: {exc}"
