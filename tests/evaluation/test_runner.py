@@ -11,7 +11,6 @@ import pytest
 import scipy.sparse as sp
 
 from shelfwise.errors import ConfigError
-
 from shelfwise.evaluation.protocols import align_catalog, prepare, sample_negatives
 from shelfwise.evaluation.report import build_report, format_table, main_keys, render_html
 from shelfwise.evaluation.runner import evaluate, sampled_metrics

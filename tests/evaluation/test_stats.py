@@ -89,3 +89,17 @@ def test_calibration_kl_known_answer():
     # list [0]: q = (1, 0) -> q~ = (0.995, 0.005) with alpha 0.01 (q~ = 0.99 q + 0.01 p)
     expected = 0.5 * math.log2(0.5 / 0.995) + 0.5 * math.log2(0.5 / 0.005)
     assert calibration_kl(np.array([[0]]), history, cats) == pytest.approx(expected)
+
+
+def test_mmr_rerank_known_answer():
+    from shelfwise.evaluation.runner import mmr_rerank
+
+    cats = category_matrix(["x", "x", "y"])
+    ids = np.array([[0, 1, 2]])
+    scores = np.array([[1.0, 0.9, 0.1]])
+    assert mmr_rerank(ids, scores, cats, 2, 1.0).tolist() == [[0, 1]]
+    # lambda 0.5 after item 0: item 1 -> 0.5 * 0.888 - 0.5 * 1 < 0; item 2 -> 0 - 0 = 0
+    assert mmr_rerank(ids, scores, cats, 2, 0.5).tolist() == [[0, 2]]
+    assert mmr_rerank(
+        np.array([[3, -1]]), np.array([[1.0, 0.0]]), category_matrix(["a", "b", "c", "d"]), 2, 0.5
+    ).tolist() == [[3, -1]]

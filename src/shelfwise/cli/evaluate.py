@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shelfwise.errors import ConfigError
-from shelfwise.evaluation.sources import load_frames
+from shelfwise.evaluation.sources import load_frames, load_users
 
 log = logging.getLogger("shelfwise.cli")
 
@@ -17,10 +19,11 @@ log = logging.getLogger("shelfwise.cli")
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Split, fit every model, print the table and write the reports."""
     from shelfwise.config_params import load_config, merge, parse_set, validate_params
+    from shelfwise.evaluation.metrics import popularity_profile
     from shelfwise.evaluation.protocols import prepare
     from shelfwise.evaluation.report import build_report, format_table, write_html, write_json
     from shelfwise.evaluation.runner import evaluate
-    from shelfwise.evaluation.stats import seed_summary
+    from shelfwise.evaluation.stats import group_metrics, seed_summary, user_groups
     from shelfwise.recommenders import available
 
     models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
@@ -52,6 +55,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "trained on; score saved models with --seeds 1"
         )
     seeds = [args.seed + i for i in range(args.seeds)]
+    mmr = _mmr_lambdas(args.mmr)
     all_runs = []
     for n, seed in enumerate(seeds, 1):
         t0 = time.perf_counter()
@@ -66,15 +70,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )  # fmt: skip
         runs = evaluate(
             data, models, k=args.k, params=params, sampled=args.sampled, seed=seed,
-            progress=log.info,
+            progress=log.info, mmr=mmr if n == 1 else (),
         )  # fmt: skip
         all_runs.append(runs)
+        if n == 1:
+            first_split = data
     if args.model_dir:
         from shelfwise.cli.train import evaluate_saved
 
         runs.update(evaluate_saved(args.model_dir, data, args.k, args.sampled, args.seed, runs))
     runs, intervals, comparisons = seed_summary(all_runs, args.k)
-    extra: dict[str, Any] = {"split_stratification": args.split, "seed": args.seed, "binary": args.binary, "params": params}
+    extra: dict[str, Any] = {
+        "split_stratification": args.split,
+        "seed": args.seed,
+        "binary": args.binary,
+        "params": params,
+    }
     if args.sampled:
         extra["sampled"] = args.sampled
     extra["split"] = data.summary
@@ -82,6 +93,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         extra["seeds"] = seeds
         extra["intervals"] = intervals
     extra["comparisons"] = comparisons
+    first = all_runs[0]
+    first_data = first_split
+    popularity = np.bincount(first_data.train.indices, minlength=first_data.n_items)
+    extra["popularity_bias"] = {
+        "seed": seeds[0],
+        "training": popularity_profile(first_data.train.indices, popularity).tolist(),
+        "models": {
+            name: popularity_profile(run.recommendations, popularity).tolist()
+            for name, run in first.items()
+            if run.recommendations is not None
+        },
+    }
+    users = load_users(args.dataset)
+    if users is not None:
+        groups = user_groups(users)
+        if groups:
+            extra["group_metric"] = f"ndcg@{args.k}"
+            extra["groups"] = group_metrics(
+                all_runs, np.asarray(first_data.users.ids), groups, f"ndcg@{args.k}"
+            )
+    if mmr:
+        extra["mmr"] = {name: run.mmr for name, run in first.items() if run.mmr}
     report = build_report(label, args.protocol, args.k, runs, **extra)
     print(format_table(report))
     if args.json:
@@ -91,6 +124,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         write_html(report, Path(args.html))
         log.info("wrote %s", args.html)
     return 0
+
+
+def _mmr_lambdas(text: str | None) -> list[float]:
+    """`--mmr` as a list of lambdas in [0, 1]: one value, or several comma-separated; a
+    single value below 1 also draws the curve at 1, 0.9, 0.7, 0.5, 0.3 and itself."""
+    if not text:
+        return []
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--mmr: expected numbers in [0, 1] such as 0.7, got {text!r}") from None
+    bad = [v for v in values if not 0.0 <= v <= 1.0]
+    if bad or not values:
+        raise ConfigError(f"--mmr: lambdas must lie in [0, 1], got {text!r}")
+    if len(values) == 1:
+        values = sorted({1.0, 0.9, 0.7, 0.5, 0.3, values[0]}, reverse=True)
+    return values
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -156,6 +206,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="append",
         metavar="MODEL.PARAM=VALUE",
         help="a model parameter, e.g. --set ease.l2=300 (repeatable; VALUE is TOML)",
+    )
+    p.add_argument(
+        "--mmr",
+        metavar="LAMBDA",
+        help="also re-rank each model's top 100 with maximal marginal relevance over item "
+        "categories and report the accuracy-diversity curve (LAMBDA in [0, 1], 1 = no "
+        "re-ranking; a comma-separated list gives the curve's points)",
     )
     p.add_argument("--config", help="a TOML file of [model] tables of parameters")
     p.add_argument("--json", help="write the JSON report here")

@@ -513,7 +513,9 @@ def calibration_kl(
     categorised history or list items are skipped."""
     cats = sp.csr_matrix(item_categories, dtype=np.float64)
     sums = np.asarray(cats.sum(axis=1)).ravel()
-    cats = sp.csr_matrix(sp.diags(np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)) @ cats)
+    cats = sp.csr_matrix(
+        sp.diags(np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)) @ cats
+    )
     arr = np.asarray(recs).astype(np.int64, copy=False)
     if arr.ndim == 1:
         arr = arr[None, :]
@@ -548,7 +550,9 @@ def category_matrix(values: Sequence[Any]) -> sp.csr_matrix:
     for row, value in enumerate(values):
         if value is None or (isinstance(value, float) and value != value):
             continue
-        parts = value if isinstance(value, list | tuple) else str(value).replace(",", "|").split("|")
+        parts = (
+            value if isinstance(value, list | tuple) else str(value).replace(",", "|").split("|")
+        )
         for part in parts:
             name = str(part).strip()
             if name:
@@ -557,3 +561,17 @@ def category_matrix(values: Sequence[Any]) -> sp.csr_matrix:
     return sp.csr_matrix(
         (np.ones(len(rows)), (rows, cols)), shape=(len(values), max(len(index), 1))
     )
+
+
+def popularity_profile(recs: Any, item_popularity: Any, bins: int = 10) -> np.ndarray:
+    """Share of recommended slots (padding ignored) falling in each popularity bin: items
+    sorted by training popularity, most popular first (ties by index), cut into `bins`
+    bins of equal item count. The popularity-bias curve of the report; the training data's
+    own curve is `popularity_profile` of every interaction (pass the interaction indices)."""
+    pop = _popularity_array(item_popularity)
+    order = np.argsort(-pop, kind="stable")
+    bin_of = np.empty(pop.size, dtype=np.int64)
+    bin_of[order] = np.arange(pop.size) * bins // max(pop.size, 1)
+    ids = _valid_ids(recs)
+    counts = np.bincount(bin_of[ids], minlength=bins).astype(np.float64)
+    return counts / counts.sum() if counts.sum() else counts

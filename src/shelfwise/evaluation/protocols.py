@@ -93,9 +93,7 @@ def split_events(
     if split not in SPLITS:
         raise ConfigError(f"split: unknown {split!r}; choose one of {', '.join(SPLITS)}")
     if split != "per-user" and protocol != "holdout":
-        raise ConfigError(
-            f"split={split} applies to the holdout protocol only, not {protocol!r}"
-        )
+        raise ConfigError(f"split={split} applies to the holdout protocol only, not {protocol!r}")
     if protocol == "holdout":
         return random_holdout(
             events,

@@ -70,6 +70,7 @@ class ModelRun:
     recommendations: np.ndarray | None = None
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
     users: np.ndarray | None = None
+    mmr: list[dict[str, float]] = field(default_factory=list)
 
 
 def ordered_history(model: Recommender, data: ProtocolData) -> Sequences | None:
@@ -144,6 +145,83 @@ def beyond_accuracy(recs: np.ndarray, data: ProtocolData, users: np.ndarray) -> 
         out["ild"] = intra_list_diversity(recs, item_vectors=cats)
         out["calibration_kl"] = calibration_kl(recs, data.train[users], cats)
     return out
+
+
+def mmr_rerank(
+    ids: np.ndarray, scores: np.ndarray, vectors: sp.csr_matrix, k: int, lam: float
+) -> np.ndarray:
+    """Maximal marginal relevance (Carbonell & Goldstein 1998) over each row's candidates:
+    greedily pick the candidate maximising `lam * rel - (1 - lam) * max cosine similarity to
+    the items already picked`, rel the model's scores min-max scaled to [0, 1] per row.
+    `lam=1` keeps the model's order; -1 ids (padding) are never picked. Returns k ids per
+    row (-1 padded)."""
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"the MMR lambda must be in [0, 1], got {lam}")
+    m = sp.csr_matrix(vectors, dtype=np.float64)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    normed = sp.csr_matrix(
+        sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ m
+    )
+    out = np.full((ids.shape[0], k), -1, dtype=np.int64)
+    for row in range(ids.shape[0]):
+        valid = ids[row] >= 0
+        cand = ids[row][valid].astype(np.int64)
+        if cand.size == 0:
+            continue
+        rel = np.asarray(scores[row][valid], dtype=np.float64)
+        span = rel.max() - rel.min()
+        rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
+        sim = np.asarray((normed[cand] @ normed[cand].T).todense())
+        max_sim = np.zeros(cand.size)
+        free = np.ones(cand.size, dtype=bool)
+        for slot in range(min(k, cand.size)):
+            value = np.where(free, lam * rel - (1 - lam) * max_sim, -np.inf)
+            pick = int(np.argmax(value))
+            out[row, slot] = cand[pick]
+            free[pick] = False
+            max_sim = np.maximum(max_sim, sim[pick])
+    return out
+
+
+def mmr_curve(
+    model: Recommender,
+    data: ProtocolData,
+    k: int,
+    lambdas: Sequence[float],
+    candidates: int = 100,
+) -> list[dict[str, float]]:
+    """The accuracy-diversity trade-off of MMR re-ranking a fitted model's top `candidates`
+    (one point per lambda: nDCG@k, recall@k, ILD, coverage, novelty), category vectors from
+    the catalog (`catalog_categories`). Empty without categories."""
+    cats = catalog_categories(data.catalog)
+    if cats is None:
+        return []
+    data = scoring_view(data)
+    users = data.test_users
+    sequences = ordered_history(model, data)
+    res = model.recommend_batch(
+        data.train[users],
+        k=max(candidates, k),
+        exclude_seen=True,
+        users=users,
+        sequences=None if sequences is None else sequences.rows(users),
+    )
+    points = []
+    for lam in lambdas:
+        recs = mmr_rerank(res.ids, res.scores, cats, k, lam)
+        acc = ranking_metrics(recs, data.test[users], k)
+        extra = beyond_accuracy(recs, data, users)
+        points.append(
+            {
+                "lambda": float(lam),
+                f"ndcg@{k}": acc[f"ndcg@{k}"],
+                f"recall@{k}": acc[f"recall@{k}"],
+                "ild": extra.get("ild", 0.0),
+                "coverage": extra["coverage"],
+                "novelty": extra["novelty"],
+            }
+        )
+    return points
 
 
 def scoring_view(data: ProtocolData) -> ProtocolData:
@@ -255,8 +333,10 @@ def evaluate_model(
     negatives: np.ndarray | None = None,
     n_sampled: int | None = None,
     exclude_seen: bool = True,
+    mmr: Sequence[float] = (),
 ) -> ModelRun:
-    """Fit one registered model on `data.train` and measure it on `data.test`."""
+    """Fit one registered model on `data.train` and measure it on `data.test`; with `mmr`
+    lambdas, also the MMR trade-off curve (`mmr_curve`) in `run.mmr`."""
     run = ModelRun(name)
     try:
         model = create(name, **dict(params or {}))
@@ -270,6 +350,8 @@ def evaluate_model(
         scored = scoring_view(data)
         run.users = scored.test_users
         run.per_user = per_user_metrics(recs, scored.test[scored.test_users], k)
+        if mmr:
+            run.mmr = mmr_curve(model, data, k, mmr)
     except Exception as exc:  # a broken model is a result row, not a crash
         log.exception("%s failed", name)
         run.error = f"{type(exc).__name__}: {exc}"
@@ -285,6 +367,7 @@ def evaluate(
     seed: int = 42,
     exclude_seen: bool = True,
     progress: Progress | None = None,
+    mmr: Sequence[float] = (),
 ) -> dict[str, ModelRun]:
     """Evaluate several models on the same split; `progress` gets one line per step."""
     say = progress or log.info
@@ -305,6 +388,7 @@ def evaluate(
             negatives=negatives,
             n_sampled=sampled,
             exclude_seen=exclude_seen,
+            mmr=mmr,
         )
         elapsed = time.perf_counter() - t0
         if run.error:

@@ -14,17 +14,22 @@ live in `shelfwise.experiments`):
 - `seed_summary(runs_by_seed, k)`: what `shelfwise evaluate --seeds N` reports: per model and
   metric the mean over seeds with its interval, and paired tests between every two models.
 
+- `user_groups` / `group_metrics`: per-group accuracy (MovieLens 100K's gender and age
+  bands) with intervals, the fairness view of the report.
+
 Several seeds re-draw the split (`--seed`, `--seed + 1`, ...); models keep their own seeds,
 so the interval is that of the split, the usual source of spread on small data.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from shelfwise.errors import ConfigError
@@ -114,8 +119,10 @@ def seed_summary(
                     ra, rb = runs[a], runs[b]
                     if metric not in ra.per_user or metric not in rb.per_user:
                         break
-                    if ra.users is None or rb.users is None or not np.array_equal(
-                        ra.users, rb.users
+                    if (
+                        ra.users is None
+                        or rb.users is None
+                        or not np.array_equal(ra.users, rb.users)
                     ):
                         break
                     xs.append(ra.per_user[metric])
@@ -125,3 +132,73 @@ def seed_summary(
                     if x.size >= 2:
                         comparisons.append({"a": a, "b": b, "metric": metric, **paired_test(x, y)})
     return merged, intervals, comparisons
+
+
+AGE_BANDS: tuple[tuple[int, str], ...] = ((18, "<18"), (25, "18-24"), (35, "25-34"),
+                                         (45, "35-44"), (56, "45-55"))  # fmt: skip
+MAX_GROUPS = 8
+
+
+def user_groups(users: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Attribute -> {user_id: group} from a user table's JSON `attributes`: `age` in bands
+    (<18, 18-24, 25-34, 35-44, 45-55, 56+, MovieLens 1M's bands) and every other attribute
+    with at most `MAX_GROUPS` distinct values (gender; not zip codes or occupations)."""
+    out: dict[str, dict[str, str]] = {}
+    for user_id, raw in zip(
+        users["user_id"].astype(str), users.get("attributes", []), strict=False
+    ):
+        try:
+            attrs = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            continue
+        if not isinstance(attrs, dict):
+            continue
+        for key, value in attrs.items():
+            if value is None or isinstance(value, list | dict):
+                continue
+            if key == "age" and isinstance(value, int | float):
+                value = next((label for top, label in AGE_BANDS if value < top), "56+")
+            out.setdefault(key, {})[user_id] = str(value)
+    return {
+        key: groups
+        for key, groups in out.items()
+        if key == "age" or len(set(groups.values())) <= MAX_GROUPS
+    }
+
+
+def group_metrics(
+    runs_by_seed: Sequence[Mapping[str, ModelRun]],
+    user_ids: np.ndarray,
+    groups: Mapping[str, Mapping[str, str]],
+    metric: str,
+) -> dict[str, Any]:
+    """Per attribute, group and model: the mean per-user `metric` with its 95% t interval
+    over the group's (seed, user) values, and the group's size.
+
+    `user_ids[i]` is the external id of user row i. Returns
+    `{attribute: {group: {"users": n, MODEL: {"mean", "ci95"}}}}`."""
+    out: dict[str, Any] = {}
+    for attribute, mapping in groups.items():
+        table: dict[str, Any] = {}
+        for runs in runs_by_seed:
+            for name, run in runs.items():
+                if run.error is not None or run.users is None or metric not in run.per_user:
+                    continue
+                labels = np.array([mapping.get(str(u), "") for u in user_ids[run.users]])
+                for label in np.unique(labels):
+                    if not label:
+                        continue
+                    mask = labels == label
+                    entry = table.setdefault(str(label), {})
+                    entry.setdefault(name, []).append(run.per_user[metric][mask])
+                    entry["users"] = int(mask.sum())
+        summary: dict[str, Any] = {}
+        for label in sorted(table):
+            entry = table[label]
+            row: dict[str, Any] = {"users": entry.pop("users")}
+            for name, parts in entry.items():
+                mean, low, high = mean_interval(np.concatenate(parts))
+                row[name] = {"mean": mean, "ci95": [low, high]}
+            summary[label] = row
+        out[attribute] = summary
+    return out
