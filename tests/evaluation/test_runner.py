@@ -254,3 +254,22 @@ def test_holdout_per_item_split_uses_quarter_of_each_item():
 def test_per_item_split_is_refused_outside_holdout():
     with pytest.raises(ConfigError, match="holdout"):
         prepare(toy_events(), "loo", split="per-item")
+
+
+def test_torch_model_time_budget_and_learning_curve_in_the_report(caplog):
+    from shelfwise.config_params import parse_set, validate_params
+
+    params = parse_set(["bprmf.time_budget=0.3", "bprmf.epochs=100000", "bprmf.patience=0"])
+    validate_params(params)  # the budget is a known option of torch models
+    data = prepare(toy_events(), "loo")
+    with caplog.at_level("INFO", logger="shelfwise.train"):
+        run = evaluate(data, ["bprmf"], k=2, params=params, progress=lambda _: None)["bprmf"]
+    assert run.error is None, run.error
+    training = run.metrics["training"]
+    assert training["stopped_by_budget"] is True
+    assert 1 <= training["epochs_run"] < 100000
+    assert len(training["curve"]) == training["epochs_run"]
+    assert training["best_epoch"] is not None
+    assert sum(e["seconds"] for e in training["curve"]) < 0.3 + 1.0
+    assert any("ETA" in r.getMessage() for r in caplog.records)
+    assert any("time budget" in r.getMessage() for r in caplog.records)

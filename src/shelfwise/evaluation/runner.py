@@ -325,6 +325,28 @@ def fitted_metrics(
     return metrics, recs
 
 
+def training_summary(model: Recommender) -> dict[str, Any] | None:
+    """What a torch model's training did (its `history`): epochs run, the best epoch and
+    value of the monitored metric, why it stopped, and the learning curve (per epoch: loss,
+    validation metrics, seconds); None for models without one."""
+    history = getattr(model, "history", None)
+    to_dict = getattr(history, "to_dict", None)
+    if not callable(to_dict):
+        return None
+    data = dict(to_dict())
+    epochs = list(data.get("epochs", []))
+    return {
+        "epochs_run": len(epochs),
+        "best_epoch": data.get("best_epoch"),
+        "best_value": data.get("best_value"),
+        "monitor": data.get("monitor"),
+        "stopped_early": data.get("stopped_early", False),
+        "stopped_by_budget": data.get("stopped_by_budget", False),
+        "diverged": data.get("diverged", False),
+        "curve": epochs,
+    }
+
+
 def evaluate_model(
     name: str,
     data: ProtocolData,
@@ -345,6 +367,9 @@ def evaluate_model(
         fit_seconds = time.perf_counter() - t0
         metrics, recs = fitted_metrics(model, data, k, negatives, n_sampled, exclude_seen)
         metrics["fit_seconds"] = fit_seconds
+        training = training_summary(model)
+        if training is not None:
+            metrics["training"] = training
         run.metrics = metrics
         run.recommendations = recs
         scored = scoring_view(data)

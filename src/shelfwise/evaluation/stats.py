@@ -106,6 +106,9 @@ def seed_summary(
             means[key] = mean
             model_iv[key] = {"mean": mean, "ci95": [low, high], "values": values}
         means["seeds"] = len(seeds)
+        if "training" in seeds[0].metrics:  # learning curves: one, or a list in seed order
+            trained = [r.metrics.get("training") for r in seeds]
+            means["training"] = trained[0] if len(trained) == 1 else trained
         merged[name] = ModelRun(name, metrics=means)
         intervals[name] = model_iv
     ok = [n for n in names if merged[n].error is None]
