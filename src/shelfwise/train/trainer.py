@@ -48,7 +48,7 @@ _RESUME_MAY_DIFFER = ("epochs", "device", "time_budget")
 
 def _clock(seconds: float) -> str:
     """`1h02m`, `3m05s` or `12s`."""
-    s = int(round(seconds))
+    s = round(seconds)
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     if s >= 60:
