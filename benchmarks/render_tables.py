@@ -20,27 +20,48 @@ def _f(value: Any, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _iv(r: dict[str, Any], col: str) -> str:
+    """`mean ± half-width` of the 95% interval over seeds (the value alone without one)."""
+    ci = r.get("ci95", {}).get(col)
+    if not ci or ci[0] is None:
+        return _f(r[col])
+    return f"{_f(r[col])} ± {(ci[1] - ci[0]) / 2:.4f}"
+
+
 def movielens(d: dict[str, Any]) -> str:
-    """Ours (sorted by nDCG@10) beside the published rows."""
+    """Ours (sorted by nDCG@10, mean ± 95% interval over seeds) beside the published rows."""
     rows = [
-        "| model | MAP | nDCG@10 | Precision@10 | Recall@10 | fit s | users/s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | MAP | nDCG@10 | Precision@10 | Recall@10 | coverage | novelty | fit s "
+        "| users/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ours = sorted(d["results"].items(), key=lambda kv: -kv[1]["nDCG@k"])
+    ours = sorted(
+        ((n, r) for n, r in d["results"].items() if "error" not in r),
+        key=lambda kv: -kv[1]["nDCG@k"],
+    )
     for name, r in ours:
         rows.append(
-            f"| **shelfwise {name}** | {_f(r['MAP'])} | {_f(r['nDCG@k'])} | "
-            f"{_f(r['Precision@k'])} | {_f(r['Recall@k'])} | {_f(r['fit_seconds'], 2)} | "
+            f"| **shelfwise {name}** | {_iv(r, 'MAP')} | {_iv(r, 'nDCG@k')} | "
+            f"{_iv(r, 'Precision@k')} | {_iv(r, 'Recall@k')} | {_f(r.get('coverage'))} | "
+            f"{_f(r.get('novelty'), 2)} | {_f(r['fit_seconds'], 2)} | "
             f"{r['recommend_users_per_second']:,.0f} |"
         )
     published = sorted(d["published"].items(), key=lambda kv: -kv[1]["nDCG@k"])
     for name, r in published:
         rows.append(
-            f"| published {name} | {_f(r['MAP'])} | {_f(r['nDCG@k'])} | "
-            f"{_f(r['Precision@k'])} | {_f(r['Recall@k'])} | | |"
+            f"| published {name} (one run) | {_f(r['MAP'])} | {_f(r['nDCG@k'])} | "
+            f"{_f(r['Precision@k'])} | {_f(r['Recall@k'])} | | | | |"
         )
     src = d["published_source"]
+    protocol = d.get("protocol", {})
     rows.append("")
+    if protocol.get("seeds"):
+        rows.append(
+            f"Ours: {protocol['split']}; mean ± half-width of the 95% t interval over split "
+            f"seeds {', '.join(str(s) for s in protocol['seeds'])}. Published rows are single "
+            "runs (no interval published)."
+        )
+        rows.append("")
     rows.append(
         f"Published rows: {src['repository']}, {src['path']}, commit {src['commit'][:8]}. "
         f"{src['note']}"
