@@ -92,3 +92,25 @@ def test_evaluate_rejects_bad_seeds_split_mmr_and_missing_store(capsys, tmp_path
     missing = f"duckdb:///{tmp_path / 'nope.duckdb'}"
     assert main(["evaluate", "--dataset", missing, "--models", "popularity"]) == 2
     assert "no such store file" in capsys.readouterr().err
+
+
+def test_evaluate_reads_a_store_url_as_ingest_prints_it(tmp_path, capsys):
+    items = "item_id,title,category\n" + "".join(f"I{i},Item {i},Cat{i % 3}\n" for i in range(12))
+    rows = ["event_id,user_id,item_id,type,value,query,timestamp"]
+    n = 0
+    for u in range(10):
+        for i in range(8):
+            n += 1
+            rows.append(f"e{n},u{u},I{(u + i) % 12},purchase,,,2026-01-{1 + n % 28:02d}T10:00:00Z")
+    (tmp_path / "items.csv").write_text(items)
+    (tmp_path / "events.csv").write_text("\n".join(rows) + "\n")
+    url = f"duckdb:///{tmp_path / 's.duckdb'}"
+    assert main(["ingest", "--items", str(tmp_path / "items.csv"), "--events",
+                 str(tmp_path / "events.csv"), "--store", url]) == 0  # fmt: skip
+    out_json = tmp_path / "r.json"
+    assert main(["evaluate", "--dataset", url, "--models", "popularity", "--json",
+                 str(out_json)]) == 0  # fmt: skip
+    report = json.loads(out_json.read_text())
+    assert report["dataset"] == url
+    # 8 events a user -> 6 train + 2 test each
+    assert report["split"]["matrix"]["test_nnz"] == 20
