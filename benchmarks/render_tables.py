@@ -42,7 +42,7 @@ def movielens(d: dict[str, Any]) -> str:
     for name, r in ours:
         rows.append(
             f"| **shelfwise {name}** | {_iv(r, 'MAP')} | {_iv(r, 'nDCG@k')} | "
-            f"{_iv(r, 'Precision@k')} | {_iv(r, 'Recall@k')} | {_f(r.get('coverage'))} | "
+            f"{_iv(r, 'Precision@k')} | {_iv(r, 'Recall@k')} | {_iv(r, 'coverage')} | "
             f"{_f(r.get('novelty'), 2)} | {_f(r['fit_seconds'], 2)} | "
             f"{r['recommend_users_per_second']:,.0f} |"
         )
