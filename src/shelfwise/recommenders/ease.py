@@ -14,7 +14,8 @@ up to 10,000 items in float64 (`numpy.linalg.inv`), above that in float32 and in
 the inverse from it, then the triangle mirrored block by block), so a 23,715-item catalogue
 needs one 2.1 GiB matrix rather than the 16 GiB `numpy.linalg.inv` takes (it computes in
 float64 whatever the input, and allocates the identity and the result beside it).
-`ease_memory_bytes` is that estimate; `fit` refuses catalogs above `max_items` items with a
+`ease_memory_bytes` is that estimate of the dense matrices (the sparse X^T X product,
+densified into them, comes on top while it lives); `fit` refuses catalogs above `max_items` items with a
 `ConfigError` that says how much memory they would need.
 """
 
