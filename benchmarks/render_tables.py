@@ -79,7 +79,7 @@ def beauty(d: dict[str, Any]) -> str:
     ours = sorted(d["results"].items(), key=lambda kv: -kv[1]["full_NDCG@10"])
     for name, r in ours:
         rows.append(
-            f"| **shelfwise {name}** | {_f(r['full_HR@10'])} | {_f(r['full_NDCG@10'])} | "
+            f"| **shelfwise {name}** | {_iv(r, 'full_HR@10')} | {_iv(r, 'full_NDCG@10')} | "
             f"{_f(r.get('sampled99_HR@10'))} | {_f(r.get('sampled99_NDCG@10'))} | "
             f"{_f(r['fit_seconds'], 1)} | {r['recommend_users_per_second']:,.0f} |"
         )
@@ -92,6 +92,13 @@ def beauty(d: dict[str, Any]) -> str:
             f"{'' if full else _f(ndcg)} | | |"
         )
     rows.append("")
+    if any("ci95" in r for r in d["results"].values()):
+        rows.append(
+            "Full-ranking figures: mean ± half-width of the 95% t interval over the test users "
+            "(the leave-last-out split has no seed to vary). Sampled figures and published "
+            "rows carry none."
+        )
+        rows.append("")
     for key, src in d.get("published_sources", {}).items():
         where = src.get("url") or f"{src.get('repository')} {src.get('path')} @ {src.get('commit')}"
         rows.append(f"- [{key}] {src['citation']}; {where}; protocol: {src['protocol']}.")
