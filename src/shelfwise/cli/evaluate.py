@@ -40,13 +40,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if args.k < 1:
         raise ConfigError(f"--k must be >= 1, got {args.k}")
-    params = merge(load_config(Path(args.config)) if args.config else {}, parse_set(args.set or []))
-    validate_params(params)
-
-    t0 = time.perf_counter()
-    label, events, items = load_frames(args.dataset, args.seed)
-    log.info("loaded %s: %d events, %d items (%.1fs)", label, len(events), len(items),
-             time.perf_counter() - t0)  # fmt: skip
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     if args.seeds > 1 and args.model_dir:
@@ -54,8 +47,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "--seeds > 1 re-draws the split, which a saved model (--model-dir) was not "
             "trained on; score saved models with --seeds 1"
         )
-    seeds = [args.seed + i for i in range(args.seeds)]
     mmr = _mmr_lambdas(args.mmr)
+    params = merge(load_config(Path(args.config)) if args.config else {}, parse_set(args.set or []))
+    validate_params(params)
+
+    t0 = time.perf_counter()
+    label, events, items = load_frames(args.dataset, args.seed)
+    log.info("loaded %s: %d events, %d items (%.1fs)", label, len(events), len(items),
+             time.perf_counter() - t0)  # fmt: skip
+    seeds = [args.seed + i for i in range(args.seeds)]
     all_runs = []
     for n, seed in enumerate(seeds, 1):
         t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     }
     if args.sampled:
         extra["sampled"] = args.sampled
-    extra["split"] = data.summary
+    extra["split"] = first_split.summary  # the first seed's; the others differ in the draw
     if len(seeds) > 1:
         extra["seeds"] = seeds
         extra["intervals"] = intervals

@@ -15,8 +15,8 @@ the inverse from it, then the triangle mirrored block by block), so a 23,715-ite
 needs one 2.1 GiB matrix rather than the 16 GiB `numpy.linalg.inv` takes (it computes in
 float64 whatever the input, and allocates the identity and the result beside it).
 `ease_memory_bytes` is that estimate of the dense matrices (the sparse X^T X product,
-densified into them, comes on top while it lives); `fit` refuses catalogs above `max_items` items with a
-`ConfigError` that says how much memory they would need.
+densified into them, comes on top while it lives); `fit` refuses catalogs above
+`max_items` items with a `ConfigError` that says how much memory they would need.
 """
 
 from __future__ import annotations
