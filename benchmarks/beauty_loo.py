@@ -16,6 +16,11 @@ reproduced results (sampled, 99 negatives). Full-ranking numbers of the S3-Rec p
 only published as an image (all_rank.PNG), so none are quoted from it; a third-party
 full-ranking SASRec reproduction is listed as such.
 
+Intervals: the split is deterministic (no seed to vary), so full-ranking HR@10 and NDCG@10
+carry the 95% Student t interval of the mean over test users (`ci95`,
+`shelfwise.evaluation.stats.mean_interval` on the per-user values; with one target a user,
+per-user recall@10 is their HR@10).
+
 Results go to benchmarks/results/beauty_loo.json; a model that raises is an error row.
 """
 
@@ -36,6 +41,7 @@ import scipy.sparse as sp
 from shelfwise.data.datasets import load_dataset
 from shelfwise.evaluation.protocols import ProtocolData, prepare, sample_negatives
 from shelfwise.evaluation.runner import evaluate_model
+from shelfwise.evaluation.stats import mean_interval
 from shelfwise.recommenders import available
 
 K = 10
@@ -147,6 +153,10 @@ def run(models: list[str], n_negatives: int, out: Path) -> dict[str, Any]:
             "recommend_users_per_second": r["recommend_users_per_second"],
             "peak_rss_mb": peak_rss_mb(),
             "elapsed_seconds": elapsed,
+            "ci95": {
+                "full_HR@10": list(mean_interval(result.per_user[f"recall@{K}"])[1:]),
+                "full_NDCG@10": list(mean_interval(result.per_user[f"ndcg@{K}"])[1:]),
+            },
         }
         print(
             f"    full HR@10 {r[f'hr@{K}']:.4f} NDCG@10 {r[f'ndcg@{K}']:.4f} | sampled "
@@ -165,6 +175,7 @@ def run(models: list[str], n_negatives: int, out: Path) -> dict[str, Any]:
             "seed": SEED,
             "feedback": "implicit binary",
             "split_summary": data.summary,
+            "interval": "95% Student t interval of the mean over test users (full ranking)",
         },
         "published_sources": PUBLISHED_SOURCES,
         "published": PUBLISHED,

@@ -20,27 +20,48 @@ def _f(value: Any, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _iv(r: dict[str, Any], col: str) -> str:
+    """`mean ± half-width` of the 95% interval over seeds (the value alone without one)."""
+    ci = r.get("ci95", {}).get(col)
+    if not ci or ci[0] is None:
+        return _f(r[col])
+    return f"{_f(r[col])} ± {(ci[1] - ci[0]) / 2:.4f}"
+
+
 def movielens(d: dict[str, Any]) -> str:
-    """Ours (sorted by nDCG@10) beside the published rows."""
+    """Ours (sorted by nDCG@10, mean ± 95% interval over seeds) beside the published rows."""
     rows = [
-        "| model | MAP | nDCG@10 | Precision@10 | Recall@10 | fit s | users/s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | MAP | nDCG@10 | Precision@10 | Recall@10 | coverage | novelty | fit s "
+        "| users/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ours = sorted(d["results"].items(), key=lambda kv: -kv[1]["nDCG@k"])
+    ours = sorted(
+        ((n, r) for n, r in d["results"].items() if "error" not in r),
+        key=lambda kv: -kv[1]["nDCG@k"],
+    )
     for name, r in ours:
         rows.append(
-            f"| **shelfwise {name}** | {_f(r['MAP'])} | {_f(r['nDCG@k'])} | "
-            f"{_f(r['Precision@k'])} | {_f(r['Recall@k'])} | {_f(r['fit_seconds'], 2)} | "
+            f"| **shelfwise {name}** | {_iv(r, 'MAP')} | {_iv(r, 'nDCG@k')} | "
+            f"{_iv(r, 'Precision@k')} | {_iv(r, 'Recall@k')} | {_iv(r, 'coverage')} | "
+            f"{_f(r.get('novelty'), 2)} | {_f(r['fit_seconds'], 2)} | "
             f"{r['recommend_users_per_second']:,.0f} |"
         )
     published = sorted(d["published"].items(), key=lambda kv: -kv[1]["nDCG@k"])
     for name, r in published:
         rows.append(
-            f"| published {name} | {_f(r['MAP'])} | {_f(r['nDCG@k'])} | "
-            f"{_f(r['Precision@k'])} | {_f(r['Recall@k'])} | | |"
+            f"| published {name} (one run) | {_f(r['MAP'])} | {_f(r['nDCG@k'])} | "
+            f"{_f(r['Precision@k'])} | {_f(r['Recall@k'])} | | | | |"
         )
     src = d["published_source"]
+    protocol = d.get("protocol", {})
     rows.append("")
+    if protocol.get("seeds"):
+        rows.append(
+            f"Ours: {protocol['split']}; mean ± half-width of the 95% t interval over split "
+            f"seeds {', '.join(str(s) for s in protocol['seeds'])}. Published rows are single "
+            "runs (no interval published)."
+        )
+        rows.append("")
     rows.append(
         f"Published rows: {src['repository']}, {src['path']}, commit {src['commit'][:8]}. "
         f"{src['note']}"
@@ -58,7 +79,7 @@ def beauty(d: dict[str, Any]) -> str:
     ours = sorted(d["results"].items(), key=lambda kv: -kv[1]["full_NDCG@10"])
     for name, r in ours:
         rows.append(
-            f"| **shelfwise {name}** | {_f(r['full_HR@10'])} | {_f(r['full_NDCG@10'])} | "
+            f"| **shelfwise {name}** | {_iv(r, 'full_HR@10')} | {_iv(r, 'full_NDCG@10')} | "
             f"{_f(r.get('sampled99_HR@10'))} | {_f(r.get('sampled99_NDCG@10'))} | "
             f"{_f(r['fit_seconds'], 1)} | {r['recommend_users_per_second']:,.0f} |"
         )
@@ -71,6 +92,13 @@ def beauty(d: dict[str, Any]) -> str:
             f"{'' if full else _f(ndcg)} | | |"
         )
     rows.append("")
+    if any("ci95" in r for r in d["results"].values()):
+        rows.append(
+            "Full-ranking figures: mean ± half-width of the 95% t interval over the test users "
+            "(the leave-last-out split has no seed to vary). Sampled figures and published "
+            "rows carry none."
+        )
+        rows.append("")
     for key, src in d.get("published_sources", {}).items():
         where = src.get("url") or f"{src.get('repository')} {src.get('path')} @ {src.get('commit')}"
         rows.append(f"- [{key}] {src['citation']}; {where}; protocol: {src['protocol']}.")

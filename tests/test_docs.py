@@ -129,7 +129,11 @@ def test_every_benchmark_marker_renders_from_the_results() -> None:
     # the figures are those of the results file, whatever run it holds
     results = json.loads((ROOT / "benchmarks/results/movielens100k_recommenders.json").read_text())
     ease = results["results"]["ease"]
-    row = f"| **shelfwise ease** | {ease['MAP']:.4f} | {ease['nDCG@k']:.4f} |"
-    assert row in tables.render("movielens")
+    half = {c: (ease["ci95"][c][1] - ease["ci95"][c][0]) / 2 for c in ("MAP", "nDCG@k")}
+    row = (
+        f"| **shelfwise ease** | {ease['MAP']:.4f} ± {half['MAP']:.4f} | "
+        f"{ease['nDCG@k']:.4f} ± {half['nDCG@k']:.4f} |"
+    )
+    assert row in tables.render("movielens")  # with the 95% interval over seeds
     with pytest.raises(KeyError, match="no benchmark table"):
         tables.render("no_such_table")

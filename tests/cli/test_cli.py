@@ -40,6 +40,18 @@ def files(tmp_path):
     return tmp_path
 
 
+def test_stats_sparsity_without_a_catalogue(files, capsys):
+    url = f"duckdb:///{files / 'events_only.duckdb'}"
+    assert main(["ingest", "--events", str(files / "events.csv"), "--store", url]) == 0
+    capsys.readouterr()
+    assert main(["stats", "--store", url, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["items"] == 0
+    # 2 users x 2 interacted items (A1, A2), 2 pairs: half the cells
+    assert stats["matrix"] == {"users": 2, "items": 2}
+    assert stats["sparsity"] == pytest.approx(0.5)
+
+
 def test_ingest_then_stats_json(files, capsys):
     url = f"duckdb:///{files / 's.duckdb'}"
     assert (

@@ -345,6 +345,7 @@ def test_split_summary_shape():
         "validation_ratio": 0.0,
         "seed": 42,
         "min_interactions": 1,
+        "by": "user",
     }
     assert summary["train"]["rows"] == 9 and summary["train"]["users"] == 2
     assert summary["train"]["items"] == split.train["item_id"].nunique()

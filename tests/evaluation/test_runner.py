@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from shelfwise.errors import ConfigError
 from shelfwise.evaluation.protocols import align_catalog, prepare, sample_negatives
 from shelfwise.evaluation.report import build_report, format_table, main_keys, render_html
 from shelfwise.evaluation.runner import evaluate, sampled_metrics
@@ -120,20 +121,31 @@ def test_popularity_on_toy_split_hand_computed():
     run = evaluate(data, ["popularity"], k=2, progress=lambda _: None)["popularity"]
     assert run.error is None
     m = run.metrics
-    # top-2 unseen by popularity (a4 b3 c2 d1 e0):
-    #   u1 (train a b): c d -> test d at rank 2: hit
-    #   u2 (train a c): b d -> test e: miss
-    #   u3 (train b):   a c -> test d: miss
+    # top-2 unseen by train popularity (a4 b3 c2 d1 e0), the validation item being history:
+    #   u1 (train a b, validation c): d e -> test d at rank 1: hit
+    #   u2 (train a c, validation b): d e -> test e at rank 2: hit
+    #   u3 (train b,   validation a): c d -> test d at rank 2: hit
     assert run.recommendations is not None
-    assert run.recommendations.tolist() == [[2, 3], [1, 3], [0, 2]]
-    assert m["hr@2"] == pytest.approx(1 / 3)
-    assert m["ndcg@2"] == pytest.approx((1 / math.log2(3)) / 3)  # u1: DCG 1/log2(3), IDCG 1
-    assert m["precision@2"] == pytest.approx((1 / 2) / 3)
-    assert m["recall@2"] == pytest.approx(1 / 3)
-    assert m["mrr@2"] == pytest.approx((1 / 2) / 3)
-    assert m["map@2"] == pytest.approx((1 / 2) / 3)  # u1: precision@2 = 1/2, / min(2, 1)
-    assert m["coverage"] == pytest.approx(4 / 5)  # a b c d recommended, e never
+    assert run.recommendations.tolist() == [[3, 4], [3, 4], [2, 3]]
+    assert m["hr@2"] == pytest.approx(1.0)
+    assert m["ndcg@2"] == pytest.approx((1 + 2 / math.log2(3)) / 3)
+    assert m["precision@2"] == pytest.approx(1 / 2)
+    assert m["recall@2"] == pytest.approx(1.0)
+    assert m["mrr@2"] == pytest.approx((1 + 1 / 2 + 1 / 2) / 3)
+    assert m["map@2"] == pytest.approx((1 + 1 / 2 + 1 / 2) / 3)
+    assert m["coverage"] == pytest.approx(3 / 5)  # c d e recommended, a b never
     assert m["users_evaluated"] == 3
+
+
+def test_loo_never_recommends_the_validation_item():
+    data = prepare(toy_events(), "loo")
+    run = evaluate(data, ["popularity", "itemknn"], k=3, progress=lambda _: None)
+    for name, r in run.items():
+        assert r.error is None, name
+        assert r.recommendations is not None
+        for row, user in enumerate(data.test_users):
+            val = set(data.validation[user].indices.tolist())
+            assert not val & set(r.recommendations[row].tolist()), (name, user)
 
 
 def test_perfect_model_gets_ndcg_one_and_receives_validation(test_models):
@@ -224,3 +236,40 @@ def test_holdout_protocol_uses_quarter_of_each_user():
     # 8 rows per user -> round(0.75 * 8) = 6 train, 2 test
     assert np.diff(data.train.indptr).tolist() == [6] * 5
     assert np.diff(data.test.indptr).tolist() == [2] * 5
+
+
+def test_holdout_per_item_split_uses_quarter_of_each_item():
+    # 8 users x 5 items, every pair once: per item 8 rows -> 6 train, 2 test
+    rows = [(f"u{u}", f"i{i}") for u in range(8) for i in range(5)]
+    events = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    data = prepare(events, "holdout", seed=3, split="per-item")
+    assert np.bincount(data.train.indices, minlength=5).tolist() == [6] * 5
+    assert np.bincount(data.test.indices, minlength=5).tolist() == [2] * 5
+    assert data.summary["params"]["by"] == "item"
+    per_user = prepare(events, "holdout", seed=3)
+    # per user 5 rows -> round(3.75) = 4 train, 1 test
+    assert np.diff(per_user.train.indptr).tolist() == [4] * 8
+
+
+def test_per_item_split_is_refused_outside_holdout():
+    with pytest.raises(ConfigError, match="holdout"):
+        prepare(toy_events(), "loo", split="per-item")
+
+
+def test_torch_model_time_budget_and_learning_curve_in_the_report(caplog):
+    from shelfwise.config_params import parse_set, validate_params
+
+    params = parse_set(["bprmf.time_budget=0.3", "bprmf.epochs=100000", "bprmf.patience=0"])
+    validate_params(params)  # the budget is a known option of torch models
+    data = prepare(toy_events(), "loo")
+    with caplog.at_level("INFO", logger="shelfwise.train"):
+        run = evaluate(data, ["bprmf"], k=2, params=params, progress=lambda _: None)["bprmf"]
+    assert run.error is None, run.error
+    training = run.metrics["training"]
+    assert training["stopped_by_budget"] is True
+    assert 1 <= training["epochs_run"] < 100000
+    assert len(training["curve"]) == training["epochs_run"]
+    assert training["best_epoch"] is not None
+    assert sum(e["seconds"] for e in training["curve"]) < 0.3 + 1.0
+    assert any("ETA" in r.getMessage() for r in caplog.records)
+    assert any("time budget" in r.getMessage() for r in caplog.records)

@@ -301,14 +301,14 @@ def evaluate_saved(
     import scipy.sparse as sp
 
     from shelfwise.evaluation.protocols import sample_negatives
-    from shelfwise.evaluation.runner import ModelRun
+    from shelfwise.evaluation.runner import ModelRun, scoring_view
     from shelfwise.recommenders import load_model
 
     negatives = None
     if sampled:
         everything = sp.csr_matrix(data.train + data.validation + data.test)
         everything.sort_indices()
-        negatives = sample_negatives(everything, data.test_users, sampled, seed)
+        negatives = sample_negatives(everything, scoring_view(data).test_users, sampled, seed)
     runs: dict[str, Any] = {}
     for raw in directories:
         directory = resolve_model_dir(Path(raw))

@@ -96,12 +96,12 @@ def _check_min(min_interactions: int) -> None:
         raise ConfigError(f"min_interactions must be >= 1, got {min_interactions}")
 
 
-def _user_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(dense user code per row, rows per user)."""
-    codes, _ = pd.factorize(frame["user_id"], use_na_sentinel=True)
+def _user_codes(frame: pd.DataFrame, column: str = "user_id") -> tuple[np.ndarray, np.ndarray]:
+    """(dense code of `column` per row, rows per code)."""
+    codes, _ = pd.factorize(frame[column], use_na_sentinel=True)
     codes = np.asarray(codes, dtype=np.int64)
     if (codes < 0).any():
-        raise DataError(f"{int((codes < 0).sum()):,} rows have no user_id; drop them first")
+        raise DataError(f"{int((codes < 0).sum()):,} rows have no {column}; drop them first")
     counts = np.bincount(codes) if codes.size else np.zeros(0, dtype=np.int64)
     return codes, counts
 
@@ -162,8 +162,13 @@ def random_holdout(
     validation_ratio: float = 0.0,
     seed: int = 42,
     min_interactions: int = 1,
+    by: str = "user",
 ) -> Split:
     """Per-user random split (stratified by user), as Recommenders' `python_stratified_split`.
+
+    `by="item"` stratifies by item instead (Recommenders' `filter_by="item"`, what their
+    MovieLens benchmark notebook splits with): every item's rows are cut 75/25, so a user's
+    test share varies. Everything below holds with "user" read as "item".
 
     Each row of an eligible user (one with at least `min_interactions` rows) draws a key from
     `np.random.RandomState(seed).rand(n_eligible_rows)`, in input order; each user's rows
@@ -180,8 +185,11 @@ def random_holdout(
     """
     c_train, c_val = _check_ratios(test_ratio, validation_ratio)
     _check_min(min_interactions)
-    _require(frame, ("user_id",), "random_holdout")
-    codes, counts = _user_codes(frame)
+    if by not in ("user", "item"):
+        raise ConfigError(f"random_holdout: by must be 'user' or 'item', got {by!r}")
+    column = f"{by}_id"
+    _require(frame, (column,), "random_holdout")
+    codes, counts = _user_codes(frame, column)
     labels = np.full(len(frame), _TRAIN, dtype=np.int8)
     eligible = np.flatnonzero(counts[codes] >= min_interactions)
     if eligible.size:
@@ -199,8 +207,9 @@ def random_holdout(
             "validation_ratio": validation_ratio,
             "seed": seed,
             "min_interactions": min_interactions,
+            "by": by,
         },
-        "users_all_train": int((counts < min_interactions).sum()),
+        f"{by}s_all_train": int((counts < min_interactions).sum()),
     }
     return _make_split(frame, labels, info)
 

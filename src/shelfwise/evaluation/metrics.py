@@ -455,3 +455,123 @@ def intra_list_diversity(
 def _rows(arr: np.ndarray) -> Iterable[np.ndarray]:
     for row in arr.astype(np.int64, copy=False):
         yield row[row >= 0]
+
+
+def per_user_metrics(recs: Any, relevant: Relevant, k: int) -> dict[str, np.ndarray]:
+    """nDCG@k and recall@k of every scored user (users with relevant items, in row order):
+    the per-user values paired tests between models compare."""
+    hits, n_rel, _ = _per_user(recs, relevant, k)
+    return {
+        f"ndcg@{k}": ndcg_from_hits(hits, n_rel, k),
+        f"recall@{k}": hits.sum(axis=1) / np.maximum(n_rel, 1.0),
+    }
+
+
+def gini_exposure(recs: Any, n_items: int) -> float:
+    """Gini coefficient of how often each catalogue item is recommended (padding ignored):
+    0 when every item is shown equally often, (n - 1) / n when one item takes every slot.
+
+    With exposures sorted ascending x_1..x_n: G = sum_i (2i - n - 1) x_i / (n * sum x).
+    """
+    if n_items <= 0:
+        raise ValueError(f"n_items must be positive, got {n_items}")
+    counts = np.sort(np.bincount(_valid_ids(recs), minlength=n_items).astype(np.float64))
+    total = counts.sum()
+    if total == 0:
+        return 0.0
+    i = np.arange(1, n_items + 1, dtype=np.float64)
+    return float(((2 * i - n_items - 1) * counts).sum() / (n_items * total))
+
+
+def long_tail_items(item_popularity: Any, head_share: float = 0.2) -> np.ndarray:
+    """Mask of long-tail items: all but the most popular items that together hold
+    `head_share` of the interactions (the head, taken in popularity order, ties by index)."""
+    pop = _popularity_array(item_popularity)
+    order = np.argsort(-pop, kind="stable")
+    cum = np.cumsum(pop[order])
+    total = cum[-1] if cum.size else 0.0
+    tail = np.ones(pop.size, dtype=bool)
+    if total > 0:
+        n_head = int(np.searchsorted(cum, head_share * total, side="left")) + 1
+        tail[order[:n_head]] = False
+    return tail
+
+
+def long_tail_share(recs: Any, tail: np.ndarray) -> float:
+    """Share of recommended slots (padding ignored) that hold a long-tail item."""
+    ids = _valid_ids(recs)
+    return float(tail[ids].mean()) if ids.size else 0.0
+
+
+def calibration_kl(
+    recs: Any, histories: sp.csr_matrix, item_categories: sp.csr_matrix, alpha: float = 0.01
+) -> float:
+    """Miscalibration (Steck 2018): mean over users of KL(p || q~), p the category
+    distribution of the user's history, q the distribution of their list, q~ = (1 - alpha) q
+    + alpha p so the divergence stays finite. An item's categories share its unit weight
+    (`item_categories` rows, items x categories, are normalised to sum 1). Users with no
+    categorised history or list items are skipped."""
+    cats = sp.csr_matrix(item_categories, dtype=np.float64)
+    sums = np.asarray(cats.sum(axis=1)).ravel()
+    cats = sp.csr_matrix(
+        sp.diags(np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)) @ cats
+    )
+    arr = np.asarray(recs).astype(np.int64, copy=False)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    hist = sp.csr_matrix(histories > 0, dtype=np.float64)
+    p = np.asarray((hist @ cats).todense())
+    rows = np.repeat(np.arange(arr.shape[0]), arr.shape[1])
+    flat = arr.ravel()
+    keep = flat >= 0
+    lists = sp.csr_matrix(
+        (np.ones(int(keep.sum())), (rows[keep], flat[keep])), shape=(arr.shape[0], cats.shape[0])
+    )
+    q = np.asarray((lists @ cats).todense())
+    p_tot = p.sum(axis=1)
+    q_tot = q.sum(axis=1)
+    ok = (p_tot > 0) & (q_tot > 0)
+    if not ok.any():
+        return 0.0
+    p = p[ok] / p_tot[ok, None]
+    q = q[ok] / q_tot[ok, None]
+    q = (1 - alpha) * q + alpha * p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log2(p / q), 0.0)
+    return float(terms.sum(axis=1).mean())
+
+
+def category_matrix(values: Sequence[Any]) -> sp.csr_matrix:
+    """Items x categories 0/1 matrix from one value per item: a category name, a
+    `|`- or `,`-separated list of them (MovieLens genres), or missing (no category)."""
+    index: dict[str, int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    for row, value in enumerate(values):
+        if value is None or (isinstance(value, float) and value != value):
+            continue
+        parts = (
+            value if isinstance(value, list | tuple) else str(value).replace(",", "|").split("|")
+        )
+        for part in parts:
+            name = str(part).strip()
+            if name:
+                rows.append(row)
+                cols.append(index.setdefault(name, len(index)))
+    return sp.csr_matrix(
+        (np.ones(len(rows)), (rows, cols)), shape=(len(values), max(len(index), 1))
+    )
+
+
+def popularity_profile(recs: Any, item_popularity: Any, bins: int = 10) -> np.ndarray:
+    """Share of recommended slots (padding ignored) falling in each popularity bin: items
+    sorted by training popularity, most popular first (ties by index), cut into `bins`
+    bins of equal item count. The popularity-bias curve of the report; the training data's
+    own curve is `popularity_profile` of every interaction (pass the interaction indices)."""
+    pop = _popularity_array(item_popularity)
+    order = np.argsort(-pop, kind="stable")
+    bin_of = np.empty(pop.size, dtype=np.int64)
+    bin_of[order] = np.arange(pop.size) * bins // max(pop.size, 1)
+    ids = _valid_ids(recs)
+    counts = np.bincount(bin_of[ids], minlength=bins).astype(np.float64)
+    return counts / counts.sum() if counts.sum() else counts

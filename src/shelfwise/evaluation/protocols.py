@@ -3,7 +3,8 @@
 Protocols (`PROTOCOLS`):
 
 - `holdout`: `random_holdout(test_ratio=0.25, seed)`, a per-user stratified random 75/25
-  split (Microsoft Recommenders' `python_stratified_split`).
+  split (Microsoft Recommenders' `python_stratified_split`); `split="per-item"` stratifies
+  by item instead (their `filter_by="item"`, the split of their MovieLens benchmark).
 - `temporal`: `temporal_split` (global time cut; the newest 20% of rows are test, rows of
   users or items unseen in train are dropped).
 - `loo`: `leave_last_out` (per user: last event test, second-to-last validation).
@@ -43,6 +44,7 @@ from shelfwise.errors import ConfigError, DataError
 
 Protocol = Literal["holdout", "temporal", "loo"]
 PROTOCOLS: tuple[str, ...] = ("holdout", "temporal", "loo")
+SPLITS: tuple[str, ...] = ("per-user", "per-item")
 
 
 @dataclass
@@ -80,12 +82,24 @@ class ProtocolData:
 
 
 def split_events(
-    events: pd.DataFrame, protocol: str, seed: int = 42, test_ratio: float | None = None
+    events: pd.DataFrame,
+    protocol: str,
+    seed: int = 42,
+    test_ratio: float | None = None,
+    split: str = "per-user",
 ) -> Split:
-    """Split interaction events by protocol name (see the module doc)."""
+    """Split interaction events by protocol name (see the module doc); `split` (per-user or
+    per-item) is the stratification of `holdout`, the only protocol that has a choice."""
+    if split not in SPLITS:
+        raise ConfigError(f"split: unknown {split!r}; choose one of {', '.join(SPLITS)}")
+    if split != "per-user" and protocol != "holdout":
+        raise ConfigError(f"split={split} applies to the holdout protocol only, not {protocol!r}")
     if protocol == "holdout":
         return random_holdout(
-            events, test_ratio=0.25 if test_ratio is None else test_ratio, seed=seed
+            events,
+            test_ratio=0.25 if test_ratio is None else test_ratio,
+            seed=seed,
+            by="item" if split == "per-item" else "user",
         )
     if protocol == "temporal":
         return temporal_split(events, test_ratio=0.2 if test_ratio is None else test_ratio)
@@ -133,6 +147,7 @@ def prepare(
     binary: bool = True,
     items: pd.DataFrame | None = None,
     test_ratio: float | None = None,
+    split: str = "per-user",
 ) -> ProtocolData:
     """Split `events` by `protocol` and build aligned train / validation / test matrices.
 
@@ -142,18 +157,18 @@ def prepare(
     frame = _interaction_rows(events)
     if frame.empty:
         raise DataError("no interaction events (rows naming both a user and an item)")
-    split = split_events(frame, protocol, seed=seed, test_ratio=test_ratio)
+    parts = split_events(frame, protocol, seed=seed, test_ratio=test_ratio, split=split)
     user_vocab = Vocabulary.from_values(frame["user_id"], name="user_id")
     item_vocab = Vocabulary.from_values(frame["item_id"], name="item_id")
     weights = InteractionWeights(binary=True) if binary else InteractionWeights()
-    train = build_interactions(split.train, weights, users=user_vocab, items=item_vocab).matrix
-    validation = _relevance(split.validation, user_vocab, item_vocab, train)
-    test = _relevance(split.test, user_vocab, item_vocab, train)
+    train = build_interactions(parts.train, weights, users=user_vocab, items=item_vocab).matrix
+    validation = _relevance(parts.validation, user_vocab, item_vocab, train)
+    test = _relevance(parts.test, user_vocab, item_vocab, train)
     test_users = np.flatnonzero(np.diff(test.indptr) > 0).astype(np.int64)
     catalog = align_catalog(items, item_vocab) if items is not None else None
-    sequences = Sequences.from_frame(split.train, user_vocab, item_vocab)
-    validation_sequences = Sequences.from_frame(split.validation, user_vocab, item_vocab)
-    summary = split.summary()
+    sequences = Sequences.from_frame(parts.train, user_vocab, item_vocab)
+    validation_sequences = Sequences.from_frame(parts.validation, user_vocab, item_vocab)
+    summary = parts.summary()
     summary["matrix"] = {
         "users": len(user_vocab),
         "items": len(item_vocab),

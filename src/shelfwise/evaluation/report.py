@@ -9,7 +9,10 @@ The JSON shape is fixed::
                          ...extra keys (f1, novelty, sampled metrics)...}}}
 
 A model that failed has `{"error": "..."}` as its entry. Extra top-level keys (`split`,
-`params`, `sampled`, `seed`) may follow.
+`params`, `sampled`, `seed`) may follow. With several seeds, `results` holds the means and
+`intervals` `{MODEL: {METRIC: {"mean", "ci95": [lo, hi], "values"}}}`; `comparisons` lists
+paired tests between models on per-user metrics (`shelfwise.evaluation.stats`). The table
+then shows `mean ±half-width` of each metric's 95% interval, and the p-values below it.
 """
 
 from __future__ import annotations
@@ -93,8 +96,14 @@ def _fmt(key: str, value: Any) -> str:
     return f"{value:.4f}"
 
 
+BEYOND_ACCURACY: tuple[str, ...] = (
+    "coverage", "novelty", "arp", "gini", "long_tail_share", "ild", "calibration_kl",
+)  # fmt: skip
+
+
 def table_columns(report: Mapping[str, Any]) -> list[str]:
-    """Main keys, then sampled metrics and novelty if any result has them."""
+    """Accuracy keys, sampled metrics, beyond-accuracy metrics (those any result has), then
+    the speed columns."""
     k = int(report["k"])
     cols = main_keys(k)
     seen: list[str] = []
@@ -102,7 +111,33 @@ def table_columns(report: Mapping[str, Any]) -> list[str]:
         for key in res:
             if key.startswith("sampled") and key not in seen and key not in cols:
                 seen.append(key)
-    return cols[:6] + seen + cols[6:]
+    present = {key for res in report["results"].values() for key in res}
+    beyond = [key for key in BEYOND_ACCURACY if key in present or key == "coverage"]
+    return cols[:6] + seen + beyond + cols[7:]
+
+
+def _cell(report: Mapping[str, Any], name: str, key: str, value: Any) -> str:
+    """A value, as `mean ±half` when the report has its interval over seeds."""
+    iv = report.get("intervals", {}).get(name, {}).get(key)
+    if iv is None or key.endswith("_seconds") or key.endswith("per_second"):
+        return _fmt(key, value)
+    low, high = iv["ci95"]
+    if low is None or high is None:
+        return _fmt(key, value)
+    return f"{_fmt(key, value)}±{(high - low) / 2:.4f}"
+
+
+def format_comparisons(report: Mapping[str, Any]) -> str:
+    """One line per paired test: the mean difference, its 95% interval and p-values."""
+    lines = []
+    for c in report.get("comparisons", []):
+        low, high = c["ci95"]
+        lines.append(
+            f"{c['a']} - {c['b']} {c['metric']}: {c['mean_diff']:+.4f} "
+            f"[{low:+.4f}, {high:+.4f}] paired t p={c['p_value_t']:.2g}, "
+            f"Wilcoxon p={c['p_value_wilcoxon']:.2g} ({c['n_pairs']:,} pairs)"
+        )
+    return "\n".join(lines)
 
 
 def format_table(report: Mapping[str, Any]) -> str:
@@ -114,7 +149,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         if "error" in res:
             rows.append([name, f"ERROR: {res['error']}"])
             continue
-        rows.append([name, *[_fmt(c, res.get(c)) for c in cols]])
+        rows.append([name, *[_cell(report, name, c, res.get(c)) for c in cols]])
     widths = [len(h) for h in headers]
     for row in rows:
         if len(row) == len(headers):
@@ -137,6 +172,13 @@ def format_table(report: Mapping[str, Any]) -> str:
                     for i, (cell, w) in enumerate(zip(row, widths, strict=True))
                 )
             )
+    comparisons = format_comparisons(report)
+    if comparisons:
+        lines += ["", "paired tests (per-user, pooled over seeds):", comparisons]
+    if report.get("groups"):
+        lines += ["", format_groups(report)]
+    if report.get("mmr"):
+        lines += ["", "MMR re-ranking (accuracy-diversity trade-off):", format_mmr(report)]
     return "\n".join(lines)
 
 
@@ -176,6 +218,86 @@ def svg_bar_chart(title: str, values: Sequence[tuple[str, float]], width: int = 
     return "".join(parts)
 
 
+def popularity_plot_png(profile: Mapping[str, Any]) -> str | None:
+    """The popularity-bias curves (share of recommendations per item-popularity decile,
+    each model beside the training data) as a base64 PNG, or None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - matplotlib is a dependency of the docs extra
+        return None
+    import base64
+    import io
+
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    for i, (name, shares) in enumerate(profile["models"].items()):
+        ax.plot(range(1, len(shares) + 1), shares, marker="o", label=name,
+                color=_PALETTE[i % len(_PALETTE)])  # fmt: skip
+    train = profile["training"]
+    ax.plot(range(1, len(train) + 1), train, "k--", label="training interactions")
+    ax.set_xlabel("item popularity decile (1 = most popular)")
+    ax.set_ylabel("share of recommended slots")
+    ax.set_title("Popularity bias")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _extra_sections(report: Mapping[str, Any]) -> str:
+    """HTML of the paired tests, per-group metrics, popularity-bias plot and MMR curve."""
+    parts: list[str] = []
+    comparisons = format_comparisons(report)
+    if comparisons:
+        parts.append(f"<h2>Paired tests</h2><pre>{html.escape(comparisons)}</pre>")
+    if report.get("groups"):
+        parts.append(f"<h2>Per group</h2><pre>{html.escape(format_groups(report))}</pre>")
+    profile = report.get("popularity_bias")
+    if profile:
+        png = popularity_plot_png(profile)
+        if png:
+            parts.append(
+                f'<h2>Popularity bias</h2><img alt="popularity bias" '
+                f'src="data:image/png;base64,{png}">'
+            )
+    if report.get("mmr"):
+        parts.append(f"<h2>MMR trade-off</h2><pre>{html.escape(format_mmr(report))}</pre>")
+    return "".join(parts)
+
+
+def format_groups(report: Mapping[str, Any]) -> str:
+    """Per attribute and group: each model's mean per-user metric ±half of its interval."""
+    lines = []
+    metric = report.get("group_metric", "")
+    for attribute, groups in report.get("groups", {}).items():
+        lines.append(f"{metric} by {attribute}:")
+        for label, row in groups.items():
+            cells = [
+                f"{name} {v['mean']:.4f}±{(v['ci95'][1] - v['ci95'][0]) / 2:.4f}"
+                for name, v in row.items()
+                if name != "users" and v["ci95"][0] is not None
+            ]
+            lines.append(f"  {label:<8} ({row['users']:>4} users)  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def format_mmr(report: Mapping[str, Any]) -> str:
+    """The MMR curve: per model and lambda, accuracy beside intra-list diversity."""
+    lines = []
+    k = report["k"]
+    for name, points in report.get("mmr", {}).items():
+        for p in points:
+            lines.append(
+                f"{name} lambda={p['lambda']:.2f}: ndcg@{k}={p[f'ndcg@{k}']:.4f} "
+                f"ild={p['ild']:.4f} coverage={p['coverage']:.4f}"
+            )
+    return "\n".join(lines)
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """A single self-contained HTML page: the results table and one bar chart per metric."""
     cols = table_columns(report)
@@ -189,14 +311,15 @@ def render_html(report: Mapping[str, Any]) -> str:
                 f"{html.escape(str(res['error']))}</td></tr>"
             )
             continue
-        cells = "".join(f"<td>{html.escape(_fmt(c, res.get(c)))}</td>" for c in cols)
+        cells = "".join(f"<td>{html.escape(_cell(report, name, c, res.get(c)))}</td>" for c in cols)
         body.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
     charts = []
     for col in cols:
         values = [(n, float(r[col])) for n, r in ok.items() if isinstance(r.get(col), int | float)]
         if values:
             charts.append(f'<div class="chart">{svg_bar_chart(col, values)}</div>')
-    extra = {k: v for k, v in report.items() if k not in ("dataset", "protocol", "k", "results")}
+    shown = ("dataset", "protocol", "k", "results", "comparisons", "groups", "popularity_bias")
+    extra = {k: v for k, v in report.items() if k not in shown}
     details = html.escape(json.dumps(extra, indent=2)) if extra else ""
     title = f"Shelfwise evaluation: {report['dataset']} / {report['protocol']} / k={report['k']}"
     return f"""<!DOCTYPE html>
@@ -217,6 +340,7 @@ pre {{ background: #f7f7f7; padding: 8px; font-size: 12px; }}
 {"".join(body)}
 </tbody></table>
 <div class="charts">{"".join(charts)}</div>
+{_extra_sections(report)}
 {f"<h2>Details</h2><pre>{details}</pre>" if details else ""}
 </body></html>
 """

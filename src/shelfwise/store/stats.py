@@ -18,7 +18,11 @@ def store_stats(store: Store, top: int = 10) -> dict[str, Any]:
     pairs = len(inter[["user_id", "item_id"]].drop_duplicates()) if len(inter) else 0
     active_users = int(inter["user_id"].nunique()) if len(inter) else 0
     active_items = int(inter["item_id"].nunique()) if len(inter) else 0
-    cells = counts["users"] * counts["items"]
+    # the matrix a model sees spans the catalogue and every item with interactions; without
+    # an ingested catalogue the catalogue count is 0, which must not make sparsity 100%
+    n_items = len(set(items["item_id"]) | set(inter["item_id"])) if len(inter) else counts["items"]
+    n_users = max(int(counts["users"]), active_users)
+    cells = n_users * n_items
     out: dict[str, Any] = {
         "store": store.url,
         "items": int(counts["items"]),
@@ -31,6 +35,7 @@ def store_stats(store: Store, top: int = 10) -> dict[str, Any]:
         "users_with_interactions": active_users,
         "items_with_interactions": active_items,
         "items_in_stock": int(items["in_stock"].sum()) if len(items) else 0,
+        "matrix": {"users": n_users, "items": int(n_items)},
         "density": round(pairs / cells, 6) if cells else 0.0,
         "sparsity": round(1.0 - pairs / cells, 6) if cells else 1.0,
     }

@@ -57,7 +57,9 @@ class TrainFields(BaseModel):
       of the best validation epoch), `eval_every` (validate every n epochs, and after the
       last one), `init`, `init_std` (std of `normal`), `seed`, `device`, `amp`, `threads`
       (CPU threads torch may use while training and scoring; 0 = torch's default. Small
-      models on a busy machine run far faster with 1).
+      models on a busy machine run far faster with 1), `time_budget` (seconds of training
+      at most: `fit` starts no epoch that the mean epoch time so far says would end past it;
+      None = no limit; the best epoch's weights are still restored).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -88,6 +90,7 @@ class TrainFields(BaseModel):
     device: DeviceName = "auto"
     amp: bool = False
     threads: int = Field(default=0, ge=0)
+    time_budget: float | None = Field(default=None, gt=0.0)
 
     @field_validator("optimizer", "schedule", "init", "device", mode="before")
     @classmethod

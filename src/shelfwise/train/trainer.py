@@ -25,7 +25,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -43,7 +43,17 @@ log = logging.getLogger("shelfwise.train")
 
 CHECKPOINT = "checkpoint.pt"
 # options that may differ between a checkpoint and the run that resumes it
-_RESUME_MAY_DIFFER = ("epochs", "device")
+_RESUME_MAY_DIFFER = ("epochs", "device", "time_budget")
+
+
+def _clock(seconds: float) -> str:
+    """`1h02m`, `3m05s` or `12s`."""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
 
 
 @runtime_checkable
@@ -134,7 +144,8 @@ class TrainHistory:
     `epochs[i]` has `epoch` (1-based), `loss` (mean training loss), `lr`, `seconds` and, on
     epochs that validated, the validation metrics. `best_epoch` / `best_value` refer to
     `monitor`; `stopped_early` says whether patience ran out (`diverged` if the loss
-    became NaN or infinite, which also stops the run).
+    became NaN or infinite, which also stops the run), `stopped_by_budget` whether
+    `time_budget` ended it.
     """
 
     epochs: list[dict[str, float]] = field(default_factory=list)
@@ -143,6 +154,7 @@ class TrainHistory:
     stopped_early: bool = False
     diverged: bool = False
     monitor: str = "ndcg@10"
+    stopped_by_budget: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
@@ -152,6 +164,7 @@ class TrainHistory:
             "best_value": self.best_value,
             "stopped_early": self.stopped_early,
             "diverged": self.diverged,
+            "stopped_by_budget": self.stopped_by_budget,
             "epochs": self.epochs,
         }
 
@@ -165,6 +178,7 @@ class TrainHistory:
             stopped_early=bool(data.get("stopped_early", False)),
             diverged=bool(data.get("diverged", False)),
             monitor=str(data.get("monitor", "ndcg@10")),
+            stopped_by_budget=bool(data.get("stopped_by_budget", False)),
         )
 
     def to_json(self, path: Path | str) -> None:
@@ -472,15 +486,37 @@ class Trainer:
 
     # -- the whole run -------------------------------------------------------------------
     def fit(self) -> TrainHistory:
-        """Epochs until `cfg.epochs` or early stopping, then `finish()`."""
+        """Epochs until `cfg.epochs`, early stopping or the time budget, then `finish()`.
+
+        Without the progress bar, epochs log an INFO line (at most one every 10 s) with the
+        time per epoch and the ETA of the remaining ones (what `shelfwise evaluate` shows)."""
         cfg = self.cfg
         bar = tqdm(
             total=cfg.epochs, initial=min(self.epoch, cfg.epochs), disable=not self.progress,
             unit="epoch", desc="train", dynamic_ncols=True,
         )  # fmt: skip
+        start = time.perf_counter()
+        first_epoch = self.epoch
+        last_log = -math.inf
         try:
             while self.epoch < cfg.epochs and not self._should_stop:
+                elapsed = time.perf_counter() - start
+                done = self.epoch - first_epoch
+                if cfg.time_budget is not None and done:
+                    per_epoch = elapsed / done
+                    if elapsed + per_epoch > cfg.time_budget:
+                        log.info(
+                            "time budget %.0fs: stopping after epoch %d (%.0fs spent, "
+                            "%.1fs an epoch)", cfg.time_budget, self.epoch, elapsed, per_epoch,
+                        )  # fmt: skip
+                        self.history.stopped_by_budget = True
+                        break
                 row = self.train_epoch()
+                now = time.perf_counter()
+                if not self.progress and (now - last_log >= 10.0 or self.epoch >= cfg.epochs):
+                    # one line per epoch at most every 10 s: slow models report every epoch
+                    self._log_epoch(row, now - start, self.epoch - first_epoch)
+                    last_log = now
                 post = {"loss": f"{row['loss']:.4f}", "lr": f"{row['lr']:.2e}"}
                 if cfg.monitor in row:
                     post[cfg.monitor] = f"{row[cfg.monitor]:.4f}"
@@ -496,6 +532,18 @@ class Trainer:
             )  # fmt: skip
         self.finish()
         return self.history
+
+    def _log_epoch(self, row: Mapping[str, float], elapsed: float, done: int) -> None:
+        cfg = self.cfg
+        per_epoch = elapsed / max(done, 1)
+        left = max(cfg.epochs - self.epoch, 0) * per_epoch
+        if cfg.time_budget is not None:
+            left = min(left, max(cfg.time_budget - elapsed, 0.0))
+        metric = f" {cfg.monitor} {row[cfg.monitor]:.4f}" if cfg.monitor in row else ""
+        log.info(
+            "epoch %d/%d: loss %.4f%s, %.1fs an epoch, ETA %s",
+            self.epoch, cfg.epochs, row["loss"], metric, per_epoch, _clock(left),
+        )  # fmt: skip
 
     def finish(self) -> None:
         """Leave the module with the best validation weights (`restore_best`), else the

@@ -1,0 +1,32 @@
+"""EASE's large-catalogue path: float32 inverted in place, and its memory estimate."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from shelfwise.errors import ConfigError
+from shelfwise.recommenders.ease import EASE, ease_memory_bytes, ease_weights
+
+
+def test_memory_estimate_known_answer():
+    # 23,715 items, float32 in place: one 23,715^2 x 4-byte matrix = 2,249,604,900 bytes
+    assert ease_memory_bytes(23_715) == (2_249_604_900, 2_249_604_900)
+    # 1,000 items, float64 gram + inv's identity + result (24 bytes a cell) + B (4)
+    assert ease_memory_bytes(1_000) == (28_000_000, 4_000_000)
+
+
+def test_float32_in_place_path_matches_float64():
+    rng = np.random.default_rng(0)
+    x = sp.random(300, 120, density=0.08, format="csr", random_state=rng, dtype=np.float64)
+    x.data[:] = 1.0
+    exact = ease_weights(x, 50.0)  # float64 path
+    fast = ease_weights(x, 50.0, float64_up_to=0)  # float32, in place
+    assert fast.dtype == np.float32
+    assert np.all(np.diag(fast) == 0)
+    np.testing.assert_allclose(fast, exact, rtol=2e-3, atol=2e-5)
+
+
+def test_refusal_names_the_memory():
+    x = sp.csr_matrix(np.eye(30, dtype=np.float32))
+    with pytest.raises(ConfigError, match="GiB"):
+        EASE(max_items=10).fit(x)
