@@ -10,7 +10,8 @@ ItemKNN's top 20, as the push-plan route asks), and only the hour differs:
   quiet hours);
 * `fixed_10`: 10:00 UTC for everyone;
 * `random`: a uniformly random hour outside the planner's quiet hours (08:00-21:00);
-* `peak`: the shopper's truly most active hour (an oracle, the upper bound).
+* `peak`: the shopper's truly most active hour outside the quiet hours (an oracle, the
+  upper bound).
 
 Shoppers open a push by how active they are at its hour and how many they have received
 (`shelfwise.experiments.simulate.push`), and click its items by the simulator's choice model.
@@ -75,7 +76,7 @@ def main() -> None:
         "fixed_10": FixedHour(10),
         "random": RandomHour(allowed),
         "smart": PlannedHour(plans.hours),
-        "peak": PeakHour(profiles),
+        "peak": PeakHour(profiles, allowed),
     }
     model = PushModel()
     runs: list[dict[str, Any]] = []
@@ -102,7 +103,8 @@ def main() -> None:
                 "p_value": [c["p_value"] for c in cs],
             }
     smart_hours = plans.hours[plans.send]
-    peak_hours = np.argmax(profiles[users], axis=1)
+    peak_hours = PeakHour(profiles, allowed).hours(users, 0, np.random.default_rng(0))
+    evening = (world.tastes.preferred_hour[users] >= 18) & (world.tastes.preferred_hour[users] < 23)
     out = {
         "benchmark": "simulate_push",
         "setup": {
@@ -121,6 +123,9 @@ def main() -> None:
             "planner_reasons": dict(Counter(plans.reasons).most_common()),
             "smart_hour_histogram": np.bincount(smart_hours, minlength=24).tolist(),
             "smart_hour_is_true_peak": round(float(np.mean(smart_hours == peak_hours)), 4),
+            "evening_shoppers_pushed_before_17": round(
+                float(np.mean(smart_hours[evening] < 17)), 4
+            ),
         },
         "mean_over_repeats": summary,
         "targets": targets,

@@ -64,6 +64,16 @@ def test_activity_profile_by_hand() -> None:
     assert prof[1, 23] == pytest.approx(0.55 * half + 0.45 * shop[23], rel=1e-6)
 
 
+def test_peak_hour_among_allowed_hours() -> None:
+    prof = activity_profiles(np.array([20.5, 2.5]))
+    users, rng = np.array([0, 1]), np.random.default_rng(0)
+    assert PeakHour(prof).hours(users, 0, rng).tolist() == [20, 2]
+    # outside the quiet hours the night owl's best is the shop's evening peak (20:00)
+    assert PeakHour(prof, tuple(range(8, 22))).hours(users, 0, rng).tolist() == [20, 20]
+    # mornings only: the shop's lunch peak (12:00) for both
+    assert PeakHour(prof, tuple(range(8, 13))).hours(users, 0, rng).tolist() == [12, 12]
+
+
 def test_peak_hour_beats_an_off_peak_fixed_hour(world: World) -> None:
     users = np.arange(world.n_users)
     items = np.tile(np.arange(3), (world.n_users, 1))

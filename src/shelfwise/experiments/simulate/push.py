@@ -17,9 +17,10 @@ Send-time policies (`SendTimePolicy`) give each pushed shopper an hour per day:
 `FixedHour`, `RandomHour` (uniform over the allowed hours), `PlannedHour` (a fixed hour per
 shopper, e.g. what the project's smart-push planner `shelfwise.profiles.push.plan_push`
 chose from the shopper's profile: `planned_pushes`) and `PeakHour` (the shopper's true most
-active hour: an oracle). `simulate_push` runs them as an A/B test over the same shoppers
-and items; `push_report` gives open and click rates per push with 95% intervals and every
-pairwise comparison (delta method, `shelfwise.experiments.stats.compare_ratios`).
+active hour among the allowed ones: an oracle). `simulate_push` runs them as an A/B test
+over the same shoppers and items; `push_report` gives open and click rates per push with
+95% intervals and every pairwise comparison (delta method,
+`shelfwise.experiments.stats.compare_ratios`).
 """
 
 from __future__ import annotations
@@ -158,13 +159,21 @@ class PlannedHour:
 
 @dataclass(frozen=True)
 class PeakHour:
-    """Each shopper's truly most active hour (an oracle: the world's activity profile)."""
+    """Each shopper's truly most active hour among the `allowed` ones (an oracle: the
+    world's activity profiles, users x 24)."""
 
     profiles: np.ndarray
+    allowed: tuple[int, ...] = tuple(range(24))
+
+    def __post_init__(self) -> None:
+        if not self.allowed or any(not 0 <= h <= 23 for h in self.allowed):
+            raise ConfigError(f"allowed hours must be 0-23 and not empty, got {self.allowed}")
 
     def hours(self, users: np.ndarray, day: int, rng: np.random.Generator) -> np.ndarray:
-        """The argmax of each user's activity profile."""
-        return np.asarray(np.argmax(self.profiles[users], axis=1), dtype=np.int64)
+        """The allowed hour with the most activity of each user."""
+        allowed = np.asarray(self.allowed, dtype=np.int64)
+        best = np.argmax(np.asarray(self.profiles)[users][:, allowed], axis=1)
+        return allowed[best]
 
 
 @dataclass(frozen=True)
