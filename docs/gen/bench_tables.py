@@ -655,6 +655,65 @@ def simulate_live() -> str:
     return "\n".join(lines) + _note(d)
 
 
+def simulate_push() -> str:
+    """Each send-time arm of the first repeat with 95% intervals, then every repeat's lifts."""
+    d = _json("simulate_push.json")
+    run = d["runs"][0]
+    lines = [
+        "| send time | pushes | open rate [95% CI] | click rate [95% CI] "
+        "| clicks / push [95% CI] | true open rate | activity share at send |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for arm, row in run["policies"].items():
+        ci = row["ci95"]
+        cells = [
+            f"{_f(row[m])} {_interval(*ci[m])}"
+            for m in ("open_rate", "click_rate", "clicks_per_push")
+        ]
+        lines.append(
+            f"| {arm} | {_count(row['pushes'])} | "
+            + " | ".join(cells)
+            + f" | {_f(row['true_open_rate'])} | {_f(row['mean_activity_share'])} |"
+        )
+    lines += ["", "| comparison | repeat | lift [95% CI] | p-value |", "|---|---:|---:|---:|"]
+    for name, t in d["targets"].items():
+        for i, (lift, ci, p) in enumerate(
+            zip(t["lift"], t["lift_ci95"], t["p_value"], strict=True), start=1
+        ):
+            lines.append(f"| {name} | {i} | {lift:+.1%} {_interval(*ci, pct=True)} | {p:.2g} |")
+    return "\n".join(lines) + _note(d)
+
+
+def simulate_search_rerank() -> str:
+    """Both search arms of the first repeat with 95% intervals, then every repeat's lifts."""
+    d = _json("simulate_search_rerank.json")
+    run = d["runs"][0]
+    lines = [
+        "| search | sessions | CTR [95% CI] | visits with a click [95% CI] "
+        "| conversion [95% CI] | revenue / visitor [95% CI] | true CTR |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for arm, row in run["policies"].items():
+        ci = row["ci95"]
+        cells = [
+            f"{_f(row[m], 4 if m != 'revenue_per_user' else 2)} "
+            f"{_interval(*ci[m], digits=4 if m != 'revenue_per_user' else 2)}"
+            for m in ("ctr", "list_ctr", "conversion_rate", "revenue_per_user")
+        ]
+        lines.append(
+            f"| {arm} | {_count(row['sessions'])} | "
+            + " | ".join(cells)
+            + f" | {_f(row['true_ctr'])} |"
+        )
+    lines += ["", "| comparison | repeat | lift [95% CI] | p-value |", "|---|---:|---:|---:|"]
+    for name, t in d["targets"].items():
+        for i, (lift, ci, p) in enumerate(
+            zip(t["lift"], t["lift_ci95"], t["p_value"], strict=True), start=1
+        ):
+            lines.append(f"| {name} | {i} | {lift:+.1%} {_interval(*ci, pct=True)} | {p:.2g} |")
+    return "\n".join(lines) + _note(d)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     f.__name__: f
     for f in (
@@ -690,6 +749,8 @@ TABLES: dict[str, Callable[[], str]] = {
         simulate_interleaving,
         simulate_ope,
         simulate_live,
+        simulate_push,
+        simulate_search_rerank,
     )
 }
 
