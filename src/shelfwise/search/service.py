@@ -108,6 +108,7 @@ from shelfwise.search.filters import (
     check_sort,
     coerce_filters,
     page_slice,
+    top_stable,
 )
 from shelfwise.search.fusion import hybrid_fusion
 from shelfwise.search.modes import SEARCH_MODES
@@ -513,16 +514,17 @@ class SearchService:
                 text, rows, relevance, user, history, history_weights, read
             )
             info["reranked"] = True
-        ordered = self.filters.order(rows, relevance, sort, self.popularity)
-        score_of = dict(zip(rows.tolist(), relevance.tolist(), strict=True))
+        # only the pages up to this one are put in order (the rest is never shown)
+        ordered = self.filters.order(rows, relevance, sort, self.popularity, page * per_page)
+        window = ordered[page_slice(rows.size, page, per_page)]
+        score_of = _window_scores(rows, relevance, window)
         if scores_by_row:
             score_of.update(scores_by_row)
-        window = ordered[page_slice(ordered.size, page, per_page)]
         info["took_ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
         return SearchResponse(
             items=self.describe(window, [score_of[r] for r in window.tolist()]),
-            total=int(ordered.size),
-            facets=self.filters.facets(ordered, facet_names) if facet_names else {},
+            total=int(rows.size),
+            facets=self.filters.facets(rows, facet_names) if facet_names else {},
             query_info=info,
             page=page,
             per_page=per_page,
@@ -581,7 +583,7 @@ class SearchService:
         if rows.size == 0:
             return
         terms = sorted({t for group in parsed.groups for alt in group for t, _ in alt})
-        order = np.argsort(-relevance, kind="stable")
+        order = top_stable(relevance, MATCHED_IN_DEPTH)
         names = self.index.terms_list
         words = {names[t] for t in terms}
         for row in rows[order[:TITLE_CHECK_DEPTH]].tolist():
@@ -818,7 +820,12 @@ class SearchService:
             a, b = names[ta], names[tb]
             for row in via.tolist():
                 terms = self._title_terms(row)
-                if not any(x == a and y == b for x, y in itertools.pairwise(terms)):
+                # the membership tests (C loops) settle most rows before the pair scan
+                if not (
+                    a in terms
+                    and b in terms
+                    and any(x == a and y == b for x, y in itertools.pairwise(terms))
+                ):
                     scores[row] = max(0.0, float(scores[row] - part[row] + single[row]))
                     if single[row] <= 0:
                         masks[g][row] = False
@@ -844,13 +851,19 @@ class SearchService:
             return rel
         names = self.index.terms_list
         sets = [{names[t] for alt in g for t, _ in alt} for g in groups]
-        top = np.argsort(-rel, kind="stable")[: cfg.rescore_depth]
+        top = top_stable(rel, cfg.rescore_depth)
         pairs = len(groups) - 1
         out = rel.copy()
         window = cfg.proximity_window
         for k in top.tolist():
             terms = self._title_terms(int(rows[k]))
-            where = [[p for p, t in enumerate(terms) if t in g] for g in sets]
+            present = [not g.isdisjoint(terms) for g in sets]
+            if not any(x and y for x, y in itertools.pairwise(present)):
+                continue  # no two neighbouring query words both in the title: no boost
+            where = [
+                [p for p, t in enumerate(terms) if t in g] if here else []
+                for g, here in zip(sets, present, strict=True)
+            ]
             adjacent = near = 0
             for a, b in itertools.pairwise(where):
                 if not a or not b:
@@ -1099,6 +1112,15 @@ class SearchService:
     def load(cls, directory: Path) -> SearchService:
         """Read a service written by `save` (components are re-created by their class)."""
         return load_service(cls, directory)
+
+
+def _window_scores(
+    rows: np.ndarray, relevance: np.ndarray, window: np.ndarray
+) -> dict[int, float]:
+    """row -> relevance for the rows of `window` (the last one where a row repeats), without
+    a dict over every match."""
+    at = np.flatnonzero(np.isin(rows, window))
+    return dict(zip(rows[at].tolist(), np.asarray(relevance)[at].tolist(), strict=True))
 
 
 def _either(words: Sequence[str]) -> str:
