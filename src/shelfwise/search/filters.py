@@ -268,6 +268,15 @@ class _Codes:
             )
         self.codes[rows] = [-1 if v is None or v == "" else self.code(str(v)) for v in values]
 
+    def holds(self, codes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Whether each row (every row, or `rows`) holds one of `codes`: `np.isin` by a
+        table lookup (one pass, no hashing of the column)."""
+        column = self.codes if rows is None else self.codes[rows]
+        table = np.zeros(len(self.labels) + 1, dtype=bool)  # the last entry: missing (-1)
+        codes = np.asarray(codes, dtype=np.int64)
+        table[codes[(codes >= 0) & (codes < len(self.labels))]] = True
+        return table[column]
+
     def matching(self, values: Iterable[str]) -> np.ndarray:
         out: list[int] = []
         for v in values:
@@ -439,9 +448,9 @@ class FilterIndex:
             return None
         m = np.ones(self.n_rows, dtype=bool)
         if filters.category:
-            m &= np.isin(self.category.codes, self._category_codes(filters.category))
+            m &= self.category.holds(self._category_codes(filters.category))
         if filters.brand:
-            m &= np.isin(self.brand.codes, self.brand.matching(filters.brand))
+            m &= self.brand.holds(self.brand.matching(filters.brand))
         if filters.min_price is not None:
             m &= self.price >= filters.min_price
         if filters.max_price is not None:
@@ -453,7 +462,7 @@ class FilterIndex:
             if col is None:
                 m[:] = False
                 continue
-            m &= np.isin(col.codes, col.matching(values))
+            m &= col.holds(col.matching(values))
         for key, (lo, hi) in filters.attribute_ranges.items():
             arr = self.numeric.get(key)
             if arr is None:
