@@ -1132,9 +1132,7 @@ class SearchService:
         return load_service(cls, directory)
 
 
-def _window_scores(
-    rows: np.ndarray, relevance: np.ndarray, window: np.ndarray
-) -> dict[int, float]:
+def _window_scores(rows: np.ndarray, relevance: np.ndarray, window: np.ndarray) -> dict[int, float]:
     """row -> relevance for the rows of `window` (the last one where a row repeats), without
     a dict over every match."""
     at = np.flatnonzero(np.isin(rows, window, kind="table") if rows.size else rows)
