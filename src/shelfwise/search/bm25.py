@@ -679,7 +679,7 @@ class BM25Index:
                 keep &= ~self._stale[rows]
             rows = rows[keep]
         if self._delta:
-            extra = [r for r, doc in self._delta.items() if doc.get(field, {}).get(term, 0) > 0]
+            extra = [r for r, doc in self._delta.items() if field in doc and doc[field][term] > 0]
             if extra:
                 rows = np.union1d(rows, np.asarray(extra, dtype=np.int64))
         return rows
