@@ -33,6 +33,16 @@ query list per size used by every engine.
   understanding, typo/prefix/split-join parsing, min-should-match, proximity rescoring,
   the default facets and total; the dense retriever and re-ranker are off);
 * `service-nofacets`: the same with `facets=()`;
+* `service-hybrid` (unless `--no-hybrid`): `SearchService.search(q, mode="hybrid")` with a
+  dense side of `DenseIndex` (exact, as the service searches it: every request passes the
+  filter mask, which `DenseIndex.retrieve` answers by brute force over the stored vectors)
+  over one **random unit vector per product** (seeded), not MiniLM embeddings of the
+  synthetic titles (100k of them take tens of minutes on two CPU cores), and
+  `dense_min_similarity=-1`, so that every one of the `dense_depth` dense candidates enters
+  score fusion: the dense side does all the work it can do. The query *is* embedded with
+  the real MiniLM encoder on every call (its query cache is emptied before each search), so
+  the figure includes encoding; `service-hybrid-cached` keeps the encoder's query cache
+  (a repeated query), and `query-encoder` times MiniLM on one query alone;
 * `tantivy` (`tantivy==0.27.0`, `count=False`, so it may stop early with block-max WAND)
   and `tantivy-count` (`count=True`, the total hit count as the service reports it).
 
@@ -46,7 +56,10 @@ the top-k lists are compared for overlap only.
 
 Each engine runs the query list `--repeats` times (after one warm-up pass); q/s is queries
 over the pass's wall time, p50/p99 over the pass's per-query latencies; the JSON keeps every
-pass and the spread (min..max). Writes `benchmarks/results/lexical_engines.json`.
+pass and the spread (min..max). `cpu_p50_ms` / `cpu_p99_ms` are the same over each query's
+CPU time (`time.thread_time`), which a machine shared with other jobs inflates less than
+wall time (a preempted query waits without using CPU). Writes
+`benchmarks/results/lexical_engines.json`.
 """
 
 from __future__ import annotations
@@ -152,11 +165,14 @@ def timed_passes(
     passes = []
     for _ in range(repeats):
         lat = np.empty(len(inputs))
+        cpu = np.empty(len(inputs))
         gc.collect()
         t_all = time.perf_counter()
         for i, x in enumerate(inputs):
             t0 = time.perf_counter()
+            c0 = time.thread_time()
             fn(x)
+            cpu[i] = time.thread_time() - c0
             lat[i] = time.perf_counter() - t0
         wall = time.perf_counter() - t_all
         passes.append(
@@ -165,10 +181,12 @@ def timed_passes(
                 "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 4),
                 "p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 4),
                 "mean_ms": round(float(lat.mean()) * 1e3, 4),
+                "cpu_p50_ms": round(float(np.percentile(cpu, 50)) * 1e3, 4),
+                "cpu_p99_ms": round(float(np.percentile(cpu, 99)) * 1e3, 4),
             }
         )
     summary: dict[str, Any] = {}
-    for key in ("qps", "p50_ms", "p99_ms"):
+    for key in ("qps", "p50_ms", "p99_ms", "cpu_p50_ms", "cpu_p99_ms"):
         vals = [p[key] for p in passes]
         summary[key] = float(np.median(vals))
         summary[f"{key}_spread"] = [min(vals), max(vals)]
@@ -326,6 +344,8 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
         log.info("%s: service %s", label, _brief(engines["service"]))
         engines["service-nofacets"], _ = timed_passes(serve_nofacets, qs, args.repeats)
         log.info("%s: service-nofacets %s", label, _brief(engines["service-nofacets"]))
+        if args.hybrid:
+            out["hybrid_dense_side"] = hybrid_engines(svc, qs, args, engines, label)
     else:
         out["service"] = f"skipped above --service-max {args.service_max} products"
 
@@ -353,9 +373,62 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def hybrid_engines(
+    service: SearchService,
+    qs: list[str],
+    args: argparse.Namespace,
+    engines: dict[str, Any],
+    label: str,
+) -> dict[str, Any]:
+    """Time hybrid search over a dense side of random unit vectors (see the module doc) and
+    the MiniLM query encoder alone; returns how the dense side was made."""
+    from shelfwise.search.semantic import DenseConfig, DenseIndex
+    from shelfwise.text.embeddings import EMBEDDING_DIM
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(args.seed + 2)
+    rows = np.flatnonzero(service.index.alive)
+    vectors = rng.standard_normal((rows.size, EMBEDDING_DIM), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    dense = DenseIndex(DenseConfig(kind="flat")).index_vectors(vectors, rows)
+    del vectors
+    hybrid = service.with_config(
+        service.config.model_copy(update={"mode": "hybrid", "dense_min_similarity": -1.0})
+    )
+    hybrid.enable_dense(dense=dense)
+    k = args.k
+
+    def serve(q: str) -> Any:
+        dense._query_cache.clear()  # embed the query on every call, as for a new query
+        return hybrid.search(q, mode="hybrid", per_page=k)
+
+    def serve_cached(q: str) -> Any:
+        return hybrid.search(q, mode="hybrid", per_page=k)
+
+    def encode(q: str) -> Any:
+        return dense.encoder.encode([q])
+
+    setup_s = round(time.perf_counter() - t0, 2)
+    for name, fn in (
+        ("query-encoder", encode),
+        ("service-hybrid", serve),
+        ("service-hybrid-cached", serve_cached),
+    ):
+        engines[name], _ = timed_passes(fn, qs, args.repeats)
+        log.info("%s: %s %s", label, name, _brief(engines[name]))
+    return {
+        "vectors": f"{rows.size} random unit vectors (seed {args.seed + 2}), not embeddings",
+        "index": "DenseIndex flat (the service passes a filter mask: exact search)",
+        "dense_min_similarity": -1.0,
+        "query_encoder": "all-MiniLM-L6-v2 (real), on every service-hybrid call",
+        "setup_s": setup_s,
+    }
+
+
 def _brief(e: dict[str, Any]) -> str:
     return (
-        f"{e['qps']:.0f} q/s {e['qps_spread']}, p50 {e['p50_ms']:.3f} ms, p99 {e['p99_ms']:.3f} ms"
+        f"{e['qps']:.0f} q/s {e['qps_spread']}, p50 {e['p50_ms']:.3f} ms, p99 {e['p99_ms']:.3f}"
+        f" ms (cpu p99 {e['cpu_p99_ms']:.3f} ms)"
     )
 
 
@@ -378,6 +451,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--update", action="store_true", help="add the sizes to an existing --out file"
+    )
+    parser.add_argument(
+        "--no-hybrid",
+        dest="hybrid",
+        action="store_false",
+        help="skip the hybrid rows (random-vector dense side, real query encoder)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

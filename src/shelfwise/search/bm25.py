@@ -128,6 +128,9 @@ class BM25Index:
         self._n_main = 0
         self._scores_t: sp.csr_matrix | None = None
         self._impacts: ImpactPostings | None = None
+        #: field -> (the main-segment tf matrix it was made from, column pointers, rows):
+        #: each field's rows per term, made on first use by `rows_with`
+        self._field_rows: dict[str, tuple[sp.csr_matrix, np.ndarray, np.ndarray]] = {}
 
     # -- sizes ---------------------------------------------------------------------------
 
@@ -649,6 +652,37 @@ class BM25Index:
                 lo, hi = res.indptr[i], res.indptr[i + 1]
                 out.append(_sparse_top_k(res.indices[lo:hi], res.data[lo:hi], k))
         return out
+
+    def rows_with(self, field: str, term: int) -> np.ndarray:
+        """Live rows whose `field` holds `term` (sorted, unique; empty for a field the index
+        does not score or a term it does not know). The main segment's answer is a slice of
+        the field's term -> rows table, made on first use after each merge (4 bytes a
+        posting); rows upserted since the merge are read from the delta segment."""
+        self._check()
+        empty = np.zeros(0, dtype=np.int64)
+        if field not in self._fields or not 0 <= term < self.n_terms:
+            return empty
+        m = self._tf[field]
+        cached = getattr(self, "_field_rows", {}).get(field)
+        if cached is None or cached[0] is not m:
+            csc = sp.csc_matrix(m)
+            csc.eliminate_zeros()
+            csc.sort_indices()
+            cached = (m, csc.indptr.astype(np.int64), csc.indices.astype(np.int32))
+            self._field_rows = {**getattr(self, "_field_rows", {}), field: cached}
+        _, indptr, indices = cached
+        rows = empty
+        if term < indptr.size - 1:
+            rows = indices[indptr[term] : indptr[term + 1]].astype(np.int64)
+            keep = self._alive[rows]
+            if self._stale_any:
+                keep &= ~self._stale[rows]
+            rows = rows[keep]
+        if self._delta:
+            extra = [r for r, doc in self._delta.items() if field in doc and doc[field][term] > 0]
+            if extra:
+                rows = np.union1d(rows, np.asarray(extra, dtype=np.int64))
+        return rows
 
     def field_scores(self, terms: Sequence[int], rows: np.ndarray) -> np.ndarray:
         """Per-field BM25 of `rows` for query `terms`: (len(rows), len(fields)) float32.

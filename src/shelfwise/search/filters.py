@@ -268,19 +268,35 @@ class _Codes:
             )
         self.codes[rows] = [-1 if v is None or v == "" else self.code(str(v)) for v in values]
 
+    def holds(self, codes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Whether each row (every row, or `rows`) holds one of `codes`: `np.isin` by a
+        table lookup (one pass, no hashing of the column)."""
+        column = self.codes if rows is None else self.codes[rows]
+        table = np.zeros(len(self.labels) + 1, dtype=bool)  # the last entry: missing (-1)
+        codes = np.asarray(codes, dtype=np.int64)
+        table[codes[(codes >= 0) & (codes < len(self.labels))]] = True
+        return table[column]
+
     def matching(self, values: Iterable[str]) -> np.ndarray:
         out: list[int] = []
         for v in values:
             out.extend(self._lookups()[1].get(_norm(v), []))
         return np.asarray(out, dtype=np.int32)
 
-    def counts(self, rows: np.ndarray) -> list[tuple[str, int]]:
+    def code_counts(self, rows: np.ndarray) -> np.ndarray:
+        """How many of `rows` hold each label (int64, one per label)."""
         codes = self.codes[rows]
-        codes = codes[codes >= 0]
-        counts = np.bincount(codes, minlength=len(self.labels))
+        return np.bincount(codes[codes >= 0], minlength=len(self.labels))
+
+    def counts(self, rows: np.ndarray, limit: int | None = None) -> list[tuple[str, int]]:
+        """(label, count) over `rows`, most frequent first, ties by code; the first
+        `limit` only when given (the same head as the full list)."""
+        counts = self.code_counts(rows)
         nz = np.flatnonzero(counts)
         order = nz[np.lexsort((nz, -counts[nz]))]
-        return [(self.labels[c], int(counts[c])) for c in order]
+        if limit is not None:
+            order = order[:limit]
+        return [(self.labels[c], int(counts[c])) for c in order.tolist()]
 
 
 class FilterIndex:
@@ -296,6 +312,7 @@ class FilterIndex:
         self.attributes: dict[str, _Codes] = {}
         self.numeric: dict[str, np.ndarray] = {}
         self._subtree: dict[str, np.ndarray] = {}
+        self._paths: _CategoryPaths | None = None
 
     @classmethod
     def build(cls, items: pd.DataFrame) -> FilterIndex:
@@ -431,9 +448,9 @@ class FilterIndex:
             return None
         m = np.ones(self.n_rows, dtype=bool)
         if filters.category:
-            m &= np.isin(self.category.codes, self._category_codes(filters.category))
+            m &= self.category.holds(self._category_codes(filters.category))
         if filters.brand:
-            m &= np.isin(self.brand.codes, self.brand.matching(filters.brand))
+            m &= self.brand.holds(self.brand.matching(filters.brand))
         if filters.min_price is not None:
             m &= self.price >= filters.min_price
         if filters.max_price is not None:
@@ -445,7 +462,7 @@ class FilterIndex:
             if col is None:
                 m[:] = False
                 continue
-            m &= np.isin(col.codes, col.matching(values))
+            m &= col.holds(col.matching(values))
         for key, (lo, hi) in filters.attribute_ranges.items():
             arr = self.numeric.get(key)
             if arr is None:
@@ -489,7 +506,8 @@ class FilterIndex:
         rows = np.asarray(rows, dtype=np.int64)
         for name in self.check_facets(names):
             if name == "brand":
-                out[name] = [{"value": v, "count": c} for v, c in self.brand.counts(rows)][:limit]
+                counts = self.brand.counts(rows, limit)
+                out[name] = [{"value": v, "count": c} for v, c in counts]
             elif name == "category":
                 out[name] = self._category_facet(rows)[: max(limit, 50)]
             elif name == "price":
@@ -502,20 +520,29 @@ class FilterIndex:
                     if c
                 ]
             else:
-                counts = self.attributes[name].counts(rows)
-                out[name] = [{"value": v, "count": c} for v, c in counts][:limit]
+                counts = self.attributes[name].counts(rows, limit)
+                out[name] = [{"value": v, "count": c} for v, c in counts]
         return out
 
     def _category_facet(self, rows: np.ndarray) -> list[dict[str, Any]]:
-        totals: dict[str, int] = {}
-        for label, count in self.category.counts(rows):
-            parts = label.split(CATEGORY_SEPARATOR)
-            for depth in range(1, len(parts) + 1):
-                path = CATEGORY_SEPARATOR.join(parts[:depth])
-                totals[path] = totals.get(path, 0) + count
-        ranked = sorted(totals.items(), key=lambda x: (x[0].count(">"), -x[1], x[0]))
+        """Counts of every category path and its ancestors over `rows`: shallow levels
+        first, then the most frequent, then by name."""
+        labels = self.category.labels
+        paths = self._paths
+        if paths is None or paths.labels is not labels or paths.n_labels != len(labels):
+            # a column's labels only grow (a new label gets the next code), so the list and
+            # its length say when the table is out of date
+            paths = self._paths = _CategoryPaths(labels)
+        per_label = self.category.code_counts(rows)
+        totals = np.bincount(
+            paths.path_of, weights=per_label[paths.label_of], minlength=len(paths.names)
+        ).astype(np.int64)
+        nz = np.flatnonzero(totals)
+        order = nz[np.lexsort((paths.name_rank[nz], -totals[nz], paths.marks[nz]))]
+        names, levels = paths.names, paths.levels
         return [
-            {"value": p, "count": c, "level": p.count(CATEGORY_SEPARATOR) + 1} for p, c in ranked
+            {"value": names[p], "count": int(totals[p]), "level": int(levels[p])}
+            for p in order.tolist()
         ]
 
     def _price_facet(self, rows: np.ndarray) -> list[dict[str, Any]]:
@@ -545,25 +572,92 @@ class FilterIndex:
         relevance: np.ndarray,
         sort: str,
         popularity: np.ndarray,
+        limit: int | None = None,
     ) -> np.ndarray:
         """`rows` in the order `sort` asks for; `relevance` (aligned with rows) breaks ties.
 
-        Missing prices sort last in both price orders.
+        Missing prices sort last in both price orders. With `limit`, only the first `limit`
+        of that order (the same rows as the full order's head): the rows whose first key is
+        at or before the `limit`-th smallest are sorted, not every match.
         """
         check_sort(sort)
+        rows = np.asarray(rows)
         rel = -np.asarray(relevance, dtype=np.float64)
         if sort == "relevance":
-            keys: tuple[np.ndarray, ...] = (rows, -popularity[rows], rel)
+            first = rel
         elif sort in ("price_asc", "price_desc"):
             price = self.price[rows]
             missing = ~np.isfinite(price)
             key = np.where(missing, 0.0, price if sort == "price_asc" else -price)
+            # (missing, key) as one number: missing prices after every known one
+            first = np.where(missing, np.inf, key)
+        elif sort == "popularity":
+            first = -popularity[rows]
+        else:
+            first = -self.created[rows]
+        if limit is not None and limit < rows.size:
+            if limit <= 0:
+                return rows[:0]
+            kth = np.partition(first, limit - 1)[limit - 1]
+            if kth == kth:  # a NaN k-th key (sorted last) would leave rows out: sort all
+                head = np.flatnonzero(first <= kth)
+                return self.order(rows[head], -rel[head], sort, popularity)[:limit]
+        if sort == "relevance":
+            keys: tuple[np.ndarray, ...] = (rows, -popularity[rows], rel)
+        elif sort in ("price_asc", "price_desc"):
             keys = (rows, rel, key, missing)
         elif sort == "popularity":
             keys = (rows, rel, -popularity[rows])
         else:
             keys = (rows, rel, -self.created[rows])
         return rows[np.lexsort(keys)]
+
+
+class _CategoryPaths:
+    """Every category label's path and its ancestors, numbered, for counting the category
+    facet with `np.bincount`: `(label_of[i], path_of[i])` pairs a label with one of its
+    paths; `marks` (the ">" in a path, the facet's first key), `name_rank` (its place in
+    name order) and `levels` (its depth) are per path."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+        self.n_labels = len(labels)
+        ids: dict[str, int] = {}
+        label_of: list[int] = []
+        path_of: list[int] = []
+        for code, label in enumerate(labels):
+            parts = label.split(CATEGORY_SEPARATOR)
+            for depth in range(1, len(parts) + 1):
+                path = CATEGORY_SEPARATOR.join(parts[:depth])
+                label_of.append(code)
+                path_of.append(ids.setdefault(path, len(ids)))
+        self.names = list(ids)
+        self.label_of = np.asarray(label_of, dtype=np.int64)
+        self.path_of = np.asarray(path_of, dtype=np.int64)
+        self.marks = np.asarray([p.count(">") for p in self.names], dtype=np.int64)
+        self.levels = np.asarray(
+            [p.count(CATEGORY_SEPARATOR) + 1 for p in self.names], dtype=np.int64
+        )
+        rank = np.empty(len(self.names), dtype=np.int64)
+        rank[sorted(range(len(self.names)), key=self.names.__getitem__)] = np.arange(
+            len(self.names)
+        )
+        self.name_rank = rank
+
+
+def top_stable(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the `k` largest `values`, largest first, ties by position: the same as
+    `np.argsort(-values, kind="stable")[:k]`, without sorting every value (only the values
+    at or above the k-th largest are sorted)."""
+    v = np.asarray(values)
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    if k >= v.size:
+        return np.argsort(-v, kind="stable")
+    neg = -v
+    kth = np.partition(neg, k - 1)[k - 1]
+    cand = np.flatnonzero(neg <= kth)
+    return cand[np.argsort(neg[cand], kind="stable")[:k]]
 
 
 def check_sort(sort: str) -> str:

@@ -108,6 +108,7 @@ from shelfwise.search.filters import (
     check_sort,
     coerce_filters,
     page_slice,
+    top_stable,
 )
 from shelfwise.search.fusion import hybrid_fusion
 from shelfwise.search.modes import SEARCH_MODES
@@ -513,16 +514,17 @@ class SearchService:
                 text, rows, relevance, user, history, history_weights, read
             )
             info["reranked"] = True
-        ordered = self.filters.order(rows, relevance, sort, self.popularity)
-        score_of = dict(zip(rows.tolist(), relevance.tolist(), strict=True))
+        # only the pages up to this one are put in order (the rest is never shown)
+        ordered = self.filters.order(rows, relevance, sort, self.popularity, page * per_page)
+        window = ordered[page_slice(rows.size, page, per_page)]
+        score_of = _window_scores(rows, relevance, window)
         if scores_by_row:
             score_of.update(scores_by_row)
-        window = ordered[page_slice(ordered.size, page, per_page)]
         info["took_ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
         return SearchResponse(
             items=self.describe(window, [score_of[r] for r in window.tolist()]),
-            total=int(ordered.size),
-            facets=self.filters.facets(ordered, facet_names) if facet_names else {},
+            total=int(rows.size),
+            facets=self.filters.facets(rows, facet_names) if facet_names else {},
             query_info=info,
             page=page,
             per_page=per_page,
@@ -581,7 +583,7 @@ class SearchService:
         if rows.size == 0:
             return
         terms = sorted({t for group in parsed.groups for alt in group for t, _ in alt})
-        order = np.argsort(-relevance, kind="stable")
+        order = top_stable(relevance, MATCHED_IN_DEPTH)
         names = self.index.terms_list
         words = {names[t] for t in terms}
         for row in rows[order[:TITLE_CHECK_DEPTH]].tolist():
@@ -688,13 +690,13 @@ class SearchService:
         brand = info.get("brand")
         if brand and brand.get("applied") == "boost" and rows.size:
             codes = self.filters.brand.matching([read.brand or ""])
-            hit = np.isin(self.filters.brand.codes[rows], codes)
+            hit = self.filters.brand.holds(codes, rows)
             gain += np.float32(cfg.brand_boost) * hit
             brand["boosted"] = int(hit.sum())
         category = info.get("category")
         if category and category.get("applied") == "boost" and rows.size:
             codes = np.concatenate([self.filters._category_codes(p) for p in read.category])
-            hit = np.isin(self.filters.category.codes[rows], codes)
+            hit = self.filters.category.holds(codes, rows)
             gain += np.float32(cfg.category_boost) * hit
             category["boosted"] = int(hit.sum())
         if read.cheap is not None and cfg.understand_cheap != "off":
@@ -816,12 +818,30 @@ class SearchService:
             # rows the split form decides: it matched and scored above the other forms
             via = np.flatnonzero((have == 2) & (part > single) & match & masks[g])
             a, b = names[ta], names[tb]
-            for row in via.tolist():
-                terms = self._title_terms(row)
-                if not any(x == a and y == b for x, y in itertools.pairwise(terms)):
-                    scores[row] = max(0.0, float(scores[row] - part[row] + single[row]))
-                    if single[row] <= 0:
-                        masks[g][row] = False
+            # only a title holding both parts can hold them as neighbours; the others are
+            # settled by the index's title postings without reading their titles
+            maybe = self._title_holds(via, [ta]) & self._title_holds(via, [tb])
+            apart = ~maybe
+            for i in np.flatnonzero(maybe).tolist():
+                terms = self._title_terms(int(via[i]))
+                apart[i] = not any(x == a and y == b for x, y in itertools.pairwise(terms))
+            off = via[apart]
+            if off.size:
+                scores[off] = np.maximum(np.float32(0.0), scores[off] - part[off] + single[off])
+                masks[g][off[single[off] <= 0]] = False
+
+    def _title_holds(self, rows: np.ndarray, terms: Sequence[int]) -> np.ndarray:
+        """Whether each row's analysed title holds one of `terms` (all True when the index
+        does not score titles, so that the caller reads the titles themselves)."""
+        if "title" not in self.index.fields:
+            return np.ones(rows.size, dtype=bool)
+        out = np.zeros(rows.size, dtype=bool)
+        for t in dict.fromkeys(terms):
+            held = self.index.rows_with("title", t)  # sorted: a binary search per row
+            if held.size:
+                at = np.minimum(np.searchsorted(held, rows), held.size - 1)
+                out |= held[at] == rows
+        return out
 
     def _title_terms(self, row: int) -> list[str]:
         """The analysed title of a row (cached while the title stays the same)."""
@@ -843,14 +863,25 @@ class SearchService:
         if cfg.phrase_boost == 0 and cfg.proximity_boost == 0:
             return rel
         names = self.index.terms_list
-        sets = [{names[t] for alt in g for t, _ in alt} for g in groups]
-        top = np.argsort(-rel, kind="stable")[: cfg.rescore_depth]
+        ids = [[t for alt in g for t, _ in alt] for g in groups]
+        group_of: dict[str, list[int]] = {}  # term -> the groups holding it
+        for i, g in enumerate(ids):
+            for name in dict.fromkeys(names[t] for t in g):
+                group_of.setdefault(name, []).append(i)
+        top = top_stable(rel, cfg.rescore_depth)
+        top_rows = rows[top]
+        # which query words each title holds, from the index's title postings: only a title
+        # holding two neighbouring words can earn a boost, so only those titles are read
+        held = np.stack([self._title_holds(top_rows, g) for g in ids])
+        pair_held = held[:-1] & held[1:]
         pairs = len(groups) - 1
         out = rel.copy()
         window = cfg.proximity_window
-        for k in top.tolist():
-            terms = self._title_terms(int(rows[k]))
-            where = [[p for p, t in enumerate(terms) if t in g] for g in sets]
+        for k in np.flatnonzero(pair_held.any(axis=0)).tolist():
+            where: list[list[int]] = [[] for _ in ids]
+            for p, t in enumerate(self._title_terms(int(top_rows[k]))):
+                for i in group_of.get(t, ()):
+                    where[i].append(p)
             adjacent = near = 0
             for a, b in itertools.pairwise(where):
                 if not a or not b:
@@ -862,7 +893,7 @@ class SearchService:
                     near += 1
             if adjacent or near:
                 boost = cfg.phrase_boost * adjacent + cfg.proximity_boost * near
-                out[k] = rel[k] * np.float32(1.0 + boost / pairs)
+                out[top[k]] = rel[top[k]] * np.float32(1.0 + boost / pairs)
         return out
 
     def _nothing_found(
@@ -1099,6 +1130,13 @@ class SearchService:
     def load(cls, directory: Path) -> SearchService:
         """Read a service written by `save` (components are re-created by their class)."""
         return load_service(cls, directory)
+
+
+def _window_scores(rows: np.ndarray, relevance: np.ndarray, window: np.ndarray) -> dict[int, float]:
+    """row -> relevance for the rows of `window` (the last one where a row repeats), without
+    a dict over every match."""
+    at = np.flatnonzero(np.isin(rows, window, kind="table") if rows.size else rows)
+    return dict(zip(rows[at].tolist(), np.asarray(relevance)[at].tolist(), strict=True))
 
 
 def _either(words: Sequence[str]) -> str:

@@ -1,0 +1,100 @@
+"""Known answers for the shortcuts the service takes for speed: the partial order of the
+shown pages, the argpartition top-k, the category facet by `np.bincount`, code filters by
+table lookup and the index's title postings (`BM25Index.rows_with`)."""
+
+import numpy as np
+import pandas as pd
+
+from shelfwise.search.filters import FilterIndex, top_stable
+from shelfwise.search.service import SearchConfig, SearchService
+
+
+def test_top_stable_is_the_stable_argsort_head():
+    values = np.array([3.0, 1.0, 3.0, 2.0, 3.0, 0.5])
+    assert top_stable(values, 2).tolist() == [0, 2]  # ties by position
+    assert top_stable(values, 4).tolist() == [0, 2, 4, 3]
+    assert top_stable(values, 10).tolist() == [0, 2, 4, 3, 1, 5]
+    assert top_stable(values, 0).tolist() == []
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        v = rng.integers(0, 5, size=200).astype(np.float32)  # many ties
+        k = int(rng.integers(1, 250))
+        assert top_stable(v, k).tolist() == np.argsort(-v, kind="stable")[:k].tolist()
+
+
+def test_order_with_a_limit_is_the_head_of_the_full_order():
+    frame = pd.DataFrame(
+        {
+            "item_id": [f"I{i}" for i in range(8)],
+            "title": ["t"] * 8,
+            "price": [5.0, None, 5.0, 1.0, None, 9.0, 1.0, 5.0],
+        }
+    )
+    index = FilterIndex.build(frame)
+    rows = np.array([7, 0, 3, 5, 1, 6, 2, 4])
+    rel = np.array([1.0, 2.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0])
+    pop = np.array([0.0, 1.0, 0.0, 3.0, 0.0, 0.0, 1.0, 0.0])
+    assert index.order(rows, rel, "relevance", pop, 3).tolist() == [3, 1, 0]
+    assert index.order(rows, rel, "price_asc", pop, 3).tolist() == [3, 6, 0]
+    # missing prices after every known one, the more relevant (row 1) first
+    assert index.order(rows, rel, "price_desc", pop, 7).tolist() == [5, 0, 2, 7, 3, 6, 1]
+    rng = np.random.default_rng(5)
+    for sort in ("relevance", "price_asc", "price_desc", "popularity", "newest"):
+        for _ in range(20):
+            r = rng.permutation(8)
+            s = rng.integers(0, 3, size=8).astype(np.float64)
+            full = index.order(r, s, sort, pop).tolist()
+            for limit in (0, 1, 3, 8, 20):
+                assert index.order(r, s, sort, pop, limit).tolist() == full[:limit]
+
+
+def test_category_facet_counts_every_level_and_follows_new_labels():
+    frame = pd.DataFrame(
+        {
+            "item_id": ["A", "B", "C", "D"],
+            "title": ["t"] * 4,
+            "category": ["Home > Kitchen", "Home > Garden", "Home > Kitchen", "Toys"],
+        }
+    )
+    index = FilterIndex.build(frame)
+    got = index.facets(np.arange(4), ["category"])["category"]
+    assert [(c["value"], c["count"], c["level"]) for c in got] == [
+        ("Home", 3, 1),
+        ("Toys", 1, 1),
+        ("Home > Kitchen", 2, 2),
+        ("Home > Garden", 1, 2),
+    ]
+    # a new label after the first facet call is counted (the path table is rebuilt)
+    index.set_rows(np.array([4]), frame.iloc[[0]].assign(item_id="E", category="Toys > Cars"))
+    got = index.facets(np.array([3, 4]), ["category"])["category"]
+    assert [(c["value"], c["count"]) for c in got] == [("Toys", 2), ("Toys > Cars", 1)]
+
+
+def test_code_filters_by_table_lookup():
+    frame = pd.DataFrame(
+        {"item_id": list("ABCD"), "title": ["t"] * 4, "brand": ["Acme", None, "acme", "Bolt"]}
+    )
+    index = FilterIndex.build(frame)
+    codes = index.brand.matching(["ACME"])
+    assert index.brand.holds(codes).tolist() == [True, False, True, False]
+    assert index.brand.holds(codes, np.array([3, 2])).tolist() == [False, True]
+    assert index.brand.holds(np.array([], dtype=np.int32)).tolist() == [False] * 4
+
+
+def test_rows_with_follows_upserts_and_deletes():
+    frame = pd.DataFrame(
+        {"item_id": list("ABC"), "title": ["red lipstick", "blue liner", "red liner"]}
+    )
+    svc = SearchService.build(frame, None, SearchConfig())
+    index = svc.index
+    red = index.vocab["red"]
+    assert index.rows_with("title", red).tolist() == [0, 2]
+    assert index.rows_with("brand", red).tolist() == []
+    svc.upsert_items(pd.DataFrame({"item_id": ["B", "D"], "title": ["red gloss", "red pen"]}))
+    assert index.rows_with("title", red).tolist() == [0, 1, 2, 3]
+    svc.delete_items(["A"])
+    assert index.rows_with("title", red).tolist() == [1, 2, 3]
+    svc.upsert_items(pd.DataFrame({"item_id": ["C"], "title": ["green liner"]}))
+    assert index.rows_with("title", red).tolist() == [1, 3]
+    # the proximity check reads the titles the postings point at: "red gloss" in order
+    assert svc.search("red gloss").items[0]["item_id"] == "B"
