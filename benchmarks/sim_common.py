@@ -5,7 +5,9 @@ The benchmarks folder is on sys.path when a benchmark runs, so `from sim_common 
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,7 @@ from shelfwise.experiments.simulate.policies import RecommenderPolicy, fit_polic
 from shelfwise.experiments.simulate.world import ShopperModel, World
 from startup import machine  # the benchmarks folder is on sys.path
 
-__all__ = ["Setup", "machine", "setup"]
+__all__ = ["Setup", "machine", "setup", "write_results"]
 
 
 class Setup:
@@ -42,3 +44,30 @@ def setup(
     train = history_matrix(world)
     rankers = {m: fit_policy(m, world, train) for m in models}
     return Setup(world, train, rankers, time.perf_counter() - t0)
+
+
+def write_results(
+    path: Path,
+    out: dict[str, Any],
+    summary: dict[str, Any],
+    targets: Any,
+    runs: list[dict[str, Any]],
+    t0: float,
+) -> None:
+    """Add what every simulator benchmark reports (the mean over repeats, the targets, the
+    first repeat in full and the others' arms, seconds, the machine) to `out`, write it
+    as JSON to `path` and print the summary."""
+    out.update(
+        {
+            "mean_over_repeats": summary,
+            "targets": targets,
+            # the first repeat in full; the others' arms (their comparisons are in `targets`)
+            "runs": [runs[0]] + [{"policies": r["policies"]} for r in runs[1:]],
+            "seconds": round(time.perf_counter() - t0, 1),
+            "machine": machine(),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps({"mean_over_repeats": summary, "targets": targets}, indent=2))
+    print(f"wrote {path}")

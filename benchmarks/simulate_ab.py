@@ -16,7 +16,6 @@ Target: personalised beats popularity on conversion with p < 0.01.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from shelfwise.data.demo import DemoConfig
 from shelfwise.experiments.simulate.report import report
 from shelfwise.experiments.simulate.run import library_driver, server_half_life, simulate
 from shelfwise.experiments.simulate.world import World
-from sim_common import machine
+from sim_common import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "simulate_ab.json"
@@ -96,17 +95,8 @@ def main() -> None:
             "shopper_model": world.model.model_dump(),
             "history_half_life_days": server_half_life(),
         },
-        "mean_over_repeats": summary,
-        "targets": targets,
-        # the first repeat in full; the others' arms (their comparisons are in `targets`)
-        "runs": [runs[0]] + [{"policies": r["policies"]} for r in runs[1:]],
-        "seconds": round(time.perf_counter() - t0, 1),
-        "machine": machine(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({"mean_over_repeats": summary, "targets": targets}, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, out, summary, targets, runs, t0)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Repeated with several seeds and salts; open rate and click rate per push with 95
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -45,7 +44,7 @@ from shelfwise.experiments.simulate.push import (
     simulate_push,
 )
 from shelfwise.profiles.push import PushConfig
-from sim_common import machine, setup
+from sim_common import setup, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "simulate_push.json"
@@ -127,16 +126,8 @@ def main() -> None:
                 float(np.mean(smart_hours[evening] < 17)), 4
             ),
         },
-        "mean_over_repeats": summary,
-        "targets": targets,
-        "runs": [runs[0]] + [{"policies": r["policies"]} for r in runs[1:]],
-        "seconds": round(time.perf_counter() - t0, 1),
-        "machine": machine(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({"mean_over_repeats": summary, "targets": targets}, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, out, summary, targets, runs, t0)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ and the re-ranker's lift with its interval and p-value.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from shelfwise.experiments.simulate.report import report
 from shelfwise.experiments.simulate.run import simulate
 from shelfwise.experiments.simulate.search import RerankDriver
 from shelfwise.experiments.simulate.world import ShopperModel, World
-from sim_common import machine
+from sim_common import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "simulate_search_rerank.json"
@@ -91,16 +90,8 @@ def main() -> None:
             "search_timings": driver.service.timings,
             "history_searches": int((world.history["type"] == "search").sum()),
         },
-        "mean_over_repeats": summary,
-        "targets": targets,
-        "runs": [runs[0]] + [{"policies": r["policies"]} for r in runs[1:]],
-        "seconds": round(time.perf_counter() - t0, 1),
-        "machine": machine(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({"mean_over_repeats": summary, "targets": targets}, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, out, summary, targets, runs, t0)
 
 
 if __name__ == "__main__":
