@@ -69,3 +69,11 @@ def test_quiet_hours_and_default_hour() -> None:
     cfg = PushConfig(quiet_start=8, quiet_end=22)
     assert cfg.quiet(12) and not cfg.quiet(23)
     assert PushConfig().quiet(23) and PushConfig().quiet(3) and not PushConfig().quiet(12)
+
+
+def test_send_hour_peak_waits_for_the_most_active_hour_next_peak_takes_the_soonest() -> None:
+    morning_first = profile("at_risk", peaks=[9, 20])  # most active at 09:00, then 20:00
+    peak = plan_push(morning_first, RECS, now=NOW)
+    assert peak.send_at == datetime(2026, 6, 11, 9, 0, tzinfo=UTC)  # tomorrow's 09:00
+    soonest = plan_push(morning_first, RECS, now=NOW, config=PushConfig(send_hour="next_peak"))
+    assert soonest.send_at == datetime(2026, 6, 10, 20, 0, tzinfo=UTC)  # today's 20:00

@@ -9,8 +9,9 @@ From a user's profile and their recommendations, `plan_push` decides
   next purchase, active and loyal -> new for you, at_risk -> win back), with up to
   `max_items` recommended items, preferring the user's top categories and prices inside
   their band (between half the 25th and 1.5 times the 75th percentile);
-- **when**: the user's next peak hour (the hour of day they are most often active) at least
-  `min_delay_hours` from now, moved out of the quiet hours; 18:00 UTC without peak hours.
+- **when**: the user's peak hour (the hour of day they are most often active; with
+  `send_hour="next_peak"` the soonest of their three peak hours) at its next occurrence at
+  least `min_delay_hours` from now, quiet hours left out; 18:00 UTC without peak hours.
 
 Hours are UTC, as profiles record them. `now` is never later than the wall clock (a
 profile's `as_of` or a `now` past it, e.g. from an absurd stored timestamp, is clamped), so a
@@ -50,6 +51,13 @@ class PushConfig(BaseModel):
     max_items: int = Field(default=3, ge=1, le=20)
     min_items: int = Field(default=1, ge=1, le=20)
     top_categories: int = Field(default=3, ge=1)
+    send_hour: Literal["peak", "next_peak"] = Field(
+        default="peak",
+        description="`peak`: the user's most active hour that is not quiet, at its next "
+        "occurrence; `next_peak`: the soonest of their (up to three) peak hours. The shopper "
+        "simulator measured `peak` nearer the best hour's open rate "
+        "(docs/benchmarks/simulator.md)",
+    )
 
     def quiet(self, hour: int) -> bool:
         """Whether an hour of day is in the quiet window (which may wrap past midnight)."""
@@ -77,6 +85,8 @@ def _send_time(profile: UserProfile, now: datetime, config: PushConfig) -> datet
     hours = [h for h in profile.peak_hours if not config.quiet(h)] or (
         [DEFAULT_HOUR] if not config.quiet(DEFAULT_HOUR) else [config.quiet_end]
     )
+    if config.send_hour == "peak":
+        hours = hours[:1]  # peak hours come most active first
     best: datetime | None = None
     for hour in hours:
         at = earliest.replace(hour=hour, minute=0, second=0, microsecond=0)
