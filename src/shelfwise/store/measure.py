@@ -30,7 +30,16 @@ import pandas as pd
 
 from shelfwise.errors import DataError, StoreError
 from shelfwise.store.base import ExperimentRow
-from shelfwise.store.rows import BIGINT, BOOL, TEXT, TIMESTAMP, naive_utc, quote, refuse_bad_text
+from shelfwise.store.rows import (
+    BIGINT,
+    BOOL,
+    TEXT,
+    TIMESTAMP,
+    naive_utc,
+    quote,
+    refuse_bad_text,
+    time_window,
+)
 
 IMPRESSION_TYPES: dict[str, str] = {
     "request_id": TEXT,
@@ -206,14 +215,7 @@ class MeasureSql:
         """Impressions (`IMPRESSION_COLUMNS`, items and propensities as lists), ordered by
         time; `since` inclusive, `until` exclusive."""
         p, ts = self.placeholder, quote("timestamp")
-        where: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            where.append(f"{ts} >= {p}")
-            params.append(naive_utc(since))
-        if until is not None:
-            where.append(f"{ts} < {p}")
-            params.append(naive_utc(until))
+        where, params = time_window(p, since, until)
         if list_types is not None:
             where.append(f"list_type = ANY({p})")
             params.append([str(t) for t in list_types])
@@ -243,14 +245,8 @@ class MeasureSql:
     ) -> pd.DataFrame:
         """Events that carry a `request_id` (`OUTCOME_COLUMNS`), ordered by time."""
         p, ts = self.placeholder, quote("timestamp")
-        where = ["request_id IS NOT NULL"]
-        params: list[Any] = []
-        if since is not None:
-            where.append(f"{ts} >= {p}")
-            params.append(naive_utc(since))
-        if until is not None:
-            where.append(f"{ts} < {p}")
-            params.append(naive_utc(until))
+        where, params = time_window(p, since, until)
+        where.insert(0, "request_id IS NOT NULL")
         sql = (
             f"SELECT {', '.join(quote(c) for c in OUTCOME_COLUMNS)} FROM events "
             f"WHERE {' AND '.join(where)} ORDER BY {ts}, seq"

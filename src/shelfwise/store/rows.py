@@ -69,6 +69,23 @@ def naive_utc(value: datetime | pd.Timestamp | str) -> datetime:
     return to_naive_utc(value).to_pydatetime()
 
 
+def time_window(
+    placeholder: str, since: datetime | None, until: datetime | None
+) -> tuple[list[str], list[Any]]:
+    """WHERE clauses and their parameters for `"timestamp"` in [since, until) (either end
+    None: open), with the bounds as naive UTC."""
+    ts = quote("timestamp")
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append(f"{ts} >= {placeholder}")
+        params.append(naive_utc(since))
+    if until is not None:
+        where.append(f"{ts} < {placeholder}")
+        params.append(naive_utc(until))
+    return where, params
+
+
 def canonical_json(value: Any) -> str:
     """Attributes (JSON text, a dict or missing) as canonical JSON text (sorted keys)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):

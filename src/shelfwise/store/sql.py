@@ -53,6 +53,7 @@ from shelfwise.store.rows import (
     prepare_upsert,
     quote,
     refuse_bad_text,
+    time_window,
 )
 
 if TYPE_CHECKING:
@@ -805,14 +806,7 @@ class SqlStore(MeasureSql, Store):
         with_item: bool = False,
     ) -> pd.DataFrame:
         p, ts = self.placeholder, quote("timestamp")
-        where: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            where.append(f"{ts} >= {p}")
-            params.append(naive_utc(since))
-        if until is not None:
-            where.append(f"{ts} < {p}")
-            params.append(naive_utc(until))
+        where, params = time_window(p, since, until)
         if types is not None:
             where.append(f'"type" = ANY({p})')
             params.append([str(t) for t in types])
