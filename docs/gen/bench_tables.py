@@ -49,6 +49,18 @@ def _ms(value: Any) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
+def _repeat_lifts(targets: dict[str, Any]) -> list[str]:
+    """A simulator benchmark's `targets` as a table: each comparison's lift with its 95%
+    interval and p-value in every repeat (after a blank line)."""
+    lines = ["", "| comparison | repeat | lift [95% CI] | p-value |", "|---|---:|---:|---:|"]
+    for name, t in targets.items():
+        for i, (lift, ci, p) in enumerate(
+            zip(t["lift"], t["lift_ci95"], t["p_value"], strict=True), start=1
+        ):
+            lines.append(f"| {name} | {i} | {lift:+.1%} {_interval(*ci, pct=True)} | {p:.2g} |")
+    return lines
+
+
 def _note(d: dict[str, Any], key: str = "machine") -> str:
     machine = d.get(key)
     if not machine:
@@ -581,12 +593,7 @@ def simulate_ab() -> str:
             for m in ("ctr", "conversion_rate", "revenue_per_user", "return_rate_7d")
         ]
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_f(row['true_ctr'])} |")
-    lines += ["", "| comparison | repeat | lift [95% CI] | p-value |", "|---|---:|---:|---:|"]
-    for name, t in d["targets"].items():
-        for i, (lift, ci, p) in enumerate(
-            zip(t["lift"], t["lift_ci95"], t["p_value"], strict=True), start=1
-        ):
-            lines.append(f"| {name} | {i} | {lift:+.1%} {_interval(*ci, pct=True)} | {p:.2g} |")
+    lines += _repeat_lifts(d["targets"])
     return "\n".join(lines) + _note(d)
 
 
@@ -675,12 +682,7 @@ def simulate_push() -> str:
             + " | ".join(cells)
             + f" | {_f(row['true_open_rate'])} | {_f(row['mean_activity_share'])} |"
         )
-    lines += ["", "| comparison | repeat | lift [95% CI] | p-value |", "|---|---:|---:|---:|"]
-    for name, t in d["targets"].items():
-        for i, (lift, ci, p) in enumerate(
-            zip(t["lift"], t["lift_ci95"], t["p_value"], strict=True), start=1
-        ):
-            lines.append(f"| {name} | {i} | {lift:+.1%} {_interval(*ci, pct=True)} | {p:.2g} |")
+    lines += _repeat_lifts(d["targets"])
     return "\n".join(lines) + _note(d)
 
 
@@ -705,12 +707,7 @@ def simulate_search_rerank() -> str:
             + " | ".join(cells)
             + f" | {_f(row['true_ctr'])} |"
         )
-    lines += ["", "| comparison | repeat | lift [95% CI] | p-value |", "|---|---:|---:|---:|"]
-    for name, t in d["targets"].items():
-        for i, (lift, ci, p) in enumerate(
-            zip(t["lift"], t["lift_ci95"], t["p_value"], strict=True), start=1
-        ):
-            lines.append(f"| {name} | {i} | {lift:+.1%} {_interval(*ci, pct=True)} | {p:.2g} |")
+    lines += _repeat_lifts(d["targets"])
     return "\n".join(lines) + _note(d)
 
 
