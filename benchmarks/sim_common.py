@@ -5,6 +5,7 @@ The benchmarks folder is on sys.path when a benchmark runs, so `from sim_common 
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from shelfwise.experiments.simulate.policies import RecommenderPolicy, fit_polic
 from shelfwise.experiments.simulate.world import ShopperModel, World
 from startup import machine  # the benchmarks folder is on sys.path
 
-__all__ = ["Setup", "machine", "setup", "write_results"]
+__all__ = ["Setup", "machine", "parse_world_arguments", "setup", "write_results"]
 
 
 class Setup:
@@ -71,3 +72,17 @@ def write_results(
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({"mean_over_repeats": summary, "targets": targets}, indent=2))
     print(f"wrote {path}")
+
+
+def parse_world_arguments(description: str, out: Path, repeat: int) -> argparse.Namespace:
+    """The command line the simulator benchmarks share: the demo world's size
+    (`--items`, `--users`, `--history-days`), the simulated `--days`, `--repeat` and the
+    JSON `--out`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--history-days", type=int, default=90)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--out", type=Path, default=out)
+    return parser.parse_args()

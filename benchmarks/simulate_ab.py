@@ -15,7 +15,6 @@ Target: personalised beats popularity on conversion with p < 0.01.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from shelfwise.data.demo import DemoConfig
 from shelfwise.experiments.simulate.report import report
 from shelfwise.experiments.simulate.run import library_driver, server_half_life, simulate
 from shelfwise.experiments.simulate.world import World
-from sim_common import write_results
+from sim_common import parse_world_arguments, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "simulate_ab.json"
@@ -35,14 +34,7 @@ ARMS = {"random": "random", "popularity": "popularity", "itemknn": "itemknn",
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=5000)
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--history-days", type=int, default=90)
-    parser.add_argument("--days", type=int, default=14)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parse_world_arguments(__doc__.split("\n\n")[0], RESULTS, repeat=5)
 
     t0 = time.perf_counter()
     demo = DemoConfig(seed=42, n_items=args.items, n_users=args.users, days=args.history_days)

@@ -23,7 +23,6 @@ Repeated with several seeds and salts; open rate and click rate per push with 95
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections import Counter
 from pathlib import Path
@@ -44,21 +43,14 @@ from shelfwise.experiments.simulate.push import (
     simulate_push,
 )
 from shelfwise.profiles.push import PushConfig
-from sim_common import setup, write_results
+from sim_common import parse_world_arguments, setup, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "simulate_push.json"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=5000)
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--history-days", type=int, default=90)
-    parser.add_argument("--days", type=int, default=14)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parse_world_arguments(__doc__.split("\n\n")[0], RESULTS, repeat=5)
 
     t0 = time.perf_counter()
     s = setup(args.items, args.users, args.history_days, models=("itemknn",))
