@@ -18,6 +18,12 @@ Budget. Training stops at `--epochs`, on early stopping (the model's `patience`)
 `--minutes` of training have passed (the best epoch so far is kept); the JSON records which.
 A longer budget (`--minutes 600 --epochs 200`) reproduces a fully converged run.
 
+Intervals: one run (no seed to vary in the split, and a model's training is too long on a
+CPU to repeat), so each figure carries the 95% Student t interval of the mean over the
+test users (`ci95`, from the per-user values). Runs saved before that was recorded are
+rendered with the exact interval of HR@10 (0/1 per user) and a bound of NDCG@10's
+(`benchmarks/render_tables.py`).
+
 Results are merged into benchmarks/results/beauty_sequential.json (one entry per model, so
 models can run in separate processes), beside the best classic models of
 benchmarks/results/beauty_loo.json and published SASRec numbers (PUBLISHED, with sources).
@@ -40,9 +46,10 @@ import torch
 
 from shelfwise.data.datasets import load_dataset
 from shelfwise.data.sequences import OrderedInteractions
-from shelfwise.evaluation.metrics import ranking_metrics
+from shelfwise.evaluation.metrics import ndcg_of_ranks, per_user_ranking
 from shelfwise.evaluation.protocols import fold_validation, prepare, sample_negatives
 from shelfwise.evaluation.runner import sampled_metrics
+from shelfwise.evaluation.stats import per_unit_intervals
 from shelfwise.recommenders import create
 from shelfwise.recommenders.sequential import SequentialRecommender
 
@@ -137,7 +144,8 @@ def run_model(
     t1 = time.perf_counter()
     recs = model.recommend_batch(test.train[users], k=K, users=users, sequences=seqs)
     rec_seconds = time.perf_counter() - t1
-    full = ranking_metrics(recs.ids, test.test[users], K)
+    per_user = per_user_ranking(recs.ids, test.test[users], K)
+    full = {key: float(v.mean()) for key, v in per_user.items()}
     scores = model.score_sequences(seqs, users)
     ranks = []
     for row_i, user in enumerate(users):
@@ -145,7 +153,17 @@ def run_model(
         neg = negatives[row_i][negatives[row_i] >= 0]
         s = scores[row_i]
         ranks.append(1 + (s[neg][None, :] >= s[pos][:, None]).sum(axis=1))
-    sampled = sampled_metrics(np.concatenate(ranks), K, N_NEGATIVES)
+    all_ranks = np.concatenate(ranks)
+    sampled = sampled_metrics(all_ranks, K, N_NEGATIVES)
+    hit = all_ranks <= K
+    intervals = per_unit_intervals(
+        {
+            "full_HR@10": per_user[f"hr@{K}"],
+            "full_NDCG@10": per_user[f"ndcg@{K}"],
+            f"sampled{N_NEGATIVES}_HR@10": hit.astype(np.float64),
+            f"sampled{N_NEGATIVES}_NDCG@10": ndcg_of_ranks(all_ranks, K),
+        }
+    )
     epochs = history.epochs
     row = {
         "params": params,
@@ -161,6 +179,7 @@ def run_model(
         "seconds_per_epoch": float(np.mean([e["seconds"] for e in epochs])) if epochs else 0.0,
         "recommend_users_per_second": users.size / rec_seconds if rec_seconds else 0.0,
         "users_evaluated": int(users.size),
+        "ci95": {col: iv["ci95"] for col, iv in intervals.items()},
         "curve": [
             {k: e[k] for k in ("epoch", "loss", "ndcg@10", "hr@10", "seconds") if k in e}
             for e in epochs

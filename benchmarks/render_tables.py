@@ -6,6 +6,16 @@ Prints the MovieLens 100K (Microsoft Recommenders protocol) and the Amazon Beaut
 (leave-last-one-out) tables with the published rows beside ours, the TPE-versus-random
 tuning comparison and the tuned-versus-default tables, so that the README's numbers always
 come from a file a benchmark script wrote.
+
+Every figure of ours carries a 95% interval, and each table says which kind:
+
+- over seeds (`ci95` of a multi-seed run: the t interval of the per-seed values);
+- over test users or queries (`ci95` from the per-unit values of one run,
+  `shelfwise.evaluation.stats.per_unit_intervals`);
+- for a stored run without per-unit values: exact for a 0/1 per-user metric (HR@10, from
+  its mean and the number of users, `binary_interval`), and for other metrics in [0, 1]
+  (nDCG@10) an upper bound of the half-width (`bounded_half_width`), printed `± ≤h`;
+- over repeated studies (tuning comparisons: one study per seed).
 """
 
 from __future__ import annotations
@@ -14,6 +24,20 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
+
+from shelfwise.evaluation.stats import (
+    binary_interval,
+    bounded_half_width,
+    mean_interval,
+    paired_test,
+)
+
+BOUND_NOTE = (
+    "`± ≤h`: no per-unit values were stored for that run, so h is an upper bound of the "
+    "95% t interval's half-width over the n units (a metric in [0, 1] has variance at most "
+    "p (1 - p)); HR@10 is 0 or 1 per user, so its interval follows exactly from the mean "
+    "and n."
+)
 
 
 def _f(value: Any, digits: int = 4) -> str:
@@ -26,6 +50,26 @@ def _iv(r: dict[str, Any], col: str) -> str:
     if not ci or ci[0] is None:
         return _f(r[col])
     return f"{_f(r[col])} ± {(ci[1] - ci[0]) / 2:.4f}"
+
+
+def pm(mean: Any, ci: Any, digits: int = 4) -> str:
+    """`mean ± half-width` of an interval [lo, hi] (the mean alone without one)."""
+    if mean is None:
+        return ""
+    if not ci or ci[0] is None:
+        return _f(mean, digits)
+    return f"{_f(mean, digits)} ± {(ci[1] - ci[0]) / 2:.{digits}f}"
+
+
+def pm_unit(mean: Any, n: int | None, binary: bool, digits: int = 4) -> str:
+    """A stored mean over n units without per-unit values: the exact t interval of a 0/1
+    metric (`binary`), else `± ≤h`, the bound of a metric in [0, 1]."""
+    if mean is None or not n:
+        return _f(mean, digits)
+    if binary:
+        _, low, high = binary_interval(float(mean), int(n))
+        return pm(mean, [low, high], digits)
+    return f"{_f(mean, digits)} ± ≤{bounded_half_width(float(mean), int(n)):.{digits}f}"
 
 
 def movielens(d: dict[str, Any]) -> str:
@@ -77,10 +121,11 @@ def beauty(d: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     ours = sorted(d["results"].items(), key=lambda kv: -kv[1]["full_NDCG@10"])
+    n = d.get("protocol", {}).get("split_summary", {}).get("matrix", {}).get("test_users")
     for name, r in ours:
         rows.append(
             f"| **shelfwise {name}** | {_iv(r, 'full_HR@10')} | {_iv(r, 'full_NDCG@10')} | "
-            f"{_f(r.get('sampled99_HR@10'))} | {_f(r.get('sampled99_NDCG@10'))} | "
+            f"{_sampled(r, 'sampled99_HR@10', n)} | {_sampled(r, 'sampled99_NDCG@10', n)} | "
             f"{_f(r['fit_seconds'], 1)} | {r['recommend_users_per_second']:,.0f} |"
         )
     for name, r in d.get("published", {}).items():
@@ -94,15 +139,27 @@ def beauty(d: dict[str, Any]) -> str:
     rows.append("")
     if any("ci95" in r for r in d["results"].values()):
         rows.append(
-            "Full-ranking figures: mean ± half-width of the 95% t interval over the test users "
-            "(the leave-last-out split has no seed to vary). Sampled figures and published "
-            "rows carry none."
+            "Ours: mean ± half-width of the 95% t interval over the "
+            f"{_count(n)} test users (the leave-last-out split has no seed to vary): "
+            "full-ranking figures from the per-user values; sampled figures from the stored "
+            f"means. {BOUND_NOTE} Published rows carry none."
         )
         rows.append("")
     for key, src in d.get("published_sources", {}).items():
         where = src.get("url") or f"{src.get('repository')} {src.get('path')} @ {src.get('commit')}"
         rows.append(f"- [{key}] {src['citation']}; {where}; protocol: {src['protocol']}.")
     return "\n".join(rows)
+
+
+def _count(value: Any) -> str:
+    return "" if value is None else f"{value:,.0f}"
+
+
+def _sampled(r: dict[str, Any], col: str, n: int | None) -> str:
+    """A sampled-ranking cell: its stored per-user interval, else from the mean and n."""
+    if r.get("ci95", {}).get(col):
+        return _iv(r, col)
+    return pm_unit(r.get(col), n, binary="HR" in col)
 
 
 def _s(value: Any) -> str:
@@ -140,34 +197,106 @@ def tuning_compare(*reports: dict[str, Any]) -> str:
                 f"; mean final best TPE {summ['mean_best']['tpe+median']:.4f} vs random "
                 f"{summ['mean_best']['random']:.4f}"
             )
-    return "\n".join([*rows, "", *notes])
+    return "\n".join([*rows, "", *notes, "", tuning_intervals(*reports)])
+
+
+def tuning_intervals(*reports: dict[str, Any]) -> str:
+    """Per model and budget, over the repeated studies (one per seed): the mean final best
+    validation value of each strategy with its 95% t interval, and the paired difference
+    TPE - random (paired t and Wilcoxon over seeds)."""
+    rows = [
+        "| model | studies | final best random [95% CI] | final best TPE [95% CI] "
+        "| TPE - random [95% CI] | p (paired t) | p (Wilcoxon) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for report in reports:
+        for model, res in report["results"].items():
+            per_seed = res["summary"]["per_seed"].values()
+            rnd = [row["random_final_best"] for row in per_seed]
+            tpe = [row["tpe_final_best"] for row in per_seed]
+            cells = []
+            for values in (rnd, tpe):
+                mean, low, high = mean_interval(values)
+                cells.append(pm(mean, [low, high]))
+            if len(rnd) >= 2:
+                test = paired_test(tpe, rnd)
+                lo, hi = test["ci95"]
+                cells += [
+                    f"{test['mean_diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]",
+                    f"{test['p_value_t']:.2g}",
+                    f"{test['p_value_wilcoxon']:.2g}",
+                ]
+            else:
+                cells += ["", "", ""]
+            rows.append(
+                f"| {model}, {res['budget_seconds']:.0f} s | {len(rnd)} | " + " | ".join(cells) + " |"
+            )
+    rows += [
+        "",
+        "Intervals over repeated studies: each seed is one random-search and one TPE study "
+        "of the same budget; mean ± half-width of the 95% t interval of the final best "
+        "validation value over those studies, and the paired difference per seed.",
+    ]
+    return "\n".join(rows)
+
+
+def _paired_cell(res: dict[str, Any]) -> str:
+    test = res.get("paired_ndcg")
+    if not test:
+        return ""
+    lo, hi = test["ci95"]
+    return f"{test['mean_diff']:+.4f} [{lo:+.4f}, {hi:+.4f}], p {test['p_value_t']:.2g}"
+
+
+def _tvd_cell(res: dict[str, Any], kind: str, col: str) -> str:
+    """A tuned / default test figure with its per-user interval (rescored), else from the
+    mean and the number of test users."""
+    value = res[kind][col]
+    ci = res.get("ci95", {}).get(kind, {}).get(col)
+    if ci:
+        return pm(value, ci)
+    return pm_unit(value, res.get("test_users"), binary=col.startswith("HR"))
 
 
 def tuned_vs_default(d: dict[str, Any]) -> str:
-    """MovieLens 100K tuned and default rows beside the published ones, then Beauty."""
+    """MovieLens 100K tuned and default rows beside the published ones, then Beauty; test
+    figures with their 95% t interval over test users, and tuned - default nDCG@10 paired
+    per user."""
+    cols = ("MAP", "nDCG@k", "Precision@k", "Recall@k")
     rows = [
         "| model | config | trials (pruned) | validation nDCG@10 | MAP | nDCG@10 | "
-        "Precision@10 | Recall@10 |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "Precision@10 | Recall@10 | tuned - default nDCG@10 [95% CI], p |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    users = None
     for name, res in d["results"].items():
         if "error" in res:
-            rows.append(f"| {name} | error: {res['error']} | | | | | | |")
+            rows.append(f"| {name} | error: {res['error']} | | | | | | | |")
             continue
+        users = res.get("test_users", users)
         for kind in ("tuned", "default"):
             if kind not in res:
                 continue
-            r = res[kind]
             val = res.get("validation_ndcg", {}).get(kind)
             trials = f"{res['n_trials']} ({res['n_pruned']})" if kind == "tuned" else ""
-            rows.append(
-                f"| {name} | {kind} | {trials} | {_f(val)} | {_f(r['MAP'])} | "
-                f"{_f(r['nDCG@k'])} | {_f(r['Precision@k'])} | {_f(r['Recall@k'])} |"
-            )
+            cells = " | ".join(_tvd_cell(res, kind, c) for c in cols)
+            paired = _paired_cell(res) if kind == "tuned" else ""
+            rows.append(f"| {name} | {kind} | {trials} | {_f(val)} | {cells} | {paired} |")
     for name, r in sorted(d["published"].items(), key=lambda kv: -kv[1]["nDCG@k"]):
         rows.append(
             f"| published {name} | | | | {_f(r['MAP'])} | {_f(r['nDCG@k'])} | "
-            f"{_f(r['Precision@k'])} | {_f(r['Recall@k'])} |"
+            f"{_f(r['Precision@k'])} | {_f(r['Recall@k'])} | |"
+        )
+    rescored = d.get("rescore")
+    rows.append("")
+    if rescored:
+        worst = max(rescored["max_abs_diff"].values())
+        rows.append(
+            f"Ours: mean ± half-width of the 95% t interval over the {_count(users)} test "
+            "users of the one split; the last column pairs tuned and default user by user "
+            f"(paired t). Intervals from refitting the stored configurations "
+            f"(`{rescored['command']}`; refitted means within {worst:.1e} of the stored "
+            "ones). Published rows are single runs (no interval published)."
         )
     for key in ("beauty_full", "beauty"):
         if key not in d:
@@ -177,19 +306,30 @@ def tuned_vs_default(d: dict[str, Any]) -> str:
             "",
             f"{part['protocol']}; {part['budget_seconds_per_model']:.0f} s of tuning per model:",
             "",
-            "| model | config | trials (pruned) | validation nDCG@10 | HR@10 | NDCG@10 |",
-            "|---|---|---|---:|---:|---:|",
+            "| model | config | trials (pruned) | validation nDCG@10 | HR@10 | NDCG@10 "
+            "| tuned - default NDCG@10 [95% CI], p |",
+            "|---|---|---|---:|---:|---:|---:|",
         ]
+        bound = False
         for name, res in part["results"].items():
+            bound = bound or "ci95" not in res
             for kind in ("tuned", "default"):
                 if kind not in res:
                     continue
                 val = res.get("validation_ndcg", {}).get(kind)
                 trials = f"{res['n_trials']} ({res['n_pruned']})" if kind == "tuned" else ""
+                paired = _paired_cell(res) if kind == "tuned" else ""
                 rows.append(
-                    f"| {name} | {kind} | {trials} | {_f(val)} | {_f(res[kind]['HR@10'])} | "
-                    f"{_f(res[kind]['NDCG@10'])} |"
+                    f"| {name} | {kind} | {trials} | {_f(val)} | "
+                    f"{_tvd_cell(res, kind, 'HR@10')} | {_tvd_cell(res, kind, 'NDCG@10')} | "
+                    f"{paired} |"
                 )
+        n = next((r.get("test_users") for r in part["results"].values()), None)
+        rows += [
+            "",
+            f"Mean ± half-width of the 95% t interval over the {_count(n)} test users"
+            + (f". {BOUND_NOTE}" if bound else " (refitted, per-user values)."),
+        ]
     return "\n".join(rows)
 
 

@@ -265,9 +265,21 @@ def optimizer_sasrec() -> str:
 
 
 def beauty_sequential() -> str:
-    """SASRec, GRU4Rec and Caser beside the best classic models and published numbers."""
+    """SASRec, GRU4Rec and Caser beside the best classic models and published numbers, with
+    95% intervals over the test users."""
     d = _json("beauty_sequential.json")
+    rt = _script("render_tables")
+    n = d.get("protocol", {}).get("test_users")
     cols = ("full_HR@10", "full_NDCG@10", "sampled99_HR@10", "sampled99_NDCG@10")
+
+    def cells(r: dict[str, Any]) -> str:
+        out = []
+        for c in cols:
+            ci = r.get("ci95", {}).get(c)
+            binary = "HR" in c
+            out.append(rt.pm(r[c], ci) if ci else rt.pm_unit(r[c], n, binary=binary))
+        return " | ".join(out)
+
     lines = [
         "| model | full HR@10 | full NDCG@10 | sampled-99 HR@10 | sampled-99 NDCG@10 | "
         "epochs (best) | s/epoch | stopped by |",
@@ -275,19 +287,27 @@ def beauty_sequential() -> str:
     ]
     ours = sorted(d["results"].items(), key=lambda kv: -kv[1]["full_NDCG@10"])
     for name, r in ours:
-        cells = " | ".join(_f(r[c]) for c in cols)
         lines.append(
-            f"| **shelfwise {name}** | {cells} | {r['epochs_run']} ({r['best_epoch']}) | "
+            f"| **shelfwise {name}** | {cells(r)} | {r['epochs_run']} ({r['best_epoch']}) | "
             f"{r['seconds_per_epoch']:.0f} | {r['stopped_by']} |"
         )
     for name, r in d.get("classic", {}).items():
-        lines.append(f"| classic: {name} | " + " | ".join(_f(r[c]) for c in cols) + " | | | |")
+        lines.append(f"| classic: {name} | {cells(r)} | | | |")
     for name, r in d.get("published", {}).items():
         full = r["mode"] == "full"
         hr, nd = _f(r["HR@10"]), _f(r["NDCG@10"])
-        cells = f"{hr} | {nd} | | " if full else f" | | {hr} | {nd}"
-        lines.append(f"| published {name} | {cells} | | | |")
-    lines.append("")
+        row = f"{hr} | {nd} | | " if full else f" | | {hr} | {nd}"
+        lines.append(f"| published {name} | {row} | | | |")
+    stored = all("ci95" in r for r in d["results"].values())
+    lines += [
+        "",
+        f"Ours and the classic rows: mean ± half-width of the 95% t interval over the "
+        f"{_count(n)} test users of one run (leave-last-out has no split seed to vary, and "
+        "a run is too long on this CPU to repeat)"
+        + ("." if stored else f". {rt.BOUND_NOTE}")
+        + " Published rows are single runs (no interval published).",
+        "",
+    ]
     for name, r in d.get("published", {}).items():
         lines.append(f"- {name}: {r['source']}")
     for note in d.get("notes", []):

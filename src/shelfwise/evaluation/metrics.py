@@ -307,11 +307,10 @@ def hit_rate_at_k(recs: Any, relevant: Relevant, k: int) -> float:
     return _mean(hits.any(axis=1).astype(np.float64))
 
 
-def ranking_metrics(recs: Any, relevant: Relevant, k: int) -> dict[str, float]:
-    """All accuracy metrics at `k` in one pass, keyed `"ndcg@10"`, `"recall@10"`, ...
-
-    `map@k` uses min(k, |rel|), `map_nrel@k` uses |rel| (see `map_at_k`).
-    """
+def per_user_ranking(recs: Any, relevant: Relevant, k: int) -> dict[str, np.ndarray]:
+    """Every accuracy metric at `k` of every scored user (users with relevant items, in row
+    order), keyed as `ranking_metrics`: the values behind its means, for intervals over
+    users and paired tests."""
     hits, n_rel, _ = _per_user(recs, relevant, k)
     h = hits.astype(np.float64)
     n_hits = h.sum(axis=1)
@@ -323,15 +322,24 @@ def ranking_metrics(recs: Any, relevant: Relevant, k: int) -> dict[str, float]:
     first = np.argmax(hits, axis=1) if hits.size else np.zeros(0, np.int64)
     f1_den = p + r
     return {
-        f"ndcg@{k}": _mean(ndcg_from_hits(hits, n_rel, k)),
-        f"recall@{k}": _mean(r),
-        f"precision@{k}": _mean(p),
-        f"map@{k}": _mean(ap_sum / np.minimum(n_rel, k)),
-        f"map_nrel@{k}": _mean(ap_sum / n_rel),
-        f"hr@{k}": _mean(any_hit.astype(np.float64)),
-        f"mrr@{k}": _mean(np.where(any_hit, 1.0 / (first + 1), 0.0)),
-        f"f1@{k}": _mean(np.divide(2 * p * r, f1_den, out=np.zeros_like(p), where=f1_den > 0)),
+        f"ndcg@{k}": ndcg_from_hits(hits, n_rel, k),
+        f"recall@{k}": r,
+        f"precision@{k}": p,
+        f"map@{k}": ap_sum / np.minimum(n_rel, k),
+        f"map_nrel@{k}": ap_sum / n_rel,
+        f"hr@{k}": any_hit.astype(np.float64),
+        f"mrr@{k}": np.where(any_hit, 1.0 / (first + 1), 0.0),
+        f"f1@{k}": np.divide(2 * p * r, f1_den, out=np.zeros_like(p), where=f1_den > 0),
     }
+
+
+def ranking_metrics(recs: Any, relevant: Relevant, k: int) -> dict[str, float]:
+    """All accuracy metrics at `k` in one pass, keyed `"ndcg@10"`, `"recall@10"`, ...: the
+    means over users of `per_user_ranking`.
+
+    `map@k` uses min(k, |rel|), `map_nrel@k` uses |rel| (see `map_at_k`).
+    """
+    return {key: _mean(values) for key, values in per_user_ranking(recs, relevant, k).items()}
 
 
 # -- beyond accuracy ---------------------------------------------------------------------

@@ -13,6 +13,14 @@ live in `shelfwise.experiments`):
   1.0 when every difference is zero).
 - `seed_summary(runs_by_seed, k)`: what `shelfwise evaluate --seeds N` reports: per model and
   metric the mean over seeds with its interval, and paired tests between every two models.
+- `per_unit_intervals(values_by_metric)`: `mean_interval` of each metric's per-unit values
+  (per test user, per query) as `{"mean", "ci95", "n"}`, what one run's table shows when
+  there is no seed to vary (leave-last-out, a judged query set).
+- `binary_interval(mean, n)`: the same t interval for a 0/1 per-unit metric (HR@k) from its
+  mean and count alone (the values' sample variance is n p (1 - p) / (n - 1));
+  `bounded_half_width(mean, n)`: an upper bound of the half-width for values in [0, 1]
+  (their variance is at most p (1 - p)), for stored runs without per-unit values.
+- `correlation_interval(r, n)`: Fisher z interval of a (rank) correlation.
 
 - `user_groups` / `group_metrics`: per-group accuracy (MovieLens 100K's gender and age
   bands) with intervals, the fairness view of the report.
@@ -48,6 +56,57 @@ def mean_interval(values: Any, confidence: float = CONFIDENCE) -> tuple[float, f
         return mean, mean, mean
     half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
     return mean, mean - half, mean + half
+
+
+def per_unit_intervals(
+    values_by_metric: Mapping[str, Any], confidence: float = CONFIDENCE
+) -> dict[str, dict[str, Any]]:
+    """`{metric: {"mean", "ci95": [low, high], "n"}}` of per-unit values (`mean_interval`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for metric, values in values_by_metric.items():
+        x = np.asarray(values, dtype=np.float64).ravel()
+        mean, low, high = mean_interval(x, confidence)
+        out[metric] = {"mean": mean, "ci95": [low, high], "n": int(x.size)}
+    return out
+
+
+def _t_half(sd: float, n: int, confidence: float) -> float:
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n))
+
+
+def binary_interval(
+    mean: float, n: int, confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
+    """(mean, low, high): `mean_interval` of n values in {0, 1} whose mean is `mean`,
+    computed from the mean and n alone (sample variance n p (1 - p) / (n - 1))."""
+    if n < 1 or not 0.0 <= mean <= 1.0:
+        raise ConfigError(f"binary_interval: need n >= 1 and 0 <= mean <= 1, got {n}, {mean}")
+    if n == 1:
+        return mean, mean, mean
+    half = _t_half(math.sqrt(n * mean * (1 - mean) / (n - 1)), n, confidence)
+    return mean, mean - half, mean + half
+
+
+def bounded_half_width(mean: float, n: int, confidence: float = CONFIDENCE) -> float:
+    """Upper bound of `mean_interval`'s half-width for n values in [0, 1] with this mean:
+    their sample variance is at most n p (1 - p) / (n - 1), reached by 0/1 values."""
+    return binary_interval(mean, n, confidence)[2] - mean
+
+
+def correlation_interval(
+    r: float, n: int, confidence: float = CONFIDENCE, spearman: bool = True
+) -> tuple[float, float]:
+    """Fisher z interval of a correlation r over n pairs: tanh(atanh(r) -+ z * se), with
+    se = 1 / sqrt(n - 3) (Pearson) or sqrt(1.06 / (n - 3)) (Spearman, Fieller et al. 1957).
+    |r| = 1 gives (r, r)."""
+    if n < 4:
+        raise ConfigError(f"correlation_interval needs at least 4 pairs, got {n}")
+    if abs(r) >= 1.0:
+        return r, r
+    se = math.sqrt((1.06 if spearman else 1.0) / (n - 3))
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    centre = math.atanh(r)
+    return math.tanh(centre - z * se), math.tanh(centre + z * se)
 
 
 def paired_test(a: Any, b: Any, confidence: float = CONFIDENCE) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field
 
 from shelfwise.errors import ConfigError, ShelfwiseError
-from shelfwise.evaluation.metrics import ranking_metrics
+from shelfwise.evaluation.metrics import per_user_ranking
 from shelfwise.evaluation.protocols import ProtocolData, fold_validation
 from shelfwise.evaluation.runner import recommend_users
 from shelfwise.recommenders.base import ModelConfig, Recommender, available, create
@@ -358,10 +358,16 @@ def run_trials(
 
 
 def score_on_test(
-    name: str, config: ModelConfig | dict[str, Any], data: ProtocolData, k: int
+    name: str,
+    config: ModelConfig | dict[str, Any],
+    data: ProtocolData,
+    k: int,
+    per_user: dict[str, np.ndarray] | None = None,
 ) -> tuple[Recommender, dict[str, float]]:
     """Refit on everything before the test part and score every test user once: (model,
-    ranking metrics at k + fit seconds).
+    ranking metrics at k + fit seconds); `per_user`, when given, is filled with every
+    metric's per-user values (`per_user_ranking`, test users in row order) for intervals
+    and paired tests.
 
     Tuning has used the validation part to choose the configuration; the final model is
     fitted on training + validation (`fold_validation`: the matrix and, for sequential
@@ -378,7 +384,10 @@ def score_on_test(
     fit_seconds = time.perf_counter() - t0
     users = final.test_users
     recs, _ = recommend_users(model, final, users, k)
-    metrics = ranking_metrics(recs, final.test[users], k)
+    values = per_user_ranking(recs, final.test[users], k)
+    if per_user is not None:
+        per_user.update(values)
+    metrics = {key: float(v.mean()) if v.size else 0.0 for key, v in values.items()}
     metrics["fit_seconds"] = fit_seconds
     return model, metrics
 
