@@ -44,12 +44,12 @@ def _f(value: Any, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _iv(r: dict[str, Any], col: str) -> str:
-    """`mean ± half-width` of the 95% interval over seeds (the value alone without one)."""
+def _iv(r: dict[str, Any], col: str, digits: int = 4) -> str:
+    """`mean ± half-width` of the row's 95% interval of `col` (the value alone without one)."""
     ci = r.get("ci95", {}).get(col)
     if not ci or ci[0] is None:
-        return _f(r[col])
-    return f"{_f(r[col])} ± {(ci[1] - ci[0]) / 2:.4f}"
+        return _f(r.get(col), digits)
+    return f"{_f(r[col], digits)} ± {(ci[1] - ci[0]) / 2:.{digits}f}"
 
 
 def pm(mean: Any, ci: Any, digits: int = 4) -> str:
@@ -72,6 +72,27 @@ def pm_unit(mean: Any, n: int | None, binary: bool, digits: int = 4) -> str:
     return f"{_f(mean, digits)} ± ≤{bounded_half_width(float(mean), int(n)):.{digits}f}"
 
 
+def per_query_cell(row: dict[str, Any], n: int | None, key: str = "ndcg@10") -> str:
+    """A search metric over n judged queries with its 95% t interval over queries: from
+    the row's per-query values (`per_query[key]`, any order) or its `ci95[key]`, else the
+    bound `± ≤h` of a metric in [0, 1] (`pm_unit`)."""
+    values = row.get("per_query", {}).get(key)
+    if values:
+        mean, low, high = mean_interval(values)
+        return pm(mean, [low, high])
+    ci = row.get("ci95", {}).get(key)
+    if ci:
+        return pm(row[key], ci)
+    return pm_unit(row.get(key), n, binary=False)
+
+
+QUERY_NOTE = (
+    "nDCG@10: mean ± half-width of the 95% t interval over the judged queries; where the "
+    "run kept no per-query values, `± ≤h` is the upper bound of that half-width (nDCG is in "
+    "[0, 1], so its variance is at most p (1 - p))."
+)
+
+
 def movielens(d: dict[str, Any]) -> str:
     """Ours (sorted by nDCG@10, mean ± 95% interval over seeds) beside the published rows."""
     rows = [
@@ -87,7 +108,7 @@ def movielens(d: dict[str, Any]) -> str:
         rows.append(
             f"| **shelfwise {name}** | {_iv(r, 'MAP')} | {_iv(r, 'nDCG@k')} | "
             f"{_iv(r, 'Precision@k')} | {_iv(r, 'Recall@k')} | {_iv(r, 'coverage')} | "
-            f"{_f(r.get('novelty'), 2)} | {_f(r['fit_seconds'], 2)} | "
+            f"{_iv(r, 'novelty', 2)} | {_f(r['fit_seconds'], 2)} | "
             f"{r['recommend_users_per_second']:,.0f} |"
         )
     published = sorted(d["published"].items(), key=lambda kv: -kv[1]["nDCG@k"])

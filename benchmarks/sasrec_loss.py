@@ -8,6 +8,11 @@ trained with both losses on the same Amazon Beauty leave-last-out sample and val
 split as that comparison (seed 0 users, split seed 42, early stopping with patience 3).
 Prints the validation NDCG@10 after every epoch and writes
 benchmarks/results/sasrec_loss.json. This is why SASRec's search space fixes `loss="ce"`.
+
+Each value is one training's validation NDCG@10, a mean over `validation_users` users; the
+table gives it with the bound of its 95% interval over them (per-user values are not kept:
+`benchmarks/render_tables.py`). `--count-users` adds that count to a saved file without
+training.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -39,6 +45,11 @@ CONFIGS = {
 }  # fmt: skip
 
 
+def validation_users(folds: Any) -> int:
+    """How many users the validation NDCG@10 averages over (the bound of its interval)."""
+    return int(sum(f.users.size for f in folds))
+
+
 def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -48,10 +59,19 @@ def main() -> None:
     parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "sasrec_loss.json")
     )
+    parser.add_argument(
+        "--count-users", action="store_true", help="add validation_users to --out, no training"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data, label, pins = load_data("amazon-beauty", args.users, args.epochs)
     folds = validation_folds(data, seed=SPLIT_SEED)
+    if args.count_users:
+        saved = json.loads(Path(args.out).read_text())
+        saved["validation_users"] = validation_users(folds)
+        Path(args.out).write_text(json.dumps(saved, indent=2) + "\n")
+        print(f"{args.out}: validation_users {saved['validation_users']}")
+        return
     results = []
     for name, params in CONFIGS.items():
         for loss in ("ce", "bce"):
@@ -74,8 +94,9 @@ def main() -> None:
                 flush=True,
             )
     out = Path(args.out)
-    out.write_text(json.dumps({"dataset": label, "metric": "validation ndcg@10",
-                               "results": results}, indent=2) + "\n")  # fmt: skip
+    report = {"dataset": label, "metric": "validation ndcg@10", "results": results,
+              "validation_users": validation_users(folds)}  # fmt: skip
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
 
 

@@ -54,6 +54,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).parent))
+from render_tables import QUERY_NOTE, per_query_cell
+
 REFERENCE = {
     ("bm25s", "title+brand+category"): 0.7982,
     ("MiniLM", "title+brand"): 0.7889,
@@ -337,7 +340,7 @@ def table(report: dict[str, Any]) -> str:
         cells = [
             r["system"],
             r["fields"],
-            f"{r['ndcg@10']:.4f}",
+            per_query_cell(r, report.get("queries")),
             "" if ref is None else f"{ref:.4f}",
             f"{r['recall@10']:.4f}",
             f"{r['mrr@10']:.4f}",
@@ -345,7 +348,7 @@ def table(report: dict[str, Any]) -> str:
             *(f"{r['by_type'].get(t, float('nan')):.3f}" for t in types),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines) + f"\n\n{report.get('queries')} queries. {QUERY_NOTE}"
 
 
 def main(argv: list[str] | None = None) -> int:

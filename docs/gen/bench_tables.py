@@ -15,6 +15,8 @@ from typing import Any
 
 import manifest
 
+from shelfwise.evaluation.stats import correlation_interval
+
 BENCHMARKS = manifest.ROOT / "benchmarks"
 
 
@@ -227,22 +229,40 @@ def scale_curve() -> str:
 
 
 def _optimizer_rows(runs: dict[str, Any], with_loss: bool) -> list[str]:
-    head = "| run | lr | final val NDCG@10 | best val NDCG@10 (epoch) | test NDCG@10 |"
+    rt = _script("render_tables")
+    head = (
+        "| run | lr | final val NDCG@10 | best val NDCG@10 (epoch) | test NDCG@10 (95% CI over "
+        "test users) |"
+    )
     sep = "|---|---|---:|---|---:|"
     if with_loss:
         head += " training loss, first -> last epoch |"
         sep += "---|"
     lines = [head + " seconds |", sep + "---:|"]
+    bound = False
+    users = next((r["test_users"] for r in runs.values() if r.get("test_users")), None)
     for name, r in runs.items():
         final = "diverged" if r["diverged"] else _f(r["final_val_ndcg@10"] or 0)
+        ci = r.get("test_ndcg@10_ci95")
+        bound = bound or not ci
+        test = (
+            rt.pm(r["test_ndcg@10"], ci) if ci else rt.pm_unit(r["test_ndcg@10"], users, False)
+        )
         row = (
             f"| {name} | {r['params']['lr']:g} | {final} | {_f(r['best_val_ndcg@10'] or 0)} "
-            f"({r['best_epoch']}) | {_f(r['test_ndcg@10'])} |"
+            f"({r['best_epoch']}) | {test} |"
         )
         if with_loss:
             loss = r.get("loss_by_epoch") or []
             row += f" {loss[0]:.2f} -> {loss[-1]:.2f} |" if loss else " |"
         lines.append(row + f" {r['seconds']:.1f} |")
+    lines += [
+        "",
+        "Test NDCG@10: mean ± half-width of the 95% t interval over the "
+        f"{_count(users)} test users of the one run, from its per-user values "
+        "(`python benchmarks/optimizer_study.py --rescore` retrains the rows to record them)"
+        + (f". Rows not retrained yet: {rt.BOUND_NOTE}" if bound else "."),
+    ]
     return lines
 
 
@@ -424,10 +444,12 @@ def search_modes() -> str:
     """Served lexical against hybrid search: latency and held-out nDCG@10."""
     d = _json("search_modes.json")
     lines = ["| served | engine | p50 ms | p99 ms | nDCG@10 |", "|---|---|---:|---:|---:|"]
+    rt = _script("render_tables")
+    scored = d["store"]["scored_searches"]
     for name, r in d["results"].items():
         lines.append(
             f"| {name} | {r['engine']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-            f"{_f(r.get('ndcg@10'))} |"
+            f"{rt.per_query_cell(r, scored)} |"
         )
     t = d.get("timings", {})
     lines += [
@@ -435,7 +457,7 @@ def search_modes() -> str:
         f"Store: {d['store']['items']:,} items, {d['store']['users']:,} users, "
         f"{d['store']['timed_searches']} timed searches, {d['store']['scored_searches']} scored. "
         f"Bundle build: lexical {t.get('bundle_lexical_s')} s, "
-        f"hybrid {t.get('bundle_hybrid_s')} s. "
+        f"hybrid {t.get('bundle_hybrid_s')} s. {rt.QUERY_NOTE} "
         f"Command: `{d['command']}`.",
     ]
     return "\n".join(lines) + _note(d)
@@ -515,6 +537,7 @@ SEARCH_LABELS = {
 def search_quality() -> str:
     """Search relevance of every method and the LTR ablations, per dataset present."""
     d = _json("search_quality.json")
+    rt = _script("render_tables")
     out = []
     for run in d["runs"]:
         res = run["results"]
@@ -526,14 +549,15 @@ def search_quality() -> str:
         ]
         for name, r in res.items():
             rel = "—" if name == "bm25" or not base else f"{r['ndcg@10'] / base - 1:+.1%}"
+            ndcg = rt.per_query_cell(r, run["queries"])
             lines.append(
-                f"| {SEARCH_LABELS.get(name, name)} | {_f(r['ndcg@10'])} | {_f(r['map'])} | "
+                f"| {SEARCH_LABELS.get(name, name)} | {ndcg} | {_f(r['map'])} | "
                 f"{_f(r['p@10'])} | {_f(r['recall@100'])} | {rel} |"
             )
         lines += ["", f"{run.get('note', '')}."]
         out.append("\n".join(lines))
     absent = [f"`{k}`: {v}" for k, v in d.get("datasets", {}).items() if v.startswith("absent")]
-    tail = f"\n\nCommand: `{d['command']}`." + (
+    tail = f"\n\n{rt.QUERY_NOTE}\n\nCommand: `{d['command']}`." + (
         "\n\nNot scored: " + "; ".join(absent) + "." if absent else ""
     )
     return "\n\n".join(out) + tail + _note(d)
@@ -554,10 +578,19 @@ def search_ltr_cv() -> str:
 def sasrec_loss() -> str:
     """The same SASRec configurations trained with ce and with bce."""
     d = _json("sasrec_loss.json")
-    lines = ["| configuration | loss | final validation nDCG@10 | seconds |", "|---|---|---:|---:|"]
+    rt = _script("render_tables")
+    n = d.get("validation_users")
+    lines = [
+        "| configuration | loss | final validation nDCG@10 (95% CI over users) | seconds |",
+        "|---|---|---:|---:|",
+    ]
     for r in d["results"]:
-        lines.append(f"| {r['config']} | `{r['loss']}` | {_f(r['final'])} | {r['seconds']:.1f} |")
-    return "\n".join(lines) + f"\n\n{d['dataset']}, {d['metric']}."
+        lines.append(
+            f"| {r['config']} | `{r['loss']}` | {rt.pm_unit(r['final'], n, binary=False)} | "
+            f"{r['seconds']:.1f} |"
+        )
+    note = f" over {_count(n)} validation users. {rt.BOUND_NOTE}" if n else ""
+    return "\n".join(lines) + f"\n\n{d['dataset']}, {d['metric']}, one training each{note}"
 
 
 def pruning_curves() -> str:
@@ -567,11 +600,12 @@ def pruning_curves() -> str:
     lines = [
         f"{a['n_trials']} complete trials ({d['model']}, {d['dataset']}, {d['metric']}).",
         "",
-        "| after epoch | rank correlation with the final value | trials |",
+        "| after epoch | rank correlation with the final value [95% CI] | trials |",
         "|---:|---:|---:|",
     ]
     for epoch, r in a["spearman_by_epoch"].items():
-        lines.append(f"| {epoch} | {r['spearman']:.3f} | {r['n']} |")
+        lo, hi = correlation_interval(r["spearman"], r["n"])
+        lines.append(f"| {epoch} | {r['spearman']:.3f} [{lo:.3f}, {hi:.3f}] | {r['n']} |")
     lines += [
         "",
         "| median rule from epoch | epochs saved | best trial pruned | of the 10 best, pruned "
@@ -583,6 +617,12 @@ def pruning_curves() -> str:
             f"| {r['first_prunable_epoch']} | {r['epochs_saved']:.0%} | "
             f"{r['best_pruned']:.0%} | {r['top10_pruned_per_order']:.1f} |"
         )
+    lines += [
+        "",
+        "Rank correlations: Spearman's rho with the Fisher z 95% interval (standard error "
+        "sqrt(1.06 / (n - 3))). The median-rule rows replay the recorded curves in every "
+        "trial order (means over orders); they count trials, so carry no sampling interval.",
+    ]
     return "\n".join(lines)
 
 
