@@ -269,3 +269,23 @@ def test_matches_recommenders_formulas_on_random_data(seed):
     assert ours["ndcg@10"] == pytest.approx(ref["ndcg"])
     assert ours["map_nrel@10"] == pytest.approx(ref["map_nrel"])
     assert ours["map@10"] == pytest.approx(ref["map_min"])
+
+
+def test_per_user_ranking_known_answer_and_means():
+    from shelfwise.evaluation.metrics import per_user_ranking, ranking_metrics
+
+    recs = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    # user 0: relevant {1}, hit at rank 2; user 1: relevant {3, 9}, hit at rank 1; user 2:
+    # no relevant item (not scored)
+    relevant = sp.csr_matrix(
+        (np.ones(3), ([0, 1, 1], [1, 3, 9])), shape=(3, 10), dtype=np.float32
+    )
+    per_user = per_user_ranking(recs, relevant, 3)
+    assert per_user["precision@3"] == pytest.approx([1 / 3, 1 / 3])
+    assert per_user["recall@3"] == pytest.approx([1.0, 0.5])
+    assert per_user["hr@3"] == pytest.approx([1.0, 1.0])
+    assert per_user["mrr@3"] == pytest.approx([0.5, 1.0])
+    assert per_user["ndcg@3"] == pytest.approx([1 / math.log2(3), 1 / (1 + 1 / math.log2(3))])
+    assert per_user["map_nrel@3"] == pytest.approx([0.5, 0.5])
+    means = ranking_metrics(recs, relevant, 3)
+    assert means == pytest.approx({k: float(v.mean()) for k, v in per_user.items()})

@@ -27,6 +27,22 @@ def test_float32_in_place_path_matches_float64():
 
 
 def test_refusal_names_the_memory():
-    x = sp.csr_matrix(np.eye(30, dtype=np.float32))
-    with pytest.raises(ConfigError, match="GiB"):
+    x = sp.csr_matrix(np.eye(30, dtype=np.float32))  # 30^2 x 28 bytes = 25 KiB
+    with pytest.raises(ConfigError, match="about 25 KiB while fitting"):
         EASE(max_items=10).fit(x)
+
+
+def test_refusal_at_23715_items_quotes_the_memory_it_would_need():
+    # one float32 23,715^2 matrix: 2,249,604,900 bytes = 2.095 GiB, fitted and kept; the
+    # refusal comes before any allocation (a 1-row matrix of that width)
+    x = sp.csr_matrix((1, 23_715), dtype=np.float32)
+    with pytest.raises(ConfigError) as err:
+        EASE(max_items=23_714).fit(x)
+    message = str(err.value)
+    assert "23,715 items exceed max_items=23,714" in message
+    assert "about 2.1 GiB while fitting" in message
+    assert "and 2.1 GiB to keep" in message
+    # in the float64 range: 1,500 items need 1,500^2 x 28 bytes = 60 MiB while fitting and
+    # 1,500^2 x 4 = 9 MiB to keep
+    with pytest.raises(ConfigError, match=r"about 60 MiB while fitting .* and 9 MiB to keep"):
+        EASE(max_items=1_000).fit(sp.csr_matrix((1, 1_500), dtype=np.float32))

@@ -222,6 +222,22 @@ def test_final_model_is_refitted_on_train_and_validation(
     assert np.allclose(model.popularity, np.asarray(holdout.train.sum(axis=0)).ravel())  # type: ignore[attr-defined]
 
 
+def test_score_on_test_gives_the_per_user_values_behind_its_means(
+    holdout: ProtocolData,
+) -> None:
+    """`per_user` receives one value per test user for every metric, whose means are the
+    returned metrics (what the tuned-versus-default intervals are computed from)."""
+    from shelfwise.tuning.tuner import score_on_test
+
+    per_user: dict[str, np.ndarray] = {}
+    _, metrics = score_on_test("popularity", {}, holdout, 10, per_user=per_user)
+    assert set(per_user) == {key for key in metrics if key != "fit_seconds"}
+    for key, values in per_user.items():
+        assert values.shape == (holdout.test_users.size,)
+        assert float(values.mean()) == pytest.approx(metrics[key])
+    assert set(np.unique(per_user["hr@10"])) <= {0.0, 1.0}
+
+
 def test_a_repeated_configuration_is_answered_from_the_earlier_trial(
     holdout: ProtocolData,
 ) -> None:

@@ -75,6 +75,17 @@ def ease_memory_bytes(n_items: int) -> tuple[int, int]:
     return 4 * cells, 4 * cells
 
 
+def memory_text(n_bytes: int) -> str:
+    """Bytes as the refusal message quotes them: GiB with one decimal from 1 GiB, else whole
+    MiB from 1 MiB, else whole KiB (2,249,604,900 -> "2.1 GiB", 63,000,000 -> "60 MiB",
+    25,200 -> "25 KiB")."""
+    if n_bytes >= 2**30:
+        return f"{n_bytes / 2**30:,.1f} GiB"
+    if n_bytes >= 2**20:
+        return f"{n_bytes / 2**20:,.0f} MiB"
+    return f"{n_bytes / 2**10:,.0f} KiB"
+
+
 def _inverse_in_place_f32(gram: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric positive definite float32 C-ordered matrix, overwriting it."""
     from scipy.linalg import lapack
@@ -138,8 +149,9 @@ class EASE(Recommender):
             peak, stored = ease_memory_bytes(n)
             raise ConfigError(
                 f"ease: {n:,} items exceed max_items={self.config.max_items:,}; the dense "
-                f"{n:,} x {n:,} item-item matrix would need about {peak / 2**30:,.1f} GiB "
-                f"while fitting and {stored / 2**30:,.1f} GiB to keep. Raise max_items if the "
+                f"{n:,} x {n:,} item-item matrix would need about {memory_text(peak)} "
+                f"while fitting (plus the sparse co-occurrence product while it is "
+                f"densified) and {memory_text(stored)} to keep. Raise max_items if the "
                 "machine has that memory, or restrict the catalog (e.g. to items with enough "
                 "interactions) or use another model (itemknn, als)"
             )
