@@ -121,11 +121,11 @@ def run_model(
     assert trainer is not None
     stop = "epochs"
     while trainer.epoch < trainer.cfg.epochs:
-        row = trainer.train_epoch()
+        epoch_row = trainer.train_epoch()
         print(
-            f"  {name} epoch {int(row['epoch'])}: loss {row['loss']:.4f} "
-            f"val ndcg@10 {row.get('ndcg@10', float('nan')):.4f} "
-            f"hr@10 {row.get('hr@10', float('nan')):.4f} ({row['seconds']:.0f}s)",
+            f"  {name} epoch {int(epoch_row['epoch'])}: loss {epoch_row['loss']:.4f} "
+            f"val ndcg@10 {epoch_row.get('ndcg@10', float('nan')):.4f} "
+            f"hr@10 {epoch_row.get('hr@10', float('nan')):.4f} ({epoch_row['seconds']:.0f}s)",
             flush=True,
         )
         if trainer.should_stop:
@@ -165,7 +165,7 @@ def run_model(
         }
     )
     epochs = history.epochs
-    row = {
+    row: dict[str, Any] = {
         "params": params,
         "full_HR@10": full[f"hr@{K}"],
         "full_NDCG@10": full[f"ndcg@{K}"],

@@ -1,6 +1,6 @@
 """EASE on a 23,715-item catalogue end to end on one machine: fit, score, peak memory.
 
-    python benchmarks/ease_large.py [--items 23715] [--catalogue 30000] [--users 40000]
+    python benchmarks/ease_large.py [--items 23715] [--catalogue 40000] [--users 50000]
         [--days 30] [--seed 7] [--l2 500] [--out benchmarks/results/ease_large.json]
 
 No data set at hand has 23,715 items (MovieLens 100K 1,682, MovieLens 1M 3,706, Amazon
@@ -160,9 +160,7 @@ def main() -> None:
         "benchmark": "ease at a 23,715-item catalogue: fit + evaluate on one machine",
         "command": "python benchmarks/ease_large.py "
         + " ".join(
-            f"--{k} {v}"
-            for k, v in vars(args).items()
-            if k != "out" and v != parser.get_default(k)
+            f"--{k} {v}" for k, v in vars(args).items() if k != "out" and v != parser.get_default(k)
         ),
         "data": {
             "source": f"demo generator: {args.catalogue:,} items, {args.users:,} shoppers, "
@@ -182,7 +180,9 @@ def main() -> None:
         },
         "results": results,
         "stages": stages,
-        "peak_rss_mib_whole_run": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib_whole_run": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        ),
         "machine": {
             "python": platform.python_version(),
             "numpy": np.__version__,

@@ -52,8 +52,8 @@ import torch
 from shelfwise.cli.train import training_input
 from shelfwise.data.datasets import load_dataset
 from shelfwise.evaluation.metrics import per_user_ranking
-from shelfwise.evaluation.stats import per_unit_intervals
 from shelfwise.evaluation.protocols import ProtocolData, prepare
+from shelfwise.evaluation.stats import per_unit_intervals
 from shelfwise.recommenders import available, create
 from shelfwise.train import OPTIMIZERS, SCHEDULES, TrainHistory
 from shelfwise.train.curves import plot_comparison

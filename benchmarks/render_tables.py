@@ -250,7 +250,9 @@ def tuning_intervals(*reports: dict[str, Any]) -> str:
             else:
                 cells += ["", "", ""]
             rows.append(
-                f"| {model}, {res['budget_seconds']:.0f} s | {len(rnd)} | " + " | ".join(cells) + " |"
+                f"| {model}, {res['budget_seconds']:.0f} s | {len(rnd)} | "
+                + " | ".join(cells)
+                + " |"
             )
     rows += [
         "",

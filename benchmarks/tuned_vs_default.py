@@ -118,9 +118,7 @@ def tune_and_score(
     }
 
 
-def rescore(
-    name: str, res: dict[str, Any], data: Any, columns: dict[str, str]
-) -> dict[str, float]:
+def rescore(name: str, res: dict[str, Any], data: Any, columns: dict[str, str]) -> dict[str, float]:
     """Refit the stored tuned and default configurations of `name` on `data` and add, per
     column, the 95% t interval over test users (`ci95`: {kind: {column: [lo, hi]}}) and the
     paired test of tuned against default on nDCG@10 (`paired_ndcg`). Returns, per kind, the

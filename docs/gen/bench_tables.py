@@ -245,9 +245,7 @@ def _optimizer_rows(runs: dict[str, Any], with_loss: bool) -> list[str]:
         final = "diverged" if r["diverged"] else _f(r["final_val_ndcg@10"] or 0)
         ci = r.get("test_ndcg@10_ci95")
         bound = bound or not ci
-        test = (
-            rt.pm(r["test_ndcg@10"], ci) if ci else rt.pm_unit(r["test_ndcg@10"], users, False)
-        )
+        test = rt.pm(r["test_ndcg@10"], ci) if ci else rt.pm_unit(r["test_ndcg@10"], users, False)
         row = (
             f"| {name} | {r['params']['lr']:g} | {final} | {_f(r['best_val_ndcg@10'] or 0)} "
             f"({r['best_epoch']}) | {test} |"
@@ -332,6 +330,37 @@ def beauty_sequential() -> str:
         lines.append(f"- {name}: {r['source']}")
     for note in d.get("notes", []):
         lines.append(f"- {note}")
+    return "\n".join(lines) + _note(d)
+
+
+def ease_large() -> str:
+    """EASE at a 23,715-item catalogue: accuracy with intervals, seconds and peak memory."""
+    d = _json("ease_large.json")
+    rt = _script("render_tables")
+    data, est = d["data"], d["ease_memory_estimate_gib"]
+    lines = [
+        f"| model ({data['users']:,} users x {data['items']:,} items) | nDCG@10 | Recall@10 "
+        "| fit s | fit + score s | peak RSS of the stage MiB | load avg (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in d["results"].items():
+        if "error" in r:
+            lines.append(f"| {name} | error: {r['error']} | | | | | |")
+            continue
+        m, ci, st = r["metrics"], r["ci95"], r["stage"]
+        lines.append(
+            f"| {name} | {rt.pm(m['ndcg@10'], ci['ndcg@10']['ci95'])} | "
+            f"{rt.pm(m['recall@10'], ci['recall@10']['ci95'])} | {r['fit_seconds']:.1f} | "
+            f"{st['seconds']:.1f} | {_count(st['peak_rss_mib'])} | "
+            f"{st['load_avg_1m_before']} -> {st['load_avg_1m_after']} |"
+        )
+    lines += [
+        "",
+        f"{data['source']}; density {data['density']:.4%}; {d['protocol']}. "
+        f"`ease_memory_bytes`: {est['fitting']:.2f} GiB while fitting, {est['stored']:.2f} GiB "
+        f"kept; peak RSS of the whole run {d['peak_rss_mib_whole_run']:,.0f} MiB. "
+        f"Command: `{d['command']}` under `nice -n 19`.",
+    ]
     return "\n".join(lines) + _note(d)
 
 
@@ -790,6 +819,7 @@ TABLES: dict[str, Callable[[], str]] = {
         optimizer_bprmf_schedules,
         optimizer_sasrec,
         beauty_sequential,
+        ease_large,
         inference_latency,
         bm25_compare,
         bm25_compare_beauty,

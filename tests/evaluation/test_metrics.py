@@ -277,9 +277,7 @@ def test_per_user_ranking_known_answer_and_means():
     recs = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
     # user 0: relevant {1}, hit at rank 2; user 1: relevant {3, 9}, hit at rank 1; user 2:
     # no relevant item (not scored)
-    relevant = sp.csr_matrix(
-        (np.ones(3), ([0, 1, 1], [1, 3, 9])), shape=(3, 10), dtype=np.float32
-    )
+    relevant = sp.csr_matrix((np.ones(3), ([0, 1, 1], [1, 3, 9])), shape=(3, 10), dtype=np.float32)
     per_user = per_user_ranking(recs, relevant, 3)
     assert per_user["precision@3"] == pytest.approx([1 / 3, 1 / 3])
     assert per_user["recall@3"] == pytest.approx([1.0, 0.5])

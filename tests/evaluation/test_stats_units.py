@@ -29,7 +29,7 @@ def test_per_unit_intervals_known_answer():
 
 def test_binary_interval_is_the_t_interval_of_the_zeros_and_ones():
     # 1 1 0: mean 2/3, s^2 = 1/3, half = t * sqrt(1/3) / sqrt(3) = t / 3
-    mean, low, high = binary_interval(2 / 3, 3)
+    _, low, high = binary_interval(2 / 3, 3)
     assert (low, high) == pytest.approx((2 / 3 - T_975_2 / 3, 2 / 3 + T_975_2 / 3))
     rng = np.random.default_rng(0)
     for n, p in ((50, 0.3), (22_363, 0.0959), (1000, 0.0), (7, 1.0)):
