@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--l2", type=float, default=500.0)
-    parser.add_argument("--models", default="popularity,ease")
+    parser.add_argument("--models", default="ease,popularity")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     stages: dict[str, Any] = {}

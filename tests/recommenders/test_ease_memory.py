@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from shelfwise.errors import ConfigError
-from shelfwise.recommenders.ease import EASE, ease_memory_bytes, ease_weights
+from shelfwise.recommenders.ease import EASE, dense_gram, ease_memory_bytes, ease_weights
 
 
 def test_memory_estimate_known_answer():
@@ -46,3 +46,21 @@ def test_refusal_at_23715_items_quotes_the_memory_it_would_need():
     # 1,500^2 x 4 = 9 MiB to keep
     with pytest.raises(ConfigError, match=r"about 60 MiB while fitting .* and 9 MiB to keep"):
         EASE(max_items=1_000).fit(sp.csr_matrix((1, 1_500), dtype=np.float32))
+
+
+def test_dense_gram_allocates_the_dense_matrix_once():
+    """X^T X densified in C order without a second dense copy: 1,500^2 float32 cells are
+    9 MB, and the peak of traced allocations stays under 1.5 of that (a copy makes 2)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = sp.random(400, 1_500, density=0.01, format="csr", random_state=rng, dtype=np.float32)
+    x.data[:] = 1.0
+    one = 1_500 * 1_500 * 4
+    tracemalloc.start()
+    gram = dense_gram(x, np.float32)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert gram.flags.c_contiguous and gram.dtype == np.float32
+    np.testing.assert_array_equal(gram, (x.T @ x).toarray())
+    assert one <= peak < 1.5 * one

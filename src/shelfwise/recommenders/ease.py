@@ -111,13 +111,22 @@ def _inverse_in_place_f32(gram: np.ndarray) -> np.ndarray:
     return p
 
 
+def dense_gram(x: sp.spmatrix, dtype: Any) -> np.ndarray:
+    """X^T X as a dense C-ordered `dtype` array, allocated once. The sparse product is CSC,
+    whose `toarray()` is Fortran-ordered, and `np.ascontiguousarray` of it would copy it
+    (twice the dense memory at the peak); X^T X is symmetric, so the transposed view is the
+    same matrix in C order."""
+    xd = sp.csr_matrix(x, dtype=dtype)
+    dense: np.ndarray = (xd.T @ xd).toarray()
+    return dense if dense.flags.c_contiguous else dense.T
+
+
 def ease_weights(x: sp.csr_matrix, l2: float, float64_up_to: int = _FLOAT64_UP_TO) -> np.ndarray:
     """The EASE^R closed form B (items x items, float32, zero diagonal); float64 for
     catalogs up to `float64_up_to` items, float32 in place above (see the module doc)."""
     n = x.shape[1]
     dtype = np.float64 if n <= float64_up_to else np.float32
-    xd = sp.csr_matrix(x, dtype=dtype)
-    gram: np.ndarray = np.ascontiguousarray((xd.T @ xd).toarray(), dtype=dtype)
+    gram = dense_gram(x, dtype)
     gram[np.diag_indices(n)] += l2
     if dtype == np.float64:
         p: np.ndarray = np.linalg.inv(gram)
