@@ -16,7 +16,8 @@ Memory: the process's peak resident set (`VmHWM` of /proc/self/status, reset thr
 whole run), beside `ease_memory_bytes` (the estimate the refusal message quotes). Time:
 wall seconds per stage and the load average around them (the machine is shared).
 
-Writes benchmarks/results/ease_large.json.
+Writes benchmarks/results/ease_large.json; `--repeat-of` that file (with the same
+settings) appends another run's seconds and peaks to it, for the spread of the timings.
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def restrict(events: Any, n_items: int) -> Any:
 def stage(name: str, log: dict[str, Any]) -> float:
     """Start a stage: reset the peak mark, print, return the start time."""
     reset_peak()
-    log[name] = {"load_avg_1m_before": round(os.getloadavg()[0], 2)}
+    log[name] = {
+        "load_avg_1m_before": round(os.getloadavg()[0], 2),
+        "rss_mib_before": rss_mib()["rss_mib"],
+    }
     print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
     return time.perf_counter()
 
@@ -114,6 +118,13 @@ def main() -> None:
     parser.add_argument("--l2", type=float, default=500.0)
     parser.add_argument("--models", default="ease,popularity")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--repeat-of",
+        type=Path,
+        default=None,
+        help="a report of the same settings: append this run's seconds and peaks to its "
+        "results' `repeats` (the spread of the timings) instead of writing --out",
+    )
     args = parser.parse_args()
     stages: dict[str, Any] = {}
     peak, stored = ease_memory_bytes(args.items)
@@ -158,9 +169,13 @@ def main() -> None:
         }
     report = {
         "benchmark": "ease at a 23,715-item catalogue: fit + evaluate on one machine",
-        "command": "python benchmarks/ease_large.py "
-        + " ".join(
-            f"--{k} {v}" for k, v in vars(args).items() if k != "out" and v != parser.get_default(k)
+        "command": " ".join(
+            ["python benchmarks/ease_large.py"]
+            + [
+                f"--{k.replace('_', '-')} {v}"
+                for k, v in vars(args).items()
+                if k not in ("out", "repeat_of") and v != parser.get_default(k)
+            ]
         ),
         "data": {
             "source": f"demo generator: {args.catalogue:,} items, {args.users:,} shoppers, "
@@ -180,8 +195,10 @@ def main() -> None:
         },
         "results": results,
         "stages": stages,
-        "peak_rss_mib_whole_run": round(
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        # the stages' peaks: resetting the kernel's mark (clear_refs) resets ru_maxrss too
+        "peak_rss_mib_whole_run": max(
+            [st["peak_rss_mib"] or 0.0 for st in stages.values()]
+            + [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
         ),
         "machine": {
             "python": platform.python_version(),
@@ -190,6 +207,16 @@ def main() -> None:
             "note": "shared 2-core machine, run under nice -n 19",
         },
     }
+    if args.repeat_of is not None:
+        base = json.loads(args.repeat_of.read_text())
+        for name, row in results.items():
+            if "error" not in row and name in base["results"]:
+                base["results"][name].setdefault("repeats", []).append(
+                    {"fit_seconds": row["fit_seconds"], "stage": row["stage"]}
+                )
+        args.repeat_of.write_text(json.dumps(base, indent=2) + "\n")
+        print(f"appended to {args.repeat_of}", flush=True)
+        return
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}", flush=True)
