@@ -19,7 +19,9 @@ full-ranking SASRec reproduction is listed as such.
 Intervals: the split is deterministic (no seed to vary), so full-ranking HR@10 and NDCG@10
 carry the 95% Student t interval of the mean over test users (`ci95`,
 `shelfwise.evaluation.stats.mean_interval` on the per-user values; with one target a user,
-per-user recall@10 is their HR@10).
+per-user recall@10 is their HR@10). The sampled columns keep no per-user values
+(`evaluate_model` returns their means only), so the tables give sampled HR@10 its exact
+interval from the mean and n and sampled NDCG@10 a bound (`benchmarks/render_tables.py`).
 
 Results go to benchmarks/results/beauty_loo.json; a model that raises is an error row.
 """
