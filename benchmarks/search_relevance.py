@@ -11,12 +11,12 @@ brand, category path), one set of queries and graded judgements (`queries.tsv`,
 `evaluation.metrics.graded_ndcg(gain="exponential")`, equal to the folder's `eval.py`). Every
 system returns its top 10 per query:
 
-* `shelfwise default`: `SearchService.build(items).search(q)` in its default mode without a
-  dense retriever (lexical), `shelfwise lexical` the same in `lexical` mode, `shelfwise
-  semantic` after `enable_dense()` (MiniLM over `search.documents.item_texts`: title +
-  brand) and `shelfwise hybrid`, the default mode with the dense retriever (`auto` ->
-  hybrid: BM25F and MiniLM, convex score fusion, `SearchConfig.fusion*`), what a server
-  with dense retrieval answers without `?mode=`;
+* `shelfwise default`: `SearchService.build(items)` with `enable_dense()` (MiniLM over
+  `search.documents.item_texts`: title + brand), `search(q)` without a mode: `auto` ->
+  hybrid (BM25F and MiniLM, convex score fusion, `SearchConfig.fusion*`), what
+  `GET /v1/search` answers without `?mode=`; its parameters are the untuned defaults of
+  `SearchConfig` (with `--no-dense`: the lexical default). `shelfwise lexical` is the same
+  service in `lexical` mode, `shelfwise semantic` in `semantic` mode;
 * `shelfwise tuned (5-fold CV)`: `shelfwise.tuning.search.tune_search` (Optuna over the
   ranking and fusion parameters, `--tune-trials` per study) with query-level 5-fold
   cross-validation; every query is answered by parameters tuned on the other folds only
@@ -174,8 +174,9 @@ def minilm_ranker(texts: list[str], cache_dir: Path | None) -> Ranker:
 def shelfwise_rankers(
     items: pd.DataFrame, dense: bool, cache_dir: Path | None
 ) -> dict[str, tuple[Ranker, float]]:
-    """Shelfwise's search service: default and lexical, then (with `dense`) semantic and
-    hybrid; with the seconds each needed to index."""
+    """Shelfwise's search service: lexical, and the default (hybrid with `dense`, after
+    `enable_dense`, else lexical) and, with `dense`, semantic; with the seconds each
+    needed to index."""
     from shelfwise.search.service import SearchService
 
     t0 = time.perf_counter()
@@ -192,18 +193,20 @@ def shelfwise_rankers(
         return rank
 
     out: dict[str, tuple[Ranker, float]] = {}
-    # the default mode is resolved now, before a dense retriever exists
-    default_mode = service.resolve_mode()[0]
-    out["shelfwise default"] = (ranker(default_mode), built)
     out["shelfwise lexical"] = (ranker("lexical"), built)
-    if dense:
-        t0 = time.perf_counter()
-        service.enable_dense(cache_dir=cache_dir)
-        extra = built + time.perf_counter() - t0
-        out["shelfwise semantic"] = (ranker("semantic"), extra)
-        # the default mode with a dense retriever (`auto`: hybrid), what the server answers
-        assert service.resolve_mode()[0] == "hybrid"
-        out["shelfwise hybrid"] = (ranker(None), extra)
+    if not dense:
+        # without a dense retriever the default mode (`auto`) is lexical
+        assert service.resolve_mode()[0] == "lexical"
+        out["shelfwise default"] = (ranker(None), built)
+        return out
+    t0 = time.perf_counter()
+    service.enable_dense(cache_dir=cache_dir)
+    extra = built + time.perf_counter() - t0
+    # the default mode with a dense retriever (`auto`: hybrid), what the server answers
+    # without `?mode=`
+    assert service.resolve_mode()[0] == "hybrid"
+    out["shelfwise default"] = (ranker(None), extra)
+    out["shelfwise semantic"] = (ranker("semantic"), extra)
     return out
 
 
@@ -310,17 +313,19 @@ def run(
     for system, fields, make in lexical:
         t0 = time.perf_counter()
         score(system, fields, make(), time.perf_counter() - t0)
-    for system, (rank, index_s) in shelfwise_rankers(items, False, cache_dir).items():
-        if not only_tuned:
-            score(system, ours, rank, index_s)
+    if not only_tuned:
+        for system, (rank, index_s) in shelfwise_rankers(items, False, cache_dir).items():
+            if system == "shelfwise lexical" or not dense:
+                score(system, ours, rank, index_s)
     # the dense rows last: embedding the catalogue takes minutes on a CPU the first time
     for system, fields, make in (p for p in plan if p[0] == "MiniLM"):
         t0 = time.perf_counter()
         score(system, fields, make(), time.perf_counter() - t0)
     if dense and not only_tuned:
         for system, (rank, index_s) in shelfwise_rankers(items, True, cache_dir).items():
-            if system.endswith(("semantic", "hybrid")):
-                score(system, ours, rank, index_s)
+            if system != "shelfwise lexical":
+                score(system, ours + (" + MiniLM, hybrid" if system.endswith("default") else ""),
+                      rank, index_s)  # fmt: skip
     if tune_trials > 0:
         rank, tune_s, tuning = tuned_ranker(dataset, dense, cache_dir, tune_trials, tune_folds)
         report["tuning"] = tuning

@@ -618,6 +618,12 @@ def search_relevance() -> str:
     return _script("search_relevance").table(d) + _note(d)
 
 
+def search_defaults_cv() -> str:
+    """Nested query-level CV of the untuned search defaults' grid."""
+    d = _json("search_defaults_cv.json")
+    return _script("search_defaults_cv").table(d)
+
+
 def search_ltr_cv() -> str:
     """The judged re-ranker scored out of fold beside its un-reranked candidates."""
     d = _json("search_ltr_cv.json")
@@ -849,6 +855,7 @@ TABLES: dict[str, Callable[[], str]] = {
         cli_search,
         search_quality,
         search_relevance,
+        search_defaults_cv,
         search_ltr_cv,
         sasrec_loss,
         pruning_curves,

@@ -58,10 +58,10 @@ def test_required_matches_rule():
     assert [svc.required_matches(n) for n in (1, 2, 3, 4, 5, 8)] == [1, 2, 3, 2, 2, 4]
 
 
-def test_phrase_and_proximity_boosts(service):
+def test_phrase_and_proximity_boosts():
     # same words, same lengths: plain BM25 ties; "argan oil" in order wins (+0.3), the
     # other title has them 2 words apart (+0.1, within the proximity window)
-    res = service.search("argan oil")
+    res = build(phrase_boost=0.3, proximity_boost=0.1).search("argan oil")
     scores = {i["item_id"]: i["score"] for i in res.items}
     assert ids(res) == ["P1", "P2"]
     flat = build(phrase_boost=0.0, proximity_boost=0.0).search("argan oil")

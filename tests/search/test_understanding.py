@@ -182,3 +182,36 @@ def test_price_phrases():
     for query, (lo, hi, text) in cases.items():
         got = reader.read(query)
         assert (got.min_price, got.max_price, got.text) == (lo, hi, text), query
+
+
+def test_head_position_is_the_last_word_before_a_for_tail():
+    from shelfwise.search.understanding import head_position
+
+    assert head_position(["tea", "tree", "oil", "shampoo"]) == 3
+    assert head_position(["serum", "for", "face"]) == 0
+    assert head_position(["moisturizer", "with", "spf", "for", "oily", "skin"]) == 0
+    assert head_position(["for", "men"]) == 1  # a leading "for" starts no tail
+    assert head_position([]) == -1
+
+
+def test_the_category_mention_holding_the_head_word_wins_and_alone_boosts():
+    frame = pd.DataFrame(
+        [
+            ("O1", "Tea Tree Oil", "Beauty > Oils"),
+            ("O2", "Argan Oil", "Beauty > Oils"),
+            ("S1", "Tea Tree Oil Shampoo", "Beauty > Shampoo"),
+            ("S2", "Herbal Shampoo", "Beauty > Shampoo"),
+            ("P1", "Oil Blotting Paper", "Beauty > Tools"),
+        ],
+        columns=["item_id", "title", "category"],
+    )
+    svc = SearchService.build(frame, None, SearchConfig())
+    res = svc.search("tea tree oil shampoo")
+    category = res.query_info["category"]
+    assert category["value"] == "Beauty > Shampoo" and category["words"] == "shampoo"
+    assert category["applied"] == "boost" and category["boosted"] == 1  # S1 matches
+    # a mention that only qualifies the product ("oil" blotting paper) is reported, not boosted
+    paper = svc.search("oil paper").query_info["category"]
+    assert paper["value"] == "Beauty > Oils" and paper["applied"] == "none"
+    anywhere = SearchService.build(frame, None, SearchConfig(category_head_only=False))
+    assert anywhere.search("oil paper").query_info["category"]["applied"] == "boost"

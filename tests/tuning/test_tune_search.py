@@ -192,3 +192,35 @@ def test_derive_tuned_search_without_activation_and_bad_input(tmp_path: Path) ->
         registry.derive(parent.version, replace={"manifest.json": lambda p: None})
     code = main(["tune-search", "--artifacts", str(tmp_path / "none")])
     assert code == 2  # no bundle served there: a clear error, not a traceback
+
+
+def test_a_build_with_judgements_and_a_budget_serves_tuned_search(tmp_path: Path) -> None:
+    from shelfwise.search.build import build_search_service
+    from shelfwise.settings import TuningSettings
+
+    folder = judged_folder(tmp_path)
+    items = frame()
+    service = build_search_service(items, None, rerank=False, judgements=folder, tune_budget=20)
+    report = service.tuned
+    assert report is not None and len(report["cv"]["folds"]) == 5
+    assert report["cv"]["tuned"] >= report["cv"]["default"] - 1e-9
+    tuned_k1 = report["params"]["bm25.k1"]
+    assert service.config.bm25.k1 == pytest.approx(tuned_k1, abs=1e-4)
+    assert report["final"]["ndcg"] >= report["final"]["default_ndcg"]
+    plain = build_search_service(items, None, rerank=False, judgements=folder)
+    assert plain.tuned is None and plain.config == SearchConfig()  # no budget: untuned
+    store = open_store(f"duckdb:///{tmp_path / 'shop.duckdb'}")
+    store.ingest(items=items)
+    try:
+        bundle = build_bundle(
+            store, tmp_path / "art", search_rerank=False, judgements=folder,
+            tuning=TuningSettings(build_budget_seconds=20),
+        )  # fmt: skip
+    finally:
+        store.close()
+    tuned = bundle.manifest["search"]["tuned"]
+    served = load_bundle(bundle.directory).search  # what the server loads
+    assert served.config.bm25.k1 == pytest.approx(tuned["params"]["bm25.k1"], abs=1e-4)
+    assert served.config.bm25.fields["description"] == pytest.approx(
+        tuned["params"]["bm25.fields.description"], abs=1e-4
+    )

@@ -26,7 +26,7 @@ import pandas as pd
 
 from shelfwise import __version__
 from shelfwise.artifacts.gate import holdout_metrics
-from shelfwise.artifacts.registry import Registry
+from shelfwise.artifacts.registry import Registry, json_ready
 from shelfwise.artifacts.registry import current_bundle_dir as current_bundle_dir  # re-export
 from shelfwise.data.matrix import InteractionWeights, build_interactions
 from shelfwise.data.sequences import OrderedInteractions, Sequences
@@ -159,8 +159,11 @@ def build_bundle(
 
     `judgements` (a judged folder: queries.tsv + qrels.tsv over the store's item ids) trains
     the search re-ranker from those graded judgements instead of the search events
-    (`search.build.build_search_service`); the manifest records the folder and the source
-    under "search"."""
+    (`search.build.build_search_service`); with a tuning budget (`tuning.
+    build_budget_seconds > 0`) the search ranking parameters are first tuned on them within
+    that budget (query-level CV) and the bundle serves the tuned ones. The manifest records
+    the folder and the source under "search", and the tuning report under
+    `["search"]["tuned"]`."""
     started = time.perf_counter()
     search_dense = bool(search_dense)
     models = dict(models or DEFAULT_MODELS)
@@ -214,6 +217,7 @@ def build_bundle(
     search = build_search_service(
         items, store.events(), rerank=search_rerank, dense=search_dense, cache_dir=cache_dir,
         judgements=judgements,
+        tune_budget=tuning.build_budget_seconds if tuning is not None else None,
     )  # fmt: skip
     timings.update(search.timings)
     reranker = search.reranker
@@ -254,6 +258,7 @@ def build_bundle(
                     None if reranker is None else "judgements" if judgements else "events"
                 ),
                 "judgements": str(Path(judgements).resolve()) if judgements else None,
+                **({"tuned": json_ready(search.tuned)} if search.tuned else {}),
             },
             "counts": {
                 "items": len(catalog),

@@ -7,7 +7,10 @@ carries the learned re-ranker (`search.ltr.PersonalisedReranker`) trained from t
 search -> click / cart / purchase events over the service's own BM25 index, or, given a
 judged folder (`judgements`: queries.tsv + qrels.tsv over the bundle's item ids), the
 re-ranker learnt from those graded judgements (`search.judged.train_judged_reranker`),
-which then replaces the one learnt from events. It is saved
+which then replaces the one learnt from events. With judgements and a `tune_budget`, the
+ranking parameters are first tuned on them (`tuning.search.tune_search`, Optuna within
+the budget, query-level 5-fold CV) and the service answers with the tuned configuration
+(`service.tuned` holds the report the bundle manifest records). It is saved
 with `SearchService.save` (re-ranker included) and a server loads it instead of indexing
 the catalogue again.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +46,7 @@ def build_search_service(
     cache_dir: Path | None = None,
     judgements: Path | None = None,
     ltr_config: LTRConfig | None = None,
+    tune_budget: float | None = None,
 ) -> SearchService:
     """The search service over `items` (row i = index i) with popularity and past queries
     from `events`; with `rerank`, plus the learned re-ranker when the events hold searches
@@ -55,12 +59,18 @@ def build_search_service(
     re-ranker is learnt from its graded judgements instead, over the candidates the
     service hands its re-ranker (popularity from `events`; dense features with `dense`);
     `ltr_config` sets its LightGBM parameters. A folder that does not fit the catalogue is
-    a `DataError` naming the file and line.
+    a `DataError` naming the file and line. A `tune_budget` (seconds, > 0) tunes the
+    ranking parameters on the judgements first and serves the tuned ones (`_tune`).
 
     `service.timings` records the seconds spent indexing and training."""
     t0 = time.perf_counter()
     service = SearchService.build(items, events, config)
     timings = {"search_index": round(time.perf_counter() - t0, 3)}
+    tuned: dict[str, Any] | None = None
+    if judgements is not None and tune_budget:
+        t0 = time.perf_counter()
+        service, tuned = _tune(service, events, judgements, dense, cache_dir, tune_budget)
+        timings["search_tuning"] = round(time.perf_counter() - t0, 3)
     if judgements is not None:
         t0 = time.perf_counter()
         service.reranker = _train_judged(service, events, judgements, dense, cache_dir, ltr_config)
@@ -70,7 +80,46 @@ def build_search_service(
         service.reranker = _train_reranker(service, events, dense, cache_dir)
         timings["search_reranker"] = round(time.perf_counter() - t0, 3)
     service.timings = timings
+    service.tuned = tuned
     return service
+
+
+def _tune(
+    service: SearchService,
+    events: pd.DataFrame | None,
+    folder: Path,
+    dense: bool,
+    cache_dir: Path | None,
+    budget: float,
+) -> tuple[SearchService, dict[str, Any]]:
+    """The service re-configured with ranking parameters tuned on a judged folder within
+    `budget` seconds (hybrid with `dense`, the fusion parameters included), and the
+    report (tuned parameters, the cross-validated comparison with the defaults)."""
+    from shelfwise.search.judged import load_judged_folder
+    from shelfwise.tuning.search import Judged, SearchTuneSettings, tune_search
+
+    dataset = load_judged_folder(Path(folder), corpus=service.items)
+    judged = Judged.from_dataset(dataset)
+    groups = len(set(judged.groups))
+    folds = min(5, groups) if groups >= 3 else 0  # fewer: no cross-validation
+    saved = service.dense, service.fusion
+    if dense:
+        try:
+            service.enable_dense(cache_dir=cache_dir)
+        except ShelfwiseError as exc:
+            log.warning("search tuned without dense retrieval: %s", exc)
+    try:
+        settings = SearchTuneSettings(trials=10_000, folds=folds, time_budget=budget)
+        result = tune_search(service, judged, settings)
+    finally:
+        service.dense, service.fusion = saved
+    tuned = service.with_config(result.config.model_copy(update={"mode": service.config.mode}))
+    tuned.dense, tuned.fusion = saved
+    report = result.to_dict()
+    report["cv"] = {k: v for k, v in report["cv"].items() if k != "per_query"}
+    log.info("search parameters tuned on %s: CV nDCG@10 %s (defaults %s)", folder,
+             report["cv"].get("tuned"), report["cv"].get("default"))  # fmt: skip
+    return tuned, report
 
 
 def _train_reranker(

@@ -165,6 +165,8 @@ class SearchService:
         self._built = False
         #: Seconds spent building (index, re-ranker), filled by `search.build`.
         self.timings: dict[str, float] = {}
+        self.tuned: dict[str, Any] | None = None
+        """The tuning report when the parameters were tuned at build (`search.build`)."""
         self._changes = ChangeLog()
 
     # -- building ------------------------------------------------------------------------
@@ -661,6 +663,9 @@ class SearchService:
                 category["applied"] = "filter"
                 m = self.filters.mask(Filters(category=read.category[0]))
                 mask = m if mask is None else mask & m
+            elif cfg.category_head_only and not read.category_head:
+                category["applied"] = "none"
+                category["reason"] = "the mention qualifies the product asked for"
             else:
                 category["applied"] = "boost" if cfg.category_boost > 0 else "none"
                 category["boost"] = cfg.category_boost

@@ -14,7 +14,11 @@ was detected.
 * **Brand and category mentions**: word n-grams of the query that equal (after analysis)
   a brand label or a category path segment of the catalogue. The words stay in the text;
   the mention boosts the brand's / category's products, or filters to them when the query
-  is nothing but the mention.
+  is nothing but the mention. Of several category mentions the one holding the query's
+  head word wins: the last word, or the last before a "for" / "with" / "without" tail
+  (an English noun phrase ends in the thing asked for: "tea tree oil shampoo" asks for a
+  shampoo, not an oil; "serum for face" for a serum). `Understood.category_head` says
+  whether the mention holds it (`SearchConfig.category_head_only` boosts only then).
 
 Chinese (CJK) queries are not read here: their analysis is unchanged.
 """
@@ -27,7 +31,14 @@ from typing import Any
 
 from shelfwise.search.analysis import Analyzer, has_cjk
 
-__all__ = ["CHEAP_WORDS", "QueryUnderstanding", "UnderstandingOptions", "Understood"]
+__all__ = [
+    "CHEAP_WORDS",
+    "HEAD_TAIL_WORDS",
+    "QueryUnderstanding",
+    "UnderstandingOptions",
+    "Understood",
+    "head_position",
+]
 
 CHEAP_WORDS = frozenset(
     {"cheap", "cheaper", "cheapest", "budget", "inexpensive", "affordable", "lowcost", "bargain"}
@@ -56,6 +67,17 @@ _UNIT_AFTER = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W_]+(?:['.\-][^\W_]+)*")
+HEAD_TAIL_WORDS = frozenset({"for", "with", "without"})
+"""Words that start a noun phrase's tail: the head word is the last one before them."""
+
+
+def head_position(words: list[str]) -> int:
+    """The index of the head word of a query's words (-1 for none): the last word, or the
+    last before the first `HEAD_TAIL_WORDS` word that is not the first word."""
+    for i, word in enumerate(words[1:], start=1):
+        if word.casefold() in HEAD_TAIL_WORDS:
+            return i - 1
+    return len(words) - 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,8 @@ class Understood:
     category: list[str] = field(default_factory=list)
     """The category paths a mention names (one segment can sit under several parents)."""
     category_words: str | None = None
+    category_head: bool = False
+    """The category mention holds the query's head word (`head_position`)."""
     only_mention: bool = False
     """The query is nothing but the brand / category mention (filter instead of boost)."""
     removed: list[str] = field(default_factory=list)
@@ -217,6 +241,9 @@ class QueryUnderstanding:
         words = _WORD.findall(out.text)
         keys = [self._key(w) for w in words]
         n = len(words)
+        head = head_position(words)
+        taken: list[tuple[int, int]] = []  # the brand mention's span
+        found: list[tuple[int, int, str]] = []  # category mentions: start, size, key
         for size in range(min(o.max_phrase_words, n), 0, -1):
             for start in range(n - size + 1):
                 key = " ".join(k for k in keys[start : start + size] if k)
@@ -227,9 +254,17 @@ class QueryUnderstanding:
                     out.brand = self._brands[key]
                     out.brand_words = phrase
                     out.only_mention = size == n
-                elif o.category and not out.category and key in self._categories:
-                    out.category = list(self._categories[key])
-                    out.category_words = phrase
-                    out.only_mention = out.only_mention or size == n
+                    taken.append((start, size))
+                elif o.category and key in self._categories:
+                    found.append((start, size, key))
+        # the longest mention outside the brand's words, the one holding the head first
+        found = [f for f in found if not any(a < f[0] + f[1] and f[0] < a + b for a, b in taken)]
+        if found:
+            holds = [f for f in found if f[0] <= head < f[0] + f[1]]
+            start, size, key = (holds or found)[0]
+            out.category = list(self._categories[key])
+            out.category_words = " ".join(words[start : start + size])
+            out.category_head = bool(holds)
+            out.only_mention = out.only_mention or size == n
         if out.brand and out.category:
             out.only_mention = False  # two mentions: boost both, filter neither
