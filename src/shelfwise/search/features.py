@@ -350,7 +350,7 @@ class FeatureBuilder:
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             self.log_price[rows] = np.log(np.where(price > 0, price, np.nan))
-        self._titles = items["title"] if "title" in items else None
+        self._titles = items.get("title")
         for row in rows.tolist():  # analysed when a query first reads them (`_title_of`)
             self._title_terms[row] = None
         self.rows_computed += int(rows.size)
