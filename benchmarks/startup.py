@@ -17,6 +17,10 @@ similar-items request, a search for a new item, and stops the server. Nothing is
 spread over the repeats; writes `benchmarks/results/startup.json` (`startup-<items>.json`
 for other sizes).
 
+The first start after a build reads the whole event log and saves the event replica
+(`<artifacts>/replica.npz`); later starts read that snapshot and tail only the newer
+events, so the first repeat can be slower than the rest.
+
 Each start also reports where its time went, from the server's own log: `bundle_s` (the
 registry's active bundle loaded and the engine wired, `serve.warmup.Readiness`), each
 warm-up step, and `before_lifespan_s`, the rest (the interpreter, imports, the app).

@@ -111,3 +111,33 @@ def test_event_sequence_is_oldest_first_without_zero_weight_types() -> None:
     assert event_sequence(ev, VOCAB, InteractionWeights()).tolist() == [K2, K1, K2]
     assert event_sequence(ev, VOCAB, InteractionWeights(search=1.0)).tolist() == [K2, K1, B1, K2]
     assert event_sequence(pd.DataFrame(ev.iloc[0:0]), VOCAB, InteractionWeights()).size == 0
+
+
+def test_a_snapshot_is_read_back_with_what_arrived_since(store: Store, tmp_path: Path) -> None:
+    _append(store, ("a", "K1", 0), ("a", "K2", 1), ("b", "H1", 0))
+    path = tmp_path / "replica.npz"
+    first = EventLog(store, limit=2, snapshot=path)
+    assert not first.from_snapshot  # nothing saved yet: read from the store
+    _append(store, ("b", "H2", 5))
+    assert first.events("b")["item_id"].tolist() == ["H2", "H1"]  # in the delta
+    assert first.save(path)
+    _append(store, ("a", "B1", 9))  # arrives after the snapshot
+    second = EventLog(store, limit=2, snapshot=path)
+    assert second.from_snapshot
+    assert second.events("a")["item_id"].tolist() == ["B1", "K2"]
+    assert second.events("b")["item_id"].tolist() == ["H2", "H1"]
+    assert not EventLog(store, limit=3, snapshot=path).from_snapshot  # another limit
+
+
+def test_a_snapshot_taken_before_an_erasure_is_not_used(store: Store, tmp_path: Path) -> None:
+    _append(store, ("a", "K1", 0), ("b", "K2", 0))
+    path = tmp_path / "replica.npz"
+    assert EventLog(store, snapshot=path).save(path)
+    store.erase_user("a")  # by another process: the snapshot still holds a's events
+    log = EventLog(store, snapshot=path)
+    assert not log.from_snapshot and log.events("a").empty
+    with log.tail_lock:  # an erasure through this replica keeps it consistent
+        before = store.erasure_count()
+        store.erase_user("b")
+        log.drop("b", before)
+    assert log.save(path) and EventLog(store, snapshot=path).from_snapshot

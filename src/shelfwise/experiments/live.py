@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from shelfwise.errors import ConfigError, UnknownIdError
-from shelfwise.experiments.analysis import Window, experiment_results
 from shelfwise.experiments.assignment import ExperimentSpec, VariantConfig, assign, explore
 from shelfwise.experiments.impressions import Impression, ImpressionLog, new_request_id, utc_now
 from shelfwise.store import ExperimentRow, Store
@@ -210,6 +209,9 @@ class LiveExperiments:
     # -- results --------------------------------------------------------------------------
     def results(self, experiment_id: str, now: datetime | None = None) -> dict[str, Any]:
         """The results document of an experiment (`analysis.experiment_results`)."""
+        # imported here: the statistics pull in scipy.stats (seconds of a server's start-up)
+        from shelfwise.experiments.analysis import Window, experiment_results
+
         row = self.get(experiment_id)
         spec = ExperimentSpec.model_validate(row.spec)
         if self._log is not None:

@@ -291,7 +291,8 @@ class FeatureBuilder:
         self.log_price = np.zeros(0, dtype=np.float64)
         self.rel_price = np.zeros(0, dtype=np.float64)
         self.pop_in_category = np.zeros(0, dtype=np.float64)
-        self._title_terms: list[tuple[str, ...]] = []
+        self._title_terms: list[tuple[str, ...] | None] = []
+        self._titles: pd.Series | None = None
         self.item_features: dict[str, np.ndarray] = {}
         for name, values in (item_features or {}).items():
             arr = np.asarray(values, dtype=np.float64)
@@ -349,9 +350,21 @@ class FeatureBuilder:
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             self.log_price[rows] = np.log(np.where(price > 0, price, np.nan))
-        for row, title in zip(rows.tolist(), _texts(items, "title", rows), strict=True):
-            self._title_terms[row] = tuple(self.analyzer.terms(title))
+        self._titles = items.get("title")
+        for row in rows.tolist():  # analysed when a query first reads them (`_title_of`)
+            self._title_terms[row] = None
         self.rows_computed += int(rows.size)
+
+    def _title_of(self, row: int) -> tuple[str, ...]:
+        """The analysed title of a row, analysed on first use: a server starting on a
+        bundle must not analyse every title before its first search."""
+        terms = self._title_terms[row]
+        if terms is None:
+            title = self._titles.iloc[row] if self._titles is not None else None
+            text = "" if title is None or title != title else str(title)  # as `_texts`
+            terms = tuple(self.analyzer.terms(text))
+            self._title_terms[row] = terms
+        return terms
 
     def _groups(self, codes: np.ndarray | None) -> list[np.ndarray]:
         """Rows of each category group in `codes` (every group when None); items without a
@@ -546,7 +559,7 @@ class FeatureBuilder:
         q_list = self.analyzer.terms(query)
         q_terms = set(q_list)
         n_q = max(len(q_terms), 1)
-        title_terms = [self._title_terms[i] for i in cand.tolist()]
+        title_terms = [self._title_of(i) for i in cand.tolist()]
         title_cov = np.array([len(q_terms.intersection(t)) / n_q for t in title_terms])
         # a term "matches" a candidate when it has a posting there in any field
         known = list(dict.fromkeys(terms))

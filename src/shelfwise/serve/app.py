@@ -186,6 +186,20 @@ def _refresh_loop(engine: Engine, seconds: float, stop: threading.Event) -> None
             log.info("caught up with other processes: %s", done)
 
 
+def replica_path(settings: Settings) -> Path:
+    """Where a server saves its event replica between starts: beside the registry's
+    versions (`serving.replica.EventLog`)."""
+    return Path(settings.paths.artifacts) / "replica.npz"
+
+
+def _save_replica(engine: Engine) -> None:
+    try:
+        if engine.save_replica():
+            log.info("event replica saved to %s", engine.replica_path)
+    except Exception as exc:  # a snapshot only speeds the next start up
+        log.warning("could not save the event replica: %s", exc)
+
+
 def _open_engine(settings: Settings) -> tuple[Store, Engine]:
     store = open_store(settings.store.url)
     try:
@@ -193,14 +207,26 @@ def _open_engine(settings: Settings) -> tuple[Store, Engine]:
             store,
             settings.paths.artifacts,
             rebuild=settings.serve.rebuild,
-            search_dense=settings.search.dense,
+            # `auto` serves the active bundle whichever way its search was built (hybrid
+            # when it was built dense): a restart never retrains for it
+            search_dense=None if settings.search.mode == "auto" else settings.search.dense,
             engine=settings.engine,
             cache_dir=settings.paths.embeddings,
             reuse_stale=True,  # start on the last good bundle: the engine catches up online
             tuning=settings.tuning,  # a bundle built here tunes within build_budget_seconds
         )
         log.info("%s bundle %s", "built" if built else "loaded", bundle.directory)
-        return store, Engine(store, bundle, tail_seconds=settings.serve.tail_seconds)
+        engine = Engine(
+            store,
+            bundle,
+            tail_seconds=settings.serve.tail_seconds,
+            replica=replica_path(settings),
+        )
+        log.info(
+            "event replica %s",
+            "read from its snapshot" if engine.log.from_snapshot else "read from the store",
+        )
+        return store, engine
     except BaseException:
         store.close()
         raise
@@ -234,9 +260,15 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         stop = threading.Event()
         warming: threading.Thread | None = None
         if engine is None:  # a server: listen at once, /readyz says what is pending
+
+            def warm_then_snapshot() -> None:
+                warm_up(served, settings, readiness, background=True)
+                if readiness.ready and not served.log.from_snapshot:
+                    _save_replica(served)  # the next start reads it instead of the log
+
             warming = threading.Thread(
-                target=warm_up,
-                args=(served, settings, readiness),
+                target=warm_then_snapshot,
+                args=(),
                 name="shelfwise-warm-up",
                 daemon=True,
             )
@@ -273,6 +305,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             if warming is not None:
                 warming.join(timeout=60)  # it reads the store that is closed below
             services.jobs.shutdown()
+            if opened is not None:
+                _save_replica(served)  # with what arrived while serving
             app.state.services = None
             if opened is not None:
                 opened.close()

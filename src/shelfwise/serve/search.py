@@ -43,17 +43,28 @@ _WATCHED: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def served_search(
-    engine: Engine, mode: str = "lexical", cache_dir: Path | None = None
+    engine: Engine,
+    mode: str = "lexical",
+    cache_dir: Path | None = None,
+    background: bool = False,
 ) -> SearchService:
     """The active bundle's search service, in step with the engine's live catalogue
     (prepared on first use: see the module doc). Dense retrieval (hybrid or semantic
-    `mode`) embeds the catalogue through the embedding cache in `cache_dir`."""
+    `mode`; `auto` only for a bundle built with dense search) embeds the catalogue through
+    the embedding cache in `cache_dir`; with `background` (a starting server) it is
+    switched on in a thread, lexical search answering meanwhile (with a notice when
+    hybrid or semantic was asked for), so that loading the model and embedding the items
+    added since the build do not delay the first answer."""
     service = engine.bundle.search
     if service not in _PREPARED:
         with _LOCK:
             if service not in _PREPARED:
-                _PREPARED[service] = _prepare(service, engine, mode, cache_dir)
+                _PREPARED[service] = _prepare(service, engine, mode, cache_dir, background)
     return service
+
+
+#: What `dense_error` says while dense retrieval is being switched on in the background.
+STARTING = "is still starting (the embedding model and the catalogue's vectors are loading)"
 
 
 def dense_error(service: SearchService) -> str | None:
@@ -62,7 +73,11 @@ def dense_error(service: SearchService) -> str | None:
 
 
 def _prepare(
-    service: SearchService, engine: Engine, mode: str, cache_dir: Path | None
+    service: SearchService,
+    engine: Engine,
+    mode: str,
+    cache_dir: Path | None,
+    background: bool = False,
 ) -> str | None:
     t0 = time.perf_counter()
     cat = engine.catalog
@@ -75,9 +90,19 @@ def _prepare(
         time.perf_counter() - t0,
     )
     service.config = service.config.model_copy(update={"mode": mode})
-    if mode == "lexical":
-        return None
-    return _enable_dense(service, mode, cache_dir)
+    built_dense = bool(engine.bundle.manifest.get("search", {}).get("dense", False))
+    if mode == "lexical" or (mode == "auto" and not built_dense):
+        return None  # auto on a lexical bundle: lexical, as it was built and trained
+    if not background:
+        return _enable_dense(service, mode, cache_dir)
+
+    def enable() -> None:
+        error = _enable_dense(service, mode, cache_dir)
+        with _LOCK:
+            _PREPARED[service] = error
+
+    threading.Thread(target=enable, name="shelfwise-dense", daemon=True).start()
+    return STARTING
 
 
 def _enable_dense(service: SearchService, mode: str, cache_dir: Path | None) -> str | None:
@@ -88,7 +113,7 @@ def _enable_dense(service: SearchService, mode: str, cache_dir: Path | None) -> 
     except Exception as exc:  # search must degrade, not take the API down
         log.warning("dense retrieval unavailable (%s); search stays lexical", exc)
         service.config = service.config.model_copy(update={"mode": "lexical"})
-        return f"{type(exc).__name__}: {exc}"
+        return f"failed to start: {type(exc).__name__}: {exc}"
     reranker = service.reranker
     if reranker is not None and not getattr(reranker, "uses_dense", False):
         log.warning(
@@ -139,7 +164,7 @@ def search_answer(service: SearchService, res: SearchResponse) -> dict[str, Any]
     notice = info.get("notice")
     failed = dense_error(service)
     if notice and failed:
-        notice = f"{notice} (dense retrieval failed to start: {failed})"
+        notice = f"{notice} (dense retrieval {failed})"
     engine = "service"
     if used in ("semantic", "hybrid"):
         engine += f"+{used}"

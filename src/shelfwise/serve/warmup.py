@@ -77,12 +77,16 @@ class Readiness:
             return out
 
 
-def warm_up(engine: Engine, settings: Settings, readiness: Readiness) -> None:
+def warm_up(
+    engine: Engine, settings: Settings, readiness: Readiness, background: bool = False
+) -> None:
     """Run every warm-up step over `engine` (see the module doc), marking each done in
     `readiness`. Nothing raises out of it (it runs in a server's background thread, or in
     an embedded app's start-up): a failure, also in choosing what to ask, is logged and
     recorded against the first step not done, and the server stays up and unready, its
-    `/readyz` naming the reason."""
+    `/readyz` naming the reason. `background` (a server) switches dense retrieval on
+    after the warm-up, in a thread (`serve.search.served_search`): search answers from
+    the bundle at once, lexically, until it is on."""
     try:
         item, query, user = _requests(engine)
     except Exception as exc:
@@ -91,7 +95,9 @@ def warm_up(engine: Engine, settings: Settings, readiness: Readiness) -> None:
         return
 
     def search() -> None:
-        service = served_search(engine, settings.search.mode, settings.paths.embeddings)
+        service = served_search(
+            engine, settings.search.mode, settings.paths.embeddings, background=background
+        )
         history, weights = engine.user_history(user) if user else (None, None)
         service.search(query, user=user, history=history, history_weights=weights)
         service.search(query)

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,8 +93,15 @@ class Engine:
     """
 
     def __init__(
-        self, store: Store, bundle: Bundle, sync: bool = True, tail_seconds: float = 0.0
+        self,
+        store: Store,
+        bundle: Bundle,
+        sync: bool = True,
+        tail_seconds: float = 0.0,
+        replica: Path | None = None,
     ) -> None:
+        """`replica` is where the event replica is saved between starts (`EventLog`'s
+        snapshot; None: the log is read from the store)."""
         self.store = store
         self._lock = threading.RLock()
         self._erase_listeners: list[Callable[[str], None]] = []
@@ -101,7 +109,10 @@ class Engine:
         self._reset_listeners: list[Callable[[], None]] = []
         self._serving: tuple[Recommender, Vocabulary | None, str] | None = None
         self._serving_aligned: AlignedModel | None = None
-        self.log = EventLog(store, limit=bundle.engine.history_limit, tail_seconds=tail_seconds)
+        self.replica_path = replica
+        self.log = EventLog(
+            store, limit=bundle.engine.history_limit, tail_seconds=tail_seconds, snapshot=replica
+        )
         self._catalog = Catalog.build(bundle.items)
         self._use(bundle)
         self._catalog_stamp = ""
@@ -310,8 +321,9 @@ class Engine:
     def erase_user(self, user_id: str) -> dict[str, int]:
         """Right to be forgotten: delete the user's events and profile, drop every cache."""
         with self.log.tail_lock:  # no tail in flight can bring the erased events back
+            before = self.store.erasure_count()
             counts = self.store.erase_user(user_id)
-            self.log.drop(user_id)
+            self.log.drop(user_id, before)
         self._copurchase.clear()  # baskets counted the user's purchases
         for listener in self._erase_listeners:
             listener(user_id)
@@ -342,6 +354,13 @@ class Engine:
         """(items x items co-occurrence counts within baskets, baskets per item); see
         `serving.related.CoPurchase`."""
         return self._copurchase.get(self._catalog)
+
+    def save_replica(self) -> bool:
+        """Save the event replica where the next start reads it (`replica`); False when
+        there is no such place or the replica may not be saved now (`EventLog.save`)."""
+        if self.replica_path is None:
+            return False
+        return self.log.save(self.replica_path)
 
     # -- answers --------------------------------------------------------------------------------
     def _answer(

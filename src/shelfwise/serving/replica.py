@@ -3,9 +3,12 @@ and the user's history and sequence read from them as the bundle's models see th
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +20,13 @@ from shelfwise.data.schemas import EVENT_TYPES
 from shelfwise.data.vocab import Vocabulary
 from shelfwise.store import Store
 
+log = logging.getLogger(__name__)
+
 #: Events kept per user (the engine's `EngineConfig.history_limit` overrides it).
 HISTORY_LIMIT = 200
+
+#: The layout of a saved replica (`EventLog.save`); another one is not read.
+SNAPSHOT_FORMAT = 1
 
 
 class EventLog:
@@ -35,9 +43,23 @@ class EventLog:
     Erasure in this process drops the user at once (under the tail lock, so no tail in
     flight can bring the erased events back); `reload()` rebuilds the replica, which the
     engine does when another process erased someone.
+
+    Reading the whole log is most of a server's start-up on a large store (seconds at a
+    million events), so a server saves the replica (`save`: the arrays, the watermark and
+    the store's erasure count) and the next start reads it back from `snapshot` and tails
+    only the events above its watermark. A snapshot is used only if it is of this store,
+    was taken with the same `limit`, no user was erased since (the erased events could
+    still be in it) and the store has reached its watermark; otherwise the log is read
+    from the store as without one (`from_snapshot` says which it was).
     """
 
-    def __init__(self, store: Store, limit: int = HISTORY_LIMIT, tail_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limit: int = HISTORY_LIMIT,
+        tail_seconds: float = 0.0,
+        snapshot: Path | None = None,
+    ) -> None:
         self.store = store
         self.limit = limit
         self.tail_seconds = tail_seconds
@@ -45,11 +67,16 @@ class EventLog:
         self.tail_lock = threading.Lock()
         self._dirty = False
         self._last_tail = 0.0
-        self.reload()
+        #: The store's erasure count the replica is consistent with (-1: unknown).
+        self.erasures = -1
+        self.from_snapshot = snapshot is not None and self._load(Path(snapshot))
+        if not self.from_snapshot:
+            self.reload()
 
     def reload(self) -> None:
         """Read the latest `limit` events of every user from the store."""
         with self.tail_lock:
+            erasures = self.store.erasure_count()
             watermark = self.store.last_seq()
             frame = self.store.tail_events(0)
             if len(frame):
@@ -60,6 +87,64 @@ class EventLog:
                 self._delta: dict[str, list[tuple[Any, ...]]] = {}
                 self._watermark = watermark
                 self._last_tail = time.monotonic()
+                self.erasures = erasures
+
+    # -- snapshots ----------------------------------------------------------------------------
+    def save(self, path: Path) -> bool:
+        """Write the replica (base and delta merged) to `path` atomically; False (nothing
+        written) when it is not known to be consistent with the store's erasures."""
+        with self.tail_lock:
+            if self.erasures < 0 or self.erasures != self.store.erasure_count():
+                return False
+            with self._lock:
+                base, delta, watermark = self._base, dict(self._delta), self._watermark
+            if delta:
+                base = base.merged(delta, self.limit)
+            arrays = base.state()
+            arrays["meta"] = np.array(
+                [SNAPSHOT_FORMAT, watermark, self.erasures, self.limit], dtype=np.int64
+            )
+            arrays["store"] = np.array([_store_id(self.store)])
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part = path.with_name(f".{path.name}.{os.getpid()}.part")
+            with part.open("wb") as sink:
+                np.savez(sink, **arrays)  # type: ignore[arg-type]
+            os.replace(part, path)
+            return True
+
+    def _load(self, path: Path) -> bool:
+        """Read a snapshot written by `save` if it may be used (class doc); True if read."""
+        if not path.is_file():
+            return False
+        with self.tail_lock:
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    fmt, watermark, erasures, limit = (int(v) for v in data["meta"])
+                    usable = (
+                        fmt == SNAPSHOT_FORMAT
+                        and limit == self.limit
+                        and str(data["store"][0]) == _store_id(self.store)
+                        and erasures == self.store.erasure_count()
+                        and watermark <= self.store.last_seq()
+                    )
+                    if not usable:
+                        log.info(
+                            "the event replica snapshot %s does not fit; reading the log", path
+                        )
+                        return False
+                    base = _LogBase.from_state({k: data[k] for k in data.files})
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("unreadable event replica snapshot %s (%s); reading the log", path, exc)
+                return False
+            with self._lock:
+                self._base = base
+                self._delta = {}
+                self._watermark = watermark
+                self._last_tail = 0.0
+                self.erasures = erasures
+        self.tail(force=True)  # what arrived since the snapshot
+        return True
 
     def mark_dirty(self) -> None:
         """This process wrote events: the next read tails the log whatever the interval."""
@@ -120,11 +205,22 @@ class EventLog:
         columns["timestamp"] = columns["timestamp"].astype(np.int64).view("datetime64[us]")
         return pd.DataFrame(columns, copy=False)
 
-    def drop(self, user_id: str) -> None:
-        """Forget a user (hold `tail_lock` around the store's erasure and this call)."""
+    def drop(self, user_id: str, erasures_before: int | None = None) -> None:
+        """Forget a user (hold `tail_lock` around the store's erasure and this call).
+        `erasures_before` is the store's erasure count before this erasure: when the
+        replica was consistent with it, it is now consistent with the count after."""
         with self._lock:
             self._delta.pop(user_id, None)
             self._base = self._base.without(user_id)
+            if erasures_before is None or erasures_before != self.erasures:
+                self.erasures = -1  # an erasure elsewhere may be missing: no snapshot
+            else:
+                self.erasures = self.store.erasure_count()
+
+
+def _store_id(store: Store) -> str:
+    """The store's identity: its fingerprint without the revision."""
+    return store.fingerprint().rsplit("-", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -184,6 +280,64 @@ class _LogBase:
         out = {name: self.values[name][self.codes[name][a:b]] for name in self.TEXT}
         out.update(value=self.value[a:b], timestamp=self.timestamp[a:b], seq=self.seq[a:b])
         return out
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The base as plain arrays (no pickle): `from_state` reads them back."""
+        names = list(self.spans)
+        bounds = np.array([self.spans[n] for n in names], dtype=np.int64).reshape(-1, 2)
+        out: dict[str, np.ndarray] = {
+            "users": np.array(names, dtype=str),
+            "bounds": bounds,
+            "value": self.value,
+            "timestamp": self.timestamp,
+            "seq": self.seq,
+        }
+        for name in self.TEXT:
+            out[f"codes_{name}"] = self.codes[name]
+            out[f"values_{name}"] = np.array([str(v) for v in self.values[name][:-1]], dtype=str)
+        return out
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray]) -> _LogBase:
+        """A base from what `state` wrote."""
+        names = arrays["users"].tolist()
+        bounds = arrays["bounds"].tolist()
+        spans = {str(n): (int(a), int(b)) for n, (a, b) in zip(names, bounds, strict=True)}
+        codes = {n: np.array(arrays[f"codes_{n}"], dtype=np.int32) for n in cls.TEXT}
+        values = {
+            n: np.array([*arrays[f"values_{n}"].tolist(), None], dtype=object) for n in cls.TEXT
+        }
+        return cls(
+            spans=spans,
+            codes=codes,
+            values=values,
+            value=np.array(arrays["value"], dtype=np.float64),
+            timestamp=np.array(arrays["timestamp"], dtype=np.int64),
+            seq=np.array(arrays["seq"], dtype=np.int64),
+        )
+
+    def merged(self, delta: dict[str, list[tuple[Any, ...]]], limit: int) -> _LogBase:
+        """The base with the delta's events added (the latest `limit` per user kept)."""
+        users = np.empty(len(self.seq), dtype=object)
+        for user, (a, b) in self.spans.items():
+            users[a:b] = user
+        keep = self.seq >= 0  # rows of erased users are overwritten with seq -1
+        base_frame = pd.DataFrame(
+            {
+                "user_id": users[keep],
+                **{n: self.values[n][self.codes[n]][keep] for n in self.TEXT},
+                "value": self.value[keep],
+                "timestamp": self.timestamp[keep].view("datetime64[us]"),
+                "seq": self.seq[keep],
+            }
+        )
+        rows = [(user, *row) for user, bucket in delta.items() for row in bucket]
+        extra = pd.DataFrame(
+            rows, columns=["user_id", "item_id", "type", "value", "timestamp", "session_id", "seq"]
+        )
+        extra["timestamp"] = extra["timestamp"].to_numpy(dtype=np.int64).view("datetime64[us]")
+        frame = pd.concat([base_frame, extra], ignore_index=True)
+        return _LogBase.build(frame, limit)
 
     def without(self, user_id: str) -> _LogBase:
         """The same base without one user's events: their rows are overwritten in place
