@@ -45,8 +45,8 @@ _WEEKDAY_PROFILE = np.array([0.92, 0.9, 0.92, 0.96, 1.04, 1.32, 1.3])
 #: A leaf with more items than this is sampled from `CANDIDATES` items drawn by popularity
 #: (then brand affinity x price fit picks among them) instead of scoring every item of the
 #: leaf per event, whose cost grows with events x catalogue; smaller leaves (every store up
-#: to about 200k items) are sampled exactly, so their stores are unchanged.
-EXACT_LEAF_ITEMS = 4096
+#: to about 40k items: the demo's, the tests') are sampled exactly, so those stores are unchanged.
+EXACT_LEAF_ITEMS = 2048
 CANDIDATES = 256
 
 
