@@ -27,8 +27,11 @@ the events):
 3. `build`: `ensure_bundle` (build seconds, per-model seconds from the log, and where
    the time went: a sampling profile of the stage, `profile`, seconds per function of
    Shelfwise on the stack, sampled every 0.5 s);
-4. restart: `benchmarks/startup.py`'s start (process start to `/readyz` and to the first
-   search, on the bundle with 1,000 events and 10 items that arrived after it);
+4. restart (the server's search mode `--search-mode`, default `lexical`: the dense modes
+   embed the whole catalogue with MiniLM at the first start, a few items a second on this
+   shared machine, so hours from 300,000 items): `benchmarks/startup.py`'s start
+   (process start to `/readyz` and to the first search, on the bundle with 1,000 events
+   and 10 items that arrived after it);
 5. requests: `shelfwise serve` driven by `wrk` (`benchmarks/load_test.py`'s runner) on
    search and recommendations at `--connections` for `--duration` s each: req/s, p50,
    p99, and the server's resident memory after them.
@@ -487,6 +490,12 @@ def main() -> int:
         "--min-free-gb", type=float, default=1.5, help="stop a stage below this available"
     )
     parser.add_argument("--max-stage-s", type=float, default=1800.0)
+    parser.add_argument(
+        "--search-mode",
+        default="lexical",
+        help="the server's search mode (SHELFWISE_SEARCH__MODE); any but lexical embeds "
+        "the whole catalogue with MiniLM at the first start",
+    )
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--duration", type=int, default=8, help="seconds per request run")
     parser.add_argument("--keep-going", action="store_true", help="after a stopped point too")
@@ -520,12 +529,15 @@ def main() -> int:
 
     from startup import machine
 
+    os.environ["SHELFWISE_SEARCH__MODE"] = args.search_mode  # the servers started below
+
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     done = {p["items"]: p for p in previous.get("points", [])}
     report: dict[str, Any] = {
         "benchmark": "scale_curve",
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "store": "DuckDB, one server process",
+        "search_mode": args.search_mode,
         "max_rss_gb": args.max_rss_gb,
         "min_free_gb": args.min_free_gb,
         "max_stage_s": args.max_stage_s,
