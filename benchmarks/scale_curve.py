@@ -547,6 +547,9 @@ def main() -> int:
     }
 
     def write(point: dict[str, Any]) -> None:
+        if args.out.exists():  # points another run (another size) wrote meanwhile
+            for other in json.loads(args.out.read_text()).get("points", []):
+                done.setdefault(other["items"], other)
         done[point["items"]] = point
         report["points"] = [done[k] for k in sorted(done)]
         report["machine"] = machine()
