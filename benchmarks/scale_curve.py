@@ -549,7 +549,8 @@ def main() -> int:
     def write(point: dict[str, Any]) -> None:
         if args.out.exists():  # points another run (another size) wrote meanwhile
             for other in json.loads(args.out.read_text()).get("points", []):
-                done.setdefault(other["items"], other)
+                if other["items"] != point["items"]:
+                    done[other["items"]] = other
         done[point["items"]] = point
         report["points"] = [done[k] for k in sorted(done)]
         report["machine"] = machine()
