@@ -378,6 +378,8 @@ def run_point(
             f"{items} items {stage}",
             expected_seconds(stage, items, previous),
         )
+        if stage == "ingest":
+            point[stage]["path"] = "shelfwise ingest (CLI: files validated row by row)"
         if stage == "ingest" and not point[stage]["stopped"]:
             point[stage]["ingest_events_per_s"] = round(
                 point[stage]["events"] / max(point[stage]["seconds"], 1e-9)
