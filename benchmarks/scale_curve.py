@@ -506,6 +506,12 @@ def main() -> int:
         "--until", choices=STAGES, help="stop each point after this stage (serving later)"
     )
     parser.add_argument("--replot", action="store_true", help="the plot from the JSON, no run")
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="no run: the points' stages.json under --work into the JSON (runs of single "
+        "points in parallel)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     # the child's arguments
     parser.add_argument("--stage", choices=("generate", "build"), help=argparse.SUPPRESS)
@@ -561,6 +567,11 @@ def main() -> int:
         plot(report, plot_path)
 
     for items in sorted(int(p) for p in args.points.split(",") if p.strip()):
+        if args.collect:
+            saved = args.work / str(items) / "stages.json"
+            if saved.exists():
+                write(json.loads(saved.read_text()))
+            continue
         point = run_point(items, args, list(done.values()), on_stage=write)
         write(point)
         if point.get("stopped_at") and not args.keep_going:
