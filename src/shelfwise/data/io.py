@@ -16,6 +16,7 @@ import gzip
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -183,10 +184,15 @@ def load_records(
     frames: list[pd.DataFrame] = []  # every FRAME_ROWS records: a frame, not 10M objects
     warned: set[str] = set()
     now = utcnow()
+    started = time.perf_counter()
     for line, raw in iter_rows(path, fmt):
         if len(records) >= FRAME_ROWS:
             frames.append(records_to_frame(kind, records))
             records = []
+            if len(frames) % 5 == 0:  # a long file says how far it is
+                done = len(frames) * FRAME_ROWS
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                log.info("%s: %d %s validated (%.0f a second)", path.name, done, kind, rate)
         row = {mapping.get(k, k): v for k, v in raw.items()}
         extra = {k: v for k, v in row.items() if k not in fields}
         if extra:
