@@ -206,19 +206,28 @@ def scale_curve() -> str:
     """Each point of the scale curve: ingest, build, memory, restart, p99."""
     d = _json("scale_curve.json")
     lines = [
-        "| items | shoppers | events | ingest events/s | build s | peak RSS build GB | "
+        "| items | shoppers | events | ingest events/s (how) | build s | peak RSS GB (stage) | "
         "restart to first search s | search p99 ms | recommendations p99 ms | stopped |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---:|---|---:|---|---:|---:|---:|---|",
     ]
     for p in d["points"]:
         ingest, build = p.get("ingest", {}), p.get("build", {})
         restart, req = p.get("restart", {}), p.get("requests", {})
-        events = (ingest.get("counts") or {}).get("events")
-        peak = build.get("peak_rss_mb")
+        events = ingest.get("events") or (ingest.get("counts") or {}).get("events")
+        if events is None:
+            events = ((p.get("generate") or {}).get("counts") or {}).get("events")
+        peaks = {
+            stage: p[stage]["peak_rss_mb"]
+            for stage in ("generate", "ingest", "build")
+            if (p.get(stage) or {}).get("peak_rss_mb") is not None
+        }
+        peak = max(peaks, key=lambda stage: peaks[stage]) if peaks else None
         lines.append(
             f"| {p['items']:,} | {p['users']:,} | {_count(events)} | "
-            f"{_count(ingest.get('ingest_events_per_s'))} | {build.get('build_s', '')} | "
-            f"{'' if peak is None else f'{peak / 1024:.1f}'} | "
+            f"{_count(ingest.get('ingest_events_per_s'))} "
+            f"({'CLI' if 'CLI' in ingest.get('path', '') else 'in process'}) | "
+            f"{build.get('build_s', '')} | "
+            f"{'' if peak is None else f'{peaks[peak] / 1024:.1f} ({peak})'} | "
             f"{restart.get('first_search_s', '')} | "
             f"{(req.get('search') or {}).get('p99_ms', '')} | "
             f"{(req.get('recommendations') or {}).get('p99_ms', '')} | "

@@ -129,3 +129,21 @@ def test_unknown_format_and_missing_file(tmp_path):
         load_records(write(tmp_path, "x.xlsx", ""), "items")
     with pytest.raises(DataError, match="no such file"):
         load_records(tmp_path / "missing.csv", "items")
+
+
+def test_records_become_frames_in_runs_with_the_same_result(tmp_path, monkeypatch):
+    # FRAME_ROWS records at a time: with runs of 2 the 5 events give the same frame
+    path = tmp_path / "events.csv"
+    rows = ["user_id,item_id,type,timestamp,value"] + [
+        f"u{i},i{i % 3},{'rating' if i == 4 else 'view'},2026-01-0{i + 1}T10:00:00Z,"
+        + ("4.5" if i == 4 else "")
+        for i in range(5)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    whole = load_records(path, "events")
+    monkeypatch.setattr("shelfwise.data.io.FRAME_ROWS", 2)
+    runs = load_records(path, "events")
+    pd.testing.assert_frame_equal(runs, whole)
+    assert runs["user_id"].tolist() == ["u0", "u1", "u2", "u3", "u4"]
+    assert runs["value"].isna().tolist() == [True, True, True, True, False]
+    assert runs["value"].iloc[4] == 4.5

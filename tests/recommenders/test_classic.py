@@ -61,8 +61,8 @@ def test_itemknn_recommends_within_taste_group():
 
 
 def test_itemknn_blocks_bounded_by_pairs_give_the_same_neighbours(monkeypatch):
-    # a block of `chunk` rows x every item is scored densely; with BLOCK_CELLS 14 (two rows
-    # of 7 items) the rows go two at a time, and the neighbours must not change
+    # with BLOCK_CELLS 14 the rows go a few at a time (each block's product at most 14
+    # multiply-adds, or one row), and the neighbours must not change
     whole = ItemKNN(neighbors=2, shrink=0.5).fit(X).similarity.toarray()
     monkeypatch.setattr("shelfwise.recommenders.itemknn.BLOCK_CELLS", 14)
     blocked = ItemKNN(neighbors=2, shrink=0.5).fit(X).similarity.toarray()
@@ -91,3 +91,32 @@ def test_not_fitted_and_bad_history():
         model.recommend([99])
     with pytest.raises(NotImplementedError):
         Popularity().fit(X).similar_items(0)
+
+
+def test_itemknn_sparse_product_matches_dense_cosine_top_k(monkeypatch):
+    # the neighbours come from the sparse co-occurrence product; they must be those of the
+    # dense brute force sim = dots / (|x_i| |x_j| + shrink), top 3 positive per row, also
+    # when BLOCK_CELLS splits the rows into many blocks
+    rng = np.random.default_rng(3)
+    dense = (rng.random((40, 30)) < 0.15) * rng.random((40, 30))
+    x = sp.csr_matrix(dense.astype(np.float32))
+    xt = dense.T
+    norms = np.sqrt((xt**2).sum(axis=1))
+    sims = (xt @ xt.T) / (norms[:, None] * norms[None, :] + 2.0)
+    np.fill_diagonal(sims, 0.0)
+    expected = np.zeros_like(sims)
+    for i, row in enumerate(sims):
+        top = np.argsort(-row)[:3]
+        top = top[row[top] > 0]
+        expected[i, top] = row[top]
+    for cells in (2**25, 7):
+        monkeypatch.setattr("shelfwise.recommenders.itemknn.BLOCK_CELLS", cells)
+        got = ItemKNN(neighbors=3, shrink=2.0, binary=False).fit(x).similarity.toarray()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_row_blocks_stay_under_the_budget():
+    from shelfwise.recommenders.itemknn import row_blocks
+
+    assert row_blocks(np.array([3, 3, 3, 10, 1, 1]), 6) == [(0, 2), (2, 3), (3, 4), (4, 6)]
+    assert row_blocks(np.array([], dtype=np.int64), 6) == []

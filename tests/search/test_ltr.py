@@ -456,3 +456,27 @@ def test_feature_builder_update_matches_a_fresh_build():
         )
     with pytest.raises(DataError, match="shrank"):
         b.update(items.iloc[:3], np.array([0]))
+
+
+def test_personalised_reranker_learns_from_a_fixed_sample_of_at_most_max_queries(caplog):
+    from shelfwise.data.demo import DemoConfig, generate
+
+    store = generate(DemoConfig(n_items=300, n_users=300, days=60))
+    config = LTRConfig(n_estimators=10, min_data_in_leaf=5)
+
+    def trained_on(max_queries):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="shelfwise.search.ltr"):
+            reranker = PersonalisedReranker.train(
+                store.items, store.events, config=config, max_queries=max_queries
+            )
+        logged = [r.getMessage() for r in caplog.records if "training lambdarank" in r.message]
+        return reranker, int(logged[-1].split(" on ")[1].split()[0])
+
+    _, all_queries = trained_on(None)
+    assert all_queries > 40
+    first, sampled = trained_on(40)
+    again, _ = trained_on(40)
+    assert 0 < sampled <= 40 < all_queries
+    x = np.random.default_rng(1).random((5, len(first.model.feature_names)))
+    np.testing.assert_array_equal(first.model.predict(x), again.model.predict(x))  # fixed

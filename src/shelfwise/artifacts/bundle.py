@@ -115,8 +115,8 @@ def weighted_events(events: pd.DataFrame, weights: InteractionWeights) -> pd.Dat
     """The item events that count under `weights` (types weighing 0 are left out)."""
     events = events[events["item_id"].notna()]
     if "type" in events.columns:
-        counts = events["type"].map(lambda t: weights.weight_of(str(t)) > 0).astype(bool)
-        events = events[counts.to_numpy()]
+        kinds = [t for t in pd.unique(events["type"]) if weights.weight_of(str(t)) > 0]
+        events = events[events["type"].isin(kinds).to_numpy()]  # per type, not per row
     return events
 
 

@@ -16,6 +16,7 @@ import gzip
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -142,6 +143,11 @@ def _first_error(exc: ValidationError) -> tuple[str | None, str]:
     return (".".join(loc) or None), msg
 
 
+#: `load_records` turns each run of this many validated records into a frame as it goes:
+#: millions of pydantic records held at once would take gigabytes.
+FRAME_ROWS = 100_000
+
+
 def load_records(
     path: str | Path,
     kind: str,
@@ -175,9 +181,18 @@ def load_records(
             f"valid fields: {', '.join(FIELDS[kind])}"
         )
     records: list[Item | User | Event] = []
+    frames: list[pd.DataFrame] = []  # every FRAME_ROWS records: a frame, not 10M objects
     warned: set[str] = set()
     now = utcnow()
+    started = time.perf_counter()
     for line, raw in iter_rows(path, fmt):
+        if len(records) >= FRAME_ROWS:
+            frames.append(records_to_frame(kind, records))
+            records = []
+            if len(frames) % 5 == 0:  # a long file says how far it is
+                done = len(frames) * FRAME_ROWS
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                log.info("%s: %d %s validated (%.0f a second)", path.name, done, kind, rate)
         row = {mapping.get(k, k): v for k, v in raw.items()}
         extra = {k: v for k, v in row.items() if k not in fields}
         if extra:
@@ -213,7 +228,8 @@ def load_records(
             if problem:
                 raise RowValidationError(str(path), line, "timestamp", problem)
         records.append(record)
-    return records_to_frame(kind, records)
+    frames.append(records_to_frame(kind, records))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _parse_json_cell(path: Path, line: int, field: str, text: str) -> Any:

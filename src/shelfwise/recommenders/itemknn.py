@@ -25,10 +25,37 @@ from shelfwise.recommenders.space import Choice, FloatRange, IntRange, SearchSpa
 
 Weighting = Literal["none", "tfidf", "bm25"]
 
-#: At most this many item pairs are scored densely at once in `ItemKNN.fit` (a block of rows
-#: times every item; float32 and int64 temporaries of this size, about 1 GB in all at 2**25):
-#: a fixed row count would make the peak memory grow with the catalogue instead.
+#: At most this many item pairs (co-occurring, i.e. non-zero products) are held at once in
+#: `ItemKNN.fit`: rows are grouped so that the multiply-adds of a block's sparse product, an
+#: upper bound of its non-zeros, stay under this (about 0.5 GB of temporaries at 2**25). The
+#: product is never dense: its cost follows the co-occurrences, not items x items.
 BLOCK_CELLS = 2**25
+
+
+def row_blocks(work: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) row ranges whose summed `work` stays under `budget` (a row
+    over budget on its own is a block of one)."""
+    bounds, start, total = [], 0, 0
+    for row, cost in enumerate(work.tolist()):
+        if total + cost > budget and row > start:
+            bounds.append((start, row))
+            start, total = row, 0
+        total += cost
+    if start < work.size:
+        bounds.append((start, int(work.size)))
+    return bounds
+
+
+def top_k_per_row(block: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, vals) of the `k` largest positive entries of each row of `block` (ties:
+    the lower column first)."""
+    block.sum_duplicates()
+    counts = np.diff(block.indptr)
+    rows = np.repeat(np.arange(block.shape[0]), counts)
+    order = np.lexsort((block.indices, -block.data, rows))
+    rank = np.arange(order.size) - np.repeat(block.indptr[:-1], counts)
+    keep = order[(rank < k) & (block.data[order] > 0)]
+    return rows[keep], block.indices[keep], block.data[keep]
 
 
 def column_idf(x: sp.csr_matrix) -> np.ndarray:
@@ -122,16 +149,14 @@ class ItemKNN(Recommender):
         super().__init__(config, **params)
         self.similarity = sp.csr_matrix((0, 0), dtype=np.float32)
 
-    def fit(
-        self, interactions: Any, items: pd.DataFrame | None = None, chunk: int = 2048
-    ) -> ItemKNN:
-        """Compute the top-k neighbour matrix (items x items, sparse), `chunk` item rows at
-        a time, fewer where a block would exceed `BLOCK_CELLS` pairs."""
+    def fit(self, interactions: Any, items: pd.DataFrame | None = None) -> ItemKNN:
+        """Compute the top-k neighbour matrix (items x items, sparse) from the sparse
+        co-occurrence product, in blocks of item rows bounded by `BLOCK_CELLS`."""
         x = as_csr(interactions)
         if self.config.binary:
             x = x.copy()
             x.data = (x.data > 0).astype(np.float32)
-        xt = sp.csc_matrix(x).T.tocsr()  # items x users
+        xt = sp.csc_matrix(x, dtype=np.float32).T.tocsr()  # items x users
         if self.config.weighting != "none":  # items are the documents, users the terms
             xt = weigh_rows(
                 xt,
@@ -144,27 +169,36 @@ class ItemKNN(Recommender):
         norms = np.sqrt(np.asarray(xt.multiply(xt).sum(axis=1)).ravel()).astype(np.float32)
         n_items = x.shape[1]
         k = min(self.config.neighbors, max(n_items - 1, 1))
+        x_users = xt.T.tocsr()  # users x items
+        # multiply-adds of item i's row of xt @ xt.T: the sum of its users' item counts
+        user_items = np.diff(x_users.indptr).astype(np.int64)
+        work = (
+            sp.csr_matrix(
+                (np.ones_like(xt.data, dtype=np.int64), xt.indices, xt.indptr), shape=xt.shape
+            )
+            @ user_items
+        )
         rows, cols, vals = [], [], []
-        chunk = max(1, min(chunk, BLOCK_CELLS // max(n_items, 1)))
-        for start in range(0, n_items, chunk):
-            stop = min(start + chunk, n_items)
-            dots = (xt[start:stop] @ xt.T).toarray()
-            denom = norms[start:stop, None] * norms[None, :] + self.config.shrink
-            sims = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
-            sims[np.arange(stop - start), np.arange(start, stop)] = 0.0  # no self-similarity
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n_items else None
-            block_rows = np.repeat(np.arange(start, stop), k if top is not None else n_items)
-            if top is not None:
-                block_cols = top.ravel()
-            else:
-                block_cols = np.tile(np.arange(n_items), stop - start)
-            block_vals = sims[block_rows - start, block_cols]
-            keep = block_vals > 0
-            rows.append(block_rows[keep])
-            cols.append(block_cols[keep])
-            vals.append(block_vals[keep])
+        shrink = np.float32(self.config.shrink)
+        for start, stop in row_blocks(np.asarray(work), BLOCK_CELLS):
+            dots = (xt[start:stop] @ x_users).tocsr()  # sparse: co-occurring pairs only
+            block_rows = np.repeat(np.arange(start, stop), np.diff(dots.indptr))
+            denom = norms[block_rows] * norms[dots.indices] + shrink
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dots.data = np.where(denom > 0, dots.data / denom, 0.0).astype(np.float32)
+            dots.data[block_rows == dots.indices] = 0.0  # no self-similarity
+            r, c, v = top_k_per_row(dots, k)
+            rows.append(r + start)
+            cols.append(c)
+            vals.append(v)
         self.similarity = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            (
+                np.concatenate(vals) if vals else np.zeros(0, np.float32),
+                (
+                    np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                    np.concatenate(cols) if cols else np.zeros(0, np.int64),
+                ),
+            ),
             shape=(n_items, n_items),
             dtype=np.float32,
         )

@@ -42,6 +42,12 @@ _HOUR_PROFILE = np.array(
 )  # fmt: skip
 # Relative traffic by weekday, Monday first.
 _WEEKDAY_PROFILE = np.array([0.92, 0.9, 0.92, 0.96, 1.04, 1.32, 1.3])
+#: A leaf with more items than this is sampled from `CANDIDATES` items drawn by popularity
+#: (then brand affinity x price fit picks among them) instead of scoring every item of the
+#: leaf per event, whose cost grows with events x catalogue; smaller leaves (every store up
+#: to about 40k items: the demo's, the tests') are sampled exactly, so those stores are unchanged.
+EXACT_LEAF_ITEMS = 2048
+CANDIDATES = 256
 
 
 @dataclass
@@ -119,7 +125,8 @@ class Simulation:
         """An item per row from its leaf: popularity x brand affinity x price fit.
 
         Items are only chosen once they exist (created before `times`), unless none do.
-        Sampling is a Gumbel-max over each leaf's items, in chunks to bound memory.
+        Sampling is a Gumbel-max over each leaf's items, in chunks to bound memory; a leaf
+        of more than `EXACT_LEAF_ITEMS` items goes through `_choose_sampled`.
         """
         rng, cat, t = self.rng, self.cat, self.tastes
         out = np.empty(users.size, dtype=np.int64)
@@ -130,6 +137,9 @@ class Simulation:
             if rows.size == 0:
                 continue
             items = cat.leaf_items[leaf]
+            if items.size > EXACT_LEAF_ITEMS:
+                out[rows] = self._choose_sampled(users[rows], items, times[rows])
+                continue
             base = np.log(cat.popularity[items])
             chunk = max(1, 2_000_000 // items.size)
             for lo in range(0, rows.size, chunk):
@@ -145,6 +155,30 @@ class Simulation:
                 logw = np.where(exists, logw, -np.inf)
                 pick = np.argmax(logw + rng.gumbel(size=logw.shape), axis=1)
                 out[r] = items[pick]
+        return out
+
+    def _choose_sampled(
+        self, users: np.ndarray, items: np.ndarray, times: np.ndarray
+    ) -> np.ndarray:
+        """`_choose` within one large leaf by sampling-importance-resampling: per row
+        `CANDIDATES` items drawn by popularity, then a Gumbel-max over them by brand affinity
+        x price fit (those that exist at `times`, unless none do)."""
+        rng, cat, t = self.rng, self.cat, self.tastes
+        cum = np.cumsum(cat.popularity[items])
+        out = np.empty(users.size, dtype=np.int64)
+        chunk = max(1, 2_000_000 // CANDIDATES)
+        for lo in range(0, users.size, chunk):
+            us, when = users[lo : lo + chunk], times[lo : lo + chunk]
+            draws = np.searchsorted(cum, rng.random((us.size, CANDIDATES)) * cum[-1])
+            cand = items[np.minimum(draws, items.size - 1)]
+            logw = t.brand_affinity[us[:, None], cat.brand[cand]] + self._price_fit(
+                us[:, None], cand
+            )
+            exists = cat.created[cand] <= when[:, None]
+            exists |= ~exists.any(axis=1, keepdims=True)
+            logw = np.where(exists, logw, -np.inf)
+            pick = np.argmax(logw + rng.gumbel(size=logw.shape), axis=1)
+            out[lo : lo + chunk] = cand[np.arange(us.size), pick]
         return out
 
     def _match(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
