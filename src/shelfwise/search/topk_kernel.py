@@ -10,24 +10,23 @@ k-th best never displaces it (ties by row, as the exhaustive path). Bounds are c
 float64 with a margin; the score of a row that enters the top k is the float32 sum in query
 order, the exhaustive path's arithmetic, so scores are bit-identical.
 
-Without numba `AVAILABLE` is False and `search.topk` uses its numpy paths.
+Without numba `AVAILABLE` is False and `search.topk` uses its numpy paths. numba itself is
+imported on the kernel's first call (about 0.5 s), not with this module: a process that never
+runs the kernel (`shelfwise search`, which scores through `SearchService`) does not pay it.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 import numpy as np
 
 __all__ = ["AVAILABLE", "maxscore_top_k"]
 
-try:  # a compiled kernel only where numba is installed
-    numba: Any = importlib.import_module("numba")
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = None
-
-AVAILABLE = numba is not None
+AVAILABLE = importlib.util.find_spec("numba") is not None
+"""Whether numba is installed (the kernel can run); tests and benchmarks may switch it off."""
 
 
 def _kernel(
@@ -197,9 +196,11 @@ def maxscore_top_k(
     each) with `weights`; `stale` rows are skipped,
     only `mask` rows count, and a row must hold `min_match` of the terms."""
     global _compiled
-    if numba is None:
-        raise RuntimeError("numba is not installed: pip install numba==0.68.1")
     if _compiled is None:
+        try:
+            numba: Any = importlib.import_module("numba")
+        except ImportError as exc:
+            raise RuntimeError("numba is not installed: pip install numba==0.68.1") from exc
         _compiled = numba.njit(cache=True, nogil=True)(_kernel)
     empty = np.zeros(0, np.bool_)
     rows, scores = _compiled(
