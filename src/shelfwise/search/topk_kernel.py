@@ -8,11 +8,11 @@ scores the best (so an exact match keeps scoring above its weaker variants). The
 ordered by their largest weighted score; the lowest lists whose maxima together (per group
 the largest, summed over groups) cannot reach the current k-th best score (`theta`) are
 *non-essential*: rows are taken only from the other lists, and a non-essential list is only
-searched (binary search forward) for a row that can still reach theta. Rows are visited in increasing order, so a row that ties the
-k-th best never displaces it (ties by row, as the exhaustive path). Bounds are compared in
-float64 with a margin; the score of a row that enters the top k is the float32 sum of its
-groups' best weighted scores in query order, the exhaustive path's arithmetic, so scores are
-bit-identical.
+searched (binary search forward) for a row that can still reach theta. Rows are visited in
+increasing order, so a row that ties the k-th best never displaces it (ties by row, as the
+exhaustive path). Bounds are compared in float64 with a margin; the score of a row that
+enters the top k is the float32 sum of its groups' best weighted scores in query order, the
+exhaustive path's arithmetic, so scores are bit-identical.
 
 Without numba `AVAILABLE` is False and `search.topk` uses its numpy paths. numba itself is
 imported on the kernel's first call (about 0.5 s), not with this module: a process that never
