@@ -127,3 +127,22 @@ def test_proximity_boost_factors_per_title():
     assert set(got) == set(expected)
     for item, factor in expected.items():
         assert got[item] == pytest.approx(base[item] * factor, rel=1e-5), item
+
+
+def test_price_facet_buckets_by_binary_search_keep_histogram_edges():
+    """[lo, hi) buckets: 10 is in 10-25, 9.99 in 0-10, 1000 and 5000 in 1000+; missing and
+    negative prices are not counted; the counts are np.histogram's."""
+    prices = [0.0, 9.99, 10.0, 24.5, 25.0, None, -3.0, 1000.0, 5000.0, 999.0, 10.0]
+    frame = pd.DataFrame(
+        {"item_id": [f"I{i}" for i in range(len(prices))], "title": ["t"] * len(prices),
+         "price": prices}  # fmt: skip
+    )
+    index = FilterIndex.build(frame)
+    rows = np.arange(len(prices))
+    got = {b["value"]: b["count"] for b in index.facets(rows, ["price"])["price"]}
+    assert got == {"0-10": 2, "10-25": 3, "25-50": 1, "500-1000": 1, "1000+": 2}
+    known = np.array([p for p in prices if p is not None and p >= 0])
+    counts, _ = np.histogram(known, bins=np.asarray([0, 10, 25, 50, 100, 250, 500, 1000, np.inf]))
+    assert sum(got.values()) == int(counts.sum())
+    assert [got.get(k, 0) for k in ("0-10", "10-25", "25-50")] == counts[:3].tolist()
+    assert index.facets(rows[:0], ["price"])["price"] == []
