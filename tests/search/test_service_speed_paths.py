@@ -134,8 +134,7 @@ def test_price_facet_buckets_by_binary_search_keep_histogram_edges():
     negative prices are not counted; the counts are np.histogram's."""
     prices = [0.0, 9.99, 10.0, 24.5, 25.0, None, -3.0, 1000.0, 5000.0, 999.0, 10.0]
     frame = pd.DataFrame(
-        {"item_id": [f"I{i}" for i in range(len(prices))], "title": ["t"] * len(prices),
-         "price": prices}  # fmt: skip
+        {"item_id": [f"I{i}" for i in range(len(prices))], "title": "t", "price": prices}
     )
     index = FilterIndex.build(frame)
     rows = np.arange(len(prices))
