@@ -133,11 +133,23 @@ def synthesise(items: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame
 
 
-def catalogue(size: int, seed: int) -> pd.DataFrame:
+def tile(items: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The first `n` rows of `items` repeated (copy c of item i is item `i~c`): a catalogue
+    of real product texts, each `n / len(items)` times."""
+    copies = -(-n // len(items))
+    frame = pd.concat([items] * copies, ignore_index=True).iloc[:n].copy()
+    copy = np.repeat(np.arange(copies), len(items))[:n]
+    frame["item_id"] = [f"{i}~{c}" for i, c in zip(frame["item_id"], copy, strict=True)]
+    return frame.reset_index(drop=True)
+
+
+def catalogue(size: int, seed: int, corpus: str = "synthetic") -> pd.DataFrame:
     beauty = load_dataset("amazon-beauty").items
     cols = ["item_id", "title", "brand", "category", "price"]
     if size == 0:
         return beauty[cols].reset_index(drop=True)
+    if corpus == "tiled":
+        return tile(beauty[cols], size)
     return synthesise(beauty, size, seed)
 
 
@@ -155,6 +167,32 @@ def queries(items: pd.DataFrame, n_ngrams: int, seed: int) -> list[str]:
         start = int(rng.integers(0, len(words) - n + 1))
         out.append(" ".join(words[start : start + n]))
     return dev + out
+
+
+def variant_queries(qs: Sequence[str], seed: int) -> list[str]:
+    """The queries with a typo or an unfinished last word, as shoppers type them: in turn,
+    one letter dropped from the longest word (of 5+ letters), or the last word cut to its
+    first 3-5 letters (words of 6+ letters); queries without such a word are left out."""
+    rng = np.random.default_rng(seed + 3)
+    out: list[str] = []
+    for i, q in enumerate(qs):
+        words = q.split()
+        if not words:
+            continue
+        if i % 2 == 0:
+            at = max(range(len(words)), key=lambda j: len(words[j]))
+            w = words[at]
+            if len(w) < 5 or not w.isalpha():
+                continue
+            cut = int(rng.integers(1, len(w) - 1))
+            words[at] = w[:cut] + w[cut + 1 :]
+        else:
+            w = words[-1]
+            if len(w) < 6 or not w.isalpha():
+                continue
+            words[-1] = w[: int(rng.integers(3, 6))]
+        out.append(" ".join(words))
+    return out
 
 
 def timed_passes(
@@ -213,9 +251,10 @@ def tantivy_engine(
     Callable[[list[str]], list[Any]],
     Callable[[list[str]], list[Any]],
     Callable[[list[Any]], list[int]],
+    Callable[[list[tuple[str, float]]], list[Any]],
 ]:
-    """(search, search with count, hits -> rows) over an in-RAM tantivy index of the
-    analysed terms."""
+    """(search, search with count, hits -> rows, search of weighted terms) over an in-RAM
+    tantivy index of the analysed terms."""
     import tantivy
 
     builder = tantivy.SchemaBuilder()
@@ -253,18 +292,31 @@ def tantivy_engine(
     def rows(hits: list[Any]) -> list[int]:
         return [int(searcher.doc(a)["row"][0]) for _, a in hits]
 
-    return search, lambda terms: search(terms, True), rows
+    def weighted(pairs: list[tuple[str, float]]) -> list[Any]:
+        """A disjunction of the terms per field, each boosted by field boost x weight (the
+        typo and prefix variants of a parsed query)."""
+        if not pairs:
+            return []
+        subs = []
+        for f in fields:
+            for t, w in pairs:
+                q = tantivy.Query.term_query(schema, f, t, index_option="freq")
+                subs.append((occur, tantivy.Query.boost_query(q, boosts[f] * w)))
+        return list(searcher.search(tantivy.Query.boolean_query(subs), 10).hits)
+
+    return search, lambda terms: search(terms, True), rows, weighted
 
 
 def plain_index(label: str, size: int, args: argparse.Namespace) -> tuple[BM25Index, list[str]]:
     """The index SearchService would build over `FIELDS` (its analyzer and field boosts)
     and the query list, from `--index-dir/<label>-<seed>-<ngrams>` when an earlier run
     saved them there (a 1M-product build takes minutes on a loaded machine)."""
-    cache = args.index_dir / f"{label}-{args.seed}-{args.ngrams}" if args.index_dir else None
+    name = f"{label}-{args.seed}-{args.ngrams}" + ("-tiled" if args.corpus == "tiled" else "")
+    cache = args.index_dir / name if args.index_dir else None
     if cache is not None and (cache / "bm25.json").exists():
         qs = json.loads((cache / "queries.json").read_text())
         return BM25Index.load(cache), qs
-    items = catalogue(size, args.seed)
+    items = catalogue(size, args.seed, args.corpus)
     qs = queries(items, args.ngrams, args.seed)
     cfg = SearchConfig()
     index = BM25Index(
@@ -282,7 +334,7 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     config = SearchConfig(mode="lexical")
     service: SearchService | None = None
     if (size or 12_101) <= args.service_max:
-        items = catalogue(size, args.seed)
+        items = catalogue(size, args.seed, args.corpus)
         qs = queries(items, args.ngrams, args.seed)
         service = SearchService.build(items, None, config)
         index: BM25Index = service.index
@@ -330,6 +382,7 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
         engines[name]["numba_kernel"] = kernel
         log.info("%s: %s %s, identical %d/%d", label, name, _brief(engines[name]), same, len(qs))
     topk_kernel.AVAILABLE = plans[0][1]
+    variant_groups = variant_engines(index, service, qs, args, engines, out, label)
 
     if service is not None:
         svc = service
@@ -351,7 +404,7 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     analysed = {f: field_terms(index, f) for f in FIELDS}
-    search, search_count, to_rows = tantivy_engine(
+    search, search_count, to_rows, search_weighted = tantivy_engine(
         analysed, {f: config.bm25.fields[f] for f in FIELDS}
     )
     del analysed
@@ -360,6 +413,12 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     log.info("%s: tantivy %s", label, _brief(engines["tantivy"]))
     engines["tantivy-count"], _ = timed_passes(search_count, term_lists, args.repeats)
     log.info("%s: tantivy-count %s", label, _brief(engines["tantivy-count"]))
+    names = index.terms_list
+    weighted = [
+        [(names[t], w) for g in groups for alt in g for t, w in alt] for groups in variant_groups
+    ]
+    engines["tantivy-variants"], _ = timed_passes(search_weighted, weighted, args.repeats)
+    log.info("%s: tantivy-variants %s", label, _brief(engines["tantivy-variants"]))
     tan_rows = [to_rows(h) for h in tan]
     overlap = [
         len(set(a.ids.tolist()) & set(b)) / max(min(len(b), k), 1)
@@ -371,6 +430,61 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     out["qps_vs_tantivy"] = {name: round(e["qps"] / base, 2) for name, e in engines.items()}
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
+
+
+def variant_engines(
+    index: BM25Index,
+    service: SearchService | None,
+    qs: list[str],
+    args: argparse.Namespace,
+    engines: dict[str, Any],
+    out: dict[str, Any],
+    label: str,
+) -> list[list[Group]]:
+    """Time the typo and prefix queries (`variant_queries`) as the service parses them
+    (exact word, typo and prefix variants as weighted alternatives; split and joined forms
+    as two-term alternatives), exhaustive and pruned; returns their groups."""
+    from shelfwise.search.query import QueryParser
+    from shelfwise.search.typo import TypoIndex
+
+    if service is not None:
+        parser = service.parser
+    else:
+        words = TypoIndex(dict(index.surface_count))
+        words.prepare()
+        parser = QueryParser(index, words, None, SearchConfig().query_options())
+    texts = variant_queries(qs[-args.ngrams :], args.seed)  # the n-grams, not the judged
+    groups_list = [list(parser.parse(q).groups) for q in texts]
+    groups_list = [g for g in groups_list if g]
+    k = args.k
+    kernel = sum(all(len(a) == 1 for g in gs for a in g) for gs in groups_list)
+    out["variant_queries"] = {
+        "queries": len(groups_list),
+        "with_variants": sum(any(len(g) > 1 for g in gs) for gs in groups_list),
+        "kernel_eligible": kernel,
+        "mean_alternatives": round(float(np.mean([sum(map(len, gs)) for gs in groups_list])), 2),
+        "examples": texts[:6],
+    }
+    engines["own-exhaustive-variants"], exh = timed_passes(
+        lambda g: index.top_k(g, k, exhaustive=True), groups_list, args.repeats
+    )
+    log.info("%s: own-exhaustive-variants %s", label, _brief(engines["own-exhaustive-variants"]))
+    engines["own-pruned-variants"], pruned = timed_passes(
+        lambda g: index.top_k(g, k), groups_list, args.repeats
+    )
+    same = sum(
+        bool(np.array_equal(a.ids, b.ids) and np.array_equal(a.scores, b.scores))
+        for a, b in zip(exh, pruned, strict=True)
+    )
+    engines["own-pruned-variants"]["identical_to_exhaustive"] = f"{same}/{len(groups_list)}"
+    log.info(
+        "%s: own-pruned-variants %s, identical %d/%d",
+        label,
+        _brief(engines["own-pruned-variants"]),
+        same,
+        len(groups_list),
+    )
+    return groups_list
 
 
 def hybrid_engines(
@@ -386,14 +500,28 @@ def hybrid_engines(
     from shelfwise.text.embeddings import EMBEDDING_DIM
 
     t0 = time.perf_counter()
-    rng = np.random.default_rng(args.seed + 2)
     rows = np.flatnonzero(service.index.alive)
-    vectors = rng.standard_normal((rows.size, EMBEDDING_DIM), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    if args.dense == "embeddings":
+        from shelfwise.search.documents import item_texts
+        from shelfwise.search.semantic import EmbeddingCache
+
+        cache = EmbeddingCache(args.embedding_cache)
+        vectors = cache.encode(item_texts(service.items.iloc[rows]), what="items")
+        min_similarity = service.config.dense_min_similarity
+        made = (
+            f"{rows.size} all-MiniLM-L6-v2 embeddings of the products' title + brand "
+            f"({cache.hits} from the cache {args.embedding_cache}, {cache.encoded} embedded)"
+        )
+    else:
+        rng = np.random.default_rng(args.seed + 2)
+        vectors = rng.standard_normal((rows.size, EMBEDDING_DIM), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        min_similarity = -1.0
+        made = f"{rows.size} random unit vectors (seed {args.seed + 2}), not embeddings"
     dense = DenseIndex(DenseConfig(kind="flat")).index_vectors(vectors, rows)
     del vectors
     hybrid = service.with_config(
-        service.config.model_copy(update={"mode": "hybrid", "dense_min_similarity": -1.0})
+        service.config.model_copy(update={"mode": "hybrid", "dense_min_similarity": min_similarity})
     )
     hybrid.enable_dense(dense=dense)
     k = args.k
@@ -417,9 +545,9 @@ def hybrid_engines(
         engines[name], _ = timed_passes(fn, qs, args.repeats)
         log.info("%s: %s %s", label, name, _brief(engines[name]))
     return {
-        "vectors": f"{rows.size} random unit vectors (seed {args.seed + 2}), not embeddings",
+        "vectors": made,
         "index": "DenseIndex flat (the service passes a filter mask: exact search)",
-        "dense_min_similarity": -1.0,
+        "dense_min_similarity": min_similarity,
         "query_encoder": "all-MiniLM-L6-v2 (real), on every service-hybrid call",
         "setup_s": setup_s,
     }
@@ -458,6 +586,29 @@ def main() -> None:
         action="store_false",
         help="skip the hybrid rows (random-vector dense side, real query encoder)",
     )
+    parser.add_argument(
+        "--corpus",
+        choices=("synthetic", "tiled"),
+        default="synthetic",
+        help="sizes above 12k: synthetic titles (default) or the real products repeated "
+        "(`tile`), whose real MiniLM embeddings --dense embeddings can read from a cache",
+    )
+    parser.add_argument(
+        "--dense",
+        choices=("random", "embeddings"),
+        default="random",
+        help="the hybrid rows' item vectors: random unit vectors (default) or MiniLM "
+        "embeddings of the products through an EmbeddingCache (--embedding-cache)",
+    )
+    parser.add_argument(
+        "--embedding-cache",
+        type=Path,
+        default=None,
+        help="EmbeddingCache folder for --dense embeddings (default: var/cache/embeddings)",
+    )
+    parser.add_argument(
+        "--label-suffix", default="", help="appended to each size's key in --out (e.g. -tiled)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     command = " ".join(["python", *sys.argv])
@@ -470,7 +621,8 @@ def main() -> None:
         entry.update(
             command=command, numba=topk_kernel.AVAILABLE, machine_start=start, machine_end=machine()
         )
-        result["sizes"][label] = entry
+        entry.update(corpus=args.corpus if parse_size(label) else "real", dense=args.dense)
+        result["sizes"][label + args.label_suffix] = entry
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     log.info("wrote %s", args.out)

@@ -202,3 +202,101 @@ def test_kernel_matches_exhaustive_with_weights_and_repeated_terms():
         exact = index.top_k(groups, 10, min_match=need, exhaustive=True)
         assert rows.tolist() == exact.ids.tolist()
         np.testing.assert_array_equal(scores, exact.scores)
+
+
+def _variant_groups(rng: np.random.Generator, index: BM25Index) -> list[Group]:
+    """1-4 groups as the parser makes them for typos and prefixes: the exact word (weight
+    1) or none, then 1-12 weighted variants (0.7 typo, 0.8 prefix), some groups plain."""
+    groups: list[Group] = []
+    for _ in range(int(rng.integers(1, 5))):
+        n = 0 if rng.random() < 0.3 else int(rng.integers(1, 13))
+        terms = rng.choice(index.n_terms, size=n + 1, replace=False).tolist()
+        alts = [[(int(terms[0]), 1.0)]] if rng.random() < 0.7 else []
+        alts += [[(int(t), float(rng.choice([0.7, 0.8])))] for t in terms[1:]]
+        groups.append(alts or [[(int(terms[0]), 0.8)]])
+    return groups
+
+
+def test_typo_and_prefix_groups_take_the_kernel_and_equal_exhaustive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Groups of single-term alternatives (typo and prefix variants) go through the compiled
+    kernel and give the exhaustive rows and bit-identical scores, before and after updates,
+    with masks and min-should-match; a split alternative (two terms) does not take it."""
+    if not topk_kernel.AVAILABLE:
+        pytest.skip("numba is not installed")
+    calls: list[int] = []
+    real = topk_kernel.maxscore_top_k
+
+    def counted(*args: object, **kw: object) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(1)
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(topk_kernel, "maxscore_top_k", counted)
+    rng = np.random.default_rng(21)
+    index = _index(_corpus(rng, 3000), merge_min_rows=10_000)
+    for step in range(2):
+        for _ in range(120):
+            groups = _variant_groups(rng, index)
+            k = int(rng.choice([1, 10, 50]))
+            before = len(calls)
+            _assert_same(index, groups, k)
+            single = len(groups) == 1 and len(groups[0]) == 1 and groups[0][0][0][1] == 1.0
+            assert len(calls) == before + (0 if single and step == 0 else 1), groups
+            _assert_same(index, groups, k, min_match=len(groups))
+            _assert_same(index, groups, 10, mask=rng.random(index.n_docs) < 0.5)
+        new = _corpus(rng, 30)
+        rows = np.concatenate([rng.choice(3000, 15, replace=False), np.arange(3000, 3015)])
+        index.upsert(rows, {"title": new["title"], "brand": new["brand"]})
+        index.delete(rng.choice(3000, 20, replace=False))
+    before = len(calls)
+    w0, w1, w2 = index.vocab["w0"], index.vocab["w1"], index.vocab["w2"]
+    _assert_same(index, [[[(w0, 1.0)], [(w1, 0.45), (w2, 0.45)]]], 10)
+    assert len(calls) == before
+
+
+def test_kernel_scores_an_exact_word_above_its_prefix_variant() -> None:
+    """Known answer: a row holding the exact word scores it at weight 1, a row holding
+    only the variant at 0.8 of the variant's score; a row holding both scores the better
+    one, not their sum (rows 0 and 2 tie: same title length, both hold the exact word)."""
+    if not topk_kernel.AVAILABLE:
+        pytest.skip("numba is not installed")
+    docs = {"title": ["w1 w9", "w12 w9", "w1 w12", "w9"], "brand": [""] * 4}
+    index = _index(docs)
+    w1, w12 = index.vocab["w1"], index.vocab["w12"]
+    groups: list[Group] = [[[(w1, 1.0)], [(w12, 0.8)]]]
+    res = index.top_k(groups, 10)
+    s1, s12 = index.score_terms([w1]), index.score_terms([w12])
+    assert s1[0] == s1[2] > np.float32(s12[2] * np.float32(0.8)) > 0
+    assert res.ids.tolist() == [0, 2, 1]
+    expected = [s1[0], s1[2], np.float32(s12[1] * np.float32(0.8))]
+    np.testing.assert_array_equal(res.scores, np.asarray(expected, np.float32))
+
+
+def test_parsed_typo_and_prefix_queries_take_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's own parses of a typo ("shampo") and a prefix ("moistu") give groups
+    of single-term variants; their pruned top k is the exhaustive one, by the kernel."""
+    if not topk_kernel.AVAILABLE:
+        pytest.skip("numba is not installed")
+    import pandas as pd
+
+    from shelfwise.search.service import SearchService
+
+    titles = ["shampoo for dry hair", "mild shampoo", "shampoo12 travel size", "moisturiser",
+              "moisture mist", "moisturizing shampoo", "hair oil", "dry shampoo spray"]  # fmt: skip
+    frame = pd.DataFrame({"item_id": [f"I{i}" for i in range(len(titles))], "title": titles})
+    service = SearchService.build(frame)
+    calls: list[int] = []
+    real = topk_kernel.maxscore_top_k
+
+    def counted(*args: object, **kw: object) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(1)
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(topk_kernel, "maxscore_top_k", counted)
+    for query in ("shampo", "moistu", "dry shampo", "shampoo moistu"):
+        groups = service.parse(query).groups
+        assert any(len(g) > 1 for g in groups), query  # variants were added
+        before = len(calls)
+        _assert_same(service.index, list(groups), 5)
+        assert len(calls) == before + 1, query

@@ -4,6 +4,7 @@ table lookup and the index's title postings (`BM25Index.rows_with`)."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from shelfwise.search.filters import FilterIndex, top_stable
 from shelfwise.search.service import SearchConfig, SearchService
@@ -98,3 +99,49 @@ def test_rows_with_follows_upserts_and_deletes():
     assert index.rows_with("title", red).tolist() == [1, 3]
     # the proximity check reads the titles the postings point at: "red gloss" in order
     assert svc.search("red gloss").items[0]["item_id"] == "B"
+
+
+def test_proximity_boost_factors_per_title():
+    """The phrase (+0.3) and proximity (+0.1, within 4 words) boosts per pair of neighbouring
+    query words, averaged over the pairs: each title's score over its unboosted score."""
+    titles = {
+        "T1": "argan oil serum",  # both pairs adjacent: 1 + 0.3
+        "T2": "serum oil argan",  # both pairs reversed, 1 word apart: 1 + 0.1
+        "T3": "argan oil with many more words before serum",  # one adjacent pair: 1 + 0.15
+        "T4": "serum plus argan and some filler words oil",  # oil 5 after argan: 1 + 0.05
+        "T5": "oil words words words words words argan serum",  # none near: 1 + 0
+        "T6": "argan serum argan oil",  # argan-oil adjacent, oil-serum 2 before: 1 + 0.2
+    }
+    frame = pd.DataFrame({"item_id": list(titles), "title": list(titles.values())})
+    boosted = SearchService.build(frame, None, SearchConfig(mode="lexical"))
+    flat = SearchService.build(
+        frame, None, SearchConfig(mode="lexical", phrase_boost=0.0, proximity_boost=0.0)
+    )
+
+    def scores(svc: SearchService) -> dict[str, float]:
+        res = svc.search("argan oil serum", per_page=20, understand=False)
+        return {i["item_id"]: i["score"] for i in res.items}
+
+    got, base = scores(boosted), scores(flat)
+    expected = {"T1": 1.3, "T2": 1.1, "T3": 1.15, "T4": 1.05, "T5": 1.0, "T6": 1.2}
+    assert set(got) == set(expected)
+    for item, factor in expected.items():
+        assert got[item] == pytest.approx(base[item] * factor, rel=1e-5), item
+
+
+def test_price_facet_buckets_by_binary_search_keep_histogram_edges():
+    """[lo, hi) buckets: 10 is in 10-25, 9.99 in 0-10, 1000 and 5000 in 1000+; missing and
+    negative prices are not counted; the counts are np.histogram's."""
+    prices = [0.0, 9.99, 10.0, 24.5, 25.0, None, -3.0, 1000.0, 5000.0, 999.0, 10.0]
+    frame = pd.DataFrame(
+        {"item_id": [f"I{i}" for i in range(len(prices))], "title": "t", "price": prices}
+    )
+    index = FilterIndex.build(frame)
+    rows = np.arange(len(prices))
+    got = {b["value"]: b["count"] for b in index.facets(rows, ["price"])["price"]}
+    assert got == {"0-10": 2, "10-25": 3, "25-50": 1, "500-1000": 1, "1000+": 2}
+    known = np.array([p for p in prices if p is not None and p >= 0])
+    counts, _ = np.histogram(known, bins=np.asarray([0, 10, 25, 50, 100, 250, 500, 1000, np.inf]))
+    assert sum(got.values()) == int(counts.sum())
+    assert [got.get(k, 0) for k in ("0-10", "10-25", "25-50")] == counts[:3].tolist()
+    assert index.facets(rows[:0], ["price"])["price"] == []

@@ -421,7 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `shelfwise` console script."""
-    args = build_parser().parse_args(argv)
+    from shelfwise.cli.tune import search_target
+
+    args = build_parser().parse_args(search_target(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

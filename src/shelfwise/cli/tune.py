@@ -1,11 +1,17 @@
 """`shelfwise tune`: tune a model (or choose and tune one, `--model auto`) on a dataset,
-report the test score once, and promote the winner if it beats the active model."""
+report the test score once, and promote the winner if it beats the active model.
+
+`shelfwise tune --target search ...` is `shelfwise tune-search ...` (the search ranking
+parameters; every `tune-search` option applies): `search_target` rewrites the command line
+before it is parsed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +19,27 @@ from shelfwise.errors import ConfigError
 from shelfwise.settings import Settings
 
 log = logging.getLogger("shelfwise.cli")
+
+TARGETS = ("model", "search")
+"""What `shelfwise tune --target` tunes: a recommender model, or search ranking."""
+
+
+def search_target(argv: Sequence[str]) -> list[str]:
+    """The command line with `tune --target search` (or `--target=search`) turned into
+    `tune-search`, the rest kept in order; any other command line unchanged."""
+    args = list(argv)
+    # the subcommand is the first word that is not a global option (-v, --verbose)
+    at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if at is None or args[at] != "tune":
+        return args
+    for i in range(at + 1, len(args)):
+        if args[i] == "--target" and i + 1 < len(args) and args[i + 1] == "search":
+            return [*args[:at], "tune-search", *args[at + 1 : i], *args[i + 2 :]]
+        if args[i] == "--target=search":
+            return [*args[:at], "tune-search", *args[at + 1 : i], *args[i + 1 :]]
+        if args[i] == "--":
+            break
+    return args
 
 
 def _csv(text: str | None) -> tuple[str, ...] | None:
@@ -26,6 +53,14 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Load, split, tune, test once, save a version, promote if better, write reports."""
+    if args.target == "search":  # `main` hands these to tune-search; a direct call lands here
+        raise ConfigError("--target search: run `shelfwise tune-search` with the same options")
+    missing = [f"--{name}" for name in ("model", "dataset") if getattr(args, name) is None]
+    if missing:
+        raise ConfigError(
+            f"tune --target model needs {' and '.join(missing)} (e.g. --model ease --dataset "
+            "movielens-100k); `tune --target search` tunes search ranking instead"
+        )
     from shelfwise.config_params import parse_set, validate_params
     from shelfwise.tuning.report import write_json
     from shelfwise.tuning.run import tune_dataset
@@ -107,11 +142,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "best and the default configuration once on the test part, save the tuned model as "
         "a version and activate it if it beats the active model on validation.",
     )
-    p.add_argument("--model", required=True, help="a registered model, or 'auto' (see --models)")
+    p.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="model",
+        help="what to tune: a recommender model (default), or search ranking (`--target "
+        "search` is `shelfwise tune-search` and takes its options: --judgements, --store, "
+        "--mode, --folds, --trials, ...; see `shelfwise tune-search --help`)",
+    )
+    p.add_argument(
+        "--model", default=None, help="a registered model, or 'auto' (see --models); required"
+    )
     p.add_argument(
         "--dataset",
-        required=True,
-        help="a dataset name (see `shelfwise datasets`), 'demo', or a .duckdb store file",
+        default=None,
+        help="a dataset name (see `shelfwise datasets`), 'demo', or a .duckdb store file; required",
     )
     p.add_argument(
         "--models",

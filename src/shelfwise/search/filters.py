@@ -546,10 +546,12 @@ class FilterIndex:
         ]
 
     def _price_facet(self, rows: np.ndarray) -> list[dict[str, Any]]:
-        prices = self.price[rows]
-        prices = prices[np.isfinite(prices)]
-        edges = np.asarray(PRICE_BUCKETS)
-        counts, _ = np.histogram(prices, bins=edges)
+        edges = np.asarray(PRICE_BUCKETS, dtype=np.float64)
+        # np.histogram's buckets ([lo, hi), the last one closed) by one binary search per
+        # row, without sorting the prices; missing, infinite and negative prices fall out
+        bucket = np.searchsorted(edges, self.price[rows], side="right") - 1
+        bucket = bucket[(bucket >= 0) & (bucket < edges.size - 1)]
+        counts = np.bincount(bucket, minlength=edges.size - 1)
         out = []
         for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True):
             if c:

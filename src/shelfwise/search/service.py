@@ -71,7 +71,6 @@ canonical items, `event_popularity`, `past_queries`, the change log behind `revi
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import math
 import threading
@@ -161,6 +160,8 @@ class SearchService:
         self._understanding: QueryUnderstanding | None = None
         self._view: dict[str, np.ndarray] | None = None
         self._titles: dict[int, tuple[str, list[str]]] = {}
+        #: (the index the ids are of, row -> (title, its term ids)), see `_title_ids`
+        self._title_id_cache: tuple[BM25Index, dict[int, tuple[str, np.ndarray]]] | None = None
         self._lock = threading.RLock()
         self._built = False
         #: Seconds spent building (index, re-ranker), filled by `search.build`.
@@ -805,7 +806,6 @@ class SearchService:
         """Where a group's split form scores a row without the two parts as neighbours in
         its title ("sun" in the category and "screen" in the title is not "sunscreen"),
         score the row by the group's other alternatives (in place), or un-match it."""
-        names = self.index.terms_list
         n = scores.size
         for g, ta, tb in parsed.split_groups:
             single = np.zeros(n, dtype=np.float32)
@@ -822,14 +822,16 @@ class SearchService:
                 have[rows] += 1
             # rows the split form decides: it matched and scored above the other forms
             via = np.flatnonzero((have == 2) & (part > single) & match & masks[g])
-            a, b = names[ta], names[tb]
             # only a title holding both parts can hold them as neighbours; the others are
             # settled by the index's title postings without reading their titles
-            maybe = self._title_holds(via, [ta]) & self._title_holds(via, [tb])
-            apart = ~maybe
-            for i in np.flatnonzero(maybe).tolist():
-                terms = self._title_terms(int(via[i]))
-                apart[i] = not any(x == a and y == b for x, y in itertools.pairwise(terms))
+            maybe = np.flatnonzero(self._title_holds(via, [ta]) & self._title_holds(via, [tb]))
+            apart = np.ones(via.size, dtype=bool)
+            if maybe.size:
+                titles = [self._title_ids(int(r)) for r in via[maybe].tolist()]
+                flat = np.concatenate(titles)
+                owner = np.repeat(maybe, [t.size for t in titles])
+                pair = (flat[:-1] == ta) & (flat[1:] == tb) & (owner[:-1] == owner[1:])
+                apart[owner[:-1][pair]] = False
             off = via[apart]
             if off.size:
                 scores[off] = np.maximum(np.float32(0.0), scores[off] - part[off] + single[off])
@@ -846,6 +848,24 @@ class SearchService:
             if held.size:
                 at = np.minimum(np.searchsorted(held, rows), held.size - 1)
                 out |= held[at] == rows
+        return out
+
+    def _title_ids(self, row: int) -> np.ndarray:
+        """The analysed title of a row as index term ids (-1 for a word the index does not
+        know), cached while the title and the index stay the same (a title with an unknown
+        word is not cached: a later update may add the word)."""
+        title = self._columns()["title"][row] or ""
+        cache = self._title_id_cache
+        if cache is None or cache[0] is not self.index:
+            cache = self._title_id_cache = (self.index, {})
+        hit = cache[1].get(row)
+        if hit is not None and hit[0] == title:
+            return hit[1]
+        vocab = self.index.vocab
+        terms = self._title_terms(row)
+        out = np.fromiter((vocab.get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
+        if not (out < 0).any():
+            cache[1][row] = (title, out)
         return out
 
     def _title_terms(self, row: int) -> list[str]:
@@ -867,38 +887,53 @@ class SearchService:
             return rel
         if cfg.phrase_boost == 0 and cfg.proximity_boost == 0:
             return rel
-        names = self.index.terms_list
         ids = [[t for alt in g for t, _ in alt] for g in groups]
-        group_of: dict[str, list[int]] = {}  # term -> the groups holding it
-        for i, g in enumerate(ids):
-            for name in dict.fromkeys(names[t] for t in g):
-                group_of.setdefault(name, []).append(i)
         top = top_stable(rel, cfg.rescore_depth)
         top_rows = rows[top]
         # which query words each title holds, from the index's title postings: only a title
         # holding two neighbouring words can earn a boost, so only those titles are read
         held = np.stack([self._title_holds(top_rows, g) for g in ids])
-        pair_held = held[:-1] & held[1:]
-        pairs = len(groups) - 1
+        cand = np.flatnonzero((held[:-1] & held[1:]).any(axis=0))
+        if cand.size == 0:
+            return rel
+        # every candidate title as one array of word codes (len(uniq): no query word), and
+        # which groups each code is in; then per pair of neighbouring groups, one pass per
+        # offset (term ids stand for names: the vocabulary maps them one to one)
+        uniq = np.unique(np.asarray([t for g in ids for t in g], dtype=np.int64))
+        if uniq.size == 0:
+            return rel
+        member = np.zeros((uniq.size + 1, len(groups)), dtype=bool)  # last row: no word
+        for i, g in enumerate(ids):
+            member[np.searchsorted(uniq, g), i] = True
+        titles = [self._title_ids(int(r)) for r in top_rows[cand].tolist()]
+        lengths = np.fromiter(map(len, titles), dtype=np.int64, count=len(titles))
+        flat = np.concatenate(titles) if titles else np.zeros(0, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(uniq, flat), uniq.size - 1)
+        flat = np.where(uniq[pos] == flat, pos, uniq.size)
+        owner = np.repeat(np.arange(cand.size), lengths)
+        held_at = member[flat]  # (title words, groups)
+        window, pairs = cfg.proximity_window, len(groups) - 1
+        adjacent = np.zeros(cand.size, dtype=np.int64)
+        near = np.zeros(cand.size, dtype=np.int64)
+        for i in range(pairs):
+            a, b = held_at[:, i], held_at[:, i + 1]
+            adj = np.zeros(cand.size, dtype=bool)
+            close = np.zeros(cand.size, dtype=bool)
+            for d in range(1, min(window, max(flat.size - 1, 0)) + 1):
+                same = owner[:-d] == owner[d:]
+                after = a[:-d] & b[d:] & same  # group i + 1 d words after group i
+                before = b[:-d] & a[d:] & same  # ... d words before it
+                if d == 1:
+                    adj[owner[:-1][after]] = True
+                close[owner[:-d][after | before]] = True
+            adjacent += adj
+            near += close & ~adj
+        boosted = (adjacent > 0) | (near > 0)
+        boost = cfg.phrase_boost * adjacent + cfg.proximity_boost * near
+        factor = (1.0 + boost / pairs).astype(np.float32)
         out = rel.copy()
-        window = cfg.proximity_window
-        for k in np.flatnonzero(pair_held.any(axis=0)).tolist():
-            where: list[list[int]] = [[] for _ in ids]
-            for p, t in enumerate(self._title_terms(int(top_rows[k]))):
-                for i in group_of.get(t, ()):
-                    where[i].append(p)
-            adjacent = near = 0
-            for a, b in itertools.pairwise(where):
-                if not a or not b:
-                    continue
-                gaps = [q - p for p in a for q in b]
-                if 1 in gaps:
-                    adjacent += 1
-                elif any(0 < abs(g) <= window for g in gaps):
-                    near += 1
-            if adjacent or near:
-                boost = cfg.phrase_boost * adjacent + cfg.proximity_boost * near
-                out[top[k]] = rel[top[k]] * np.float32(1.0 + boost / pairs)
+        at = top[cand[boosted]]
+        out[at] = rel[at] * factor[boosted]
         return out
 
     def _nothing_found(

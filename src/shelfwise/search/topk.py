@@ -7,17 +7,19 @@ few results are wanted. `pruned_top_k` picks, per query, the cheapest exact plan
 1. **One term** (no pending updates, no mask): the term's postings sorted by score, best
    first (`ImpactPostings`, built once per merge of the main segment), hold the answer in
    their first k entries (ties are in row order there too): O(k).
-2. **A plain query** (one term per group: `retrieve`, most typed queries) when numba is
-   installed: the compiled MaxScore kernel (`search.topk_kernel`), document at a time over
-   the row-sorted postings, skipping rows that cannot reach the k-th best score; rows of
-   the delta segment are scored exactly beside it and merged.
+2. **A query whose alternatives are single terms** (plain words as `retrieve` sends them,
+   and typo-corrected or prefix-expanded words, each a group of weighted variants) when
+   numba is installed: the compiled MaxScore kernel (`search.topk_kernel`), document at a
+   time over the row-sorted postings, skipping rows that cannot reach the k-th best score;
+   rows of the delta segment are scored exactly beside it and merged.
 3. **A one-term query with updates or a mask**: the threshold algorithm (Fagin) over the
    impact-ordered lists, in rounds that read geometrically deeper heads of every list:
    each new row is scored exactly by random access (one binary search of (term, row) keys,
    `score_rows`); it stops when no unread row can beat the k-th best score found
    (`_bound`, compared strictly so that ties are never lost), or reads the short prefixes
    that can still hold a top-k row (`_prefix_limits`) and stops.
-4. **Otherwise** (alternatives: typo, prefix, split/join, synonyms, without the kernel):
+4. **Otherwise** (a multi-term alternative: split/join forms, phrase synonyms; or any
+   alternatives without the kernel):
    dense exhaustive scoring (`BM25Index.top_k(..., exhaustive=True)`). The threshold rounds
    are exact for these too (the tests run them), but on Beauty-like catalogues the top rows
    of a multi-term query lie deep in every list, and the rounds measured slower than dense
@@ -253,22 +255,29 @@ def _compiled_top_k(
     mask: np.ndarray | None,
     min_match: int,
 ) -> Results:
-    """A plain query (one term per group) by the compiled MaxScore kernel over the main
-    segment, merged with the delta's rows scored exactly."""
+    """A query whose alternatives are single terms (plain words, typo and prefix variants)
+    by the compiled MaxScore kernel over the main segment, merged with the delta's rows
+    scored exactly."""
     impacts = index.impacts()
-    pairs = [g[0][0] for g in groups if g[0][0][0] < impacts.n_terms]
-    impacts = index.impacts()
+    lists = [
+        (t, w, g)
+        for g, group in enumerate(groups)
+        for alt in group
+        for t, w in alt
+        if t < impacts.n_terms  # a term added since the last merge: only the delta has it
+    ]
     rows, scores = topk_kernel.maxscore_top_k(
         impacts.indptr,
         impacts.csc_rows,
         impacts.data,
         impacts.maxima,
-        np.asarray([t for t, _ in pairs], np.int64),
-        np.asarray([w for _, w in pairs], np.float32),
+        np.asarray([t for t, _, _ in lists], np.int64),
+        np.asarray([w for _, w, _ in lists], np.float32),
         k,
         index._stale if index._stale_any else None,
         mask,
         min_match,
+        np.asarray([g for _, _, g in lists], np.int64),
     )
     delta = index._delta_scores
     if delta is None:
@@ -276,7 +285,8 @@ def _compiled_top_k(
     parts = [
         delta.indices[delta.indptr[t] : delta.indptr[t + 1]]
         for g in groups
-        for t, _ in g[0]
+        for alt in g
+        for t, _ in alt
         if t < delta.shape[1]
     ]
     if not parts:
@@ -356,7 +366,7 @@ def pruned_top_k(
             scores, count = score_rows(index, groups, allowed)
             return finish(allowed, scores, count)
 
-    if topk_kernel.AVAILABLE and all(len(g) == 1 and len(g[0]) == 1 for g in groups):
+    if topk_kernel.AVAILABLE and all(len(alt) == 1 for g in groups for alt in g):
         return _compiled_top_k(index, groups, k, mask, min_match)
     if len(terms) > _HEAD_MAX_TERMS:
         return index.top_k(groups, k, mask, min_match, exhaustive=True)

@@ -1,33 +1,36 @@
-"""Compiled MaxScore top-k for plain queries (numba, optional).
+"""Compiled MaxScore top-k for plain, typo and prefix queries (numba, optional).
 
 When numba is installed (`pip install numba==0.68.1`), `maxscore_top_k` runs document at a
-time over the row-sorted postings of the main segment (Turtle & Flood's MaxScore): the query
-terms are ordered by their largest weighted score; the lowest terms whose maxima together
-cannot reach the current k-th best score (`theta`) are *non-essential*: rows are taken only
-from the other lists, and a non-essential list is only searched (binary search forward) for a
-row that can still reach theta. Rows are visited in increasing order, so a row that ties the
-k-th best never displaces it (ties by row, as the exhaustive path). Bounds are compared in
-float64 with a margin; the score of a row that enters the top k is the float32 sum in query
-order, the exhaustive path's arithmetic, so scores are bit-identical.
+time over the row-sorted postings of the main segment (Turtle & Flood's MaxScore). Each
+posting list is one alternative of a query group: a plain word is a group of one list, a
+typo-corrected or prefix-expanded word a group of its weighted variants, of which a row
+scores the best (so an exact match keeps scoring above its weaker variants). The lists are
+ordered by their largest weighted score; the lowest lists whose maxima together (per group
+the largest, summed over groups) cannot reach the current k-th best score (`theta`) are
+*non-essential*: rows are taken only from the other lists, and a non-essential list is only
+searched (binary search forward) for a row that can still reach theta. Rows are visited in
+increasing order, so a row that ties the k-th best never displaces it (ties by row, as the
+exhaustive path). Bounds are compared in float64 with a margin; the score of a row that
+enters the top k is the float32 sum of its groups' best weighted scores in query order, the
+exhaustive path's arithmetic, so scores are bit-identical.
 
-Without numba `AVAILABLE` is False and `search.topk` uses its numpy paths.
+Without numba `AVAILABLE` is False and `search.topk` uses its numpy paths. numba itself is
+imported on the kernel's first call (about 0.5 s), not with this module: a process that never
+runs the kernel (`shelfwise search`, which scores through `SearchService`) does not pay it.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 import numpy as np
 
 __all__ = ["AVAILABLE", "maxscore_top_k"]
 
-try:  # a compiled kernel only where numba is installed
-    numba: Any = importlib.import_module("numba")
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = None
-
-AVAILABLE = numba is not None
+AVAILABLE = importlib.util.find_spec("numba") is not None
+"""Whether numba is installed (the kernel can run); tests and benchmarks may switch it off."""
 
 
 def _kernel(
@@ -37,6 +40,8 @@ def _kernel(
     maxima: np.ndarray,
     terms: np.ndarray,
     weights: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
     k: int,
     stale: np.ndarray,
     mask: np.ndarray,
@@ -52,14 +57,22 @@ def _kernel(
         end[i] = indptr[t + 1]
         ub[i] = float(maxima[t]) * weights[i]
     order = np.argsort(ub)  # lists by their maximum, lowest first
-    cum = np.zeros(m, np.float64)  # cum[j]: the maxima of order[0..j] summed
+    # cum[j]: the most that lists order[0..j] can add to a row: per group, the largest
+    # maximum among its lists there (a group scores its best list), summed
+    cum = np.zeros(m, np.float64)
+    top = np.zeros(n_groups, np.float64)
     run = 0.0
     for j in range(m):
-        run += ub[order[j]]
+        g = group[order[j]]
+        if ub[order[j]] > top[g]:
+            run += ub[order[j]] - top[g]
+            top[g] = ub[order[j]]
         cum[j] = run
     pos = start.copy()
     vals = np.zeros(m, np.float32)
     have = np.zeros(m, np.bool_)
+    best = np.zeros(n_groups, np.float32)
+    held = np.zeros(n_groups, np.bool_)
     heap_s = np.zeros(k, np.float32)
     heap_r = np.zeros(k, np.int64)
     size = 0
@@ -119,15 +132,22 @@ def _kernel(
                 pos[i] = lo + 1
         if not ok or (size == k and bound < theta - margin):
             continue
-        matched = 0
-        score = np.float32(0.0)
+        for g in range(n_groups):
+            best[g] = 0.0
+            held[g] = False
         for i in range(m):
             if have[i]:
+                g = group[i]
+                held[g] = True
+                v = vals[i] if weights[i] == 1.0 else np.float32(vals[i] * weights[i])
+                if v > best[g]:
+                    best[g] = v
+        matched = 0
+        score = np.float32(0.0)
+        for g in range(n_groups):
+            if held[g]:
                 matched += 1
-                if weights[i] == 1.0:
-                    score = np.float32(score + vals[i])
-                else:
-                    score = np.float32(score + np.float32(vals[i] * weights[i]))
+                score = np.float32(score + best[g])
         if matched < min_match or score <= 0:
             continue
         if size < k:
@@ -191,17 +211,26 @@ def maxscore_top_k(
     stale: np.ndarray | None,
     mask: np.ndarray | None,
     min_match: int,
+    group: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, scores), best first and ties by row, of the k best rows of a row-sorted CSC
-    score matrix (with each column's largest score in `maxima`) for `terms` (one group
-    each) with `weights`; `stale` rows are skipped,
-    only `mask` rows count, and a row must hold `min_match` of the terms."""
+    score matrix (with each column's largest score in `maxima`) for `terms` with
+    `weights`: term i is an alternative of query group `group[i]` (default: one group per
+    term; groups numbered from 0, the terms of a group next to each other), a group scores
+    its best alternative and a row scores its groups summed in order (as
+    `BM25Index.score_and_match`); `stale` rows are skipped, only `mask` rows count, and a
+    row must match `min_match` groups."""
     global _compiled
-    if numba is None:
-        raise RuntimeError("numba is not installed: pip install numba==0.68.1")
     if _compiled is None:
+        try:
+            numba: Any = importlib.import_module("numba")
+        except ImportError as exc:
+            raise RuntimeError("numba is not installed: pip install numba==0.68.1") from exc
         _compiled = numba.njit(cache=True, nogil=True)(_kernel)
     empty = np.zeros(0, np.bool_)
+    if group is None:
+        group = np.arange(terms.size, dtype=np.int64)
+    n_groups = int(group.max()) + 1 if group.size else 0
     rows, scores = _compiled(
         indptr,
         indices,
@@ -209,6 +238,8 @@ def maxscore_top_k(
         maxima,
         terms,
         weights,
+        np.asarray(group, dtype=np.int64),
+        n_groups,
         int(k),
         empty if stale is None else stale,
         empty if mask is None else mask,
