@@ -270,7 +270,7 @@ class EventWriteSql:
         with self._batched():  # PostgreSQL: the counter and the insert in one round trip
             if not moved:
                 self._set_next_seq(first + n)
-            inserted = {int(r[0]) for r in self._insert_event_columns(cols)}
+            inserted = self._insert_event_columns(cols)
         new = np.fromiter((s in inserted for s in cols["seq"]), dtype=bool, count=n)
         if not new.any():
             return new, []
@@ -296,24 +296,44 @@ class EventWriteSql:
         names = {TEXT: "TEXT", DOUBLE: self.double_type, TIMESTAMP: "TIMESTAMP", BIGINT: "BIGINT"}
         return names[kind] + "[]"
 
-    def _insert_event_columns(self, cols: Columns) -> list[tuple[Any, ...]]:
-        """Insert event rows (`Columns` with `seq`) whose event_id is not stored: VALUES for
-        a few, unnest for more. Returns the `seq` of each row inserted."""
+    def _insert_event_columns(self, cols: Columns) -> set[int]:
+        """Insert event rows (`Columns` with `seq`) whose event_id is not stored; returns
+        the `seq` of the rows inserted. Rows without an event_id go in by a plain insert
+        (DuckDB 2.0's ON CONFLICT takes two NULL ids in one statement for a conflict)."""
+        with_id = [i for i, e in enumerate(cols["event_id"]) if e is not None]
+        if len(with_id) == len(cols["seq"]):
+            return {int(r[0]) for r in self._insert_rows(cols, dedupe=True)}
+        without = [i for i, e in enumerate(cols["event_id"]) if e is None]
+        inserted = {int(cols["seq"][i]) for i in without}
+        self._insert_rows({k: [v[i] for i in without] for k, v in cols.items()}, dedupe=False)
+        if with_id:
+            part = {k: [v[i] for i in with_id] for k, v in cols.items()}
+            inserted.update(int(r[0]) for r in self._insert_rows(part, dedupe=True))
+        return inserted
+
+    def _insert_rows(self, cols: Columns, dedupe: bool) -> list[tuple[Any, ...]]:
+        """One INSERT of event rows: VALUES for a few, unnest for more; with `dedupe`, rows
+        whose event_id is stored are skipped and the `seq` of the others returned."""
         p = self.placeholder
         columns = list(EVENT_TYPES)
         target = ", ".join(quote(c) for c in columns)
-        tail = " ON CONFLICT (event_id) DO NOTHING RETURNING seq"
+        tail = " ON CONFLICT (event_id) DO NOTHING RETURNING seq" if dedupe else ""
         n = len(cols["seq"])
         if n <= self._VALUES_ROWS_MAX:
             one = "(" + ", ".join([p] * len(columns)) + ")"
             flat = [v for row in zip(*(cols[c] for c in columns), strict=True) for v in row]
-            sql = f"INSERT INTO events ({target}) VALUES " + ", ".join([one] * n)
-            return self._fetchall(sql + tail, flat)
-        arrays = ", ".join(
-            f"unnest(CAST({p} AS {self._array_type(EVENT_TYPES[c])}))" for c in columns
-        )
-        sql = f"INSERT INTO events ({target}) SELECT {arrays}"
-        return self._fetchall(sql + tail, [cols[c] for c in columns])
+            sql = f"INSERT INTO events ({target}) VALUES " + ", ".join([one] * n) + tail
+            params: list[Any] = flat
+        else:
+            arrays = ", ".join(
+                f"unnest(CAST({p} AS {self._array_type(EVENT_TYPES[c])}))" for c in columns
+            )
+            sql = f"INSERT INTO events ({target}) SELECT {arrays}" + tail
+            params = [cols[c] for c in columns]
+        if dedupe:
+            return self._fetchall(sql, params)
+        self._execute(sql, params)
+        return []
 
     def _create_users(self, user_ids: Sequence[str], created_at: Sequence[datetime]) -> list[str]:
         """Create the users among `user_ids` not stored yet, with their `created_at`;
