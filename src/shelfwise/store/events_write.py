@@ -3,36 +3,29 @@
 `EventWriteSql` is a mixin of `SqlStore` (which supplies the connection, transactions and
 dialect hooks). Two ways in:
 
-- `ingest(events=frame)` of a file or a bulk load: `_append_events` of a conformed frame;
-  above `_ARRAY_ROWS_MAX` rows the stored ids are looked up through a staged id table and
-  the new rows inserted from a staging table;
-- `append_event_records` / `append_event_batches` (the HTTP writer's group commits): plain
-  column lists, no pandas, and per transaction only
+- `ingest(events=frame)` of a file or a bulk load (`_append_events` of a conformed frame;
+  above `_ARRAY_ROWS_MAX` rows through staging tables);
+- `append_event_records` / `append_event_batches`, the HTTP writer's group commits: plain
+  column lists, no pandas. Per transaction: one query finds the stored event ids, the
+  known users and `next_seq` (on PostgreSQL sent with the revision update that takes the
+  row lock ordering the writers of several processes; on DuckDB, one writer process, the
+  revision moves with the sequence numbers in one statement), one `INSERT` of the new
+  rows, users only when new, and the commit.
 
-  1. one statement that moves the counters and reads them (`next_seq`, `revision`, the
-     `erasures` count): on DuckDB (one writer process per file) it reserves the sequence
-     numbers with an `UPDATE ... RETURNING`; elsewhere (PostgreSQL, several processes) the
-     revision row lock is taken first, which orders the writers, and `next_seq` is read
-     in the same round trip;
-  2. one `INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING seq`: the unique index
-     on `event_id` is the de-duplication (no lookup of stored ids first); the rows it
-     returns are the new ones;
-  3. users only for user ids this store object has not seen stored yet (`_known_users`, a
-     bounded set that is emptied whenever the `erasures` count moves, so a user erased by
-     any process is created again by their next event);
-  4. the commit.
-
-Sequence numbers are reserved per call, so a duplicate leaves a gap; `seq` still grows in
-commit order, which is what readers tailing the log rely on (`tail_events`).
+New rows get consecutive sequence numbers in commit order (no gaps), which is what readers
+tailing the log rely on (`tail_events`). Each statement costs DuckDB about 1 ms of CPU
+whatever it does (benchmarks/events_profile.py), so the request path keeps their number
+down; an `INSERT ... ON CONFLICT DO NOTHING RETURNING` instead of the lookup was measured
+slower on DuckDB 2.0 (4.2 against 2.7 ms) and takes two NULL ids in one statement for a
+conflict.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from threading import RLock
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
@@ -68,21 +61,7 @@ class EventWriteSql:
 
     placeholder: ClassVar[str]
     double_type: ClassVar[str]
-    #: True where one process is the only writer and the store's lock serialises its
-    #: writers (DuckDB): an append then moves `revision` with `next_seq` in one statement.
-    #: Elsewhere (PostgreSQL, several processes) every write transaction takes the
-    #: revision row lock first.
-    _single_writer: ClassVar[bool] = False
-    #: Most user ids remembered as stored (`_known_users`); older ones are forgotten.
-    _KNOWN_USERS_MAX: ClassVar[int] = 200_000
-    # Above this many event ids, the dedupe lookup of `_append_events` joins a staged id
-    # table instead of passing the ids as one array parameter.
-    _ID_LOOKUP_LIST_MAX: ClassVar[int] = 2000
-    # Up to this many rows, new events go in as VALUES with one parameter per cell; up to
-    # _ARRAY_ROWS_MAX as one array parameter per column (unnest), beyond that through a
-    # staging table. Each is the cheapest at its size (benchmarks/events_load.py).
-    _VALUES_ROWS_MAX: ClassVar[int] = 8
-    _ARRAY_ROWS_MAX: ClassVar[int] = 2000
+    _REVISION_SQL: ClassVar[str] = REVISION_SQL
 
     # -- what the store supplies ----------------------------------------------------------
     @abstractmethod
@@ -106,91 +85,117 @@ class EventWriteSql:
     ) -> T: ...
 
     @abstractmethod
+    def _set_meta(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
     def _json(self, expr: str) -> str: ...
 
-    # -- users known to be stored ---------------------------------------------------------
-    # `_known_users` (user ids, oldest first) holds only ids whose row was committed while
-    # the `erasures` count was `_known_erasures`; `_pending_users` what the open write
-    # transaction adds, applied by `_commit_known_users` once it committed.
-    _known_users: dict[str, None]
-    _known_erasures: int | None = None
-    _pending_users: tuple[list[str], int | None] | None = None
-    _lock: RLock
+    # Above this many event ids, the dedupe lookup joins a staged id table instead of
+    # passing the ids as one array parameter.
+    _ID_LOOKUP_LIST_MAX = 2000
+    # Up to this many ids, a lookup lists them as `IN (?, ...)`: cheaper than an array
+    # parameter for the few ids of a request (DuckDB plans the array as a join).
+    _ID_LOOKUP_IN_MAX = 16
 
-    def _known(self) -> dict[str, None]:
-        known: dict[str, None] | None = self.__dict__.get("_known_users")
-        if known is None:
-            known = self._known_users = {}
-        return known
-
-    def _commit_known_users(self) -> None:
-        """After a commit: remember the users the transaction stored (all forgotten first
-        when the erasure count moved)."""
-        pending, self._pending_users = self._pending_users, None
-        if pending is None:
-            return
-        user_ids, erasures = pending
-        with self._lock:
-            known = self._known()
-            if erasures != self._known_erasures:
-                known.clear()
-                self._known_erasures = erasures
-            for user_id in user_ids:
-                known[user_id] = None
-            while len(known) > self._KNOWN_USERS_MAX:
-                del known[next(iter(known))]
-
-    def forget_known_users(self) -> None:
-        """Forget every user id remembered as stored (after an erasure in this process)."""
-        with self._lock:
-            self._known().clear()
-            self._known_erasures = None
-
-    # -- the bulk path (frames) -----------------------------------------------------------
     def _lookup_ids(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
-        """Which of `ids` are in `table.column` (a unique index on both backends): one
-        query with the ids as one array parameter, a join with a staged id table for many."""
-        if not ids:
-            return set()
-        if len(ids) > self._ID_LOOKUP_LIST_MAX:
-            stage = f"sw_stage_{column}s"
-            self._stage(stage, pd.DataFrame({column: list(ids)}), {column: TEXT})
-            try:
-                rows = self._fetchall(
-                    f"SELECT s.{column} FROM {stage} s JOIN {table} t ON t.{column} = s.{column}"
-                )
-            finally:
-                self._unstage(stage)
-        else:
-            rows = self._fetchall(
-                f"SELECT {column} FROM {table} WHERE {column} = ANY({self.placeholder})",
-                [list(ids)],
-            )
-        return {str(r[0]) for r in rows}
+        """Which of `ids` are in `table.column` (a unique index on both backends)."""
+        return self._lookup_many([(table, column, ids)])[0][0]
 
-    def _take_seqs(self, n: int) -> int:
-        """Reserve `n` consecutive sequence numbers; returns the first."""
+    def _lookup_many(
+        self, lookups: Sequence[tuple[str, str, Sequence[str]]], meta_key: str | None = None
+    ) -> tuple[list[set[str]], str | None]:
+        """`_lookup_ids` for several (table, column, ids) at once, and the `meta` value of
+        `meta_key`: ONE query (UNION ALL) while each holds at most `_ID_LOOKUP_LIST_MAX`
+        ids, a few listed as `IN (?, ...)` (cheaper than an array parameter, which DuckDB
+        plans as a join), more as one array parameter; a join with a staged id table for
+        many. Returns (the ids found per lookup, the meta value or None)."""
+        found: list[set[str]] = [set() for _ in lookups]
+        p = self.placeholder
+        parts: list[str] = []
+        params: list[Any] = []
+        values: list[Any]
+        for k, (table, column, ids) in enumerate(lookups):
+            if not ids:
+                continue
+            if len(ids) > self._ID_LOOKUP_LIST_MAX:
+                found[k] = self._lookup_staged(table, column, ids)
+                continue
+            if len(ids) <= self._ID_LOOKUP_IN_MAX:
+                where, values = f"IN ({', '.join([p] * len(ids))})", list(ids)
+            else:
+                where, values = f"= ANY({p})", [list(ids)]
+            parts.append(f"SELECT {k}, {column} FROM {table} WHERE {column} {where}")
+            params += values
+        meta: str | None = None
+        if meta_key is not None:
+            parts.append(f"SELECT {len(lookups)}, value FROM meta WHERE key = {p}")
+            params.append(meta_key)
+        if parts:
+            for k, value in self._fetchall(" UNION ALL ".join(parts), params):
+                if int(k) == len(lookups):
+                    meta = str(value)
+                else:
+                    found[int(k)].add(str(value))
+        return found, meta
+
+    def _lookup_staged(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
+        stage = f"sw_stage_{column}s"
+        self._stage(stage, pd.DataFrame({column: list(ids)}), {column: TEXT})
+        try:
+            rows = self._fetchall(
+                f"SELECT s.{column} FROM {stage} s JOIN {table} t ON t.{column} = s.{column}"
+            )
+            return {str(r[0]) for r in rows}
+        finally:
+            self._unstage(stage)
+
+    def _stored_event_ids(self, ids: list[str]) -> set[str]:
+        """Which of `ids` are stored already. PostgreSQL answers from the unique `event_id`
+        index; DuckDB (2.0) from its index for a list of a few, else by scanning the one
+        `event_id` column (a few ms at 1.3M events), once per group commit rather than once
+        per request. Either is far cheaper than an anti-join against the whole table."""
+        return self._lookup_ids("events", "event_id", ids)
+
+    #: True where one process is the only writer and the store's lock serialises its
+    #: writers (DuckDB): an event append then reads before it bumps `revision`, and bumps it
+    #: with `next_seq` in one statement. Elsewhere (PostgreSQL, several processes) every
+    #: write transaction takes the revision row lock first.
+    _single_writer: ClassVar[bool] = False
+
+    def _take_seqs(self, n: int, bump_revision: bool = False) -> int:
+        """Reserve `n` consecutive sequence numbers (and with `bump_revision` move the
+        revision too) in one statement; returns the first."""
+        p = self.placeholder
+        if not bump_revision:
+            rows = self._fetchall(
+                f"UPDATE meta SET value = CAST(CAST(value AS BIGINT) + {p} AS TEXT) "
+                "WHERE key = 'next_seq' RETURNING value",
+                [int(n)],
+            )
+            return int(rows[0][0]) - int(n)
         rows = self._fetchall(
-            f"UPDATE meta SET value = CAST(CAST(value AS BIGINT) + {self.placeholder} AS TEXT) "
-            "WHERE key = 'next_seq' RETURNING value",
+            "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + "
+            f"CASE WHEN key = 'next_seq' THEN {p} ELSE 1 END AS TEXT) "
+            "WHERE key IN ('next_seq', 'revision') RETURNING key, value",
             [int(n)],
         )
-        return int(rows[0][0]) - int(n)
+        return int(dict(rows)["next_seq"]) - int(n)
 
     def _append_events(self, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-        """Append a conformed frame's events whose event_id is new; create unknown users.
+        """Append events whose event_id is new; create unknown users.
 
         Returns (a bool mask over `frame`'s rows: True where the row was stored, the ids of
-        the users created). The new rows get consecutive sequence numbers in frame order
-        (inside the caller's write transaction, which holds the revision row lock).
+        the users created). The new rows get consecutive sequence numbers from `next_seq`
+        in frame order, so `seq` has no gaps and grows in commit order (writers are
+        serialised by the revision row lock, or on DuckDB by the store's lock).
         """
         if frame.empty:
             return np.zeros(0, dtype=bool), []
         if len(frame) <= self._ARRAY_ROWS_MAX:  # no staging table: plain lists
-            return self._append_event_columns(frame_event_columns(frame), revision="done")
+            return self._append_event_columns(frame_event_columns(frame))
         ids = frame["event_id"]
         present = ids.notna().to_numpy()
-        stored = self._lookup_ids("events", "event_id", [str(i) for i in ids[present]])
+        stored = self._stored_event_ids([str(i) for i in ids[present]])
         new = ~present | ~ids.isin(stored).to_numpy()
         rows = frame[new]
         if rows.empty:
@@ -199,9 +204,100 @@ class EventWriteSql:
         rows = rows.assign(seq=np.arange(first, first + len(rows), dtype=np.int64))
         return new, self._insert_event_stage(rows)
 
+    def _append_event_columns(
+        self, cols: Columns, revision: str = "done"
+    ) -> tuple[np.ndarray, list[str]]:
+        """`_append_events` for `Columns` (EVENT_COLUMNS, no repeated event_id): the few
+        rows of the request path, without pandas. Returns the same (mask, users created).
+
+        One query finds the stored event ids, the known users and `next_seq`. `revision`:
+        "done" (the caller's transaction moved it already), "first" (moved here, first:
+        the row lock that orders the writers of several processes) or "with_seqs" (moved
+        with the sequence numbers, one statement; see `_single_writer`). Where the driver
+        batches statements (`_batched`: PostgreSQL's pipeline), the revision update and the
+        lookup travel together, and so do the inserts: two round trips before the commit."""
+        ids = cols["event_id"]
+        users = list(dict.fromkeys(cols["user_id"]))
+        present = [i for i in ids if i is not None]
+        few = max(len(present), len(users)) <= self._ID_LOOKUP_LIST_MAX  # no staging (COPY)
+        with self._batched() if few else nullcontext():
+            if revision == "first":
+                self._execute(self._REVISION_SQL)
+            (stored, known), next_seq = self._lookup_many(
+                [("events", "event_id", present), ("users", "user_id", users)],
+                meta_key=None if revision == "with_seqs" else "next_seq",
+            )
+        new = np.fromiter((i is None or i not in stored for i in ids), dtype=bool, count=len(ids))
+        if not new.any():
+            return new, []
+        if not new.all():
+            keep = np.flatnonzero(new).tolist()
+            cols = {name: [values[i] for i in keep] for name, values in cols.items()}
+        n = len(cols["user_id"])
+        if revision == "with_seqs":
+            first = self._take_seqs(n, bump_revision=True)
+        else:  # the revision row lock is held: next_seq cannot move under us
+            first = int(next_seq or 1)
+        cols = {**cols, "seq": list(range(first, first + n))}
+        if n > self._ARRAY_ROWS_MAX:
+            if revision != "with_seqs":
+                self._set_meta("next_seq", str(first + n))
+            return new, self._insert_event_stage(pd.DataFrame(cols))
+        first_time: dict[str, datetime] = {}  # of the users with a stored event, in order
+        for user_id, ts in zip(cols["user_id"], cols["timestamp"], strict=True):
+            if user_id not in known and (user_id not in first_time or ts < first_time[user_id]):
+                first_time[user_id] = ts
+        with self._batched():
+            if revision != "with_seqs":
+                self._set_meta("next_seq", str(first + n))
+            self._insert_event_columns(cols)
+            return new, self._create_users(list(first_time), list(first_time.values()))
+
+    # Up to this many rows, new events go in as VALUES with one parameter per cell; up to
+    # _ARRAY_ROWS_MAX as one array parameter per column (unnest), beyond that through a
+    # staging table. Each is the cheapest at its size (benchmarks/events_load.py).
+    _VALUES_ROWS_MAX = 8
+    _ARRAY_ROWS_MAX = 2000
+
+    def _array_type(self, kind: str) -> str:
+        names = {TEXT: "TEXT", DOUBLE: self.double_type, TIMESTAMP: "TIMESTAMP", BIGINT: "BIGINT"}
+        return names[kind] + "[]"
+
+    def _insert_event_columns(self, cols: Columns) -> None:
+        """Insert event rows (`Columns` with `seq`): VALUES for a few, unnest for more."""
+        p = self.placeholder
+        columns = list(EVENT_TYPES)
+        target = ", ".join(quote(c) for c in columns)
+        n = len(cols["seq"])
+        if n <= self._VALUES_ROWS_MAX:
+            one = "(" + ", ".join([p] * len(columns)) + ")"
+            flat = [v for row in zip(*(cols[c] for c in columns), strict=True) for v in row]
+            sql = f"INSERT INTO events ({target}) VALUES " + ", ".join([one] * n)
+            self._execute(sql, flat)
+            return
+        arrays = ", ".join(
+            f"unnest(CAST({p} AS {self._array_type(EVENT_TYPES[c])}))" for c in columns
+        )
+        self._execute(f"INSERT INTO events ({target}) SELECT {arrays}", [cols[c] for c in columns])
+
+    def _create_users(self, user_ids: Sequence[str], created_at: Sequence[datetime]) -> list[str]:
+        """Create users (not known yet) with their `created_at`; returns the ids created
+        (another process may have created one meanwhile: ON CONFLICT)."""
+        if not user_ids:
+            return []
+        p = self.placeholder
+        created = self._fetchall(
+            "INSERT INTO users (user_id, attributes, created_at) "
+            f"SELECT unnest(CAST({p} AS TEXT[])), {self._json(p)}, "
+            f"unnest(CAST({p} AS TIMESTAMP[])) "
+            "ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
+            [list(user_ids), "{}", list(created_at)],
+        )
+        return [str(r[0]) for r in created]
+
     def _insert_event_stage(self, rows: pd.DataFrame) -> list[str]:
-        """Insert event rows (with `seq`, new event ids only) through a staging table,
-        create their unknown users; returns the ids of the users created."""
+        """Insert event rows (with `seq`) through a staging table, create their unknown
+        users; returns the ids of the users created."""
         p, ts = self.placeholder, quote("timestamp")
         stage = "sw_stage_events"
         self._stage(stage, rows, EVENT_TYPES)
@@ -218,137 +314,6 @@ class EventWriteSql:
             return [str(r[0]) for r in created]
         finally:
             self._unstage(stage)
-
-    # -- the request path (column lists) --------------------------------------------------
-    def _counters(self, n: int, revision: str) -> tuple[int, int | None]:
-        """Statement 1 of an append (module doc): (the first of `n` reserved sequence
-        numbers, the erasure count). `revision`: "done" (the caller's transaction moved
-        it), "first" (moved here first: the row lock that orders several processes) or
-        "with_seqs" (moved with the sequence numbers in one statement, one writer)."""
-        p = self.placeholder
-        if revision == "with_seqs":
-            rows = self._fetchall(
-                "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + CASE key "
-                f"WHEN 'next_seq' THEN {p} WHEN 'revision' THEN 1 ELSE 0 END AS TEXT) "
-                "WHERE key IN ('next_seq', 'revision', 'erasures') RETURNING key, value",
-                [int(n)],
-            )
-            values = {str(k): int(v) for k, v in rows}
-            return values["next_seq"] - int(n), values.get("erasures")
-        with self._batched():  # PostgreSQL: the lock and the read in one round trip
-            if revision == "first":
-                self._execute(REVISION_SQL)
-            rows = self._fetchall(
-                "SELECT key, value FROM meta WHERE key IN ('next_seq', 'erasures')"
-            )
-        values = {str(k): int(v) for k, v in rows}
-        return values.get("next_seq", 1), values.get("erasures")
-
-    def _append_event_columns(self, cols: Columns, revision: str) -> tuple[np.ndarray, list[str]]:
-        """Append events given as `Columns` (EVENT_COLUMNS, no event_id repeated) whose
-        event_id is new; create unknown users (module doc). Returns (a bool mask over the
-        rows: True where stored, the ids of the users created)."""
-        n = len(cols["user_id"])
-        if n == 0:
-            return np.zeros(0, dtype=bool), []
-        first, erasures = self._counters(n, revision)
-        cols = {**cols, "seq": list(range(first, first + n))}
-        moved = revision == "with_seqs"  # else the lock is held: next_seq cannot move under us
-        if n > self._ARRAY_ROWS_MAX:  # a staging table (rare: bigger than a request)
-            if not moved:
-                self._set_next_seq(first + n)
-            ids = [i for i in cols["event_id"] if i is not None]
-            stored = self._lookup_ids("events", "event_id", ids)
-            new = np.fromiter(
-                (i is None or i not in stored for i in cols["event_id"]), dtype=bool, count=n
-            )
-            if not new.any():
-                return new, []
-            created = self._insert_event_stage(pd.DataFrame(cols)[new])
-            self._pending_users = (list(dict.fromkeys(cols["user_id"])), erasures)
-            return new, created
-        with self._batched():  # PostgreSQL: the counter and the insert in one round trip
-            if not moved:
-                self._set_next_seq(first + n)
-            inserted = self._insert_event_columns(cols)
-        new = np.fromiter((s in inserted for s in cols["seq"]), dtype=bool, count=n)
-        if not new.any():
-            return new, []
-        known = self._known() if erasures == self._known_erasures else {}
-        first_time: dict[str, datetime] = {}  # users not known stored, with a new event
-        for user_id, ts, stored in zip(cols["user_id"], cols["timestamp"], new, strict=True):
-            if (
-                stored
-                and user_id not in known
-                and (user_id not in first_time or ts < first_time[user_id])
-            ):
-                first_time[user_id] = ts
-        created = self._create_users(list(first_time), list(first_time.values()))
-        self._pending_users = (list(first_time), erasures)
-        return new, created
-
-    def _set_next_seq(self, value: int) -> None:
-        self._execute(
-            f"UPDATE meta SET value = {self.placeholder} WHERE key = 'next_seq'", [str(value)]
-        )
-
-    def _array_type(self, kind: str) -> str:
-        names = {TEXT: "TEXT", DOUBLE: self.double_type, TIMESTAMP: "TIMESTAMP", BIGINT: "BIGINT"}
-        return names[kind] + "[]"
-
-    def _insert_event_columns(self, cols: Columns) -> set[int]:
-        """Insert event rows (`Columns` with `seq`) whose event_id is not stored; returns
-        the `seq` of the rows inserted. Rows without an event_id go in by a plain insert
-        (DuckDB 2.0's ON CONFLICT takes two NULL ids in one statement for a conflict)."""
-        with_id = [i for i, e in enumerate(cols["event_id"]) if e is not None]
-        if len(with_id) == len(cols["seq"]):
-            return {int(r[0]) for r in self._insert_rows(cols, dedupe=True)}
-        without = [i for i, e in enumerate(cols["event_id"]) if e is None]
-        inserted = {int(cols["seq"][i]) for i in without}
-        self._insert_rows({k: [v[i] for i in without] for k, v in cols.items()}, dedupe=False)
-        if with_id:
-            part = {k: [v[i] for i in with_id] for k, v in cols.items()}
-            inserted.update(int(r[0]) for r in self._insert_rows(part, dedupe=True))
-        return inserted
-
-    def _insert_rows(self, cols: Columns, dedupe: bool) -> list[tuple[Any, ...]]:
-        """One INSERT of event rows: VALUES for a few, unnest for more; with `dedupe`, rows
-        whose event_id is stored are skipped and the `seq` of the others returned."""
-        p = self.placeholder
-        columns = list(EVENT_TYPES)
-        target = ", ".join(quote(c) for c in columns)
-        tail = " ON CONFLICT (event_id) DO NOTHING RETURNING seq" if dedupe else ""
-        n = len(cols["seq"])
-        if n <= self._VALUES_ROWS_MAX:
-            one = "(" + ", ".join([p] * len(columns)) + ")"
-            flat = [v for row in zip(*(cols[c] for c in columns), strict=True) for v in row]
-            sql = f"INSERT INTO events ({target}) VALUES " + ", ".join([one] * n) + tail
-            params: list[Any] = flat
-        else:
-            arrays = ", ".join(
-                f"unnest(CAST({p} AS {self._array_type(EVENT_TYPES[c])}))" for c in columns
-            )
-            sql = f"INSERT INTO events ({target}) SELECT {arrays}" + tail
-            params = [cols[c] for c in columns]
-        if dedupe:
-            return self._fetchall(sql, params)
-        self._execute(sql, params)
-        return []
-
-    def _create_users(self, user_ids: Sequence[str], created_at: Sequence[datetime]) -> list[str]:
-        """Create the users among `user_ids` not stored yet, with their `created_at`;
-        returns the ids created (ON CONFLICT: the others exist)."""
-        if not user_ids:
-            return []
-        p = self.placeholder
-        created = self._fetchall(
-            "INSERT INTO users (user_id, attributes, created_at) "
-            f"SELECT unnest(CAST({p} AS TEXT[])), {self._json(p)}, "
-            f"unnest(CAST({p} AS TIMESTAMP[])) "
-            "ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
-            [list(user_ids), "{}", list(created_at)],
-        )
-        return [str(r[0]) for r in created]
 
     def append_event_batches(
         self, events: pd.DataFrame, sizes: Sequence[int]
@@ -410,8 +375,4 @@ class EventWriteSql:
             ]
             return reports, bool(new.any())
 
-        with self._lock:
-            self._pending_users = None
-            reports = self._writing("append_event_batches", work, bump_revision=False)
-            self._commit_known_users()
-        return reports
+        return self._writing("append_event_batches", work, bump_revision=False)

@@ -33,7 +33,7 @@ import pandas as pd
 from shelfwise.data.frames import EVENT_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, conform
 from shelfwise.errors import StoreError
 from shelfwise.store.base import RECENT_EVENT_COLUMNS, ApiKeyRecord, IngestReport, Store
-from shelfwise.store.events_write import REVISION_SQL, EventWriteSql
+from shelfwise.store.events_write import EventWriteSql
 from shelfwise.store.measure import MeasureSql
 from shelfwise.store.rows import (
     EVENT_TYPES,
@@ -168,7 +168,6 @@ class SqlStore(MeasureSql, EventWriteSql, Store):
             except self.db_errors as exc:
                 raise StoreError(f"reading from {self.url} failed: {exc}") from exc
 
-    _REVISION_SQL = REVISION_SQL
 
     @contextmanager
     def _batched(self) -> Iterator[None]:
@@ -311,11 +310,7 @@ class SqlStore(MeasureSql, EventWriteSql, Store):
             changed = bool(items_changed or users_changed or new_events or users_created)
             return report, changed
 
-        with self._lock:
-            self._pending_users = None
-            report = self._writing("ingest", work)
-            self._commit_known_users()
-        return report
+        return self._writing("ingest", work)
 
     def _upsert(self, spec: _TableSpec, frame: pd.DataFrame) -> int:
         """Insert or replace rows by key; only rows that differ are written. Returns that number."""
