@@ -37,9 +37,9 @@ def body_events(body: EventBatch | Sequence[Event] | Event) -> tuple[list[Event]
     """The events of a validated body and its form: "event", "batch" or "array"."""
     if isinstance(body, EventBatch):
         return list(body.events), "batch"
-    if isinstance(body, list):
-        return list(body), "array"
-    return [body], "event"
+    if isinstance(body, Event):
+        return [body], "event"
+    return list(body), "array"
 
 
 async def store_events(services: Services, events: Sequence[Event]) -> EventsAck:
