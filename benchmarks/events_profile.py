@@ -49,7 +49,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("auth (key check, rate limit)", ("serve/security.py", "serve/deps.py", "fastapi/security")),
     ("json and pydantic validation", ("pydantic", "json/", "serve/schemas.py", "data/schemas.py")),
     ("hand-off to the writer and back", ("serve/writer.py", "concurrent/futures", "futures.py")),
-    ("the events route", ("routers/events.py",)),
+    ("the events route and fast lane", ("routers/events.py", "serve/fastlane.py")),
     ("routing, dependencies, rendering (fastapi, starlette)", ("fastapi/", "starlette/")),
     ("middleware, metrics, access log", ("serve/middleware.py", "prometheus_client", "logging/")),
     ("event loop (asyncio)", ("asyncio/",)),
