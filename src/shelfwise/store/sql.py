@@ -168,7 +168,6 @@ class SqlStore(MeasureSql, EventWriteSql, Store):
             except self.db_errors as exc:
                 raise StoreError(f"reading from {self.url} failed: {exc}") from exc
 
-
     @contextmanager
     def _batched(self) -> Iterator[None]:
         """Statements inside may be sent together, their results read at the first fetch
