@@ -5,13 +5,13 @@ Every served list gets a `request_id` (`new_request_id`); the handler hands an
 what has queued (up to `max_rows`, or what arrived within `flush_seconds`) and stores it
 with one `Store.append_impressions` call, so a request never waits for the store. When
 the store is slower than the traffic for long, the queue is capped (`max_queue`): newer
-impressions are dropped and counted (`dropped`) rather than letting memory grow.
+impressions are dropped and counted (`dropped`) rather than letting memory grow. The
+thread is a `shelfwise.batching.BatchWriter`, as is the event writer's.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import uuid
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from shelfwise.batching import BatchWriter
 from shelfwise.store import Store
 from shelfwise.store.measure import impressions_frame
 
@@ -82,28 +83,32 @@ class ImpressionLog:
         self.written = 0
         self.dropped = 0
         self.failed = 0
-        self._queue: queue.Queue[Impression | None] = queue.Queue(maxsize=max(int(max_queue), 1))
         self._idle = threading.Condition()
         self._pending = 0
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="shelfwise-impressions", daemon=True)
-        self._thread.start()
+        self._batches: BatchWriter[Impression] = BatchWriter(
+            self._write,
+            "shelfwise-impressions",
+            self.max_rows,
+            linger_seconds=self.flush_seconds,
+            max_queue=max(int(max_queue), 1),
+        )
 
     def log(self, impression: Impression) -> None:
         """Queue one impression (never blocks; dropped and counted when the queue is full)."""
-        if self._closed:
+        if self._batches.closed:
             return
         with self._idle:
             self._pending += 1
-        try:
-            self._queue.put_nowait(impression)
-        except queue.Full:
-            with self._idle:
-                self._pending -= 1
-                self.dropped += 1
-                self._idle.notify_all()
-            if self.dropped in (1, 100, 10_000) or self.dropped % 100_000 == 0:
-                log.warning("impression queue full: %d impressions dropped so far", self.dropped)
+        if self._batches.put(impression):
+            return
+        with self._idle:
+            self._pending -= 1
+            if self._batches.closed:
+                return
+            self.dropped += 1
+            self._idle.notify_all()
+        if self.dropped in (1, 100, 10_000) or self.dropped % 100_000 == 0:
+            log.warning("impression queue full: %d impressions dropped so far", self.dropped)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (True) or `timeout` passed."""
@@ -118,36 +123,9 @@ class ImpressionLog:
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            log.warning("impression log closing with a full queue; some may be lost")
-        self._thread.join(timeout)
+        self._batches.close(timeout)
 
     # -- the writer thread ----------------------------------------------------------------
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            deadline = time.monotonic() + self.flush_seconds
-            while len(batch) < self.max_rows:
-                left = deadline - time.monotonic()
-                try:
-                    nxt = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
-            self._write(batch)
-
     def _write(self, batch: list[Impression]) -> None:
         try:
             self.written += self.store.append_impressions(

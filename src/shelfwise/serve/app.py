@@ -48,15 +48,12 @@ from shelfwise import __version__
 from shelfwise.artifacts import ensure_bundle
 from shelfwise.errors import (
     ConfigError,
-    DataError,
-    NotFittedError,
     ShelfwiseError,
-    StoreError,
-    UnknownIdError,
 )
 from shelfwise.experiments.live import LiveExperiments
 from shelfwise.profiles.profile import ItemLookup, ProfileService
-from shelfwise.serve.deps import Services
+from shelfwise.serve.deps import Services, error_status
+from shelfwise.serve.fastlane import EventsFastLane
 from shelfwise.serve.jobs import JobRunner, RetrainTrigger, submit_train, trigger_loop
 from shelfwise.serve.middleware import Metrics, ServiceMiddleware
 from shelfwise.serve.models import ModelRegistry
@@ -77,22 +74,6 @@ Authenticate with an API key: `Authorization: Bearer swk_...` or `X-API-Key: swk
 Scopes: **read** (search, recommendations), **write** (events), **admin** (catalogue,
 models, users; implies read and write). Create keys with `shelfwise keys create`.
 """
-
-_STATUS: dict[type[ShelfwiseError], int] = {
-    UnknownIdError: 404,
-    ConfigError: 400,
-    DataError: 422,
-    StoreError: 503,
-    NotFittedError: 503,
-}
-
-
-def _status_of(exc: ShelfwiseError) -> int:
-    for kind, status in _STATUS.items():
-        if isinstance(exc, kind):
-            return status
-    return 400
-
 
 _SHOWN_CHARS = 200
 
@@ -322,7 +303,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
     @app.exception_handler(ShelfwiseError)
     async def _shelfwise_error(_: Request, exc: ShelfwiseError) -> JSONResponse:
-        status = _status_of(exc)
+        status = error_status(exc)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc)
         return JSONResponse(status_code=status, content={"detail": str(exc)})
@@ -349,6 +330,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         def index() -> RedirectResponse:
             return RedirectResponse("/docs")
 
+    app.add_middleware(EventsFastLane)  # innermost: inside CORS, the limits and metrics
     origins = settings.serve.cors_list()
     if origins:
         app.add_middleware(

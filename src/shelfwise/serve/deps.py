@@ -19,6 +19,14 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from shelfwise.errors import (
+    ConfigError,
+    DataError,
+    NotFittedError,
+    ShelfwiseError,
+    StoreError,
+    UnknownIdError,
+)
 from shelfwise.profiles.profile import ProfileService
 from shelfwise.serve.search import served_search
 from shelfwise.serve.security import (
@@ -61,6 +69,23 @@ class Services:
         return served_search(self.engine, settings.search.mode, settings.paths.embeddings)
 
 
+_STATUS: dict[type[ShelfwiseError], int] = {
+    UnknownIdError: 404,
+    ConfigError: 400,
+    DataError: 422,
+    StoreError: 503,
+    NotFittedError: 503,
+}
+
+
+def error_status(exc: ShelfwiseError) -> int:
+    """The HTTP status a library error is answered with (400 for unlisted kinds)."""
+    for kind, status in _STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
 async def get_services(request: Request) -> Services:
     """The app's services (503 while the app is still starting). Async, like `require`:
     a plain function would run in a worker thread, two thread hops per request."""
@@ -81,8 +106,50 @@ def user_ref(user_id: str) -> str:
     return "u_" + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:12]
 
 
+async def authorize(services: Services, scope: str, key: str | None, host: str) -> Principal:
+    """The caller presenting `key` (None: no key sent) from client address `host`, if it
+    may use `scope` (see the module doc); `HTTPException` 401, 403 or 429 otherwise."""
+    if not services.settings.serve.auth:
+        principal = Principal(key_id=None, scopes=SCOPES, name=f"ip:{host}")
+        identity = principal.name
+    else:
+        if not key:
+            raise HTTPException(
+                status_code=401,
+                detail="an API key is required: send 'Authorization: Bearer <key>' or "
+                "'X-API-Key: <key>' (create one with `shelfwise keys create`)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        verifier = services.verifier
+        if verifier.answers_from_cache(key):  # the usual case: no store read
+            found = verifier.verify(key)
+        else:  # reads the store (which may be busy writing): off the event loop
+            found = await run_in_threadpool(verifier.verify, key)
+        if found is None:
+            raise HTTPException(
+                status_code=401,
+                detail="the API key is not valid (unknown, malformed or revoked)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not grants(found.scopes, scope):
+            raise HTTPException(
+                status_code=403,
+                detail=f"this key's scopes ({', '.join(found.scopes)}) do not include '{scope}'",
+            )
+        principal = found
+        identity = found.rate_key
+    wait = services.limiter.acquire(identity)
+    if wait > 0:
+        raise HTTPException(
+            status_code=429,
+            detail=f"rate limit of {services.limiter.rate:g} requests/s exceeded",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
+    return principal
+
+
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency admitting callers whose key grants `scope` (see the module doc)."""
+    """A dependency admitting callers whose key grants `scope` (`authorize`)."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
@@ -92,45 +159,9 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
         header: Annotated[str | None, Security(_header)] = None,
     ) -> Principal:
-        if not services.settings.serve.auth:
-            host = request.client.host if request.client else "local"
-            principal = Principal(key_id=None, scopes=SCOPES, name=f"ip:{host}")
-            identity = principal.name
-        else:
-            key = header or (bearer.credentials if bearer is not None else None)
-            if not key:
-                raise HTTPException(
-                    status_code=401,
-                    detail="an API key is required: send 'Authorization: Bearer <key>' or "
-                    "'X-API-Key: <key>' (create one with `shelfwise keys create`)",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            verifier = services.verifier
-            if verifier.answers_from_cache(key):  # the usual case: no store read
-                found = verifier.verify(key)
-            else:  # reads the store (which may be busy writing): off the event loop
-                found = await run_in_threadpool(verifier.verify, key)
-            if found is None:
-                raise HTTPException(
-                    status_code=401,
-                    detail="the API key is not valid (unknown, malformed or revoked)",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            if not grants(found.scopes, scope):
-                raise HTTPException(
-                    status_code=403,
-                    detail=f"this key's scopes ({', '.join(found.scopes)}) do not include "
-                    f"'{scope}'",
-                )
-            principal = found
-            identity = found.rate_key
-        wait = services.limiter.acquire(identity)
-        if wait > 0:
-            raise HTTPException(
-                status_code=429,
-                detail=f"rate limit of {services.limiter.rate:g} requests/s exceeded",
-                headers={"Retry-After": retry_after_header(wait)},
-            )
+        key = header or (bearer.credentials if bearer is not None else None)
+        host = request.client.host if request.client else "local"
+        principal = await authorize(services, scope, key, host)
         request.state.principal = principal
         return principal
 

@@ -1,5 +1,8 @@
 """Group commit for `POST /v1/events`: one writer thread, one transaction per group.
 
+The thread and its grouping are `shelfwise.batching.BatchWriter`'s (shared with the
+impression log).
+
 Each request hands its validated events to `EventWriter.submit` and waits on a future that
 is resolved only after the transaction holding them committed, so an acknowledged event is
 durable. While one transaction runs, the requests that arrive queue up; the writer takes
@@ -14,12 +17,11 @@ refuses gets the error and the others still go through; nothing is half applied.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from shelfwise.batching import BatchWriter
 from shelfwise.data.schemas import Event
 from shelfwise.errors import StoreError
 from shelfwise.store import IngestReport, Store
@@ -39,21 +41,16 @@ class EventWriter:
     def __init__(self, store: Store, max_events: int = 5000) -> None:
         self.store = store
         self.max_events = max(int(max_events), 1)
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._closed = False
-        self._guard = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="shelfwise-events", daemon=True)
-        self._thread.start()
+        self._batches: BatchWriter[_Request] = BatchWriter(
+            self._write, "shelfwise-events", self.max_events, size=lambda r: len(r.events)
+        )
 
     def submit(self, events: Sequence[Event]) -> Future[IngestReport]:
         """Queue events for the next transaction; the future holds their `IngestReport`
         once committed, or the error that rolled them back."""
         done: Future[IngestReport] = Future()
-        with self._guard:
-            if self._closed:
-                done.set_exception(StoreError("the event writer is shut down"))
-                return done
-            self._queue.put(_Request(list(events), done))
+        if not self._batches.put(_Request(list(events), done)):
+            done.set_exception(StoreError("the event writer is shut down"))
         return done
 
     def write(self, events: Sequence[Event], timeout: float | None = None) -> IngestReport:
@@ -62,33 +59,9 @@ class EventWriter:
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop the thread (idempotent)."""
-        with self._guard:
-            if self._closed:
-                return
-            self._closed = True
-            self._queue.put(None)
-        self._thread.join(timeout)
+        self._batches.close(timeout)
 
     # -- the writer thread ----------------------------------------------------------------
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            group, size = [first], len(first.events)
-            while size < self.max_events:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                group.append(nxt)
-                size += len(nxt.events)
-            self._write(group)
-
     def _write(self, group: list[_Request]) -> None:
         live = [r for r in group if r.done.set_running_or_notify_cancel()]
         if not live:

@@ -21,11 +21,11 @@ from __future__ import annotations
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import RLock
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -33,31 +33,21 @@ import pandas as pd
 from shelfwise.data.frames import EVENT_COLUMNS, ITEM_COLUMNS, USER_COLUMNS, conform
 from shelfwise.errors import StoreError
 from shelfwise.store.base import RECENT_EVENT_COLUMNS, ApiKeyRecord, IngestReport, Store
+from shelfwise.store.events_write import EventWriteSql
 from shelfwise.store.measure import MeasureSql
 from shelfwise.store.rows import (
-    BIGINT,
-    DOUBLE,
     EVENT_TYPES,
     ITEM_TYPES,
-    TEXT,
-    TIMESTAMP,
     USER_TYPES,
-    Columns,
     as_text,
     canonical_json,
-    event_columns,
-    frame_event_columns,
     naive_utc,
-    prepare_event_rows,
     prepare_events,
     prepare_upsert,
     quote,
     refuse_bad_text,
     time_window,
 )
-
-if TYPE_CHECKING:
-    from shelfwise.data.schemas import Event
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -75,9 +65,10 @@ _ITEMS = _TableSpec("items", "item_id", ITEM_TYPES, stamp_updates=True)
 _USERS = _TableSpec("users", "user_id", USER_TYPES, stamp_updates=False)
 
 
-class SqlStore(MeasureSql, Store):
+class SqlStore(MeasureSql, EventWriteSql, Store):
     """A `Store` over a SQL database; subclasses supply the connection and dialect.
-    Impressions and experiments: `shelfwise.store.measure`."""
+    Event appends: `shelfwise.store.events_write`; impressions and experiments:
+    `shelfwise.store.measure`."""
 
     #: Name of the backend, e.g. "duckdb".
     backend: ClassVar[str]
@@ -176,10 +167,6 @@ class SqlStore(MeasureSql, Store):
                 yield
             except self.db_errors as exc:
                 raise StoreError(f"reading from {self.url} failed: {exc}") from exc
-
-    _REVISION_SQL = (
-        "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE key = 'revision'"
-    )
 
     @contextmanager
     def _batched(self) -> Iterator[None]:
@@ -357,293 +344,6 @@ class SqlStore(MeasureSql, Store):
             return max(self._execute(sql, params), 0)
         finally:
             self._unstage(stage)
-
-    # Above this many event ids, the dedupe lookup joins a staged id table instead of
-    # passing the ids as one array parameter.
-    _ID_LOOKUP_LIST_MAX = 2000
-    # Up to this many ids, a lookup lists them as `IN (?, ...)`: cheaper than an array
-    # parameter for the few ids of a request (DuckDB plans the array as a join).
-    _ID_LOOKUP_IN_MAX = 16
-
-    def _lookup_ids(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
-        """Which of `ids` are in `table.column` (a unique index on both backends)."""
-        return self._lookup_many([(table, column, ids)])[0][0]
-
-    def _lookup_many(
-        self, lookups: Sequence[tuple[str, str, Sequence[str]]], meta_key: str | None = None
-    ) -> tuple[list[set[str]], str | None]:
-        """`_lookup_ids` for several (table, column, ids) at once, and the `meta` value of
-        `meta_key`: ONE query (UNION ALL) while each holds at most `_ID_LOOKUP_LIST_MAX`
-        ids, a few listed as `IN (?, ...)` (cheaper than an array parameter, which DuckDB
-        plans as a join), more as one array parameter; a join with a staged id table for
-        many. Returns (the ids found per lookup, the meta value or None)."""
-        found: list[set[str]] = [set() for _ in lookups]
-        p = self.placeholder
-        parts: list[str] = []
-        params: list[Any] = []
-        values: list[Any]
-        for k, (table, column, ids) in enumerate(lookups):
-            if not ids:
-                continue
-            if len(ids) > self._ID_LOOKUP_LIST_MAX:
-                found[k] = self._lookup_staged(table, column, ids)
-                continue
-            if len(ids) <= self._ID_LOOKUP_IN_MAX:
-                where, values = f"IN ({', '.join([p] * len(ids))})", list(ids)
-            else:
-                where, values = f"= ANY({p})", [list(ids)]
-            parts.append(f"SELECT {k}, {column} FROM {table} WHERE {column} {where}")
-            params += values
-        meta: str | None = None
-        if meta_key is not None:
-            parts.append(f"SELECT {len(lookups)}, value FROM meta WHERE key = {p}")
-            params.append(meta_key)
-        if parts:
-            for k, value in self._fetchall(" UNION ALL ".join(parts), params):
-                if int(k) == len(lookups):
-                    meta = str(value)
-                else:
-                    found[int(k)].add(str(value))
-        return found, meta
-
-    def _lookup_staged(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
-        stage = f"sw_stage_{column}s"
-        self._stage(stage, pd.DataFrame({column: list(ids)}), {column: TEXT})
-        try:
-            rows = self._fetchall(
-                f"SELECT s.{column} FROM {stage} s JOIN {table} t ON t.{column} = s.{column}"
-            )
-            return {str(r[0]) for r in rows}
-        finally:
-            self._unstage(stage)
-
-    def _stored_event_ids(self, ids: list[str]) -> set[str]:
-        """Which of `ids` are stored already. PostgreSQL answers from the unique `event_id`
-        index; DuckDB (2.0) from its index for a list of a few, else by scanning the one
-        `event_id` column (a few ms at 1.3M events), once per group commit rather than once
-        per request. Either is far cheaper than an anti-join against the whole table."""
-        return self._lookup_ids("events", "event_id", ids)
-
-    #: True where one process is the only writer and the store's lock serialises its
-    #: writers (DuckDB): an event append then reads before it bumps `revision`, and bumps it
-    #: with `next_seq` in one statement. Elsewhere (PostgreSQL, several processes) every
-    #: write transaction takes the revision row lock first.
-    _single_writer: ClassVar[bool] = False
-
-    def _take_seqs(self, n: int, bump_revision: bool = False) -> int:
-        """Reserve `n` consecutive sequence numbers (and with `bump_revision` move the
-        revision too) in one statement; returns the first."""
-        p = self.placeholder
-        if not bump_revision:
-            rows = self._fetchall(
-                f"UPDATE meta SET value = CAST(CAST(value AS BIGINT) + {p} AS TEXT) "
-                "WHERE key = 'next_seq' RETURNING value",
-                [int(n)],
-            )
-            return int(rows[0][0]) - int(n)
-        rows = self._fetchall(
-            "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + "
-            f"CASE WHEN key = 'next_seq' THEN {p} ELSE 1 END AS TEXT) "
-            "WHERE key IN ('next_seq', 'revision') RETURNING key, value",
-            [int(n)],
-        )
-        return int(dict(rows)["next_seq"]) - int(n)
-
-    def _append_events(self, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-        """Append events whose event_id is new; create unknown users.
-
-        Returns (a bool mask over `frame`'s rows: True where the row was stored, the ids of
-        the users created). The new rows get consecutive sequence numbers from `next_seq`
-        in frame order, so `seq` has no gaps and grows in commit order (writers are
-        serialised by the revision row lock, or on DuckDB by the store's lock).
-        """
-        if frame.empty:
-            return np.zeros(0, dtype=bool), []
-        if len(frame) <= self._ARRAY_ROWS_MAX:  # no staging table: plain lists
-            return self._append_event_columns(frame_event_columns(frame))
-        ids = frame["event_id"]
-        present = ids.notna().to_numpy()
-        stored = self._stored_event_ids([str(i) for i in ids[present]])
-        new = ~present | ~ids.isin(stored).to_numpy()
-        rows = frame[new]
-        if rows.empty:
-            return new, []
-        first = self._take_seqs(len(rows))
-        rows = rows.assign(seq=np.arange(first, first + len(rows), dtype=np.int64))
-        return new, self._insert_event_stage(rows)
-
-    def _append_event_columns(
-        self, cols: Columns, revision: str = "done"
-    ) -> tuple[np.ndarray, list[str]]:
-        """`_append_events` for `Columns` (EVENT_COLUMNS, no repeated event_id): the few
-        rows of the request path, without pandas. Returns the same (mask, users created).
-
-        One query finds the stored event ids, the known users and `next_seq`. `revision`:
-        "done" (the caller's transaction moved it already), "first" (moved here, first:
-        the row lock that orders the writers of several processes) or "with_seqs" (moved
-        with the sequence numbers, one statement; see `_single_writer`). Where the driver
-        batches statements (`_batched`: PostgreSQL's pipeline), the revision update and the
-        lookup travel together, and so do the inserts: two round trips before the commit."""
-        ids = cols["event_id"]
-        users = list(dict.fromkeys(cols["user_id"]))
-        present = [i for i in ids if i is not None]
-        few = max(len(present), len(users)) <= self._ID_LOOKUP_LIST_MAX  # no staging (COPY)
-        with self._batched() if few else nullcontext():
-            if revision == "first":
-                self._execute(self._REVISION_SQL)
-            (stored, known), next_seq = self._lookup_many(
-                [("events", "event_id", present), ("users", "user_id", users)],
-                meta_key=None if revision == "with_seqs" else "next_seq",
-            )
-        new = np.fromiter((i is None or i not in stored for i in ids), dtype=bool, count=len(ids))
-        if not new.any():
-            return new, []
-        if not new.all():
-            keep = np.flatnonzero(new).tolist()
-            cols = {name: [values[i] for i in keep] for name, values in cols.items()}
-        n = len(cols["user_id"])
-        if revision == "with_seqs":
-            first = self._take_seqs(n, bump_revision=True)
-        else:  # the revision row lock is held: next_seq cannot move under us
-            first = int(next_seq or 1)
-        cols = {**cols, "seq": list(range(first, first + n))}
-        if n > self._ARRAY_ROWS_MAX:
-            if revision != "with_seqs":
-                self._set_meta("next_seq", str(first + n))
-            return new, self._insert_event_stage(pd.DataFrame(cols))
-        first_time: dict[str, datetime] = {}  # of the users with a stored event, in order
-        for user_id, ts in zip(cols["user_id"], cols["timestamp"], strict=True):
-            if user_id not in known and (user_id not in first_time or ts < first_time[user_id]):
-                first_time[user_id] = ts
-        with self._batched():
-            if revision != "with_seqs":
-                self._set_meta("next_seq", str(first + n))
-            self._insert_event_columns(cols)
-            return new, self._create_users(list(first_time), list(first_time.values()))
-
-    # Up to this many rows, new events go in as VALUES with one parameter per cell; up to
-    # _ARRAY_ROWS_MAX as one array parameter per column (unnest), beyond that through a
-    # staging table. Each is the cheapest at its size (benchmarks/events_load.py).
-    _VALUES_ROWS_MAX = 8
-    _ARRAY_ROWS_MAX = 2000
-
-    def _array_type(self, kind: str) -> str:
-        names = {TEXT: "TEXT", DOUBLE: self.double_type, TIMESTAMP: "TIMESTAMP", BIGINT: "BIGINT"}
-        return names[kind] + "[]"
-
-    def _insert_event_columns(self, cols: Columns) -> None:
-        """Insert event rows (`Columns` with `seq`): VALUES for a few, unnest for more."""
-        p = self.placeholder
-        columns = list(EVENT_TYPES)
-        target = ", ".join(quote(c) for c in columns)
-        n = len(cols["seq"])
-        if n <= self._VALUES_ROWS_MAX:
-            one = "(" + ", ".join([p] * len(columns)) + ")"
-            flat = [v for row in zip(*(cols[c] for c in columns), strict=True) for v in row]
-            sql = f"INSERT INTO events ({target}) VALUES " + ", ".join([one] * n)
-            self._execute(sql, flat)
-            return
-        arrays = ", ".join(
-            f"unnest(CAST({p} AS {self._array_type(EVENT_TYPES[c])}))" for c in columns
-        )
-        self._execute(f"INSERT INTO events ({target}) SELECT {arrays}", [cols[c] for c in columns])
-
-    def _create_users(self, user_ids: Sequence[str], created_at: Sequence[datetime]) -> list[str]:
-        """Create users (not known yet) with their `created_at`; returns the ids created
-        (another process may have created one meanwhile: ON CONFLICT)."""
-        if not user_ids:
-            return []
-        p = self.placeholder
-        created = self._fetchall(
-            "INSERT INTO users (user_id, attributes, created_at) "
-            f"SELECT unnest(CAST({p} AS TEXT[])), {self._json(p)}, "
-            f"unnest(CAST({p} AS TIMESTAMP[])) "
-            "ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
-            [list(user_ids), "{}", list(created_at)],
-        )
-        return [str(r[0]) for r in created]
-
-    def _insert_event_stage(self, rows: pd.DataFrame) -> list[str]:
-        """Insert event rows (with `seq`) through a staging table, create their unknown
-        users; returns the ids of the users created."""
-        p, ts = self.placeholder, quote("timestamp")
-        stage = "sw_stage_events"
-        self._stage(stage, rows, EVENT_TYPES)
-        try:
-            columns = ", ".join(quote(c) for c in EVENT_TYPES)
-            self._execute(f"INSERT INTO events ({columns}) SELECT {columns} FROM {stage}")
-            created = self._fetchall(
-                f"INSERT INTO users (user_id, attributes, created_at) "
-                f"SELECT s.user_id, {self._json(p)}, min(s.{ts}) FROM {stage} s "
-                "WHERE s.user_id IS NOT NULL GROUP BY s.user_id "
-                "ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
-                ["{}"],
-            )
-            return [str(r[0]) for r in created]
-        finally:
-            self._unstage(stage)
-
-    def append_event_batches(
-        self, events: pd.DataFrame, sizes: Sequence[int]
-    ) -> list[IngestReport]:
-        """Append several batches of events in ONE transaction (see `Store`)."""
-        sizes = [int(n) for n in sizes]
-        if sum(sizes) != len(events) or any(n < 0 for n in sizes):
-            raise ValueError(f"sizes {sizes} do not add up to the {len(events)} events")
-        if not len(events):
-            return [IngestReport() for _ in sizes]
-        event_frame, _ = prepare_event_rows(events, drop_repeats=False)
-        return self._append_batches(frame_event_columns(event_frame), sizes)
-
-    def append_event_records(
-        self, records: Sequence[Event], sizes: Sequence[int]
-    ) -> list[IngestReport]:
-        """`append_event_batches` for validated records (see `Store`): no DataFrame."""
-        sizes = [int(n) for n in sizes]
-        if sum(sizes) != len(records) or any(n < 0 for n in sizes):
-            raise ValueError(f"sizes {sizes} do not add up to the {len(records)} events")
-        if not records:
-            return [IngestReport() for _ in sizes]
-        return self._append_batches(event_columns(records), sizes)
-
-    def _append_batches(self, cols: Columns, sizes: list[int]) -> list[IngestReport]:
-        """Batches one after another in `cols`: one transaction, one report per batch."""
-        refuse_bad_text("events", cols, EVENT_TYPES)
-        batch_of = np.repeat(np.arange(len(sizes)), sizes)
-        seen: set[str] = set()
-        kept: list[int] = []
-        for row, event_id in enumerate(cols["event_id"]):
-            if event_id is not None:
-                if event_id in seen:
-                    continue  # repeated within the call: a duplicate of the batch repeating it
-                seen.add(event_id)
-            kept.append(row)
-        if len(kept) < len(batch_of):
-            cols = {name: [values[i] for i in kept] for name, values in cols.items()}
-            batch_of = batch_of[kept]
-        first_batch: dict[str, int] = {}
-        for user_id, batch in zip(cols["user_id"], batch_of.tolist(), strict=True):
-            first_batch.setdefault(user_id, batch)
-
-        def work() -> tuple[list[IngestReport], bool]:
-            revision = "with_seqs" if self._single_writer else "first"
-            new, created = self._append_event_columns(cols, revision)
-            stored = np.bincount(batch_of[new], minlength=len(sizes))
-            users = np.zeros(len(sizes), dtype=np.int64)
-            for user_id in created:  # a created user counts for the batch of its first event
-                users[first_batch[user_id]] += 1
-            reports = [
-                IngestReport(
-                    users=int(users[i]),
-                    events=int(stored[i]),
-                    duplicate_events=sizes[i] - int(stored[i]),
-                    extra={"users_created_from_events": int(users[i])},
-                )
-                for i in range(len(sizes))
-            ]
-            return reports, bool(new.any())
-
-        return self._writing("append_event_batches", work, bump_revision=False)
 
     def delete_item(self, item_id: str) -> bool:
         """Remove an item from the catalog (its events stay); False if it did not exist."""

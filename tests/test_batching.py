@@ -1,0 +1,78 @@
+"""`BatchWriter`: items queued while a write runs go together into the next write, groups
+stop at `max_size`, a bounded queue refuses when full, and `close` writes what is queued."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from shelfwise.batching import BatchWriter
+
+
+def test_items_queued_during_a_write_share_the_next_one() -> None:
+    groups: list[list[int]] = []
+    release = threading.Event()
+    started = threading.Event()
+
+    def write(group: list[int]) -> None:
+        groups.append(group)
+        started.set()
+        release.wait(5)
+
+    writer: BatchWriter[int] = BatchWriter(write, "test-batching", max_size=3)
+    assert writer.put(0)
+    assert started.wait(5)  # the first write holds the thread
+    for i in range(1, 6):
+        assert writer.put(i)
+    release.set()
+    writer.close()
+    assert groups == [[0], [1, 2, 3], [4, 5]]
+    assert not writer.put(6) and writer.closed
+
+
+def test_size_counts_items_by_weight_and_linger_waits_for_more() -> None:
+    groups: list[list[str]] = []
+    writer: BatchWriter[str] = BatchWriter(
+        groups.append, "test-batching", max_size=4, size=len, linger_seconds=0.3
+    )
+    writer.put("ab")
+    time.sleep(0.05)
+    writer.put("c")  # within the linger of the first: same group
+    writer.put("de")  # 2 + 1 + 2 > 4 only after it joined: the group closes with it
+    writer.put("f")
+    writer.close()
+    assert groups == [["ab", "c", "de"], ["f"]]
+
+
+def test_a_bounded_queue_refuses_when_full() -> None:
+    release = threading.Event()
+    started = threading.Event()
+    written: list[int] = []
+
+    def write(group: list[int]) -> None:
+        started.set()
+        release.wait(5)
+        written.extend(group)
+
+    writer: BatchWriter[int] = BatchWriter(write, "test-batching", max_queue=2)
+    writer.put(0)
+    assert started.wait(5)
+    assert [writer.put(i) for i in (1, 2, 3)] == [True, True, False]
+    release.set()
+    writer.close()
+    assert written == [0, 1, 2]
+
+
+def test_a_failing_write_does_not_stop_the_thread() -> None:
+    written: list[int] = []
+
+    def write(group: list[int]) -> None:
+        if 0 in group:
+            raise RuntimeError("boom")
+        written.extend(group)
+
+    writer: BatchWriter[int] = BatchWriter(write, "test-batching", max_size=1)
+    writer.put(0)
+    writer.put(1)
+    writer.close()
+    assert written == [1]
