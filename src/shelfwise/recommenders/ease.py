@@ -77,13 +77,15 @@ def ease_memory_bytes(n_items: int) -> tuple[int, int]:
 
 def memory_text(n_bytes: int) -> str:
     """Bytes as the refusal message quotes them: GiB with one decimal from 1 GiB, else whole
-    MiB from 1 MiB, else whole KiB (2,249,604,900 -> "2.1 GiB", 63,000,000 -> "60 MiB",
-    25,200 -> "25 KiB")."""
+    MiB from 1 MiB, else whole KiB from 1 KiB, else bytes (2,249,604,900 -> "2.1 GiB",
+    63,000,000 -> "60 MiB", 25,200 -> "25 KiB", 196 -> "196 bytes")."""
     if n_bytes >= 2**30:
         return f"{n_bytes / 2**30:,.1f} GiB"
     if n_bytes >= 2**20:
         return f"{n_bytes / 2**20:,.0f} MiB"
-    return f"{n_bytes / 2**10:,.0f} KiB"
+    if n_bytes >= 2**10:
+        return f"{n_bytes / 2**10:,.0f} KiB"
+    return f"{n_bytes:,} bytes"
 
 
 def _inverse_in_place_f32(gram: np.ndarray) -> np.ndarray:
