@@ -113,7 +113,9 @@ def test_proximity_boost_factors_per_title():
         "T6": "argan serum argan oil",  # argan-oil adjacent, oil-serum 2 before: 1 + 0.2
     }
     frame = pd.DataFrame({"item_id": list(titles), "title": list(titles.values())})
-    boosted = SearchService.build(frame, None, SearchConfig(mode="lexical"))
+    boosted = SearchService.build(
+        frame, None, SearchConfig(mode="lexical", phrase_boost=0.3, proximity_boost=0.1)
+    )
     flat = SearchService.build(
         frame, None, SearchConfig(mode="lexical", phrase_boost=0.0, proximity_boost=0.0)
     )
