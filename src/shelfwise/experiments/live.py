@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from shelfwise.experiments.analysis import Window, experiment_results
 from shelfwise.experiments.assignment import ExperimentSpec, VariantConfig, assign, explore
 from shelfwise.experiments.impressions import Impression, ImpressionLog, new_request_id, utc_now
 from shelfwise.store import ExperimentRow, Store
+
+if TYPE_CHECKING:
+    from shelfwise.settings import ImpressionSettings
 
 
 class ConflictError(ConfigError):
@@ -81,9 +84,11 @@ class LiveExperiments:
         log: ImpressionLog | None = None,
         refresh_seconds: float = 30.0,
         seed: int | None = None,
+        impressions: ImpressionSettings | None = None,
     ) -> None:
         self.store = store
         self._log = log
+        self._log_settings = impressions
         self.refresh_seconds = refresh_seconds
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
@@ -96,7 +101,12 @@ class LiveExperiments:
         """The impression writer (started on first use)."""
         with self._lock:
             if self._log is None:
-                self._log = ImpressionLog(self.store)
+                settings = self._log_settings
+                self._log = (
+                    ImpressionLog(self.store)
+                    if settings is None
+                    else ImpressionLog.from_settings(self.store, settings)
+                )
             return self._log
 
     # -- definitions ----------------------------------------------------------------------

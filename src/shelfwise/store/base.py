@@ -278,6 +278,10 @@ class Store(ABC):
         a `request_id` stored already is skipped. Returns how many rows were new."""
         raise NotImplementedError(f"{type(self).__name__} does not store impressions")
 
+    def delete_impressions(self, before: datetime) -> int:
+        """Delete the served lists older than `before` (retention); returns how many."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions")
+
     def impressions(
         self,
         since: datetime | None = None,

@@ -205,6 +205,16 @@ class MeasureSql:
 
         return int(self._writing("append_impressions", work, bump_revision=False))
 
+    def delete_impressions(self: _Sql, before: datetime) -> int:
+        """Delete the impressions served before `before` (naive UTC); returns how many."""
+        ts = quote("timestamp")
+
+        def work() -> tuple[int, bool]:
+            n = self._execute(f"DELETE FROM impressions WHERE {ts} < {self.placeholder}", [before])
+            return max(int(n), 0), True
+
+        return int(self._writing("delete_impressions", work, bump_revision=False))
+
     def impressions(
         self: _Sql,
         since: datetime | None = None,

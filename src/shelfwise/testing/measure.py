@@ -107,6 +107,16 @@ class MeasureContract:
         assert store.impressions(list_types=["search"])["request_id"].tolist() == ["r2"]
         assert store.impressions(experiment_id="e")["request_id"].tolist() == ["r3"]
 
+    def test_delete_impressions_before_a_time(self, store: Store) -> None:
+        """Retention: the impressions served before the cut-off go, the others stay."""
+        rows = [shown("r1", 0), shown("r2", 10), shown("r3", 20)]
+        _supports(lambda: store.append_impressions(impressions_frame(rows)))
+        assert store.delete_impressions(before=T0 + timedelta(minutes=10)) == 1
+        assert store.impressions()["request_id"].tolist() == ["r2", "r3"]
+        assert store.delete_impressions(before=T0) == 0
+        assert store.delete_impressions(before=T0 + timedelta(days=1)) == 2
+        assert store.impressions().empty
+
     def test_impression_rows_are_checked(self) -> None:
         """Bad impression rows are refused naming the row and the field."""
         with pytest.raises(DataError, match="row 0: 2 propensities for 3 items"):
