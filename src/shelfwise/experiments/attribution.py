@@ -87,8 +87,10 @@ def list_outcomes(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataF
 
 
 def slot_outcomes(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
-    """One row per shown item: list columns, position (1-based), item_id, propensity (NaN
-    for deterministic lists) and the outcome flags of events on that item in that list."""
+    """One row per shown item: list columns, position (1-based), item_id, propensity (given
+    the items above it) and marginal (the marginal propensity of the item at that position;
+    both NaN for deterministic lists) and the outcome flags of events on that item in that
+    list."""
     lists = impressions.loc[:, [c for c in _LIST_COLUMNS if c in impressions.columns]]
     lengths = np.array([len(v) for v in impressions["items"]], dtype=np.int64)
     rep = np.repeat(np.arange(len(impressions)), lengths)
@@ -97,10 +99,12 @@ def slot_outcomes(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataF
     slots["position"] = np.concatenate(positions) if positions else np.zeros(0, np.int64)
     shown = [str(i) for items in impressions["items"] for i in items]
     slots["item_id"] = pd.Series(shown, index=slots.index, dtype=object)
-    props: list[float] = []
-    for items, p in zip(impressions["items"], impressions["propensities"], strict=True):
-        props.extend([float("nan")] * len(items) if p is None else [float(x) for x in p])
-    slots["propensity"] = np.asarray(props, dtype=np.float64)
+    for column, name in (("propensities", "propensity"), ("marginal_propensities", "marginal")):
+        props: list[float] = []
+        given = impressions[column] if column in impressions.columns else [None] * len(lengths)
+        for items, p in zip(impressions["items"], given, strict=True):
+            props.extend([float("nan")] * len(items) if p is None else [float(x) for x in p])
+        slots[name] = np.asarray(props, dtype=np.float64)
     ev = _attributed(outcomes)
     ev = ev[ev["item_id"].notna()]
     ev = ev.assign(item_id=pd.Series([str(i) for i in ev["item_id"]], index=ev.index, dtype=object))

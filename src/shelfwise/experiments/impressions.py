@@ -60,6 +60,7 @@ class Impression:
     query: str | None = None
     n_results: int | None = None
     propensities: Sequence[float] | None = None
+    marginal_propensities: Sequence[float] | None = None
     policy: str | None = None
     model_version: str | None = None
     experiment_id: str | None = None
@@ -73,6 +74,8 @@ class Impression:
         out = {name: getattr(self, name) for name in _FIELDS}
         out["items"] = list(self.items)
         out["propensities"] = None if self.propensities is None else list(self.propensities)
+        marginal = self.marginal_propensities
+        out["marginal_propensities"] = None if marginal is None else list(marginal)
         return out
 
 

@@ -30,7 +30,13 @@ import numpy as np
 
 from shelfwise.errors import ConfigError, UnknownIdError
 from shelfwise.experiments.analysis import Window, experiment_results
-from shelfwise.experiments.assignment import ExperimentSpec, VariantConfig, assign, explore
+from shelfwise.experiments.assignment import (
+    ExperimentSpec,
+    VariantConfig,
+    assign,
+    explore,
+    marginal_propensities,
+)
 from shelfwise.experiments.impressions import Impression, ImpressionLog, new_request_id, utc_now
 from shelfwise.store import ExperimentRow, Store
 
@@ -189,13 +195,14 @@ class LiveExperiments:
         exploration and the propensities are logged. `exposed=False` records the variant but
         says it did not shape this list (the request overrode the variant's settings).
         """
-        shown, props = list(items), None
+        shown, props, marginal = list(items), None, None
         shown_ids = [str(i) for i in ids]
         variant = decision.variant if decision else None
         exploration = variant.exploration if variant is not None and exposed else None
         if exploration is not None and variant is not None and list_type in variant.explore_on:
             with self._rng_lock:
                 order, props = explore(range(len(shown)), exploration, self._rng)
+            marginal = marginal_propensities(order, len(shown), exploration)
             shown = [shown[i] for i in order]
             shown_ids = [shown_ids[i] for i in order]
         request_id = new_request_id()
@@ -208,6 +215,7 @@ class LiveExperiments:
                 query=query,
                 n_results=n_results,
                 propensities=props,
+                marginal_propensities=marginal,
                 policy=policy,
                 model_version=model_version,
                 experiment_id=decision.experiment_id if decision else None,

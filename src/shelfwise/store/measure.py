@@ -49,6 +49,7 @@ IMPRESSION_TYPES: dict[str, str] = {
     "query": TEXT,
     "items": TEXT,
     "propensities": TEXT,
+    "marginal_propensities": TEXT,
     "n_results": BIGINT,
     "policy": TEXT,
     "model_version": TEXT,
@@ -68,11 +69,25 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
 _EXPERIMENT_COLUMNS = "experiment_id, spec, status, created_at, stopped_at"
 
 
+def _probabilities(row: dict[str, Any], field: str, i: int, n: int) -> list[float] | None:
+    """A row's per-item probabilities (`field`), checked: one per item, each in [0, 1]."""
+    values = row.get(field)
+    if values is None:
+        return None
+    chances = [float(p) for p in values]
+    if len(chances) != n:
+        raise DataError(f"impressions: row {i}: {len(chances)} {field} for {n} items")
+    if any(not 0.0 <= p <= 1.0 for p in chances):
+        raise DataError(f"impressions: row {i}: {field} must lie in [0, 1]")
+    return chances
+
+
 def impressions_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Impression dicts (items / propensities as lists) -> a frame of `IMPRESSION_COLUMNS`
     with the lists as JSON text, checked: a DataError names the row and the field."""
     items: list[str] = []
     props: list[str | None] = []
+    marginals: list[str | None] = []
     stamps: list[Any] = []
     counts: list[int] = []
     for i, row in enumerate(rows):
@@ -81,15 +96,8 @@ def impressions_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         if not row.get("list_type"):
             raise DataError(f"impressions: row {i}: list_type is required")
         shown = [str(v) for v in row.get("items") or ()]
-        chances = row.get("propensities")
-        if chances is not None:
-            chances = [float(p) for p in chances]
-            if len(chances) != len(shown):
-                raise DataError(
-                    f"impressions: row {i}: {len(chances)} propensities for {len(shown)} items"
-                )
-            if any(not 0.0 <= p <= 1.0 for p in chances):
-                raise DataError(f"impressions: row {i}: propensities must lie in [0, 1]")
+        chances = _probabilities(row, "propensities", i, len(shown))
+        marginal = _probabilities(row, "marginal_propensities", i, len(shown))
         ts = row.get("timestamp")
         if ts is None:
             raise DataError(f"impressions: row {i}: timestamp is required")
@@ -97,6 +105,7 @@ def impressions_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         stamps.append(ts if plain else naive_utc(ts))
         items.append(json.dumps(shown))
         props.append(None if chances is None else json.dumps(chances))
+        marginals.append(None if marginal is None else json.dumps(marginal))
         n = row.get("n_results")
         counts.append(len(shown) if n is None else int(n))
 
@@ -113,6 +122,7 @@ def impressions_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "query": text("query"),
             "items": pd.Series(items, dtype=object),
             "propensities": pd.Series(props, dtype=object),
+            "marginal_propensities": pd.Series(marginals, dtype=object),
             "n_results": pd.Series(counts, dtype=np.int64),
             "policy": text("policy"),
             "model_version": text("model_version"),
@@ -166,6 +176,8 @@ class MeasureSql:
             "ALTER TABLE events ADD COLUMN IF NOT EXISTS request_id TEXT",
             "CREATE INDEX IF NOT EXISTS events_request_id_idx ON events (request_id)",
             f"CREATE TABLE IF NOT EXISTS impressions ({cols})",
+            # stores made before marginal propensities were logged
+            "ALTER TABLE impressions ADD COLUMN IF NOT EXISTS marginal_propensities TEXT",
             f"CREATE INDEX IF NOT EXISTS impressions_timestamp_idx ON impressions ({ts})",
             "CREATE TABLE IF NOT EXISTS experiments (experiment_id TEXT PRIMARY KEY, "
             "spec TEXT NOT NULL, status TEXT NOT NULL, created_at TIMESTAMP NOT NULL, "
@@ -243,8 +255,9 @@ class MeasureSql:
             values = [v if isinstance(v, str) else None for v in frame[column]]
             frame[column] = pd.Series(values, index=frame.index, dtype=object)
         frame["items"] = [json.loads(v) for v in frame["items"]]
-        props = [json.loads(v) if isinstance(v, str) else None for v in frame["propensities"]]
-        frame["propensities"] = pd.Series(props, index=frame.index, dtype=object)
+        for column in ("propensities", "marginal_propensities"):
+            props = [json.loads(v) if isinstance(v, str) else None for v in frame[column]]
+            frame[column] = pd.Series(props, index=frame.index, dtype=object)
         frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("datetime64[us]")
         frame["n_results"] = frame["n_results"].astype("int64")
         frame["exposed"] = frame["exposed"].astype(bool)
