@@ -10,6 +10,12 @@ has 0/1 columns `clicked`, `carted`, `purchased` and `revenue` (the sum of attri
 purchase values). `summarise(frame, by)` turns either into rates per group (list type,
 position, variant, day ...): impressions, clicks, add_to_carts, purchases, revenue, ctr,
 add_to_cart_rate, conversion_rate.
+
+The store computes the same counts in SQL (`Store.impression_counts(by, since, until)`:
+GROUP BY over impressions joined to events by request id, without loading rows), which
+`GET /v1/analytics/lists` uses; `with_rates` adds the rates. The row-level frames stay for
+what needs rows: the per-user tables of experiment results, search analytics by query and
+day, off-policy logs. Both give the same counts (a test checks it on random logs).
 """
 
 from __future__ import annotations
@@ -132,6 +138,14 @@ def summarise(frame: pd.DataFrame, by: Sequence[str] | str = ()) -> pd.DataFrame
         out = work.groupby(keys, dropna=False).agg(**agg).reset_index()
     else:
         out = pd.DataFrame({k: [work[c].sum()] for k, (c, _) in agg.items()})
+    return with_rates(out, keys)
+
+
+def with_rates(counts: pd.DataFrame, keys: Sequence[str] = ()) -> pd.DataFrame:
+    """Counts per group (impressions, clicks, add_to_carts, purchases, revenue; from
+    `summarise` or the store's `impression_counts`) with ctr, add_to_cart_rate and
+    conversion_rate added (`RATE_COLUMNS`)."""
+    out = counts.copy()
     n = out["impressions"].to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["ctr"] = np.where(n > 0, out["clicks"] / n, np.nan)

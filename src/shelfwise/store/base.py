@@ -293,6 +293,16 @@ class Store(ABC):
         `items` and `propensities` as lists)."""
         raise NotImplementedError(f"{type(self).__name__} does not store impressions")
 
+    def impression_counts(
+        self,
+        by: Sequence[str] = ("list_type",),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Impressions and attributed clicks, add-to-carts, purchases and revenue per group
+        of `by` (see `shelfwise.store.measure.MeasureSql.impression_counts`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions")
+
     def outcome_events(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> pd.DataFrame:

@@ -67,6 +67,9 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
     "timestamp",
 )
 _EXPERIMENT_COLUMNS = "experiment_id, spec, status, created_at, stopped_at"
+LIST_KEYS = ("list_type", "experiment_id", "variant", "policy", "model_version", "query")
+"""What `impression_counts` may group by (and `position`, per shown slot)."""
+COUNT_COLUMNS = ("impressions", "clicks", "add_to_carts", "purchases", "revenue")
 
 
 def _probabilities(row: dict[str, Any], field: str, i: int, n: int) -> list[float] | None:
@@ -142,6 +145,9 @@ class _Sql(Protocol):
 
     @property
     def placeholder(self) -> str: ...
+
+    @property
+    def backend(self) -> str: ...
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
 
@@ -262,6 +268,77 @@ class MeasureSql:
         frame["n_results"] = frame["n_results"].astype("int64")
         frame["exposed"] = frame["exposed"].astype(bool)
         return frame
+
+    def impression_counts(
+        self: _Sql,
+        by: Sequence[str] = ("list_type",),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Attributed outcomes per group, aggregated in the database: impressions, and the
+        lists (or, grouped by `position`, the shown slots) with a click, an add-to-cart, a
+        purchase, and the purchase revenue, from the events whose `request_id` names an
+        impression (on a slot: the event's item is the slot's item). Impressions and events
+        both in [since, until). One row per group of `by` (`LIST_KEYS`, plus `position`),
+        NULL groups last (columns: `by` + `COUNT_COLUMNS`)."""
+        keys = list(by)
+        bad = [k for k in keys if k not in (*LIST_KEYS, "position")]
+        if bad or len(set(keys)) != len(keys):
+            allowed = ", ".join((*LIST_KEYS, "position"))
+            raise DataError(f"by: {bad or keys} is not a list of distinct keys among {allowed}")
+        p = self.placeholder
+        slots = "position" in keys
+        ev_where, ev_params = time_window(p, since, until)
+        ev_where.append("request_id IS NOT NULL")
+        ev_where.append("type IN ('click', 'add_to_cart', 'purchase')")
+        link = "request_id, item_id" if slots else "request_id"
+        outcomes = (
+            f"SELECT {link}, "
+            "MAX(CASE WHEN type = 'click' THEN 1 ELSE 0 END) AS clicked, "
+            "MAX(CASE WHEN type = 'add_to_cart' THEN 1 ELSE 0 END) AS carted, "
+            "MAX(CASE WHEN type = 'purchase' THEN 1 ELSE 0 END) AS purchased, "
+            "SUM(CASE WHEN type = 'purchase' THEN COALESCE(value, 0) ELSE 0 END) AS revenue "
+            f"FROM events WHERE {' AND '.join(ev_where)} GROUP BY {link}"
+        )
+        im_where, im_params = time_window(p, since, until)
+        shown = "SELECT * FROM impressions" + (
+            " WHERE " + " AND ".join(im_where) if im_where else ""
+        )
+        if slots:  # one row per shown item: its id and 1-based position
+            if self.backend == "duckdb":
+                shown = (
+                    f"SELECT s.*, unnest(s.arr) AS item_id, generate_subscripts(s.arr, 1) "
+                    f"AS position FROM (SELECT *, from_json(items, '[\"VARCHAR\"]') AS arr "
+                    f"FROM ({shown}) w) s"
+                )
+            else:
+                shown = (
+                    f"SELECT w.*, e.item_id, e.position FROM ({shown}) w CROSS JOIN LATERAL "
+                    "jsonb_array_elements_text(w.items::jsonb) WITH ORDINALITY AS "
+                    "e(item_id, position)"
+                )
+        on = " AND ".join(f"o.{c} = i.{c}" for c in link.split(", "))
+        cols = ", ".join(f"i.{quote(k)}" for k in keys)
+        group = f" GROUP BY {cols} ORDER BY " + ", ".join(
+            f"{c} NULLS LAST" for c in cols.split(", ")
+        )
+        sql = (
+            f"SELECT {cols + ', ' if keys else ''}COUNT(*) AS impressions, "
+            "COALESCE(SUM(o.clicked), 0), COALESCE(SUM(o.carted), 0), "
+            "COALESCE(SUM(o.purchased), 0), COALESCE(SUM(o.revenue), 0) "
+            f"FROM ({shown}) i LEFT JOIN ({outcomes}) o ON {on}" + (group if keys else "")
+        )
+        with self._reading():
+            rows = self._fetchall(sql, [*im_params, *ev_params])
+        out = pd.DataFrame(rows, columns=[*keys, *COUNT_COLUMNS], dtype=object)
+        for column in COUNT_COLUMNS[:-1]:
+            out[column] = out[column].astype(np.int64)
+        out["revenue"] = pd.to_numeric(out["revenue"]).astype(np.float64)
+        if "position" in keys:
+            out["position"] = out["position"].astype(np.int64)
+        if not keys and out.empty:
+            out = pd.DataFrame([[0, 0, 0, 0, 0.0]], columns=list(COUNT_COLUMNS))
+        return out
 
     def outcome_events(
         self: _Sql, since: datetime | None = None, until: datetime | None = None
