@@ -8,7 +8,13 @@ checked against the exact truth (the choice model's click probabilities of the t
 slates on the same visits). Repeated with fresh logs; the coverage is the share of repeats
 whose interval holds the truth (target: about 95%, and never the truth outside on average).
 
+`--logger live` logs with the live service's exploration instead
+(`experiments.assignment.explore`, the same epsilon over the same top N) and weighs by the
+marginal propensities it logs (`assignment.marginal_propensities`), to
+`simulate_ope_live.json`.
+
     python benchmarks/simulate_ope.py --visits 20000 --repeat 20
+    python benchmarks/simulate_ope.py --visits 20000 --repeat 20 --logger live
 """
 
 from __future__ import annotations
@@ -21,12 +27,28 @@ from typing import Any
 
 import numpy as np
 
+from shelfwise.experiments.assignment import Exploration, explore, marginal_propensities
 from shelfwise.experiments.ope import LoggedSlates, PositionItemModel, estimate_all
 from shelfwise.experiments.simulate.policies import EpsilonGreedyPolicy
 from sim_common import machine, setup
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "simulate_ope.json"
+RESULTS_LIVE = ROOT / "benchmarks" / "results" / "simulate_ope_live.json"
+
+
+def live_logs(
+    pool: np.ndarray, k: int, exploration: Exploration, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The live service's exploration of each row of `pool` (the served order): the first
+    k items shown and their marginal propensities."""
+    n = pool.shape[1]
+    ids, props = np.empty((pool.shape[0], k), dtype=np.int64), np.empty((pool.shape[0], k))
+    for row in range(pool.shape[0]):
+        order, _ = explore(range(n), exploration, rng)
+        ids[row] = pool[row, order[:k]]
+        props[row] = marginal_propensities(order, n, exploration)[:k]
+    return ids, props
 
 
 def targets(pool: np.ndarray, k: int, world: Any, users: np.ndarray) -> dict[str, np.ndarray]:
@@ -60,8 +82,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--epsilon", type=float, default=0.5)
     parser.add_argument("--top-n", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--logger", choices=("simulator", "live"), default="simulator")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    live = args.logger == "live"
+    if args.out is None:
+        args.out = RESULTS_LIVE if live else RESULTS
+    exploration = Exploration(kind="epsilon", epsilon=args.epsilon, top_n=args.top_n)
 
     t0 = time.perf_counter()
     s = setup(args.items, args.users, args.days)
@@ -74,11 +101,15 @@ def main() -> None:
         rng = np.random.default_rng(1000 + rep)
         visit_users = rng.integers(0, world.n_users, size=args.visits)
         pool = pools[visit_users]
-        logged_slates = logging_policy.explore(pool, k, rng)
-        p_click = world.click_probabilities(visit_users, logged_slates.ids)
+        if live:
+            ids, props = live_logs(pool, k, exploration, rng)
+        else:
+            logged_slates = logging_policy.explore(pool, k, rng)
+            assert logged_slates.propensities is not None
+            ids, props = logged_slates.ids, logged_slates.propensities
+        p_click = world.click_probabilities(visit_users, ids)
         clicks = rng.random(p_click.shape) < p_click
-        assert logged_slates.propensities is not None
-        logged = LoggedSlates(logged_slates.ids, logged_slates.propensities, clicks)
+        logged = LoggedSlates(ids, props, clicks)
         reward = PositionItemModel.fit(logged, world.n_items)
         for name, target in targets(pool, k, world, visit_users).items():
             truth = float(world.click_probabilities(visit_users, target).mean())
@@ -96,13 +127,13 @@ def main() -> None:
 
     summary: dict[str, Any] = {}
     for name, entry in per_target.items():
-        truth = np.asarray(entry["truth"])
-        row: dict[str, Any] = {"truth_mean": round(float(truth.mean()), 6)}
+        truths = np.asarray(entry["truth"])
+        row: dict[str, Any] = {"truth_mean": round(float(truths.mean()), 6)}
         for method, e in entry["estimators"].items():
             values = np.asarray(e["value"])
             row[method] = {
                 "estimate_mean": round(float(values.mean()), 6),
-                "bias_mean": round(float((values - truth).mean()), 6),
+                "bias_mean": round(float((values - truths).mean()), 6),
                 "ci95_width_mean": round(float(np.mean(e["width"])), 6),
                 "coverage": round(float(np.mean(e["covered"])), 3),
                 "ess_mean": round(float(np.mean(e["ess"])), 1),
@@ -113,8 +144,12 @@ def main() -> None:
         "setup": {
             "demo": {"items": args.items, "users": args.users, "days": args.days, "seed": 42},
             "visits_per_repeat": args.visits, "repeats": args.repeat, "slate_size": k,
-            "logging": f"epsilon-greedy over ItemKNN's top {args.top_n}, "
-                       f"epsilon={args.epsilon}",
+            "logging": (
+                f"the live exploration (assignment.explore, epsilon={args.epsilon}) of "
+                f"ItemKNN's top {args.top_n}, marginal propensities"
+                if live else
+                f"epsilon-greedy over ItemKNN's top {args.top_n}, epsilon={args.epsilon}"
+            ),
             "value": "click-through per slot (clicks / items shown)",
         },
         "targets": summary,

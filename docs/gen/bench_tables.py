@@ -722,34 +722,59 @@ def simulate_ab() -> str:
 
 
 def simulate_interleaving() -> str:
-    """Sessions needed for 80% power, per visit mood and ranker pair."""
+    """Sessions needed for 80% power (95% interval), per visit mood and ranker pair; the
+    ratios of the A/B test by shopper to the interleaving tests; false-positive rates on the
+    null."""
     d = _json("simulate_interleaving.json")
+    tests = {
+        "ab_users": "A/B by shopper",
+        "ab_sessions": "A/B by session",
+        "interleaving_sign": "team draft, sign test",
+        "interleaving_sign_marginal": "marginalised, sign test",
+        "interleaving_shoppers": "marginalised, shopper test",
+    }
     lines = [
-        "| visit mood sd | pair | true lift of B | A/B by shopper | A/B by session "
-        "| interleaving | ratio (by shopper) | ratio (by session) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| visit mood sd | pair | true lift of B | "
+        + " | ".join(tests.values())
+        + " | ratio A/B by shopper / shopper test | ratio A/B by shopper / sign test |",
+        "|---|---|---:|" + "---:|" * (len(tests) + 2),
+    ]
+    fpr = [
+        "| visit mood sd | pair | " + " | ".join(tests.values()) + " |",
+        "|---|---|" + "---:|" * len(tests),
     ]
     for mood, pairs in d["pairs"].items():
         for pair, e in pairs.items():
-
-            def need(key: str, e: dict[str, Any] = e) -> str:
-                value = e[f"{key}_sessions_needed"]
-                if value is None:
-                    return "> grid"
-                return ("<= " if e[f"{key}_at_first_point"] else "") + f"{value:,}"
-
+            cells, rates = [], []
+            for key in tests:
+                t = e["tests"][key]
+                lo, hi = t["sessions_needed_ci95"]
+                mark = "<= " if t["below_smallest_tested"] else ""
+                need = t["sessions_needed"]
+                value = f"{mark}{t['tested_at_sessions']:,}" if mark else f"{need:,}"
+                cells.append(value if mark else f"{value} [{lo:,}, {hi:,}]")
+                rates.append(f"{t['false_positive_rate_null']:.3f}")
+            ratios = []
+            for key in ("interleaving_shoppers", "interleaving_sign"):
+                r = e["ratios"][f"ab_users_vs_{key}"]
+                lo, hi = r["ci95"]
+                ratios.append(f"{r['ratio']:.1f} [{lo:.1f}, {hi:.1f}]")
+            head = f"| {mood.split('=')[1]} | {pair} |"
             lines.append(
-                f"| {mood.split('=')[1]} | {pair} | {e['true_lift_b_vs_a']:+.1%} | "
-                f"{need('ab_users')} | {need('ab_sessions')} | {need('interleaving')} | "
-                f"{e['ratio_ab_users_vs_interleaving'] or ''} | "
-                f"{e['ratio_ab_sessions_vs_interleaving'] or ''} |"
+                f"{head} {e['true_lift_b_vs_a']:+.1%} | " + " | ".join(cells + ratios) + " |"
             )
-    return "\n".join(lines) + _note(d)
+            fpr.append(f"{head} " + " | ".join(rates) + " |")
+    setup = d["setup"]
+    fpr_title = (
+        f"\n\nFalse-positive rate at the size each test was run at, on the null "
+        f"({setup['null']}; alpha {setup['alpha']}, {setup['repeats']} tests each):\n\n"
+    )
+    return "\n".join(lines) + fpr_title + "\n".join(fpr) + _note(d)
 
 
-def simulate_ope() -> str:
+def simulate_ope(name: str = "simulate_ope.json") -> str:
     """Each target policy's truth beside every estimator's mean, bias, width and coverage."""
-    d = _json("simulate_ope.json")
+    d = _json(name)
     lines = [
         "| target policy | true CTR | estimator | mean estimate | mean bias "
         "| mean 95% CI width | coverage |",
@@ -763,6 +788,11 @@ def simulate_ope() -> str:
                 f"{e['bias_mean']:+.4f} | {_f(e['ci95_width_mean'])} | {e['coverage']:.0%} |"
             )
     return "\n".join(lines) + _note(d)
+
+
+def simulate_ope_live() -> str:
+    """`simulate_ope` with the live service's exploration logging marginal propensities."""
+    return simulate_ope("simulate_ope_live.json")
 
 
 def simulate_live() -> str:
@@ -871,6 +901,7 @@ TABLES: dict[str, Callable[[], str]] = {
         simulate_ab,
         simulate_interleaving,
         simulate_ope,
+        simulate_ope_live,
         simulate_live,
         simulate_push,
         simulate_search_rerank,

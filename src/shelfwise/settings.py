@@ -19,7 +19,8 @@ Sections: `store` (where the data lives), `paths` (registry, caches, public data
 fallback chain: `serving.config.EngineConfig`, recorded in every bundle built from these
 settings), `tuning` (defaults of `shelfwise tune` and the API's tune jobs) and `ingest`
 (which event times a write accepts: `SHELFWISE_INGEST__MAX_FUTURE_SECONDS`,
-`SHELFWISE_INGEST__MIN_TIMESTAMP`).
+`SHELFWISE_INGEST__MIN_TIMESTAMP`) and `impressions` (how served lists are logged: batch
+size, flush interval, queue bound, sampling, retention; `SHELFWISE_IMPRESSIONS__...`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "SHORT_NAMES",
     "EngineConfig",
+    "ImpressionSettings",
     "IngestSettings",
     "PathSettings",
     "SearchSettings",
@@ -201,6 +203,25 @@ class IngestSettings(_Section):
         return TimeBounds(self.max_future_seconds, to_utc(self.min_timestamp))
 
 
+class ImpressionSettings(_Section):
+    """How the API logs what it served (`experiments.impressions.ImpressionLog`): a writer
+    thread stores queued impressions in batches, off the request path."""
+
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
+    """Most impressions stored in one write."""
+    flush_seconds: float = Field(default=0.5, ge=0, le=60)
+    """Seconds the writer waits for a batch to fill before storing what has arrived."""
+    max_queue: int = Field(default=100_000, ge=1, le=10_000_000)
+    """Most impressions waiting to be written; beyond it new ones are dropped and counted
+    (the store is slower than the traffic), so memory stays bounded."""
+    sample_rate: float = Field(default=1.0, ge=0, le=1)
+    """Share of the lists outside any experiment that are logged (at random; a list of a
+    running experiment's variant is always logged, so its results stay complete)."""
+    retention_days: float | None = Field(default=None, gt=0)
+    """Days an impression is kept: older ones are deleted at start-up and then hourly by
+    the writer; None keeps them all."""
+
+
 SHORT_NAMES: dict[str, tuple[str, str]] = {
     "store": ("store", "url"),
     "artifacts_dir": ("paths", "artifacts"),
@@ -256,6 +277,7 @@ class Settings(BaseSettings):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     tuning: TuningSettings = Field(default_factory=TuningSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    impressions: ImpressionSettings = Field(default_factory=ImpressionSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -287,7 +309,7 @@ class Settings(BaseSettings):
         """These settings as nested `SHELFWISE_*` variables (for child processes, such as
         uvicorn's workers, that build their own `Settings()`)."""
         out: dict[str, str] = {}
-        for section in ("store", "paths", "serve", "search", "tuning", "ingest"):
+        for section in ("store", "paths", "serve", "search", "tuning", "ingest", "impressions"):
             for field, value in getattr(self, section).model_dump(mode="json").items():
                 if value is not None:
                     if isinstance(value, bool):

@@ -1,6 +1,5 @@
 """`shelfwise experiment create|status|stop` on a real DuckDB store, and the same through a
-running app's API (TestClient transport is not used: the CLI's --api talks HTTP, so that
-path is covered by calling the command against the store only, plus spec parsing)."""
+running server's API (`--api`: the production app served by uvicorn on a local port)."""
 
 import argparse
 import json
@@ -106,3 +105,56 @@ def test_create_status_stop_on_a_store(tmp_path: Path, capsys: pytest.CaptureFix
     assert "knobs stopped" in capsys.readouterr().out
     assert main(["experiment", "status", "nope", "--store", url]) == 2
     assert "no experiment 'nope'" in capsys.readouterr().err
+
+
+def test_create_status_stop_through_a_running_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--api URL --key KEY` against the production app served by uvicorn over TCP: the
+    experiment made by the CLI shapes what the server answers, and the CLI reads back the
+    server's own exposure counts."""
+    import httpx
+
+    from shelfwise.artifacts import ensure_bundle
+    from shelfwise.data.demo import DemoConfig, generate
+    from shelfwise.serve import create_app
+    from shelfwise.serve.security import create_key
+    from shelfwise.serving import Engine
+    from shelfwise.settings import Settings
+    from shelfwise.testing.server import serve_in_thread
+
+    demo = generate(DemoConfig(seed=3, n_items=300, n_users=60, days=30))
+    with open_store(f"duckdb:///{tmp_path / 's.duckdb'}") as store:
+        store.ingest(items=demo.items, users=demo.users, events=demo.events)
+        bundle, _ = ensure_bundle(store, tmp_path / "artifacts")
+        admin, _ = create_key(store, "admin", "cli test")
+        shop, _ = create_key(store, "read,write", "storefront")
+        app = create_app(Engine(store, bundle), Settings())  # API keys required
+        with serve_in_thread(app) as base:
+            api = ["--api", base, "--key", admin]
+            assert main(["experiment", "create", "recs", *api, "--variants", "a,b",
+                         "--set", "b.model=popularity", "--json"]) == 0  # fmt: skip
+            created = json.loads(capsys.readouterr().out)
+            assert created["experiment_id"] == "recs" and created["status"] == "running"
+            # the server's store has it: the CLI went through the API, not around it
+            assert store.get_experiment("recs") is not None
+            assert main(["experiment", "status", *api]) == 0
+            listed = capsys.readouterr().out
+            assert "recs" in listed and "running" in listed
+            users = [str(u) for u in demo.users["user_id"].head(20)]
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {shop}"}) as c:
+                for user in users:
+                    r = c.get(f"/v1/users/{user}/recommendations", params={"k": 5})
+                    assert r.status_code == 200, r.text
+                    assert len(r.json()["request_id"]) == 32
+            assert main(["experiment", "status", "recs", *api, "--json"]) == 0
+            results = json.loads(capsys.readouterr().out)
+            counts = results["srm"]["counts"]
+            assert sum(counts.values()) == len(users) and set(counts) <= {"a", "b"}
+            assert main(["experiment", "stop", "recs", *api]) == 0
+            assert "recs stopped" in capsys.readouterr().out
+            assert store.get_experiment("recs").status == "stopped"  # type: ignore[union-attr]
+            # a read-only key may not create; the refusal is the server's, passed on
+            assert main(["experiment", "create", "other", "--api", base, "--key", shop,
+                         "--variants", "a,b", "--set", "b.model=popularity"]) == 2  # fmt: skip
+            assert "403" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """Sticky assignment in proportion to the weights, and exploration's propensities."""
 
+import math
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -10,6 +12,7 @@ from shelfwise.experiments.assignment import (
     assign,
     explore,
     list_propensity,
+    marginal_propensities,
     unit_hash,
 )
 
@@ -94,3 +97,32 @@ def test_logged_propensity_matches_the_frequency(exploration: Exploration) -> No
     else:  # exp(-rank) over ranks 0..3
         weights = np.exp(-np.arange(4.0))
         assert logged["a"] == pytest.approx(weights[0] / weights.sum())
+
+
+def test_marginal_propensities_known_answer_and_sampled() -> None:
+    # two slots, epsilon 0.4: the better item leads with 1 - 0.4 + 0.4 / 2 = 0.8
+    two = Exploration(kind="epsilon", epsilon=0.4, top_n=2)
+    assert marginal_propensities([0, 1, 2], 3, two) == pytest.approx([0.8, 0.8, 1.0])
+    assert marginal_propensities([1, 0, 2], 3, two) == pytest.approx([0.2, 0.2, 1.0])
+    # softmax over two: exp(0) / (exp(0) + exp(-1 / 2)) leads
+    soft = Exploration(kind="softmax", temperature=2.0, top_n=2)
+    lead = 1.0 / (1.0 + math.exp(-0.5))
+    assert marginal_propensities([0, 1], 2, soft) == pytest.approx([lead, lead])
+    # deeper: the marginals match the frequencies of `explore`'s own lists
+    for exploration in (
+        Exploration(kind="epsilon", epsilon=0.3, top_n=5),
+        Exploration(kind="softmax", temperature=1.5, top_n=5),
+    ):
+        rng = np.random.default_rng(0)
+        n, draws = 7, 20000
+        counts = np.zeros((n, n))
+        exact = np.zeros((n, n))
+        for _ in range(draws):
+            order, _ = explore(range(n), exploration, rng)
+            for position, rank in enumerate(order):
+                counts[rank, position] += 1
+            exact[order, np.arange(n)] = marginal_propensities(order, n, exploration)
+        seen = counts > 0
+        assert np.abs(counts[seen] / draws - exact[seen]).max() < 0.015
+        assert (exact[5:, 5:] == np.eye(2)).all()  # below the top N: kept in place
+        assert counts[:5, :5].sum(axis=0) == pytest.approx([draws] * 5)

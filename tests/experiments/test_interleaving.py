@@ -11,7 +11,10 @@ from shelfwise.errors import DataError
 from shelfwise.experiments.interleaving import (
     TEAM_A,
     TEAM_B,
+    TEAM_EITHER,
     credit,
+    credit_difference,
+    shopper_test,
     sign_test,
     team_draft,
     team_draft_batch,
@@ -97,3 +100,66 @@ def test_interleaving_prefers_the_better_ranker_of_a_world() -> None:
     p = world.click_probabilities(users, items, moods=world.visit_moods(users.size, rng))
     result = sign_test(credit(teams, rng.random(p.shape) < p))
     assert result.wins_a > result.wins_b and result.p_value < 0.001
+
+
+def test_marginalized_credit_drops_coins_that_do_not_change_the_list() -> None:
+    a = np.array([4, 2, 9, 7, 1, 3])
+    items, teams = team_draft(a, a, 5, np.random.default_rng(0), marginalize=True)
+    assert items.tolist() == [4, 2, 9, 7, 1]
+    assert teams.tolist() == [TEAM_EITHER] * 5  # identical rankings: no credit at all
+    # a ranking without its top 3: the shared tail only swaps labels
+    a, b = np.arange(10), np.arange(3, 13)
+    for seed in range(20):
+        plain = team_draft(a, b, 10, np.random.default_rng(seed))
+        items, teams = team_draft(a, b, 10, np.random.default_rng(seed), marginalize=True)
+        assert items.tolist() == plain[0].tolist()  # the same coins give the same list
+        assert sorted(items[:6].tolist()) == [0, 1, 2, 3, 4, 5]
+        assert set(items[teams == TEAM_A].tolist()) == {0, 1, 2}
+        assert set(items[teams == TEAM_B].tolist()) == {3, 4, 5}
+        assert teams[6:].tolist() == [TEAM_EITHER] * 4
+        kept = teams != TEAM_EITHER
+        assert (teams[kept] == plain[1][kept]).all()
+    # disjoint rankings: every coin changes the list, every click is credited
+    _, teams = team_draft(np.array([1, 2, 3]), np.array([4, 5, 6]), 6, np.random.default_rng(1),
+                          marginalize=True)  # fmt: skip
+    assert TEAM_EITHER not in teams.tolist()
+
+
+def test_credit_difference_ignores_uncredited_positions() -> None:
+    teams = np.array([[TEAM_A, TEAM_B, TEAM_EITHER, TEAM_A], [TEAM_EITHER, TEAM_B, -1, TEAM_A]])
+    clicks = np.array([[1, 0, 1, 1], [1, 1, 0, 0]], dtype=bool)
+    assert credit_difference(teams, clicks).tolist() == [2, -1]
+
+
+def test_shopper_test_known_answer() -> None:
+    # per-session A-minus-B differences of three shoppers
+    diffs = np.array([1, 0, -1, -1, -2, 0, -1, 1, -1])
+    owners = np.array(["x", "x", "y", "y", "y", "z", "z", "z", "z"])
+    result = shopper_test(diffs, owners)
+    sums_b = np.array([-1.0, 4.0, 1.0])  # B minus A per shopper
+    expected = sps.ttest_1samp(sums_b, 0.0)
+    assert (result.shoppers, result.sessions) == (3, 9)
+    assert result.z == pytest.approx(float(expected.statistic))
+    assert result.p_value == pytest.approx(float(expected.pvalue))
+    assert result.diff_per_session == pytest.approx(4.0 / 9.0)
+    assert result.ci95[0] < 4.0 / 9.0 < result.ci95[1]
+    assert shopper_test(np.array([1]), np.array([0])).p_value == 1.0
+    with pytest.raises(DataError, match="shoppers"):
+        shopper_test(np.array([1, 0]), np.array([0]))
+
+
+def test_shopper_test_holds_alpha_when_shoppers_disagree() -> None:
+    """Half the shoppers prefer A, half B, none on average: the session sign test rejects
+    far too often (sessions of one shopper are not independent), the shopper test does not."""
+    rng = np.random.default_rng(3)
+    rejected_sign = rejected_shopper = 0
+    trials = 300
+    for _ in range(trials):
+        shoppers = np.repeat(np.arange(60), 8)
+        leaning = np.where(rng.random(60) < 0.5, 0.4, -0.4)[shoppers]  # P(A) - P(B) per session
+        u = rng.random(shoppers.size)
+        diffs = np.where(u < 0.3 + leaning / 2, 1, np.where(u < 0.6, -1, 0))
+        rejected_sign += sign_test(np.sign(diffs)).p_value < 0.05
+        rejected_shopper += shopper_test(diffs, shoppers).p_value < 0.05
+    assert rejected_shopper / trials < 0.09
+    assert rejected_sign / trials > 0.15

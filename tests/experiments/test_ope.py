@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from shelfwise.data.demo import DemoConfig
+from shelfwise.data.frames import conform
 from shelfwise.errors import DataError
+from shelfwise.experiments.assignment import ExperimentSpec
+from shelfwise.experiments.attribution import slot_outcomes
+from shelfwise.experiments.live import LiveExperiments
 from shelfwise.experiments.ope import (
     LoggedSlates,
     PositionItemModel,
     doubly_robust,
     estimate_all,
     ips,
+    logged_from_slots,
     snips,
     weights,
 )
 from shelfwise.experiments.simulate.policies import EpsilonGreedyPolicy, fit_policy, history_matrix
 from shelfwise.experiments.simulate.world import World
+from shelfwise.store import open_store
 
 
 def two_item_log() -> LoggedSlates:
@@ -144,3 +153,73 @@ def test_list_ips_on_the_live_exploration_covers_the_truth() -> None:
     est = list_ips(logged, target)
     assert est.covers(truth), (est, truth)
     assert abs(est.value - truth) < 0.25 * truth
+
+
+def test_marginal_propensities_of_the_live_exploration_feed_the_estimators(
+    tmp_path: Path,
+) -> None:
+    """Live exploration end to end: `LiveExperiments.served` explores ItemKNN's top 10 for
+    simulated visits and logs each slot's marginal propensity; the shoppers' clicks come
+    back as events with the request ids; `slot_outcomes` attributes them in a real store;
+    IPS, SNIPS and doubly robust on `logged_from_slots` cover the simulator's truth for a
+    re-ranking of those candidates, which the conditional propensities would not give."""
+    world = World.generate(DemoConfig(seed=12, n_items=500, n_users=1500, days=30))
+    train = history_matrix(world)
+    knn = fit_policy("itemknn", world, train)
+    rng = np.random.default_rng(8)
+    users = rng.integers(0, world.n_users, size=8000)
+    k = 10
+    pool = knn.slates(users, train[users], k, rng).ids
+    explore = {"kind": "epsilon", "epsilon": 0.5, "top_n": k}
+    spec = ExperimentSpec.model_validate({
+        "experiment_id": "ope",
+        "variants": [{"name": "a", "exploration": explore}, {"name": "b", "exploration": explore}],
+    })  # fmt: skip
+    index = {str(item): i for i, item in enumerate(world.item_ids)}
+    with open_store(f"duckdb:///{tmp_path / 's.duckdb'}") as store:
+        live = LiveExperiments(store, seed=3)
+        live.create(spec)
+        shown = np.empty_like(pool)
+        request_ids = []
+        for row, user in enumerate(users.tolist()):
+            uid = str(world.user_ids[user])
+            ids = [str(world.item_ids[i]) for i in pool[row]]
+            done = live.served(
+                "recommendations", ids, ids, uid, live.decide(uid, "recommendations")
+            )
+            shown[row] = [index[i] for i in done.items]
+            request_ids.append(done.request_id)
+        assert live.log.flush(30.0)
+        p_click = world.click_probabilities(users, shown)
+        r, c = np.nonzero(rng.random(p_click.shape) < p_click)
+        store.append_events(conform("events", pd.DataFrame({
+            "event_id": [f"e{i}" for i in range(r.size)],
+            "user_id": world.user_ids[users[r]],
+            "item_id": world.item_ids[shown[r, c]],
+            "type": "click",
+            "value": np.nan,
+            "query": None,
+            "session_id": None,
+            "timestamp": pd.Timestamp.now(tz="UTC").floor("s"),
+            "request_id": np.asarray(request_ids, dtype=object)[r],
+        })))  # fmt: skip
+        slots = slot_outcomes(store.impressions(), store.outcome_events())
+    logged, order = logged_from_slots(slots, index, k)
+    assert logged.n == users.size and int(logged.clicks.sum()) == r.size
+    row_of = [request_ids.index(x) for x in order[:50]]
+    assert (logged.shown[:50] == shown[row_of]).all()  # the store kept every list in order
+    visit = np.asarray([request_ids.index(x) for x in order])
+    # the new policy: the same candidates by true utility
+    cand = pool[visit]
+    util = world.utility(users[visit][:, None], cand)
+    target = np.take_along_axis(cand, np.argsort(-util, axis=1), axis=1)
+    truth = float(world.click_probabilities(users[visit], target).mean())
+    logged_ctr = float(logged.clicks.mean())
+    assert truth > 1.15 * logged_ctr  # a real difference to find
+    for name, est in estimate_all(logged, target, PositionItemModel.fit(logged, 500)).items():
+        assert est.covers(truth), (name, est, truth)
+        assert not est.covers(logged_ctr), name
+    # the conditional propensities (given the items above) are not per-slot ones
+    conditional = slots.pivot(index="request_id", columns="position", values="propensity")
+    wrong = LoggedSlates(logged.shown, conditional.loc[order].to_numpy(), logged.clicks)
+    assert not ips(wrong, target).covers(truth)

@@ -11,10 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +23,7 @@ from shelfwise.artifacts import ensure_bundle
 from shelfwise.data.demo import DemoConfig, generate
 from shelfwise.serving import Engine
 from shelfwise.store import Store, open_store
+from shelfwise.testing.server import serve_in_thread
 
 CHROMIUM_ENV = "SHELFWISE_CHROMIUM"
 CHROMIUM_ARGS = [
@@ -48,12 +46,6 @@ def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message} (CI=true, so this fails instead of skipping)", pytrace=False)
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -108,29 +100,6 @@ def make_app(engine: Engine) -> Any:
     from shelfwise.settings import ServeSettings, Settings
 
     return create_app(engine, Settings(serve=ServeSettings(auth=False)))
-
-
-@contextlib.contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn in a daemon thread on a free port; yields its base URL."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

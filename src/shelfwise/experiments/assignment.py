@@ -19,6 +19,7 @@ reach one are not in the analysis (a search experiment is judged on users who se
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -49,9 +50,11 @@ class Exploration(BaseModel):
     - `softmax`: each slot samples among the remaining top-N items with probability
       proportional to exp(-rank / temperature) (Plackett-Luce over the served order).
 
-    The logged propensity of a shown item is the probability that it was put at its
-    position given the items above it; items below the top N keep their order
-    (propensity 1).
+    Two propensities are logged per shown item: the probability that it was put at its
+    position given the items above it (`explore`; their product is the list's
+    probability), and its marginal propensity, the probability that the policy shows it at
+    that position at all (`marginal_propensities`; what per-slot off-policy estimators
+    weigh by). Items below the top N keep their order (both 1).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -227,6 +230,67 @@ def explore(
     shown.extend(order[top:])
     props.extend([1.0] * (n - top))
     return shown, props
+
+
+EXACT_SOFTMAX_TOP_N = 12
+"""Up to this `top_n` the softmax marginals are exact (a sum over the 2^N sets of items
+already placed); deeper ones are estimated from `SOFTMAX_DRAWS` sampled lists."""
+SOFTMAX_DRAWS = 200_000
+
+
+@functools.lru_cache(maxsize=64)
+def _marginal_matrix(kind: str, epsilon: float, temperature: float, n: int) -> np.ndarray:
+    """P(the item the policy ranked r-th is shown at position j), n x n (read-only)."""
+    m = np.zeros((n, n))
+    if kind == "epsilon":
+        # per rank r: a = how many better-ranked items are still unplaced while r is
+        for r in range(n):
+            alive = np.zeros(r + 1)  # P(r unplaced and a better ones left), a = 0..r
+            alive[r] = 1.0
+            for j in range(n):
+                k = n - j
+                a = np.arange(r + 1)
+                pick = np.where(a == 0, 1.0 - epsilon + epsilon / k, epsilon / k)
+                m[r, j] = float((alive * pick).sum())
+                fewer = np.where(a > 0, 1.0 - epsilon + epsilon * a / k, 0.0)
+                same = np.maximum(epsilon * (k - 1 - a) / k, 0.0)
+                nxt = alive * same
+                nxt[:-1] += (alive * fewer)[1:]
+                alive = nxt
+    elif n <= EXACT_SOFTMAX_TOP_N:
+        w = np.exp(-np.arange(n) / temperature)
+        reach = np.zeros(1 << n)
+        reach[0] = 1.0
+        for placed in range(1 << n):
+            if reach[placed] == 0.0:
+                continue
+            free = [i for i in range(n) if not placed >> i & 1]
+            j = n - len(free)
+            total = float(w[free].sum())
+            for i in free:
+                p = reach[placed] * w[i] / total
+                m[i, j] += p
+                reach[placed | 1 << i] += p
+    else:  # Plackett-Luce lists are the ranks sorted by log-weight + Gumbel noise
+        rng = np.random.default_rng(0)
+        logw = -np.arange(n) / temperature
+        for start in range(0, SOFTMAX_DRAWS, 20_000):
+            size = min(20_000, SOFTMAX_DRAWS - start)
+            order = np.argsort(-(logw + rng.gumbel(size=(size, n))), axis=1)
+            np.add.at(m, (order, np.broadcast_to(np.arange(n), order.shape)), 1.0)
+        m /= SOFTMAX_DRAWS
+    m.setflags(write=False)
+    return m
+
+
+def marginal_propensities(order: Sequence[int], n: int, exploration: Exploration) -> list[float]:
+    """The marginal propensity of each shown item: the probability that the exploring
+    policy shows the item at that position at all. `order` is what `explore` returned for
+    `range(n)` (the served rank shown at each position); exact for `epsilon` and for
+    `softmax` up to `EXACT_SOFTMAX_TOP_N` (deeper softmax: estimated, see there)."""
+    top = min(exploration.top_n, n)
+    m = _marginal_matrix(exploration.kind, exploration.epsilon, exploration.temperature, top)
+    return [float(m[r, j]) if j < top else 1.0 for j, r in enumerate(order)]
 
 
 def list_propensity(props: Sequence[float]) -> float:

@@ -10,6 +10,12 @@ has 0/1 columns `clicked`, `carted`, `purchased` and `revenue` (the sum of attri
 purchase values). `summarise(frame, by)` turns either into rates per group (list type,
 position, variant, day ...): impressions, clicks, add_to_carts, purchases, revenue, ctr,
 add_to_cart_rate, conversion_rate.
+
+The store computes the same counts in SQL (`Store.impression_counts(by, since, until)`:
+GROUP BY over impressions joined to events by request id, without loading rows), which
+`GET /v1/analytics/lists` uses; `with_rates` adds the rates. The row-level frames stay for
+what needs rows: the per-user tables of experiment results, search analytics by query and
+day, off-policy logs. Both give the same counts (a test checks it on random logs).
 """
 
 from __future__ import annotations
@@ -87,8 +93,10 @@ def list_outcomes(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataF
 
 
 def slot_outcomes(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
-    """One row per shown item: list columns, position (1-based), item_id, propensity (NaN
-    for deterministic lists) and the outcome flags of events on that item in that list."""
+    """One row per shown item: list columns, position (1-based), item_id, propensity (given
+    the items above it) and marginal (the marginal propensity of the item at that position;
+    both NaN for deterministic lists) and the outcome flags of events on that item in that
+    list."""
     lists = impressions.loc[:, [c for c in _LIST_COLUMNS if c in impressions.columns]]
     lengths = np.array([len(v) for v in impressions["items"]], dtype=np.int64)
     rep = np.repeat(np.arange(len(impressions)), lengths)
@@ -97,10 +105,12 @@ def slot_outcomes(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataF
     slots["position"] = np.concatenate(positions) if positions else np.zeros(0, np.int64)
     shown = [str(i) for items in impressions["items"] for i in items]
     slots["item_id"] = pd.Series(shown, index=slots.index, dtype=object)
-    props: list[float] = []
-    for items, p in zip(impressions["items"], impressions["propensities"], strict=True):
-        props.extend([float("nan")] * len(items) if p is None else [float(x) for x in p])
-    slots["propensity"] = np.asarray(props, dtype=np.float64)
+    for column, name in (("propensities", "propensity"), ("marginal_propensities", "marginal")):
+        props: list[float] = []
+        given = impressions[column] if column in impressions.columns else [None] * len(lengths)
+        for items, p in zip(impressions["items"], given, strict=True):
+            props.extend([float("nan")] * len(items) if p is None else [float(x) for x in p])
+        slots[name] = np.asarray(props, dtype=np.float64)
     ev = _attributed(outcomes)
     ev = ev[ev["item_id"].notna()]
     ev = ev.assign(item_id=pd.Series([str(i) for i in ev["item_id"]], index=ev.index, dtype=object))
@@ -128,6 +138,14 @@ def summarise(frame: pd.DataFrame, by: Sequence[str] | str = ()) -> pd.DataFrame
         out = work.groupby(keys, dropna=False).agg(**agg).reset_index()
     else:
         out = pd.DataFrame({k: [work[c].sum()] for k, (c, _) in agg.items()})
+    return with_rates(out, keys)
+
+
+def with_rates(counts: pd.DataFrame, keys: Sequence[str] = ()) -> pd.DataFrame:
+    """Counts per group (impressions, clicks, add_to_carts, purchases, revenue; from
+    `summarise` or the store's `impression_counts`) with ctr, add_to_cart_rate and
+    conversion_rate added (`RATE_COLUMNS`)."""
+    out = counts.copy()
     n = out["impressions"].to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["ctr"] = np.where(n > 0, out["clicks"] / n, np.nan)

@@ -7,24 +7,38 @@ with one `Store.append_impressions` call, so a request never waits for the store
 the store is slower than the traffic for long, the queue is capped (`max_queue`): newer
 impressions are dropped and counted (`dropped`) rather than letting memory grow. The
 thread is a `shelfwise.batching.BatchWriter`, as is the event writer's.
+
+`sample_rate` < 1 logs only that share of the lists outside any experiment (at random,
+counted in `sampled_out`); a list with an `experiment_id` is always logged. With
+`retention_days` the writer deletes older impressions when it starts and then, at most every
+`PRUNE_EVERY_SECONDS`, with a batch it writes (`pruned` counts them).
+`ImpressionLog.from_settings` takes all of these from `Settings().impressions`
+(`SHELFWISE_IMPRESSIONS__...`).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from shelfwise.batching import BatchWriter
 from shelfwise.store import Store
 from shelfwise.store.measure import impressions_frame
 
+if TYPE_CHECKING:
+    from shelfwise.settings import ImpressionSettings
+
 log = logging.getLogger(__name__)
+
+PRUNE_EVERY_SECONDS = 3600.0
+"""How often a writer with a retention deletes the impressions past it."""
 
 
 def new_request_id() -> str:
@@ -48,6 +62,7 @@ class Impression:
     query: str | None = None
     n_results: int | None = None
     propensities: Sequence[float] | None = None
+    marginal_propensities: Sequence[float] | None = None
     policy: str | None = None
     model_version: str | None = None
     experiment_id: str | None = None
@@ -61,6 +76,8 @@ class Impression:
         out = {name: getattr(self, name) for name in _FIELDS}
         out["items"] = list(self.items)
         out["propensities"] = None if self.propensities is None else list(self.propensities)
+        marginal = self.marginal_propensities
+        out["marginal_propensities"] = None if marginal is None else list(marginal)
         return out
 
 
@@ -76,13 +93,22 @@ class ImpressionLog:
         flush_seconds: float = 0.5,
         max_rows: int = 2000,
         max_queue: int = 100_000,
+        sample_rate: float = 1.0,
+        retention_days: float | None = None,
+        seed: int | None = None,
     ) -> None:
         self.store = store
         self.flush_seconds = max(float(flush_seconds), 0.0)
         self.max_rows = max(int(max_rows), 1)
+        self.sample_rate = min(max(float(sample_rate), 0.0), 1.0)
+        self.retention_days = retention_days
         self.written = 0
         self.dropped = 0
         self.failed = 0
+        self.sampled_out = 0
+        self.pruned = 0
+        self._random = random.Random(seed)
+        self._next_prune = time.monotonic()
         self._idle = threading.Condition()
         self._pending = 0
         self._batches: BatchWriter[Impression] = BatchWriter(
@@ -92,10 +118,31 @@ class ImpressionLog:
             linger_seconds=self.flush_seconds,
             max_queue=max(int(max_queue), 1),
         )
+        self._prune()  # the retention applies from the start, then with every batch written
+
+    @classmethod
+    def from_settings(cls, store: Store, settings: ImpressionSettings) -> ImpressionLog:
+        """A writer with the knobs of `Settings().impressions`."""
+        return cls(
+            store,
+            flush_seconds=settings.flush_seconds,
+            max_rows=settings.batch_size,
+            max_queue=settings.max_queue,
+            sample_rate=settings.sample_rate,
+            retention_days=settings.retention_days,
+        )
 
     def log(self, impression: Impression) -> None:
-        """Queue one impression (never blocks; dropped and counted when the queue is full)."""
+        """Queue one impression (never blocks; dropped and counted when the queue is full,
+        left out by `sample_rate` when it belongs to no experiment)."""
         if self._batches.closed:
+            return
+        if (
+            self.sample_rate < 1.0
+            and impression.experiment_id is None
+            and self._random.random() >= self.sample_rate
+        ):
+            self.sampled_out += 1
             return
         with self._idle:
             self._pending += 1
@@ -126,7 +173,19 @@ class ImpressionLog:
         self._batches.close(timeout)
 
     # -- the writer thread ----------------------------------------------------------------
+    def _prune(self) -> None:
+        """Delete the impressions older than the retention (when one is set and due)."""
+        if self.retention_days is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        cutoff = utc_now() - timedelta(days=self.retention_days)
+        try:
+            self.pruned += self.store.delete_impressions(before=cutoff)
+        except Exception as exc:  # measuring must never take serving down
+            log.warning("could not delete impressions before %s: %s", cutoff, exc)
+
     def _write(self, batch: list[Impression]) -> None:
+        self._prune()
         try:
             self.written += self.store.append_impressions(
                 impressions_frame([i.row() for i in batch])

@@ -9,6 +9,22 @@ session, and over many sessions a sign test (two-sided binomial test of A-wins a
 B-wins, ties left out) says whether one ranker is preferred. Because both rankers are
 judged on the same shopper at the same moment, most of the between-shopper noise that an
 A/B test must average away cancels, so far fewer sessions are needed.
+
+Two refinements, both keeping what is measured (clicks on each team's items):
+
+* `team_draft(..., marginalize=True)` credits a click by the average over every coin
+  outcome that would have produced the same list (Hofmann, Whiteson and de Rijke's
+  marginalisation, CIKM 2011, applied to team draft). When both teams' next choices are
+  the same items in the same order (long shared stretches of two similar rankings), the
+  coin only swaps labels: those positions get `TEAM_EITHER` and no credit. Their credit was
+  a fair coin independent of the clicks, so dropping it leaves every expectation as it was
+  and removes pure noise.
+* `shopper_test(diffs, shoppers)`: sessions of one shopper are not independent (a shopper
+  who prefers B's items keeps preferring them), so the per-session sign test is only valid
+  when no shopper prefers either ranker. The shopper test sums each shopper's credited
+  click differences and tests their mean (a t-test over shoppers, the cluster-robust
+  counterpart of the A/B test's delta method by shopper): valid whenever shoppers are
+  sampled independently, whatever their preferences.
 """
 
 from __future__ import annotations
@@ -24,58 +40,90 @@ from shelfwise.errors import DataError
 __all__ = [
     "TEAM_A",
     "TEAM_B",
+    "TEAM_EITHER",
     "InterleavingResult",
+    "ShopperResult",
     "credit",
+    "credit_difference",
+    "shopper_test",
     "sign_test",
     "team_draft",
     "team_draft_batch",
 ]
 
-TEAM_A, TEAM_B, NO_TEAM = 0, 1, -1
+TEAM_A, TEAM_B, NO_TEAM, TEAM_EITHER = 0, 1, -1, 2
 
 
 def team_draft(
-    a: np.ndarray, b: np.ndarray, k: int, rng: np.random.Generator
+    a: np.ndarray,
+    b: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    marginalize: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Interleave rankings `a` and `b` (item ids, best first; -1 entries are ignored) into
     at most `k` items. Returns (items, teams): the list and, per position, `TEAM_A` or
-    `TEAM_B` for the team that picked it."""
+    `TEAM_B` for the team that picked it.
+
+    `marginalize`: a position whose team was decided by a coin that did not change the list
+    (both teams would have put the same items in the same places, only the labels differ)
+    gets `TEAM_EITHER` instead; see the module doc."""
     if k < 1:
         raise DataError(f"k: must be >= 1, got {k}")
     ranked = [[int(x) for x in np.asarray(r).ravel() if x >= 0] for r in (a, b)]
-    pointers = [0, 0]
     items: list[int] = []
     teams: list[int] = []
     chosen: set[int] = set()
     counts = [0, 0]
 
-    def pick(team: int) -> bool:
-        r, p = ranked[team], pointers[team]
-        while p < len(r) and r[p] in chosen:
-            p += 1
-        pointers[team] = p
-        if p >= len(r):
-            return False
-        chosen.add(r[p])
-        items.append(r[p])
-        teams.append(team)
-        counts[team] += 1
-        pointers[team] = p + 1
-        return True
+    def best(team: int, taken: set[int]) -> int | None:
+        return next((x for x in ranked[team] if x not in taken), None)
+
+    def step(first: int, taken: set[int]) -> list[tuple[int, int]]:
+        """One pick by `first` (or, when its ranking is used up, the other team)."""
+        for team in (first, 1 - first):
+            item = best(team, taken)
+            if item is not None:
+                return [(item, team)]
+        return []
+
+    def draft_round(first: int) -> list[tuple[int, int]]:
+        """The picks of a round that `first` opens: its pick, then (room left) the other
+        team's, each falling back to the other team when its ranking is used up."""
+        taken, n = set(chosen), [counts[TEAM_A], counts[TEAM_B]]
+        picks: list[tuple[int, int]] = []
+        while len(items) + len(picks) < k and (not picks or n[TEAM_A] != n[TEAM_B]):
+            team = first if not picks else (TEAM_A if n[TEAM_A] < n[TEAM_B] else TEAM_B)
+            got = step(team, taken)
+            if not got:
+                break
+            picks += got
+            taken.add(got[0][0])
+            n[got[0][1]] += 1
+        return picks
 
     while len(items) < k:
-        # the team with fewer picks goes next; on a tie a coin decides (team draft)
         if counts[TEAM_A] != counts[TEAM_B]:
-            first = TEAM_A if counts[TEAM_A] < counts[TEAM_B] else TEAM_B
-        else:
-            first = TEAM_A if rng.random() < 0.5 else TEAM_B
-        if not pick(first) and not pick(1 - first):
+            # a team used up its ranking: the team with fewer picks keeps picking first
+            picks = draft_round(TEAM_A if counts[TEAM_A] < counts[TEAM_B] else TEAM_B)
+            other: list[tuple[int, int]] | None = None
+        else:  # on a tie a coin decides who picks first (team draft)
+            coin = TEAM_A if rng.random() < 0.5 else TEAM_B
+            picks, other = draft_round(coin), draft_round(1 - coin)
+        if not picks:
             break  # both rankings are used up
+        same_list = other is not None and [x for x, _ in other] == [x for x, _ in picks]
+        for j, (item, team) in enumerate(picks):
+            chosen.add(item)
+            counts[team] += 1
+            items.append(item)
+            either = marginalize and same_list and other is not None and other[j][1] != team
+            teams.append(TEAM_EITHER if either else team)
     return np.asarray(items, dtype=np.int64), np.asarray(teams, dtype=np.int64)
 
 
 def team_draft_batch(
-    a: np.ndarray, b: np.ndarray, k: int, rng: np.random.Generator
+    a: np.ndarray, b: np.ndarray, k: int, rng: np.random.Generator, marginalize: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """`team_draft` for every row of rankings `a` and `b` (rows x depth): (items, teams),
     rows x k, padded with -1 (item) and `NO_TEAM`."""
@@ -85,21 +133,27 @@ def team_draft_batch(
     items = np.full((a.shape[0], k), -1, dtype=np.int64)
     teams = np.full((a.shape[0], k), NO_TEAM, dtype=np.int64)
     for row in range(a.shape[0]):
-        it, tm = team_draft(a[row], b[row], k, rng)
+        it, tm = team_draft(a[row], b[row], k, rng, marginalize)
         items[row, : it.size] = it
         teams[row, : tm.size] = tm
     return items, teams
 
 
-def credit(teams: np.ndarray, clicks: np.ndarray) -> np.ndarray:
-    """Per session (rows): +1 if team A's items got more clicks, -1 if team B's did, 0 for a
-    tie (including no clicks)."""
+def credit_difference(teams: np.ndarray, clicks: np.ndarray) -> np.ndarray:
+    """Per session (rows): clicks on team A's items minus clicks on team B's (clicks on
+    `TEAM_EITHER` and empty positions count for neither)."""
     teams, clicks = np.atleast_2d(teams), np.atleast_2d(np.asarray(clicks, dtype=bool))
     if teams.shape != clicks.shape:
         raise DataError(f"clicks: shape {clicks.shape} differs from the teams' {teams.shape}")
     a = (clicks & (teams == TEAM_A)).sum(axis=1)
     b = (clicks & (teams == TEAM_B)).sum(axis=1)
-    return np.sign(a - b).astype(np.int64)
+    return np.asarray(a - b, dtype=np.int64)
+
+
+def credit(teams: np.ndarray, clicks: np.ndarray) -> np.ndarray:
+    """Per session (rows): +1 if team A's items got more clicks, -1 if team B's did, 0 for a
+    tie (including no clicks)."""
+    return np.sign(credit_difference(teams, clicks)).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -151,3 +205,59 @@ def sign_test(outcomes: np.ndarray) -> InterleavingResult:
     return InterleavingResult(
         wins_a, wins_b, ties, wins_b / decided, (float(ci.low), float(ci.high)), float(test.pvalue)
     )
+
+
+@dataclass(frozen=True)
+class ShopperResult:
+    """The shopper test: shoppers and sessions seen, B's credited clicks minus A's per
+    session (`diff_per_session`, > 0: B preferred) with its 95% interval, the t statistic
+    over shoppers (`z`) and the two-sided p-value."""
+
+    shoppers: int
+    sessions: int
+    diff_per_session: float
+    ci95: tuple[float, float]
+    z: float
+    p_value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "shoppers": self.shoppers,
+            "sessions": self.sessions,
+            "diff_per_session": self.diff_per_session,
+            "ci95": list(self.ci95),
+            "z": self.z,
+            "p_value": self.p_value,
+        }
+
+
+def shopper_test(diffs: np.ndarray, shoppers: np.ndarray) -> ShopperResult:
+    """Whether shoppers prefer B, from per-session credited click differences (`diffs`:
+    clicks on A's items minus B's, as `credit_difference` gives them) and each session's
+    shopper (any hashable ids, one per session).
+
+    Each shopper's differences are summed (D_u over their n_u sessions); the estimate is
+    B's clicks minus A's per session, -sum D / sum n, with the delta-method interval over
+    shoppers, and the test is the one-sample t-test of the D_u against 0 (n - 1 degrees of
+    freedom; p = 1 with fewer than two shoppers or no spread)."""
+    diffs = np.asarray(diffs, dtype=np.float64).ravel()
+    owners = np.asarray(shoppers).ravel()
+    if diffs.size != owners.size:
+        raise DataError(f"shoppers: {owners.size} given for {diffs.size} sessions")
+    if diffs.size == 0:
+        return ShopperResult(0, 0, 0.0, (0.0, 0.0), 0.0, 1.0)
+    _, index = np.unique(owners, return_inverse=True)
+    sums = -np.bincount(index, weights=diffs)  # B minus A
+    counts = np.bincount(index).astype(np.float64)
+    m = sums.size
+    ratio = float(sums.sum() / counts.sum())
+    sd = float(sums.std(ddof=1)) if m > 1 else 0.0
+    if m < 2 or sd == 0.0:
+        return ShopperResult(m, diffs.size, ratio, (ratio, ratio), 0.0, 1.0)
+    z = float(sums.mean() / (sd / np.sqrt(m)))
+    resid = sums - ratio * counts
+    se = float(np.sqrt(resid.var(ddof=1) / m) / counts.mean())
+    half = float(sps.t.ppf(0.975, m - 1)) * se
+    p = float(2.0 * sps.t.sf(abs(z), m - 1))
+    return ShopperResult(m, diffs.size, ratio, (ratio - half, ratio + half), z, p)

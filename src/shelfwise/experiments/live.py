@@ -24,14 +24,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shelfwise.errors import ConfigError, UnknownIdError
-from shelfwise.experiments.assignment import ExperimentSpec, VariantConfig, assign, explore
+from shelfwise.experiments.assignment import (
+    ExperimentSpec,
+    VariantConfig,
+    assign,
+    explore,
+    marginal_propensities,
+)
 from shelfwise.experiments.impressions import Impression, ImpressionLog, new_request_id, utc_now
 from shelfwise.store import ExperimentRow, Store
+
+if TYPE_CHECKING:
+    from shelfwise.settings import ImpressionSettings
 
 
 class ConflictError(ConfigError):
@@ -80,9 +89,11 @@ class LiveExperiments:
         log: ImpressionLog | None = None,
         refresh_seconds: float = 30.0,
         seed: int | None = None,
+        impressions: ImpressionSettings | None = None,
     ) -> None:
         self.store = store
         self._log = log
+        self._log_settings = impressions
         self.refresh_seconds = refresh_seconds
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
@@ -95,7 +106,12 @@ class LiveExperiments:
         """The impression writer (started on first use)."""
         with self._lock:
             if self._log is None:
-                self._log = ImpressionLog(self.store)
+                settings = self._log_settings
+                self._log = (
+                    ImpressionLog(self.store)
+                    if settings is None
+                    else ImpressionLog.from_settings(self.store, settings)
+                )
             return self._log
 
     # -- definitions ----------------------------------------------------------------------
@@ -178,13 +194,14 @@ class LiveExperiments:
         exploration and the propensities are logged. `exposed=False` records the variant but
         says it did not shape this list (the request overrode the variant's settings).
         """
-        shown, props = list(items), None
+        shown, props, marginal = list(items), None, None
         shown_ids = [str(i) for i in ids]
         variant = decision.variant if decision else None
         exploration = variant.exploration if variant is not None and exposed else None
         if exploration is not None and variant is not None and list_type in variant.explore_on:
             with self._rng_lock:
                 order, props = explore(range(len(shown)), exploration, self._rng)
+            marginal = marginal_propensities(order, len(shown), exploration)
             shown = [shown[i] for i in order]
             shown_ids = [shown_ids[i] for i in order]
         request_id = new_request_id()
@@ -197,6 +214,7 @@ class LiveExperiments:
                 query=query,
                 n_results=n_results,
                 propensities=props,
+                marginal_propensities=marginal,
                 policy=policy,
                 model_version=model_version,
                 experiment_id=decision.experiment_id if decision else None,

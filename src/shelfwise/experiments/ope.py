@@ -17,8 +17,11 @@ estimated is the click-through per slot, V = E_x[(1/k) sum_p P(click | x, target
   unbiased like IPS, with a smaller variance the better q is. `PositionItemModel` is a
   simple q fitted on the logs (position click curve x item attractiveness, shrunk).
 
-`list_ips` serves logs with conditional propensities (the live exploration's: each slot's
-probability given the items above it), which only give the probability of a whole list.
+The live exploration (`experiments.assignment.explore`) logs both: each slot's conditional
+propensity (given the items above it; their product is the list's probability, which
+`list_ips` weighs by) and its marginal propensity (`assignment.marginal_propensities`), which
+`ips`, `snips` and `doubly_robust` need. `logged_from_slots` turns the attributed slots of
+live impressions (`attribution.slot_outcomes`) into `LoggedSlates` with the marginal ones.
 
 Every estimate comes with a 95% interval, the number of visits and the effective sample
 size of the weights (sum w)^2 / sum w^2, which shows when the weights are degenerate.
@@ -27,11 +30,12 @@ size of the weights (sum w)^2 / sum w^2, which shows when the weights are degene
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 
 from shelfwise.errors import DataError
@@ -45,6 +49,7 @@ __all__ = [
     "estimate_all",
     "ips",
     "list_ips",
+    "logged_from_slots",
     "snips",
     "weights",
 ]
@@ -111,6 +116,33 @@ class Estimate:
             "n": self.n,
             "ess": self.ess,
         }
+
+
+def logged_from_slots(
+    slots: pd.DataFrame, item_index: Mapping[str, int], k: int | None = None
+) -> tuple[LoggedSlates, list[str]]:
+    """Live exploration logs as `LoggedSlates`: `slots` from `attribution.slot_outcomes`
+    (one row per shown item, with `marginal` propensities and `clicked`), items mapped to
+    dense ids by `item_index` (an unknown item is an empty slot), the first `k` positions
+    (default: the longest list). Only lists logged with marginal propensities are kept.
+    Returns the logs and the request id of each row."""
+    explored = slots[slots["marginal"].notna()]
+    if explored.empty:
+        raise DataError("slots: no list was logged with marginal propensities (no exploration)")
+    requests = list(dict.fromkeys(explored["request_id"].tolist()))
+    row_of = {r: i for i, r in enumerate(requests)}
+    depth = int(explored["position"].max()) if k is None else int(k)
+    kept = explored[explored["position"] <= depth]
+    rows = kept["request_id"].map(row_of).to_numpy(dtype=np.int64)
+    cols = kept["position"].to_numpy(dtype=np.int64) - 1
+    ids = np.array([item_index.get(str(i), -1) for i in kept["item_id"]], dtype=np.int64)
+    shown = np.full((len(requests), depth), -1, dtype=np.int64)
+    props = np.ones((len(requests), depth))
+    clicks = np.zeros((len(requests), depth), dtype=bool)
+    shown[rows, cols] = ids
+    props[rows, cols] = kept["marginal"].to_numpy(dtype=np.float64)
+    clicks[rows, cols] = kept["clicked"].to_numpy(dtype=np.int64) > 0
+    return LoggedSlates(shown, props, clicks & (shown >= 0)), requests
 
 
 def weights(logged: LoggedSlates, target: np.ndarray) -> np.ndarray:

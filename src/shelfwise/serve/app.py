@@ -150,7 +150,8 @@ def build_services(engine: Engine, settings: Settings, metrics: Metrics) -> Serv
         extra={
             "metrics": metrics,
             "event_writer": EventWriter(engine.store),
-            "experiments": LiveExperiments(engine.store),  # impressions are written by it
+            # impressions are written by it
+            "experiments": LiveExperiments(engine.store, impressions=settings.impressions),
         },
     )
 

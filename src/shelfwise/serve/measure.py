@@ -23,7 +23,10 @@ def experiments_of(services: Services) -> LiveExperiments:
     """The app's live experiments (made on first use if the app was built without)."""
     live = services.extra.get("experiments")
     if live is None:
-        live = services.extra.setdefault("experiments", LiveExperiments(services.store))
+        live = services.extra.setdefault(
+            "experiments",
+            LiveExperiments(services.store, impressions=services.settings.impressions),
+        )
     assert isinstance(live, LiveExperiments)
     return live
 

@@ -278,6 +278,10 @@ class Store(ABC):
         a `request_id` stored already is skipped. Returns how many rows were new."""
         raise NotImplementedError(f"{type(self).__name__} does not store impressions")
 
+    def delete_impressions(self, before: datetime) -> int:
+        """Delete the served lists older than `before` (retention); returns how many."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions")
+
     def impressions(
         self,
         since: datetime | None = None,
@@ -287,6 +291,16 @@ class Store(ABC):
     ) -> pd.DataFrame:
         """Served lists, oldest first (columns of `shelfwise.store.measure.IMPRESSION_COLUMNS`,
         `items` and `propensities` as lists)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions")
+
+    def impression_counts(
+        self,
+        by: Sequence[str] = ("list_type",),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Impressions and attributed clicks, add-to-carts, purchases and revenue per group
+        of `by` (see `shelfwise.store.measure.MeasureSql.impression_counts`)."""
         raise NotImplementedError(f"{type(self).__name__} does not store impressions")
 
     def outcome_events(

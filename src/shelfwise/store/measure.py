@@ -49,6 +49,7 @@ IMPRESSION_TYPES: dict[str, str] = {
     "query": TEXT,
     "items": TEXT,
     "propensities": TEXT,
+    "marginal_propensities": TEXT,
     "n_results": BIGINT,
     "policy": TEXT,
     "model_version": TEXT,
@@ -66,6 +67,22 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
     "timestamp",
 )
 _EXPERIMENT_COLUMNS = "experiment_id, spec, status, created_at, stopped_at"
+LIST_KEYS = ("list_type", "experiment_id", "variant", "policy", "model_version", "query")
+"""What `impression_counts` may group by (and `position`, per shown slot)."""
+COUNT_COLUMNS = ("impressions", "clicks", "add_to_carts", "purchases", "revenue")
+
+
+def _probabilities(row: dict[str, Any], field: str, i: int, n: int) -> list[float] | None:
+    """A row's per-item probabilities (`field`), checked: one per item, each in [0, 1]."""
+    values = row.get(field)
+    if values is None:
+        return None
+    chances = [float(p) for p in values]
+    if len(chances) != n:
+        raise DataError(f"impressions: row {i}: {len(chances)} {field} for {n} items")
+    if any(not 0.0 <= p <= 1.0 for p in chances):
+        raise DataError(f"impressions: row {i}: {field} must lie in [0, 1]")
+    return chances
 
 
 def impressions_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -73,6 +90,7 @@ def impressions_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     with the lists as JSON text, checked: a DataError names the row and the field."""
     items: list[str] = []
     props: list[str | None] = []
+    marginals: list[str | None] = []
     stamps: list[Any] = []
     counts: list[int] = []
     for i, row in enumerate(rows):
@@ -81,15 +99,8 @@ def impressions_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         if not row.get("list_type"):
             raise DataError(f"impressions: row {i}: list_type is required")
         shown = [str(v) for v in row.get("items") or ()]
-        chances = row.get("propensities")
-        if chances is not None:
-            chances = [float(p) for p in chances]
-            if len(chances) != len(shown):
-                raise DataError(
-                    f"impressions: row {i}: {len(chances)} propensities for {len(shown)} items"
-                )
-            if any(not 0.0 <= p <= 1.0 for p in chances):
-                raise DataError(f"impressions: row {i}: propensities must lie in [0, 1]")
+        chances = _probabilities(row, "propensities", i, len(shown))
+        marginal = _probabilities(row, "marginal_propensities", i, len(shown))
         ts = row.get("timestamp")
         if ts is None:
             raise DataError(f"impressions: row {i}: timestamp is required")
@@ -97,6 +108,7 @@ def impressions_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         stamps.append(ts if plain else naive_utc(ts))
         items.append(json.dumps(shown))
         props.append(None if chances is None else json.dumps(chances))
+        marginals.append(None if marginal is None else json.dumps(marginal))
         n = row.get("n_results")
         counts.append(len(shown) if n is None else int(n))
 
@@ -113,6 +125,7 @@ def impressions_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "query": text("query"),
             "items": pd.Series(items, dtype=object),
             "propensities": pd.Series(props, dtype=object),
+            "marginal_propensities": pd.Series(marginals, dtype=object),
             "n_results": pd.Series(counts, dtype=np.int64),
             "policy": text("policy"),
             "model_version": text("model_version"),
@@ -132,6 +145,9 @@ class _Sql(Protocol):
 
     @property
     def placeholder(self) -> str: ...
+
+    @property
+    def backend(self) -> str: ...
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
 
@@ -166,6 +182,8 @@ class MeasureSql:
             "ALTER TABLE events ADD COLUMN IF NOT EXISTS request_id TEXT",
             "CREATE INDEX IF NOT EXISTS events_request_id_idx ON events (request_id)",
             f"CREATE TABLE IF NOT EXISTS impressions ({cols})",
+            # stores made before marginal propensities were logged
+            "ALTER TABLE impressions ADD COLUMN IF NOT EXISTS marginal_propensities TEXT",
             f"CREATE INDEX IF NOT EXISTS impressions_timestamp_idx ON impressions ({ts})",
             "CREATE TABLE IF NOT EXISTS experiments (experiment_id TEXT PRIMARY KEY, "
             "spec TEXT NOT NULL, status TEXT NOT NULL, created_at TIMESTAMP NOT NULL, "
@@ -205,6 +223,16 @@ class MeasureSql:
 
         return int(self._writing("append_impressions", work, bump_revision=False))
 
+    def delete_impressions(self: _Sql, before: datetime) -> int:
+        """Delete the impressions served before `before` (naive UTC); returns how many."""
+        ts = quote("timestamp")
+
+        def work() -> tuple[int, bool]:
+            n = self._execute(f"DELETE FROM impressions WHERE {ts} < {self.placeholder}", [before])
+            return max(int(n), 0), True
+
+        return int(self._writing("delete_impressions", work, bump_revision=False))
+
     def impressions(
         self: _Sql,
         since: datetime | None = None,
@@ -233,12 +261,84 @@ class MeasureSql:
             values = [v if isinstance(v, str) else None for v in frame[column]]
             frame[column] = pd.Series(values, index=frame.index, dtype=object)
         frame["items"] = [json.loads(v) for v in frame["items"]]
-        props = [json.loads(v) if isinstance(v, str) else None for v in frame["propensities"]]
-        frame["propensities"] = pd.Series(props, index=frame.index, dtype=object)
+        for column in ("propensities", "marginal_propensities"):
+            props = [json.loads(v) if isinstance(v, str) else None for v in frame[column]]
+            frame[column] = pd.Series(props, index=frame.index, dtype=object)
         frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("datetime64[us]")
         frame["n_results"] = frame["n_results"].astype("int64")
         frame["exposed"] = frame["exposed"].astype(bool)
         return frame
+
+    def impression_counts(
+        self: _Sql,
+        by: Sequence[str] = ("list_type",),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Attributed outcomes per group, aggregated in the database: impressions, and the
+        lists (or, grouped by `position`, the shown slots) with a click, an add-to-cart, a
+        purchase, and the purchase revenue, from the events whose `request_id` names an
+        impression (on a slot: the event's item is the slot's item). Impressions and events
+        both in [since, until). One row per group of `by` (`LIST_KEYS`, plus `position`),
+        NULL groups last (columns: `by` + `COUNT_COLUMNS`)."""
+        keys = list(by)
+        bad = [k for k in keys if k not in (*LIST_KEYS, "position")]
+        if bad or len(set(keys)) != len(keys):
+            allowed = ", ".join((*LIST_KEYS, "position"))
+            raise DataError(f"by: {bad or keys} is not a list of distinct keys among {allowed}")
+        p = self.placeholder
+        slots = "position" in keys
+        ev_where, ev_params = time_window(p, since, until)
+        ev_where.append("request_id IS NOT NULL")
+        ev_where.append("type IN ('click', 'add_to_cart', 'purchase')")
+        link = "request_id, item_id" if slots else "request_id"
+        outcomes = (
+            f"SELECT {link}, "
+            "MAX(CASE WHEN type = 'click' THEN 1 ELSE 0 END) AS clicked, "
+            "MAX(CASE WHEN type = 'add_to_cart' THEN 1 ELSE 0 END) AS carted, "
+            "MAX(CASE WHEN type = 'purchase' THEN 1 ELSE 0 END) AS purchased, "
+            "SUM(CASE WHEN type = 'purchase' THEN COALESCE(value, 0) ELSE 0 END) AS revenue "
+            f"FROM events WHERE {' AND '.join(ev_where)} GROUP BY {link}"
+        )
+        im_where, im_params = time_window(p, since, until)
+        shown = "SELECT * FROM impressions" + (
+            " WHERE " + " AND ".join(im_where) if im_where else ""
+        )
+        if slots:  # one row per shown item: its id and 1-based position
+            if self.backend == "duckdb":
+                shown = (
+                    f"SELECT s.*, unnest(s.arr) AS item_id, generate_subscripts(s.arr, 1) "
+                    f"AS position FROM (SELECT *, from_json(items, '[\"VARCHAR\"]') AS arr "
+                    f"FROM ({shown}) w) s"
+                )
+            else:
+                shown = (
+                    f"SELECT w.*, e.item_id, e.position FROM ({shown}) w CROSS JOIN LATERAL "
+                    "jsonb_array_elements_text(w.items::jsonb) WITH ORDINALITY AS "
+                    "e(item_id, position)"
+                )
+        on = " AND ".join(f"o.{c} = i.{c}" for c in link.split(", "))
+        cols = ", ".join(f"i.{quote(k)}" for k in keys)
+        group = f" GROUP BY {cols} ORDER BY " + ", ".join(
+            f"{c} NULLS LAST" for c in cols.split(", ")
+        )
+        sql = (
+            f"SELECT {cols + ', ' if keys else ''}COUNT(*) AS impressions, "
+            "COALESCE(SUM(o.clicked), 0), COALESCE(SUM(o.carted), 0), "
+            "COALESCE(SUM(o.purchased), 0), COALESCE(SUM(o.revenue), 0) "
+            f"FROM ({shown}) i LEFT JOIN ({outcomes}) o ON {on}" + (group if keys else "")
+        )
+        with self._reading():
+            rows = self._fetchall(sql, [*im_params, *ev_params])
+        out = pd.DataFrame(rows, columns=[*keys, *COUNT_COLUMNS], dtype=object)
+        for column in COUNT_COLUMNS[:-1]:
+            out[column] = out[column].astype(np.int64)
+        out["revenue"] = pd.to_numeric(out["revenue"]).astype(np.float64)
+        if "position" in keys:
+            out["position"] = out["position"].astype(np.int64)
+        if not keys and out.empty:
+            out = pd.DataFrame([[0, 0, 0, 0, 0.0]], columns=list(COUNT_COLUMNS))
+        return out
 
     def outcome_events(
         self: _Sql, since: datetime | None = None, until: datetime | None = None

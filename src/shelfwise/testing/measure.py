@@ -107,6 +107,16 @@ class MeasureContract:
         assert store.impressions(list_types=["search"])["request_id"].tolist() == ["r2"]
         assert store.impressions(experiment_id="e")["request_id"].tolist() == ["r3"]
 
+    def test_delete_impressions_before_a_time(self, store: Store) -> None:
+        """Retention: the impressions served before the cut-off go, the others stay."""
+        rows = [shown("r1", 0), shown("r2", 10), shown("r3", 20)]
+        _supports(lambda: store.append_impressions(impressions_frame(rows)))
+        assert store.delete_impressions(before=T0 + timedelta(minutes=10)) == 1
+        assert store.impressions()["request_id"].tolist() == ["r2", "r3"]
+        assert store.delete_impressions(before=T0) == 0
+        assert store.delete_impressions(before=T0 + timedelta(days=1)) == 2
+        assert store.impressions().empty
+
     def test_impression_rows_are_checked(self) -> None:
         """Bad impression rows are refused naming the row and the field."""
         with pytest.raises(DataError, match="row 0: 2 propensities for 3 items"):
@@ -127,6 +137,68 @@ class MeasureContract:
         outcomes = store.outcome_events()
         assert outcomes["request_id"].tolist() == ["r1"]
         assert outcomes[["user_id", "item_id", "type"]].iloc[0].tolist() == ["u1", "A1", "click"]
+
+    def test_impression_counts_aggregate_in_the_store(self, store: Store) -> None:
+        """Known counts per list type, variant and position: a list counts a click once
+        however many it got; a slot counts the events on its own item; events of unknown
+        requests, views and events outside the window are not attributed."""
+        rows = [
+            shown("r1", 0, experiment_id="e", variant="a"),
+            shown("r2", 1, experiment_id="e", variant="b"),
+            shown("r3", 2, list_type="search", query="q", items=["A3", "A9"]),
+            shown("r4", 3, list_type="search", query="q", items=[]),
+        ]
+        _supports(lambda: store.append_impressions(impressions_frame(rows)))
+
+        def ev(
+            item: str, kind: str, rid: str | None, minutes: float, value: float | None = None
+        ) -> Event:
+            at = T0 + timedelta(minutes=minutes)
+            fields = {"item_id": item, "type": kind, "request_id": rid, "value": value}
+            return Event.model_validate({"user_id": "u1", "timestamp": at, **fields})
+
+        events = [
+            ev("A1", "click", "r1", 1), ev("A2", "click", "r1", 2),  # two clicks, one list
+            ev("A2", "add_to_cart", "r1", 3), ev("A2", "purchase", "r1", 4, 20.0),
+            ev("A3", "click", "r2", 5), ev("A3", "view", "r2", 5),
+            ev("A9", "click", "r3", 6), ev("A9", "purchase", "r3", 7, 5.5),
+            ev("A1", "click", "nope", 8), ev("A1", "click", None, 8),
+            ev("A1", "click", "r4", 60 * 24 * 3),  # after the window below
+        ]  # fmt: skip
+        store.append_events(records_to_frame("events", events))
+        until = T0 + timedelta(days=1)
+        by_type = store.impression_counts(["list_type"], until=until)
+        assert by_type.to_dict("list") == {
+            "list_type": ["recommendations", "search"],
+            "impressions": [2, 2],
+            "clicks": [2, 1],
+            "add_to_carts": [1, 0],
+            "purchases": [1, 1],
+            "revenue": [20.0, 5.5],
+        }
+        by_variant = store.impression_counts(["experiment_id", "variant"], until=until)
+        assert by_variant[["variant", "impressions", "clicks", "purchases"]].values.tolist() == [
+            ["a", 1, 1, 1],
+            ["b", 1, 1, 0],
+            [None, 2, 1, 1],  # no experiment: last
+        ]
+        slots = store.impression_counts(["list_type", "position"], until=until)
+        assert slots.values.tolist() == [
+            # r1 and r2 show A1, A2, A3: A1 clicked on r1; A2 clicked, carted, bought on r1;
+            # A3 clicked on r2 (the view is no outcome)
+            ["recommendations", 1, 2, 1, 0, 0, 0.0],
+            ["recommendations", 2, 2, 1, 1, 1, 20.0],
+            ["recommendations", 3, 2, 1, 0, 0, 0.0],
+            ["search", 1, 1, 0, 0, 0, 0.0],  # r3 shows A3 (not clicked) then A9
+            ["search", 2, 1, 1, 0, 1, 5.5],
+        ]
+        everything = store.impression_counts([], until=until)
+        assert everything.values.tolist() == [[4, 3, 1, 2, 25.5]]
+        # from minute 2 on, open-ended: r3 and r4, and r4's late click now counts
+        late = store.impression_counts(["list_type"], since=T0 + timedelta(minutes=2))
+        assert late[["list_type", "impressions", "clicks"]].values.tolist() == [["search", 2, 2]]
+        with pytest.raises(DataError, match="by"):
+            store.impression_counts(["user_id"])
 
     def test_erasing_a_user_erases_their_impressions(self, store: Store) -> None:
         """The right to be forgotten reaches the impressions too."""

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from shelfwise.errors import ShelfwiseError
 from shelfwise.experiments.assignment import EXPERIMENT_ID_PATTERN, ExperimentSpec
-from shelfwise.experiments.attribution import list_outcomes, records, slot_outcomes, summarise
+from shelfwise.experiments.attribution import records, with_rates
 from shelfwise.experiments.impressions import utc_now
 from shelfwise.experiments.live import ConflictError
 from shelfwise.experiments.search_analytics import search_analytics
@@ -131,13 +131,10 @@ def lists(
 ) -> dict[str, Any]:
     """Click-through, add-to-cart and conversion rates of the served lists, per group
     (position: per shown slot, with the list type)."""
-    impressions, outcomes = _window(services, days)
-    if impressions.empty:
-        return {"days": days, "by": by, "rows": []}
-    if by == "position":
-        table = summarise(slot_outcomes(impressions, outcomes), ["list_type", "position"])
-    elif by == "variant":
-        table = summarise(list_outcomes(impressions, outcomes), ["experiment_id", "variant"])
-    else:
-        table = summarise(list_outcomes(impressions, outcomes), by)
-    return {"days": days, "by": by, "rows": records(table)}
+    live = experiments_of(services)
+    live.log.flush()
+    keys = {"position": ["list_type", "position"], "variant": ["experiment_id", "variant"]}
+    group = keys.get(by, [by])
+    # aggregated in the store (SQL GROUP BY), not from rows loaded here
+    counts = live.store.impression_counts(group, since=utc_now() - timedelta(days=days))
+    return {"days": days, "by": by, "rows": records(with_rates(counts, group))}
