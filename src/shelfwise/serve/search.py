@@ -31,7 +31,7 @@ import pandas as pd
 from shelfwise.search.service import SearchResponse, SearchService
 from shelfwise.serving import Engine
 
-__all__ = ["search_answer", "served_search", "watch_catalog"]
+__all__ = ["is_prepared", "search_answer", "served_search", "watch_catalog"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,12 @@ def served_search(
             if service not in _PREPARED:
                 _PREPARED[service] = _prepare(service, engine, mode, cache_dir)
     return service
+
+
+def is_prepared(engine: Engine) -> bool:
+    """Whether the active bundle's search service is already prepared (`served_search`
+    then answers at once)."""
+    return engine.bundle.search in _PREPARED
 
 
 def dense_error(service: SearchService) -> str | None:
