@@ -869,11 +869,13 @@ def profile_handlers(
     import io
     import pstats
 
+    from shelfwise.search.filters import Filters
     from shelfwise.serve import app as server
     from shelfwise.serve.middleware import Metrics
     from shelfwise.serve.routers import recommendations as rec_routes
     from shelfwise.serve.routers import search as search_routes
     from shelfwise.serve.warmup import Readiness, warm_up
+    from shelfwise.serving import RecContext
     from shelfwise.settings import Settings
 
     settings = Settings().with_(
@@ -888,13 +890,17 @@ def profile_handlers(
         query = dict(urllib.parse.parse_qsl(url.query))
         parts = [urllib.parse.unquote(p) for p in url.path.split("/")]
         if url.path == "/v1/search":
-            return lambda: search_routes.search(services, None, q=query["q"], k=10)  # type: ignore[arg-type]
+            return lambda: search_routes.search_body(
+                services, query["q"], Filters(), "relevance", 1, 10, [], None, None, None, True
+            )
         if url.path == "/v1/autocomplete":
-            return lambda: search_routes.autocomplete(services, None, q=query["q"], k=8)  # type: ignore[arg-type]
+            return lambda: search_routes.autocomplete_body(services, query["q"], 8)
         if url.path.endswith("/recommendations"):
-            return lambda: rec_routes.recommendations(services, None, parts[3], k=10)  # type: ignore[arg-type]
+            return lambda: rec_routes.recommendations_body(
+                services, parts[3], 10, RecContext(), (), None
+            )
         if url.path.endswith("/similar"):
-            return lambda: rec_routes.similar(services, None, parts[3], k=10)  # type: ignore[arg-type]
+            return lambda: rec_routes.related_body(services, "similar", parts[3], 10)
         raise SystemExit(f"no handler to profile for {path}")
 
     out: dict[str, Any] = {}

@@ -153,6 +153,10 @@ class LiveExperiments:
         self._loaded_at = float("-inf")
         return self.get(experiment_id)
 
+    def stale(self) -> bool:
+        """Whether the next `running()` re-reads the store."""
+        return time.monotonic() - self._loaded_at > self.refresh_seconds
+
     def running(self, refresh: bool = False) -> list[ExperimentSpec]:
         """The running experiments (cached for `refresh_seconds`)."""
         with self._lock:

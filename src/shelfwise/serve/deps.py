@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar, cast
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -28,7 +28,7 @@ from shelfwise.errors import (
     UnknownIdError,
 )
 from shelfwise.profiles.profile import ProfileService
-from shelfwise.serve.search import served_search
+from shelfwise.serve.search import is_prepared, served_search
 from shelfwise.serve.security import (
     SCOPES,
     KeyVerifier,
@@ -67,6 +67,45 @@ class Services:
         hot-swapped bundle's service is prepared on first use)."""
         settings = self.settings
         return served_search(self.engine, settings.search.mode, settings.paths.embeddings)
+
+    def reads_store(
+        self, chain: str | None = None, user: bool = False, search: bool = False
+    ) -> bool:
+        """Whether a request would read the store (or prepare a search service) now: the
+        engine's `chain` for a user (`user`: new events to fetch) or not, the running
+        experiments to re-read (requests for a user), a search service to prepare
+        (`search`). Such a request answers in a worker thread, any other on the event loop
+        (`answer`)."""
+        engine = self.engine
+        if chain is not None and engine.reads_store(chain, user):
+            return True
+        if user:
+            if chain is None and engine.log.reads_store():
+                return True
+            live = self.extra.get("experiments")
+            if live is None or live.stale():
+                return True
+        return search and not is_prepared(engine)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def answer(
+    reads_store: bool, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """`function(*args, **kwargs)`: on the event loop when it answers from memory
+    (`reads_store` False), in a worker thread when it reads the store.
+
+    The read routes' work is CPU-bound Python that holds the interpreter lock either way,
+    so a worker thread buys no parallelism; it costs two thread hops per request and, under
+    load, the event loop waiting up to the interpreter's switch interval (5 ms) for the lock
+    whenever a worker holds it. A store read, though, may wait on a lock the writer holds
+    for a whole transaction, and must not stall every other request meanwhile."""
+    if reads_store:
+        return await run_in_threadpool(function, *args, **kwargs)
+    return function(*args, **kwargs)
 
 
 _STATUS: dict[type[ShelfwiseError], int] = {

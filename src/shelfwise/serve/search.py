@@ -31,7 +31,7 @@ import pandas as pd
 from shelfwise.search.service import SearchResponse, SearchService
 from shelfwise.serving import Engine
 
-__all__ = ["search_answer", "served_search", "watch_catalog"]
+__all__ = ["is_prepared", "search_answer", "served_search", "watch_catalog"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,12 @@ def served_search(
 
 #: What `dense_error` says while dense retrieval is being switched on in the background.
 STARTING = "is still starting (the embedding model and the catalogue's vectors are loading)"
+
+
+def is_prepared(engine: Engine) -> bool:
+    """Whether the active bundle's search service is already prepared (`served_search`
+    then answers at once)."""
+    return engine.bundle.search in _PREPARED
 
 
 def dense_error(service: SearchService) -> str | None:

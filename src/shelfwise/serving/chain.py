@@ -26,7 +26,7 @@ from shelfwise.serving.aligned import AlignedModel
 from shelfwise.serving.catalog import Catalog
 from shelfwise.serving.config import EngineConfig, StepName
 from shelfwise.serving.picker import Picker
-from shelfwise.serving.replica import event_sequence
+from shelfwise.serving.replica import Events, event_column, event_sequence
 from shelfwise.serving.roles import ModelRoles
 
 
@@ -41,17 +41,16 @@ class RecContext:
     session_id: str | None = None
 
 
-#: An empty events frame with the replica's columns (a request without a user).
-_NO_EVENTS = pd.DataFrame(
-    {
-        "item_id": pd.Series(dtype=object),
-        "type": pd.Series(dtype=object),
-        "value": pd.Series(dtype=np.float64),
-        "timestamp": pd.Series(dtype="datetime64[us]"),
-        "session_id": pd.Series(dtype=object),
-        "seq": pd.Series(dtype=np.int64),
+def _no_events() -> dict[str, np.ndarray]:
+    """No events, in the replica's columns (a request without a user)."""
+    return {
+        "item_id": np.empty(0, dtype=object),
+        "type": np.empty(0, dtype=object),
+        "value": np.empty(0, dtype=np.float64),
+        "timestamp": np.empty(0, dtype="datetime64[us]"),
+        "session_id": np.empty(0, dtype=object),
+        "seq": np.empty(0, dtype=np.int64),
     }
-)
 
 
 @dataclass
@@ -63,7 +62,8 @@ class StepContext:
     catalog: Catalog
     roles: ModelRoles
     request: RecContext = field(default_factory=RecContext)
-    events: pd.DataFrame = field(default_factory=_NO_EVENTS.copy)
+    #: newest first: the replica's columns (`EventLog.columns`) or a DataFrame of them
+    events: Events = field(default_factory=_no_events)
     history: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     weights: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
     personal: AlignedModel | None = None
@@ -187,19 +187,23 @@ class Session(Step):
         ids: list[str] = []
         if ctx.request.item_id:
             ids.append(ctx.request.item_id)
-        ev = ctx.events[ctx.events["item_id"].notna()]
-        if len(ev):
+        item = event_column(ctx.events, "item_id")
+        present = ~pd.isna(item)
+        if present.any():
+            items = item[present]
+            sessions = event_column(ctx.events, "session_id")[present]
             session = ctx.request.session_id
-            if session is None and pd.notna(ev["session_id"].iloc[0]):
-                session = str(ev["session_id"].iloc[0])
+            if session is None and not pd.isna(sessions[0]):
+                session = str(sessions[0])
             if session is not None:
-                ev = ev[ev["session_id"] == session]
+                same = (isinstance(v, str) and v == session for v in sessions)
+                items = items[np.fromiter(same, dtype=bool, count=len(sessions))]
             else:
-                ts = pd.to_datetime(ev["timestamp"]).to_numpy()
+                ts = event_column(ctx.events, "timestamp")[present]
                 gaps = (ts[:-1] - ts[1:]) > self.gap
-                cut = int(np.argmax(gaps)) + 1 if gaps.any() else len(ev)
-                ev = ev.iloc[:cut]
-            ids.extend(ev["item_id"].astype(str).head(self.max_items).tolist())
+                cut = int(np.argmax(gaps)) + 1 if gaps.any() else len(items)
+                items = items[:cut]
+            ids.extend(str(i) for i in items[: self.max_items])
         if not ids:
             return np.empty(0, np.int64)
         idx = ctx.catalog.vocab.encode(ids, unknown="minus_one")
@@ -228,10 +232,12 @@ class CategoryTrending(Step):
             return normalise_category(ctx.request.category)
         cat = ctx.catalog
         candidates = [ctx.request.item_id] if ctx.request.item_id else []
-        candidates += ctx.events["item_id"].dropna().astype(str).head(20).tolist()
-        for item_id in candidates:
-            idx = cat.index(item_id)
-            if idx is not None and cat.category[idx]:
+        item = event_column(ctx.events, "item_id")
+        candidates += [str(i) for i in item[~pd.isna(item)][:20]]
+        if not candidates:
+            return None
+        for idx in cat.vocab.encode(candidates, unknown="minus_one").tolist():
+            if idx >= 0 and cat.category[idx]:
                 return str(cat.category[idx])
         return None
 

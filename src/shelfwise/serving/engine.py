@@ -338,7 +338,7 @@ class Engine:
 
     def user_history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """The user's latest interactions, read from the store now: (item indices, weights)."""
-        events = self.user_events(user_id)
+        events = self.log.columns(user_id)
         return weighted_history(
             events, self._catalog.vocab, self.bundle.weights, self.config.history_half_life_days
         )
@@ -347,7 +347,7 @@ class Engine:
         """The user's latest item events read from the store now, as item indices oldest ->
         newest (repeats kept, types weighing 0 and unknown items left out): what a
         sequential model reads, so a new event changes the next answer without retraining."""
-        events = self.user_events(user_id)
+        events = self.log.columns(user_id)
         return event_sequence(events, self._catalog.vocab, self.bundle.weights)
 
     def copurchase(self) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -363,6 +363,17 @@ class Engine:
         return self.log.save(self.replica_path)
 
     # -- answers --------------------------------------------------------------------------------
+    def reads_store(self, chain: str = "recommend", user: bool = True) -> bool:
+        """Whether an answer of `chain` (for a user: `user`) would read the store now (new
+        events to fetch, the basket counts to build) rather than memory alone. The API
+        answers from memory on its event loop, and in a worker thread otherwise."""
+        if user and self.log.reads_store():
+            return True
+        if any(isinstance(step, BoughtTogether) for step in self.chains[chain]):
+            counts = self._copurchase.counts
+            return counts is None or counts[0].shape[0] < len(self._catalog)
+        return False
+
     def _answer(
         self,
         chain: str,
@@ -392,7 +403,7 @@ class Engine:
             personal = chosen if isinstance(chosen, AlignedModel) else AlignedModel(chosen)
             ctx.personal, label = personal, personal.label
             ctx.requested = model is not None
-            ctx.events = self.user_events(user_id)
+            ctx.events = self.log.columns(user_id)  # arrays: no DataFrame per request
             ctx.history, ctx.weights = weighted_history(
                 ctx.events, cat.vocab, bundle.weights, bundle.engine.history_half_life_days
             )

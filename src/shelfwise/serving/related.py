@@ -68,6 +68,11 @@ class CoPurchase:
                 self._counts = copurchase_counts(events, catalog.vocab, len(catalog))
             return self._counts
 
+    @property
+    def counts(self) -> tuple[sp.csr_matrix, np.ndarray] | None:
+        """The counts built so far (None before the first `get` or after `clear`)."""
+        return self._counts
+
     def clear(self) -> None:
         """Forget the counts: the next `get` reads the store again."""
         with self._lock:

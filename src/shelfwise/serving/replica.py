@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,15 @@ class EventLog:
         """This process wrote events: the next read tails the log whatever the interval."""
         self._dirty = True
 
+    def reads_store(self) -> bool:
+        """Whether the next `events()` would read the store (new events to fetch, or the
+        store's last sequence number to ask), rather than answer from memory alone."""
+        if self._dirty:
+            return True
+        if time.monotonic() - self._last_tail < self.tail_seconds:
+            return False
+        return not self.store.last_seq_cached()
+
     def tail(self, force: bool = False) -> int:
         """Fetch events above the watermark; returns how many arrived."""
         now = time.monotonic()
@@ -185,6 +195,12 @@ class EventLog:
 
     def events(self, user_id: str) -> pd.DataFrame:
         """The user's latest `limit` events, newest first (RECENT_EVENT_COLUMNS)."""
+        return pd.DataFrame(self.columns(user_id), copy=False)
+
+    def columns(self, user_id: str) -> dict[str, np.ndarray]:
+        """`events(user_id)` as numpy columns (timestamps datetime64[us]): what serving
+        reads on every request, without building a DataFrame (which converts every text
+        column to Arrow strings and back)."""
         self.tail()
         with self._lock:
             base = self._base.rows(user_id)
@@ -203,7 +219,7 @@ class EventLog:
         order = np.lexsort((base["seq"], base["timestamp"]))[::-1][: self.limit]
         columns = {k: v[order] for k, v in base.items()}
         columns["timestamp"] = columns["timestamp"].astype(np.int64).view("datetime64[us]")
-        return pd.DataFrame(columns, copy=False)
+        return columns
 
     def drop(self, user_id: str, erasures_before: int | None = None) -> None:
         """Forget a user (hold `tail_lock` around the store's erasure and this call).
@@ -355,8 +371,26 @@ class _LogBase:
         return _LogBase(spans, self.codes, self.values, self.value, self.timestamp, self.seq)
 
 
+#: A user's events as the replica hands them out: a DataFrame, or its columns as arrays.
+Events = pd.DataFrame | Mapping[str, np.ndarray]
+
+
+def event_column(events: Events, name: str) -> np.ndarray:
+    """One column of `events` as a numpy array (text as objects, timestamps as
+    datetime64[us])."""
+    if isinstance(events, pd.DataFrame):
+        if name == "timestamp":
+            return events[name].to_numpy(dtype="datetime64[us]")
+        if name == "value":
+            return events[name].to_numpy(dtype=np.float64)
+        if name == "seq":
+            return events[name].to_numpy(dtype=np.int64)
+        return events[name].to_numpy(dtype=object)
+    return np.asarray(events[name])
+
+
 def weighted_history(
-    events: pd.DataFrame,
+    events: Events,
     vocab: Vocabulary,
     weights: InteractionWeights,
     half_life_days: float | None = None,
@@ -367,26 +401,25 @@ def weighted_history(
     (the engine's `history_half_life_days`) is the serving-time decay from the user's
     newest event; None: the decay of `weights` (the models' training weighting)."""
     empty = np.empty(0, np.int64), np.empty(0, np.float32)
-    ev = events[events["item_id"].notna()]
-    if ev.empty:
+    item = event_column(events, "item_id")
+    present = ~pd.isna(item)
+    if not present.any():
         return empty
-    idx = np.asarray(
-        vocab.encode(ev["item_id"].to_numpy(dtype=object), unknown="minus_one"), dtype=np.int64
-    )
-    types = ev["type"].to_numpy(dtype=object)
+    idx = np.asarray(vocab.encode(item[present], unknown="minus_one"), dtype=np.int64)
+    types = event_column(events, "type")[present]
     table = {t: weights.weight_of(t) for t in EVENT_TYPES}
     w = np.fromiter((table.get(t, 1.0) for t in types), dtype=np.float64, count=len(types))
     if weights.use_value:
         valued = np.isin(types, list(weights.use_value))
         if valued.any():
-            values = ev["value"].to_numpy(dtype=np.float64)
+            values = np.asarray(event_column(events, "value"), dtype=np.float64)[present]
             values = np.where(np.isnan(values), 1.0, values)
             w = np.where(valued, w * values, w)
             if weights.min_value is not None:
                 w = np.where(valued & (values < weights.min_value), np.nan, w)
     half_life = half_life_days if half_life_days is not None else weights.half_life_days
     if half_life is not None:
-        micros = ev["timestamp"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+        micros = event_column(events, "timestamp")[present].astype(np.int64)
         age_days = (micros.max() - micros) / 86_400e6
         w = w * np.exp2(-age_days / half_life)
     keep = (idx >= 0) & ~np.isnan(w) & (w != 0)
@@ -400,12 +433,12 @@ def weighted_history(
     return items[nonzero], sums[nonzero]
 
 
-def event_sequence(
-    events: pd.DataFrame, vocab: Vocabulary, weights: InteractionWeights
-) -> np.ndarray:
+def event_sequence(events: Events, vocab: Vocabulary, weights: InteractionWeights) -> np.ndarray:
     """A user's item events (given newest first) as indices in `vocab`, oldest -> newest,
     repeats kept, types weighing 0 and unknown items left out: what a sequential model
     reads."""
+    if not isinstance(events, pd.DataFrame):
+        events = pd.DataFrame(dict(events), copy=False)
     events = weighted_events(events, weights)
     if events.empty:
         return np.empty(0, np.int64)

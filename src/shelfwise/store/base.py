@@ -225,6 +225,10 @@ class Store(ABC):
         events = self.events(limit=1, newest_first=True)
         return int(events["seq"].max()) if len(events) else 0
 
+    def last_seq_cached(self) -> bool:
+        """Whether `last_seq()` would answer from memory, without reading the store."""
+        return False
+
     def interactions(
         self, since: datetime | None = None, types: Sequence[str] | None = None
     ) -> pd.DataFrame:

@@ -607,6 +607,10 @@ class SqlStore(MeasureSql, EventWriteSql, Store):
                 self._seq_seen = (writes, value)
             return value
 
+    def last_seq_cached(self) -> bool:
+        """Whether `last_seq()` answers from memory (see there)."""
+        return self.backend == "duckdb" and (self._seq_seen or (-1,))[0] == self._writes
+
     def erasure_count(self) -> int:
         """How many `erase_user` calls erased something, ever (from the `meta` table)."""
         with self._reading_one():

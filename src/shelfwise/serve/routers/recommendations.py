@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from shelfwise.serve.deps import ReadDep, ServicesDep
+from shelfwise.serve.deps import ReadDep, Services, ServicesDep, answer
 from shelfwise.serve.measure import Decision, experiments_of, served
 from shelfwise.serve.schemas import ID_PATTERN, ItemOut, PageType, RecommendationsOut, RelatedOut
 from shelfwise.serving import RecContext, Recommendation
@@ -48,7 +48,7 @@ def _served(
 
 
 @router.get("/users/{user_id}/recommendations", response_model=RecommendationsOut)
-def recommendations(
+async def recommendations(
     services: ServicesDep,
     _: ReadDep,
     user_id: UserId,
@@ -71,11 +71,27 @@ def recommendations(
     Unknown users get an answer too: the steps that need no history fill the list.
     """
     context = RecContext(page_type=page_type, item_id=item, category=category, session_id=session)
+    reads = services.reads_store("recommend", user=True)
+    return await answer(
+        reads, recommendations_body, services, user_id, k, context, tuple(exclude or ()), model
+    )
+
+
+def recommendations_body(
+    services: Services,
+    user_id: str,
+    k: int,
+    context: RecContext,
+    exclude: tuple[str, ...],
+    model: str | None,
+) -> RecommendationsOut:
+    """The recommendations route's work (in memory unless `Services.reads_store` says
+    otherwise)."""
     decision = experiments_of(services).decide(user_id, "recommendations")
     wanted = decision.variant.model if decision else None
     chosen = model or wanted  # a model asked for by name wins over the variant's
     exposed = not (decision and decision.overridden({"model": model}))
-    rec = services.engine.recommend(user_id, k, chosen, context, tuple(exclude or ()))
+    rec = services.engine.recommend(user_id, k, chosen, context, exclude)
     request_id, items = _served(services, "recommendations", rec, user_id, decision, exposed)
     return RecommendationsOut(
         user_id=user_id,
@@ -87,11 +103,11 @@ def recommendations(
     )
 
 
-@router.get("/items/{item_id}/similar", response_model=RelatedOut)
-def similar(services: ServicesDep, _: ReadDep, item_id: ItemId, k: K = 10) -> RelatedOut:
-    """Items like this one (collaborative, then content, category, popular); 404 if unknown."""
-    rec = services.engine.similar(item_id, k)
-    request_id, items = _served(services, "similar", rec)
+def related_body(services: Services, chain: str, item_id: str, k: int) -> RelatedOut:
+    """The similar and bought-together routes' work: `chain` for the page's item."""
+    engine = services.engine
+    rec = engine.similar(item_id, k) if chain == "similar" else engine.bought_together(item_id, k)
+    request_id, items = _served(services, chain, rec)
     return RelatedOut(
         item_id=item_id,
         strategy=rec.strategy,
@@ -99,17 +115,19 @@ def similar(services: ServicesDep, _: ReadDep, item_id: ItemId, k: K = 10) -> Re
         items=items,
         request_id=request_id,
     )
+
+
+@router.get("/items/{item_id}/similar", response_model=RelatedOut)
+async def similar(services: ServicesDep, _: ReadDep, item_id: ItemId, k: K = 10) -> RelatedOut:
+    """Items like this one (collaborative, then content, category, popular); 404 if unknown."""
+    reads = services.reads_store("similar")
+    return await answer(reads, related_body, services, "similar", item_id, k)
 
 
 @router.get("/items/{item_id}/bought-together", response_model=RelatedOut)
-def bought_together(services: ServicesDep, _: ReadDep, item_id: ItemId, k: K = 10) -> RelatedOut:
+async def bought_together(
+    services: ServicesDep, _: ReadDep, item_id: ItemId, k: K = 10
+) -> RelatedOut:
     """Items bought in the same baskets, then similar ones; 404 if the item is unknown."""
-    rec = services.engine.bought_together(item_id, k)
-    request_id, items = _served(services, "bought_together", rec)
-    return RelatedOut(
-        item_id=item_id,
-        strategy=rec.strategy,
-        model_version=rec.model_version,
-        items=items,
-        request_id=request_id,
-    )
+    reads = services.reads_store("bought_together")
+    return await answer(reads, related_body, services, "bought_together", item_id, k)

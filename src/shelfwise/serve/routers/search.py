@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from shelfwise.search.filters import Filters, Sort
 from shelfwise.search.modes import SearchMode
-from shelfwise.serve.deps import ReadDep, ServicesDep
+from shelfwise.serve.deps import ReadDep, Services, ServicesDep, answer
 from shelfwise.serve.measure import experiments_of, served
 from shelfwise.serve.schemas import AutocompleteOut, SearchOut
 from shelfwise.serve.search import search_answer
@@ -19,7 +19,7 @@ Text = Annotated[str, Query(min_length=1, max_length=200)]
 
 
 @router.get("/search", response_model=SearchOut)
-def search(
+async def search(
     services: ServicesDep,
     _: ReadDep,
     q: Annotated[
@@ -70,7 +70,6 @@ def search(
     ] = True,
 ) -> SearchOut:
     """Full-text product search with filters, facets, sorting and pages."""
-    per_page = k or per_page
     filters = Filters(
         category=category,
         brand=tuple(brand or ()),
@@ -78,6 +77,38 @@ def search(
         max_price=price_max,
         in_stock=in_stock,
     )
+    reads = services.reads_store(user=user is not None, search=True)
+    return await answer(
+        reads,
+        search_body,
+        services,
+        q,
+        filters,
+        sort,
+        page,
+        k or per_page,
+        list(dict.fromkeys(facets or ())),
+        user,
+        mode,
+        understand,
+        correct,
+    )
+
+
+def search_body(
+    services: Services,
+    q: str,
+    filters: Filters,
+    sort: Sort,
+    page: int,
+    per_page: int,
+    facets: list[str],
+    user: str | None,
+    mode: SearchMode | None,
+    understand: bool | None,
+    correct: bool,
+) -> SearchOut:
+    """The search route's work (in memory unless `Services.reads_store` says otherwise)."""
     service = services.search
     history, weights = None, None
     if user is not None:
@@ -95,7 +126,7 @@ def search(
         sort=sort,
         page=page,
         per_page=per_page,
-        facets=list(dict.fromkeys(facets or ())),
+        facets=facets,
         user=user,
         history=history,
         history_weights=weights,
@@ -104,30 +135,35 @@ def search(
         rerank=settings.get("rerank", True),
         correct=correct,
     )
-    answer = search_answer(service, res)
-    request_id, answer["items"] = served(
+    shaped = search_answer(service, res)
+    request_id, shaped["items"] = served(
         services,
         "search",
-        answer["items"],
-        [i["item_id"] for i in answer["items"]],
+        shaped["items"],
+        [i["item_id"] for i in shaped["items"]],
         user,
         decision,
         exposed,
         query=q,
         n_results=res.total,
-        policy=answer["engine"],
+        policy=shaped["engine"],
         model_version=services.engine.model_version,
     )
-    return SearchOut(query=q, page=page, per_page=per_page, request_id=request_id, **answer)
+    return SearchOut(query=q, page=page, per_page=per_page, request_id=request_id, **shaped)
 
 
 @router.get("/autocomplete", response_model=AutocompleteOut)
-def autocomplete(
+async def autocomplete(
     services: ServicesDep,
     _: ReadDep,
     q: Annotated[str, Query(min_length=1, max_length=100, description="what was typed")],
     k: Annotated[int, Query(ge=1, le=20)] = 8,
 ) -> AutocompleteOut:
     """Query completions for a prefix."""
+    return await answer(services.reads_store(search=True), autocomplete_body, services, q, k)
+
+
+def autocomplete_body(services: Services, q: str, k: int) -> AutocompleteOut:
+    """The autocomplete route's work (in memory once the search service is prepared)."""
     suggestions = services.search.autocomplete(q, k)
     return AutocompleteOut(prefix=q, suggestions=[s.text for s in suggestions])
