@@ -76,3 +76,27 @@ def test_a_failing_write_does_not_stop_the_thread() -> None:
     writer.put(1)
     writer.close()
     assert written == [1]
+
+
+def test_tick_runs_on_the_thread_at_start_before_groups_and_when_idle() -> None:
+    ticks: list[str] = []
+    idle = threading.Event()
+
+    def tick() -> None:
+        ticks.append(threading.current_thread().name)
+        if len(ticks) >= 3:
+            idle.set()
+
+    writer: BatchWriter[int] = BatchWriter(
+        lambda group: None, "test-tick", tick=tick, tick_seconds=0.01
+    )
+    assert idle.wait(5)  # start, then again after each 0.01 s without an item
+    writer.close()
+    assert set(ticks) == {"test-tick"}  # never on the caller's thread
+
+    once: list[int] = []
+    quiet: BatchWriter[int] = BatchWriter(
+        lambda group: None, "test-no-idle", tick=lambda: once.append(1)
+    )
+    quiet.close()  # without tick_seconds: only at start (and before groups)
+    assert once == [1]

@@ -9,7 +9,9 @@ new items queue up and go together into the next, so the write cost is shared by
 arrived meanwhile, however fast it arrives. `close` writes what is queued, then stops.
 
 With `max_queue` the queue is bounded and `put` refuses (False) instead of blocking when
-it is full; otherwise it is unbounded.
+it is full; otherwise it is unbounded. A `tick` is called on the thread when it starts,
+before every group and, with `tick_seconds`, after that long without any item (the
+impression log's retention pruning), so periodic upkeep never runs on a caller's thread.
 """
 
 from __future__ import annotations
@@ -36,8 +38,12 @@ class BatchWriter(Generic[T]):
         size: Callable[[T], int] | None = None,
         linger_seconds: float = 0.0,
         max_queue: int = 0,
+        tick: Callable[[], None] | None = None,
+        tick_seconds: float | None = None,
     ) -> None:
         self._write = write
+        self._tick = tick
+        self._tick_seconds = tick_seconds if tick is not None else None
         self.max_size = max(int(max_size), 1)
         self._size = size
         self.linger_seconds = max(float(linger_seconds), 0.0)
@@ -80,7 +86,15 @@ class BatchWriter(Generic[T]):
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            if self._tick is not None:
+                try:
+                    self._tick()
+                except Exception:  # upkeep must not stop the writes
+                    log.exception("%s upkeep failed", self._thread.name)
+            try:
+                first = self._queue.get(timeout=self._tick_seconds)
+            except queue.Empty:
+                continue
             if first is None:
                 break
             group = [first]

@@ -10,8 +10,8 @@ thread is a `shelfwise.batching.BatchWriter`, as is the event writer's.
 
 `sample_rate` < 1 logs only that share of the lists outside any experiment (at random,
 counted in `sampled_out`); a list with an `experiment_id` is always logged. With
-`retention_days` the writer deletes older impressions when it starts and then, at most every
-`PRUNE_EVERY_SECONDS`, with a batch it writes (`pruned` counts them).
+`retention_days` the writer thread deletes older impressions when it starts and then every
+`PRUNE_EVERY_SECONDS` (`pruned` counts them; the `BatchWriter`'s tick).
 `ImpressionLog.from_settings` takes all of these from `Settings().impressions`
 (`SHELFWISE_IMPRESSIONS__...`).
 """
@@ -117,8 +117,9 @@ class ImpressionLog:
             self.max_rows,
             linger_seconds=self.flush_seconds,
             max_queue=max(int(max_queue), 1),
+            tick=self._prune if retention_days is not None else None,
+            tick_seconds=PRUNE_EVERY_SECONDS,
         )
-        self._prune()  # the retention applies from the start, then with every batch written
 
     @classmethod
     def from_settings(cls, store: Store, settings: ImpressionSettings) -> ImpressionLog:
@@ -185,7 +186,6 @@ class ImpressionLog:
             log.warning("could not delete impressions before %s: %s", cutoff, exc)
 
     def _write(self, batch: list[Impression]) -> None:
-        self._prune()
         try:
             self.written += self.store.append_impressions(
                 impressions_frame([i.row() for i in batch])
