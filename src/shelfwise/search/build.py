@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from shelfwise.search.service import SearchService
 
 if TYPE_CHECKING:
     from shelfwise.search.ltr import LTRConfig, PersonalisedReranker
+    from shelfwise.search.relevance import SearchDataset
 
 __all__ = ["build_search_service", "load_search_service"]
 
@@ -67,13 +70,17 @@ def build_search_service(
     service = SearchService.build(items, events, config)
     timings = {"search_index": round(time.perf_counter() - t0, 3)}
     tuned: dict[str, Any] | None = None
-    if judgements is not None and tune_budget:
-        t0 = time.perf_counter()
-        service, tuned = _tune(service, events, judgements, dense, cache_dir, tune_budget)
-        timings["search_tuning"] = round(time.perf_counter() - t0, 3)
     if judgements is not None:
+        from shelfwise.search.judged import load_judged_folder
+
+        dataset = load_judged_folder(Path(judgements), corpus=service.items)
+        dataset.history = events
+        if tune_budget:
+            t0 = time.perf_counter()
+            service, tuned = _tune(service, dataset, judgements, dense, cache_dir, tune_budget)
+            timings["search_tuning"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        service.reranker = _train_judged(service, events, judgements, dense, cache_dir, ltr_config)
+        service.reranker = _train_judged(service, dataset, judgements, dense, cache_dir, ltr_config)
         timings["search_reranker"] = round(time.perf_counter() - t0, 3)
     elif rerank:
         t0 = time.perf_counter()
@@ -84,9 +91,27 @@ def build_search_service(
     return service
 
 
+@contextmanager
+def _dense_on(
+    service: SearchService, dense: bool, cache_dir: Path | None, what: str
+) -> Iterator[None]:
+    """With `dense`, dense retrieval switched on for the block (a warning saying `what` goes
+    without it when it cannot be); afterwards the service's dense index and fusion as before."""
+    saved = service.dense, service.fusion
+    if dense:
+        try:
+            service.enable_dense(cache_dir=cache_dir)
+        except ShelfwiseError as exc:
+            log.warning("%s without dense features: %s", what, exc)
+    try:
+        yield
+    finally:
+        service.dense, service.fusion = saved
+
+
 def _tune(
     service: SearchService,
-    events: pd.DataFrame | None,
+    dataset: SearchDataset,
     folder: Path,
     dense: bool,
     cache_dir: Path | None,
@@ -95,24 +120,15 @@ def _tune(
     """The service re-configured with ranking parameters tuned on a judged folder within
     `budget` seconds (hybrid with `dense`, the fusion parameters included), and the
     report (tuned parameters, the cross-validated comparison with the defaults)."""
-    from shelfwise.search.judged import load_judged_folder
     from shelfwise.tuning.search import Judged, SearchTuneSettings, tune_search
 
-    dataset = load_judged_folder(Path(folder), corpus=service.items)
     judged = Judged.from_dataset(dataset)
     groups = len(set(judged.groups))
     folds = min(5, groups) if groups >= 3 else 0  # fewer: no cross-validation
     saved = service.dense, service.fusion
-    if dense:
-        try:
-            service.enable_dense(cache_dir=cache_dir)
-        except ShelfwiseError as exc:
-            log.warning("search tuned without dense retrieval: %s", exc)
-    try:
+    with _dense_on(service, dense, cache_dir, "search tuned"):
         settings = SearchTuneSettings(trials=10_000, folds=folds, time_budget=budget)
         result = tune_search(service, judged, settings)
-    finally:
-        service.dense, service.fusion = saved
     tuned = service.with_config(result.config.model_copy(update={"mode": service.config.mode}))
     tuned.dense, tuned.fusion = saved
     report = result.to_dict()
@@ -159,7 +175,7 @@ def _train_reranker(
 
 def _train_judged(
     service: SearchService,
-    events: pd.DataFrame | None,
+    dataset: SearchDataset,
     folder: Path,
     dense: bool,
     cache_dir: Path | None,
@@ -168,20 +184,10 @@ def _train_judged(
     """The re-ranker learnt from a judged folder's graded judgements over the service's
     candidates; with `dense`, over its hybrid candidates with the dense features (the dense
     index is then dropped again, as `_train_reranker` does)."""
-    from shelfwise.search.judged import load_judged_folder, train_judged_reranker
+    from shelfwise.search.judged import train_judged_reranker
 
-    dataset = load_judged_folder(Path(folder), corpus=service.items)
-    dataset.history = events
-    saved = service.dense, service.fusion
-    if dense:
-        try:
-            service.enable_dense(cache_dir=cache_dir)
-        except ShelfwiseError as exc:
-            log.warning("judged re-ranker trained without dense features: %s", exc)
-    try:
+    with _dense_on(service, dense, cache_dir, "judged re-ranker trained"):
         reranker = train_judged_reranker(service, dataset, config)
-    finally:
-        service.dense, service.fusion = saved
     log.info(
         "trained the search re-ranker on %d judged queries from %s", len(dataset.queries), folder
     )
