@@ -49,7 +49,12 @@ from shelfwise.store.rows import (
     time_window,
 )
 
-SCHEMA_VERSION = 1
+#: The layout `_create_schema` makes. Bump it with every change to the statements there
+#: (and in `MeasureSql._measure_schema`): a store at this version opens without running
+#: them, an older one runs them (they are idempotent migrations) and is stamped with it.
+#: 2: events.request_id, impressions (with marginal_propensities) and experiments, which
+#: version-1 files may lack.
+SCHEMA_VERSION = 2
 T = TypeVar("T")
 
 
@@ -216,8 +221,41 @@ class SqlStore(MeasureSql, EventWriteSql, Store):
         )
 
     # -- schema ---------------------------------------------------------------------------
+    def _stored_schema_version(self) -> int | None:
+        """The store's `schema_version` row (0 when the row is missing), or None when there
+        is no `meta` table yet (a new store); read in a transaction of its own, which a
+        failed read leaves rolled back (PostgreSQL aborts a transaction on any error)."""
+        self._begin()
+        try:
+            rows = self._fetchall("SELECT value FROM meta WHERE key = 'schema_version'")
+        except self.db_errors:
+            return None
+        finally:
+            self._rollback()
+        return int(rows[0][0]) if rows else 0
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.url} has schema version {version}, newer than this Shelfwise "
+                f"understands ({SCHEMA_VERSION}); upgrade Shelfwise"
+            )
+
     def _create_schema(self) -> None:
-        """Create the tables if missing (idempotent) and check the schema version."""
+        """Create the tables if missing and bring an older store up to `SCHEMA_VERSION`.
+
+        A store already at `SCHEMA_VERSION` opens on one read of its version row: none of
+        the statements run (every CLI command opens the store, and they took a tenth of a
+        second). A newer store is refused before anything is written to it."""
+        with self._lock:
+            try:
+                version = self._stored_schema_version()
+            except self.db_errors as exc:
+                raise StoreError(f"cannot read the schema version of {self.url}: {exc}") from exc
+            if version is not None:
+                self._refuse_newer(version)
+                if version == SCHEMA_VERSION:
+                    return
         j, d, ts = self.json_type, self.double_type, quote("timestamp")
         statements = [
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -259,11 +297,9 @@ class SqlStore(MeasureSql, EventWriteSql, Store):
                         [key, value],
                     )
                 version = int(self._meta("schema_version") or 0)
-                if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.url} has schema version {version}, newer than this Shelfwise "
-                        f"understands ({SCHEMA_VERSION}); upgrade Shelfwise"
-                    )
+                self._refuse_newer(version)  # (another process may have moved it on)
+                if version < SCHEMA_VERSION:  # the statements above migrated it
+                    self._set_meta("schema_version", str(SCHEMA_VERSION))
                 self._commit()
             except self.db_errors as exc:
                 self._rollback()
