@@ -141,3 +141,20 @@ def test_a_snapshot_taken_before_an_erasure_is_not_used(store: Store, tmp_path: 
         store.erase_user("b")
         log.drop("b", before)
     assert log.save(path) and EventLog(store, snapshot=path).from_snapshot
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
+def test_a_damaged_snapshot_is_replaced_by_the_log(
+    store: Store, tmp_path: Path, damage: str
+) -> None:
+    _append(store, ("a", "K1", 0), ("a", "K2", 1))
+    path = tmp_path / "replica.npz"
+    assert EventLog(store, snapshot=path).save(path)
+    data = path.read_bytes()
+    path.write_bytes(
+        {"truncated": data[: len(data) // 2], "empty": b"", "garbage": b"\x00not npz"}[damage]
+    )
+    _append(store, ("a", "B1", 9))
+    log = EventLog(store, limit=2, snapshot=path)  # no crash: read from the store instead
+    assert not log.from_snapshot
+    assert log.events("a")["item_id"].tolist() == ["B1", "K2"]

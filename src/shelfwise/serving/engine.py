@@ -207,14 +207,17 @@ class Engine:
         return aligned.label if aligned is not None else self.config.personalisation_model
 
     def sync_catalog(self) -> None:
-        """Apply store items the bundle does not know (added after it was built) and hide
-        bundle items the store no longer has."""
+        """Bring the bundle's catalogue up to the store's, as the live changes would have:
+        items added after the build are applied (`apply_items`: content vectors, the next
+        indices), items changed since get their new fields (title, price, stock ...) and
+        bundle items the store no longer has are hidden. A server that starts on an older
+        bundle calls it once, with whatever changed while it was down; the search service
+        follows when it is prepared (`serve.search`)."""
         with self._lock:
             stored, self._items_written = self.store.items_written_since(None)
-            known = set(self._catalog.item_id.tolist())
-            new = stored[~stored["item_id"].isin(known)]
-            if len(new):
-                self.apply_items(new, notify=False)
+            changed = self._catalog.differing(stored)  # new, or fields not the bundle's
+            if len(changed):
+                self.apply_items(changed, notify=False)
             gone = ~pd.Series(self._catalog.item_id).isin(set(stored["item_id"])).to_numpy()
             if gone.any():
                 self._catalog = self._catalog.with_alive(self._catalog.alive & ~gone)

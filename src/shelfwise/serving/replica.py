@@ -135,8 +135,14 @@ class EventLog:
                         )
                         return False
                     base = _LogBase.from_state({k: data[k] for k in data.files})
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("unreadable event replica snapshot %s (%s); reading the log", path, exc)
+            except Exception as exc:  # truncated (BadZipFile, EOFError), garbled, foreign:
+                # the snapshot only speeds the start up, the log it came from is in the store
+                log.warning(
+                    "unreadable event replica snapshot %s (%s: %s); reading the log",
+                    path,
+                    type(exc).__name__,
+                    exc,
+                )
                 return False
             with self._lock:
                 self._base = base

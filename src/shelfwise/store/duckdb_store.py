@@ -33,7 +33,8 @@ def _file_lock(path: str) -> RLock:
 class DuckDBStore(SqlStore):
     """A store in a DuckDB database file (`path`) or in memory (`":memory:"`).
 
-    The parent directory of the file is created if missing; the tables are created on open.
+    The parent directory of the file is created if missing; the tables are created on the
+    first open (an older file is migrated; see `SqlStore._create_schema`).
     """
 
     backend: ClassVar[str] = "duckdb"
