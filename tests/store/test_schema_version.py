@@ -125,3 +125,31 @@ def test_a_new_store_gets_the_tables_and_the_current_version(tmp_path: Path) -> 
         assert store.counts() == {"items": 0, "users": 0, "events": 0}
     assert _version(path) == str(SCHEMA_VERSION)
     assert {"events_user_id_idx", "events_timestamp_idx", "events_request_id_idx"} <= _indexes(path)
+
+
+@pytest.mark.postgres
+def test_postgres_skips_the_statements_at_the_current_version(postgres_schema: str) -> None:
+    import psycopg
+
+    def indexes() -> set[str]:
+        with psycopg.connect(postgres_schema) as con:
+            rows = con.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    with open_store(postgres_schema) as store:  # a new schema: no meta table to read yet
+        store.ingest(items=records_to_frame("items", [Item(item_id="A", title="Anvil")]))
+    with psycopg.connect(postgres_schema, autocommit=True) as con:
+        con.execute("DROP INDEX events_timestamp_idx")
+    with open_store(postgres_schema) as store:
+        assert store.items()["title"].tolist() == ["Anvil"]
+    assert "events_timestamp_idx" not in indexes()  # no statement ran
+    with psycopg.connect(postgres_schema, autocommit=True) as con:
+        con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with open_store(postgres_schema) as store:  # an older schema: migrated and stamped
+        assert store.counts()["items"] == 1
+    assert "events_timestamp_idx" in indexes()
+    with psycopg.connect(postgres_schema) as con:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert row == (str(SCHEMA_VERSION),)
