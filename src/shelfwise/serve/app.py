@@ -138,6 +138,8 @@ def build_services(engine: Engine, settings: Settings, metrics: Metrics) -> Serv
     engine.add_reset_listener(profiles.clear)
     registry = ModelRegistry(engine, engine.bundle.registry)
     metrics.set_model(engine.model_version, engine.serving_label)
+    writer = EventWriter(engine.store, gather_seconds=settings.serve.event_gather_ms / 1000)
+    metrics.watch_event_writer(writer.stats)
     return Services(
         settings=settings,
         store=engine.store,
@@ -149,7 +151,7 @@ def build_services(engine: Engine, settings: Settings, metrics: Metrics) -> Serv
         limiter=RateLimiter(settings.serve.rate_limit, settings.serve.rate_burst),
         extra={
             "metrics": metrics,
-            "event_writer": EventWriter(engine.store),
+            "event_writer": writer,
             # impressions are written by it
             "experiments": LiveExperiments(engine.store, impressions=settings.impressions),
         },
