@@ -349,6 +349,10 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     return app
 
 
+#: Seconds a worker process may take to answer uvicorn's supervisor (`serve`).
+WORKER_HEALTHCHECK_SECONDS = 120
+
+
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     """Run the API with uvicorn: one process, or `workers` processes sharing PostgreSQL."""
     import uvicorn
@@ -376,6 +380,10 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             workers=workers,
             log_level="warning",
             access_log=False,
+            # A worker loading its bundle and event replica (a million events: tens of
+            # seconds on a busy machine) may answer the supervisor's ping late; with
+            # uvicorn's 5 s it was killed as hung and replaced, over and over.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
         return
     uvicorn.run(
