@@ -14,7 +14,10 @@ seconds per level, each level `--repeats` times (the report gives every run and 
 median, min and max). Every request has fresh `event_id`s; an event counts once the server
 answered 200 with it accepted (the answer comes after the commit). The clients are plain
 asyncio streams in one process beside the server, so on a small machine they take CPU
-from it: the figures are a lower bound. Each run also records the server's CPU time (all
+from it: the figures are a lower bound. `--client wrk` (or `python,wrk`) also drives the
+single events with Debian's `wrk` (C, `benchmarks/events_wrk.lua`: a fresh event_id per
+request, acked events counted from the answers), a far cheaper client; each run records
+the client's CPU per request too. Each run also records the server's CPU time (all
 its processes, from /proc) per request and per event, which a busy machine inflates far
 less than the wall-clock figures, and the 1-minute load average. The store's event count
 is checked against the acknowledged total at the end.
@@ -262,10 +265,48 @@ def wait_until_quiet(session: int, limit_s: float = 300.0) -> float:
     return round(time.monotonic() - started, 1)
 
 
+WRK_SCRIPT = ROOT / "benchmarks" / "events_wrk.lua"
+
+
+def run_wrk(port: int, key: str, clients: int, args: argparse.Namespace) -> dict[str, Any]:
+    """`clients` wrk connections posting single events (`events_wrk.lua`: a fresh
+    event_id per request) for `--duration` seconds; wrk's own summary (latencies in us)."""
+    run_id = f"w{time.time_ns()}"
+    cmd = [
+        "wrk",
+        f"-t{min(clients, args.wrk_threads)}",
+        f"-c{clients}",
+        f"-d{args.duration:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        f"http://127.0.0.1:{port}",
+        "--",
+        key,
+        run_id,
+        str(args.users),
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=args.duration + 60, check=True
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith('{"requests"')]
+    if not lines:
+        raise SystemExit(f"wrk printed no summary: {done.stdout}\n{done.stderr}")
+    return dict(json.loads(lines[-1]))
+
+
 def run_level(
-    port: int, key: str, clients: int, batch: int, args: argparse.Namespace, session: int
+    port: int,
+    key: str,
+    clients: int,
+    batch: int,
+    args: argparse.Namespace,
+    session: int,
+    client: str = "python",
 ) -> dict:
-    """`clients` concurrent clients for `--duration` seconds; the run's figures."""
+    """`clients` concurrent clients for `--duration` seconds; the run's figures. `client`:
+    "python" (asyncio streams in this process) or "wrk" (single events only)."""
     out: dict[str, Any] = {"latencies": [], "acked": 0, "errors": 0}
     run_id = f"r{time.time_ns()}"
 
@@ -282,20 +323,40 @@ def run_level(
 
     load_before = os.getloadavg()[0]
     cpu_before = server_cpu_seconds(session)
-    elapsed = asyncio.run(main())
+    own_before = os.times()
+    if client == "wrk":
+        if batch != 1:
+            raise ValueError("the wrk client posts single events only")
+        summary = run_wrk(port, key, clients, args)
+        elapsed = summary["duration_us"] / 1e6
+        n_requests = int(summary["requests"])
+        out["acked"], out["errors"] = int(summary["acked"]), int(summary["non_200"])
+        out["errors"] += int(summary["socket_errors"])
+        p50, p99 = summary["p50_us"] / 1000, summary["p99_us"] / 1000
+    else:
+        elapsed = asyncio.run(main())
+        lat = np.asarray(out["latencies"]) * 1000
+        n_requests = len(lat)
+        p50 = float(np.percentile(lat, 50)) if len(lat) else None
+        p99 = float(np.percentile(lat, 99)) if len(lat) else None
     cpu = server_cpu_seconds(session) - cpu_before
-    lat = np.asarray(out["latencies"]) * 1000
-    requests = max(len(lat), 1)
+    own = os.times()
+    client_cpu = (own.user + own.system + own.children_user + own.children_system) - (
+        own_before.user + own_before.system + own_before.children_user + own_before.children_system
+    )
+    requests = max(n_requests, 1)
     return {
+        "client": client,
         "clients": clients,
         "events_per_request": batch,
-        "requests": len(lat),
+        "requests": n_requests,
         "errors": out["errors"],
         "acked_events": out["acked"],
         "events_per_s": round(out["acked"] / elapsed, 1),
-        "requests_per_s": round(len(lat) / elapsed, 1),
-        "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
-        "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
+        "requests_per_s": round(n_requests / elapsed, 1),
+        "p50_ms": round(p50, 2) if p50 is not None else None,
+        "p99_ms": round(p99, 2) if p99 is not None else None,
+        "client_cpu_ms_per_request": round(1000 * client_cpu / requests, 3),
         "server_cpu_s": round(cpu, 2),
         "server_cpu_ms_per_request": round(1000 * cpu / requests, 3),
         "server_cpu_ms_per_event": round(1000 * cpu / max(out["acked"], 1), 4),
@@ -307,6 +368,7 @@ def summarise(runs: list[dict]) -> dict:
     """One level's repeats: median, min and max of each figure, and every run."""
     figures = ("events_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
     return {
+        "client": runs[0].get("client", "python"),
         "clients": runs[0]["clients"],
         "events_per_request": runs[0]["events_per_request"],
         **{f: spread([float(r[f]) for r in runs if r[f] is not None]) for f in figures},
@@ -325,14 +387,15 @@ def bench_backend(name: str, url: str, artifacts: Path, args: argparse.Namespace
     port = free_port()
     proc = start_server(url, artifacts, port, workers, ready_within=600)
     log.info("server quiet after %.1f s more", wait_until_quiet(proc.pid))
-    runs: dict[tuple[int, int], list[dict]] = {}
+    runs: dict[tuple[str, int, int], list[dict]] = {}
+    plan = [(c, 1) for c in args.client] + [("python", args.batch)] * (args.batch > 1)
     try:
         for _ in range(args.repeats):  # repeats interleaved, so a busy spell hits one run
-            for batch in (1, args.batch):
+            for client, batch in plan:
                 for clients in args.clients:
-                    run = run_level(port, key, clients, batch, args, proc.pid)
+                    run = run_level(port, key, clients, batch, args, proc.pid, client)
                     log.info("%s %s", name, run)
-                    runs.setdefault((batch, clients), []).append(run)
+                    runs.setdefault((client, batch, clients), []).append(run)
     finally:
         stop_server(proc)
     levels = [summarise(r) for r in runs.values()]
@@ -359,7 +422,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per level")
     parser.add_argument("--clients", default="1,4,16", help="concurrency levels")
-    parser.add_argument("--batch", type=int, default=50, help="events per batch request")
+    parser.add_argument(
+        "--batch", type=int, default=50, help="events per batch request (1: no batch runs)"
+    )
+    parser.add_argument(
+        "--client",
+        default="python",
+        help="single-event clients, comma-separated: python (asyncio, in this process), "
+        "wrk (Debian's wrk with benchmarks/events_wrk.lua)",
+    )
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads at most")
     parser.add_argument("--backends", default="duckdb,postgresql")
     parser.add_argument("--pg-workers", type=int, default=2)
     parser.add_argument("--postgres-url", default=None, help="else a cluster of the script's")
@@ -367,6 +439,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: results/events_load_<k>k")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
+    args.client = [c.strip() for c in args.client.split(",") if c.strip()]
+    if unknown := set(args.client) - {"python", "wrk"}:
+        raise SystemExit(f"unknown --client {sorted(unknown)}: python or wrk")
     if args.out is None:
         args.out = ROOT / f"benchmarks/results/events_load_{args.stored // 1000}k.json"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -399,14 +474,15 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(
-        f"{'backend':<11} {'clients':>7} {'ev/req':>6} {'events/s (min-max)':>22} "
+        f"{'backend':<11} {'client':<6} {'clients':>7} {'ev/req':>6} {'events/s (min-max)':>22} "
         f"{'p50 ms':>7} {'p99 ms (min-max)':>18} {'cpu ms/req':>10}"
     )
     for r in results:
         for level in r["levels"]:
             eps, p99 = level["events_per_s"], level["p99_ms"]
             print(
-                f"{r['backend']:<11} {level['clients']:>7} {level['events_per_request']:>6} "
+                f"{r['backend']:<11} {level['client']:<6} {level['clients']:>7} "
+                f"{level['events_per_request']:>6} "
                 f"{eps['median']:>8.0f} ({eps['min']:.0f}-{eps['max']:.0f}){'':>4} "
                 f"{level['p50_ms']['median']:>7.1f} "
                 f"{p99['median']:>7.1f} ({p99['min']:.0f}-{p99['max']:.0f}) "

@@ -47,14 +47,17 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("idle: waiting in epoll", ("select.epoll",)),
     ("this profiler's watcher task", ("events_profile.py",)),
-    ("http parsing and writing (uvicorn, h11)", ("/h11/", "uvicorn/protocols")),
+    (
+        "http parsing and writing (uvicorn, h11, httptools)",
+        ("/h11/", "uvicorn/protocols", "httptools"),
+    ),
     ("auth (key check, rate limit)", ("serve/security.py", "serve/deps.py", "fastapi/security")),
     ("json and pydantic validation", ("pydantic", "json/", "serve/schemas.py", "data/schemas.py")),
     ("hand-off to the writer and back", ("serve/writer.py", "concurrent/futures", "futures.py")),
     ("the events route and fast lane", ("routers/events.py", "serve/fastlane.py")),
     ("routing, dependencies, rendering (fastapi, starlette)", ("fastapi/", "starlette/")),
     ("middleware, metrics, access log", ("serve/middleware.py", "prometheus_client", "logging/")),
-    ("event loop (asyncio)", ("asyncio/",)),
+    ("event loop (asyncio, uvloop)", ("asyncio/", "uvloop")),
 )
 
 
@@ -115,12 +118,16 @@ def profile_http(url: str, artifacts: Path, args: argparse.Namespace) -> dict[st
     app = create_app(settings=settings)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    config.load()  # resolves http="auto" (httptools where installed), as `serve` does
     server = uvicorn.Server(config)
     profile = cProfile.Profile()
     box: dict[str, Any] = {}
 
-    def run() -> None:
-        asyncio.run(serve_profiled(server, profile, box))
+    def run() -> None:  # on the event loop `shelfwise serve` gets (uvloop where installed)
+        factory = config.get_loop_factory()
+        with asyncio.Runner(loop_factory=factory) as runner:
+            box["loop"] = type(runner.get_loop()).__module__
+            runner.run(serve_profiled(server, profile, box))
 
     thread = threading.Thread(target=run, name="uvicorn")
     thread.start()
@@ -150,10 +157,13 @@ def profile_http(url: str, artifacts: Path, args: argparse.Namespace) -> dict[st
             "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
         }
         levels[f"clients_{clients}"] = level
+    report: dict[str, Any] = dict(levels)
+    report["event_loop"] = box.get("loop", "?")
+    report["http_protocol"] = getattr(config.http_protocol_class, "__module__", "?")
     server.should_exit = True
     thread.join(60)
     revoke_key(url, key_id)
-    return levels
+    return report
 
 
 def summarise_profile(profile: cProfile.Profile, latencies: list[float]) -> dict[str, Any]:

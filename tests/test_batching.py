@@ -100,3 +100,56 @@ def test_tick_runs_on_the_thread_at_start_before_groups_and_when_idle() -> None:
     )
     quiet.close()  # without tick_seconds: only at start (and before groups)
     assert once == [1]
+
+
+def _closed_loop(writer_kwargs: dict[str, float], callers: int, rounds: int) -> list[int]:
+    """`callers` threads, each putting an item and waiting for its write `rounds` times,
+    against a write that takes 20 ms; the sizes of the groups written."""
+    sizes: list[int] = []
+    written: dict[int, threading.Event] = {}
+    lock = threading.Lock()
+
+    def write(group: list[int]) -> None:
+        time.sleep(0.02)
+        sizes.append(len(group))
+        with lock:
+            for item in group:
+                written.pop(item).set()
+
+    writer: BatchWriter[int] = BatchWriter(write, "test-gather", **writer_kwargs)  # type: ignore[arg-type]
+
+    ready = threading.Barrier(callers)
+
+    def caller(c: int) -> None:
+        ready.wait(10)
+        for r in range(rounds):
+            done = threading.Event()
+            with lock:
+                written[c * 1000 + r] = done
+            assert writer.put(c * 1000 + r)
+            assert done.wait(10)
+
+    threads = [threading.Thread(target=caller, args=(c,)) for c in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    writer.close()
+    return sizes
+
+
+def test_gather_joins_closed_loop_callers_into_one_group_per_write() -> None:
+    sizes = _closed_loop({"gather_seconds": 2.0}, callers=8, rounds=6)
+    assert sum(sizes) == 48
+    # the first write may take the first caller(s) alone, the second the others and
+    # those callers' next items; from then on every write holds all eight, but the last
+    # (the callers ahead by one round are done by then). Without gathering the writes
+    # alternate between the two halves: [1, 7, 1, 7, ...], twelve writes.
+    assert sizes.count(8) >= 4 and len(sizes) <= 8
+
+
+def test_gather_does_not_wait_for_a_single_caller() -> None:
+    started = time.monotonic()
+    sizes = _closed_loop({"gather_seconds": 2.0}, callers=1, rounds=5)
+    assert sizes == [1] * 5
+    assert time.monotonic() - started < 1.5  # never waited the 2 s for a second item

@@ -149,6 +149,38 @@ def _load_rows(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def events_load() -> str:
+    """`events_load.py`: each level's median (min-max) of 3 runs, server CPU per request."""
+    d = _json("events_load_1300k.json")
+    lines = [
+        "| store | client | clients | events per request | acknowledged events/s | p50 ms "
+        "| p99 ms | server CPU ms per request | load average |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in d["results"]:
+        store = f"{r['backend']} ({r['workers']} worker{'s' if r['workers'] > 1 else ''})"
+        for level in r["levels"]:
+            eps, p99 = level["events_per_s"], level["p99_ms"]
+            loads = [x for run in level["runs"] for x in run["load_avg_1m"]]
+            lines.append(
+                f"| {store} | {level.get('client', 'python')} | {level['clients']} "
+                f"| {level['events_per_request']} "
+                f"| {_count(eps['median'])} ({_count(eps['min'])}-{_count(eps['max'])}) "
+                f"| {level['p50_ms']['median']:.0f} "
+                f"| {p99['median']:.0f} ({p99['min']:.0f}-{p99['max']:.0f}) "
+                f"| {level['server_cpu_ms_per_request']['median']:.2f} "
+                f"| {min(loads):.0f}-{max(loads):.0f} |"
+            )
+    stored = ", ".join(f"{r['backend']} {r['events_stored']:,}" for r in d["results"])
+    checked = all(r["all_acked_stored"] for r in d["results"])
+    lines += [
+        "",
+        f"Events stored before the run: {stored}; every acknowledged event was found in the "
+        f"store: {'yes' if checked else 'NO'}. {_note(d)}",
+    ]
+    return "\n".join(lines)
+
+
 def load_test_levels() -> str:
     """The DuckDB load test (one worker) at every level, with server and client CPU."""
     d = _json("load_test.json")
@@ -876,6 +908,7 @@ TABLES: dict[str, Callable[[], str]] = {
         load_test,
         load_test_runs,
         load_test_levels,
+        events_load,
         load_test_postgresql,
         load_test_clients,
         startup_100k,

@@ -8,6 +8,13 @@ waiting up to `linger_seconds` for more - and calls `write(group)`: while one wr
 new items queue up and go together into the next, so the write cost is shared by whatever
 arrived meanwhile, however fast it arrives. `close` writes what is queued, then stops.
 
+With `gather_seconds`, a group also waits (up to that long) for as much as was waiting at
+the end of the previous write: the items of that write plus those queued behind it. Under
+closed-loop callers (each waits for its write before sending the next) this joins the two
+half groups that otherwise alternate - one written while the other queues - into one
+group per write, halving the writes; with a single caller the target is one item and
+nothing waits, and a target that is not met drops to what came.
+
 With `max_queue` the queue is bounded and `put` refuses (False) instead of blocking when
 it is full; otherwise it is unbounded. A `tick` is called on the thread when it starts,
 before every group and, with `tick_seconds`, after that long without any item (the
@@ -40,6 +47,7 @@ class BatchWriter(Generic[T]):
         max_queue: int = 0,
         tick: Callable[[], None] | None = None,
         tick_seconds: float | None = None,
+        gather_seconds: float = 0.0,
     ) -> None:
         self._write = write
         self._tick = tick
@@ -47,6 +55,9 @@ class BatchWriter(Generic[T]):
         self.max_size = max(int(max_size), 1)
         self._size = size
         self.linger_seconds = max(float(linger_seconds), 0.0)
+        self.gather_seconds = max(float(gather_seconds), 0.0)
+        self._queued = 0  # the size of what is queued, for the gathering target
+        self._target = 1
         self._queue: queue.SimpleQueue[T | None] | queue.Queue[T | None] = (
             queue.Queue(maxsize=int(max_queue)) if max_queue > 0 else queue.SimpleQueue()
         )
@@ -69,7 +80,14 @@ class BatchWriter(Generic[T]):
                 self._queue.put_nowait(item)
             except queue.Full:
                 return False
+            self._queued += self._size(item) if self._size else 1
         return True
+
+    def _took(self, item: T) -> int:
+        size = self._size(item) if self._size else 1
+        with self._guard:
+            self._queued -= size
+        return size
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop the thread (idempotent)."""
@@ -98,10 +116,13 @@ class BatchWriter(Generic[T]):
             if first is None:
                 break
             group = [first]
-            size = self._size(first) if self._size else 1
-            deadline = time.monotonic() + self.linger_seconds
+            size = self._took(first)
+            now = time.monotonic()
+            deadline = now + self.linger_seconds
+            gather = now + self.gather_seconds
+            target = min(self._target, self.max_size)
             while size < self.max_size:
-                left = deadline - time.monotonic()
+                left = max(deadline, gather if size < target else 0.0) - time.monotonic()
                 try:
                     nxt = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
                 except queue.Empty:
@@ -110,8 +131,10 @@ class BatchWriter(Generic[T]):
                     stopping = True
                     break
                 group.append(nxt)
-                size += self._size(nxt) if self._size else 1
+                size += self._took(nxt)
             try:
                 self._write(group)
             except Exception:  # the write function reports its own errors; keep running
                 log.exception("a %s write of %d items failed", self._thread.name, len(group))
+            with self._guard:  # what waited at the end of this write: the next target
+                self._target = max(size + self._queued, 1)

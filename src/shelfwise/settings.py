@@ -118,6 +118,9 @@ class ServeSettings(_Section):
     """Seconds a verified API key is trusted before it is looked up again."""
     max_batch: int = Field(default=1000, ge=1)
     """Most events in one POST /v1/events, most items in one POST /v1/items:batch."""
+    event_gather_ms: float = Field(default=5.0, ge=0, le=1000)
+    """Most milliseconds a group commit of events waits for as many requests as waited
+    at the end of the previous one (`shelfwise.batching`); 0: take only what queued."""
     job_workers: int = Field(default=1, ge=1, le=4)
     """Background training/tuning jobs run at once (each in its own child process)."""
     max_queued_jobs: int = Field(default=8, ge=1, le=1000)

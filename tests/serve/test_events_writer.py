@@ -3,6 +3,7 @@ array body form of the endpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -119,3 +120,52 @@ def test_array_body_and_batch_limit(make_client: AppFactory, shop) -> None:  # t
     assert {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}, "minItems": 1} in [
         {k: v for k, v in f.items() if k in ("type", "items", "minItems")} for f in forms
     ]
+
+
+def test_requests_of_one_loop_pass_go_in_one_transaction(store: Store) -> None:
+    writer = EventWriter(store)
+
+    assert isinstance(store, SqlStore)
+    lock = store._lock
+
+    async def post_all() -> list[tuple[int, int]]:
+        with lock:  # the writer takes the parcel, then waits for the store
+            tasks = [
+                asyncio.ensure_future(writer.write_async([_event(f"a{i}"), _event("a0")]))
+                for i in range(20)
+            ]
+            await asyncio.sleep(0.2)
+        reports = await asyncio.gather(*tasks)
+        return [(r.events, r.duplicate_events) for r in reports]
+
+    try:
+        writer.write([_event("first")])
+        before = _revision(store)
+        # 20 requests, one loop pass: one parcel, one transaction; a0 repeats in each
+        # (twice in the first)
+        assert asyncio.run(post_all()) == [(1, 1)] * 20
+        assert _revision(store) - before == 1
+        assert writer.stats() == {"groups": 2, "requests": 21, "events": 41}
+        assert store.counts()["events"] == 21
+    finally:
+        writer.close()
+
+
+def test_write_async_raises_what_the_store_refused_and_after_close(store: Store) -> None:
+    writer = EventWriter(store)
+    bad = Event.model_construct(
+        event_id="b1", user_id="w", item_id="K1", type="view", value="lots"
+    )  # skips validation: the store refuses the value
+
+    async def post(events: list[Event]) -> int:
+        return (await writer.write_async(events)).events
+
+    try:
+        with pytest.raises(DataError):
+            asyncio.run(post([bad]))
+        assert asyncio.run(post([_event("ok")])) == 1
+    finally:
+        writer.close()
+    with pytest.raises(StoreError, match="shut down"):
+        asyncio.run(post([_event("late")]))
+    assert set(store.events()["event_id"]) == {"ok"}

@@ -138,6 +138,8 @@ def build_services(engine: Engine, settings: Settings, metrics: Metrics) -> Serv
     engine.add_reset_listener(profiles.clear)
     registry = ModelRegistry(engine, engine.bundle.registry)
     metrics.set_model(engine.model_version, engine.serving_label)
+    writer = EventWriter(engine.store, gather_seconds=settings.serve.event_gather_ms / 1000)
+    metrics.watch_event_writer(writer.stats)
     return Services(
         settings=settings,
         store=engine.store,
@@ -149,7 +151,7 @@ def build_services(engine: Engine, settings: Settings, metrics: Metrics) -> Serv
         limiter=RateLimiter(settings.serve.rate_limit, settings.serve.rate_burst),
         extra={
             "metrics": metrics,
-            "event_writer": EventWriter(engine.store),
+            "event_writer": writer,
             # impressions are written by it
             "experiments": LiveExperiments(engine.store, impressions=settings.impressions),
         },
@@ -347,6 +349,10 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     return app
 
 
+#: Seconds a worker process may take to answer uvicorn's supervisor (`serve`).
+WORKER_HEALTHCHECK_SECONDS = 120
+
+
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     """Run the API with uvicorn: one process, or `workers` processes sharing PostgreSQL."""
     import uvicorn
@@ -374,6 +380,10 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             workers=workers,
             log_level="warning",
             access_log=False,
+            # A worker loading its bundle and event replica (a million events: tens of
+            # seconds on a busy machine) may answer the supervisor's ping late; with
+            # uvicorn's 5 s it was killed as hung and replaced, over and over.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
         return
     uvicorn.run(

@@ -26,11 +26,13 @@ from typing import Any
 from fastapi import HTTPException
 from pydantic import TypeAdapter, ValidationError
 
+from shelfwise.data.schemas import TimeBounds, utcnow
 from shelfwise.errors import ShelfwiseError
 from shelfwise.serve.deps import Services, authorize, error_status
 from shelfwise.serve.middleware import ASGIApp, Message, Receive, Scope, Send
 from shelfwise.serve.routers.events import body_events, post_events, router, store_events
 from shelfwise.serve.schemas import EventsBody
+from shelfwise.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +109,9 @@ class EventsFastLane:
         settings = services.settings
         if len(events) > settings.serve.max_batch:
             return False
-        bounds = settings.ingest.time_bounds()
-        if any(bounds.problem(e.timestamp) for e in events):
+        bounds = _time_bounds(settings.ingest)
+        now = utcnow()
+        if any(bounds.problem(e.timestamp, now) for e in events):
             return False
         client = scope.get("client")
         host = str(client[0]) if client else "local"
@@ -126,8 +129,38 @@ class EventsFastLane:
                 log.error("%s: %s", type(exc).__name__, exc)
             await _send_json(send, status, {"detail": str(exc)})
             return True
-        await _send_json(send, 200, ack.model_dump())
+        await _send_ack(send, ack.accepted, ack.duplicates)
         return True
+
+
+_ACK_HEADERS = [(b"content-type", b"application/json")]
+
+
+async def _send_ack(send: Send, accepted: int, duplicates: int) -> None:
+    """The 200 ack, byte for byte what `_send_json` renders for `EventsAck`, without the
+    model dump and `json.dumps` (the ack is two integers)."""
+    payload = b'{"accepted":%d,"duplicates":%d}' % (accepted, duplicates)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", b"%d" % len(payload)), *_ACK_HEADERS],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+#: (the `ingest` settings object, its bounds): `time_bounds()` parses the floor each call.
+_BOUNDS: list[tuple[IngestSettings, TimeBounds]] = []
+
+
+def _time_bounds(ingest: IngestSettings) -> TimeBounds:
+    """`ingest.time_bounds()`, kept for the same settings object (they are frozen)."""
+    if _BOUNDS and _BOUNDS[0][0] is ingest:
+        return _BOUNDS[0][1]
+    bounds = ingest.time_bounds()
+    _BOUNDS[:] = [(ingest, bounds)]
+    return bounds
 
 
 async def _send_json(send: Send, status: int, content: dict[str, Any]) -> None:

@@ -9,7 +9,9 @@ bodies and cost a task per request.
   {method, route, status} and `shelfwise_http_request_duration_seconds` {method, route},
   labelled by the route *template* (`/v1/users/{user_id}/recommendations`), never the raw
   path, which keeps the label set small and ids out of the metrics; plus
-  `shelfwise_model_info` {version, serving} for the active model.
+  `shelfwise_model_info` {version, serving} for the active model; and the events' group
+  commit: `shelfwise_event_commits_total`, `shelfwise_event_commit_requests_total` and
+  `shelfwise_event_commit_events_total` (requests / commits is the mean group size).
 - Access log (logger `shelfwise.access`): method, route template, status, milliseconds and
   the API key id. Never the raw path or query string, which carry user ids and search text.
 """
@@ -19,10 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,6 +66,7 @@ class Metrics:
         # the labelled children by (method, route, status): `labels()` takes a lock and
         # builds a key on every call, which costs more than the increment itself
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._writer_stats: Callable[[], Mapping[str, int]] | None = None
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one request and its latency under its method, route template and status."""
@@ -77,6 +82,13 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
+    def watch_event_writer(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        """Export the group commit's counters (`EventWriter.stats`: groups, requests and
+        events written); a later call replaces the source."""
+        if self._writer_stats is None:
+            self.registry.register(_GroupCommitCollector(self))
+        self._writer_stats = stats
+
     def set_model(self, version: str, serving: str) -> None:
         """Point the model gauge at the active version."""
         labels = (version, serving)
@@ -86,6 +98,31 @@ class Metrics:
             self.model.remove(*self._model_labels)
         self.model.labels(*labels).set(1)
         self._model_labels = labels
+
+
+class _GroupCommitCollector(Collector):
+    """The event writer's counters, read at scrape time."""
+
+    HELP: ClassVar[dict[str, tuple[str, str]]] = {
+        "groups": ("shelfwise_event_commits", "Group commits of POST /v1/events."),
+        "requests": (
+            "shelfwise_event_commit_requests",
+            "Event requests written by the group commits.",
+        ),
+        "events": ("shelfwise_event_commit_events", "Events written by the group commits."),
+    }
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        source = self.metrics._writer_stats
+        stats = source() if source is not None else {}
+        for key, (name, documentation) in self.HELP.items():
+            yield CounterMetricFamily(name, documentation, value=float(stats.get(key, 0)))
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        return self.collect()
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:

@@ -13,7 +13,6 @@ with `store_events`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -46,7 +45,7 @@ async def store_events(services: Services, events: Sequence[Event]) -> EventsAck
     """Group-commit `events` (checked) and wait for the commit; then the replica is told
     to read them and search queries count into autocomplete."""
     writer: EventWriter = services.extra["event_writer"]
-    report = await asyncio.wrap_future(writer.submit(events))
+    report = await writer.write_async(events)
     services.engine.log.mark_dirty()
     queries = [e.query for e in events if e.type == "search" and e.query]
     if queries:
