@@ -724,7 +724,7 @@ def simulate_ab() -> str:
 def simulate_interleaving() -> str:
     """Sessions needed for 80% power (95% interval), per visit mood and ranker pair; the
     ratios of the A/B test by shopper to the interleaving tests; false-positive rates on the
-    null."""
+    null (with their 95% interval where the results have it)."""
     d = _json("simulate_interleaving.json")
     tests = {
         "ab_users": "A/B by shopper",
@@ -732,17 +732,25 @@ def simulate_interleaving() -> str:
         "interleaving_sign": "team draft, sign test",
         "interleaving_sign_marginal": "marginalised, sign test",
         "interleaving_shoppers": "marginalised, shopper test",
+        "interleaving_shoppers_shrunk": "marginalised, shrunk shopper test",
     }
+    first = next(iter(next(iter(d["pairs"].values())).values()))["tests"]
+    tests = {k: v for k, v in tests.items() if k in first}  # older results lack the shrunk test
+    order = ("interleaving_shoppers_shrunk", "interleaving_shoppers", "interleaving_sign")
+    ratio_keys = [k for k in order if k in tests]
     lines = [
         "| visit mood sd | pair | true lift of B | "
         + " | ".join(tests.values())
-        + " | ratio A/B by shopper / shopper test | ratio A/B by shopper / sign test |",
-        "|---|---|---:|" + "---:|" * (len(tests) + 2),
+        + " | "
+        + " | ".join(f"ratio A/B by shopper / {tests[k].split(', ')[-1]}" for k in ratio_keys)
+        + " |",
+        "|---|---|---:|" + "---:|" * (len(tests) + len(ratio_keys)),
     ]
     fpr = [
         "| visit mood sd | pair | " + " | ".join(tests.values()) + " |",
         "|---|---|" + "---:|" * len(tests),
     ]
+    paired = []
     for mood, pairs in d["pairs"].items():
         for pair, e in pairs.items():
             cells, rates = [], []
@@ -753,9 +761,16 @@ def simulate_interleaving() -> str:
                 need = t["sessions_needed"]
                 value = f"{mark}{t['tested_at_sessions']:,}" if mark else f"{need:,}"
                 cells.append(value if mark else f"{value} [{lo:,}, {hi:,}]")
-                rates.append(f"{t['false_positive_rate_null']:.3f}")
+                rate = f"{t['false_positive_rate_null']:.3f}"
+                if "false_positive_rate_null_ci95" in t:
+                    rate += " [{:.3f}, {:.3f}]".format(*t["false_positive_rate_null_ci95"])
+                rates.append(rate)
+                if "paired_vs_interleaving_shoppers" in t:
+                    g = t["paired_vs_interleaving_shoppers"]
+                    paired.append(f"| {mood.split('=')[1]} | {pair} | {g['sessions_ratio']:.3f} "
+                                  f"[{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}] |")  # fmt: skip
             ratios = []
-            for key in ("interleaving_shoppers", "interleaving_sign"):
+            for key in ratio_keys:
                 r = e["ratios"][f"ab_users_vs_{key}"]
                 lo, hi = r["ci95"]
                 ratios.append(f"{r['ratio']:.1f} [{lo:.1f}, {hi:.1f}]")
@@ -769,7 +784,15 @@ def simulate_interleaving() -> str:
         f"\n\nFalse-positive rate at the size each test was run at, on the null "
         f"({setup['null']}; alpha {setup['alpha']}, {setup['repeats']} tests each):\n\n"
     )
-    return "\n".join(lines) + fpr_title + "\n".join(fpr) + _note(d)
+    out = "\n".join(lines) + fpr_title + "\n".join(fpr)
+    if paired:
+        out += (
+            "\n\nSessions the plain shopper test needs over those the shrunk one needs, on "
+            "the same simulated tests (> 1: the shrunk test needs fewer; 95% interval by "
+            "bootstrap over the tests):\n\n| visit mood sd | pair | ratio |\n|---|---|---:|\n"
+            + "\n".join(paired)
+        )
+    return out + _note(d)
 
 
 def simulate_ope(name: str = "simulate_ope.json") -> str:
