@@ -795,6 +795,38 @@ def simulate_interleaving() -> str:
     return out + _note(d)
 
 
+def interleaving_statistics() -> str:
+    """Each analysis of the same team-draft sessions: shoppers needed for 80% power and
+    their ratio to the plain shopper test's (paired, 95% interval), false-positive rate on
+    the null with its 95% interval, per visit mood."""
+    d = _json("interleaving_statistics.json")
+    lines = [
+        "| visit mood sd | analysis | shoppers needed | need / plain shopper test "
+        "| false-positive rate on the null |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for mood, row in d["results"].items():
+        for name, e in row["analyses"].items():
+            lo, hi = e["need_vs_sums_ci95"]
+            flo, fhi = e["false_positive_rate_null_ci95"]
+            lines.append(
+                f"| {mood.split('=')[1]} | {name} | {e['shoppers_needed']:,} | "
+                f"{e['need_vs_sums']:.3f} [{lo:.3f}, {hi:.3f}] | "
+                f"{e['false_positive_rate_null']:.3f} [{flo:.3f}, {fhi:.3f}] |"
+            )
+    truth = [
+        f"{mood.split('=')[1]}: mean {r['true_preference_per_session']['mean']:+.4f}, "
+        f"sd over shoppers {r['true_preference_per_session']['sd_over_shoppers']:.4f}"
+        for mood, r in d["results"].items()
+    ]
+    return (
+        "\n".join(lines)
+        + "\n\nTrue B-minus-A credited clicks per session, per visit mood sd: "
+        + "; ".join(truth)
+        + _note(d)
+    )
+
+
 def simulate_ope(name: str = "simulate_ope.json") -> str:
     """Each target policy's truth beside every estimator's mean, bias, width and coverage."""
     d = _json(name)
@@ -923,6 +955,7 @@ TABLES: dict[str, Callable[[], str]] = {
         pruning_curves,
         simulate_ab,
         simulate_interleaving,
+        interleaving_statistics,
         simulate_ope,
         simulate_ope_live,
         simulate_live,
