@@ -734,8 +734,8 @@ def simulate_interleaving() -> str:
         "interleaving_shoppers": "marginalised, shopper test",
         "interleaving_shoppers_shrunk": "marginalised, shrunk shopper test",
     }
-    first = next(iter(next(iter(d["pairs"].values())).values()))["tests"]
-    tests = {k: v for k, v in tests.items() if k in first}  # older results lack the shrunk test
+    seen = {t for pairs in d["pairs"].values() for e in pairs.values() for t in e["tests"]}
+    tests = {k: v for k, v in tests.items() if k in seen}  # older results lack the shrunk test
     order = ("interleaving_shoppers_shrunk", "interleaving_shoppers", "interleaving_sign")
     ratio_keys = [k for k in order if k in tests]
     lines = [
@@ -755,6 +755,10 @@ def simulate_interleaving() -> str:
         for pair, e in pairs.items():
             cells, rates = [], []
             for key in tests:
+                if key not in e["tests"]:  # a visit mood kept from an older run
+                    cells.append("not run")
+                    rates.append("not run")
+                    continue
                 t = e["tests"][key]
                 lo, hi = t["sessions_needed_ci95"]
                 mark = "<= " if t["below_smallest_tested"] else ""
@@ -771,6 +775,9 @@ def simulate_interleaving() -> str:
                                   f"[{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}] |")  # fmt: skip
             ratios = []
             for key in ratio_keys:
+                if f"ab_users_vs_{key}" not in e["ratios"]:
+                    ratios.append("not run")
+                    continue
                 r = e["ratios"][f"ab_users_vs_{key}"]
                 lo, hi = r["ci95"]
                 ratios.append(f"{r['ratio']:.1f} [{lo:.1f}, {hi:.1f}]")
