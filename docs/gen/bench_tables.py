@@ -791,6 +791,9 @@ def simulate_interleaving() -> str:
         f"\n\nFalse-positive rate at the size each test was run at, on the null "
         f"({setup['null']}; alpha {setup['alpha']}, {setup['repeats']} tests each):\n\n"
     )
+    if "repeats_per_visit_mood" in setup:
+        per = ", ".join(f"{n} at {m}" for m, n in setup["repeats_per_visit_mood"].items())
+        fpr_title = fpr_title.replace(f"{setup['repeats']} tests each", f"tests each: {per}")
     out = "\n".join(lines) + fpr_title + "\n".join(fpr)
     if paired:
         out += (
