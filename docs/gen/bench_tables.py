@@ -756,7 +756,7 @@ def simulate_ab() -> str:
 def simulate_interleaving() -> str:
     """Sessions needed for 80% power (95% interval), per visit mood and ranker pair; the
     ratios of the A/B test by shopper to the interleaving tests; false-positive rates on the
-    null."""
+    null (with their 95% interval where the results have it)."""
     d = _json("simulate_interleaving.json")
     tests = {
         "ab_users": "A/B by shopper",
@@ -764,30 +764,52 @@ def simulate_interleaving() -> str:
         "interleaving_sign": "team draft, sign test",
         "interleaving_sign_marginal": "marginalised, sign test",
         "interleaving_shoppers": "marginalised, shopper test",
+        "interleaving_shoppers_shrunk": "marginalised, shrunk shopper test",
     }
+    seen = {t for pairs in d["pairs"].values() for e in pairs.values() for t in e["tests"]}
+    tests = {k: v for k, v in tests.items() if k in seen}  # older results lack the shrunk test
+    order = ("interleaving_shoppers_shrunk", "interleaving_shoppers", "interleaving_sign")
+    ratio_keys = [k for k in order if k in tests]
     lines = [
         "| visit mood sd | pair | true lift of B | "
         + " | ".join(tests.values())
-        + " | ratio A/B by shopper / shopper test | ratio A/B by shopper / sign test |",
-        "|---|---|---:|" + "---:|" * (len(tests) + 2),
+        + " | "
+        + " | ".join(f"ratio A/B by shopper / {tests[k].split(', ')[-1]}" for k in ratio_keys)
+        + " |",
+        "|---|---|---:|" + "---:|" * (len(tests) + len(ratio_keys)),
     ]
     fpr = [
         "| visit mood sd | pair | " + " | ".join(tests.values()) + " |",
         "|---|---|" + "---:|" * len(tests),
     ]
+    paired = []
     for mood, pairs in d["pairs"].items():
         for pair, e in pairs.items():
             cells, rates = [], []
             for key in tests:
+                if key not in e["tests"]:  # a visit mood kept from an older run
+                    cells.append("not run")
+                    rates.append("not run")
+                    continue
                 t = e["tests"][key]
                 lo, hi = t["sessions_needed_ci95"]
                 mark = "<= " if t["below_smallest_tested"] else ""
                 need = t["sessions_needed"]
                 value = f"{mark}{t['tested_at_sessions']:,}" if mark else f"{need:,}"
                 cells.append(value if mark else f"{value} [{lo:,}, {hi:,}]")
-                rates.append(f"{t['false_positive_rate_null']:.3f}")
+                rate = f"{t['false_positive_rate_null']:.3f}"
+                if "false_positive_rate_null_ci95" in t:
+                    rate += " [{:.3f}, {:.3f}]".format(*t["false_positive_rate_null_ci95"])
+                rates.append(rate)
+                if "paired_vs_interleaving_shoppers" in t:
+                    g = t["paired_vs_interleaving_shoppers"]
+                    paired.append(f"| {mood.split('=')[1]} | {pair} | {g['sessions_ratio']:.3f} "
+                                  f"[{g['ci95'][0]:.3f}, {g['ci95'][1]:.3f}] |")  # fmt: skip
             ratios = []
-            for key in ("interleaving_shoppers", "interleaving_sign"):
+            for key in ratio_keys:
+                if f"ab_users_vs_{key}" not in e["ratios"]:
+                    ratios.append("not run")
+                    continue
                 r = e["ratios"][f"ab_users_vs_{key}"]
                 lo, hi = r["ci95"]
                 ratios.append(f"{r['ratio']:.1f} [{lo:.1f}, {hi:.1f}]")
@@ -801,7 +823,50 @@ def simulate_interleaving() -> str:
         f"\n\nFalse-positive rate at the size each test was run at, on the null "
         f"({setup['null']}; alpha {setup['alpha']}, {setup['repeats']} tests each):\n\n"
     )
-    return "\n".join(lines) + fpr_title + "\n".join(fpr) + _note(d)
+    if "repeats_per_visit_mood" in setup:
+        per = ", ".join(f"{n} at {m}" for m, n in setup["repeats_per_visit_mood"].items())
+        fpr_title = fpr_title.replace(f"{setup['repeats']} tests each", f"tests each: {per}")
+    out = "\n".join(lines) + fpr_title + "\n".join(fpr)
+    if paired:
+        out += (
+            "\n\nSessions the plain shopper test needs over those the shrunk one needs, on "
+            "the same simulated tests (> 1: the shrunk test needs fewer; 95% interval by "
+            "bootstrap over the tests):\n\n| visit mood sd | pair | ratio |\n|---|---|---:|\n"
+            + "\n".join(paired)
+        )
+    return out + _note(d)
+
+
+def interleaving_statistics() -> str:
+    """Each analysis of the same team-draft sessions: shoppers needed for 80% power and
+    their ratio to the plain shopper test's (paired, 95% interval), false-positive rate on
+    the null with its 95% interval, per visit mood."""
+    d = _json("interleaving_statistics.json")
+    lines = [
+        "| visit mood sd | analysis | shoppers needed | need / plain shopper test "
+        "| false-positive rate on the null |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for mood, row in d["results"].items():
+        for name, e in row["analyses"].items():
+            lo, hi = e["need_vs_sums_ci95"]
+            flo, fhi = e["false_positive_rate_null_ci95"]
+            lines.append(
+                f"| {mood.split('=')[1]} | {name} | {e['shoppers_needed']:,} | "
+                f"{e['need_vs_sums']:.3f} [{lo:.3f}, {hi:.3f}] | "
+                f"{e['false_positive_rate_null']:.3f} [{flo:.3f}, {fhi:.3f}] |"
+            )
+    truth = [
+        f"{mood.split('=')[1]}: mean {r['true_preference_per_session']['mean']:+.4f}, "
+        f"sd over shoppers {r['true_preference_per_session']['sd_over_shoppers']:.4f}"
+        for mood, r in d["results"].items()
+    ]
+    return (
+        "\n".join(lines)
+        + "\n\nTrue B-minus-A credited clicks per session, per visit mood sd: "
+        + "; ".join(truth)
+        + _note(d)
+    )
 
 
 def simulate_ope(name: str = "simulate_ope.json") -> str:
@@ -933,6 +998,7 @@ TABLES: dict[str, Callable[[], str]] = {
         pruning_curves,
         simulate_ab,
         simulate_interleaving,
+        interleaving_statistics,
         simulate_ope,
         simulate_ope_live,
         simulate_live,

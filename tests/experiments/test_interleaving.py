@@ -163,3 +163,59 @@ def test_shopper_test_holds_alpha_when_shoppers_disagree() -> None:
         rejected_shopper += shopper_test(diffs, shoppers).p_value < 0.05
     assert rejected_shopper / trials < 0.09
     assert rejected_sign / trials > 0.15
+
+
+def test_shopper_test_shrink_known_answer() -> None:
+    # the three shoppers of the known-answer case: B-minus-A sums -1, 4, 1 over 2, 3, 4 sessions
+    diffs = np.array([1, 0, -1, -1, -2, 0, -1, 1, -1])
+    owners = np.array(["x", "x", "y", "y", "y", "z", "z", "z", "z"])
+    result = shopper_test(diffs, owners, shrink=0.5)
+    weights = np.array([1 / 2.0, 1 / 2.5, 1 / 3.0])  # 1 / (1 + 0.5 n)
+    weighted = np.array([-1.0, 4.0, 1.0]) * weights  # -0.5, 1.6, 1/3
+    expected = sps.ttest_1samp(weighted, 0.0)
+    assert result.z == pytest.approx(float(expected.statistic))
+    assert result.p_value == pytest.approx(float(expected.pvalue))
+    # sum w D / sum w n = (-0.5 + 1.6 + 1/3) / (1 + 1.2 + 4/3)
+    assert result.diff_per_session == pytest.approx((-0.5 + 1.6 + 1 / 3) / (1 + 1.2 + 4 / 3))
+    assert result.ci95[0] < result.diff_per_session < result.ci95[1]
+    # a very large shrink weighs shoppers alike: the t-test of their mean differences
+    means = sps.ttest_1samp(np.array([-1 / 2, 4 / 3, 1 / 4]), 0.0)
+    assert shopper_test(diffs, owners, shrink=1e9).z == pytest.approx(float(means.statistic))
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(DataError, match="shrink"):
+            shopper_test(diffs, owners, shrink=bad)
+
+
+def _heavy_shoppers(rng: np.random.Generator, lean_mean: float) -> tuple[np.ndarray, np.ndarray]:
+    """300 shoppers with heavy-tailed session counts, each with their own preference
+    (per-session P(B click) - P(A click): normal around `lean_mean`, sd 0.3)."""
+    n = np.minimum(1 + (4 * rng.pareto(1.5, size=300)).astype(int), 100)
+    shoppers = np.repeat(np.arange(300), n)
+    lean = np.clip(lean_mean + 0.3 * rng.standard_normal(300), -0.6, 0.6)[shoppers]
+    u = rng.random(shoppers.size)
+    diffs = np.where(u < 0.3 - lean / 2, 1, np.where(u < 0.6, -1, 0))  # A minus B
+    return diffs, shoppers
+
+
+def test_shrunk_shopper_test_p_values_are_uniform_on_the_null() -> None:
+    """No preference on average but strong ones per shopper and heavy-tailed sessions: the
+    p-values of the shrunk shopper test are uniform (KS) and it rejects about alpha."""
+    p = np.array([
+        shopper_test(*_heavy_shoppers(np.random.default_rng(seed), 0.0), shrink=0.2).p_value
+        for seed in range(300)
+    ])  # fmt: skip
+    assert sps.kstest(p, "uniform").pvalue > 0.01
+    assert 0.02 < (p < 0.05).mean() < 0.09
+
+
+def test_shrink_gains_power_when_shoppers_disagree() -> None:
+    """When preferences differ between shoppers, a heavy shopper's many sessions carry one
+    preference: weighing them down (shrink near tau^2 / sigma^2, here 0.09 / 0.6) detects
+    B's small average lead more often than weighing every session alike."""
+    rejected = {0.0: 0, 0.15: 0}
+    for seed in range(200):
+        diffs, shoppers = _heavy_shoppers(np.random.default_rng([7, seed]), 0.06)
+        for shrink in rejected:
+            result = shopper_test(diffs, shoppers, shrink=shrink)
+            rejected[shrink] += result.p_value < 0.05 and result.diff_per_session > 0
+    assert rejected[0.15] > rejected[0.0] + 10

@@ -24,7 +24,10 @@ Two refinements, both keeping what is measured (clicks on each team's items):
   when no shopper prefers either ranker. The shopper test sums each shopper's credited
   click differences and tests their mean (a t-test over shoppers, the cluster-robust
   counterpart of the A/B test's delta method by shopper): valid whenever shoppers are
-  sampled independently, whatever their preferences.
+  sampled independently, whatever their preferences. `shopper_test(..., shrink=s)`
+  weighs shopper u's sum by 1 / (1 + s n_u) (random-effects weights: a shopper's many
+  sessions share one preference, so they count for less than as many shoppers' sessions);
+  the weights depend only on the session counts, so the test stays valid.
 """
 
 from __future__ import annotations
@@ -210,8 +213,8 @@ def sign_test(outcomes: np.ndarray) -> InterleavingResult:
 @dataclass(frozen=True)
 class ShopperResult:
     """The shopper test: shoppers and sessions seen, B's credited clicks minus A's per
-    session (`diff_per_session`, > 0: B preferred) with its 95% interval, the t statistic
-    over shoppers (`z`) and the two-sided p-value."""
+    session (`diff_per_session`, > 0: B preferred; weighted by the test's shopper weights)
+    with its 95% interval, the t statistic over shoppers (`z`) and the two-sided p-value."""
 
     shoppers: int
     sessions: int
@@ -232,15 +235,28 @@ class ShopperResult:
         }
 
 
-def shopper_test(diffs: np.ndarray, shoppers: np.ndarray) -> ShopperResult:
+def shopper_test(diffs: np.ndarray, shoppers: np.ndarray, shrink: float = 0.0) -> ShopperResult:
     """Whether shoppers prefer B, from per-session credited click differences (`diffs`:
     clicks on A's items minus B's, as `credit_difference` gives them) and each session's
     shopper (any hashable ids, one per session).
 
-    Each shopper's differences are summed (D_u over their n_u sessions); the estimate is
-    B's clicks minus A's per session, -sum D / sum n, with the delta-method interval over
-    shoppers, and the test is the one-sample t-test of the D_u against 0 (n - 1 degrees of
-    freedom; p = 1 with fewer than two shoppers or no spread)."""
+    Each shopper's differences are summed (D_u over their n_u sessions) and weighed by
+    w_u = 1 / (1 + shrink n_u); the test is the one-sample t-test of the w_u D_u against 0
+    (n - 1 degrees of freedom; p = 1 with fewer than two shoppers or no spread) and the
+    estimate is B's clicks minus A's per session, -sum w D / sum w n, with its delta-method
+    interval over shoppers.
+
+    `shrink` = 0 (the default) weighs every session alike, as the A/B test's click-through
+    weighs every impression. Sessions of one shopper share that shopper's own preference,
+    so a shopper's n-th session adds less than a new shopper's first: with between-shopper
+    variance tau^2 of the per-session preference and within-shopper variance sigma^2, the
+    most powerful weights are these with shrink = tau^2 / sigma^2 (random-effects weights:
+    each shopper's mean counts n / (1 + shrink n) sessions). Very large `shrink` weighs
+    shoppers alike (the t-test of their mean difference). The weights depend only on the
+    session counts, never on the clicks, so the test keeps its level for any `shrink`
+    fixed before looking at the results."""
+    if not (np.isfinite(shrink) and shrink >= 0.0):
+        raise DataError(f"shrink: must be a finite number >= 0, got {shrink}")
     diffs = np.asarray(diffs, dtype=np.float64).ravel()
     owners = np.asarray(shoppers).ravel()
     if diffs.size != owners.size:
@@ -248,16 +264,18 @@ def shopper_test(diffs: np.ndarray, shoppers: np.ndarray) -> ShopperResult:
     if diffs.size == 0:
         return ShopperResult(0, 0, 0.0, (0.0, 0.0), 0.0, 1.0)
     _, index = np.unique(owners, return_inverse=True)
-    sums = -np.bincount(index, weights=diffs)  # B minus A
     counts = np.bincount(index).astype(np.float64)
+    weights = 1.0 / (1.0 + shrink * counts)
+    sums = -np.bincount(index, weights=diffs) * weights  # B minus A, weighted
+    sessions = counts * weights  # the sessions each shopper counts for
     m = sums.size
-    ratio = float(sums.sum() / counts.sum())
+    ratio = float(sums.sum() / sessions.sum())
     sd = float(sums.std(ddof=1)) if m > 1 else 0.0
     if m < 2 or sd == 0.0:
         return ShopperResult(m, diffs.size, ratio, (ratio, ratio), 0.0, 1.0)
     z = float(sums.mean() / (sd / np.sqrt(m)))
-    resid = sums - ratio * counts
-    se = float(np.sqrt(resid.var(ddof=1) / m) / counts.mean())
+    resid = sums - ratio * sessions
+    se = float(np.sqrt(resid.var(ddof=1) / m) / sessions.mean())
     half = float(sps.t.ppf(0.975, m - 1)) * se
     p = float(2.0 * sps.t.sf(abs(z), m - 1))
     return ShopperResult(m, diffs.size, ratio, (ratio - half, ratio + half), z, p)
