@@ -1,0 +1,338 @@
+"""The bulk path of `load_records` for event files (CSV/TSV, `.gz` ok): columns, not rows.
+
+The file is parsed with Arrow's CSV reader in blocks (every cell read as text, exactly as
+the per-row reader sees it) and each block is checked column by column with the rules of
+the `Event` model: ids are text without surrounding white space, NUL bytes or more than
+their length, a known event type, a finite number as `value`, an ISO-8601 (or whole unix
+seconds) timestamp inside the `TimeBounds`, and what each type needs (a search its query,
+the others an item, a rating a value). A row that passes is converted by column; a row that
+does not (bad, or merely unusual: a timestamp in another spelling, a missing one, an id
+with spaces around it, ...) goes through the per-row path (`io._validate_row`, the same
+raw cells, line and pydantic model as `load_records`): so a valid file gives the frame
+`load_records` would, and a bad one the same error for the same first bad line, before
+anything is written.
+
+When the Arrow reader and Python's `csv` module might see a file differently (a header
+needing the csv module's quoting, duplicate or unknown columns to refuse, a row Arrow
+cannot split, a row whose cells differ between the two readers), `load_events_bulk`
+returns None and the caller validates the file row by row.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from shelfwise.data.frames import EVENT_COLUMNS, records_to_frame
+from shelfwise.data.schemas import (
+    EVENT_TYPES,
+    FIELDS,
+    Event,
+    Item,
+    TimeBounds,
+    User,
+    to_utc,
+)
+
+log = logging.getLogger(__name__)
+
+#: Bytes of the file parsed per block (about 600,000 events of the demo's CSV).
+BLOCK_BYTES = 64 << 20
+
+#: Longest text per event field (the model's `max_length` or `_identifier`'s 256).
+_MAX_LENGTH = {
+    "event_id": 256,
+    "user_id": 256,
+    "item_id": 256,
+    "query": 1000,
+    "session_id": 256,
+    "request_id": 64,
+}
+# A text equal to its `str.strip()`: no white space (Python's: Unicode separators and
+# control characters cover it) at either end; the model strips, the bulk path does not.
+_STRIPPED = r"(?s)^[^\p{Z}\p{Cc}](.*[^\p{Z}\p{Cc}])?$"
+# A number as the per-row path parses it to the same float (Arrow's cast and Python's
+# float() both round correctly); anything else (exponents, `inf`, spaces) goes row by row.
+_NUMBER = r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$"
+_ISO = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
+)
+_UNIX = r"^[0-9]{1,10}$"
+
+
+class _DivergedError(Exception):
+    """The Arrow reader and the csv module disagree about a row: validate row by row."""
+
+
+class _Progress:
+    """Bytes read of a long file with the rate and an ETA: a tqdm bar on a terminal, a log
+    line every `every` seconds otherwise (a log file)."""
+
+    def __init__(self, name: str, total: int, every: float = 15.0) -> None:
+        self.name, self.total, self.every = name, max(total, 1), every
+        self.started = self.last = time.perf_counter()
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=name, unit="B", unit_scale=True)
+
+    def update(self, done: int, rows: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            self.bar.set_postfix(rows=f"{rows:,}")
+            return
+        now = time.perf_counter()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = now - self.started
+        eta = elapsed * (self.total - done) / max(done, 1)
+        log.info(
+            "%s: %.0f%% read, %d events validated (%.0f a second), about %.0f s left",
+            self.name, 100 * done / self.total, rows, rows / max(elapsed, 1e-9), eta,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _RowCursor:
+    """The per-row reader (`io._iter_csv`) advanced to a given data row: its line and
+    raw cells, for the rows the bulk path hands to the per-row validation."""
+
+    def __init__(self, rows: Iterator[tuple[int, dict[str, Any]]]) -> None:
+        self.rows, self.at = rows, -1
+        self.current: tuple[int, dict[str, Any]] = (0, {})
+
+    def get(self, index: int) -> tuple[int, dict[str, Any]]:
+        while self.at < index:
+            try:
+                self.current = next(self.rows)
+            except StopIteration:
+                raise _DivergedError(f"the csv module has no data row {index}") from None
+            self.at += 1
+        return self.current
+
+
+def _header(path: Path, delimiter: str) -> list[str] | None:
+    """The header as the per-row reader reads it, or None when Arrow could read it
+    otherwise (quotes) or the file has none."""
+    from shelfwise.data.io import _open_text
+
+    with _open_text(path) as fh:
+        first = fh.readline()
+    if not first.strip() or '"' in first:
+        return None
+    return [h.strip().lstrip("\ufeff") for h in next(csv.reader([first], delimiter=delimiter))]
+
+
+def _missing(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pc.equal(column, "")
+
+
+def _simple_text(column: pa.ChunkedArray | pa.Array, limit: int) -> pa.Array:
+    """Cells the model keeps as they are: stripped already, no NUL, not too long."""
+    return pc.and_(
+        pc.and_(
+            pc.match_substring_regex(column, _STRIPPED),
+            pc.invert(pc.match_substring(column, "\x00")),
+        ),
+        pc.less_equal(pc.utf8_length(column), limit),
+    )
+
+
+def _check_block(
+    block: pa.RecordBatch, bounds: TimeBounds | None, now: datetime
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """(bool mask of the rows the columns convert exactly, the converted columns)."""
+    n = block.num_rows
+    cells = {name: block.column(name) for name in block.schema.names}
+    empty = pa.array([""] * n, type=pa.string()) if n else pa.array([], type=pa.string())
+    ok = pa.array(np.ones(n, dtype=bool))
+    out: dict[str, Any] = {}
+    given: dict[str, pa.Array] = {}
+    for name, limit in _MAX_LENGTH.items():
+        column = cells.get(name, empty)
+        missing = _missing(column)
+        given[name] = pc.invert(missing)
+        good = _simple_text(column, limit)
+        if name == "user_id":  # required
+            ok = pc.and_(ok, pc.fill_null(good, False))
+        else:
+            ok = pc.and_(ok, pc.or_(missing, pc.fill_null(good, False)))
+        out[name] = pc.if_else(missing, pa.scalar(None, pa.string()), column)
+    kind = cells.get("type", empty)
+    ok = pc.and_(ok, pc.is_in(kind, value_set=pa.array(EVENT_TYPES)))
+    out["type"] = kind
+    value = cells.get("value", empty)
+    value_missing = _missing(value)
+    number = pc.match_substring_regex(value, _NUMBER)
+    ok = pc.and_(ok, pc.or_(value_missing, number))
+    out["value"] = pc.cast(pc.if_else(number, value, pa.scalar(None, pa.string())), pa.float64())
+    # what each type needs (the model's consistency check)
+    search = pc.equal(kind, "search")
+    ok = pc.and_(ok, pc.if_else(search, given["query"], given["item_id"]))
+    ok = pc.and_(ok, pc.or_(pc.not_equal(kind, "rating"), pc.invert(value_missing)))
+    ok_np = np.array(ok.to_numpy(zero_copy_only=False), dtype=bool)
+    # timestamps: ISO-8601 or whole unix seconds; missing (the model's "now") row by row
+    stamp = cells.get("timestamp", empty)
+    text = np.asarray(stamp.to_numpy(zero_copy_only=False), dtype=object)
+    iso = np.asarray(pc.match_substring_regex(stamp, _ISO).to_numpy(zero_copy_only=False))
+    unix = np.asarray(pc.match_substring_regex(stamp, _UNIX).to_numpy(zero_copy_only=False))
+    at = pd.Series(pd.NaT, index=range(n), dtype="datetime64[us, UTC]")
+    if iso.any():
+        parsed = pd.to_datetime(pd.Series(text[iso]), format="ISO8601", utc=True, errors="coerce")
+        at[iso] = parsed.dt.as_unit("us").to_numpy()
+    if unix.any():
+        seconds = pd.Series(text[unix]).astype("int64")
+        at[unix] = pd.to_datetime(seconds, unit="s", utc=True).dt.as_unit("us").to_numpy()
+    fine = at.notna().to_numpy().copy()
+    if bounds is not None:
+        floor = pd.Timestamp(to_utc(bounds.min_timestamp))
+        ceiling = pd.Timestamp(now + timedelta(seconds=bounds.max_future_seconds))
+        fine &= ((at >= floor) & (at <= ceiling)).to_numpy()
+    ok_np &= fine
+    out["timestamp"] = at.dt.tz_localize(None)
+    return ok_np, out
+
+
+def _frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """Converted columns in the canonical layout (`frames.conform`'s dtypes)."""
+    data: dict[str, Any] = {}
+    for name in EVENT_COLUMNS:
+        column = columns[name]
+        if name == "timestamp":
+            data[name] = pd.Series(column.to_numpy(), dtype="datetime64[us]")
+        elif name == "value":
+            data[name] = pd.Series(column.to_numpy(zero_copy_only=False), dtype="float64")
+        else:
+            data[name] = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
+    return pd.DataFrame(data)
+
+
+def load_events_bulk(
+    path: Path,
+    delimiter: str,
+    mapping: Mapping[str, str],
+    unknown: str,
+    bounds: TimeBounds | None,
+    now: datetime,
+) -> pd.DataFrame | None:
+    """The canonical events frame of a CSV/TSV file, validated by column (see the module
+    doc); `RowValidationError` as `load_records` raises it; None: read it row by row."""
+    from shelfwise.data.io import _iter_csv, _validate_row
+
+    header = _header(path, delimiter)
+    if header is None or len(set(header)) != len(header):
+        return None
+    names = [mapping.get(h, h) for h in header]
+    fields = set(FIELDS["events"])
+    extra = [n for n in names if n not in fields]
+    if len(set(names)) != len(names) or (extra and unknown == "reject"):
+        return None
+    source = pa.OSFile(str(path))
+    stream: Any = source
+    if path.suffix.lower() == ".gz":
+        stream = pa.CompressedInputStream(source, "gzip")
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, block_size=BLOCK_BYTES, use_threads=True
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        source.close()
+        log.info("%s: read row by row (%s)", path.name, exc)
+        return None
+    progress = _Progress(path.name, path.stat().st_size)
+    cursor = _RowCursor(_iter_csv(path, delimiter))
+    model_fields = set(FIELDS["events"])
+    warned: set[str] = set()
+    frames: list[pd.DataFrame] = []
+    row0 = 0
+    try:
+        for block in reader:
+            if block.num_rows == 0:
+                continue
+            blank = None
+            for name in names:  # rows of empty cells: the per-row reader skips them
+                cell = _missing(block.column(name))
+                blank = cell if blank is None else pc.and_(blank, cell)
+            if blank is not None and pc.any(blank).as_py():
+                block = block.filter(pc.invert(blank))
+            if extra and not warned:
+                present = [n for n in extra if not pc.all(_missing(block.column(n))).as_py()]
+                if present:
+                    warned.update(present)
+                    log.warning("%s: ignoring columns %s (events have no attributes)", path,
+                                present)  # fmt: skip
+            ok, columns = _check_block(block, bounds, now)
+            frame = _frame(columns)
+            odd = np.flatnonzero(~ok)
+            if len(odd):
+                records: list[Item | User | Event] = []
+                for i in odd:
+                    line, raw = cursor.get(row0 + int(i))
+                    arrow_raw = {
+                        h: v
+                        for h, v in zip(header, (block.column(n)[int(i)].as_py() for n in names),
+                                        strict=True)
+                        if v != ""
+                    }  # fmt: skip
+                    if raw != arrow_raw:
+                        raise _DivergedError(f"line {line}")
+                    records.append(
+                        _validate_row(
+                            path,
+                            line,
+                            raw,
+                            "events",
+                            Event,
+                            model_fields,
+                            mapping,
+                            unknown,
+                            bounds,
+                            now,
+                            warned,
+                        )
+                    )
+                fixed = records_to_frame("events", records)
+                fixed.index = odd
+                frame = pd.concat([frame[ok], fixed]).sort_index().reset_index(drop=True)
+            frames.append(frame)
+            row0 += block.num_rows
+            progress.update(source.tell(), row0)
+    except _DivergedError as exc:
+        log.info("%s: read row by row (the readers differ at %s)", path.name, exc)
+        return None
+    except pa.ArrowInvalid as exc:
+        log.info("%s: read row by row (%s)", path.name, exc)
+        return None
+    finally:
+        progress.close()
+        source.close()
+    if not frames:
+        return records_to_frame("events", [])
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
