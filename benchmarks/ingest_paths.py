@@ -134,6 +134,7 @@ def main() -> int:
         print("per-row", run, flush=True)
     if row_runs:
         result["per_row"] = summary(row_runs, n)
+        assert rows is not None
         pd.testing.assert_frame_equal(frame, rows)
         result["frames_equal"] = True
         result["speedup_wall"] = round(

@@ -170,3 +170,20 @@ def test_cli_stores_what_the_per_row_path_stores(tmp_path, store_url):
         stored[columns].reset_index(drop=True), expected[columns].reset_index(drop=True),
         check_dtype=False,
     )  # fmt: skip
+
+
+def test_many_blocks_with_unusual_rows_in_several(tmp_path, monkeypatch):
+    import shelfwise.data.bulk as bulk_module
+
+    rows = (GOOD + UNUSUAL) * 40
+    path = write(tmp_path, rows)
+    monkeypatch.setattr(bulk_module, "BLOCK_BYTES", 1 << 10)  # a block every ~20 rows
+    bulk = load_events_bulk(path, ",", {}, "keep", TimeBounds(), utcnow())
+    assert bulk is not None
+    pd.testing.assert_frame_equal(bulk, load_records(path, "events", bulk=False))
+    assert len(bulk) == len(rows)
+    bad = write(tmp_path, [*rows, with_cell(GOOD[0], "type", "teleport")], "bad.csv")
+    with pytest.raises(RowValidationError) as info:
+        load_records(bad, "events")
+    # every UNUSUAL row holds one quoted line break: 40 of them, and the header
+    assert (info.value.line, info.value.field) == (len(rows) + 40 + 2, "type")
