@@ -187,3 +187,22 @@ def test_many_blocks_with_unusual_rows_in_several(tmp_path, monkeypatch):
         load_records(bad, "events")
     # every UNUSUAL row holds one quoted line break: 40 of them, and the header
     assert (info.value.line, info.value.field) == (len(rows) + 40 + 2, "type")
+
+
+def test_the_columns_take_the_common_rows_and_leave_the_unusual_ones(tmp_path):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from shelfwise.data.bulk import _check_block
+
+    path = write(tmp_path, GOOD + UNUSUAL)
+    table = pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(COLUMNS, pa.string()), strings_can_be_null=False
+        ),
+    )
+    block = table.combine_chunks().to_batches()[0]
+    ok, _ = _check_block(block, TimeBounds(), utcnow())
+    # the quoted query with a line break (UNUSUAL[1]) is Arrow's to read: the columns take it
+    assert ok.tolist() == [True] * len(GOOD) + [False, True, False, False]

@@ -25,7 +25,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +60,15 @@ _MAX_LENGTH = {
     "session_id": 256,
     "request_id": 64,
 }
-# A text equal to its `str.strip()`: no white space (Python's: Unicode separators and
-# control characters cover it) at either end; the model strips, the bulk path does not.
-_STRIPPED = r"(?s)^[^\p{Z}\p{Cc}](.*[^\p{Z}\p{Cc}])?$"
+# What `str.strip()` strips (every character `str.isspace()` is true of): a text with none
+# of them at either end is stored as it is; the model strips, the bulk path does not.
+_SPACES = pa.array(sorted({chr(c) for c in range(0x3001) if chr(c).isspace()}))
 # A number as the per-row path parses it to the same float (Arrow's cast and Python's
 # float() both round correctly); anything else (exponents, `inf`, spaces) goes row by row.
 _NUMBER = r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$"
-_ISO = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
-    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
-)
+_ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+_ISO_ZONED = _ISO + r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+_ISO_NAIVE = _ISO + r"$"
 _UNIX = r"^[0-9]{1,10}$"
 
 
@@ -146,14 +145,48 @@ def _missing(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def _simple_text(column: pa.ChunkedArray | pa.Array, limit: int) -> pa.Array:
-    """Cells the model keeps as they are: stripped already, no NUL, not too long."""
+    """Cells the model keeps as they are: not empty, stripped already, no NUL, not too
+    long."""
+    first = pc.utf8_slice_codeunits(column, 0, 1)
+    last = pc.utf8_slice_codeunits(column, -1)
+    stripped = pc.invert(pc.or_(pc.is_in(first, _SPACES), pc.is_in(last, _SPACES)))
+    length = pc.utf8_length(column)
     return pc.and_(
-        pc.and_(
-            pc.match_substring_regex(column, _STRIPPED),
-            pc.invert(pc.match_substring(column, "\x00")),
-        ),
-        pc.less_equal(pc.utf8_length(column), limit),
+        pc.and_(stripped, pc.invert(pc.match_substring(column, "\x00"))),
+        pc.and_(pc.greater(length, 0), pc.less_equal(length, limit)),
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _to_micros(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _micros(stamp: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Timestamps as int64 microseconds since the epoch, UTC, null for the cells the per-row
+    path must read: ISO-8601 `YYYY-MM-DDTHH:MM:SS[.ffffff]` with `Z`, an offset or none
+    (UTC), or whole unix seconds; cast by Arrow (which parses as `datetime.fromisoformat`
+    does) when the block's cells all parse, by pandas cell by cell when one does not (a
+    30 February: that row goes row by row)."""
+    none = pa.scalar(None, pa.string())
+    zoned = pc.match_substring_regex(stamp, _ISO_ZONED)
+    naive = pc.match_substring_regex(stamp, _ISO_NAIVE)
+    unix = pc.match_substring_regex(stamp, _UNIX)
+    seconds = pc.cast(pc.if_else(unix, stamp, none), pa.int64())
+    parts = [pc.multiply(seconds, 1_000_000)]
+    try:
+        for mask, kind in ((zoned, pa.timestamp("us", "UTC")), (naive, pa.timestamp("us"))):
+            parsed = pc.cast(pc.if_else(mask, stamp, none), kind)
+            parts.append(pc.cast(parsed, pa.int64()))
+    except pa.ArrowInvalid:
+        text = pd.Series(np.asarray(stamp.to_numpy(zero_copy_only=False), dtype=object))
+        iso = np.asarray(pc.or_(zoned, naive).to_numpy(zero_copy_only=False), dtype=bool)
+        at = pd.to_datetime(text.where(iso), format="ISO8601", utc=True, errors="coerce")
+        values = at.dt.as_unit("us").dt.tz_localize(None).to_numpy().view(np.int64)
+        parts.append(pa.array(values, mask=~iso | at.isna().to_numpy()))
+    return pc.coalesce(*parts)
 
 
 def _check_block(
@@ -190,24 +223,15 @@ def _check_block(
     ok = pc.and_(ok, pc.or_(pc.not_equal(kind, "rating"), pc.invert(value_missing)))
     ok_np = np.array(ok.to_numpy(zero_copy_only=False), dtype=bool)
     # timestamps: ISO-8601 or whole unix seconds; missing (the model's "now") row by row
-    stamp = cells.get("timestamp", empty)
-    text = np.asarray(stamp.to_numpy(zero_copy_only=False), dtype=object)
-    iso = np.asarray(pc.match_substring_regex(stamp, _ISO).to_numpy(zero_copy_only=False))
-    unix = np.asarray(pc.match_substring_regex(stamp, _UNIX).to_numpy(zero_copy_only=False))
-    at = pd.Series(pd.NaT, index=range(n), dtype="datetime64[us, UTC]")
-    if iso.any():
-        parsed = pd.to_datetime(pd.Series(text[iso]), format="ISO8601", utc=True, errors="coerce")
-        at[iso] = parsed.dt.as_unit("us").to_numpy()
-    if unix.any():
-        seconds = pd.Series(text[unix]).astype("int64")
-        at[unix] = pd.to_datetime(seconds, unit="s", utc=True).dt.as_unit("us").to_numpy()
-    fine = at.notna().to_numpy().copy()
+    micros = _micros(cells.get("timestamp", empty))
+    fine = pc.is_valid(micros)
     if bounds is not None:
-        floor = pd.Timestamp(to_utc(bounds.min_timestamp))
-        ceiling = pd.Timestamp(now + timedelta(seconds=bounds.max_future_seconds))
-        fine &= ((at >= floor) & (at <= ceiling)).to_numpy()
-    ok_np &= fine
-    out["timestamp"] = at.dt.tz_localize(None)
+        floor = _to_micros(to_utc(bounds.min_timestamp))
+        top = _to_micros(to_utc(now) + timedelta(seconds=bounds.max_future_seconds))
+        inside = pc.and_(pc.greater_equal(micros, floor), pc.less_equal(micros, top))
+        fine = pc.and_(fine, pc.fill_null(inside, False))
+    ok_np &= np.asarray(fine.to_numpy(zero_copy_only=False), dtype=bool)
+    out["timestamp"] = pc.cast(micros, pa.timestamp("us"))
     return ok_np, out
 
 
@@ -217,7 +241,7 @@ def _series(columns: dict[str, Any]) -> dict[str, pd.Series]:
     for name in EVENT_COLUMNS:
         column = columns[name]
         if name == "timestamp":
-            data[name] = pd.Series(column.to_numpy(), dtype="datetime64[us]")
+            data[name] = pd.Series(column.to_numpy(zero_copy_only=False), dtype="datetime64[us]")
         elif name == "value":
             data[name] = pd.Series(column.to_numpy(zero_copy_only=False), dtype="float64")
         else:
@@ -307,12 +331,9 @@ def load_events_bulk(
                 records: list[Item | User | Event] = []
                 for i in odd:
                     line, raw = cursor.get(row0 + int(i))
-                    arrow_raw = {
-                        h: v
-                        for h, v in zip(header, (block.column(n)[int(i)].as_py() for n in names),
-                                        strict=True)
-                        if v != ""
-                    }  # fmt: skip
+                    cells = block.slice(int(i), 1).to_pylist()[0]
+                    arrow_raw = {h: cells[n] for h, n in zip(header, names, strict=True)}
+                    arrow_raw = {h: v for h, v in arrow_raw.items() if v != ""}
                     if raw != arrow_raw:
                         raise _DivergedError(f"line {line}")
                     records.append(
