@@ -7,6 +7,12 @@ For each dataset: load (and, for the demo, validate every row from the files) ->
 DuckDB (and PostgreSQL when --postgres or $SHELFWISE_BENCH_POSTGRES_URL is given) -> read the
 interactions back -> build the CSR matrix -> fit item-kNN -> build the BM25 index. Prints a
 table and writes JSON. Peak memory is the process's max RSS after each dataset.
+
+    python benchmarks/ingest.py --paths [ingest_paths.py's options]
+
+compares the two validation paths of `shelfwise ingest --events FILE.csv` instead (row by
+row with pydantic, and by column: `shelfwise.data.bulk`) on the scale curve's 1.3M-event
+demo file, and times the whole CLI ingest (see benchmarks/ingest_paths.py).
 """
 
 from __future__ import annotations
@@ -91,6 +97,12 @@ def run_one(name: str, url: str, frames: dict[str, Any]) -> dict[str, float]:
 
 
 def main() -> int:
+    if "--paths" in sys.argv:
+        sys.argv.remove("--paths")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import ingest_paths
+
+        return ingest_paths.main()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--datasets", default="demo,movielens-100k,amazon-beauty")
     parser.add_argument("--postgres", default=os.environ.get("SHELFWISE_BENCH_POSTGRES_URL"))

@@ -23,7 +23,8 @@ the events):
 1. `generate`: the demo store generated and written as the files `shelfwise ingest` reads
    (`items.jsonl`, `users.jsonl`, `events.csv`; not a measurement of Shelfwise);
 2. `ingest`: `shelfwise ingest --items --users --events` into a fresh DuckDB file, the bulk
-   path an operator uses (every row validated, then one transaction): seconds, events/s;
+   path an operator uses (every row validated: the event file by column, `shelfwise.data.bulk`,
+   items and users row by row; then one transaction): seconds, events/s;
 3. `build`: `ensure_bundle` (build seconds, per-model seconds from the log, and where
    the time went: a sampling profile of the stage, `profile`, seconds per function of
    Shelfwise on the stack, sampled every 0.5 s);
@@ -379,7 +380,9 @@ def run_point(
             expected_seconds(stage, items, previous),
         )
         if stage == "ingest":
-            point[stage]["path"] = "shelfwise ingest (CLI: files validated row by row)"
+            point[stage]["path"] = (
+                "shelfwise ingest (CLI: events validated by column, items and users row by row)"
+            )
         if stage == "ingest" and not point[stage]["stopped"]:
             point[stage]["ingest_events_per_s"] = round(
                 point[stage]["events"] / max(point[stage]["seconds"], 1e-9)

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -155,6 +156,7 @@ def load_records(
     unknown: UnknownColumns = "keep",
     fmt: str | None = None,
     bounds: TimeBounds | None = TimeBounds(),  # noqa: B008 (frozen)
+    bulk: bool = True,
 ) -> pd.DataFrame:
     """Read and validate a file of items, users or events into a canonical frame.
 
@@ -180,10 +182,17 @@ def load_records(
             f"column mapping targets {bad_targets} are not {kind} fields; "
             f"valid fields: {', '.join(FIELDS[kind])}"
         )
+    now = utcnow()
+    fmt = fmt or (detect_format(path) if path.exists() else None)
+    if bulk and kind == "events" and fmt in ("csv", "tsv") and path.exists():
+        from shelfwise.data.bulk import load_events_bulk
+
+        frame = load_events_bulk(path, "," if fmt == "csv" else "\t", mapping, unknown, bounds, now)
+        if frame is not None:
+            return frame
     records: list[Item | User | Event] = []
     frames: list[pd.DataFrame] = []  # every FRAME_ROWS records: a frame, not 10M objects
     warned: set[str] = set()
-    now = utcnow()
     started = time.perf_counter()
     for line, raw in iter_rows(path, fmt):
         if len(records) >= FRAME_ROWS:
@@ -193,43 +202,66 @@ def load_records(
                 done = len(frames) * FRAME_ROWS
                 rate = done / max(time.perf_counter() - started, 1e-9)
                 log.info("%s: %d %s validated (%.0f a second)", path.name, done, kind, rate)
-        row = {mapping.get(k, k): v for k, v in raw.items()}
-        extra = {k: v for k, v in row.items() if k not in fields}
-        if extra:
-            if unknown == "reject":
-                col = sorted(extra)[0]
-                raise RowValidationError(
-                    str(path),
-                    line,
-                    col,
-                    f"unknown column for {kind}; map it with a column mapping or "
-                    "ingest with unknown columns kept (--unknown-columns keep)",
-                )
-            for col in extra:
-                del row[col]
-            if "attributes" in fields:
-                attrs = row.get("attributes") or {}
-                if isinstance(attrs, str):
-                    attrs = _parse_json_cell(path, line, "attributes", attrs)
-                row["attributes"] = {**extra, **attrs} if isinstance(attrs, dict) else attrs
-            elif not warned.issuperset(extra):
-                warned.update(extra)
-                log.warning("%s: ignoring columns %s (events have no attributes)", path, extra)
-        for name in _JSON_FIELDS & row.keys():
-            if isinstance(row[name], str):
-                row[name] = _parse_json_cell(path, line, name, row[name])
-        try:
-            record = model.model_validate(row)
-        except ValidationError as exc:
-            field, msg = _first_error(exc)
-            raise RowValidationError(str(path), line, field, msg) from None
-        if bounds is not None and isinstance(record, Event):
-            problem = bounds.problem(record.timestamp, now)
-            if problem:
-                raise RowValidationError(str(path), line, "timestamp", problem)
-        records.append(record)
+        records.append(
+            _validate_row(
+                path, line, raw, kind, model, fields, mapping, unknown, bounds, now, warned
+            )
+        )
     frames.append(records_to_frame(kind, records))
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _validate_row(
+    path: Path,
+    line: int,
+    raw: Mapping[str, Any],
+    kind: str,
+    model: type[Item] | type[User] | type[Event],
+    fields: set[str],
+    mapping: Mapping[str, str],
+    unknown: UnknownColumns | str,
+    bounds: TimeBounds | None,
+    now: datetime,
+    warned: set[str],
+) -> Item | User | Event:
+    """One raw row (as `iter_rows` gives it) renamed, checked and validated into its model:
+    `RowValidationError` naming the line and the field (also `bulk`'s rows that its
+    columns cannot take)."""
+    row = {mapping.get(k, k): v for k, v in raw.items()}
+    extra = {k: v for k, v in row.items() if k not in fields}
+    if extra:
+        if unknown == "reject":
+            col = sorted(extra)[0]
+            raise RowValidationError(
+                str(path),
+                line,
+                col,
+                f"unknown column for {kind}; map it with a column mapping or "
+                "ingest with unknown columns kept (--unknown-columns keep)",
+            )
+        for col in extra:
+            del row[col]
+        if "attributes" in fields:
+            attrs = row.get("attributes") or {}
+            if isinstance(attrs, str):
+                attrs = _parse_json_cell(path, line, "attributes", attrs)
+            row["attributes"] = {**extra, **attrs} if isinstance(attrs, dict) else attrs
+        elif not warned.issuperset(extra):
+            warned.update(extra)
+            log.warning("%s: ignoring columns %s (events have no attributes)", path, extra)
+    for name in _JSON_FIELDS & row.keys():
+        if isinstance(row[name], str):
+            row[name] = _parse_json_cell(path, line, name, row[name])
+    try:
+        record = model.model_validate(row)
+    except ValidationError as exc:
+        field, msg = _first_error(exc)
+        raise RowValidationError(str(path), line, field, msg) from None
+    if bounds is not None and isinstance(record, Event):
+        problem = bounds.problem(record.timestamp, now)
+        if problem:
+            raise RowValidationError(str(path), line, "timestamp", problem)
+    return record
 
 
 def _parse_json_cell(path: Path, line: int, field: str, text: str) -> Any:
