@@ -36,6 +36,10 @@ category 0.7982, MiniLM on title + brand 0.7889, rank_bm25 on title 0.7393, bm25
 run on title + brand + category (joined by spaces; tantivy: one field each; Shelfwise: its
 BM25F fields). Embeddings are cached in `--cache-dir`, so a second run embeds
 nothing. `--no-dense` skips the MiniLM and Shelfwise dense rows.
+
+Every row keeps its per-query values (`"per_query": {"ndcg@10": [...], "recall@10": [...],
+"mrr@10": [...]}`, in the order of the report's `query_ids`; recall is null for a query
+without a relevant product), so the docs table gives a 95% interval over queries.
 """
 
 from __future__ import annotations
@@ -250,7 +254,7 @@ def run(
     """Every system on the folder; the report, also written to `out` after every row (an
     interrupted run keeps the rows it finished). `only_tuned` reruns the tuned row alone
     and replaces it (and `tuning`) in the report already at `out`."""
-    from shelfwise.search.judged import evaluate_judged_search, load_judged_folder
+    from shelfwise.search.judged import evaluate_judged_search, judged_metrics, load_judged_folder
 
     dataset = load_judged_folder(folder, corpus=corpus)
     items = dataset.items
@@ -277,6 +281,7 @@ def run(
         "queries": len(queries),
         "items": len(items),
         "k": K,
+        "query_ids": dataset.queries["qid"].astype(str).tolist(),
         "rows": rows,
         "machine": {
             "python": platform.python_version(),
@@ -292,6 +297,12 @@ def run(
         scored = evaluate_judged_search(dataset, runs={system: ranked}, k=K)
         row: dict[str, Any] = {"system": system, "fields": fields, **scored["results"][system]}
         row["by_type"] = {t: round(v[f"ndcg@{K}"], 4) for t, v in scored["by_type"][system].items()}
+        per_query = judged_metrics(ranked, dataset.judgements, K, dataset.relevant_grade)
+        # in the order of `query_ids`; recall is null for a query without a relevant product
+        row["per_query"] = {
+            f"{m}@{K}": [None if v != v else round(float(v), 6) for v in per_query[m]]
+            for m in ("ndcg", "recall", "mrr")
+        }
         row["reference_ndcg@10"] = REFERENCE.get((system, fields))
         row["index_s"] = round(index_s, 2)
         row["query_ms"] = round(query_ms, 2)
@@ -308,6 +319,7 @@ def run(
             raise SystemExit("--only-tuned needs the report of a full run at --out")
         report.update({k: v for k, v in json.loads(out.read_text()).items() if k != "rows"})
         rows.extend(r for r in json.loads(out.read_text())["rows"] if r["system"] != name)
+        report["query_ids"] = dataset.queries["qid"].astype(str).tolist()
         plan = []
     lexical = [p for p in plan if p[0] != "MiniLM"]
     for system, fields, make in lexical:

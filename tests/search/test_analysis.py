@@ -69,3 +69,23 @@ def test_unknown_language_is_a_config_error():
 
 def test_pairs_keep_surface_and_term():
     assert Analyzer().pairs("Knives 500ml") == [("knives", "knive"), ("500ml", "500ml")]
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("Burt's Bees", ["burt", "bee"]),
+        ("burts bees", ["burt", "bee"]),
+        ("Burt\u2019s Bees", ["burt", "bee"]),  # a typographic apostrophe
+        ("Dr. Bronner's soap", ["dr", "bronner", "soap"]),
+        ("L'Oreal Paris", ["loreal", "pari"]),
+        ("girls' hair clips", ["girl", "hair", "clip"]),
+    ],
+)
+def test_english_possessives_are_dropped_and_apostrophes_joined(text, terms):
+    # Lucene's EnglishPossessiveFilter: "burt's" and "burts" are one term, not "burt s"
+    assert Analyzer().terms(text) == terms
+
+
+def test_apostrophes_split_words_outside_english():
+    assert Analyzer(language="french").tokens("l'eau de parfum") == ["l", "eau", "parfum"]

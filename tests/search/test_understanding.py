@@ -215,3 +215,37 @@ def test_the_category_mention_holding_the_head_word_wins_and_alone_boosts():
     assert paper["value"] == "Beauty > Oils" and paper["applied"] == "none"
     anywhere = SearchService.build(frame, None, SearchConfig(category_head_only=False))
     assert anywhere.search("oil paper").query_info["category"]["applied"] == "boost"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "burts bees lip balm",
+        "burt's bees lip balm",
+        "Burt\u2019s Bees lip balm",
+        "burt s bees lip balm",
+    ],
+)
+def test_a_brand_with_a_possessive_is_detected_however_it_is_written(query):
+    u = QueryUnderstanding(Analyzer())
+    u.update(["Burt's Bees", "Bees Knees"], ["Beauty > Makeup > Lips > Lip Balm"], " > ")
+    read = u.read(query)
+    assert read.brand == "Burt's Bees"
+    assert read.brand_words == " ".join(query.split()[: len(query.split()) - 2])
+    assert read.category == ["Beauty > Makeup > Lips > Lip Balm"]
+    assert read.category_words == "lip balm" and read.category_head
+
+
+def test_a_possessive_brand_query_finds_the_brand():
+    frame = pd.DataFrame(
+        [
+            ("B1", "Burt's Bees Beeswax Lip Balm", "Burt's Bees", "Beauty > Lips", 3.0),
+            ("B2", "Honey Lip Balm", "Bees Knees", "Beauty > Lips", 2.0),
+            ("B3", "Cherry Lip Balm", "Nivea", "Beauty > Lips", 2.0),
+        ],
+        columns=["item_id", "title", "brand", "category", "price"],
+    )
+    service = SearchService.build(frame, None, SearchConfig())
+    res = service.search("burts bees lip balm")
+    assert ids(res)[0] == "B1"
+    assert res.query_info["brand"]["value"] == "Burt's Bees"

@@ -120,9 +120,11 @@ _TOKEN = re.compile(
     rf"(?P<cjk>[{_CJK_RANGES}]+)"
     r"|(?P<num>\d+(?:[.,]\d+)*)(?P<unit>[^\W\d_]+)?"
     rf"|(?P<model>[^\W\d_{_CJK_RANGES}]+\d[^\W_{_CJK_RANGES}]*)"
-    rf"|(?P<word>[^\W\d_{_CJK_RANGES}]+)",
+    rf"|(?P<word>[^\W\d_{_CJK_RANGES}]+(?:'[^\W\d_{_CJK_RANGES}]+)*)",
     re.UNICODE,
 )
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+"""Typographic apostrophes, read as the ASCII one ("Burt\u2019s" is "Burt's")."""
 _THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
 _CACHE_LIMIT = 200_000
 _log = logging.getLogger(__name__)
@@ -201,7 +203,7 @@ class Analyzer:
 
     def normalise(self, text: str) -> str:
         """NFKC-normalise, lower-case and strip accents."""
-        text = unicodedata.normalize("NFKC", text).lower()
+        text = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
         if text.isascii():
             return text
         decomposed = unicodedata.normalize("NFD", text)
@@ -234,12 +236,28 @@ class Analyzer:
                     pending_number = None
                 continue
             word = m.group(kind or "word")
+            if "'" in word:
+                parts = self._apostrophe(word)
+                pending_number = None
+                out.extend(w for w in parts if w not in stop)
+                continue
             if pending_number is not None and word in UNITS:
                 out.append(pending_number + UNITS[word])
             pending_number = None
             if word not in stop:
                 out.append(word)
         return out
+
+    def _apostrophe(self, word: str) -> list[str]:
+        """The tokens of a word with apostrophes in it. English: a possessive "'s" is
+        dropped (Lucene's EnglishPossessiveFilter: "burt's" -> "burt", the term "burts"
+        also stems to) and the other apostrophes joined ("l'oreal" -> "loreal", "don't"
+        -> "dont"); other languages: the parts ("l'eau" -> "l", "eau"), as before."""
+        if self.language != "english":
+            return [w for w in word.split("'") if w]
+        if word.endswith("'s"):
+            word = word[:-2]
+        return [word.replace("'", "")] if word else []
 
     def stem_token(self, token: str) -> str:
         """The index term of one surface token."""

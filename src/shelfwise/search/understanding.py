@@ -66,9 +66,26 @@ _UNIT_AFTER = re.compile(
     r"lbs?|gb|tb|mb|kw|w\b|watts?|v\b|volts?|mah|hz|pack|pcs|pieces?|count|ct\b|x\b|%|ft|feet)",
     re.IGNORECASE,
 )
-_WORD = re.compile(r"[^\W_]+(?:['.\-][^\W_]+)*")
+_WORD = re.compile(r"[^\W_]+(?:['\u2019\u02bc.\-][^\W_]+)*")
 HEAD_TAIL_WORDS = frozenset({"for", "with", "without"})
 """Words that start a noun phrase's tail: the head word is the last one before them."""
+
+
+def _possessives(words: list[str]) -> tuple[list[str], list[str]]:
+    """(words, the text of each to analyse): a lone "s" after a word is that word's
+    possessive written apart ("burt s bees", what a tokeniser splitting on the apostrophe
+    leaves of "burt's"), so it joins the word and is analysed as "burt's" (whose "'s"
+    the analyzer drops)."""
+    words_out: list[str] = []
+    texts: list[str] = []
+    for word in words:
+        if words_out and word.casefold() == "s":
+            words_out[-1] = f"{words_out[-1]} {word}"
+            texts[-1] = f"{texts[-1]}'s"
+        else:
+            words_out.append(word)
+            texts.append(word)
+    return words_out, texts
 
 
 def head_position(words: list[str]) -> int:
@@ -238,8 +255,8 @@ class QueryUnderstanding:
         o = self.options
         if not (o.brand or o.category):
             return
-        words = _WORD.findall(out.text)
-        keys = [self._key(w) for w in words]
+        words, texts = _possessives(_WORD.findall(out.text))
+        keys = [self._key(w) for w in texts]
         n = len(words)
         head = head_position(words)
         taken: list[tuple[int, int]] = []  # the brand mention's span
