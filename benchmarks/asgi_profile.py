@@ -140,7 +140,7 @@ def main() -> int:
                     lines = lines + lines
                 warm, timed = lines[args.requests : 2 * args.requests], lines[: args.requests]
                 await _run(client, warm)
-                runs = []
+                runs: list[dict[str, Any]] = []
                 for _ in range(args.repeat):
                     cpu, wall, codes = await _run(client, timed)
                     runs.append(
@@ -151,7 +151,7 @@ def main() -> int:
                             "load_avg_1m": round(os.getloadavg()[0], 2),
                         }
                     )
-                cpu_ms = [r["cpu_ms_per_request"] for r in runs]
+                cpu_ms: list[float] = [r["cpu_ms_per_request"] for r in runs]
                 body: dict[str, Any] = {
                     "requests": len(timed),
                     "cpu_ms_per_request_median": round(statistics.median(cpu_ms), 3),
