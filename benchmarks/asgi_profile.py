@@ -107,6 +107,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="also cProfile one more round")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--no-fast-reads",
+        action="store_true",
+        help="every request through FastAPI (serve.fast_reads off: no `serve.readlane`)",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "asgi_profile.json"))
     args = parser.parse_args()
 
@@ -118,7 +123,7 @@ def main() -> int:
     settings = Settings().with_(
         store={"url": f"duckdb:///{(directory / 'store.duckdb').resolve()}"},
         paths={"artifacts": directory / "artifacts"},
-        serve={"rate_limit": 0, "refresh_seconds": 0},
+        serve={"rate_limit": 0, "refresh_seconds": 0, "fast_reads": not args.no_fast_reads},
     )
     store, engine = server._open_engine(settings)
     key, record = create_key(store, "read", "asgi profile")
@@ -135,7 +140,7 @@ def main() -> int:
                     lines = lines + lines
                 warm, timed = lines[args.requests : 2 * args.requests], lines[: args.requests]
                 await _run(client, warm)
-                runs = []
+                runs: list[dict[str, Any]] = []
                 for _ in range(args.repeat):
                     cpu, wall, codes = await _run(client, timed)
                     runs.append(
@@ -146,7 +151,7 @@ def main() -> int:
                             "load_avg_1m": round(os.getloadavg()[0], 2),
                         }
                     )
-                cpu_ms = [r["cpu_ms_per_request"] for r in runs]
+                cpu_ms: list[float] = [r["cpu_ms_per_request"] for r in runs]
                 body: dict[str, Any] = {
                     "requests": len(timed),
                     "cpu_ms_per_request_median": round(statistics.median(cpu_ms), 3),
@@ -182,6 +187,7 @@ def main() -> int:
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "fast_reads": not args.no_fast_reads,
         "results": results,
     }
     out = Path(args.out)

@@ -220,6 +220,34 @@ def load_test_clients() -> str:
     return "\n".join(lines) + _note(d)
 
 
+def asgi_fast_reads() -> str:
+    """CPU per request through the whole ASGI app in-process, FastAPI route vs fast lane."""
+    lane, route = _json("asgi_profile.json"), _json("asgi_profile_route.json")
+    lines = [
+        "| route | FastAPI route: CPU ms / request (min-max) | fast lane: CPU ms / request "
+        "(min-max) | change | 1-min load avg |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for scenario, fast in lane["results"].items():
+        slow = route["results"].get(scenario)
+        if slow is None:
+            continue
+        a, b = slow["cpu_ms_per_request_median"], fast["cpu_ms_per_request_median"]
+        loads = [r["load_avg_1m"] for r in slow["runs"] + fast["runs"]]
+        lines.append(
+            f"| {scenario} | {a:.2f} ({slow['cpu_ms_per_request_min']:.2f}-"
+            f"{slow['cpu_ms_per_request_max']:.2f}) | {b:.2f} "
+            f"({fast['cpu_ms_per_request_min']:.2f}-{fast['cpu_ms_per_request_max']:.2f}) | "
+            f"{(b - a) / a:+.0%} | {min(loads):g} to {max(loads):g} |"
+        )
+    lines += [
+        "",
+        f"Commands: `{route['command']}`, then `{lane['command']}` (run {lane['created']}); "
+        "median of the repeats, CPU of every thread of the process (`time.process_time`).",
+    ]
+    return "\n".join(lines) + _note(lane)
+
+
 def startup_100k() -> str:
     """Restart at 100,000 items: ready, first search and where the time went."""
     d = _json("startup-100000.json")
@@ -976,6 +1004,7 @@ TABLES: dict[str, Callable[[], str]] = {
         events_load,
         load_test_postgresql,
         load_test_clients,
+        asgi_fast_reads,
         startup_100k,
         scale_curve,
         optimizer_bprmf,

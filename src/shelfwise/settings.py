@@ -139,6 +139,10 @@ class ServeSettings(_Section):
     """Retrain the model bundle at start-up. Off: a server starts on the registry's active
     bundle whatever arrived in the store since it was built (newer events and catalogue
     changes are applied online) and builds one only when there is none usable."""
+    fast_reads: bool = True
+    """Answer the plain GETs of search, autocomplete, recommendations and similar items in
+    plain ASGI (`serve.readlane`: the route's work and bytes, without FastAPI's routing and
+    validation); off: every request goes through FastAPI."""
     web_key: str | None = None
     """A `read,write` API key inlined into the storefront pages (like a publishable key);
     None: the pages call the API without a key (fine with `auth` off)."""

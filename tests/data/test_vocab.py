@@ -98,6 +98,28 @@ def test_encode_many_ids_is_vectorised():
     assert np.array_equal(v.ids[codes], sample)
 
 
+def test_short_encodes_by_lookup_match_the_vectorised_pass():
+    """A request's few ids are looked up one by one (`_SMALL` at most); the answer is the
+    vectorised pass's, for every policy and container."""
+    ids = np.array([f"id{n}" for n in range(1000)], dtype=object)
+    v = Vocabulary(ids)
+    rng = np.random.default_rng(1)
+    for n in (1, 7, 256):
+        mixed = [f"id{k}" if k < 1000 else f"new{k}" for k in rng.integers(0, 1300, n)]
+        want = v._index.get_indexer(pd.Index(mixed, dtype=object))
+        for form in (mixed, tuple(mixed), np.array(mixed, dtype=object)):
+            got = v.encode(form, unknown="minus_one")
+            assert got.dtype == np.int64 and got.tolist() == want.astype(int).tolist()
+            assert v.encode(form, unknown="drop").tolist() == [c for c in want if c >= 0]
+        if (want < 0).any():
+            with pytest.raises(UnknownIdError, match="unknown id"):
+                v.encode(mixed)
+        known = [i for i in mixed if i.startswith("id")]
+        assert v.ids[v.encode(known)].tolist() == known
+    # ids that are not `str` take the vectorised pass: 7 is id "7"
+    assert Vocabulary(["7", "a"]).encode([7, "a", 7.0], unknown="minus_one").tolist() == [0, 1, 0]
+
+
 def test_decode_and_bounds(vocab):
     out = vocab.decode([2, 0, 0])
     assert out.dtype == object and out.tolist() == ["c", "b", "b"]

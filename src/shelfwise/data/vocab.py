@@ -106,6 +106,10 @@ def factorize_ids(values: Any) -> tuple[np.ndarray, np.ndarray]:
     return codes, ids
 
 
+#: Most ids `Vocabulary.encode` looks up one by one (more: one vectorised pandas pass).
+_SMALL = 256
+
+
 def _as_index(arr: np.ndarray) -> pd.Index:
     return pd.Index(arr, dtype=object, copy=False)
 
@@ -141,7 +145,7 @@ class Vocabulary:
     with the same ids in the same order are equal whatever their names.
     """
 
-    __slots__ = ("_ids", "_index", "name")
+    __slots__ = ("_ids", "_index", "_lookup", "name")
 
     def __init__(self, ids: Iterable[str], name: str = "id") -> None:
         arr = as_id_array(ids)
@@ -162,6 +166,7 @@ class Vocabulary:
         arr.flags.writeable = False
         self._ids: np.ndarray = arr
         self._index: pd.Index = index
+        self._lookup: dict[str, int] | None = None  # id -> index, built on first small encode
         self.name: str = name
 
     # -- construction ----------------------------------------------------------------------
@@ -240,6 +245,11 @@ class Vocabulary:
             raise ConfigError(
                 f"unknown={unknown!r} is not a policy; use one of {', '.join(_UNKNOWN_POLICIES)}"
             )
+        small = self._encode_small(ids)
+        if small is not None and (unknown == "minus_one" or not (small < 0).any()):
+            return small
+        if small is not None and unknown == "drop":
+            return small[small >= 0]
         codes, uniques = factorize_ids(ids)
         lut = self._index.get_indexer(_as_index(uniques)).astype(np.int64, copy=False)
         lut = np.append(lut, -1)  # code -1 (missing) -> -1
@@ -258,6 +268,24 @@ class Vocabulary:
                 "encode(..., unknown='drop') or 'minus_one' to skip them",
             )
         )
+
+    def _encode_small(self, ids: Iterable[Any]) -> np.ndarray | None:
+        """`encode(ids, "minus_one")` by dict lookups for a short list, tuple or object array
+        of `str` (what a request encodes: a page's items, a user's history), where hashing
+        them with pandas costs more than the lookups; None for anything else."""
+        if isinstance(ids, np.ndarray):
+            if ids.dtype != object or ids.ndim != 1:
+                return None
+        elif not isinstance(ids, list | tuple):
+            return None
+        n = len(ids)
+        if n > _SMALL or not all(type(i) is str for i in ids):
+            return None
+        lookup = self._lookup
+        if lookup is None:
+            lookup = self._lookup = {str(k): i for i, k in enumerate(self._ids.tolist())}
+        get = lookup.get
+        return np.fromiter((get(i, -1) for i in ids), dtype=np.int64, count=n)
 
     def decode(self, indices: Iterable[int] | np.ndarray) -> np.ndarray:
         """Int indices -> ids (an object array of `str`). Indices must be 0 <= i < len(self);

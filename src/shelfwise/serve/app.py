@@ -57,6 +57,7 @@ from shelfwise.serve.fastlane import EventsFastLane
 from shelfwise.serve.jobs import JobRunner, RetrainTrigger, submit_train, trigger_loop
 from shelfwise.serve.middleware import Metrics, ServiceMiddleware
 from shelfwise.serve.models import ModelRegistry
+from shelfwise.serve.readlane import ReadFastLane
 from shelfwise.serve.routers import ROUTERS
 from shelfwise.serve.search import watch_catalog
 from shelfwise.serve.security import KeyVerifier, RateLimiter
@@ -334,6 +335,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             return RedirectResponse("/docs")
 
     app.add_middleware(EventsFastLane)  # innermost: inside CORS, the limits and metrics
+    app.add_middleware(ReadFastLane)  # the plain GETs of search and recommendations
     origins = settings.serve.cors_list()
     if origins:
         app.add_middleware(
@@ -354,7 +356,11 @@ WORKER_HEALTHCHECK_SECONDS = 120
 
 
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
-    """Run the API with uvicorn: one process, or `workers` processes sharing PostgreSQL."""
+    """Run the API with uvicorn: one process, or `workers` processes sharing PostgreSQL.
+
+    With uvicorn's C HTTP parser and event loop (`httptools`, `uvloop`, pinned
+    dependencies), named explicitly: uvicorn's `auto` would fall back to the pure-Python
+    `h11` and asyncio's loop without a word if one were missing."""
     import uvicorn
 
     if workers > 1:
@@ -384,8 +390,16 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             # seconds on a busy machine) may answer the supervisor's ping late; with
             # uvicorn's 5 s it was killed as hung and replaced, over and over.
             timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            http="httptools",
+            loop="uvloop",
         )
         return
     uvicorn.run(
-        create_app(settings=settings), host=host, port=port, log_level="warning", access_log=False
+        create_app(settings=settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
     )
