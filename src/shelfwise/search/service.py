@@ -138,6 +138,10 @@ NAME_FIELDS = ("title", "brand", "category")
 class SearchService:
     """Search over a catalog; see the module doc for the API."""
 
+    #: `should` matching scores only the rows a query word occurs in (False: the dense
+    #: path over the whole catalogue, kept as the reference the sparse path must equal)
+    sparse_should: bool = True
+
     def __init__(self, config: SearchConfig | None = None) -> None:
         self.config = config or SearchConfig()
         self.analyzer = Analyzer(stem=self.config.stem, language=self.config.language)
@@ -768,6 +772,8 @@ class SearchService:
         self, parsed: ParsedQuery, allowed: np.ndarray, info: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         matching = self.config.matching
+        if matching == "should" and not parsed.split_groups and self.sparse_should:
+            return self._lexical_should(parsed, allowed, info)
         scores, masks = self.index.score_and_match(parsed.groups, masks=matching != "any")
         match = allowed & (scores > 0)
         if parsed.split_groups and masks:
@@ -799,6 +805,32 @@ class SearchService:
             match = cand
         rows = np.flatnonzero(match)
         return rows, scores[rows], dropped
+
+    def _lexical_should(
+        self, parsed: ParsedQuery, allowed: np.ndarray, info: dict[str, Any] | None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """`_lexical`'s `should` matching over only the rows a query term occurs in
+        (`BM25Index.score_and_match_rows`): the same rows and scores as the dense path."""
+        cand, scores, masks = self.index.score_and_match_rows(parsed.groups)
+        match = allowed[cand] & (scores > 0)
+        if not masks:  # no query words: nothing matched, nothing dropped
+            return cand[match], scores[match], []
+        count = np.zeros(cand.size, dtype=np.int32)
+        for m in masks:
+            count += m
+        need = self.required_matches(len(masks))
+        if info is not None:
+            info["required"] = need
+        match &= count >= need
+        keep = np.flatnonzero(match)
+        rows = cand[keep]
+        rel = scores[keep]
+        if self.config.coordination > 0 and need < len(masks):
+            rel = rel * (count[keep] / len(masks)) ** np.float32(self.config.coordination)
+        rel = self._proximity(parsed, rows, rel.astype(np.float32))
+        if info is not None:
+            info["complete_matches"] = int(np.sum(count[keep] == len(masks)))
+        return rows, rel, list(parsed.unknown)
 
     def _check_splits(
         self, parsed: ParsedQuery, scores: np.ndarray, masks: list[np.ndarray], match: np.ndarray
