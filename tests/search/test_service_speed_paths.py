@@ -178,6 +178,8 @@ def _lexical_both_ways(service: SearchService, query: str) -> tuple[object, obje
 def test_sparse_should_matching_equals_the_dense_path_after_updates():
     service = SearchService.build(_sparse_vs_dense_catalogue(), None, SearchConfig(mode="lexical"))
     queries = ["red mug", "blue tea cup coffee", "eye liner red", "lip", "zen mug tea", "nothing"]
+    queries += ["eyeliner", "red eyeliner mug"]  # split forms: "eye liner" in some titles
+    assert service.parse("red eyeliner mug").split_groups
     for q in queries:
         sparse, dense = _lexical_both_ways(service, q)
         assert sparse == dense, q

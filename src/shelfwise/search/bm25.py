@@ -654,6 +654,11 @@ class BM25Index:
             matched.append(hit)
         return cand, out, matched
 
+    def candidate_places(self, rows: np.ndarray) -> np.ndarray:
+        """Places among the candidates of this thread's last `score_and_match_rows` of
+        `rows`, which must be among those candidates (any query term's postings are)."""
+        return np.asarray(_SCRATCH.arrays[1][rows])
+
     def score(self, query: str) -> np.ndarray:
         """BM25 score of every row for `query` (dense, float32)."""
         return self.score_terms(self.query_terms(query))
