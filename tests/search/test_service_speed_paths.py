@@ -147,3 +147,57 @@ def test_price_facet_buckets_by_binary_search_keep_histogram_edges():
     assert sum(got.values()) == int(counts.sum())
     assert [got.get(k, 0) for k in ("0-10", "10-25", "25-50")] == counts[:3].tolist()
     assert index.facets(rows[:0], ["price"])["price"] == []
+
+
+def _sparse_vs_dense_catalogue() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    words = ["red", "blue", "mug", "cup", "tea", "coffee", "eye", "liner", "eyeliner", "lip"]
+    titles = [" ".join(rng.choice(words, size=int(rng.integers(1, 6)))) for _ in range(300)]
+    return pd.DataFrame(
+        {
+            "item_id": [f"I{i}" for i in range(300)],
+            "title": titles,
+            "brand": rng.choice(["acme", "zen", "tea co"], size=300),
+            "price": rng.uniform(1, 50, size=300).round(2),
+        }
+    )
+
+
+def _lexical_both_ways(service: SearchService, query: str) -> tuple[object, object]:
+    parsed = service.parse(query)
+    allowed = service.index.alive
+    out = []
+    for sparse in (True, False):
+        service.sparse_should = sparse
+        rows, rel, dropped = service._lexical(parsed, allowed, {})
+        out.append((rows.tolist(), rel.tolist(), dropped))
+    service.sparse_should = True
+    return out[0], out[1]
+
+
+def test_sparse_should_matching_equals_the_dense_path_after_updates():
+    service = SearchService.build(_sparse_vs_dense_catalogue(), None, SearchConfig(mode="lexical"))
+    queries = ["red mug", "blue tea cup coffee", "eye liner red", "lip", "zen mug tea", "nothing"]
+    queries += ["eyeliner", "red eyeliner mug"]  # split forms: "eye liner" in some titles
+    assert service.parse("red eyeliner mug").split_groups
+    for q in queries:
+        sparse, dense = _lexical_both_ways(service, q)
+        assert sparse == dense, q
+    assert _lexical_both_ways(service, "red mug")[0][0]  # a query that matches something
+    # live updates: a changed title (delta segment), a new product and a deleted one
+    deleted = int(service.rows_of(["I5"])[0])
+    service.upsert_items(pd.DataFrame({"item_id": ["I5"], "title": ["red mug"], "price": [1.0]}))
+    assert deleted in _lexical_both_ways(service, "red mug")[0][0]
+    service.upsert_items(
+        pd.DataFrame(
+            {"item_id": ["I3", "NEW"], "title": ["red red mug", "red mug"], "price": [2.0, 3.0]}
+        )
+    )
+    service.delete_items(["I5"])
+    for q in queries:
+        sparse, dense = _lexical_both_ways(service, q)
+        assert sparse == dense, q
+    rows = _lexical_both_ways(service, "red mug")[0][0]
+    assert deleted not in rows
+    assert int(service.rows_of(["NEW"])[0]) in rows
+    assert int(service.rows_of(["I3"])[0]) in rows

@@ -33,6 +33,7 @@ Saved as `.npz` + JSON, no pickle.
 from __future__ import annotations
 
 import json
+import threading
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,6 +64,11 @@ a document gets the best alternative's score (so a typo variant never adds to th
 term's score)."""
 
 _FORMAT = 2
+
+
+#: per thread, a catalogue-long mask and row -> candidate map that
+#: `BM25Index.score_and_match_rows` reuses (the mask is left clear after each query)
+_SCRATCH = threading.local()
 
 
 class BM25Config(BaseModel):
@@ -131,6 +137,8 @@ class BM25Index:
         #: field -> (the main-segment tf matrix it was made from, column pointers, rows):
         #: each field's rows per term, made on first use by `rows_with`
         self._field_rows: dict[str, tuple[sp.csr_matrix, np.ndarray, np.ndarray]] = {}
+        #: the live documents' mean field lengths, kept until a document changes
+        self._avg_memo: dict[str, float] | None = None
 
     # -- sizes ---------------------------------------------------------------------------
 
@@ -228,6 +236,7 @@ class BM25Index:
         self._tf = tf
         self._lengths = {f: np.asarray(m.sum(axis=1), np.float64).ravel() for f, m in tf.items()}
         self._alive = np.ones(n_docs, dtype=bool)
+        self._avg_memo = None
         self._delta = {}
         self._delta_arr = {}
         self._delta_arr = {}
@@ -258,8 +267,14 @@ class BM25Index:
         return out
 
     def _avg_lengths(self) -> dict[str, float]:
-        n = max(self.n_alive, 1)
-        return {f: float(self._lengths[f][self._alive].sum()) / n for f in self._fields}
+        """Mean length of each field over the live documents (kept until `_forget`,
+        `upsert`, a build or a load changes a length or a document's liveness)."""
+        if self._avg_memo is None:
+            n = max(self.n_alive, 1)
+            self._avg_memo = {
+                f: float(self._lengths[f][self._alive].sum()) / n for f in self._fields
+            }
+        return dict(self._avg_memo)
 
     def _to_scores(self, tf_tilde: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
         data = tf_tilde.data.astype(np.float64)
@@ -324,6 +339,7 @@ class BM25Index:
         present = set().union(*(c.keys() for c in content.values())) if content else set()
         if present:
             self._df[np.fromiter(present, np.int64)] -= 1
+        self._avg_memo = None
         for f in self._fields:
             self._lengths[f][row] = 0.0
         self._alive[row] = False
@@ -382,6 +398,7 @@ class BM25Index:
             self._alive[row] = True
             self._delta[row] = content
             self._delta_arr[row] = self._content_arrays(content)
+        self._avg_memo = None
         self._after_update()
         return self
 
@@ -575,6 +592,72 @@ class BM25Index:
             if hit is not None:
                 matched.append(hit)
         return out, matched
+
+    def score_and_match_rows(
+        self, groups: Sequence[Group]
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """`score_and_match` over only the rows some query term occurs in: (rows, sorted,
+        their scores, per group the boolean mask over those rows). The same scores,
+        bit for bit, and the same matches as the dense path (the same float32 operations
+        in the same order), with arrays as long as the matches rather than the catalogue."""
+        self._check()
+        posts = [[[(self.postings(t), w) for t, w in alt] for alt in group] for group in groups]
+        parts = [p[0] for group in posts for alt in group for p, _ in alt]
+        if not parts:
+            return (
+                np.zeros(0, np.int64),
+                np.zeros(0, np.float32),
+                [np.zeros(0, bool) for _ in groups],
+            )
+        n = self.n_docs
+        scratch = getattr(_SCRATCH, "arrays", None)
+        if scratch is None or scratch[0].size < n:
+            scratch = _SCRATCH.arrays = (np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64))
+        mark, slot = scratch
+        try:  # the union of the rows, by one pass over a catalogue-long mask
+            for rows in parts:
+                mark[rows] = True
+            cand = np.flatnonzero(mark[:n])
+            mark[cand] = False  # the scratch mask is clear again for the next query
+        except BaseException:
+            mark[:] = False
+            raise
+        m = cand.size
+        slot[cand] = np.arange(m)  # row -> its place among the candidates
+        out = np.zeros(m, dtype=np.float32)
+        matched: list[np.ndarray] = []
+        for group, gposts in zip(groups, posts, strict=True):
+            hit = np.zeros(m, dtype=bool)
+            if len(group) == 1:
+                for (rows, vals), w in gposts[0]:
+                    at = slot[rows]
+                    out[at] += vals if w == 1.0 else vals * np.float32(w)
+                    hit[at] = True
+            else:
+                best = np.zeros(m, dtype=np.float32)
+                for alt, aposts in zip(group, gposts, strict=True):
+                    if len(alt) == 1:
+                        (rows, vals), w = aposts[0]
+                        at = slot[rows]
+                        best[at] = np.maximum(best[at], vals * np.float32(w))
+                        hit[at] = True
+                    else:
+                        acc = np.zeros(m, dtype=np.float32)
+                        have = np.zeros(m, dtype=np.int32)
+                        for (rows, vals), w in aposts:
+                            at = slot[rows]
+                            acc[at] += vals * np.float32(w)
+                            have[at] += 1
+                        np.maximum(best, acc, out=best)
+                        hit |= have >= len({t for t, _ in alt})
+                out += best
+            matched.append(hit)
+        return cand, out, matched
+
+    def candidate_places(self, rows: np.ndarray) -> np.ndarray:
+        """Places among the candidates of this thread's last `score_and_match_rows` of
+        `rows`, which must be among those candidates (any query term's postings are)."""
+        return np.asarray(_SCRATCH.arrays[1][rows])
 
     def score(self, query: str) -> np.ndarray:
         """BM25 score of every row for `query` (dense, float32)."""
@@ -774,6 +857,7 @@ class BM25Index:
             index._tf[f] = sp.csr_matrix(sp.load_npz(directory / f"tf_{i}.npz"))
             index._lengths[f] = arrays[f"len_{i}"].astype(np.float64)
         index._n_main = int(index._alive.shape[0])
+        index._avg_memo = None
         index._stale = np.zeros(index._n_main, dtype=bool)
         presence = _empty((index._n_main, max(index.n_terms, 1)))
         for f in index._fields:

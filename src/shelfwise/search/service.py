@@ -138,6 +138,10 @@ NAME_FIELDS = ("title", "brand", "category")
 class SearchService:
     """Search over a catalog; see the module doc for the API."""
 
+    #: `should` matching scores only the rows a query word occurs in (False: the dense
+    #: path over the whole catalogue, kept as the reference the sparse path must equal)
+    sparse_should: bool = True
+
     def __init__(self, config: SearchConfig | None = None) -> None:
         self.config = config or SearchConfig()
         self.analyzer = Analyzer(stem=self.config.stem, language=self.config.language)
@@ -768,6 +772,8 @@ class SearchService:
         self, parsed: ParsedQuery, allowed: np.ndarray, info: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         matching = self.config.matching
+        if matching == "should" and self.sparse_should:
+            return self._lexical_should(parsed, allowed, info)
         scores, masks = self.index.score_and_match(parsed.groups, masks=matching != "any")
         match = allowed & (scores > 0)
         if parsed.split_groups and masks:
@@ -800,34 +806,80 @@ class SearchService:
         rows = np.flatnonzero(match)
         return rows, scores[rows], dropped
 
+    def _lexical_should(
+        self, parsed: ParsedQuery, allowed: np.ndarray, info: dict[str, Any] | None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """`_lexical`'s `should` matching over only the rows a query term occurs in
+        (`BM25Index.score_and_match_rows`): the same rows and scores as the dense path."""
+        cand, scores, masks = self.index.score_and_match_rows(parsed.groups)
+        match = allowed[cand] & (scores > 0)
+        if parsed.split_groups and masks:
+            self._check_splits(parsed, scores, masks, match, cand)
+            match &= scores > 0
+        if not masks:  # no query words: nothing matched, nothing dropped
+            return cand[match], scores[match], []
+        count = np.zeros(cand.size, dtype=np.int32)
+        for m in masks:
+            count += m
+        need = self.required_matches(len(masks))
+        if info is not None:
+            info["required"] = need
+        match &= count >= need
+        keep = np.flatnonzero(match)
+        rows = cand[keep]
+        rel = scores[keep]
+        if self.config.coordination > 0 and need < len(masks):
+            rel = rel * (count[keep] / len(masks)) ** np.float32(self.config.coordination)
+        rel = self._proximity(parsed, rows, rel.astype(np.float32))
+        if info is not None:
+            info["complete_matches"] = int(np.sum(count[keep] == len(masks)))
+        return rows, rel, list(parsed.unknown)
+
     def _check_splits(
-        self, parsed: ParsedQuery, scores: np.ndarray, masks: list[np.ndarray], match: np.ndarray
+        self,
+        parsed: ParsedQuery,
+        scores: np.ndarray,
+        masks: list[np.ndarray],
+        match: np.ndarray,
+        cand: np.ndarray | None = None,
     ) -> None:
         """Where a group's split form scores a row without the two parts as neighbours in
         its title ("sun" in the category and "screen" in the title is not "sunscreen"),
-        score the row by the group's other alternatives (in place), or un-match it."""
+        score the row by the group's other alternatives (in place), or un-match it. The
+        arrays are catalogue-long, or, with `cand` (the rows of the last
+        `BM25Index.score_and_match_rows` in this thread), over those rows only."""
         n = scores.size
+
+        def at(rows: np.ndarray) -> np.ndarray:  # rows -> places in the arrays
+            return rows if cand is None else self.index.candidate_places(rows)
+
+        def row_of(places: np.ndarray) -> np.ndarray:
+            return places if cand is None else cand[places]
+
         for g, ta, tb in parsed.split_groups:
             single = np.zeros(n, dtype=np.float32)
             for alt in parsed.groups[g]:
                 if len(alt) == 1:
                     rows, vals = self.index.postings(alt[0][0])
-                    np.maximum.at(single, rows, vals * np.float32(alt[0][1]))
+                    np.maximum.at(single, at(rows), vals * np.float32(alt[0][1]))
             weight = next(alt[0][1] for alt in parsed.groups[g] if len(alt) == 2)
             part = np.zeros(n, dtype=np.float32)
             have = np.zeros(n, dtype=np.int32)
             for t in (ta, tb):
                 rows, vals = self.index.postings(t)
-                part[rows] += vals * np.float32(weight)
-                have[rows] += 1
+                part[at(rows)] += vals * np.float32(weight)
+                have[at(rows)] += 1
             # rows the split form decides: it matched and scored above the other forms
             via = np.flatnonzero((have == 2) & (part > single) & match & masks[g])
+            via_rows = row_of(via)
             # only a title holding both parts can hold them as neighbours; the others are
             # settled by the index's title postings without reading their titles
-            maybe = np.flatnonzero(self._title_holds(via, [ta]) & self._title_holds(via, [tb]))
+            maybe = np.flatnonzero(
+                self._title_holds(via_rows, [ta]) & self._title_holds(via_rows, [tb])
+            )
             apart = np.ones(via.size, dtype=bool)
             if maybe.size:
-                titles = [self._title_ids(int(r)) for r in via[maybe].tolist()]
+                titles = [self._title_ids(int(r)) for r in via_rows[maybe].tolist()]
                 flat = np.concatenate(titles)
                 owner = np.repeat(maybe, [t.size for t in titles])
                 pair = (flat[:-1] == ta) & (flat[1:] == tb) & (owner[:-1] == owner[1:])
