@@ -19,9 +19,15 @@ full-ranking SASRec reproduction is listed as such.
 Intervals: the split is deterministic (no seed to vary), so full-ranking HR@10 and NDCG@10
 carry the 95% Student t interval of the mean over test users (`ci95`,
 `shelfwise.evaluation.stats.mean_interval` on the per-user values; with one target a user,
-per-user recall@10 is their HR@10). The sampled columns keep no per-user values
-(`evaluate_model` returns their means only), so the tables give sampled HR@10 its exact
-interval from the mean and n and sampled NDCG@10 a bound (`benchmarks/render_tables.py`).
+per-user recall@10 is their HR@10). The sampled columns carry the same interval from each
+user's rank of the target among the 100 candidates (`ModelRun.sampled_ranks`), stored as
+`sampled99_rank_counts` (how many users ranked it 1st, 2nd, ..., 100th: everything a
+per-user metric of the rank needs, in 100 numbers). Rows saved before that was recorded
+are rendered with sampled HR@10's exact interval from the mean and n and a bound of sampled
+NDCG@10's (`benchmarks/render_tables.py`).
+
+`--merge` keeps the rows of models not in `--models` from the existing `--out` file (for
+rerunning some models, e.g. all but the 12-minute `embedding`).
 
 Results go to benchmarks/results/beauty_loo.json; a model that raises is an error row.
 """
@@ -31,8 +37,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,9 +49,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from shelfwise.data.datasets import load_dataset
+from shelfwise.evaluation.metrics import ndcg_of_ranks
 from shelfwise.evaluation.protocols import ProtocolData, prepare, sample_negatives
 from shelfwise.evaluation.runner import evaluate_model
-from shelfwise.evaluation.stats import mean_interval
+from shelfwise.evaluation.stats import mean_interval, per_unit_intervals
 from shelfwise.recommenders import available
 
 K = 10
@@ -117,9 +126,33 @@ def with_validation_in_history(data: ProtocolData) -> ProtocolData:
     )
 
 
-def run(models: list[str], n_negatives: int, out: Path) -> dict[str, Any]:
-    """Evaluate `models` and write the JSON report."""
+def sampled_intervals(ranks: np.ndarray, n_negatives: int) -> dict[str, Any]:
+    """From each test user's rank (1-based) of the target among `n_negatives` + 1
+    candidates: `{"ci95": {col: [low, high]}, "rank_counts": [users at rank 1, 2, ...]}`,
+    the 95% t intervals over users of sampled HR@10, NDCG@10 and MRR."""
+    sk = f"sampled{n_negatives}"
+    r = np.asarray(ranks, dtype=np.int64)
+    per_user = {
+        f"{sk}_HR@10": (r <= K).astype(np.float64),
+        f"{sk}_NDCG@10": ndcg_of_ranks(r, K),
+        f"{sk}_MRR": 1.0 / r,
+    }
+    intervals = per_unit_intervals(per_user)
+    counts = np.bincount(r - 1, minlength=n_negatives + 1)
+    return {
+        "ci95": {col: iv["ci95"] for col, iv in intervals.items()},
+        "rank_counts": [int(c) for c in counts],
+    }
+
+
+def run(models: list[str], n_negatives: int, out: Path, merge: bool = False) -> dict[str, Any]:
+    """Evaluate `models` and write the JSON report (`merge`: keeping the other models'
+    rows of an existing `out`)."""
+    kept: dict[str, Any] = {}
+    if merge and out.is_file():
+        kept = {k: v for k, v in json.loads(out.read_text())["results"].items() if k not in models}
     t0 = time.perf_counter()
+    load_before = round(os.getloadavg()[0], 2)
     ds = load_dataset("amazon-beauty")
     data = with_validation_in_history(
         prepare(ds.events, "loo", seed=SEED, binary=True, items=ds.items)
@@ -143,6 +176,8 @@ def run(models: list[str], n_negatives: int, out: Path) -> dict[str, Any]:
             print(f"    ERROR {result.error} ({elapsed:.1f}s)", flush=True)
             continue
         r = result.metrics
+        assert result.sampled_ranks is not None
+        sampled = sampled_intervals(result.sampled_ranks, n_negatives)
         rows[name] = {
             "full_HR@10": r[f"hr@{K}"],
             "full_NDCG@10": r[f"ndcg@{K}"],
@@ -158,7 +193,9 @@ def run(models: list[str], n_negatives: int, out: Path) -> dict[str, Any]:
             "ci95": {
                 "full_HR@10": list(mean_interval(result.per_user[f"recall@{K}"])[1:]),
                 "full_NDCG@10": list(mean_interval(result.per_user[f"ndcg@{K}"])[1:]),
+                **sampled["ci95"],
             },
+            f"{sk}_rank_counts": sampled["rank_counts"],
         }
         print(
             f"    full HR@10 {r[f'hr@{K}']:.4f} NDCG@10 {r[f'ndcg@{K}']:.4f} | sampled "
@@ -177,12 +214,18 @@ def run(models: list[str], n_negatives: int, out: Path) -> dict[str, Any]:
             "seed": SEED,
             "feedback": "implicit binary",
             "split_summary": data.summary,
-            "interval": "95% Student t interval of the mean over test users (full ranking)",
+            "interval": "95% Student t interval of the mean over test users (full and "
+            "sampled ranking, from the per-user values)",
         },
         "published_sources": PUBLISHED_SOURCES,
         "published": PUBLISHED,
-        "results": rows,
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "results": {**kept, **rows},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_avg_1m_before_after": [load_before, round(os.getloadavg()[0], 2)],
+        },
+        "command": " ".join(["python", *sys.argv]),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
@@ -219,8 +262,9 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(available()))
     parser.add_argument("--negatives", type=int, default=99)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "beauty_loo.json"))
+    parser.add_argument("--merge", action="store_true", help="keep other models' rows of --out")
     args = parser.parse_args()
-    run([m for m in args.models.split(",") if m], args.negatives, Path(args.out))
+    run([m for m in args.models.split(",") if m], args.negatives, Path(args.out), args.merge)
 
 
 if __name__ == "__main__":
