@@ -13,6 +13,8 @@ from shelfwise.evaluation.stats import (
     correlation_interval,
     mean_interval,
     per_unit_intervals,
+    summary_interval,
+    unit_summary,
 )
 
 T_975_2 = 4.302652729911275  # t(0.975, 2 degrees of freedom)
@@ -64,3 +66,20 @@ def test_correlation_interval_known_answer():
     assert correlation_interval(1.0, 50) == (1.0, 1.0)
     with pytest.raises(ConfigError, match="4 pairs"):
         correlation_interval(0.3, 3)
+
+
+def test_summary_interval_from_n_mean_and_sd_is_the_t_interval_of_the_values():
+    # 1 2 3: mean 2, s = 1, half = t(0.975, 2) / sqrt(3)
+    assert unit_summary([1.0, 2.0, 3.0]) == {"n": 3, "mean": 2.0, "sd": 1.0}
+    half = T_975_2 / math.sqrt(3)
+    assert summary_interval(2.0, 1.0, 3) == pytest.approx((2.0, 2 - half, 2 + half))
+    rng = np.random.default_rng(3)
+    x = rng.beta(0.5, 4.0, 2374)
+    s = unit_summary(x)
+    assert summary_interval(s["mean"], s["sd"], s["n"]) == pytest.approx(mean_interval(x))
+    assert unit_summary([0.25]) == {"n": 1, "mean": 0.25, "sd": 0.0}
+    assert summary_interval(0.25, 0.0, 1) == (0.25, 0.25, 0.25)
+    with pytest.raises(ConfigError, match="sd"):
+        summary_interval(0.5, -1.0, 10)
+    with pytest.raises(ConfigError, match="no values"):
+        unit_summary([])
