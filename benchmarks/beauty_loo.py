@@ -26,8 +26,9 @@ per-user metric of the rank needs, in 100 numbers). Rows saved before that was r
 are rendered with sampled HR@10's exact interval from the mean and n and a bound of sampled
 NDCG@10's (`benchmarks/render_tables.py`).
 
-`--merge` keeps the rows of models not in `--models` from the existing `--out` file (for
-rerunning some models, e.g. all but the 12-minute `embedding`).
+`--merge` keeps the rows of the existing `--out` file that this run has not replaced (for
+rerunning some models, e.g. all but the 12-minute `embedding`); the report is written after
+every model, so an interrupted run keeps what it measured.
 
 Results go to benchmarks/results/beauty_loo.json; a model that raises is an error row.
 """
@@ -179,7 +180,7 @@ def run(models: list[str], n_negatives: int, out: Path, merge: bool = False) -> 
     rows of an existing `out`)."""
     kept: dict[str, Any] = {}
     if merge and out.is_file():
-        kept = {k: v for k, v in json.loads(out.read_text())["results"].items() if k not in models}
+        kept = json.loads(out.read_text())["results"]  # each replaced once its model has run
     t0 = time.perf_counter()
     load_before = round(os.getloadavg()[0], 2)
     ds = load_dataset("amazon-beauty")
@@ -195,6 +196,36 @@ def run(models: list[str], n_negatives: int, out: Path, merge: bool = False) -> 
     )
     rows: dict[str, Any] = {}
     sk = f"sampled{n_negatives}"
+
+    def save() -> dict[str, Any]:
+        """Write the report so far (after every model: an interrupted run keeps its rows)."""
+        report = {
+            "benchmark": "amazon-beauty 5-core, leave-last-one-out",
+            "protocol": {
+                "split": "leave_last_out (test = last, validation = second-to-last)",
+                "history": "train + validation (models fitted on it; test from it)",
+                "k": K,
+                "sampled_negatives": n_negatives,
+                "seed": SEED,
+                "feedback": "implicit binary",
+                "split_summary": data.summary,
+                "interval": "95% Student t interval of the mean over test users (full and "
+                "sampled ranking, from the per-user values)",
+            },
+            "published_sources": PUBLISHED_SOURCES,
+            "published": PUBLISHED,
+            "results": {**kept, **rows},
+            "machine": {
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "load_avg_1m_before_after": [load_before, round(os.getloadavg()[0], 2)],
+            },
+            "command": " ".join(["python", *sys.argv]),
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        return report
+
     for i, name in enumerate(models, 1):
         start = time.perf_counter()
         print(f"[{i}/{len(models)}] {name} ...", flush=True)
@@ -233,31 +264,8 @@ def run(models: list[str], n_negatives: int, out: Path, merge: bool = False) -> 
             f"peak RSS {peak_rss_mb():.0f} MB ({elapsed:.1f}s)",
             flush=True,
         )
-    report = {
-        "benchmark": "amazon-beauty 5-core, leave-last-one-out",
-        "protocol": {
-            "split": "leave_last_out (test = last, validation = second-to-last)",
-            "history": "train + validation (models fitted on it; test from it)",
-            "k": K,
-            "sampled_negatives": n_negatives,
-            "seed": SEED,
-            "feedback": "implicit binary",
-            "split_summary": data.summary,
-            "interval": "95% Student t interval of the mean over test users (full and "
-            "sampled ranking, from the per-user values)",
-        },
-        "published_sources": PUBLISHED_SOURCES,
-        "published": PUBLISHED,
-        "results": {**kept, **rows},
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_avg_1m_before_after": [load_before, round(os.getloadavg()[0], 2)],
-        },
-        "command": " ".join(["python", *sys.argv]),
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+        save()
+    report = save()
     print_table(rows, sk)
     print(f"wrote {out}")
     return report

@@ -100,3 +100,17 @@ def test_beauty_table_says_which_sampled_cells_are_bounds(rt: ModuleType) -> Non
     assert "0.5000 ± 0.0500" in new and "≤" not in new
     assert "0.5000 ± ≤0.0992" in old  # sampled NDCG@10: the bound, n = 101
     assert "stored means for old" in table
+
+
+def test_search_modes_keeps_quiet_latencies_only_when_ndcg_agrees() -> None:
+    sm = _script("search_modes")
+    lat = {key: 1.0 for key in sm.LATENCY}
+    earlier = {"results": {"x": {**lat, "ndcg@10": 0.5}}, "timings": {"bundle_s": 1.0}}
+    loaded = {key: 9.0 for key in sm.LATENCY}
+    out = {"results": {"x": {**loaded, "ndcg@10": 0.5}}, "timings": {"bundle_s": 9.0}}
+    kept = sm.keep_latencies(out, earlier, "quiet run")
+    assert kept["results"]["x"]["p99_ms"] == 1.0
+    assert kept["results"]["x"]["rerun_latency"]["p99_ms"] == 9.0
+    assert kept["timings"] == {"bundle_s": 1.0} and kept["rerun_timings"] == {"bundle_s": 9.0}
+    other = {"results": {"x": {**loaded, "ndcg@10": 0.6}}, "timings": {"bundle_s": 9.0}}
+    assert sm.keep_latencies(other, earlier, "quiet run")["results"]["x"]["p99_ms"] == 9.0
