@@ -150,12 +150,14 @@ TIMINGS = ("fit_seconds", "recommend_users_per_second", "peak_rss_mb", "elapsed_
 CHECKED = ("full_HR@10", "full_NDCG@10", "sampled99_HR@10", "sampled99_NDCG@10")
 
 
-def keep_timings(report: dict[str, Any], earlier: dict[str, Any], note: str) -> dict[str, Any]:
+def keep_timings(
+    report: dict[str, Any], earlier: dict[str, Any], note: str, tolerance: float = 1e-9
+) -> dict[str, Any]:
     """Give each row of `report` the timings (`TIMINGS`) of the same model in `earlier`
-    (a report of a quieter run, described by `note`) when their metrics agree to 1e-9,
-    keeping this run's as `rerun_timings`; a row whose metrics differ keeps its own. For
-    reruns on a loaded machine that only add intervals: the figures are deterministic, the
-    seconds are not."""
+    (a report of a quieter run, described by `note`) when their metrics (`CHECKED`) agree
+    within `tolerance`, keeping this run's as `rerun_timings`; a row whose metrics differ
+    more keeps its own. For reruns on a loaded machine that only add intervals: the
+    figures are deterministic, the seconds are not. The largest difference is recorded."""
     old = earlier.get("results", {})
     kept = []
     for name, row in report["results"].items():
@@ -165,13 +167,14 @@ def keep_timings(report: dict[str, Any], earlier: dict[str, Any], note: str) -> 
         if "sampled99_rank_counts" not in row:
             continue  # a row kept from the earlier run itself
         diff = max(abs(row[c] - prev[c]) for c in CHECKED)
-        if diff > 1e-9:
+        row["max_abs_diff_from_timed_run"] = diff
+        if diff > tolerance:
             print(f"{name}: metrics differ from the earlier run by {diff:.2e}; own timings kept")
             continue
         row["rerun_timings"] = {t: row[t] for t in TIMINGS}
         row.update({t: prev[t] for t in TIMINGS})
         kept.append(name)
-    report["timings_from"] = {"models": kept, "run": note}
+    report["timings_from"] = {"models": kept, "run": note, "tolerance": tolerance}
     return report
 
 
@@ -306,13 +309,14 @@ def main() -> None:
         help="a report of a quieter run: its timings replace this run's where the metrics "
         "agree (`keep_timings`)",
     )
+    parser.add_argument("--timings-tolerance", type=float, default=1e-9, help="with --timings-from")
     args = parser.parse_args()
     earlier = json.loads(args.timings_from.read_text()) if args.timings_from else None
     report = run(
         [m for m in args.models.split(",") if m], args.negatives, Path(args.out), args.merge
     )
     if earlier is not None:
-        report = keep_timings(report, earlier, str(args.timings_from))
+        report = keep_timings(report, earlier, str(args.timings_from), args.timings_tolerance)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 

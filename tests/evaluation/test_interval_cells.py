@@ -79,7 +79,19 @@ def test_keep_timings_only_where_the_figures_agree() -> None:
     assert a["fit_seconds"] == 1.0 and a["rerun_timings"]["fit_seconds"] == 9.0
     assert b["fit_seconds"] == 9.0 and "rerun_timings" not in b
     assert "rerun_timings" not in out["results"]["c"]
-    assert out["timings_from"] == {"models": ["a"], "run": "the quiet run"}
+    assert out["timings_from"] == {"models": ["a"], "run": "the quiet run", "tolerance": 1e-9}
+    assert b["max_abs_diff_from_timed_run"] == pytest.approx(0.1)
+    loose = bl.keep_timings(
+        {
+            "results": {
+                "b": {**figures, "full_NDCG@10": 0.2, **loaded, "sampled99_rank_counts": [1]}
+            }
+        },
+        earlier,
+        "the quiet run",
+        tolerance=0.2,
+    )
+    assert loose["results"]["b"]["fit_seconds"] == 1.0
 
 
 def test_beauty_table_says_which_sampled_cells_are_bounds(rt: ModuleType) -> None:
