@@ -186,12 +186,13 @@ def beauty(d: dict[str, Any]) -> str:
         )
         timed = d.get("timings_from")
         if timed and timed.get("models"):
+            tol = timed.get("tolerance", 0.0)
             rows += [
                 "",
-                "The intervals come from a rerun on a loaded machine whose figures equal the "
-                f"earlier run's; fit s and users/s of {', '.join(timed['models'])} are the "
-                f"earlier run's ({timed['run']}); the rerun's own are in the JSON "
-                "(`rerun_timings`).",
+                "The intervals come from a rerun on a loaded machine whose figures agree with "
+                f"an earlier run's within {tol:g}; fit s and users/s of "
+                f"{', '.join(timed['models'])} are that run's ({timed['run']}); the rerun's "
+                "own are in the JSON (`rerun_timings`).",
             ]
         rows.append("")
     for key, src in d.get("published_sources", {}).items():

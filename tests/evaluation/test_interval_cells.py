@@ -95,7 +95,7 @@ def test_keep_timings_only_where_the_figures_agree() -> None:
 
 
 def test_beauty_table_says_which_sampled_cells_are_bounds(rt: ModuleType) -> None:
-    row = {
+    row: dict[str, Any] = {
         "full_HR@10": 0.5, "full_NDCG@10": 0.5, "sampled99_HR@10": 0.5,
         "sampled99_NDCG@10": 0.5, "fit_seconds": 1.0, "recommend_users_per_second": 10.0,
         "ci95": {"full_HR@10": [0.4, 0.6], "full_NDCG@10": [0.4, 0.6]},
