@@ -20,7 +20,7 @@ from shelfwise.evaluation.stats import (
 T_975_2 = 4.302652729911275  # t(0.975, 2 degrees of freedom)
 
 
-def test_per_unit_intervals_known_answer():
+def test_per_unit_intervals_known_answer() -> None:
     out = per_unit_intervals({"ndcg@10": [1.0, 2.0, 3.0], "hr@10": np.array([1.0])})
     half = T_975_2 / math.sqrt(3)  # mean 2, s = 1
     assert out["ndcg@10"]["mean"] == pytest.approx(2.0)
@@ -29,7 +29,7 @@ def test_per_unit_intervals_known_answer():
     assert out["hr@10"] == {"mean": 1.0, "ci95": [1.0, 1.0], "n": 1}
 
 
-def test_binary_interval_is_the_t_interval_of_the_zeros_and_ones():
+def test_binary_interval_is_the_t_interval_of_the_zeros_and_ones() -> None:
     # 1 1 0: mean 2/3, s^2 = 1/3, half = t * sqrt(1/3) / sqrt(3) = t / 3
     _, low, high = binary_interval(2 / 3, 3)
     assert (low, high) == pytest.approx((2 / 3 - T_975_2 / 3, 2 / 3 + T_975_2 / 3))
@@ -42,7 +42,7 @@ def test_binary_interval_is_the_t_interval_of_the_zeros_and_ones():
         binary_interval(1.5, 10)
 
 
-def test_bounded_half_width_bounds_any_values_in_the_unit_interval():
+def test_bounded_half_width_bounds_any_values_in_the_unit_interval() -> None:
     rng = np.random.default_rng(1)
     for draw in (rng.random, lambda n: rng.beta(0.3, 3.0, n), lambda n: rng.random(n) ** 4):
         x = draw(200)
@@ -55,7 +55,7 @@ def test_bounded_half_width_bounds_any_values_in_the_unit_interval():
     assert bounded_half_width(0.5, 101) == pytest.approx(1.9839715185235518 * 0.05)
 
 
-def test_correlation_interval_known_answer():
+def test_correlation_interval_known_answer() -> None:
     # r = 0.5, n = 28: Spearman se = sqrt(1.06 / 25) = 0.205913; atanh(0.5) = 0.549306
     lo, hi = correlation_interval(0.5, 28)
     z = 1.959963984540054 * math.sqrt(1.06 / 25)
@@ -68,7 +68,7 @@ def test_correlation_interval_known_answer():
         correlation_interval(0.3, 3)
 
 
-def test_summary_interval_from_n_mean_and_sd_is_the_t_interval_of_the_values():
+def test_summary_interval_from_n_mean_and_sd_is_the_t_interval_of_the_values() -> None:
     # 1 2 3: mean 2, s = 1, half = t(0.975, 2) / sqrt(3)
     assert unit_summary([1.0, 2.0, 3.0]) == {"n": 3, "mean": 2.0, "sd": 1.0}
     half = T_975_2 / math.sqrt(3)
