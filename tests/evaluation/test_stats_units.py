@@ -45,7 +45,7 @@ def test_binary_interval_is_the_t_interval_of_the_zeros_and_ones() -> None:
 def test_bounded_half_width_bounds_any_values_in_the_unit_interval() -> None:
     rng = np.random.default_rng(1)
     for draw in (rng.random, lambda n: rng.beta(0.3, 3.0, n), lambda n: rng.random(n) ** 4):
-        x = draw(200)
+        x = np.asarray(draw(200))
         mean, low, high = mean_interval(x)
         assert (high - low) / 2 <= bounded_half_width(float(mean), x.size) + 1e-12
     zeros_ones = np.array([0.0, 1.0, 1.0, 0.0, 1.0])  # the bound is reached by 0/1 values
