@@ -26,7 +26,8 @@ rendered with the exact interval of HR@10 (0/1 per user) and a bound of NDCG@10'
 
 Results are merged into benchmarks/results/beauty_sequential.json (one entry per model, so
 models can run in separate processes), beside the best classic models of
-benchmarks/results/beauty_loo.json and published SASRec numbers (PUBLISHED, with sources).
+benchmarks/results/beauty_loo.json (with their intervals; `--refresh-classic` copies them
+again without training) and published SASRec numbers (PUBLISHED, with sources).
 """
 
 from __future__ import annotations
@@ -203,14 +204,22 @@ def merge_results(out: Path, rows: dict[str, Any], meta: dict[str, Any]) -> dict
     return report
 
 
-def classic_rows() -> dict[str, dict[str, float]]:
+def classic_rows() -> dict[str, dict[str, Any]]:
     """The best classic models of benchmarks/results/beauty_loo.json."""
     path = RESULTS / "beauty_loo.json"
     if not path.exists():
         return {}
     res = json.loads(path.read_text()).get("results", {})
     keys = ("full_HR@10", "full_NDCG@10", "sampled99_HR@10", "sampled99_NDCG@10")
-    return {m: {k: res[m][k] for k in keys} for m in CLASSIC if m in res and "error" not in res[m]}
+    rows: dict[str, dict[str, Any]] = {}
+    for m in CLASSIC:
+        if m not in res or "error" in res[m]:
+            continue
+        rows[m] = {k: res[m][k] for k in keys}
+        ci = {k: v for k, v in res[m].get("ci95", {}).items() if k in keys}
+        if ci:
+            rows[m]["ci95"] = ci  # their intervals over the same test users
+    return rows
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -241,7 +250,18 @@ def main() -> None:
     parser.add_argument("--save-dir", default="", help="save each trained model under DIR/<name>")
     parser.add_argument("--users", type=int, default=0, help="smoke test: first N users only")
     parser.add_argument("--out", default=str(RESULTS / "beauty_sequential.json"))
+    parser.add_argument(
+        "--refresh-classic",
+        action="store_true",
+        help="only copy the classic rows (with their intervals) from beauty_loo.json into --out",
+    )
     args = parser.parse_args()
+    if args.refresh_classic:
+        saved = json.loads(Path(args.out).read_text())
+        saved["classic"] = classic_rows()
+        Path(args.out).write_text(json.dumps(saved, indent=2) + "\n")
+        print(f"{args.out}: classic rows {', '.join(saved['classic'])} from beauty_loo.json")
+        return
     torch.set_num_threads(max(1, args.threads))
     sets = parse_sets(args.set)
 

@@ -30,6 +30,7 @@ from shelfwise.evaluation.stats import (
     bounded_half_width,
     mean_interval,
     paired_test,
+    summary_interval,
 )
 
 BOUND_NOTE = (
@@ -74,11 +75,16 @@ def pm_unit(mean: Any, n: int | None, binary: bool, digits: int = 4) -> str:
 
 def per_query_cell(row: dict[str, Any], n: int | None, key: str = "ndcg@10") -> str:
     """A search metric over n judged queries with its 95% t interval over queries: from
-    the row's per-query values (`per_query[key]`, any order) or its `ci95[key]`, else the
-    bound `± ≤h` of a metric in [0, 1] (`pm_unit`)."""
+    the row's per-query values (`per_query[key]`, any order), their summary
+    (`per_query_summary[key]`: n, mean, sd) or its `ci95[key]`, else the bound `± ≤h` of a
+    metric in [0, 1] (`pm_unit`)."""
     values = row.get("per_query", {}).get(key)
     if values:
         mean, low, high = mean_interval(values)
+        return pm(mean, [low, high])
+    summary = row.get("per_query_summary", {}).get(key)
+    if summary:
+        mean, low, high = summary_interval(summary["mean"], summary["sd"], summary["n"])
         return pm(mean, [low, high])
     ci = row.get("ci95", {}).get(key)
     if ci:
@@ -159,12 +165,35 @@ def beauty(d: dict[str, Any]) -> str:
         )
     rows.append("")
     if any("ci95" in r for r in d["results"].values()):
+        bound = [
+            name
+            for name, r in ours
+            if "error" not in r and "sampled99_NDCG@10" not in r.get("ci95", {})
+        ]
+        sampled = (
+            "sampled figures from the stored means for "
+            + ", ".join(bound)
+            + f" (run before their per-user ranks were kept). {BOUND_NOTE}"
+            if bound
+            else "sampled figures from each user's rank of the target among the 100 "
+            "candidates (`sampled99_rank_counts`)."
+        )
         rows.append(
             "Ours: mean ± half-width of the 95% t interval over the "
             f"{_count(n)} test users (the leave-last-out split has no seed to vary): "
-            "full-ranking figures from the per-user values; sampled figures from the stored "
-            f"means. {BOUND_NOTE} Published rows carry none."
+            f"full-ranking figures from the per-user values; {sampled} Published rows carry "
+            "none."
         )
+        timed = d.get("timings_from")
+        if timed and timed.get("models"):
+            tol = timed.get("tolerance", 0.0)
+            rows += [
+                "",
+                "The intervals come from a rerun on a loaded machine whose figures agree with "
+                f"an earlier run's within {tol:g}; fit s and users/s of "
+                f"{', '.join(timed['models'])} are that run's ({timed['run']}); the rerun's "
+                "own are in the JSON (`rerun_timings`).",
+            ]
         rows.append("")
     for key, src in d.get("published_sources", {}).items():
         where = src.get("url") or f"{src.get('repository')} {src.get('path')} @ {src.get('commit')}"

@@ -13,7 +13,9 @@ understanding), and is scored with `--folds`-fold query-level cross-validation
 is ranked by a model that saw its judgements), once per seed of `--seeds`. Each row gives
 the mean over seeds of nDCG@10, Recall@10, MRR@10 and judged@10 beside the un-reranked
 baseline of the same candidates, the spread over seeds (sd, min, max), per query type, and
-the features' share of the gain.
+the features' share of the gain. Intervals are over the queries: each row keeps the
+per-query nDCG@10 of the baseline and of the re-ranker (out of fold, averaged over the
+seeds) as `per_query`, and the paired difference ltr - baseline (`paired_ndcg@10`).
 
 Setups:
 
@@ -52,18 +54,41 @@ SETUPS: dict[str, dict[str, Any]] = {
 }
 
 
-def _row(report: dict[str, Any]) -> dict[str, Any]:
+def _row(report: dict[str, Any], dataset: Any) -> dict[str, Any]:
+    """One setup's JSON row; `baseline` and `ltr` keep their per-query nDCG@10
+    (`per_query`, query order; ltr's the mean over seeds) and `paired_ndcg@10` pairs them
+    query by query (`stats.paired_test`, ltr - baseline)."""
+    from shelfwise.evaluation.stats import paired_test
+    from shelfwise.search.judged import judged_metrics
+
     cv = report["ltr_cv"]
     base = cv["baseline"]
     types = sorted(report["by_type"].get("ltr", {}))
+    base_q = judged_metrics(report["runs"][base], dataset.judgements, 10, dataset.relevant_grade)
+    base_ndcg = [round(float(v), 4) for v in base_q["ndcg"]]
+    ltr_ndcg = [round(float(v), 4) for v in cv["per_query"]["ndcg@10"]]
+    paired = paired_test(cv["per_query"]["ndcg@10"], base_q["ndcg"].to_numpy())
     return {
         "candidates_from": cv["candidates_from"],
         "dense_features": cv["dense_features"],
         "unjudged": cv["unjudged"],
         "candidates_per_query": cv["candidates"],
         "judged_share_of_candidates": cv["judged_candidates"],
-        "baseline": {k: round(v, 4) for k, v in report["results"][base].items()},
-        "ltr": {k: round(v, 4) for k, v in report["results"]["ltr"].items()},
+        "baseline": {
+            **{k: round(v, 4) for k, v in report["results"][base].items()},
+            "per_query": {"ndcg@10": base_ndcg},
+        },
+        "ltr": {
+            **{k: round(v, 4) for k, v in report["results"]["ltr"].items()},
+            "per_query": {"ndcg@10": ltr_ndcg},
+        },
+        "paired_ndcg@10": {
+            "mean_diff": round(paired["mean_diff"], 4),
+            "ci95": [round(x, 4) for x in paired["ci95"]],
+            "p_value_t": paired["p_value_t"],
+            "p_value_wilcoxon": paired["p_value_wilcoxon"],
+            "n_pairs": paired["n_pairs"],
+        },
         "spread": {m: {k: round(v, 4) for k, v in row.items()} for m, row in cv["spread"].items()},
         "per_seed": {
             s: {k: round(v, 4) for k, v in row.items()} for s, row in cv["per_seed"].items()
@@ -85,16 +110,24 @@ def table(d: dict[str, Any]) -> str:
     query type."""
     lines = [
         "| setup | candidates | unjudged in training | baseline nDCG@10 | ltr nDCG@10 "
-        "(mean) | sd | min-max | ltr Recall@10 | ltr MRR@10 | judged@10 baseline / ltr |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "(mean) | ltr - baseline [95% CI], p | sd | min-max | ltr Recall@10 | ltr MRR@10 "
+        "| judged@10 baseline / ltr |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in d["setups"].items():
         sd = r["spread"]["ndcg@10"]
         dense = " + dense features" if r["dense_features"] else ""
+        pair = r.get("paired_ndcg@10")
+        diff = (
+            f"{pair['mean_diff']:+.4f} [{pair['ci95'][0]:+.4f}, {pair['ci95'][1]:+.4f}], "
+            f"p {pair['p_value_t']:.2g}"
+            if pair
+            else ""
+        )
         lines.append(
             f"| `{name}` | {r['candidates_from']}{dense} | {r['unjudged']} "
             f"| {per_query_cell(r['baseline'], d['queries'])} "
-            f"| **{per_query_cell(r['ltr'], d['queries'])}** "
+            f"| **{per_query_cell(r['ltr'], d['queries'])}** | {diff} "
             f"| {sd['std']:.4f} | {sd['min']:.4f}-{sd['max']:.4f} "
             f"| {r['ltr']['recall@10']:.4f} | {r['ltr']['mrr@10']:.4f} "
             f"| {r['baseline']['judged@10']:.3f} / {r['ltr']['judged@10']:.3f} |"
@@ -120,8 +153,14 @@ def table(d: dict[str, Any]) -> str:
     lines.append(
         f"\n{d['queries']} queries, {d['items']:,} items; {d['folds']}-fold query-level "
         f"cross-validation, seeds {', '.join(str(s) for s in d['seeds'])}; sd and min-max "
-        f"over the seeds. {QUERY_NOTE}"
+        "over the seeds. ltr nDCG@10: the interval over queries of each query's out-of-fold "
+        "nDCG@10 averaged over the seeds; ltr - baseline: paired t over the same queries. "
+        f"{QUERY_NOTE}"
     )
+    notes = {r.get("defaults") for r in d["setups"].values()}
+    if len(notes) > 1:
+        lines.append("")
+        lines += [f"- `{n}`: {r['defaults']}." for n, r in d["setups"].items() if r.get("defaults")]
     return "\n".join(lines)
 
 
@@ -137,6 +176,16 @@ def main() -> None:
     parser.add_argument("--setups", default=",".join(SETUPS))
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "var" / "cache" / "embeddings")
     parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the setups of --out that this run does not score (each row says its defaults)",
+    )
+    parser.add_argument(
+        "--kept-note",
+        default="the earlier run's search defaults",
+        help="with --merge: the `defaults` note of kept rows that have none",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "search_ltr_cv.json"
     )
     args = parser.parse_args()
@@ -149,6 +198,21 @@ def main() -> None:
     if args.no_dense:
         names = [s for s in names if not SETUPS[s]["dense"]]
     dataset = load_judged_folder(args.folder, corpus=args.corpus)
+    from shelfwise.search.config import SearchConfig
+
+    cfg = SearchConfig()
+    defaults = (
+        f"SearchConfig defaults of this run (k1 {cfg.bm25.k1:g}, dense_confident_matches "
+        f"{cfg.dense_confident_matches}, proximity_boost {cfg.proximity_boost:g}, "
+        f"category_boost {cfg.category_boost:g})"
+    )
+    kept: dict[str, Any] = {}
+    if args.merge and args.out.is_file():
+        kept = {
+            k: {**v, "defaults": v.get("defaults", args.kept_note)}
+            for k, v in json.loads(args.out.read_text())["setups"].items()
+            if k not in names
+        }
     rows: dict[str, Any] = {}
     loads: list[float] = []
     for name in names:
@@ -164,7 +228,11 @@ def main() -> None:
             dense=setup["dense"],
             ltr_mode=setup["ltr_mode"],
         )
-        rows[name] = {**_row(report), "seconds": round(time.perf_counter() - t0, 1)}
+        rows[name] = {
+            **_row(report, dataset),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "defaults": defaults,
+        }
         loads.append(machine()["load_avg_1m"])
         b, r, sd = rows[name]["baseline"], rows[name]["ltr"], rows[name]["spread"]["ndcg@10"]
         print(
@@ -187,7 +255,7 @@ def main() -> None:
             "judged share of the returned top 10; ltr = mean over seeds of the out-of-fold "
             "figures (query-level folds grouped by query text)"
         ),
-        "setups": rows,
+        "setups": {k: (rows.get(k) or kept[k]) for k in SETUPS if k in rows or k in kept},
         "machine": {**machine(), "load_avg_1m_after_each_setup": loads},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -665,9 +665,17 @@ def search_quality() -> str:
             "| MAP | P@10 | Recall@100 | nDCG@10 vs BM25 |",
             "|---|---:|---:|---:|---:|---:|",
         ]
+        summaries = run.get("per_query_summary", {})
+        paired = run.get("paired_vs_bm25", {})
         for name, r in res.items():
             rel = "—" if name == "bm25" or not base else f"{r['ndcg@10'] / base - 1:+.1%}"
-            ndcg = rt.per_query_cell(r, run["queries"])
+            test = paired.get(name, {}).get("ndcg@10")
+            if test:
+                lo, hi = test["ci95"]
+                rel += f" ({test['mean_diff']:+.4f} [{lo:+.4f}, {hi:+.4f}])"
+            ndcg = rt.per_query_cell(
+                {**r, "per_query_summary": summaries.get(name, {})}, run["queries"]
+            )
             lines.append(
                 f"| {SEARCH_LABELS.get(name, name)} | {ndcg} | {_f(r['map'])} | "
                 f"{_f(r['p@10'])} | {_f(r['recall@100'])} | {rel} |"
@@ -675,7 +683,13 @@ def search_quality() -> str:
         lines += ["", f"{run.get('note', '')}."]
         out.append("\n".join(lines))
     absent = [f"`{k}`: {v}" for k, v in d.get("datasets", {}).items() if v.startswith("absent")]
-    tail = f"\n\n{rt.QUERY_NOTE}\n\nCommand: `{d['command']}`." + (
+    paired_note = (
+        " nDCG@10 vs BM25: the relative change, and in brackets the mean difference with its "
+        "paired 95% t interval over the same searches."
+        if any(run.get("paired_vs_bm25") for run in d["runs"])
+        else ""
+    )
+    tail = f"\n\n{rt.QUERY_NOTE}{paired_note}\n\nCommand: `{d['command']}`." + (
         "\n\nNot scored: " + "; ".join(absent) + "." if absent else ""
     )
     return "\n\n".join(out) + tail + _note(d)
@@ -705,15 +719,35 @@ def sasrec_loss() -> str:
     rt = _script("render_tables")
     n = d.get("validation_users")
     lines = [
-        "| configuration | loss | final validation nDCG@10 (95% CI over users) | seconds |",
-        "|---|---|---:|---:|",
+        "| configuration | loss | final validation nDCG@10 (95% CI over users) "
+        "| ce - bce [95% CI], p | seconds |",
+        "|---|---|---:|---:|---:|",
     ]
+    bound = False
     for r in d["results"]:
-        lines.append(
-            f"| {r['config']} | `{r['loss']}` | {rt.pm_unit(r['final'], n, binary=False)} | "
-            f"{r['seconds']:.1f} |"
+        ci = r.get("ci95")
+        bound = bound or not ci
+        cell = rt.pm(r["final"], ci) if ci else rt.pm_unit(r["final"], n, binary=False)
+        test = r.get("paired_ce_minus_bce") if r["loss"] == "ce" else None
+        diff = (
+            f"{test['mean_diff']:+.4f} [{test['ci95'][0]:+.4f}, {test['ci95'][1]:+.4f}], "
+            f"p {test['p_value_t']:.2g}"
+            if test
+            else ""
         )
-    note = f" over {_count(n)} validation users. {rt.BOUND_NOTE}" if n else ""
+        lines.append(f"| {r['config']} | `{r['loss']}` | {cell} | {diff} | {r['seconds']:.1f} |")
+    note = ""
+    if n:
+        note = (
+            f" over {_count(n)} validation users: mean ± half-width of the 95% t interval "
+            "over them, from the per-user values (`per_user`: n, mean, sd); ce - bce pairs the "
+            "two losses user by user (paired t)."
+        )
+        if bound:
+            note += f" {rt.BOUND_NOTE}"
+    seconds = d.get("seconds_from")
+    if seconds:
+        note += f" Seconds: {seconds}."
     return "\n".join(lines) + f"\n\n{d['dataset']}, {d['metric']}, one training each{note}"
 
 

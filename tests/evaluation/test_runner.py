@@ -169,15 +169,18 @@ def test_sampled_mode_known_answer():
     assert sorted(negatives[0].tolist()) == [-1, 4]
     assert sorted(negatives[1].tolist()) == [-1, 3]
     assert sorted(negatives[2].tolist()) == [2, 4]
-    m = evaluate(data, ["popularity"], k=1, sampled=2, seed=7, progress=lambda _: None)[
+    run = evaluate(data, ["popularity"], k=1, sampled=2, seed=7, progress=lambda _: None)[
         "popularity"
-    ].metrics
+    ]
+    m = run.metrics
     # popularity scores a4 b3 c2 d1 e0:
     #   u1: test d (1) vs e (0)       -> rank 1
     #   u2: test e (0) vs d (1)       -> rank 2
     #   u3: test d (1) vs c (2), e(0) -> rank 2
     assert m["sampled2_hr@1"] == pytest.approx(1 / 3)
     assert m["sampled2_ndcg@1"] == pytest.approx(1 / 3)
+    # the per-user ranks behind them are kept, for intervals over users
+    assert run.sampled_ranks is not None and run.sampled_ranks.tolist() == [1, 2, 2]
     ranks = np.array([1, 2, 2])
     assert sampled_metrics(ranks, 2, 2)["sampled2_ndcg@2"] == pytest.approx(
         (1 + 2 / math.log2(3)) / 3

@@ -13,12 +13,14 @@ from shelfwise.evaluation.stats import (
     correlation_interval,
     mean_interval,
     per_unit_intervals,
+    summary_interval,
+    unit_summary,
 )
 
 T_975_2 = 4.302652729911275  # t(0.975, 2 degrees of freedom)
 
 
-def test_per_unit_intervals_known_answer():
+def test_per_unit_intervals_known_answer() -> None:
     out = per_unit_intervals({"ndcg@10": [1.0, 2.0, 3.0], "hr@10": np.array([1.0])})
     half = T_975_2 / math.sqrt(3)  # mean 2, s = 1
     assert out["ndcg@10"]["mean"] == pytest.approx(2.0)
@@ -27,7 +29,7 @@ def test_per_unit_intervals_known_answer():
     assert out["hr@10"] == {"mean": 1.0, "ci95": [1.0, 1.0], "n": 1}
 
 
-def test_binary_interval_is_the_t_interval_of_the_zeros_and_ones():
+def test_binary_interval_is_the_t_interval_of_the_zeros_and_ones() -> None:
     # 1 1 0: mean 2/3, s^2 = 1/3, half = t * sqrt(1/3) / sqrt(3) = t / 3
     _, low, high = binary_interval(2 / 3, 3)
     assert (low, high) == pytest.approx((2 / 3 - T_975_2 / 3, 2 / 3 + T_975_2 / 3))
@@ -40,10 +42,10 @@ def test_binary_interval_is_the_t_interval_of_the_zeros_and_ones():
         binary_interval(1.5, 10)
 
 
-def test_bounded_half_width_bounds_any_values_in_the_unit_interval():
+def test_bounded_half_width_bounds_any_values_in_the_unit_interval() -> None:
     rng = np.random.default_rng(1)
     for draw in (rng.random, lambda n: rng.beta(0.3, 3.0, n), lambda n: rng.random(n) ** 4):
-        x = draw(200)
+        x = np.asarray(draw(200))
         mean, low, high = mean_interval(x)
         assert (high - low) / 2 <= bounded_half_width(float(mean), x.size) + 1e-12
     zeros_ones = np.array([0.0, 1.0, 1.0, 0.0, 1.0])  # the bound is reached by 0/1 values
@@ -53,7 +55,7 @@ def test_bounded_half_width_bounds_any_values_in_the_unit_interval():
     assert bounded_half_width(0.5, 101) == pytest.approx(1.9839715185235518 * 0.05)
 
 
-def test_correlation_interval_known_answer():
+def test_correlation_interval_known_answer() -> None:
     # r = 0.5, n = 28: Spearman se = sqrt(1.06 / 25) = 0.205913; atanh(0.5) = 0.549306
     lo, hi = correlation_interval(0.5, 28)
     z = 1.959963984540054 * math.sqrt(1.06 / 25)
@@ -64,3 +66,20 @@ def test_correlation_interval_known_answer():
     assert correlation_interval(1.0, 50) == (1.0, 1.0)
     with pytest.raises(ConfigError, match="4 pairs"):
         correlation_interval(0.3, 3)
+
+
+def test_summary_interval_from_n_mean_and_sd_is_the_t_interval_of_the_values() -> None:
+    # 1 2 3: mean 2, s = 1, half = t(0.975, 2) / sqrt(3)
+    assert unit_summary([1.0, 2.0, 3.0]) == {"n": 3, "mean": 2.0, "sd": 1.0}
+    half = T_975_2 / math.sqrt(3)
+    assert summary_interval(2.0, 1.0, 3) == pytest.approx((2.0, 2 - half, 2 + half))
+    rng = np.random.default_rng(3)
+    x = rng.beta(0.5, 4.0, 2374)
+    s = unit_summary(x)
+    assert summary_interval(s["mean"], s["sd"], s["n"]) == pytest.approx(mean_interval(x))
+    assert unit_summary([0.25]) == {"n": 1, "mean": 0.25, "sd": 0.0}
+    assert summary_interval(0.25, 0.0, 1) == (0.25, 0.25, 0.25)
+    with pytest.raises(ConfigError, match="sd"):
+        summary_interval(0.5, -1.0, 10)
+    with pytest.raises(ConfigError, match="no values"):
+        unit_summary([])

@@ -97,6 +97,10 @@ def test_cross_validated_reranker_learns_the_phrase_feature(folder):
     top = max(cv["feature_gain_share"], key=cv["feature_gain_share"].get)
     assert top in {"phrase_share", "title_coverage"} or top.startswith("bm25")
     assert set(report["by_type"]["ltr"]) == {"head", "attribute"}
+    # per query, the mean over seeds; their mean is the reported one
+    per_query = cv["per_query"]["ndcg@10"]
+    assert len(per_query) == len(ds.queries)
+    assert np.mean(per_query) == pytest.approx(ltr["ndcg@10"])
 
 
 def test_folds_keep_every_copy_of_a_query_text_together(folder):

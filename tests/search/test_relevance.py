@@ -19,6 +19,7 @@ from shelfwise.search.relevance import (
     load_esci,
     load_search_dataset,
     load_wands,
+    ndcg_per_query,
 )
 from shelfwise.settings import data_dir
 
@@ -40,6 +41,9 @@ def test_evaluate_rankings_known_answer():
     assert strict["queries"] == 1 and strict["recall@3"] == pytest.approx(1.0)
     with pytest.raises(DataError, match="no query"):
         evaluate_rankings([np.array([1])], [{1: 0}])
+    # the per-query values that nDCG@2 averages, queries without a relevant item left out
+    assert ndcg_per_query(ranked, judged, k=2) == pytest.approx([ndcg1, 1.0])
+    assert ndcg_per_query(ranked, judged, k=2, relevant_grade=2) == pytest.approx([ndcg1])
 
 
 def write_tsv(path, frame):
@@ -103,6 +107,7 @@ def test_wands_loader_on_a_tiny_copy(tmp_path):
     np.testing.assert_allclose(ds.item_features["rating_count"], [3, 0, 10])
     report = evaluate_search(ds, ["bm25"], k=2, depth=3)
     assert report["results"]["bm25"]["ndcg@2"] == pytest.approx(1.0)
+    assert report["per_query_summary"]["bm25"]["ndcg@2"] == {"n": 2, "mean": 1.0, "sd": 0.0}
     write_tsv(
         tmp_path / "label.csv",
         pd.DataFrame({"id": [1], "query_id": [0], "product_id": [10], "label": ["Great"]}),

@@ -71,6 +71,10 @@ class ModelRun:
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
     users: np.ndarray | None = None
     mmr: list[dict[str, float]] = field(default_factory=list)
+    sampled_ranks: np.ndarray | None = None
+    """With sampled negatives: the rank (1-based, ties pessimistic) of each held-out test
+    item among them (`sampled_ranks`), one per (test user, item) pair, for per-user
+    intervals of the sampled metrics."""
 
 
 def ordered_history(model: Recommender, data: ProtocolData) -> Sequences | None:
@@ -365,14 +369,18 @@ def evaluate_model(
         t0 = time.perf_counter()
         _fit(model, data)
         fit_seconds = time.perf_counter() - t0
-        metrics, recs = fitted_metrics(model, data, k, negatives, n_sampled, exclude_seen)
+        metrics, recs = fitted_metrics(model, data, k, None, None, exclude_seen)
+        scored = scoring_view(data)
+        if negatives is not None and n_sampled:
+            ranks = sampled_ranks(model, scored, scored.test_users, negatives)
+            metrics.update(sampled_metrics(ranks, k, n_sampled))
+            run.sampled_ranks = ranks
         metrics["fit_seconds"] = fit_seconds
         training = training_summary(model)
         if training is not None:
             metrics["training"] = training
         run.metrics = metrics
         run.recommendations = recs
-        scored = scoring_view(data)
         run.users = scored.test_users
         run.per_user = per_user_metrics(recs, scored.test[scored.test_users], k)
         if mmr:

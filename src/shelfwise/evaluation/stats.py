@@ -16,6 +16,9 @@ live in `shelfwise.experiments`):
 - `per_unit_intervals(values_by_metric)`: `mean_interval` of each metric's per-unit values
   (per test user, per query) as `{"mean", "ci95", "n"}`, what one run's table shows when
   there is no seed to vary (leave-last-out, a judged query set).
+- `unit_summary(values)` / `summary_interval(mean, sd, n)`: the same interval from the
+  per-unit values' n, mean and sample sd, for runs that store those instead of thousands
+  of values.
 - `binary_interval(mean, n)`: the same t interval for a 0/1 per-unit metric (HR@k) from its
   mean and count alone (the values' sample variance is n p (1 - p) / (n - 1));
   `bounded_half_width(mean, n)`: an upper bound of the half-width for values in [0, 1]
@@ -68,6 +71,29 @@ def per_unit_intervals(
         mean, low, high = mean_interval(x, confidence)
         out[metric] = {"mean": mean, "ci95": [low, high], "n": int(x.size)}
     return out
+
+
+def unit_summary(values: Any) -> dict[str, Any]:
+    """`{"n", "mean", "sd"}` (sd with ddof=1, 0 for one value) of per-unit values: what
+    `summary_interval` needs, for runs whose per-unit values are too many to store."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        raise ConfigError("unit_summary: no values")
+    sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
+    return {"n": int(x.size), "mean": float(x.mean()), "sd": sd}
+
+
+def summary_interval(
+    mean: float, sd: float, n: int, confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
+    """(mean, low, high): `mean_interval` of n values from their mean and sample standard
+    deviation (ddof=1) alone; n = 1 gives (mean, mean, mean)."""
+    if n < 1 or sd < 0 or not math.isfinite(sd):
+        raise ConfigError(f"summary_interval: need n >= 1 and sd >= 0, got n={n}, sd={sd}")
+    if n == 1:
+        return mean, mean, mean
+    half = _t_half(sd, n, confidence)
+    return mean, mean - half, mean + half
 
 
 def _t_half(sd: float, n: int, confidence: float) -> float:

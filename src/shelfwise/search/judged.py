@@ -365,7 +365,8 @@ def evaluate_judged_search(
     default mode is then hybrid). With `ltr_cv` K >= 2 the judged re-ranker is scored out
     of fold over the default mode's candidates (`cross_validate_judged`, once per seed of
     `ltr_seeds`): method `ltr` holds the mean over seeds (and the first seed's rankings),
-    `ltr_cv` the folds, seeds, per-seed figures, their spread and the feature gain shares;
+    `ltr_cv` the folds, seeds, per-seed figures, their spread, the feature gain shares and
+    `per_query` (`{"ndcg@k": per query, its mean over the seeds}`, in query order);
     `default` is added to the methods as the baseline. `ltr_mode` takes the candidates from
     another search mode (`lexical` with `dense`: lexical candidates, dense features); the
     un-reranked baseline of that mode is then `default` when the mode is the default one,
@@ -421,8 +422,18 @@ def evaluate_judged_search(
             by_type[method] = per_type
     if "ltr_cv" in extra:
         info = extra["ltr_cv"]
-        per_seed = {s: _score(dataset, r, k) for s, r in info.pop("_seed_runs").items()}
+        seed_runs = info.pop("_seed_runs")
+        per_seed = {s: _score(dataset, r, k) for s, r in seed_runs.items()}
         info["per_seed"] = {str(s): overall for s, (overall, _) in per_seed.items()}
+        info["per_query"] = {  # per query, the mean over seeds (its mean: results["ltr"])
+            f"ndcg@{k}": np.mean(
+                [
+                    judged_metrics(r, dataset.judgements, k, dataset.relevant_grade)["ndcg"]
+                    for r in seed_runs.values()
+                ],
+                axis=0,
+            ).tolist()
+        }
         metrics = list(results["ltr"])
         info["spread"] = {
             m: _spread([overall[m] for overall, _ in per_seed.values()]) for m in metrics

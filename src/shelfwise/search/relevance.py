@@ -28,7 +28,10 @@ Metrics (`evaluate_rankings`), averaged over the queries with at least one relev
 
 `evaluate_search` runs BM25F, dense retrieval, hybrid fusion (RRF and weighted min-max
 scores) and the LightGBM re-ranker over hybrid candidates on one dataset; the re-ranker is
-scored with query-level k-fold cross-validation.
+scored with query-level k-fold cross-validation. Its report keeps, per method, the per-query
+nDCG@10's `{"n", "mean", "sd"}` (`per_query_summary`, from `ndcg_per_query`: what the 95%
+t interval over queries needs) and the paired test of each method against BM25 on the
+same queries (`paired_vs_bm25`).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ __all__ = [
     "load_esci",
     "load_search_dataset",
     "load_wands",
+    "ndcg_per_query",
 ]
 
 SEARCH_DATASETS = ("wands", "esci", "demo")
@@ -155,6 +159,25 @@ def evaluate_rankings(
         f"recall@{depth}": recall_at_k(recs, rel, depth),
         "queries": int(scored.sum()),
     }
+
+
+def ndcg_per_query(
+    ranked: Sequence[np.ndarray] | np.ndarray,
+    judgements: Sequence[Mapping[int, int]],
+    k: int = 10,
+    relevant_grade: int = 1,
+) -> np.ndarray:
+    """nDCG@k of each query with a relevant item (grade >= `relevant_grade`), in query
+    order: the values `evaluate_rankings` averages."""
+    if len(ranked) != len(judgements):
+        raise DataError(f"{len(ranked)} rankings for {len(judgements)} judgement sets")
+    scored = np.array([any(g >= relevant_grade for g in j.values()) for j in judgements])
+    if not scored.any():
+        raise DataError("no query has a relevant item: nothing to evaluate")
+    recs = as_ranked(ranked, k)[scored]
+    judged = [j for j, s in zip(judgements, scored, strict=True) if s]
+    values = np.asarray(graded_ndcg(recs, judged, k), dtype=np.float64)
+    return values[np.isfinite(values)]
 
 
 # ---- datasets --------------------------------------------------------------------------
@@ -572,6 +595,18 @@ def evaluate_search(
         )
         for m in methods
     }
+    from shelfwise.evaluation.stats import paired_test, unit_summary  # evaluation sits above
+
+    per_query = {
+        m: ndcg_per_query(runs[m], dataset.judgements, k, dataset.relevant_grade) for m in methods
+    }
+    summaries = {m: {f"ndcg@{k}": unit_summary(v)} for m, v in per_query.items()}
+    if "bm25" in per_query:
+        extra["paired_vs_bm25"] = {
+            m: {f"ndcg@{k}": paired_test(v, per_query["bm25"])}
+            for m, v in per_query.items()
+            if m != "bm25"
+        }
     n_scored = next(iter(results.values()))["queries"]
     for r in results.values():
         r.pop("queries")
@@ -585,6 +620,7 @@ def evaluate_search(
         "folds": folds if variants else None,
         "note": dataset.note,
         "seconds": timings,
+        "per_query_summary": summaries,
         **extra,
     }
 
