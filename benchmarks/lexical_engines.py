@@ -42,7 +42,9 @@ query list per size used by every engine.
   score fusion: the dense side does all the work it can do. The query *is* embedded with
   the real MiniLM encoder on every call (its query cache is emptied before each search), so
   the figure includes encoding; `service-hybrid-cached` keeps the encoder's query cache
-  (a repeated query), and `query-encoder` times MiniLM on one query alone;
+  (a repeated query), and `query-encoder` times MiniLM on one query alone, as the service
+  runs it (ONNX Runtime when the export works, `SentenceEncoder(backend="auto")`), and
+  `query-encoder-torch` the same model through torch;
 * `tantivy` (`tantivy==0.27.0`, `count=False`, so it may stop early with block-max WAND)
   and `tantivy-count` (`count=True`, the total hit count as the service reports it).
 
@@ -536,9 +538,18 @@ def hybrid_engines(
     def encode(q: str) -> Any:
         return dense.encoder.encode([q])
 
+    from shelfwise.text.embeddings import SentenceEncoder
+
+    torch_encoder = SentenceEncoder(dense.encoder.model_path, backend="torch")
+
+    def encode_torch(q: str) -> Any:
+        return torch_encoder.encode([q])
+
     setup_s = round(time.perf_counter() - t0, 2)
+    backend = dense.encoder.active_backend
     for name, fn in (
         ("query-encoder", encode),
+        ("query-encoder-torch", encode_torch),
         ("service-hybrid", serve),
         ("service-hybrid-cached", serve_cached),
     ):
@@ -548,7 +559,8 @@ def hybrid_engines(
         "vectors": made,
         "index": "DenseIndex flat (the service passes a filter mask: exact search)",
         "dense_min_similarity": min_similarity,
-        "query_encoder": "all-MiniLM-L6-v2 (real), on every service-hybrid call",
+        "query_encoder": f"all-MiniLM-L6-v2 (real, {backend}), on every service-hybrid call",
+        "query_encoder_backend": backend,
         "setup_s": setup_s,
     }
 

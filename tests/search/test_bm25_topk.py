@@ -77,7 +77,7 @@ def _assert_same(index: BM25Index, groups: list[Group], k: int, **kw: object) ->
     np.testing.assert_array_equal(pruned.scores, exact.scores)
 
 
-def test_exhaustive_top_k_is_the_dense_scores_top_k():
+def test_exhaustive_top_k_is_the_dense_scores_top_k() -> None:
     """The reference itself, on a known answer: 'w0' ranks the shortest title first."""
     index = _index({"title": ["w0 w1 w2", "w0", "w1", "w0 w0 w3"], "brand": ["", "", "", ""]})
     res = index.top_k([[[(index.vocab["w0"], 1.0)]]], 10, exhaustive=True)
@@ -108,6 +108,43 @@ def test_pruned_equals_exhaustive_with_ties_and_one_term(plan: str) -> None:
     assert res.ids.tolist() == [500, 501, 502, 0, 1]
     _assert_same(index, [[[(w2, 1.0)]]], 10)
     _assert_same(index, [[[(w1, 1.0)]], [[(w2, 1.0)]]], 10)
+    for w in (0.8, 0.7, 0.45):
+        _assert_same(index, [[[(w1, w)]]], 5)
+        _assert_same(index, [[[(w2, w)]]], 600)
+
+
+def test_one_weighted_term_equals_exhaustive_over_many_lengths(plan: str) -> None:
+    titles = [" ".join(["w1"] + ["w2"] * (i % 40)) for i in range(600)]
+    index = _index({"title": titles, "brand": [""] * 600})
+    w1 = index.vocab["w1"]
+    for w in (1e-7, 0.3, 0.7):
+        for k in (1, 7, 25, 100):
+            _assert_same(index, [[[(w1, w)]]], k)
+
+
+def test_one_term_head_keeps_ties_that_the_weight_rounds_into() -> None:
+    """Known answer: scores one float32 step apart, in rows that run against the score
+    order, tie once multiplied by 0.7 (rounded to float32); the weighted head ranks tied
+    rows by row, as exhaustive scoring does, and reads past the first k postings to find
+    them."""
+    import scipy.sparse as sp
+
+    v = [np.float32(1.0)]
+    for _ in range(59):
+        v.append(np.nextafter(v[-1], np.float32(0)))
+    vals = np.asarray(v, np.float32)
+    rows = np.arange(60)[::-1].copy()  # the best score in the last row
+    imp = ImpactPostings(sp.csc_matrix((vals, (rows, np.zeros(60, int))), shape=(60, 1)))
+    w = np.float32(0.7)
+    weighted = vals * w
+    assert np.unique(weighted).size < 60  # the weight made ties
+    for k in (1, 3, 10, 59):
+        ref = np.lexsort((rows, -weighted))[:k]
+        res = topk._head(imp, 0, 0.7, k)
+        assert res.ids.tolist() == rows[ref].tolist()
+        np.testing.assert_array_equal(res.scores, weighted[ref])
+    head = topk._head(imp, 0, 0.7, 59).ids.tolist()
+    assert head != rows[:59].tolist()  # tied rows were re-ranked, not kept in list order
 
 
 def test_pruned_respects_masks_and_min_match(plan: str) -> None:
@@ -156,10 +193,11 @@ def test_retrieve_uses_pruned_top_k_and_matches_dense_scores(plan: str) -> None:
         np.testing.assert_array_equal(res.scores, dense[order])
 
 
-def test_impact_postings_are_sorted_best_first_and_look_up_exact_scores():
+def test_impact_postings_are_sorted_best_first_and_look_up_exact_scores() -> None:
     rng = np.random.default_rng(2)
     index = _index(_corpus(rng, 800))
-    imp = ImpactPostings(index.scores.copy())  # type: ignore[union-attr]
+    assert index.scores is not None
+    imp = ImpactPostings(index.scores.copy())
     for t in range(index.n_terms):
         lo, hi = imp.indptr[t], imp.indptr[t + 1]
         vals, rows = imp.vals[lo:hi], imp.rows[lo:hi]
@@ -172,7 +210,7 @@ def test_impact_postings_are_sorted_best_first_and_look_up_exact_scores():
     np.testing.assert_array_equal(imp.lookup(terms, rows), dense)
 
 
-def test_kernel_matches_exhaustive_with_weights_and_repeated_terms():
+def test_kernel_matches_exhaustive_with_weights_and_repeated_terms() -> None:
     """The compiled kernel alone (numba), on plain queries with weights below 1 and a term
     given twice (its score counts twice, as in dense scoring)."""
     if not topk_kernel.AVAILABLE:
@@ -222,7 +260,7 @@ def test_typo_and_prefix_groups_take_the_kernel_and_equal_exhaustive(
 ) -> None:
     """Groups of single-term alternatives (typo and prefix variants) go through the compiled
     kernel and give the exhaustive rows and bit-identical scores, before and after updates,
-    with masks and min-should-match; a split alternative (two terms) does not take it."""
+    with masks and min-should-match; so does a split alternative (two terms)."""
     if not topk_kernel.AVAILABLE:
         pytest.skip("numba is not installed")
     calls: list[int] = []
@@ -241,7 +279,7 @@ def test_typo_and_prefix_groups_take_the_kernel_and_equal_exhaustive(
             k = int(rng.choice([1, 10, 50]))
             before = len(calls)
             _assert_same(index, groups, k)
-            single = len(groups) == 1 and len(groups[0]) == 1 and groups[0][0][0][1] == 1.0
+            single = len(groups) == 1 and len(groups[0]) == 1
             assert len(calls) == before + (0 if single and step == 0 else 1), groups
             _assert_same(index, groups, k, min_match=len(groups))
             _assert_same(index, groups, 10, mask=rng.random(index.n_docs) < 0.5)
@@ -252,7 +290,97 @@ def test_typo_and_prefix_groups_take_the_kernel_and_equal_exhaustive(
     before = len(calls)
     w0, w1, w2 = index.vocab["w0"], index.vocab["w1"], index.vocab["w2"]
     _assert_same(index, [[[(w0, 1.0)], [(w1, 0.45), (w2, 0.45)]]], 10)
-    assert len(calls) == before
+    assert len(calls) == before + 1
+
+
+def _phrase_groups(rng: np.random.Generator, index: BM25Index, n_terms: int) -> list[Group]:
+    """1-4 groups mixing what the parser makes: a plain word, typo/prefix variants, a word
+    with its split form (two terms at 0.45), a joined pair as one group of one two-term
+    alternative, a phrase synonym of 2-3 terms (a term may repeat), terms drawn from the
+    first `n_terms` ids (those above the main segment's exist only in the delta)."""
+    groups: list[Group] = []
+    for _ in range(int(rng.integers(1, 5))):
+        t, u, v = (int(x) for x in rng.integers(0, n_terms, size=3))
+        kind = int(rng.integers(0, 5))
+        if kind == 0:
+            groups.append([[(t, 1.0)]])
+        elif kind == 1:
+            groups.append([[(t, 1.0)], [(u, 0.7)], [(v, 0.8)]])
+        elif kind == 2:
+            groups.append([[(t, 1.0)], [(u, 0.45), (v, 0.45)]])
+        elif kind == 3:
+            groups.append(
+                [[(t, 1.0), (u, 1.0)], [(v, 0.9)]] if rng.random() < 0.5 else [[(t, 1.0), (u, 0.9)]]
+            )
+        else:
+            phrase = [(t, 1.0), (u, 1.0)] + ([(v, 1.0)] if rng.random() < 0.5 else [(t, 1.0)])
+            groups.append([phrase, [(v, 1.0)]])
+    return groups
+
+
+def test_split_join_and_phrase_groups_take_the_kernel_and_equal_exhaustive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Groups with multi-term alternatives (split and joined forms, phrase synonyms, a
+    group of one multi-term alternative, a repeated term) go through the compiled kernel
+    and give the exhaustive rows and bit-identical scores: the float32 sums in the same
+    order, a phrase matching its group only where all its terms are, one matched group
+    required even with min_match 0; with masks, min-should-match, and after upserts whose
+    new terms only the delta holds."""
+    if not topk_kernel.AVAILABLE:
+        pytest.skip("numba is not installed")
+    calls: list[int] = []
+    real = topk_kernel.maxscore_top_k
+
+    def counted(*args: object, **kw: object) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(1)
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(topk_kernel, "maxscore_top_k", counted)
+    rng = np.random.default_rng(31)
+    index = _index(_corpus(rng, 3000), merge_min_rows=10_000)
+    index.impacts()
+    for _step in range(2):
+        for _ in range(150):
+            groups = _phrase_groups(rng, index, index.n_terms)
+            k = int(rng.choice([1, 10, 50]))
+            before = len(calls)
+            _assert_same(index, groups, k)
+            if any(len(alt) > 1 for g in groups for alt in g):
+                assert len(calls) == before + 1, groups
+            _assert_same(index, groups, k, min_match=0)
+            _assert_same(index, groups, k, min_match=int(rng.integers(1, len(groups) + 1)))
+            _assert_same(index, groups, 10, mask=rng.random(index.n_docs) < 0.5)
+        new = _corpus(rng, 30)
+        new["title"] = [f"{t} fresh{i % 3}" for i, t in enumerate(new["title"])]
+        rows = np.concatenate([rng.choice(3000, 15, replace=False), np.arange(3000, 3015)])
+        index.upsert(rows, {"title": new["title"], "brand": new["brand"]})
+        index.delete(rng.choice(3000, 20, replace=False))
+    assert index.n_terms > index.impacts().n_terms  # the fresh words: delta only
+    fresh = index.vocab["fresh1"]
+    w0 = index.vocab["w0"]
+    _assert_same(index, [[[(w0, 1.0), (fresh, 1.0)]]], 10)
+    _assert_same(index, [[[(w0, 1.0)], [(w0, 0.45), (fresh, 0.45)]]], 10)
+
+
+def test_kernel_scores_a_split_form_as_the_sum_of_its_parts() -> None:
+    """Known answer: "lipstick" with its split form "lip stick" (each part at 0.45): the row
+    holding the word scores it at weight 1, a row holding both parts scores their weighted
+    sum, a row holding only "lip" scores 0.45 of it but does not match the group, so it is
+    left out."""
+    if not topk_kernel.AVAILABLE:
+        pytest.skip("numba is not installed")
+    docs = {"title": ["lipstick red", "lip stick red", "lip balm", "red"], "brand": [""] * 4}
+    index = _index(docs)
+    word, lip, stick = index.vocab["lipstick"], index.vocab["lip"], index.vocab["stick"]
+    groups: list[Group] = [[[(word, 1.0)], [(lip, 0.45), (stick, 0.45)]]]
+    res = index.top_k(groups, 10)
+    s_word, s_lip, s_stick = (index.score_terms([t]) for t in (word, lip, stick))
+    split = np.float32(
+        np.float32(s_lip[1] * np.float32(0.45)) + np.float32(s_stick[1] * np.float32(0.45))
+    )
+    assert res.ids.tolist() == ([0, 1] if s_word[0] > split else [1, 0])
+    np.testing.assert_array_equal(res.scores, np.sort(np.asarray([s_word[0], split]))[::-1])
 
 
 def test_kernel_scores_an_exact_word_above_its_prefix_variant() -> None:

@@ -255,29 +255,47 @@ def _compiled_top_k(
     mask: np.ndarray | None,
     min_match: int,
 ) -> Results:
-    """A query whose alternatives are single terms (plain words, typo and prefix variants)
-    by the compiled MaxScore kernel over the main segment, merged with the delta's rows
-    scored exactly."""
+    """A parsed query by the compiled MaxScore kernel over the main segment, merged with
+    the delta's rows scored exactly."""
     impacts = index.impacts()
-    lists = [
-        (t, w, g)
-        for g, group in enumerate(groups)
-        for alt in group
-        for t, w in alt
-        if t < impacts.n_terms  # a term added since the last merge: only the delta has it
-    ]
+    n_main_terms = impacts.n_terms
+    terms: list[int] = []
+    weights: list[float] = []
+    group_of: list[int] = []
+    alt_of: list[int] = []
+    need: list[int] = []
+    phrase = False
+    for g, group in enumerate(groups):
+        for alt in group:
+            a = len(need)
+            need.append(len({t for t, _ in alt}) if len(alt) > 1 else 1)
+            phrase = phrase or len(alt) > 1
+            for t, w in alt:
+                if (
+                    0 <= t < n_main_terms
+                ):  # a term added since the last merge: only the delta has it
+                    terms.append(t)
+                    weights.append(w)
+                    group_of.append(g)
+                    alt_of.append(a)
+    # a partly matched phrase alternative scores without matching its group, so the
+    # exhaustive path then asks for one matched group (`BM25Index.top_k`)
+    need_groups = max(min_match, 1) if phrase else min_match
     rows, scores = topk_kernel.maxscore_top_k(
         impacts.indptr,
         impacts.csc_rows,
         impacts.data,
         impacts.maxima,
-        np.asarray([t for t, _, _ in lists], np.int64),
-        np.asarray([w for _, w, _ in lists], np.float32),
+        np.asarray(terms, np.int64),
+        np.asarray(weights, np.float32),
         k,
         index._stale if index._stale_any else None,
         mask,
-        min_match,
-        np.asarray([g for _, _, g in lists], np.int64),
+        need_groups,
+        np.asarray(group_of, np.int64),
+        np.asarray(alt_of, np.int64),
+        np.asarray(need, np.int64),
+        np.asarray([len(g) == 1 for g in groups], np.bool_),
     )
     delta = index._delta_scores
     if delta is None:
@@ -293,10 +311,39 @@ def _compiled_top_k(
         return Results(rows, scores)
     extra = _sorted_unique(np.concatenate(parts).astype(np.int64))
     d_scores, count = score_rows(index, groups, extra)
-    ok = (d_scores > 0) & (count >= min_match)
+    ok = (d_scores > 0) & (count >= need_groups)
     if mask is not None:
         ok &= mask[extra]
     return top_rows(np.concatenate([rows, extra[ok]]), np.concatenate([scores, d_scores[ok]]), k)
+
+
+def _head(impacts: ImpactPostings, t: int, w: float, k: int) -> Results:
+    """The k best rows of one term at weight `w` (no pending updates, no mask): the head of
+    its impact list. Weighting keeps the order (a float32 product is monotone in the
+    score) but may round neighbouring scores into a tie, so the head is extended over
+    every posting that ties the k-th weighted score and re-sorted, ties by row."""
+    lo, hi = int(impacts.indptr[t]), int(impacts.indptr[t + 1])
+    take = min(k, hi - lo)
+    if take <= 0 or w <= 0:
+        return Results(np.empty(0, np.int64), np.empty(0, np.float32))
+    if w == 1.0:
+        head = slice(lo, lo + take)
+        return Results(impacts.rows[head].astype(np.int64), impacts.vals[head].copy())
+    vals = impacts.vals[lo:hi]
+    fw = np.float32(w)
+    kth = np.float32(vals[take - 1] * fw)
+    end, step = take, 32
+    while end < vals.size:
+        more = int(np.count_nonzero(vals[end : end + step] * fw >= kth))
+        end += more
+        if more < step:
+            break
+        step *= 4
+    scores = vals[:end] * fw
+    rows = impacts.rows[lo : lo + end]
+    order = np.lexsort((rows, -scores))[:take]
+    keep = order[scores[order] > 0]
+    return Results(rows[keep].astype(np.int64), scores[keep].astype(np.float32))
 
 
 def top_rows(rows: np.ndarray, vals: np.ndarray, k: int) -> Results:
@@ -339,20 +386,19 @@ def pruned_top_k(
     if k <= 0 or not groups or min_match > len(groups):
         return empty
     impacts = index.impacts()
+    plain = index._delta_scores is None and not index._stale_any and mask is None
+    single = len(groups) == 1 and len(groups[0]) == 1 and len(groups[0][0]) == 1
+    if plain and single and 0 <= groups[0][0][0][0] < impacts.n_terms:
+        # one term: its impact list's head is the answer (ties are in row order there too)
+        return _head(impacts, *groups[0][0][0], k)
+    if mask is None and topk_kernel.AVAILABLE:
+        return _compiled_top_k(index, groups, k, mask, min_match)
     terms = sorted({t for g in groups for alt in g for t, _ in alt if 0 <= t < index.n_terms})
     if not terms:
         return empty
     lo = {t: int(impacts.indptr[t]) if t < impacts.indptr.size - 1 else 0 for t in terms}
     hi = {t: int(impacts.indptr[t + 1]) if t < impacts.indptr.size - 1 else 0 for t in terms}
     n_postings = sum(hi[t] - lo[t] for t in terms)
-    plain = index._delta_scores is None and not index._stale_any and mask is None
-    single = len(groups) == 1 and len(groups[0]) == 1 and len(groups[0][0]) == 1
-    if plain and single and groups[0][0][0][1] == 1.0:
-        # one term: its impact list's head is the answer (ties are in row order there too;
-        # a weight could round two scores into a tie, so weighted terms go on below)
-        t = groups[0][0][0][0]
-        head = slice(lo[t], min(lo[t] + k, hi[t]))
-        return Results(impacts.rows[head].astype(np.int64), impacts.vals[head].copy())
 
     def finish(rows: np.ndarray, scores: np.ndarray, count: np.ndarray) -> Results:
         ok = (scores > 0) & (count >= min_match)
@@ -366,7 +412,7 @@ def pruned_top_k(
             scores, count = score_rows(index, groups, allowed)
             return finish(allowed, scores, count)
 
-    if topk_kernel.AVAILABLE and all(len(alt) == 1 for g in groups for alt in g):
+    if topk_kernel.AVAILABLE:
         return _compiled_top_k(index, groups, k, mask, min_match)
     if len(terms) > _HEAD_MAX_TERMS:
         return index.top_k(groups, k, mask, min_match, exhaustive=True)

@@ -1,12 +1,14 @@
-"""Compiled MaxScore top-k for plain, typo and prefix queries (numba, optional).
+"""Compiled MaxScore top-k for parsed queries: plain, typo, prefix, split/join (numba, optional).
 
 When numba is installed (`pip install numba==0.68.1`), `maxscore_top_k` runs document at a
 time over the row-sorted postings of the main segment (Turtle & Flood's MaxScore). Each
-posting list is one alternative of a query group: a plain word is a group of one list, a
-typo-corrected or prefix-expanded word a group of its weighted variants, of which a row
-scores the best (so an exact match keeps scoring above its weaker variants). The lists are
+posting list is one term of an alternative of a query group: a plain word is a group of one
+list, a typo-corrected or prefix-expanded word a group of its weighted variants, of which a
+row scores the best (so an exact match keeps scoring above its weaker variants), and a
+split form or phrase synonym an alternative of several lists, summed. The lists are
 ordered by their largest weighted score; the lowest lists whose maxima together (per group
-the largest, summed over groups) cannot reach the current k-th best score (`theta`) are
+the largest sum over one alternative, summed over groups) cannot reach the current k-th
+best score (`theta`) are
 *non-essential*: rows are taken only from the other lists, and a non-essential list is only
 searched (binary search forward) for a row that can still reach theta. Rows are visited in
 increasing order, so a row that ties the k-th best never displaces it (ties by row, as the
@@ -42,6 +44,9 @@ def _kernel(
     weights: np.ndarray,
     group: np.ndarray,
     n_groups: int,
+    alt: np.ndarray,
+    need: np.ndarray,
+    single: np.ndarray,
     k: int,
     stale: np.ndarray,
     mask: np.ndarray,
@@ -58,21 +63,23 @@ def _kernel(
         ub[i] = float(maxima[t]) * weights[i]
     order = np.argsort(ub)  # lists by their maximum, lowest first
     # cum[j]: the most that lists order[0..j] can add to a row: per group, the largest
-    # maximum among its lists there (a group scores its best list), summed
+    # sum of maxima of one alternative's lists there (a group scores its best
+    # alternative), summed over groups
     cum = np.zeros(m, np.float64)
     top = np.zeros(n_groups, np.float64)
+    alt_ub = np.zeros(need.size, np.float64)
     run = 0.0
     for j in range(m):
-        g = group[order[j]]
-        if ub[order[j]] > top[g]:
-            run += ub[order[j]] - top[g]
-            top[g] = ub[order[j]]
+        i = order[j]
+        g = group[i]
+        alt_ub[alt[i]] += ub[i]
+        if alt_ub[alt[i]] > top[g]:
+            run += alt_ub[alt[i]] - top[g]
+            top[g] = alt_ub[alt[i]]
         cum[j] = run
     pos = start.copy()
     vals = np.zeros(m, np.float32)
     have = np.zeros(m, np.bool_)
-    best = np.zeros(n_groups, np.float32)
-    held = np.zeros(n_groups, np.bool_)
     heap_s = np.zeros(k, np.float32)
     heap_r = np.zeros(k, np.int64)
     size = 0
@@ -132,22 +139,42 @@ def _kernel(
                 pos[i] = lo + 1
         if not ok or (size == k and bound < theta - margin):
             continue
-        for g in range(n_groups):
-            best[g] = 0.0
-            held[g] = False
-        for i in range(m):
-            if have[i]:
-                g = group[i]
-                held[g] = True
-                v = vals[i] if weights[i] == 1.0 else np.float32(vals[i] * weights[i])
-                if v > best[g]:
-                    best[g] = v
+        # the exhaustive arithmetic, in query order: a group of one alternative adds its
+        # terms to the row's score one by one; otherwise each alternative sums its terms
+        # from 0 and the group adds its best alternative. A group is matched by any term of
+        # a lone alternative, or by an alternative holding as many of its lists as it has
+        # distinct terms
         matched = 0
         score = np.float32(0.0)
+        i = 0
         for g in range(n_groups):
-            if held[g]:
+            held_g = False
+            if single[g]:
+                while i < m and group[i] == g:
+                    if have[i]:
+                        held_g = True
+                        v = vals[i] if weights[i] == 1.0 else np.float32(vals[i] * weights[i])
+                        score = np.float32(score + v)
+                    i += 1
+            else:
+                best_g = np.float32(0.0)
+                while i < m and group[i] == g:
+                    a = alt[i]
+                    s = np.float32(0.0)
+                    n_have = 0
+                    while i < m and alt[i] == a:
+                        if have[i]:
+                            n_have += 1
+                            v = vals[i] if weights[i] == 1.0 else np.float32(vals[i] * weights[i])
+                            s = np.float32(s + v)
+                        i += 1
+                    if n_have >= need[a]:
+                        held_g = True
+                    if s > best_g:
+                        best_g = s
+                score = np.float32(score + best_g)
+            if held_g:
                 matched += 1
-                score = np.float32(score + best[g])
         if matched < min_match or score <= 0:
             continue
         if size < k:
@@ -194,7 +221,20 @@ def _kernel(
             margin = 1e-5 * theta + 1e-9
             while n_non < m and cum[n_non] < theta - margin:
                 n_non += 1
-    return heap_r[:size].copy(), heap_s[:size].copy()
+    # best first, ties by row (insertion sort: k is small)
+    out_s = heap_s[:size].copy()
+    out_r = heap_r[:size].copy()
+    for a in range(1, size):
+        sa = out_s[a]
+        ra = out_r[a]
+        b = a - 1
+        while b >= 0 and (out_s[b] < sa or (out_s[b] == sa and out_r[b] > ra)):
+            out_s[b + 1] = out_s[b]
+            out_r[b + 1] = out_r[b]
+            b -= 1
+        out_s[b + 1] = sa
+        out_r[b + 1] = ra
+    return out_r, out_s
 
 
 _compiled: Any = None
@@ -212,14 +252,22 @@ def maxscore_top_k(
     mask: np.ndarray | None,
     min_match: int,
     group: np.ndarray | None = None,
+    alt: np.ndarray | None = None,
+    need: np.ndarray | None = None,
+    single: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, scores), best first and ties by row, of the k best rows of a row-sorted CSC
     score matrix (with each column's largest score in `maxima`) for `terms` with
-    `weights`: term i is an alternative of query group `group[i]` (default: one group per
-    term; groups numbered from 0, the terms of a group next to each other), a group scores
-    its best alternative and a row scores its groups summed in order (as
-    `BM25Index.score_and_match`); `stale` rows are skipped, only `mask` rows count, and a
-    row must match `min_match` groups."""
+    `weights`: term i belongs to alternative `alt[i]` of query group `group[i]` (default:
+    each term its own alternative, one group per term; groups and alternatives numbered
+    from 0 in query order, the terms of an alternative and the alternatives of a group next
+    to each other). An alternative sums its terms, a group scores its best alternative and
+    a row scores its groups summed in order, a group of one alternative (`single[g]`,
+    default: its lists share one alternative) adding its terms one by one, with the
+    arithmetic of `BM25Index.score_and_match`. A row matches a lone alternative's group by
+    any of its terms, another group by an alternative holding `need[a]` of its lists (its
+    number of distinct terms; default 1); `stale` rows are skipped, only `mask` rows count,
+    and a row must match `min_match` groups."""
     global _compiled
     if _compiled is None:
         try:
@@ -230,7 +278,21 @@ def maxscore_top_k(
     empty = np.zeros(0, np.bool_)
     if group is None:
         group = np.arange(terms.size, dtype=np.int64)
-    n_groups = int(group.max()) + 1 if group.size else 0
+    group = np.asarray(group, dtype=np.int64)
+    if alt is None:
+        alt = np.arange(terms.size, dtype=np.int64)
+    alt = np.asarray(alt, dtype=np.int64)
+    if need is None:
+        need = np.ones(int(alt.max()) + 1 if alt.size else 0, dtype=np.int64)
+    need = np.asarray(need, dtype=np.int64)
+    if single is None:
+        # each group one alternative, unless some of its lists belong to different ones
+        n = int(group.max()) + 1 if group.size else 0
+        alt_group = np.full(need.size, -1, dtype=np.int64)
+        alt_group[alt] = group
+        single = np.bincount(alt_group[alt_group >= 0], minlength=n) <= 1
+    single = np.asarray(single, dtype=np.bool_)
+    n_groups = int(single.size)
     rows, scores = _compiled(
         indptr,
         indices,
@@ -238,12 +300,14 @@ def maxscore_top_k(
         maxima,
         terms,
         weights,
-        np.asarray(group, dtype=np.int64),
+        group,
         n_groups,
+        alt,
+        need,
+        single,
         int(k),
         empty if stale is None else stale,
         empty if mask is None else mask,
         int(min_match),
     )
-    order = np.lexsort((rows, -scores))
-    return rows[order].astype(np.int64), scores[order].astype(np.float32)
+    return rows, scores
