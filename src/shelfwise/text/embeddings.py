@@ -36,7 +36,7 @@ import importlib.util
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -282,19 +282,8 @@ class SentenceEncoder:
         import torch
 
         tokenizer, model = self._model()
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        starts = range(0, len(texts), batch_size)
-        bar = tqdm(starts, desc="embedding", unit="batch", disable=not progress)
         with torch.inference_mode():
-            for start in bar:
-                idx = order[start : start + batch_size]
-                batch = tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
+            for idx, batch in self._batches(tokenizer, texts, batch_size, progress, "pt"):
                 hidden = model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 summed = (hidden * mask).sum(dim=1)
@@ -303,23 +292,30 @@ class SentenceEncoder:
                 out[idx] = pooled.float().cpu().numpy()
         return out
 
-    def _encode_onnx(
-        self, session: Any, texts: list[str], out: np.ndarray, batch_size: int, progress: bool
-    ) -> np.ndarray:
-        with _LOCK:
-            tokenizer = _load_tokenizer(str(self.model_path))
+    def _batches(
+        self, tokenizer: Any, texts: list[str], batch_size: int, progress: bool, tensors: str
+    ) -> Iterator[tuple[np.ndarray, Any]]:
+        """(input positions, tokenised batch) per `batch_size` texts, longest first (less
+        padding), with a tqdm bar over the batches when `progress`."""
         order = np.argsort([-len(t) for t in texts], kind="stable")
         starts = range(0, len(texts), batch_size)
-        bar = tqdm(starts, desc="embedding", unit="batch", disable=not progress)
-        for start in bar:
+        for start in tqdm(starts, desc="embedding", unit="batch", disable=not progress):
             idx = order[start : start + batch_size]
             batch = tokenizer(
                 [texts[i] for i in idx],
                 padding=True,
                 truncation=True,
                 max_length=self.max_length,
-                return_tensors="np",
+                return_tensors=tensors,
             )
+            yield idx, batch
+
+    def _encode_onnx(
+        self, session: Any, texts: list[str], out: np.ndarray, batch_size: int, progress: bool
+    ) -> np.ndarray:
+        with _LOCK:
+            tokenizer = _load_tokenizer(str(self.model_path))
+        for idx, batch in self._batches(tokenizer, texts, batch_size, progress, "np"):
             ids = batch["input_ids"].astype(np.int64)
             feeds = {
                 "input_ids": ids,
