@@ -34,8 +34,10 @@ query list per size used by every engine.
   the default facets and total; the dense retriever and re-ranker are off);
 * `service-nofacets`: the same with `facets=()`;
 * `service-hybrid` (unless `--no-hybrid`): `SearchService.search(q, mode="hybrid")` with a
-  dense side of `DenseIndex` (exact, as the service searches it: every request passes the
-  filter mask, which `DenseIndex.retrieve` answers by brute force over the stored vectors)
+  dense side of `DenseIndex` of the kind the service builds (`--dense-kind auto`: exact
+  `flat` up to 50,000 items, `hnsw` above; every request passes the filter mask, which a
+  flat index answers by brute force over the stored vectors and an hnsw index, when most
+  items are allowed, by its over-fetched ANN answer filtered)
   over one **random unit vector per product** (seeded), not MiniLM embeddings of the
   synthetic titles (100k of them take tens of minutes on two CPU cores), and
   `dense_min_similarity=-1`, so that every one of the `dense_depth` dense candidates enters
@@ -520,7 +522,7 @@ def hybrid_engines(
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         min_similarity = -1.0
         made = f"{rows.size} random unit vectors (seed {args.seed + 2}), not embeddings"
-    dense = DenseIndex(DenseConfig(kind="flat")).index_vectors(vectors, rows)
+    dense = DenseIndex(DenseConfig(kind=args.dense_kind)).index_vectors(vectors, rows)
     del vectors
     hybrid = service.with_config(
         service.config.model_copy(update={"mode": "hybrid", "dense_min_similarity": min_similarity})
@@ -557,7 +559,11 @@ def hybrid_engines(
         log.info("%s: %s %s", label, name, _brief(engines[name]))
     return {
         "vectors": made,
-        "index": "DenseIndex flat (the service passes a filter mask: exact search)",
+        "index": (
+            f"DenseIndex {dense.kind} (--dense-kind {args.dense_kind}; the service passes a "
+            "filter mask: exact over the stored vectors for flat, post-filtered ANN for hnsw "
+            "when most items are allowed)"
+        ),
         "dense_min_similarity": min_similarity,
         "query_encoder": f"all-MiniLM-L6-v2 (real, {backend}), on every service-hybrid call",
         "query_encoder_backend": backend,
@@ -617,6 +623,13 @@ def main() -> None:
         type=Path,
         default=None,
         help="EmbeddingCache folder for --dense embeddings (default: var/cache/embeddings)",
+    )
+    parser.add_argument(
+        "--dense-kind",
+        default="auto",
+        choices=("auto", "flat", "hnsw", "ivf"),
+        help="the hybrid rows' DenseIndex kind (auto: what the service builds, flat up to "
+        "50,000 items, else hnsw)",
     )
     parser.add_argument(
         "--label-suffix", default="", help="appended to each size's key in --out (e.g. -tiled)"

@@ -211,3 +211,30 @@ def test_encode_cache_keyed_by_content(tmp_path):
     assert len(list(tmp_path.glob("*.npy"))) == 1
     encode_cached(["red dress", "black jeans"], enc, cache_dir=tmp_path)
     assert enc.calls == 2 and len(list(tmp_path.glob("*.npy"))) == 2
+
+
+def test_a_masked_search_on_an_ann_index_post_filters_and_falls_back_to_exact():
+    from shelfwise.search.semantic import DenseConfig, DenseIndex
+
+    rng = np.random.default_rng(4)
+    vectors = rng.standard_normal((3000, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rows = np.arange(3000)
+    ann = DenseIndex(DenseConfig(kind="hnsw", hnsw_ef_search=512)).index_vectors(vectors, rows)
+    flat = DenseIndex(DenseConfig(kind="flat")).index_vectors(vectors, rows)
+    assert ann.kind == "hnsw" and flat.kind == "flat"
+    q = vectors[7] * 0.6 + vectors[8] * 0.4
+    q /= np.linalg.norm(q)
+    wide = rng.random(3000) < 0.8  # most items allowed: the ANN path, post-filtered
+    narrow = rng.random(3000) < 0.1  # few allowed: exact
+    for mask in (wide, narrow):
+        got = ann._retrieve_masked(q, 20, mask)
+        want = flat._retrieve_masked(q, 20, mask)
+        assert got.ids.tolist() == want.ids.tolist()
+        assert bool(mask[got.ids].all())
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+    # k as large as the allowed set: every allowed item, whichever path answers
+    few = np.zeros(3000, dtype=bool)
+    few[: 3000 // 2] = True
+    got = ann._retrieve_masked(q, 3000, few)
+    assert sorted(got.ids.tolist()) == list(range(1500))

@@ -666,8 +666,10 @@ class DenseIndex(_LazyEncoder):
     def retrieve(self, query: str, k: int = 10, mask: np.ndarray | None = None) -> Results:
         """The k items most similar to `query` (1-D Results; empty for a blank query).
 
-        `mask` (bool over item ids) restricts the search to the items where it is True;
-        it is answered exactly from the stored vectors, whatever the index kind.
+        `mask` (bool over item ids) restricts the search to the items where it is True.
+        With a flat index, or when the mask leaves out more than half of the items, it is
+        answered exactly from the stored vectors; otherwise the ANN index's best are
+        over-fetched and filtered, with the exact answer when fewer than k survive.
         """
         if self._index is None:
             raise NotFittedError("DenseIndex.index() or load() must be called first")
@@ -689,6 +691,16 @@ class DenseIndex(_LazyEncoder):
         allowed[:n] &= mask[:n]
         allowed[n:] = False
         rows = np.flatnonzero(allowed)
+        if self.kind != "flat" and rows.size * 2 >= self.n_items > 0:
+            # most items allowed: the ANN index's best, over-fetched by the share left out,
+            # then filtered (post-filtering); exact below when fewer than k survive
+            fetch = min(int(np.ceil(k * 1.5 * self.n_items / rows.size)) + 16, self.n_items)
+            res = self.search_vectors(q[None, :], fetch)
+            ids, scores = res.ids[0], res.scores[0]
+            ok = ids >= 0
+            ok[ok] = allowed[ids[ok]]
+            if int(ok.sum()) >= min(k, rows.size):
+                return Results(ids[ok][:k], scores[ok][:k])
         if rows.size * 4 >= allowed.size:
             # most rows allowed: one product over the stored matrix, then mask; gathering
             # the allowed rows first copies the matrix (150 MB at 100k items) on every query
