@@ -781,19 +781,7 @@ class SearchService:
             match &= scores > 0
         dropped: list[str] = []
         if masks and matching == "should":
-            count = np.asarray(np.sum(masks, axis=0), dtype=np.int32)
-            need = self.required_matches(len(masks))
-            if info is not None:
-                info["required"] = need
-            match &= count >= need
-            rows = np.flatnonzero(match)
-            rel = scores[rows]
-            if self.config.coordination > 0 and need < len(masks):
-                rel = rel * (count[rows] / len(masks)) ** np.float32(self.config.coordination)
-            rel = self._proximity(parsed, rows, rel.astype(np.float32))
-            if info is not None:  # how sure the lexical side is (hybrid fusion reads it)
-                info["complete_matches"] = int(np.sum(count[rows] == len(masks)))
-            return rows, rel, list(parsed.unknown)
+            return self._should_ranked(parsed, scores, masks, match, info)
         if masks:
             need_all = np.logical_and.reduce(masks)
             cand = match & need_all
@@ -818,7 +806,20 @@ class SearchService:
             match &= scores > 0
         if not masks:  # no query words: nothing matched, nothing dropped
             return cand[match], scores[match], []
-        count = np.zeros(cand.size, dtype=np.int32)
+        return self._should_ranked(parsed, scores, masks, match, info, cand)
+
+    def _should_ranked(
+        self,
+        parsed: ParsedQuery,
+        scores: np.ndarray,
+        masks: list[np.ndarray],
+        match: np.ndarray,
+        info: dict[str, Any] | None,
+        cand: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The rows matching at least `required_matches` of the groups, with coordination
+        and proximity applied; the arrays are catalogue-long, or over the rows `cand`."""
+        count = np.zeros(match.size, dtype=np.int32)
         for m in masks:
             count += m
         need = self.required_matches(len(masks))
@@ -826,12 +827,12 @@ class SearchService:
             info["required"] = need
         match &= count >= need
         keep = np.flatnonzero(match)
-        rows = cand[keep]
+        rows = keep if cand is None else cand[keep]
         rel = scores[keep]
         if self.config.coordination > 0 and need < len(masks):
             rel = rel * (count[keep] / len(masks)) ** np.float32(self.config.coordination)
         rel = self._proximity(parsed, rows, rel.astype(np.float32))
-        if info is not None:
+        if info is not None:  # how sure the lexical side is (hybrid fusion reads it)
             info["complete_matches"] = int(np.sum(count[keep] == len(masks)))
         return rows, rel, list(parsed.unknown)
 
