@@ -113,41 +113,42 @@ class EventsFastLane:
         now = utcnow()
         if any(bounds.problem(e.timestamp, now) for e in events):
             return False
-        client = scope.get("client")
-        host = str(client[0]) if client else "local"
-        try:
-            principal = await authorize(services, "write", presented_key(scope), host)
-        except HTTPException:
+        if not await admit(services, scope, "write", _ROUTE):
             return False
-        scope.setdefault("state", {})["principal"] = principal  # for the access log
-        scope["route"] = _ROUTE  # for the metrics' route label
         try:
             ack = await store_events(services, events)
         except ShelfwiseError as exc:
-            status = error_status(exc)
-            if status >= 500:
-                log.error("%s: %s", type(exc).__name__, exc)
-            await _send_json(send, status, {"detail": str(exc)})
+            await send_library_error(send, exc)
             return True
-        await _send_ack(send, ack.accepted, ack.duplicates)
+        # the 200 ack, byte for byte what a JSONResponse renders for `EventsAck`, without
+        # the model dump and `json.dumps` (the ack is two integers)
+        payload = b'{"accepted":%d,"duplicates":%d}' % (ack.accepted, ack.duplicates)
+        await send_payload(send, 200, payload)
         return True
 
 
-_ACK_HEADERS = [(b"content-type", b"application/json")]
+async def admit(services: Services, scope: Scope, needed: str, route: Any) -> bool:
+    """Whether `authorize` admits the request's key for the `needed` scope (False: leave
+    the request to its route, which answers the refusal); when it does, the principal and
+    the route object go into the scope for the access log and the metrics' route label."""
+    client = scope.get("client")
+    host = str(client[0]) if client else "local"
+    try:
+        principal = await authorize(services, needed, presented_key(scope), host)
+    except HTTPException:
+        return False
+    scope.setdefault("state", {})["principal"] = principal
+    scope["route"] = route
+    return True
 
 
-async def _send_ack(send: Send, accepted: int, duplicates: int) -> None:
-    """The 200 ack, byte for byte what `_send_json` renders for `EventsAck`, without the
-    model dump and `json.dumps` (the ack is two integers)."""
-    payload = b'{"accepted":%d,"duplicates":%d}' % (accepted, duplicates)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-length", b"%d" % len(payload)), *_ACK_HEADERS],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+async def send_library_error(send: Send, exc: ShelfwiseError) -> None:
+    """A library error as the app's handler answers it: `{"detail": ...}` with
+    `error_status`, logged when it is the service's fault."""
+    status = error_status(exc)
+    if status >= 500:
+        log.error("%s: %s", type(exc).__name__, exc)
+    await send_payload(send, status, json_bytes({"detail": str(exc)}))
 
 
 #: (the `ingest` settings object, its bounds): `time_bounds()` parses the floor each call.
@@ -163,17 +164,24 @@ def _time_bounds(ingest: IngestSettings) -> TimeBounds:
     return bounds
 
 
-async def _send_json(send: Send, status: int, content: dict[str, Any]) -> None:
-    """What a JSONResponse sends: compact JSON with its length and type."""
-    payload = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+_HEADERS = [(b"content-type", b"application/json")]
+
+
+def json_bytes(content: Any) -> bytes:
+    """What a JSONResponse renders: compact JSON, UTF-8."""
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+async def send_payload(send: Send, status: int, payload: bytes) -> None:
+    """A JSON response with its length and type, in the order Starlette's `Response` sends
+    them."""
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [
-                (b"content-length", str(len(payload)).encode()),
-                (b"content-type", b"application/json"),
-            ],
+            "headers": [(b"content-length", b"%d" % len(payload)), *_HEADERS],
         }
     )
     await send({"type": "http.response.body", "body": payload})

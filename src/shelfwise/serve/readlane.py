@@ -32,26 +32,21 @@ it), so a refused request takes a rate-limit token at most once, in the route.
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
 
 from shelfwise.errors import ShelfwiseError
 from shelfwise.search.filters import Filters
-from shelfwise.serve.deps import Services, answer, authorize, error_status
-from shelfwise.serve.fastlane import presented_key
+from shelfwise.serve.deps import Services, answer
+from shelfwise.serve.fastlane import admit, json_bytes, send_library_error, send_payload
 from shelfwise.serve.middleware import ASGIApp, Receive, Scope, Send
 from shelfwise.serve.routers import recommendations as rec_routes
 from shelfwise.serve.routers import search as search_routes
 from shelfwise.serving import RecContext
-
-log = logging.getLogger(__name__)
 
 #: An id the fast lane takes: visible ASCII, no space (a subset of `schemas.ID_PATTERN`,
 #: which any other id is left to check); `/` never reaches here (a path segment).
@@ -60,7 +55,6 @@ _ID = re.compile(r"[!-~]{1,256}")
 _NUMBER = re.compile(r"[1-9][0-9]{0,3}")
 _USERS, _RECS = "/v1/users/", "/recommendations"
 _ITEMS, _SIMILAR = "/v1/items/", "/similar"
-_HEADERS = [(b"content-type", b"application/json")]
 
 
 def _route(endpoint: Callable[..., Any]) -> Any:
@@ -148,27 +142,28 @@ def _plan(path: str, scope: Scope) -> Plan | None:
             return None
         return _AUTOCOMPLETE, {"search": True}, search_routes.autocomplete_body, (q, k)
     if path.startswith(_USERS) and path.endswith(_RECS):
-        user_id = path[len(_USERS) : -len(_RECS)]
-        params = _params(scope, _K)
-        if params is None or not _ID.fullmatch(user_id):
+        taken = _id_and_k(path[len(_USERS) : -len(_RECS)], scope)
+        if taken is None:
             return None
-        k = _number(params, "k", 10, 1, 100)
-        if k is None:
-            return None
-        args = (user_id, k, RecContext(), (), None)
+        args = (taken[0], taken[1], RecContext(), (), None)
         reads = {"chain": "recommend", "user": True}
         return _RECOMMENDATIONS, reads, rec_routes.recommendations_body, args
     if path.startswith(_ITEMS) and path.endswith(_SIMILAR):
-        item_id = path[len(_ITEMS) : -len(_SIMILAR)]
-        params = _params(scope, _K)
-        if params is None or not _ID.fullmatch(item_id):
-            return None
-        k = _number(params, "k", 10, 1, 100)
-        if k is None:
+        taken = _id_and_k(path[len(_ITEMS) : -len(_SIMILAR)], scope)
+        if taken is None:
             return None
         reads = {"chain": "similar"}
-        return _SIMILAR_ROUTE, reads, rec_routes.related_body, ("similar", item_id, k)
+        return _SIMILAR_ROUTE, reads, rec_routes.related_body, ("similar", *taken)
     return None
+
+
+def _id_and_k(id_: str, scope: Scope) -> tuple[str, int] | None:
+    """(the path's id, `k`) of a recommendation route the lane takes, else None."""
+    params = _params(scope, _K)
+    if params is None or not _ID.fullmatch(id_):
+        return None
+    k = _number(params, "k", 10, 1, 100)
+    return None if k is None else (id_, k)
 
 
 class ReadFastLane:
@@ -199,47 +194,19 @@ class ReadFastLane:
         if plan is None:
             return False
         route, reads_args, work, args = plan
-        client = scope.get("client")
-        host = str(client[0]) if client else "local"
-        try:
-            principal = await authorize(services, "read", presented_key(scope), host)
-        except HTTPException:
+        if not await admit(services, scope, "read", route):
             return False
-        scope.setdefault("state", {})["principal"] = principal  # for the access log
-        scope["route"] = route  # for the metrics' route label
         try:
             result = await answer(services.reads_store(**reads_args), work, services, *args)
-        except ShelfwiseError as exc:  # as the app's handler answers it
-            status = error_status(exc)
-            if status >= 500:
-                log.error("%s: %s", type(exc).__name__, exc)
-            await _send(send, status, _json({"detail": str(exc)}))
+        except ShelfwiseError as exc:
+            await send_library_error(send, exc)
             return True
         except ValidationError as exc:
             from shelfwise.serve.app import safe_errors  # the app imports this module
 
             errors = exc.errors(include_url=False, include_context=False, include_input=False)
-            await _send(send, 422, _json({"detail": safe_errors(errors)}))
+            await send_payload(send, 422, json_bytes({"detail": safe_errors(errors)}))
             return True
         # what FastAPI sends for a route's response model: pydantic-core's JSON
-        await _send(send, 200, result.__pydantic_serializer__.to_json(result, by_alias=True))
+        await send_payload(send, 200, result.__pydantic_serializer__.to_json(result, by_alias=True))
         return True
-
-
-def _json(content: Any) -> bytes:
-    """What a JSONResponse renders: compact JSON, UTF-8."""
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
-
-
-async def _send(send: Send, status: int, payload: bytes) -> None:
-    """The response with its length and type, in the order Starlette's `Response` sends them."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-length", str(len(payload)).encode()), *_HEADERS],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
