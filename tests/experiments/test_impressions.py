@@ -1,6 +1,7 @@
 """The impression log writes batches off the caller's thread into a real store."""
 
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,15 +29,36 @@ def test_log_writes_batches_and_flushes(tmp_path: Path) -> None:
         assert len(store.impressions()) == 25
 
 
+def _writer_holding_one(log: ImpressionLog) -> threading.Event:
+    """Log one impression and wait until the writer thread has taken it (alone) and is
+    about to store it: from then on the writer holds exactly 1 item, blocked on the store,
+    and every later impression must go through the bounded queue."""
+    taken = threading.Event()
+    sizes: list[int] = []
+
+    def hook(size: int) -> None:
+        sizes.append(size)
+        taken.set()
+
+    log.before_write = hook
+    log.log(Impression(new_request_id(), "similar", ["A"]))
+    assert taken.wait(10.0), "the writer never took the first impression"
+    assert sizes == [1]
+    log.before_write = None
+    return taken
+
+
 def test_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
     with open_store(f"duckdb:///{tmp_path / 's.duckdb'}") as store:
         with store._lock:  # type: ignore[attr-defined]  # hold the store: the writer blocks
             log = ImpressionLog(store, flush_seconds=0.0, max_rows=1, max_queue=3)
-            for _ in range(10):
+            _writer_holding_one(log)
+            for _ in range(9):
                 log.log(Impression(new_request_id(), "similar", ["A"]))
-            assert log.dropped >= 10 - 3 - 1  # 3 queued, at most 1 taken by the writer
+            assert log.dropped == 9 - 3  # 1 held by the writer, 3 queued, the rest dropped
         assert log.flush(10.0)
-        assert len(store.impressions()) == 10 - log.dropped
+        assert len(store.impressions()) == 1 + 3
+        assert log.written == 4 and log.failed == 0
         log.close()
 
 
@@ -102,14 +124,17 @@ def test_settings_batch_size_and_flush_interval_shape_the_writes(tmp_path: Path)
 
 def test_settings_queue_bound_drops_the_overflow(tmp_path: Path) -> None:
     knobs = _settings({"SHELFWISE_IMPRESSIONS__MAX_QUEUE": "2"})
+    assert knobs.max_queue == 2
     with open_store(f"duckdb:///{tmp_path / 's.duckdb'}") as store:
         with store._lock:  # type: ignore[attr-defined]  # hold the store: the writer blocks
             log = ImpressionLog.from_settings(store, knobs)
-            for _ in range(10):
+            _writer_holding_one(log)  # the writer lingers, then takes this one alone
+            for _ in range(9):
                 log.log(Impression(new_request_id(), "similar", ["A"]))
-            assert log.dropped >= 10 - 2 - 1
+            assert log.dropped == 9 - 2  # exactly the bound of 2 was accepted
         log.close()
-        assert len(store.impressions()) == 10 - log.dropped
+        assert len(store.impressions()) == 1 + 2
+        assert log.written == 3
 
 
 def test_settings_retention_deletes_old_impressions(tmp_path: Path) -> None:

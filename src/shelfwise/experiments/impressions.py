@@ -23,7 +23,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -107,6 +107,9 @@ class ImpressionLog:
         self.failed = 0
         self.sampled_out = 0
         self.pruned = 0
+        self.before_write: Callable[[int], None] | None = None
+        """A hook the writer thread calls with the batch's size just before it stores the
+        batch (tests use it to know the writer holds exactly that batch and nothing else)."""
         self._random = random.Random(seed)
         self._next_prune = time.monotonic()
         self._idle = threading.Condition()
@@ -187,6 +190,8 @@ class ImpressionLog:
 
     def _write(self, batch: list[Impression]) -> None:
         try:
+            if self.before_write is not None:
+                self.before_write(len(batch))
             self.written += self.store.append_impressions(
                 impressions_frame([i.row() for i in batch])
             )
