@@ -58,6 +58,7 @@ from scipy import stats as sps
 from shelfwise.experiments.interleaving import (
     credit,
     credit_difference,
+    optimized_interleaving_batch,
     shopper_test,
     team_draft_batch,
 )
@@ -75,8 +76,10 @@ TESTS = (
     "interleaving_sign_marginal",
     "interleaving_shoppers",
     "interleaving_shoppers_shrunk",
+    "interleaving_optimized",
 )
 HEADLINE = "interleaving_shoppers_shrunk"
+OPTIMIZED = "interleaving_optimized"
 PAIRED = "interleaving_shoppers"  # compared with the headline on the same sessions
 MIN_SHOPPERS = 100.0  # below it the normal approximations of the tests are poor
 
@@ -84,15 +87,17 @@ MIN_SHOPPERS = 100.0  # below it the normal approximations of the tests are poor
 class Pair:
     """Two rankings per shopper (A, B: users x k) and `draws` team drafts of them per
     shopper, plain and marginalised from the same coins (a session reuses one of its
-    shopper's drafts)."""
+    shopper's drafts), and as many optimized-interleaving lists with their credits."""
 
     def __init__(self, a: np.ndarray, b: np.ndarray, k: int, draws: int, seed: int) -> None:
         self.a, self.b = a, b
-        self.plain, self.marginal = [], []
+        self.plain, self.marginal, self.optimized = [], [], []
         for d in range(draws):
             self.plain.append(team_draft_batch(a, b, k, np.random.default_rng([seed, d])))
             rng = np.random.default_rng([seed, d])
             self.marginal.append(team_draft_batch(a, b, k, rng, marginalize=True))
+            rng = np.random.default_rng([seed, d, 1])
+            self.optimized.append(optimized_interleaving_batch(a, b, k, rng))
 
 
 def _clicks(world: Any, users: np.ndarray, slates: np.ndarray, rng: Any) -> np.ndarray:
@@ -131,8 +136,10 @@ def one_test(
         z["ab_users"] = _ab_users(world, pair, n, count, owner, su, swapped[owner], rng)
     if "ab_sessions" in tests:
         z["ab_sessions"] = _ab_sessions(world, pair, su, swapped[owner], rng)
-    if any(t.startswith("interleaving") for t in tests):
+    if any(t.startswith("interleaving") and t != OPTIMIZED for t in tests):
         z.update(_interleaving(world, pair, owner, su, swapped[owner], rng, shrink))
+    if OPTIMIZED in tests:
+        z[OPTIMIZED] = _optimized(world, pair, owner, su, swapped[owner], rng, shrink)
     return z
 
 
@@ -213,6 +220,28 @@ def _interleaving(
         "interleaving_shoppers": shopper_test(marginal, owner).z,
         "interleaving_shoppers_shrunk": shopper_test(marginal, owner, shrink=shrink).z,
     }
+
+
+def _optimized(
+    world: Any,
+    pair: Pair,
+    owner: np.ndarray,
+    su: np.ndarray,
+    swapped: np.ndarray,
+    rng: np.random.Generator,
+    shrink: float = 0.0,
+) -> float:
+    """Every session shows one of its shopper's optimized-interleaving lists; each click
+    credits the linear rank difference (r_A - r_B) / k, summed per session, and the shrunk shopper test's z. A swapped
+    session's credit changes sign (the lists of (A, B) with their credits negated are an
+    optimal distribution for (B, A): the programme is symmetric)."""
+    which = rng.integers(0, len(pair.optimized), size=su.size)
+    diff = np.zeros(su.size)
+    for d in range(len(pair.optimized)):
+        rows = np.flatnonzero(which == d)
+        items, credits = pair.optimized[d][0][su[rows]], pair.optimized[d][1][su[rows]]
+        diff[rows] = -(credits * _clicks(world, su[rows], items, rng)).sum(axis=1)  # A - B
+    return shopper_test(diff * np.where(swapped, -1, 1), owner, shrink=shrink).z
 
 
 def _need(n: int, z: np.ndarray) -> float:
@@ -348,9 +377,11 @@ def main() -> None:
         help="visit moods to compare (the spread of clicks per session)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the moods of --out that this run does not measure")  # fmt: skip
     args = parser.parse_args()
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     s = setup(args.items, args.users, args.days, models=("itemknn", "popularity"))
     world = s.world
     k = world.model.slate_size
@@ -400,6 +431,9 @@ def main() -> None:
                                      "of click differences, t-test over shoppers",
             "interleaving_shoppers_shrunk": "the same with shopper u's sum weighed by "
                                             f"1 / (1 + {args.shrink:g} n_u)",
+            "interleaving_optimized": "optimized interleaving (prefix-constrained lists, "
+                                      "credit (r_A - r_B) / k per click, LP unbiased for a "
+                                      "random clicker), the shrunk shopper test",
             "shrink": args.shrink,
             "null": "A and B swapped for a random half of each test's shoppers; "
                     "false-positive rate at n",
@@ -407,8 +441,19 @@ def main() -> None:
         "headline": HEADLINE,
         "pairs": results,
         "seconds": round(time.perf_counter() - t0, 1),
+        "cpu_seconds": round(time.process_time() - c0, 1),
         "machine": machine(),
     }  # fmt: skip
+    if args.merge and args.out.exists():  # the moods measured before, by earlier runs
+        old = json.loads(args.out.read_text())
+        kept = {m: v for m, v in old.get("pairs", {}).items() if m not in results}
+        out["pairs"] = {**kept, **results}
+        this = {"visit_sd": " ".join(f"{v:g}" for v in args.visit_sd), "repeats": args.repeat,
+                "tests": list(TESTS), "seconds": out["seconds"],
+                "cpu_seconds": out["cpu_seconds"], "machine": out["machine"]}  # fmt: skip
+        ran = {f"{v:g}" for v in args.visit_sd}
+        earlier = [r for r in old.get("runs", []) if str(r.get("visit_sd")) not in ran]
+        out["runs"] = [*earlier, this]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -14,6 +14,8 @@ from shelfwise.experiments.interleaving import (
     TEAM_EITHER,
     credit,
     credit_difference,
+    optimized_interleaving,
+    optimized_interleaving_batch,
     shopper_test,
     sign_test,
     team_draft,
@@ -219,3 +221,79 @@ def test_shrink_gains_power_when_shoppers_disagree() -> None:
             result = shopper_test(diffs, shoppers, shrink=shrink)
             rejected[shrink] += result.p_value < 0.05 and result.diff_per_session > 0
     assert rejected[0.15] > rejected[0.0] + 10
+
+
+def _is_prefix_constrained(shown: list[int], a: list[int], b: list[int]) -> bool:
+    """Every prefix of `shown` is the union of a prefix of `a` and a prefix of `b`."""
+    return all(
+        any(set(a[:i]) | set(b[:j]) == set(shown[:c]) for i in range(c + 1) for j in range(c + 1))
+        for c in range(1, len(shown) + 1)
+    )
+
+
+def test_optimized_interleaving_swapped_pair_is_a_fair_coin() -> None:
+    # lists [1, 2] and [2, 1]; a click on 1 credits (1 - 2) / 2 = -1/2 (A), on 2 +1/2 (B);
+    # unbiased at depth 1 only with probability 1/2 each
+    oi = optimized_interleaving(np.array([1, 2]), np.array([2, 1]), 2)
+    got = {tuple(x): (float(p), c.tolist()) for x, p, c in
+           zip(oi.lists.tolist(), oi.probabilities, oi.credits, strict=True)}  # fmt: skip
+    assert got.keys() == {(1, 2), (2, 1)}
+    assert got[(1, 2)][0] == pytest.approx(0.5) and got[(2, 1)][0] == pytest.approx(0.5)
+    assert got[(1, 2)][1] == pytest.approx([-0.5, 0.5])
+    assert got[(2, 1)][1] == pytest.approx([0.5, -0.5])
+
+
+def test_optimized_interleaving_of_identical_rankings_credits_nothing() -> None:
+    oi = optimized_interleaving(np.array([4, 2, 9]), np.array([4, 2, 9, 7]), 3)
+    assert oi.lists.tolist() == [[4, 2, 9]]
+    assert oi.probabilities.tolist() == [1.0] and not oi.credits.any()
+
+
+def test_optimized_interleaving_is_unbiased_for_a_random_clicker() -> None:
+    a, b = list(range(10)), list(range(3, 13))  # B: A without its 3 best items
+    oi = optimized_interleaving(np.array(a), np.array(b), 10)
+    assert oi.probabilities.sum() == pytest.approx(1.0) and (oi.probabilities > 0).all()
+    rank_a = {x: r + 1 for r, x in enumerate(a)}
+    rank_b = {x: r + 1 for r, x in enumerate(b)}
+    for shown, credits in zip(oi.lists.tolist(), oi.credits, strict=True):
+        assert len(set(shown)) == 10 and _is_prefix_constrained(shown, a, b)
+        want = [(rank_a.get(x, 11) - rank_b.get(x, 11)) / 10 for x in shown]
+        assert credits.tolist() == pytest.approx(want)
+    # a click on any of the first c positions, whichever item is there: no credit expected
+    depth = oi.probabilities @ np.cumsum(oi.credits, axis=1)
+    assert depth == pytest.approx(np.zeros(10), abs=1e-9)
+    # a shopper who clicks only A's best item credits A
+    clicks_0 = oi.lists == 0
+    assert float(oi.probabilities @ (oi.credits * clicks_0).sum(axis=1)) < -0.1
+
+
+def test_optimized_interleaving_batch_maps_patterns_onto_items() -> None:
+    rng = np.random.default_rng(0)
+    a = np.array([[10, 11, 12, 13], [20, 21, 22, 23], [5, 6, 7, 8]])
+    b = np.array([[11, 10, 12, 13], [21, 20, 22, 23], [5, 6, 7, 8]])
+    items, credits = optimized_interleaving_batch(a, b, 4, rng)
+    for row in range(3):
+        assert set(items[row].tolist()) == set(a[row].tolist())
+        ra = {int(x): r + 1 for r, x in enumerate(a[row])}
+        rb = {int(x): r + 1 for r, x in enumerate(b[row])}
+        want = [(ra[int(x)] - rb[int(x)]) / 4 for x in items[row]]
+        assert credits[row].tolist() == pytest.approx(want)
+    assert items[2].tolist() == [5, 6, 7, 8] and not credits[2].any()
+    firsts = [optimized_interleaving_batch(a[:1], b[:1], 4, rng)[0][0, 0] for _ in range(400)]
+    assert 0.4 < np.mean(np.array(firsts) == 10) < 0.6  # the swapped top pair: a fair coin
+    with pytest.raises(DataError, match="rows"):
+        optimized_interleaving_batch(a, b[:2], 4, rng)
+
+
+def test_optimized_interleaving_prefers_the_better_ranker_of_a_world() -> None:
+    world = World.generate(DemoConfig(seed=5, n_items=400, n_users=500, days=20))
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, world.n_users, size=3000)
+    u = world.utility(users[:, None], np.arange(world.n_items)[None, :])
+    best = np.argsort(-u, axis=1)[:, :10]  # ranked by true utility
+    worse = np.argsort(-u, axis=1)[:, 5:15]
+    items, credits = optimized_interleaving_batch(best, worse, 10, rng)
+    p = world.click_probabilities(users, items, moods=world.visit_moods(users.size, rng))
+    diffs = -(credits * (rng.random(p.shape) < p)).sum(axis=1)  # A minus B
+    result = shopper_test(diffs, users)
+    assert result.diff_per_session < 0 and result.p_value < 0.001
