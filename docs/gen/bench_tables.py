@@ -827,10 +827,12 @@ def simulate_interleaving() -> str:
         "interleaving_sign_marginal": "marginalised, sign test",
         "interleaving_shoppers": "marginalised, shopper test",
         "interleaving_shoppers_shrunk": "marginalised, shrunk shopper test",
+        "interleaving_optimized": "optimized interleaving (shrunk shopper test)",
     }
     seen = {t for pairs in d["pairs"].values() for e in pairs.values() for t in e["tests"]}
     tests = {k: v for k, v in tests.items() if k in seen}  # older results lack the shrunk test
-    order = ("interleaving_shoppers_shrunk", "interleaving_shoppers", "interleaving_sign")
+    order = ("interleaving_optimized", "interleaving_shoppers_shrunk", "interleaving_shoppers",
+             "interleaving_sign")  # fmt: skip
     ratio_keys = [k for k in order if k in tests]
     lines = [
         "| visit mood sd | pair | true lift of B | "

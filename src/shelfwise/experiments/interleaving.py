@@ -28,6 +28,13 @@ Two refinements, both keeping what is measured (clicks on each team's items):
   weighs shopper u's sum by 1 / (1 + s n_u) (random-effects weights: a shopper's many
   sessions share one preference, so they count for less than as many shoppers' sessions);
   the weights depend only on the session counts, so the test stays valid.
+
+An alternative to team draft, `optimized_interleaving` (Radlinski and Craswell, "Optimized
+interleaving for online retrieval evaluation", WSDM 2013): the list shown is drawn from a
+distribution over the lists whose every prefix is the union of a prefix of each ranking,
+solved by a linear programme so that a shopper clicking at random credits neither ranker,
+and a click credits the ranker that put the item higher by the rank difference. Its
+per-session credits go through `shopper_test` like team draft's.
 """
 
 from __future__ import annotations
@@ -387,27 +394,32 @@ def optimized_interleaving(a: np.ndarray, b: np.ndarray, k: int) -> OptimizedInt
 
 
 def optimized_interleaving_batch(
-    a: np.ndarray, b: np.ndarray, k: int, rng: np.random.Generator
+    a: np.ndarray,
+    b: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    cache: dict[Any, OptimizedInterleaving] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One optimized-interleaving list per row of rankings `a` and `b` (rows x depth):
     (items, credits), rows x k (items padded with -1, credit 0 there). Rows whose rankings
     have the same pattern (which ranks of `b` hold which ranks of `a`) share one solved
-    distribution (`optimized_interleaving` of the pattern, mapped onto the row's items)."""
+    distribution (`optimized_interleaving` of the pattern, mapped onto the row's items);
+    pass the same `cache` dict to several calls to share the solutions between them."""
     a, b = np.atleast_2d(a), np.atleast_2d(b)
     if a.shape[0] != b.shape[0]:
         raise DataError(f"a and b: {a.shape[0]} and {b.shape[0]} rows; one row per session")
     items = np.full((a.shape[0], k), -1, dtype=np.int64)
     credits = np.zeros((a.shape[0], k))
-    solved: dict[tuple[tuple[int, ...], tuple[int, ...]], OptimizedInterleaving] = {}
+    solved: dict[Any, OptimizedInterleaving] = {} if cache is None else cache
     for row in range(a.shape[0]):
         ids: dict[int, int] = {}
         for x in (*a[row], *b[row]):
             if x >= 0 and int(x) not in ids:
                 ids[int(x)] = len(ids)
-        key = (tuple(ids[int(x)] for x in a[row] if x >= 0),
+        key = (k, tuple(ids[int(x)] for x in a[row] if x >= 0),
                tuple(ids[int(x)] for x in b[row] if x >= 0))  # fmt: skip
         if key not in solved:
-            solved[key] = optimized_interleaving(np.array(key[0]), np.array(key[1]), k)
+            solved[key] = optimized_interleaving(np.array(key[1]), np.array(key[2]), k)
         oi = solved[key]
         pick = int(oi.sample(rng, 1)[0])
         back = np.array(list(ids), dtype=np.int64)
