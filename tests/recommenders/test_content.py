@@ -191,6 +191,32 @@ def test_add_items_after_load(name, tmp_path):
     )
 
 
+@pytest.mark.parametrize("sublinear", [True, False])
+def test_loaded_tfidf_vectorises_as_scikit_learn_to_the_bit(sublinear, tmp_path):
+    """A loaded TF-IDF model vectorises new items without importing scikit-learn; the
+    vectors are the fitted vectoriser's own, bit for bit (repeats, stop words, unknown and
+    accented words, an empty text, one-letter tokens)."""
+    items, _ = word_catalog()
+    model = create("tfidf", sublinear_tf=sublinear).fit(sp.eye(len(items), format="csr"), items)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    texts = [
+        "Chef knife knife KNIFE blade, the and of a",
+        "",
+        "x y z unknown zzz",
+        "Café CAFÉ naïve Straße skillet-pan wok_wok 12 345",
+        *items["title"].tolist()[:25],
+    ]
+    ours = loaded._tfidf(texts)
+    theirs = sp.csr_matrix(model.vectorizer.transform(texts), dtype=np.float32)
+    theirs.sort_indices()
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype == np.float32
+    assert ours.indptr.tolist() == theirs.indptr.tolist()
+    assert ours.indices.tolist() == theirs.indices.tolist()
+    assert ours.data.tobytes() == theirs.data.tobytes()
+    assert ours[1].nnz == 0 and ours[0].nnz == 3  # chef, knife, blade: no stop word
+
+
 def test_lda_add_items_needs_the_fitted_topic_model(tmp_path):
     model = create("lda", **PARAMS["lda"]).fit(interactions(), catalog())
     assert model.add_items(catalog().iloc[[0]]).tolist() == [7]

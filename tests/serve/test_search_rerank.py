@@ -80,3 +80,37 @@ def test_search_is_reranked_and_personalised(demo_store: tuple[Store, Path]) -> 
         assert len(orders) > 1
         unknown = client.get("/v1/search", params={"q": query, "user": "nobody-at-all"})
         assert unknown.status_code == 200 and unknown.json()["items"]
+
+
+def test_a_server_starts_on_numpy_trees_and_swaps_lightgbm_in(
+    demo_store: tuple[Store, Path],
+) -> None:
+    """`serve` reads the re-ranker's trees without LightGBM (`search.trees.TreeEnsemble`),
+    answers with them, and once ready swaps LightGBM's booster in: the same ranking."""
+    import lightgbm as lgb
+
+    from shelfwise.search.trees import TreeEnsemble
+    from shelfwise.serve.app import _open_engine
+    from shelfwise.serve.search import served_search
+    from shelfwise.serve.warmup import use_lightgbm
+
+    store, root = demo_store
+    ensure_bundle(store, root / "artifacts")
+    settings = Settings().with_(
+        store={"url": store.url}, paths={"artifacts": root / "artifacts"}, serve={"auth": False}
+    )
+    opened, engine = _open_engine(settings)  # what `serve` does at start
+    try:
+        model = engine.bundle.search.reranker.model  # type: ignore[union-attr]
+        assert isinstance(model.booster, TreeEnsemble)
+        service = served_search(engine)
+        asked = [str(q) for q in store.events(types=["search"])["query"].unique()[:15]]
+        before = [[(i["item_id"], i["score"]) for i in service.search(q).items] for q in asked]
+        assert asked and any(before)
+        assert use_lightgbm(engine)
+        assert isinstance(model.booster, lgb.Booster)
+        after = [[(i["item_id"], i["score"]) for i in service.search(q).items] for q in asked]
+        assert after == before
+        assert not use_lightgbm(engine)  # already on LightGBM
+    finally:
+        opened.close()

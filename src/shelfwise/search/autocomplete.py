@@ -39,6 +39,8 @@ _COMPLETIONS = 50
 
 def normalise_phrase(text: str) -> str:
     """Lower-case, NFKC, accents stripped, whitespace collapsed."""
+    if text.isascii():  # NFKC leaves ASCII as it is, and casefold is lower there
+        return " ".join(text.lower().split())
     text = unicodedata.normalize("NFKC", text).casefold()
     if not text.isascii():
         text = "".join(

@@ -52,6 +52,7 @@ from shelfwise.errors import (
 )
 from shelfwise.experiments.live import LiveExperiments
 from shelfwise.profiles.profile import ItemLookup, ProfileService
+from shelfwise.search.trees import scoring_without_lightgbm
 from shelfwise.serve.deps import Services, error_status
 from shelfwise.serve.fastlane import EventsFastLane
 from shelfwise.serve.jobs import JobRunner, RetrainTrigger, submit_train, trigger_loop
@@ -61,7 +62,7 @@ from shelfwise.serve.readlane import ReadFastLane
 from shelfwise.serve.routers import ROUTERS
 from shelfwise.serve.search import watch_catalog
 from shelfwise.serve.security import KeyVerifier, RateLimiter
-from shelfwise.serve.warmup import Readiness, warm_up
+from shelfwise.serve.warmup import Readiness, use_lightgbm, warm_up
 from shelfwise.serve.writer import EventWriter
 from shelfwise.serving import Engine
 from shelfwise.settings import Settings
@@ -188,18 +189,22 @@ def _save_replica(engine: Engine) -> None:
 def _open_engine(settings: Settings) -> tuple[Store, Engine]:
     store = open_store(settings.store.url)
     try:
-        bundle, built = ensure_bundle(
-            store,
-            settings.paths.artifacts,
-            rebuild=settings.serve.rebuild,
-            # `auto` serves the active bundle whichever way its search was built (hybrid
-            # when it was built dense): a restart never retrains for it
-            search_dense=None if settings.search.mode == "auto" else settings.search.dense,
-            engine=settings.engine,
-            cache_dir=settings.paths.embeddings,
-            reuse_stale=True,  # start on the last good bundle: the engine catches up online
-            tuning=settings.tuning,  # a bundle built here tunes within build_budget_seconds
-        )
+        # the search re-ranker's trees are read as numpy arrays, not by LightGBM, whose
+        # import (scikit-learn, scipy.stats: about 3.5 s of CPU at 100k items) would be
+        # most of the start; `serve.warmup.use_lightgbm` swaps LightGBM in once ready
+        with scoring_without_lightgbm():
+            bundle, built = ensure_bundle(
+                store,
+                settings.paths.artifacts,
+                rebuild=settings.serve.rebuild,
+                # `auto` serves the active bundle whichever way its search was built (hybrid
+                # when it was built dense): a restart never retrains for it
+                search_dense=None if settings.search.mode == "auto" else settings.search.dense,
+                engine=settings.engine,
+                cache_dir=settings.paths.embeddings,
+                reuse_stale=True,  # start on the last good bundle: the engine catches up online
+                tuning=settings.tuning,  # a bundle built here tunes within build_budget_seconds
+            )
         log.info("%s bundle %s", "built" if built else "loaded", bundle.directory)
         engine = Engine(
             store,
@@ -250,6 +255,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
                 warm_up(served, settings, readiness, background=True)
                 if readiness.ready and not served.log.from_snapshot:
                     _save_replica(served)  # the next start reads it instead of the log
+                if readiness.ready:
+                    use_lightgbm(served)  # the trees read at start -> LightGBM's faster walk
 
             warming = threading.Thread(
                 target=warm_then_snapshot,

@@ -15,12 +15,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from shelfwise.search.trees import TreeEnsemble
 from shelfwise.serve.search import served_search
 from shelfwise.serving import Engine
 from shelfwise.settings import Settings
 
-__all__ = ["WARMUP_STEPS", "Readiness", "warm_up"]
+__all__ = ["WARMUP_STEPS", "Readiness", "use_lightgbm", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -157,3 +159,26 @@ def _some_user(engine: Engine) -> str | None:
     if events.empty:
         return None
     return str(events["user_id"].iloc[0])
+
+
+def use_lightgbm(engine: Engine) -> bool:
+    """Swap LightGBM's own booster in for the search re-ranker's trees when the server
+    read them as numpy arrays at start (`search.trees.TreeEnsemble`, the same scores;
+    LightGBM's C++ walk is faster per request, its import too slow for the start). Runs
+    after the warm-up, in its thread; a failure keeps the numpy trees. True if swapped."""
+    reranker = engine.bundle.search.reranker
+    model: Any = getattr(reranker, "model", reranker)
+    ensemble = getattr(model, "booster", None)
+    if not isinstance(ensemble, TreeEnsemble):
+        return False
+    t0 = time.perf_counter()
+    try:
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_str=ensemble.text)
+    except Exception as exc:  # the numpy trees keep answering, with the same scores
+        log.warning("LightGBM unavailable for the search re-ranker (%s); numpy trees stay", exc)
+        return False
+    model.booster = booster
+    log.info("search re-ranker on LightGBM in %.2fs", time.perf_counter() - t0)
+    return True

@@ -144,7 +144,7 @@ class Catalog:
         index order)."""
         frame = items.drop_duplicates("item_id", keep="last").reset_index(drop=True)
         ids = frame["item_id"].astype(str)
-        known = ids.isin(set(self.item_id.tolist())).to_numpy()
+        known = self.vocab.encode(ids.tolist(), unknown="minus_one") >= 0
         merged = self.frame.copy()
         alive = self.alive.copy()
         if known.any():

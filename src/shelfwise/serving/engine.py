@@ -218,7 +218,12 @@ class Engine:
             changed = self._catalog.differing(stored)  # new, or fields not the bundle's
             if len(changed):
                 self.apply_items(changed, notify=False)
-            gone = ~pd.Series(self._catalog.item_id).isin(set(stored["item_id"])).to_numpy()
+            # by the catalogue's own vocabulary (a dict lookup per stored id), not pandas'
+            # isin, which tests a 100k-id set element by element for arrow strings
+            present = np.zeros(len(self._catalog), dtype=bool)
+            rows = self._catalog.vocab.encode(stored["item_id"].tolist(), unknown="minus_one")
+            present[rows[rows >= 0]] = True
+            gone = ~present
             if gone.any():
                 self._catalog = self._catalog.with_alive(self._catalog.alive & ~gone)
 
