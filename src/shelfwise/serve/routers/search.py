@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query
 
 from shelfwise.search.filters import Filters, Sort
 from shelfwise.search.modes import SearchMode
+from shelfwise.search.service import SearchResponse
 from shelfwise.serve.deps import ReadDep, Services, ServicesDep, answer
 from shelfwise.serve.measure import experiments_of, served
 from shelfwise.serve.schemas import AutocompleteOut, SearchOut
-from shelfwise.serve.search import search_answer
+from shelfwise.serve.search import SearchCache, search_answer
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -120,21 +121,32 @@ def search_body(
     exposed = not (decision and decision.overridden({"mode": mode, "understand": understand}))
     mode = mode if mode is not None else settings.get("mode")
     understand = understand if understand is not None else settings.get("understand", True)
-    res = service.search(
-        q,
-        filters=filters,
-        sort=sort,
-        page=page,
-        per_page=per_page,
-        facets=facets,
-        user=user,
-        history=history,
-        history_weights=weights,
-        mode=mode,
-        understand=understand,
-        rerank=settings.get("rerank", True),
-        correct=correct,
-    )
+    rerank = bool(settings.get("rerank", True))
+
+    def compute() -> SearchResponse:
+        return service.search(
+            q,
+            filters=filters,
+            sort=sort,
+            page=page,
+            per_page=per_page,
+            facets=facets,
+            user=user,
+            history=history,
+            history_weights=weights,
+            mode=mode,
+            understand=understand,
+            rerank=rerank,
+            correct=correct,
+        )
+
+    if user is None:  # the same answer for everyone until the catalogue changes
+        # Filters holds dicts (unhashable); its repr names every field's value
+        flt = repr(filters)
+        key = (q, flt, sort, page, per_page, tuple(facets), mode, understand, rerank, correct)
+        res = search_cache(services).get(service, key, compute)
+    else:
+        res = compute()
     shaped = search_answer(service, res)
     request_id, shaped["items"] = served(
         services,
@@ -150,6 +162,17 @@ def search_body(
         model_version=services.engine.model_version,
     )
     return SearchOut(query=q, page=page, per_page=per_page, request_id=request_id, **shaped)
+
+
+def search_cache(services: Services) -> SearchCache:
+    """The app's cache of non-personalised search answers (`serve.search_cache` entries)."""
+    cache = services.extra.get("search_cache")
+    if cache is None:
+        cache = services.extra.setdefault(
+            "search_cache", SearchCache(services.settings.serve.search_cache)
+        )
+    assert isinstance(cache, SearchCache)
+    return cache
 
 
 @router.get("/autocomplete", response_model=AutocompleteOut)
