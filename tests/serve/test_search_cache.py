@@ -91,3 +91,13 @@ def test_personalised_searches_are_not_cached(make_client: AppFactory) -> None:
         "size": 4096,
         "invalidations": 0,
     }
+
+
+def test_the_counters_are_at_metrics(make_client: AppFactory) -> None:
+    client = make_client()
+    for _ in range(3):
+        assert client.get("/v1/search", params={"q": "knife"}).status_code == 200
+    text = client.get("/metrics").text
+    assert "shelfwise_search_cache_hits_total 2.0" in text
+    assert "shelfwise_search_cache_misses_total 1.0" in text
+    assert "shelfwise_search_cache_entries 1.0" in text

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from shelfwise.search.filters import Filters, Sort
 from shelfwise.search.modes import SearchMode
@@ -165,14 +168,43 @@ def search_body(
 
 
 def search_cache(services: Services) -> SearchCache:
-    """The app's cache of non-personalised search answers (`serve.search_cache` entries)."""
+    """The app's cache of non-personalised search answers (`serve.search_cache` entries),
+    its counters exported at `/metrics` (`shelfwise_search_cache_{hits,misses}_total`,
+    `shelfwise_search_cache_entries`)."""
     cache = services.extra.get("search_cache")
     if cache is None:
-        cache = services.extra.setdefault(
-            "search_cache", SearchCache(services.settings.serve.search_cache)
-        )
+        made = SearchCache(services.settings.serve.search_cache)
+        cache = services.extra.setdefault("search_cache", made)
+        metrics = services.extra.get("metrics")
+        if cache is made and metrics is not None:
+            metrics.registry.register(_CacheCollector(made))
     assert isinstance(cache, SearchCache)
     return cache
+
+
+class _CacheCollector(Collector):
+    """The search cache's counters, read at scrape time."""
+
+    def __init__(self, cache: SearchCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.cache.stats()
+        for name in ("hits", "misses"):
+            yield CounterMetricFamily(
+                f"shelfwise_search_cache_{name}",
+                f"Searches without a user answered {'from' if name == 'hits' else 'past'} "
+                "the search cache.",
+                value=float(stats[name]),
+            )
+        yield GaugeMetricFamily(
+            "shelfwise_search_cache_entries",
+            "Answers in the search cache.",
+            value=float(stats["entries"]),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
 
 
 @router.get("/autocomplete", response_model=AutocompleteOut)
