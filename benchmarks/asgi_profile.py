@@ -119,6 +119,12 @@ def main() -> int:
         help="every request through FastAPI (serve.fast_reads off: no `serve.readlane`)",
     )
     parser.add_argument(
+        "--in-order",
+        action="store_true",
+        help="warm up on the first --requests lines and time the next ones (for a log in "
+        "time order, e.g. the search_log scenario); default: time the first, warm on the next",
+    )
+    parser.add_argument(
         "--search-cache",
         type=int,
         default=None,
@@ -157,6 +163,8 @@ def main() -> int:
                 while len(lines) < 2 * args.requests:
                     lines = lines + lines
                 warm, timed = lines[args.requests : 2 * args.requests], lines[: args.requests]
+                if args.in_order:  # a log replayed as it happened: the warm-up comes first
+                    warm, timed = timed, warm
                 await _run(client, warm)
                 runs: list[dict[str, Any]] = []
                 for _ in range(args.repeat):
