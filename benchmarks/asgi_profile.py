@@ -83,6 +83,12 @@ class Client:
         return status, b"".join(chunks)
 
 
+def _cache_counts(app: Any) -> tuple[int, int]:
+    """(hits, misses) of the app's search cache so far."""
+    cache = app.state.services.extra.get("search_cache")
+    return (0, 0) if cache is None else (cache.hits, cache.misses)
+
+
 def _unquote(path: str) -> str:
     from urllib.parse import unquote
 
@@ -112,6 +118,19 @@ def main() -> int:
         action="store_true",
         help="every request through FastAPI (serve.fast_reads off: no `serve.readlane`)",
     )
+    parser.add_argument(
+        "--in-order",
+        action="store_true",
+        help="warm up on the first --requests lines and time the next ones (for a log in "
+        "time order, e.g. the search_log scenario); default: time the first, warm on the next",
+    )
+    parser.add_argument(
+        "--search-cache",
+        type=int,
+        default=None,
+        help="serve.search_cache entries (0: off; default: the setting's). The timed requests "
+        "are repeated, so with the cache on the repeats after the first are mostly hits",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "asgi_profile.json"))
     args = parser.parse_args()
 
@@ -123,7 +142,12 @@ def main() -> int:
     settings = Settings().with_(
         store={"url": f"duckdb:///{(directory / 'store.duckdb').resolve()}"},
         paths={"artifacts": directory / "artifacts"},
-        serve={"rate_limit": 0, "refresh_seconds": 0, "fast_reads": not args.no_fast_reads},
+        serve={
+            "rate_limit": 0,
+            "refresh_seconds": 0,
+            "fast_reads": not args.no_fast_reads,
+            **({} if args.search_cache is None else {"search_cache": args.search_cache}),
+        },
     )
     store, engine = server._open_engine(settings)
     key, record = create_key(store, "read", "asgi profile")
@@ -139,16 +163,25 @@ def main() -> int:
                 while len(lines) < 2 * args.requests:
                     lines = lines + lines
                 warm, timed = lines[args.requests : 2 * args.requests], lines[: args.requests]
+                if args.in_order:  # a log replayed as it happened: the warm-up comes first
+                    warm, timed = timed, warm
                 await _run(client, warm)
                 runs: list[dict[str, Any]] = []
                 for _ in range(args.repeat):
+                    before = _cache_counts(app)
                     cpu, wall, codes = await _run(client, timed)
+                    hits, misses = (a - b for a, b in zip(_cache_counts(app), before, strict=True))
                     runs.append(
                         {
                             "cpu_ms_per_request": round(cpu / len(timed) * 1000, 3),
                             "wall_ms_per_request": round(wall / len(timed) * 1000, 3),
                             "codes": {str(k): v for k, v in sorted(codes.items())},
                             "load_avg_1m": round(os.getloadavg()[0], 2),
+                            **(
+                                {"search_cache_hit_rate": round(hits / (hits + misses), 4)}
+                                if hits + misses
+                                else {}
+                            ),
                         }
                     )
                 cpu_ms: list[float] = [r["cpu_ms_per_request"] for r in runs]
@@ -173,7 +206,8 @@ def main() -> int:
                 print(
                     f"{scenario:16s} CPU ms/request {body['cpu_ms_per_request_median']:.3f} "
                     f"({min(cpu_ms):.3f}-{max(cpu_ms):.3f}) codes {runs[-1]['codes']} "
-                    f"load {runs[-1]['load_avg_1m']}",
+                    f"load {runs[-1]['load_avg_1m']} "
+                    f"cache hits {[r.get('search_cache_hit_rate') for r in runs]}",
                     flush=True,
                 )
 
@@ -188,6 +222,7 @@ def main() -> int:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "fast_reads": not args.no_fast_reads,
+        "search_cache": args.search_cache,
         "results": results,
     }
     out = Path(args.out)

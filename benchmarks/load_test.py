@@ -205,6 +205,11 @@ def write_request_files(store: Any, directory: Path, seed: int, n: int = 5000) -
         ("healthz", health),
     ):
         (directory / f"paths_{name}.txt").write_text("\n".join(paths) + "\n")
+    # the search log in time order, repeats kept: what the search cache sees in a shop
+    # (`search` above draws from the distinct queries, so nearly every request is new)
+    logged = searches[searches["query"].notna()].sort_values("timestamp", kind="stable")
+    log_paths = [f"/v1/search?q={quote(str(q))}&k=10" for q in logged["query"] if str(q).strip()]
+    (directory / "paths_search_log.txt").write_text("\n".join(log_paths) + "\n")
     # the events scenario draws known users and items (its wrk script makes the bodies)
     (directory / "event_users.txt").write_text(
         "\n".join(rng.sample(users, min(5000, len(users)))) + "\n"
@@ -584,6 +589,8 @@ def run_httpx(base: str, paths: Path, connections: int, duration: int, key: str)
 
 ROUTES = {
     "search": "/v1/search",
+    # the store's own search log replayed in time order (its repeats as shoppers made them)
+    "search_log": "/v1/search",
     "recommendations": "/v1/users/{user_id}/recommendations",
     "similar": "/v1/items/{item_id}/similar",
     "autocomplete": "/v1/autocomplete",
@@ -610,6 +617,19 @@ def server_time(base: str, route: str) -> tuple[float, float, float]:
         elif name.endswith("_duration_seconds_bucket") and 'le="0.05"' in line:
             fast += value
     return count, total, fast
+
+
+def search_cache_counts(base: str) -> tuple[float, float]:
+    """(hits, misses) of the server's search cache so far (summed over the worker that
+    answered /metrics only: with several workers a share of the searches)."""
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    counts = {"hits": 0.0, "misses": 0.0}
+    for line in text.splitlines():
+        for name in counts:
+            if line.startswith(f"shelfwise_search_cache_{name}_total "):
+                counts[name] = float(line.rsplit(" ", 1)[1])
+    return counts["hits"], counts["misses"]
 
 
 def server_side(
@@ -727,10 +747,14 @@ def measured(target: Target, route: str, run: Any) -> dict[str, Any]:
     (Prometheus histogram deltas), the CPU its processes used (share of one core) and the
     1-minute load average."""
     before = server_time(target.base, route)
+    cached = search_cache_counts(target.base)
     cpu0, t0 = tree_cpu_seconds(target.proc.pid), time.perf_counter()
     one: dict[str, Any] = run()
     wall = time.perf_counter() - t0
     cpu = tree_cpu_seconds(target.proc.pid) - cpu0
+    hits, misses = (a - b for a, b in zip(search_cache_counts(target.base), cached, strict=True))
+    if hits + misses > 0:  # searches without a user answered from the server's cache
+        one["search_cache_hit_rate"] = round(hits / (hits + misses), 4)
     one["server_cpu"] = round(cpu / wall, 3)
     # CPU the server spent per request: load-independent, unlike the wall times on a
     # shared machine; 1000 / it is what one core of the server's own could answer a second

@@ -143,6 +143,9 @@ class ServeSettings(_Section):
     """Answer the plain GETs of search, autocomplete, recommendations and similar items in
     plain ASGI (`serve.readlane`: the route's work and bytes, without FastAPI's routing and
     validation); off: every request goes through FastAPI."""
+    search_cache: int = Field(default=4096, ge=0, le=1_000_000)
+    """Answers of searches without a user kept in memory (an LRU emptied by every catalogue
+    change, `serve.search.SearchCache`); 0: off."""
     web_key: str | None = None
     """A `read,write` API key inlined into the storefront pages (like a publishable key);
     None: the pages call the API without a key (fine with `auth` off)."""

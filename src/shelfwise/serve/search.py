@@ -15,14 +15,23 @@ Dense retrieval (`SearchService.enable_dense`: MiniLM vectors of every live item
 from the on-disk embedding cache, only unseen texts embedded) failing to start leaves the
 service lexical; requests for semantic or hybrid search are then answered lexically with a
 `notice` saying why.
+
+`SearchCache` keeps the answers of searches without a user (the same query, filters,
+sort, page, facets and settings give the same page as long as the catalogue does not
+change): an LRU per service, emptied whenever the service's catalogue `revision`, its
+configuration, dense retriever, re-ranker or index changes, so an item upsert or delete is
+in the very next answer. Personalised searches are never cached.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +40,7 @@ import pandas as pd
 from shelfwise.search.service import SearchResponse, SearchService
 from shelfwise.serving import Engine
 
-__all__ = ["is_prepared", "search_answer", "served_search", "watch_catalog"]
+__all__ = ["SearchCache", "is_prepared", "search_answer", "served_search", "watch_catalog"]
 
 log = logging.getLogger(__name__)
 
@@ -201,3 +210,95 @@ def search_answer(service: SearchService, res: SearchResponse) -> dict[str, Any]
         "notice": notice,
         "query_info": info,
     }
+
+
+class SearchCache:
+    """An LRU of non-personalised search answers (`SearchResponse`) of one service at a
+    time, keyed by everything the answer depends on besides the service's state (the
+    caller's `key`: query, filters, sort, page, per page, facets, mode, understanding,
+    re-ranking, spelling correction).
+
+    The service's state is the stamp: its catalogue `revision` (bumped by every upsert,
+    delete and catalogue sync), its `config`, `dense`, `reranker` and `index` objects and
+    why dense retrieval is off. A lookup whose stamp differs from the entries' empties the
+    cache first (counted in `invalidations`), so an answer never outlives the catalogue it
+    was computed on. `size` 0 turns the cache off (every lookup a miss, nothing kept).
+    Thread-safe; a hit is a shallow copy with `query_info["took_ms"]` of the lookup and
+    `query_info["cached"]` true, so callers may not mutate what they get."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = max(0, int(size))
+        self._entries: OrderedDict[Hashable, SearchResponse] = OrderedDict()
+        self._stamp: tuple[Any, ...] | None = None
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.invalidations = 0
+
+    @staticmethod
+    def _stamp_of(service: SearchService) -> tuple[Any, ...]:
+        # the objects by identity (a swapped one is another state), then the values
+        objects = (service, service.config, service.dense, service.reranker, service.index)
+        return (*objects, (service.revision, dense_error(service)))
+
+    def _current(self, stamp: tuple[Any, ...]) -> bool:
+        old = self._stamp
+        if old is None:
+            return False
+        *objects, values = stamp
+        return all(a is b for a, b in zip(old[:-1], objects, strict=True)) and old[-1] == values
+
+    def get(
+        self, service: SearchService, key: Hashable, compute: Callable[[], SearchResponse]
+    ) -> SearchResponse:
+        """The cached answer for `key` on `service` as it is now, else `compute()` (kept
+        when the service did not change while it ran)."""
+        if self.size == 0:
+            with self._lock:
+                self.misses += 1
+            return compute()
+        t0 = time.perf_counter()
+        stamp = self._stamp_of(service)
+        with self._lock:
+            if not self._current(stamp):
+                if self._entries:
+                    self.invalidations += 1
+                self._entries.clear()
+                self._stamp = stamp
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+        if hit is not None:
+            took = round((time.perf_counter() - t0) * 1000.0, 3)
+            info = {**hit.query_info, "took_ms": took, "cached": True}
+            return dataclasses.replace(hit, query_info=info)
+        res = compute()
+        with self._lock:
+            # a change while computing: the answer may be of either state, keep none
+            if self._current(stamp) and self._current(self._stamp_of(service)):
+                self._entries[key] = res
+                if len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return res
+
+    def clear(self) -> None:
+        """Forget every answer (the counters stay)."""
+        with self._lock:
+            self._entries.clear()
+            self._stamp = None
+
+    def stats(self) -> dict[str, float | int]:
+        """hits, misses, hit_rate, entries, size, invalidations."""
+        with self._lock:
+            total = self.hits + self.misses
+            return {
+                "hits": self.hits,
+                "misses": self.misses,
+                "hit_rate": round(self.hits / total, 4) if total else 0.0,
+                "entries": len(self._entries),
+                "size": self.size,
+                "invalidations": self.invalidations,
+            }

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from shelfwise.search.filters import Filters, Sort
 from shelfwise.search.modes import SearchMode
+from shelfwise.search.service import SearchResponse
 from shelfwise.serve.deps import ReadDep, Services, ServicesDep, answer
 from shelfwise.serve.measure import experiments_of, served
 from shelfwise.serve.schemas import AutocompleteOut, SearchOut
-from shelfwise.serve.search import search_answer
+from shelfwise.serve.search import SearchCache, search_answer
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -120,21 +124,32 @@ def search_body(
     exposed = not (decision and decision.overridden({"mode": mode, "understand": understand}))
     mode = mode if mode is not None else settings.get("mode")
     understand = understand if understand is not None else settings.get("understand", True)
-    res = service.search(
-        q,
-        filters=filters,
-        sort=sort,
-        page=page,
-        per_page=per_page,
-        facets=facets,
-        user=user,
-        history=history,
-        history_weights=weights,
-        mode=mode,
-        understand=understand,
-        rerank=settings.get("rerank", True),
-        correct=correct,
-    )
+    rerank = bool(settings.get("rerank", True))
+
+    def compute() -> SearchResponse:
+        return service.search(
+            q,
+            filters=filters,
+            sort=sort,
+            page=page,
+            per_page=per_page,
+            facets=facets,
+            user=user,
+            history=history,
+            history_weights=weights,
+            mode=mode,
+            understand=understand,
+            rerank=rerank,
+            correct=correct,
+        )
+
+    if user is None:  # the same answer for everyone until the catalogue changes
+        # Filters holds dicts (unhashable); its repr names every field's value
+        flt = repr(filters)
+        key = (q, flt, sort, page, per_page, tuple(facets), mode, understand, rerank, correct)
+        res = search_cache(services).get(service, key, compute)
+    else:
+        res = compute()
     shaped = search_answer(service, res)
     request_id, shaped["items"] = served(
         services,
@@ -150,6 +165,46 @@ def search_body(
         model_version=services.engine.model_version,
     )
     return SearchOut(query=q, page=page, per_page=per_page, request_id=request_id, **shaped)
+
+
+def search_cache(services: Services) -> SearchCache:
+    """The app's cache of non-personalised search answers (`serve.search_cache` entries),
+    its counters exported at `/metrics` (`shelfwise_search_cache_{hits,misses}_total`,
+    `shelfwise_search_cache_entries`)."""
+    cache = services.extra.get("search_cache")
+    if cache is None:
+        made = SearchCache(services.settings.serve.search_cache)
+        cache = services.extra.setdefault("search_cache", made)
+        metrics = services.extra.get("metrics")
+        if cache is made and metrics is not None:
+            metrics.registry.register(_CacheCollector(made))
+    assert isinstance(cache, SearchCache)
+    return cache
+
+
+class _CacheCollector(Collector):
+    """The search cache's counters, read at scrape time."""
+
+    def __init__(self, cache: SearchCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.cache.stats()
+        for name in ("hits", "misses"):
+            yield CounterMetricFamily(
+                f"shelfwise_search_cache_{name}",
+                f"Searches without a user answered {'from' if name == 'hits' else 'past'} "
+                "the search cache.",
+                value=float(stats[name]),
+            )
+        yield GaugeMetricFamily(
+            "shelfwise_search_cache_entries",
+            "Answers in the search cache.",
+            value=float(stats["entries"]),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
 
 
 @router.get("/autocomplete", response_model=AutocompleteOut)
