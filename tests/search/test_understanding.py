@@ -249,3 +249,64 @@ def test_a_possessive_brand_query_finds_the_brand():
     res = service.search("burts bees lip balm")
     assert ids(res)[0] == "B1"
     assert res.query_info["brand"]["value"] == "Burt's Bees"
+
+
+def test_product_heads_read_the_title_name_part_and_the_category_leaf():
+    from shelfwise.search.understanding import leaf_heads, product_heads
+
+    a = Analyzer()
+    sep = " > "
+    tigi = product_heads(a, "Tigi Masterpiece Shine Hairspray 9.5 oz", "Beauty > Hair Sprays", sep)
+    assert tigi.heads == {"hairspray", "spray"}
+    assert tigi.name == ("tigi", "masterpiec", "shine", "hairspray")
+    # a model code after the product noun is not the head; the text after " - " is left out
+    plate = product_heads(a, "Nail Art Stamping Image Plate KD1", "Beauty > Nail Art", sep)
+    assert "plate" in plate.heads
+    assert product_heads(a, "Konad Image Plate - M51", "", sep).heads == {"plate"}
+    # "for" / "with" tails and commas end the name part
+    assert product_heads(a, "Eyeliner Brush for Gel Liner, Black", "", sep).heads == {"brush"}
+    assert leaf_heads(a, "Beauty > Tools > Makeup Brushes & Tools", sep) == {"brush", "tool"}
+    assert leaf_heads(a, "", sep) == set()
+
+
+def test_product_head_match_tells_the_thing_from_its_qualifier():
+    from shelfwise.search.understanding import product_heads
+
+    a = Analyzer()
+    nouns = frozenset({"brush", "holder", "glove", "set"})
+    sep = " > "
+    brush = product_heads(a, "Sigma F80 Flat Kabuki Brush", "Beauty > Brushes", sep)
+    holder = product_heads(a, "Sigma Brush Cup Holder", "Beauty > Brush Sets", sep)
+    shade = product_heads(a, "Zoya Nail Polish Blu", "Beauty > Nail Polish", sep)
+    other = product_heads(a, "Sigma Dry'n Shape", "Beauty > Brush Sets", sep)
+    assert brush.match("brush", nouns) == 1
+    assert holder.match("brush", nouns) == -1  # "brush" only qualifies the holder
+    assert shade.match("polish", nouns) == 1  # a shade name after the noun: still polish
+    assert product_heads(a, "Zoya Nail Polish Blu", "", sep).match("polish", nouns) == 0
+    assert other.match("brush", nouns) == 0
+
+
+def test_the_query_head_word_outside_the_brand_mention(service):
+    u = service.understanding
+    assert u.read("sonaro headphones").head == "headphon"
+    assert u.read("sonaro").head is None  # the head word is the brand
+    assert u.read("shampoo for men").head == "shampoo"
+
+
+def test_head_boost_puts_the_thing_asked_for_above_what_it_qualifies():
+    frame = pd.DataFrame(
+        [
+            ("A", "Sigma Brush Cup Holder", "Sigma", "Beauty > Holders"),
+            ("B", "Sigma Brush Cleaning Glove", "Sigma", "Beauty > Gloves"),
+            ("C", "Sigma Kabuki Brush", "Sigma", "Beauty > Tools"),
+            ("D", "Sigma Blending Brush", "Sigma", "Beauty > Tools"),
+        ],
+        columns=["item_id", "title", "brand", "category"],
+    )
+    plain = SearchService.build(frame, None, SearchConfig(head_boost=0.0))
+    assert "head" not in plain.search("sigma brushes").query_info
+    boosted = SearchService.build(frame, None, SearchConfig(head_boost=0.5))
+    res = boosted.search("sigma brushes")
+    # brushes first; the holder and the glove hold "brush" only as a qualifier
+    assert set(ids(res)[:2]) == {"C", "D"} and set(ids(res)[2:]) == {"A", "B"}
+    assert res.query_info["head"] == {"word": "brush", "boost": 0.5, "boosted": 2, "lowered": 2}

@@ -153,6 +153,13 @@ class SearchConfig(BaseModel):
     "eyeshadow" in "eyeshadow palette" qualifies a palette); other mentions are reported
     with `applied: none`. Cross-validated (see `SEARCH_K1`) against no category boost and
     a boost for any mention."""
+    head_boost: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Relative boost for the best `rescore_depth` matches whose head word (the title's
+    name part's last word, or a category leaf part's: `search.understanding.product_heads`)
+    is the query's head word, and the same share off those whose name holds it only as a
+    qualifier ("sigma brushes": brushes before a brush holder). Off by default: on
+    beauty-search-dev the nested query-level CV of `benchmarks/search_head_cv.py` found no
+    gain (0.8638 over three fold seeds against 0.8642 at 0)."""
     brand_filter_alone: bool = True
     """A query that is nothing but a brand filters to the brand instead of boosting it."""
     category_filter_alone: bool = False

@@ -114,7 +114,13 @@ from shelfwise.search.modes import SEARCH_MODES
 from shelfwise.search.persistence import load_service, save_service
 from shelfwise.search.query import ParsedQuery, QueryParser
 from shelfwise.search.typo import TypoIndex
-from shelfwise.search.understanding import QueryUnderstanding, Understood
+from shelfwise.search.understanding import (
+    ProductHeads,
+    QueryUnderstanding,
+    Understood,
+    leaf_heads,
+    product_heads,
+)
 from shelfwise.types import Results
 
 __all__ = [
@@ -164,6 +170,9 @@ class SearchService:
         self._understanding: QueryUnderstanding | None = None
         self._view: dict[str, np.ndarray] | None = None
         self._titles: dict[int, tuple[str, list[str]]] = {}
+        #: row -> (title, category, the product's head words), see `_head_hits`
+        self._heads: dict[int, tuple[str, str, ProductHeads]] = {}
+        self._nouns: tuple[int, frozenset[str]] = (-1, frozenset())
         #: (the index the ids are of, row -> (title, its term ids)), see `_title_ids`
         self._title_id_cache: tuple[BM25Index, dict[int, tuple[str, np.ndarray]]] | None = None
         self._lock = threading.RLock()
@@ -709,6 +718,15 @@ class SearchService:
             hit = self.filters.category.holds(codes, rows)
             gain += np.float32(cfg.category_boost) * hit
             category["boosted"] = int(hit.sum())
+        if read.head and cfg.head_boost > 0 and rows.size:
+            hit = self._head_hits(read.head, rows, rel)
+            gain += np.float32(cfg.head_boost) * hit
+            info["head"] = {
+                "word": read.head,
+                "boost": cfg.head_boost,
+                "boosted": int((hit > 0).sum()),
+                "lowered": int((hit < 0).sum()),
+            }
         if read.cheap is not None and cfg.understand_cheap != "off":
             price = self.filters.price[rows]
             known = np.isfinite(price)
@@ -734,6 +752,26 @@ class SearchService:
         if gain.any():
             rel = (rel + np.abs(rel) * gain).astype(np.float32)
         return rows, rel
+
+    def _head_hits(self, head: str, rows: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """For each of the best `rescore_depth` rows: 1 when `head` is one of its head
+        words, -1 when its name holds `head` only as a qualifier, else 0
+        (`ProductHeads.match`; cached per row while its title and category stay the same)."""
+        out = np.zeros(rows.size, dtype=np.float32)
+        cols = self._columns()
+        labels = self.filters.category.labels
+        if self._nouns[0] != len(labels):  # the catalogue's product nouns
+            nouns = set().union(*(leaf_heads(self.analyzer, c, CATEGORY_SEPARATOR) for c in labels))
+            self._nouns = (len(labels), frozenset(nouns))
+        for at in top_stable(rel, self.config.rescore_depth).tolist():
+            row = int(rows[at])
+            title, category = str(cols["title"][row] or ""), str(cols["category"][row] or "")
+            hit = self._heads.get(row)
+            if hit is None or hit[0] != title or hit[1] != category:
+                heads = product_heads(self.analyzer, title, category, CATEGORY_SEPARATOR)
+                hit = self._heads[row] = (title, category, heads)
+            out[at] = hit[2].match(head, self._nouns[1])
+        return out
 
     def _history_rows(
         self, ids: Sequence[str], weights: np.ndarray | None

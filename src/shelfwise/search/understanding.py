@@ -19,6 +19,13 @@ was detected.
   (an English noun phrase ends in the thing asked for: "tea tree oil shampoo" asks for a
   shampoo, not an oil; "serum for face" for a serum). `Understood.category_head` says
   whether the mention holds it (`SearchConfig.category_head_only` boosts only then).
+* **Head word**: `Understood.head` is the analysed head word (outside a brand mention);
+  `product_heads` reads a product's head words from its title (the last word of the
+  title's name part: before the first comma, bracket, dash, size number or "for" / "with"
+  tail) and its category leaf (the last word of each "&"-joined part: "Makeup Brushes &
+  Tools" -> brush, tool); the name part's other words qualify the head. So "sigma
+  brushes" can prefer brushes and leave brush holders and brush cleaning gloves, whose
+  names hold "brush" only as a qualifier, below them (`SearchConfig.head_boost`).
 
 Chinese (CJK) queries are not read here: their analysis is unchanged.
 """
@@ -34,10 +41,14 @@ from shelfwise.search.analysis import Analyzer, has_cjk
 __all__ = [
     "CHEAP_WORDS",
     "HEAD_TAIL_WORDS",
+    "ProductHeads",
     "QueryUnderstanding",
     "UnderstandingOptions",
     "Understood",
     "head_position",
+    "leaf_heads",
+    "name_terms",
+    "product_heads",
 ]
 
 CHEAP_WORDS = frozenset(
@@ -69,6 +80,67 @@ _UNIT_AFTER = re.compile(
 _WORD = re.compile(r"[^\W_]+(?:['\u2019\u02bc.\-][^\W_]+)*")
 HEAD_TAIL_WORDS = frozenset({"for", "with", "without"})
 """Words that start a noun phrase's tail: the head word is the last one before them."""
+
+
+_NAME_CUT = re.compile(
+    r"[,(\[{|:;/+]|\s[-\u2013\u2014]\s|\s(?:for|with|without|by|from|of)\s|\s\d",
+    re.IGNORECASE,
+)
+"""Where a product title's name part ends (its head word is the last word before it)."""
+_LEAF_SPLIT = re.compile(r"\s*(?:&|,|/|\band\b)\s*", re.IGNORECASE)
+
+
+def name_terms(analyzer: Analyzer, text: str) -> list[str]:
+    """The analysed words of a product title's name part: the words before the first
+    comma, bracket, dash, size number or "for" / "with" / "by" / "of" tail ("Tigi Shine
+    Hairspray 9.5 oz" -> tigi shine hairspray); the last is the title's head word."""
+    return analyzer.terms(_NAME_CUT.split(text, maxsplit=1)[0])
+
+
+@dataclass(frozen=True)
+class ProductHeads:
+    """What a product is, read from its title and category (`product_heads`)."""
+
+    heads: frozenset[str]
+    """The title's head word and the category leaf's parts' head words."""
+    name: tuple[str, ...]
+    """The analysed words of the title's name part, up to its head word."""
+
+    def match(self, head: str, nouns: frozenset[str]) -> int:
+        """1 when `head` is one of the product's head words; -1 when its name holds `head`
+        only before another product noun (`nouns`: the catalogue's category head words),
+        so `head` qualifies what the product is ("brush" in "Sigma Brush Cup Holder");
+        else 0."""
+        if head in self.heads:
+            return 1
+        if head in self.name:
+            at = len(self.name) - 1 - self.name[::-1].index(head)
+            if any(w != head and w in nouns for w in self.name[at + 1 :]):
+                return -1
+        return 0
+
+
+def leaf_heads(analyzer: Analyzer, category: str, separator: str) -> set[str]:
+    """The head words of a category path's leaf: the last word of each of its "&" / ","
+    / "and" parts ("Makeup Brushes & Tools" -> brush, tool)."""
+    parts = [p.strip() for p in (category or "").split(separator.strip()) if p.strip()]
+    out: set[str] = set()
+    for piece in _LEAF_SPLIT.split(parts[-1]) if parts else []:
+        terms = analyzer.terms(piece)
+        if terms:
+            out.add(terms[-1])
+    return out
+
+
+def product_heads(analyzer: Analyzer, title: str, category: str, separator: str) -> ProductHeads:
+    """The head words of a product: its title name part's last word without a digit
+    (`name_terms`; "Image Plate KD1" -> plate) and its category leaf's (`leaf_heads`)."""
+    words = name_terms(analyzer, title or "")
+    while words and any(c.isdigit() for c in words[-1]):
+        words.pop()  # a model or shade code after the product noun
+    heads = leaf_heads(analyzer, category, separator)
+    heads.update(words[-1:])
+    return ProductHeads(frozenset(heads), tuple(words))
 
 
 def _possessives(words: list[str]) -> tuple[list[str], list[str]]:
@@ -130,6 +202,9 @@ class Understood:
     only_mention: bool = False
     """The query is nothing but the brand / category mention (filter instead of boost)."""
     removed: list[str] = field(default_factory=list)
+    head: str | None = None
+    """The analysed head word of the query (`head_position`), None when it is part of the
+    brand mention or the query has no word."""
 
     @property
     def has_price(self) -> bool:
@@ -253,8 +328,6 @@ class QueryUnderstanding:
 
     def _mentions(self, out: Understood) -> None:
         o = self.options
-        if not (o.brand or o.category):
-            return
         words, texts = _possessives(_WORD.findall(out.text))
         keys = [self._key(w) for w in texts]
         n = len(words)
@@ -285,3 +358,5 @@ class QueryUnderstanding:
             out.only_mention = out.only_mention or size == n
         if out.brand and out.category:
             out.only_mention = False  # two mentions: boost both, filter neither
+        if 0 <= head < n and keys[head] and not any(a <= head < a + b for a, b in taken):
+            out.head = keys[head].split()[-1]
