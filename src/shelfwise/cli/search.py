@@ -24,8 +24,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shelfwise.settings import Settings
-
 if TYPE_CHECKING:
     from shelfwise.search.service import SearchService
     from shelfwise.store import Store
@@ -114,10 +112,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     from shelfwise.errors import StoreError
     from shelfwise.store import open_store
 
-    settings = Settings()
     facets = [f.strip() for f in args.facets.split(",") if f.strip()]
-    artifacts = Path(args.artifacts) if args.artifacts else settings.paths.artifacts
-    store_url = str(args.store or settings.store.url)
+    if args.artifacts and args.store:
+        artifacts, store_url = Path(args.artifacts), str(args.store)
+    else:  # the settings only when a default is needed (pydantic-settings costs ~0.2 s)
+        from shelfwise.settings import Settings
+
+        settings = Settings()
+        artifacts = Path(args.artifacts) if args.artifacts else settings.paths.artifacts
+        store_url = str(args.store or settings.store.url)
     history: list[str] | None = None
     bundle = served_bundle(artifacts)
     if bundle is None:
