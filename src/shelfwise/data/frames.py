@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shelfwise.data.schemas import Event, Item, User
 from shelfwise.data.time import naive_utc_column
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from shelfwise.data.schemas import Event, Item, User
 
 ITEM_COLUMNS: tuple[str, ...] = (
     "item_id",

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from shelfwise.data.schemas import CATEGORY_SEPARATOR
+from shelfwise.data.names import CATEGORY_SEPARATOR
 from shelfwise.errors import ConfigError
 from shelfwise.search.documents import attribute_dict
 

@@ -83,7 +83,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shelfwise.data.frames import ITEM_COLUMNS
-from shelfwise.data.schemas import CATEGORY_SEPARATOR
+from shelfwise.data.names import CATEGORY_SEPARATOR
 from shelfwise.errors import ConfigError, DataError, NotFittedError
 from shelfwise.search import catalog
 from shelfwise.search.analysis import Analyzer
