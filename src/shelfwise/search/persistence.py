@@ -16,8 +16,10 @@ A saved service is a directory without pickle:
 
 Loading is what a one-shot caller (`shelfwise search`) pays on every call, so nothing is
 rebuilt that can be read: the typo arrays are memory-mapped, the filter index is read as
-arrays, and the suggestions file is read but only turned into an `Autocomplete` when
-autocomplete or a catalogue change first needs it. A format-1 directory (before the typo
+arrays, the suggestions file is read but only turned into an `Autocomplete` when
+autocomplete or a catalogue change first needs it, and of the items file only the result
+columns are read (with pyarrow, no pandas) until the catalogue frame is first needed
+(`SearchService.items`: a catalogue change, dense retrieval, a rebuild). A format-1 directory (before the typo
 and filter files) still loads; its typo and filter indexes are rebuilt as before.
 """
 
