@@ -19,8 +19,9 @@ rebuilt that can be read: the typo arrays are memory-mapped, the filter index is
 arrays, the suggestions file is read but only turned into an `Autocomplete` when
 autocomplete or a catalogue change first needs it, and of the items file only the result
 columns are read (with pyarrow, no pandas) until the catalogue frame is first needed
-(`SearchService.items`: a catalogue change, dense retrieval, a rebuild). A format-1 directory (before the typo
-and filter files) still loads; its typo and filter indexes are rebuilt as before.
+(`SearchService.items`: a catalogue change, dense retrieval, a rebuild). A format-1
+directory (before the typo and filter files) still loads; its typo and filter indexes are
+rebuilt as before.
 """
 
 from __future__ import annotations
