@@ -209,3 +209,29 @@ def test_versions_list_activate_and_rollback(tmp_path: Path, capsys: Any) -> Non
     assert "active: v0001 (bundle)" in capsys.readouterr().out
     assert main(["versions", "rollback", *argv]) == 2  # nothing before v0001: a clear error
     assert "nothing to roll back" in capsys.readouterr().err
+
+
+def test_building_the_parser_reads_no_settings_and_defaults_come_from_them(monkeypatch):
+    """The parser is built without `Settings()` (no pydantic-settings, no train models);
+    a default from the settings is read after parsing, from the environment."""
+    script = (
+        "import sys; from shelfwise.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('pydantic_settings', 'shelfwise.settings', "
+        "'shelfwise.train.config', 'pandas', 'numpy') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+    from shelfwise.cli import build_parser
+    from shelfwise.cli.defaults import FromSettings, resolve
+
+    monkeypatch.setenv("SHELFWISE_PATHS__ARTIFACTS", "/srv/registry")
+    monkeypatch.setenv("SHELFWISE_TUNING__METRIC", "recall@20")
+    args = build_parser().parse_args(["tune", "--model", "ease", "--dataset", "x"])
+    assert isinstance(args.metric, FromSettings)
+    resolve(args)
+    assert args.metric == "recall@20" and args.models_dir == "/srv/registry"
+    assert args.trials is None and args.seed == 42
+    args = resolve(build_parser().parse_args(["build", "--artifacts", "here"]))
+    assert args.artifacts == "here"

@@ -77,7 +77,11 @@ with contextlib.redirect_stdout(out):
 heavy = ("lightgbm", "sklearn", "torch", "faiss", "sentence_transformers",
          "shelfwise.artifacts.bundle", "shelfwise.recommenders", "shelfwise.evaluation")
 loaded = sorted(m for m in heavy if m in sys.modules)
-print(json.dumps({"code": code, "loaded": loaded, "body": json.loads(out.getvalue())}))
+light = ("pandas", "pydantic_settings", "shelfwise.settings", "shelfwise.store.sql",
+         "onnxruntime", "transformers")
+report = {"code": code, "loaded": loaded, "body": json.loads(out.getvalue())}
+report["light_loaded"] = sorted(m for m in light if m in sys.modules)
+print(json.dumps(report))
 """
 
 
@@ -106,7 +110,36 @@ def test_search_from_a_bundle_leaves_the_heavy_modules_unimported(tmp_path, caps
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["code"] == 0 and report["loaded"] == []
+    # nor pandas, the settings (both flags given) or the store's classes: the DuckDB
+    # fingerprint is read through a read-only connection
+    assert report["light_loaded"] == []
     assert report["body"]["items"][0]["item_id"] == demo.items["item_id"].iloc[0]
+
+
+def test_the_duckdb_fingerprint_is_the_stores(tmp_path):
+    """`duckdb_fingerprint` reads what `Store.fingerprint()` gives, changes with a write,
+    and is None where it cannot read a DuckDB file (the caller opens the store then)."""
+    from shelfwise.cli.search import duckdb_fingerprint
+
+    path = tmp_path / "shop.duckdb"
+    demo = generate(DemoConfig(seed=5, n_items=60, n_users=10, days=2))
+    with open_store(f"duckdb:///{path}") as store:
+        store.ingest(items=demo.items)
+        before = store.fingerprint()
+    assert duckdb_fingerprint(f"duckdb:///{path}") == before
+    assert duckdb_fingerprint(str(path)) == before  # a plain .duckdb path
+    with open_store(str(path)) as store:
+        store.ingest(items=demo.items.iloc[[0]].assign(item_id="NEW-1"))
+        after = store.fingerprint()
+    assert after != before and duckdb_fingerprint(f"duckdb:///{path}") == after
+    assert duckdb_fingerprint(f"duckdb:///{tmp_path / 'missing.duckdb'}") is None
+    assert duckdb_fingerprint("duckdb:///:memory:") is None
+    assert duckdb_fingerprint("postgresql://shop@localhost/shop") is None
+    other = tmp_path / "other.duckdb"
+    import duckdb
+
+    duckdb.connect(str(other)).close()  # a DuckDB file that is no store
+    assert duckdb_fingerprint(f"duckdb:///{other}") is None
 
 
 def test_search_answers_while_another_process_holds_the_store(tmp_path, capsys):

@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from shelfwise.data.demo import DemoConfig, generate
 from shelfwise.errors import ConfigError
+from shelfwise.search.catalog import result_columns
 from shelfwise.search.filters import FilterIndex
 from shelfwise.search.persistence import FORMAT
 from shelfwise.search.service import SearchService
@@ -80,6 +82,28 @@ def test_suggestions_are_read_on_first_use(saved):
     for prefix in ("wire", "kett", "headphnes"):
         assert loaded.autocomplete(prefix, 5) == service.autocomplete(prefix, 5)
     assert loaded._suggestions is not None
+
+
+def test_the_items_frame_is_read_on_first_use_and_matches_the_result_arrays(saved):
+    """A loaded service answers from result arrays read with pyarrow; the pandas frame
+    is read only when first needed, and the arrays equal `result_columns` of that frame
+    value for value and type for type (NaN for a missing text, as pandas gives it)."""
+    service, directory = saved
+    loaded = SearchService.load(directory)
+    assert loaded._items is None  # not read by loading
+    assert answers(loaded, QUERIES) == answers(service, QUERIES)
+    assert loaded._items is None  # nor by searching
+    frame = loaded.items  # what loading read before it was deferred
+    assert frame.equals(pd.read_parquet(directory / "items.parquet"))
+    assert frame["item_id"].tolist() == service.items["item_id"].tolist()
+    expected = result_columns(frame)
+    assert loaded._view is not None and set(loaded._view) == set(expected)
+    for name, want in expected.items():
+        got = loaded._view[name]
+        assert got.dtype == want.dtype and got.flags.writeable
+        pairs = list(zip(got.tolist(), want.tolist(), strict=True))
+        assert all(type(a) is type(b) for a, b in pairs), name
+        assert all(a == b or (a != a and b != b) for a, b in pairs), name
 
 
 def test_live_changes_after_loading(saved, demo):

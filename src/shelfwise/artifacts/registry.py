@@ -43,10 +43,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from shelfwise.data.vocab import Vocabulary
 from shelfwise.errors import ConfigError, StoreError, UnknownIdError
 
 if TYPE_CHECKING:
+    from shelfwise.data.vocab import Vocabulary  # pandas: imported where a vocabulary is read
     from shelfwise.recommenders.base import Recommender
 
 Kind = Literal["bundle", "model"]
@@ -539,6 +539,8 @@ class Registry:
         if kind not in ("items", "users"):
             raise ValueError(f"kind must be 'items' or 'users', got {kind!r}")
         file = self.path(version) / f"{kind}.json"
+        from shelfwise.data.vocab import Vocabulary
+
         return Vocabulary.load(file) if file.exists() else None
 
 

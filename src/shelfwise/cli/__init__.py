@@ -9,12 +9,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shelfwise import __version__
+from shelfwise.cli.defaults import FromSettings, resolve
 from shelfwise.errors import ShelfwiseError
 from shelfwise.search.modes import SEARCH_MODES
-from shelfwise.settings import Settings
+
+if TYPE_CHECKING:
+    from shelfwise.settings import Settings
 
 log = logging.getLogger("shelfwise.cli")
 
@@ -29,7 +32,11 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _store_url(args: argparse.Namespace) -> str:
-    return str(args.store or Settings().store.url)
+    if args.store:
+        return str(args.store)
+    from shelfwise.settings import Settings
+
+    return str(Settings().store.url)
 
 
 def _parse_mapping(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -63,6 +70,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ds = load_dataset(args.dataset)
         frames = {"items": ds.items, "users": ds.users, "events": ds.events}
     else:
+        from shelfwise.settings import Settings
+
         mapping = _parse_mapping(args.map or [])
         bounds = Settings().ingest.time_bounds()
         for kind in ("items", "users", "events"):
@@ -158,6 +167,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _settings(search_mode: str | None = None, tune_budget: float | None = None) -> Settings:
     """`Settings()` from the environment, with `--search-mode` and `--tune-budget` winning
     when given."""
+    from shelfwise.settings import Settings
+
     settings = Settings()
     if search_mode:  # argparse checked the value
         settings = settings.with_(search={"mode": search_mode})
@@ -246,6 +257,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # the demo tunes its personalisation model (once: later runs reuse the choice)
     budget = args.tune_budget
     if budget is None:
+        from shelfwise.settings import Settings
+
         budget = Settings().tuning.demo_budget_seconds
     if args.no_serve:
         from shelfwise.artifacts import ensure_bundle
@@ -346,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         _store_arg(p)
         p.add_argument(
             "--artifacts",
-            default=str(Settings().paths.artifacts),
+            default=FromSettings("paths.artifacts", str),
             help="the artifacts registry (default: $SHELFWISE_PATHS__ARTIFACTS or var/artifacts)",
         )
         p.add_argument(
@@ -423,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `shelfwise` console script."""
     from shelfwise.cli.tune import search_target
 
-    args = build_parser().parse_args(search_target(sys.argv[1:] if argv is None else argv))
+    args = resolve(build_parser().parse_args(search_target(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from shelfwise.errors import ConfigError, DataError
-from shelfwise.settings import Settings
 
 log = logging.getLogger("shelfwise.cli")
 
@@ -168,7 +167,7 @@ def _judged_folder(args: argparse.Namespace) -> int:
         dataset,
         methods,
         k=args.k,
-        cache_dir=Settings().paths.embeddings,
+        cache_dir=_embeddings_dir(),
         ltr_cv=args.ltr_cv or 0,
         ltr_seeds=seeds,
         unjudged=args.unjudged,
@@ -254,7 +253,7 @@ def cmd_evaluate_search(args: argparse.Namespace) -> int:
             k=args.k,
             depth=args.depth,
             folds=args.folds,
-            cache_dir=Settings().paths.embeddings,
+            cache_dir=_embeddings_dir(),
             seed=args.seed,
             progress=not args.quiet,
         )
@@ -348,3 +347,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--torch-threads", type=int, default=None, help="CPU threads for embedding")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate_search)
+
+
+def _embeddings_dir() -> Path:
+    """The embedding cache folder of `Settings()` (constructed when a run needs it)."""
+    from shelfwise.settings import Settings
+
+    return Settings().paths.embeddings

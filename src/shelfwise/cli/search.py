@@ -24,8 +24,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shelfwise.settings import Settings
-
 if TYPE_CHECKING:
     from shelfwise.search.service import SearchService
     from shelfwise.store import Store
@@ -99,9 +97,65 @@ def _check_fresh(bundle: Path, fingerprint: str | None) -> None:
         )
 
 
+def duckdb_fingerprint(store_url: str) -> str | None:
+    """`Store.fingerprint()` of a DuckDB file store read through a read-only connection,
+    without opening the store (which imports pandas and creates or migrates its tables):
+    the `store_id` and `revision` rows of its `meta` table, as `SqlStore.fingerprint`
+    joins them. None when `store_url` is not a DuckDB file or the file cannot be read so
+    (missing, held by a writer process, no such rows): the caller opens the store then."""
+    text = store_url.strip()
+    if text.lower().startswith("duckdb://"):
+        path = text[len("duckdb://") :][1:]
+    elif "://" not in text and text.lower().endswith(".duckdb"):
+        path = text
+    else:
+        return None
+    if not path or path == ":memory:" or not Path(path).expanduser().is_file():
+        return None
+    import duckdb
+
+    try:
+        with duckdb.connect(str(Path(path).expanduser()), read_only=True) as con:
+            rows = con.execute(
+                "SELECT key, value FROM meta WHERE key IN ('store_id', 'revision')"
+            ).fetchall()
+    except duckdb.Error:
+        return None
+    meta = {str(k): str(v) for k, v in rows}
+    if set(meta) != {"store_id", "revision"}:
+        return None
+    return f"{meta['store_id']}-{meta['revision']}"
+
+
 def _user_history(store: Store, user: str) -> list[str]:
     mine = store.events(user_id=user, limit=200, newest_first=True)
     return [str(i) for i in mine["item_id"].dropna().tolist()]
+
+
+def _read_store(
+    store_url: str, bundle: Path, user: str | None
+) -> tuple[list[str] | None, str | None]:
+    """(`user`'s history or None, the store's fingerprint or None when the store could not
+    be read: a note says the bundle was not checked; with `user` the error is raised)."""
+    from shelfwise.errors import StoreError
+    from shelfwise.store import open_store
+
+    history: list[str] | None = None
+    try:
+        with open_store(store_url) as store:
+            fingerprint: str | None = store.fingerprint()
+            if user:
+                history = _user_history(store, user)
+    except StoreError as exc:
+        if user:
+            raise
+        fingerprint = None
+        print(
+            f"note: answered from bundle {bundle.name} without checking that it is "
+            f"current (the store could not be read: {exc})",
+            file=sys.stderr,
+        )
+    return history, fingerprint
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -111,17 +165,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     current?) and for `--user`'s history; a store another process holds (a running
     `shelfwise serve` on DuckDB) does not stop the search: a note says it was not checked.
     """
-    from shelfwise.errors import StoreError
-    from shelfwise.store import open_store
-
-    settings = Settings()
     facets = [f.strip() for f in args.facets.split(",") if f.strip()]
-    artifacts = Path(args.artifacts) if args.artifacts else settings.paths.artifacts
-    store_url = str(args.store or settings.store.url)
+    if args.artifacts and args.store:
+        artifacts, store_url = Path(args.artifacts), str(args.store)
+    else:  # the settings only when a default is needed (pydantic-settings costs ~0.2 s)
+        from shelfwise.settings import Settings
+
+        settings = Settings()
+        artifacts = Path(args.artifacts) if args.artifacts else settings.paths.artifacts
+        store_url = str(args.store or settings.store.url)
     history: list[str] | None = None
     bundle = served_bundle(artifacts)
     if bundle is None:
         from shelfwise.search.service import SearchService
+        from shelfwise.store import open_store
 
         log.info("no served bundle in %s: indexing the store's catalogue in memory", artifacts)
         with open_store(store_url) as store:
@@ -130,20 +187,10 @@ def cmd_search(args: argparse.Namespace) -> int:
                 history = _user_history(store, args.user)
     else:
         service = load_bundle_search(bundle)
-        try:
-            with open_store(store_url) as store:
-                fingerprint: str | None = store.fingerprint()
-                if args.user:
-                    history = _user_history(store, args.user)
-        except StoreError as exc:
-            if args.user:
-                raise
-            fingerprint = None
-            print(
-                f"note: answered from bundle {bundle.name} without checking that it is "
-                f"current (the store could not be read: {exc})",
-                file=sys.stderr,
-            )
+        # a DuckDB file's fingerprint is read without opening the store (pandas, schema)
+        fingerprint = None if args.user else duckdb_fingerprint(store_url)
+        if fingerprint is None:
+            history, fingerprint = _read_store(store_url, bundle, args.user)
         _check_fresh(bundle, fingerprint)
     res = service.search(
         args.query,

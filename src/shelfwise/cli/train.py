@@ -241,7 +241,7 @@ def _clean(value: Any) -> Any:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `shelfwise train` on the CLI's subparsers."""
-    from shelfwise.train.config import DEVICES, OPTIMIZERS, SCHEDULES
+    from shelfwise.train.choices import DEVICES, OPTIMIZERS, SCHEDULES
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "train",

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from shelfwise.cli.defaults import FromSettings
 from shelfwise.errors import ConfigError
-from shelfwise.settings import Settings
 
 log = logging.getLogger("shelfwise.cli")
 
@@ -164,15 +164,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="candidates of --model auto, comma-separated (default: ease,itemknn,userknn,"
         "als,svd,bpr)",
     )
-    defaults = Settings().tuning
+    # defaults from `Settings().tuning`, read only when `tune` runs (`cli.defaults`)
     p.add_argument(
-        "--metric", default=defaults.metric, help=f"validation metric (default {defaults.metric})"
+        "--metric",
+        default=FromSettings("tuning.metric"),
+        help="validation metric (default: $SHELFWISE_TUNING__METRIC, else ndcg@10)",
     )
-    p.add_argument("--trials", type=int, default=defaults.trials, help="trials in the study "
-                   "(default 50, or unlimited with --timeout; grid: every point)")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=defaults.timeout, help="time budget in seconds")
-    p.add_argument("--sampler", default=defaults.sampler, help=f"one of {', '.join(SAMPLERS)}")
-    p.add_argument("--pruner", default=defaults.pruner, help=f"one of {', '.join(PRUNERS)}")
+    p.add_argument("--trials", type=int, default=FromSettings("tuning.trials"),
+                   help="trials in the study (default 50, or unlimited with --timeout; "
+                   "grid: every point)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=FromSettings("tuning.timeout"),
+                   help="time budget in seconds")  # fmt: skip
+    p.add_argument("--sampler", default=FromSettings("tuning.sampler"),
+                   help=f"one of {', '.join(SAMPLERS)}")  # fmt: skip
+    p.add_argument("--pruner", default=FromSettings("tuning.pruner"),
+                   help=f"one of {', '.join(PRUNERS)}")  # fmt: skip
     p.add_argument("--cv", type=int, default=1, help="K-fold cross-validation on train (K>=2)")
     p.add_argument(
         "--storage",
@@ -198,14 +204,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--models-dir",
-        default=str(Settings().paths.artifacts),
+        default=FromSettings("paths.artifacts", str),
         help="the artifacts registry the tuned version is saved in (default var/artifacts, "
         "where `shelfwise build` and `serve` keep their bundles)",
     )
     p.add_argument("--report-dir", default=None, help="default: the registry's reports/STUDY")
     p.add_argument("--json", help="also write the result JSON here")
     p.add_argument("--html", help="also write the HTML report here")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="split and sampler seed")
+    p.add_argument("--seed", type=int, default=FromSettings("tuning.seed"),
+                   help="split and sampler seed")  # fmt: skip
     p.add_argument("--grid-points", type=int, default=4, help="grid values per numeric range")
     p.add_argument(
         "--max-eval-users", type=int, default=None, help="validation users per fold (sampled)"

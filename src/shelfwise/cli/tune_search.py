@@ -23,11 +23,14 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from shelfwise.cli.defaults import FromSettings
 from shelfwise.errors import ConfigError
 from shelfwise.search.modes import SEARCH_MODES
-from shelfwise.settings import Settings
+
+if TYPE_CHECKING:
+    from shelfwise.settings import Settings
 
 log = logging.getLogger("shelfwise.cli")
 
@@ -71,6 +74,7 @@ def _service_and_judged(args: argparse.Namespace, settings: Settings) -> tuple[A
 
 def cmd_tune_search(args: argparse.Namespace) -> int:
     """Tune, report the cross-validated comparison, write and activate the bundle."""
+    from shelfwise.settings import Settings
     from shelfwise.tuning.search import SearchTuneSettings, tune_search
 
     settings = Settings()
@@ -133,7 +137,6 @@ def _summary(
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `shelfwise tune-search` on the CLI's subparsers."""
-    settings = Settings()
     p: argparse.ArgumentParser = subparsers.add_parser(
         "tune-search",
         help="tune the search ranking parameters (Optuna, query-level CV) and serve them",
@@ -148,7 +151,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--corpus", default=None,
                    help="tune a service built from this dataset (with --judgements); "
                    "writes no bundle")  # fmt: skip
-    p.add_argument("--artifacts", default=str(settings.paths.artifacts),
+    p.add_argument("--artifacts", default=FromSettings("paths.artifacts", str),
                    help="the artifacts registry (default: var/artifacts)")  # fmt: skip
     p.add_argument("--bundle", default=None, help="the bundle to tune (default: the active one)")
     p.add_argument("--mode", choices=("auto", *SEARCH_MODES), default=None,

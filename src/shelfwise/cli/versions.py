@@ -76,7 +76,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add `shelfwise versions {list,activate,rollback}`."""
-    from shelfwise.settings import Settings
+    from shelfwise.cli.defaults import FromSettings
 
     p = sub.add_parser("versions", help="list, activate and roll back bundles and tuned models")
     versions = p.add_subparsers(dest="versions_command", required=True)
@@ -84,7 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     def common(q: argparse.ArgumentParser) -> None:
         q.add_argument(
             "--artifacts",
-            default=str(Settings().paths.artifacts),
+            default=FromSettings("paths.artifacts", str),
             help="the artifacts registry (default: $SHELFWISE_PATHS__ARTIFACTS or var/artifacts)",
         )
 

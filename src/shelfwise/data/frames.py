@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from shelfwise.data.schemas import Event, Item, User
 from shelfwise.data.time import naive_utc_column
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from shelfwise.data.schemas import Event, Item, User
 
 ITEM_COLUMNS: tuple[str, ...] = (
     "item_id",
@@ -61,6 +64,8 @@ def _row(record: Item | User | Event) -> dict[str, Any]:
 
 def records_to_frame(kind: str, records: Iterable[Item | User | Event]) -> pd.DataFrame:
     """Validated records -> a frame in the canonical layout of `kind`."""
+    import pandas as pd
+
     columns = COLUMNS[kind]
     frame = pd.DataFrame([_row(r) for r in records], columns=list(columns))
     return conform(kind, frame)
@@ -68,6 +73,8 @@ def records_to_frame(kind: str, records: Iterable[Item | User | Event]) -> pd.Da
 
 def conform(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Cast a frame with the canonical columns to the canonical dtypes (a copy)."""
+    import pandas as pd
+
     columns = COLUMNS[kind]
     absent = [c for c in _OPTIONAL_COLUMNS.get(kind, ()) if c not in frame.columns]
     if absent:
@@ -91,6 +98,8 @@ def conform(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 def empty_frame(kind: str) -> pd.DataFrame:
     """A frame with no rows in the canonical layout of `kind`."""
+    import pandas as pd
+
     frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in COLUMNS[kind]})
     return conform(kind, frame)
 

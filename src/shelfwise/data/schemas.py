@@ -18,7 +18,6 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import (
@@ -30,21 +29,11 @@ from pydantic import (
     model_validator,
 )
 
-CATEGORY_SEPARATOR = " > "
-
-
-class EventType(StrEnum):
-    """What a user did."""
-
-    VIEW = "view"
-    CLICK = "click"
-    ADD_TO_CART = "add_to_cart"
-    PURCHASE = "purchase"
-    RATING = "rating"
-    SEARCH = "search"
-
-
-EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
+# defined in `data.names` (search and the settings read them without these models);
+# the names stay importable from here
+from shelfwise.data.names import CATEGORY_SEPARATOR as CATEGORY_SEPARATOR
+from shelfwise.data.names import EVENT_TYPES as EVENT_TYPES
+from shelfwise.data.names import EventType as EventType
 
 
 def utcnow() -> datetime:

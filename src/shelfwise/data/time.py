@@ -9,12 +9,14 @@ dropped, a naive time is read as UTC already.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from shelfwise.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "MICROS_PER_DAY",
@@ -31,6 +33,8 @@ MICROS_PER_DAY = SECONDS_PER_DAY * 1_000_000
 
 def naive_utc(value: datetime | pd.Timestamp | str | Any) -> pd.Timestamp:
     """One time (aware, naive = UTC, ISO text, ...) as a naive UTC `pd.Timestamp`."""
+    import pandas as pd
+
     ts = pd.Timestamp(value)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
@@ -40,6 +44,8 @@ def naive_utc(value: datetime | pd.Timestamp | str | Any) -> pd.Timestamp:
 def point_micros(value: datetime | pd.Timestamp | str, name: str) -> int:
     """One time as microseconds since the epoch (naive = UTC); `ConfigError` naming the
     parameter `name` when `value` is not a time."""
+    import pandas as pd
+
     try:
         ts = naive_utc(value)
     except (TypeError, ValueError) as exc:
@@ -52,6 +58,8 @@ def point_micros(value: datetime | pd.Timestamp | str, name: str) -> int:
 def naive_utc_column(values: pd.Series) -> pd.Series:
     """A timestamp column (aware, naive = UTC, text or datetimes) as naive UTC
     `datetime64[us]`; missing values stay NaT."""
+    import pandas as pd
+
     ts = pd.to_datetime(values, utc=True)
     return ts.dt.tz_localize(None).astype("datetime64[us]")
 
@@ -61,6 +69,8 @@ def micros(values: pd.Series, fix: str = "drop or fix them") -> np.ndarray:
 
     A missing timestamp raises `DataError` with the row count and `fix`, what to do about it.
     """
+    import pandas as pd
+
     ts = pd.to_datetime(values)
     if isinstance(ts.dtype, pd.DatetimeTZDtype):
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)

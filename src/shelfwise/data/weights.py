@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from shelfwise.data.schemas import EVENT_TYPES
+from shelfwise.data.names import EVENT_TYPES
 
 __all__ = ["EVENT_TYPE_WEIGHTS", "weighted_types"]
 

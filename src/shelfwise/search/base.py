@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
 from shelfwise.types import Results
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from shelfwise.search.service import SearchService
     from shelfwise.search.understanding import Understood
 

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from shelfwise.data.frames import ITEM_COLUMNS
 from shelfwise.errors import DataError, UnknownIdError
@@ -32,6 +31,8 @@ from shelfwise.search.base import Updatable
 from shelfwise.search.documents import item_documents
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from shelfwise.search.service import SearchService
 
 __all__ = [
@@ -84,6 +85,8 @@ def update_result_columns(
 
 def canonical_items(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy with every canonical item column (defaults for missing ones), ids as str."""
+    import pandas as pd
+
     if "item_id" not in frame:
         raise DataError("items need an 'item_id' column")
     if "title" not in frame:
@@ -127,6 +130,8 @@ def event_popularity(
     half_life_days: float | None,
 ) -> np.ndarray:
     """Weighted, time-decayed event counts per row (0 for items without events)."""
+    import pandas as pd
+
     out = np.zeros(n_rows, dtype=np.float64)
     if events is None or events.empty or "item_id" not in events:
         return out
@@ -191,6 +196,8 @@ def rows_of(service: SearchService, ids: Iterable[str]) -> np.ndarray:
 def upsert(service: SearchService, frame: pd.DataFrame) -> dict[str, int]:
     """Add new items to `service` and replace existing ones (see
     `SearchService.upsert_items`); returns `{"inserted", "updated"}`."""
+    import pandas as pd
+
     new = canonical_items(frame)
     if new.empty:
         return {"inserted": 0, "updated": 0}
@@ -279,6 +286,8 @@ def sync(
 ) -> dict[str, int]:
     """Bring `service` in step with the catalogue `frame` (see
     `SearchService.sync_catalog`); returns `{"upserted", "deleted"}`."""
+    import pandas as pd
+
     n, m = len(service.items), len(frame)
     if alive is not None and len(alive) != m:
         raise DataError(f"alive has {len(alive)} entries for {m} catalogue rows")

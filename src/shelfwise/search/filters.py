@@ -30,15 +30,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from shelfwise.data.schemas import CATEGORY_SEPARATOR
+from shelfwise.data.names import CATEGORY_SEPARATOR
 from shelfwise.errors import ConfigError
 from shelfwise.search.documents import attribute_dict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DEFAULT_FACETS",
@@ -375,6 +377,8 @@ class FilterIndex:
 
     def set_rows(self, rows: np.ndarray, items: pd.DataFrame) -> None:
         """(Re)index `items` at `rows` (rows may extend the index at its end)."""
+        import pandas as pd
+
         rows = np.asarray(rows, dtype=np.int64)
         n = max(self.n_rows, int(rows.max()) + 1 if rows.size else 0)
         grow = n - self.n_rows

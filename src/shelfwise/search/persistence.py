@@ -16,9 +16,12 @@ A saved service is a directory without pickle:
 
 Loading is what a one-shot caller (`shelfwise search`) pays on every call, so nothing is
 rebuilt that can be read: the typo arrays are memory-mapped, the filter index is read as
-arrays, and the suggestions file is read but only turned into an `Autocomplete` when
-autocomplete or a catalogue change first needs it. A format-1 directory (before the typo
-and filter files) still loads; its typo and filter indexes are rebuilt as before.
+arrays, the suggestions file is read but only turned into an `Autocomplete` when
+autocomplete or a catalogue change first needs it, and of the items file only the result
+columns are read (with pyarrow, no pandas) until the catalogue frame is first needed
+(`SearchService.items`: a catalogue change, dense retrieval, a rebuild). A format-1
+directory (before the typo and filter files) still loads; its typo and filter indexes are
+rebuilt as before.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from shelfwise.errors import ConfigError, NotFittedError
 from shelfwise.search.autocomplete import Autocomplete
@@ -40,6 +42,8 @@ from shelfwise.search.synonyms import Synonyms
 from shelfwise.search.typo import TypoIndex
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from shelfwise.search.service import SearchService
 
 __all__ = ["FORMAT", "READS", "load_service", "save_service"]
@@ -100,8 +104,16 @@ def load_service(cls: type[SearchService], directory: Path) -> SearchService:
     service.synonyms = Synonyms.from_dict(meta.get("synonyms", {}))
     service.index = BM25Index.load(directory / "bm25")
     service.analyzer = service.index.analyzer
-    service.items = _read_items(directory / "items.parquet")
-    service.id_to_row = {i: r for r, i in enumerate(service.items["item_id"].tolist())}
+    items_path = directory / "items.parquet"
+    if version == 1:
+        service.items = _read_items(items_path)
+        ids = service.items["item_id"].tolist()
+    else:
+        # the result fields straight from the file; the frame (pandas) when first needed
+        service._view = _read_result_columns(items_path)
+        service.defer_items(lambda: _read_items(items_path))
+        ids = service._view["item_id"].tolist()
+    service.id_to_row = {i: r for r, i in enumerate(ids)}
     with np.load(directory / "state.npz", allow_pickle=False) as state:
         service.popularity = state["popularity"].astype(np.float64)
     if version == 1:
@@ -109,7 +121,7 @@ def load_service(cls: type[SearchService], directory: Path) -> SearchService:
         service.filters = FilterIndex.build(service.items)
     else:
         service.words = _load_typo(directory)
-        service.filters = _load_filters(directory, len(service.items))
+        service.filters = _load_filters(directory, len(ids))
     raw = (directory / "autocomplete.json").read_bytes()
     service.defer_suggestions(lambda: Autocomplete.from_dict(json.loads(raw)))
     for name, path in meta.get("components", {}).items():
@@ -131,7 +143,40 @@ the pool on a busy machine took 1.2 s of wall time: `benchmarks/cli_search.py`).
 
 
 def _read_items(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.read_parquet(path, use_threads=path.stat().st_size > THREADED_READ_BYTES)
+
+
+def _read_result_columns(path: Path) -> dict[str, np.ndarray]:
+    """`catalog.result_columns` of the items file, read with pyarrow alone (no pandas):
+    the same values and types as from `pd.read_parquet` (a missing text is NaN, as pandas'
+    `str` columns give it; a missing `in_stock` False), writable arrays of their own."""
+    import pyarrow.parquet as pq
+
+    names = ("item_id", "title", "brand", "category", "price", "in_stock")
+    threads = path.stat().st_size > THREADED_READ_BYTES
+    # `ParquetFile.read`, not `read_table`: that one imports `pyarrow.dataset`, whose
+    # Cython module imports pandas
+    with pq.ParquetFile(path) as file:
+        table = file.read(columns=list(names), use_threads=threads)
+    n = table.num_rows
+    out: dict[str, np.ndarray] = {}
+    nan = float("nan")
+    for name in ("item_id", "title", "brand", "category"):
+        values = table.column(name).to_pylist()
+        arr = np.empty(n, dtype=object)
+        if name == "item_id":
+            arr[:] = [str(v) for v in values]
+        else:
+            arr[:] = [nan if v is None else v for v in values]
+        out[name] = arr
+    # from Python values: `ChunkedArray.to_numpy` imports pandas
+    price = table.column("price").to_pylist()
+    out["price"] = np.array([nan if v is None else v for v in price], dtype=np.float64)
+    stock = table.column("in_stock").to_pylist()
+    out["in_stock"] = np.fromiter((bool(v) for v in stock), dtype=bool, count=n)
+    return out
 
 
 def _load_typo(directory: Path) -> TypoIndex:

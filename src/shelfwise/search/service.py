@@ -78,13 +78,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from shelfwise.data.frames import ITEM_COLUMNS
-from shelfwise.data.schemas import CATEGORY_SEPARATOR
+from shelfwise.data.names import CATEGORY_SEPARATOR
 from shelfwise.errors import ConfigError, DataError, NotFittedError
 from shelfwise.search import catalog
 from shelfwise.search.analysis import Analyzer
@@ -123,6 +122,9 @@ from shelfwise.search.understanding import (
 )
 from shelfwise.types import Results
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "SearchConfig",
     "SearchResponse",
@@ -159,7 +161,11 @@ class SearchService:
         #: Makes the suggestions on first use when they are not in memory yet (a loaded
         #: service reads them only when autocomplete or a catalogue change needs them).
         self._suggestions_source: Callable[[], Autocomplete] | None = None
-        self.items = pd.DataFrame(columns=list(ITEM_COLUMNS))
+        #: The catalogue frame (`items`), or None until `_items_source` reads it: a loaded
+        #: service answers queries from its result arrays and reads the frame (and imports
+        #: pandas) only when a catalogue change, dense retrieval or a rebuild needs it.
+        self._items: pd.DataFrame | None = None
+        self._items_source: Callable[[], pd.DataFrame] | None = None
         self.popularity = np.zeros(0, dtype=np.float64)
         self.id_to_row: dict[str, int] = {}
         self.dense: Retriever | None = None
@@ -239,6 +245,35 @@ class SearchService:
     def suggestions(self, value: Autocomplete) -> None:
         self._suggestions = value
         self._suggestions_source = None
+
+    @property
+    def items(self) -> pd.DataFrame:
+        """The catalogue in the canonical item columns, row i = index row i (read from its
+        source on first use; an empty frame for a new service)."""
+        if self._items is None:
+            with self._lock:
+                if self._items is None:
+                    source = self._items_source
+                    if source is None:
+                        import pandas as pd
+
+                        self._items = pd.DataFrame(columns=list(ITEM_COLUMNS))
+                    else:
+                        self._items = source()
+                    self._items_source = None
+        return self._items
+
+    @items.setter
+    def items(self, value: pd.DataFrame) -> None:
+        with self._lock:
+            self._items = value
+            self._items_source = None
+
+    def defer_items(self, source: Callable[[], pd.DataFrame]) -> None:
+        """Read the catalogue frame with `source()` when it is first needed."""
+        with self._lock:
+            self._items = None
+            self._items_source = source
 
     def defer_suggestions(self, source: Callable[[], Autocomplete]) -> None:
         """Make the suggestions with `source()` when they are first needed."""
@@ -365,7 +400,8 @@ class SearchService:
             out.words = self.words
             out.filters = self.filters
             out.suggestions = self.suggestions
-            out.items = self.items
+            with self._lock:  # a frame not read yet stays unread in both
+                out._items, out._items_source = self._items, self._items_source
             out.popularity = self.popularity
             out.id_to_row = self.id_to_row
             out.dense, out.fusion, out.reranker = self.dense, self.fusion, self.reranker

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shelfwise.data.schemas import EVENT_TYPES
+from shelfwise.data.names import EVENT_TYPES
 
 __all__ = ["EngineConfig", "StepName"]
 

@@ -12,28 +12,21 @@ reaches the trainer without a second namespace.
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shelfwise.errors import ConfigError
-
-OptimizerName = Literal[
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adadelta", "lbfgs"
-]
-ScheduleName = Literal[
-    "constant", "step", "exponential", "cosine", "warmup_cosine", "warmup_linear", "one_cycle",
-    "plateau",
-]  # fmt: skip
-InitName = Literal[
-    "default", "normal", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"
-]
-DeviceName = Literal["auto", "cpu", "cuda"]
-
-OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
-SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
-INITS: tuple[str, ...] = get_args(InitName)
-DEVICES: tuple[str, ...] = get_args(DeviceName)
+from shelfwise.train.choices import (
+    DEVICES,
+    INITS,
+    OPTIMIZERS,
+    SCHEDULES,
+    DeviceName,
+    InitName,
+    OptimizerName,
+    ScheduleName,
+)
 
 _CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS, "device": DEVICES}
 
