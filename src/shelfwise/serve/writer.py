@@ -20,14 +20,14 @@ Two ways in:
   loop with ONE `call_soon_threadsafe`, instead of one thread-safe wake-up per request.
 - `submit` / `write` (threads, tests): a `concurrent.futures.Future` per request.
 
-The gathering window adapts to the store's pace: after each write it is set to that write's
-wall time, within `gather_seconds` and `GATHER_STRETCH` times it. On a crowded machine a
-write and the event loop's answer-and-parse round both take longer, and with the fixed
-window the clients answered by one group came back after the next had closed (groups of
-half the clients); a window as long as the write lets them join (DuckDB, 64 closed-loop
-clients at load ~12: 31 events per commit with 5 ms, 58 to 64 with 20 ms, 0.85 to 0.88
-instead of 1.09 to 1.26 ms of server CPU per event, benchmarks/events_load.py). Where writes
-are quick, the window stays at `gather_seconds`.
+The gathering window adapts to the store's pace: after each write it is set to twice that
+write's wall time, within `gather_seconds` and `GATHER_STRETCH` times it. On a crowded
+machine a write and the event loop's answer-and-parse round both take longer, and with the
+fixed window the clients answered by one group came back after the next had closed (groups
+of half the clients). DuckDB, 64 closed-loop clients, load 10 to 13
+(benchmarks/events_load.py): 31 events per commit with 5 ms, 58 to 64 with a fixed 20 ms,
+33 to 41 with the write's own wall time, 43 to 62 with twice it. Where writes are quick,
+the window stays at `gather_seconds`.
 
 A group is written with `Store.append_event_records` (one report per request). If that
 fails, each request of the group is retried alone, so a request whose events the store
@@ -167,7 +167,7 @@ class EventWriter:
         finally:  # the next group gathers about as long as this one took (module doc)
             took = time.perf_counter() - started
             base = self.gather_seconds
-            self._batches.gather_seconds = min(max(took, base), base * GATHER_STRETCH)
+            self._batches.gather_seconds = min(max(2 * took, base), base * GATHER_STRETCH)
 
     def _write_group(self, parcels: list[_Parcel]) -> None:
         live = [
