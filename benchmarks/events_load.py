@@ -250,6 +250,35 @@ def server_cpu_seconds(session: int) -> float:
     return total / tick
 
 
+#: The data folder of the cluster this script started (its server's CPU is counted too).
+PG_DATA: list[Path] = []
+
+
+def db_server_cpu_seconds() -> float | None:
+    """CPU seconds of the script's PostgreSQL cluster so far: the postmaster, its live
+    processes and those that ended (their time is added to the postmaster's when it
+    reaps them); None without one (DuckDB, or `--postgres-url`)."""
+    if not PG_DATA:
+        return None
+    try:
+        postmaster = int((PG_DATA[0] / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if pid == postmaster:  # utime, stime, cutime, cstime
+            total += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == postmaster:  # field 4 of stat: the parent
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def wait_until_quiet(session: int, limit_s: float = 300.0) -> float:
     """Wait until the server's processes use under 5% of a CPU for a second: /readyz
     answers from whichever worker got the request, while another may still be loading its
@@ -263,6 +292,27 @@ def wait_until_quiet(session: int, limit_s: float = 300.0) -> float:
             break
         before = now
     return round(time.monotonic() - started, 1)
+
+
+def commit_counters(port: int) -> tuple[float, float] | None:
+    """(group commits, events written by them) from the server's /metrics, or None when it
+    does not answer them (with several workers, whichever worker took the scrape: two
+    scrapes may reach different ones, so the ratio is kept for one process only)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("shelfwise_event_commits_total", "shelfwise_event_commit_events_total"):
+            values[name] = float(value)
+    if len(values) < 2:
+        return None
+    return values["shelfwise_event_commits_total"], values["shelfwise_event_commit_events_total"]
 
 
 WRK_SCRIPT = ROOT / "benchmarks" / "events_wrk.lua"
@@ -321,8 +371,10 @@ def run_level(
         )
         return time.perf_counter() - start
 
+    commits_before = commit_counters(port)
     load_before = os.getloadavg()[0]
     cpu_before = server_cpu_seconds(session)
+    db_before = db_server_cpu_seconds()
     own_before = os.times()
     if client == "wrk":
         if batch != 1:
@@ -340,7 +392,13 @@ def run_level(
         p50 = float(np.percentile(lat, 50)) if len(lat) else None
         p99 = float(np.percentile(lat, 99)) if len(lat) else None
     cpu = server_cpu_seconds(session) - cpu_before
+    db_after = db_server_cpu_seconds()
+    db_cpu = db_after - db_before if db_after is not None and db_before is not None else None
     own = os.times()
+    commits_after = commit_counters(port)
+    per_commit = None
+    if commits_before and commits_after and commits_after[0] > commits_before[0]:
+        per_commit = (commits_after[1] - commits_before[1]) / (commits_after[0] - commits_before[0])
     client_cpu = (own.user + own.system + own.children_user + own.children_system) - (
         own_before.user + own_before.system + own_before.children_user + own_before.children_system
     )
@@ -360,18 +418,37 @@ def run_level(
         "server_cpu_s": round(cpu, 2),
         "server_cpu_ms_per_request": round(1000 * cpu / requests, 3),
         "server_cpu_ms_per_event": round(1000 * cpu / max(out["acked"], 1), 4),
+        # PostgreSQL's own processes (the script's cluster), and the two together
+        "db_server_cpu_ms_per_event": (
+            round(1000 * db_cpu / max(out["acked"], 1), 4) if db_cpu is not None else None
+        ),
+        "total_cpu_ms_per_event": round(1000 * (cpu + (db_cpu or 0.0)) / max(out["acked"], 1), 4),
+        # events per group commit (one process only: see bench_backend)
+        "events_per_commit": round(per_commit, 1) if per_commit is not None else None,
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
 def summarise(runs: list[dict]) -> dict:
     """One level's repeats: median, min and max of each figure, and every run."""
-    figures = ("events_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
+    figures = (
+        "events_per_s",
+        "p50_ms",
+        "p99_ms",
+        "server_cpu_ms_per_request",
+        "total_cpu_ms_per_event",
+        "events_per_commit",
+    )
     return {
         "client": runs[0].get("client", "python"),
         "clients": runs[0]["clients"],
         "events_per_request": runs[0]["events_per_request"],
-        **{f: spread([float(r[f]) for r in runs if r[f] is not None]) for f in figures},
+        **{
+            f: spread(values)
+            if (values := [float(r[f]) for r in runs if r.get(f) is not None])
+            else None
+            for f in figures
+        },
         "errors": sum(r["errors"] for r in runs),
         "acked_events": sum(r["acked_events"] for r in runs),
         "runs": runs,
@@ -394,6 +471,8 @@ def bench_backend(name: str, url: str, artifacts: Path, args: argparse.Namespace
             for client, batch in plan:
                 for clients in args.clients:
                     run = run_level(port, key, clients, batch, args, proc.pid, client)
+                    if workers > 1:  # the scrapes reached whichever worker: not a ratio
+                        run["events_per_commit"] = None
                     log.info("%s %s", name, run)
                     runs.setdefault((client, batch, clients), []).append(run)
     finally:
@@ -456,6 +535,7 @@ def main() -> None:
         elif name == "postgresql":
             cluster = None if args.postgres_url else Cluster(work / "pg")
             url = args.postgres_url or cluster.start()  # type: ignore[union-attr]
+            PG_DATA[:] = [cluster.data] if cluster is not None else []
             try:
                 results.append(bench_backend(name, url, work / "artifacts-pg", args))
             finally:
@@ -475,7 +555,8 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(
         f"{'backend':<11} {'client':<6} {'clients':>7} {'ev/req':>6} {'events/s (min-max)':>22} "
-        f"{'p50 ms':>7} {'p99 ms (min-max)':>18} {'cpu ms/req':>10}"
+        f"{'p50 ms':>7} {'p99 ms (min-max)':>18} {'cpu ms/req':>10} {'all cpu ms/ev':>13} "
+        f"{'ev/commit':>9}"
     )
     for r in results:
         for level in r["levels"]:
@@ -486,7 +567,9 @@ def main() -> None:
                 f"{eps['median']:>8.0f} ({eps['min']:.0f}-{eps['max']:.0f}){'':>4} "
                 f"{level['p50_ms']['median']:>7.1f} "
                 f"{p99['median']:>7.1f} ({p99['min']:.0f}-{p99['max']:.0f}) "
-                f"{level['server_cpu_ms_per_request']['median']:>10.2f}"
+                f"{level['server_cpu_ms_per_request']['median']:>10.2f} "
+                f"{(level['total_cpu_ms_per_event'] or {}).get('median', float('nan')):>13.3f} "
+                f"{(level['events_per_commit'] or {}).get('median', float('nan')):>9.1f}"
             )
 
 

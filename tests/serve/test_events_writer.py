@@ -169,3 +169,19 @@ def test_write_async_raises_what_the_store_refused_and_after_close(store: Store)
     with pytest.raises(StoreError, match="shut down"):
         asyncio.run(post([_event("late")]))
     assert set(store.events()["event_id"]) == {"ok"}
+
+
+def test_the_gathering_window_follows_the_write_time_within_its_bounds(store: Store) -> None:
+    writer = EventWriter(store, gather_seconds=0.25)
+    try:
+        assert isinstance(store, SqlStore)
+        with store._lock:  # the next write waits for this "transaction": a slow write
+            slow = writer.submit([_event("slow")])
+            threading.Event().wait(1.2)
+        assert slow.result(timeout=30).events == 1
+        # 1.2 s and more, capped at GATHER_STRETCH (4) times the setting
+        assert writer._batches.gather_seconds == pytest.approx(1.0)
+        writer.write([_event("quick")])  # a write of a few ms: back to the setting
+        assert writer._batches.gather_seconds == pytest.approx(0.25)
+    finally:
+        writer.close()

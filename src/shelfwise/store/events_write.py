@@ -26,11 +26,13 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
+from threading import RLock
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from shelfwise.errors import StoreError
 from shelfwise.store.base import IngestReport
 from shelfwise.store.rows import (
     BIGINT,
@@ -61,6 +63,7 @@ class EventWriteSql:
 
     placeholder: ClassVar[str]
     double_type: ClassVar[str]
+    _lock: RLock  # the store's (`SqlStore`)
     _REVISION_SQL: ClassVar[str] = REVISION_SQL
 
     # -- what the store supplies ----------------------------------------------------------
@@ -92,10 +95,11 @@ class EventWriteSql:
 
     # Above this many event ids, the dedupe lookup joins a staged id table instead of
     # passing the ids as one array parameter.
-    _ID_LOOKUP_LIST_MAX = 2000
+    _ID_LOOKUP_LIST_MAX: ClassVar[int] = 2000
     # Up to this many ids, a lookup lists them as `IN (?, ...)`: cheaper than an array
-    # parameter for the few ids of a request (DuckDB plans the array as a join).
-    _ID_LOOKUP_IN_MAX = 16
+    # parameter for the few ids of a request (DuckDB plans the array as a join, a scan of
+    # the whole column: DuckDB sets it to `_ID_LOOKUP_LIST_MAX`).
+    _ID_LOOKUP_IN_MAX: ClassVar[int] = 16
 
     def _lookup_ids(self, table: str, column: str, ids: Sequence[str]) -> set[str]:
         """Which of `ids` are in `table.column` (a unique index on both backends)."""
@@ -162,6 +166,20 @@ class EventWriteSql:
     #: write transaction takes the revision row lock first.
     _single_writer: ClassVar[bool] = False
 
+    #: The errors a unique-index violation raises, where a group commit inserts its events
+    #: without looking their ids up first (DuckDB: a conflict can only be a stored
+    #: `event_id` there, `seq` being assigned by the one writer). Empty: look the ids up
+    #: first (PostgreSQL, where the lookup travels with the revision update in one round
+    #: trip).
+    _id_conflicts: ClassVar[tuple[type[Exception], ...]] = ()
+
+    def _known_users(self) -> set[str] | None:
+        """User ids known to have a `users` row, which a group commit need not look up;
+        None: look every user up. Where a store keeps one (DuckDB: one writer process, so
+        only its own `erase_user` removes a row, and drops the id), the group commit adds
+        the users of every group it committed."""
+        return None
+
     def _take_seqs(self, n: int, bump_revision: bool = False) -> int:
         """Reserve `n` consecutive sequence numbers (and with `bump_revision` move the
         revision too) in one statement; returns the first."""
@@ -205,7 +223,7 @@ class EventWriteSql:
         return new, self._insert_event_stage(rows)
 
     def _append_event_columns(
-        self, cols: Columns, revision: str = "done"
+        self, cols: Columns, revision: str = "done", trust_ids: bool = False
     ) -> tuple[np.ndarray, list[str]]:
         """`_append_events` for `Columns` (EVENT_COLUMNS, no repeated event_id): the few
         rows of the request path, without pandas. Returns the same (mask, users created).
@@ -215,10 +233,17 @@ class EventWriteSql:
         the row lock that orders the writers of several processes) or "with_seqs" (moved
         with the sequence numbers, one statement; see `_single_writer`). Where the driver
         batches statements (`_batched`: PostgreSQL's pipeline), the revision update and the
-        lookup travel together, and so do the inserts: two round trips before the commit."""
+        lookup travel together, and so do the inserts: two round trips before the commit.
+
+        `trust_ids`: the event ids are not looked up; the unique `event_id` index refuses
+        a stored one in the INSERT (`_id_conflicts`), and the caller writes the group again
+        with the lookup (`_append_batches`)."""
         ids = cols["event_id"]
         users = list(dict.fromkeys(cols["user_id"]))
-        present = [i for i in ids if i is not None]
+        cached = self._known_users()
+        if cached is not None:  # only the users not seen yet are looked up
+            users = [u for u in users if u not in cached]
+        present = [] if trust_ids else [i for i in ids if i is not None]
         few = max(len(present), len(users)) <= self._ID_LOOKUP_LIST_MAX  # no staging (COPY)
         with self._batched() if few else nullcontext():
             if revision == "first":
@@ -244,8 +269,9 @@ class EventWriteSql:
                 self._set_meta("next_seq", str(first + n))
             return new, self._insert_event_stage(pd.DataFrame(cols))
         first_time: dict[str, datetime] = {}  # of the users with a stored event, in order
+        unknown = set(users) - known  # (the cached users are known)
         for user_id, ts in zip(cols["user_id"], cols["timestamp"], strict=True):
-            if user_id not in known and (user_id not in first_time or ts < first_time[user_id]):
+            if user_id in unknown and (user_id not in first_time or ts < first_time[user_id]):
                 first_time[user_id] = ts
         with self._batched():
             if revision != "with_seqs":
@@ -357,9 +383,9 @@ class EventWriteSql:
         for user_id, batch in zip(cols["user_id"], batch_of.tolist(), strict=True):
             first_batch.setdefault(user_id, batch)
 
-        def work() -> tuple[list[IngestReport], bool]:
+        def work(trust_ids: bool = False) -> tuple[list[IngestReport], bool]:
             revision = "with_seqs" if self._single_writer else "first"
-            new, created = self._append_event_columns(cols, revision)
+            new, created = self._append_event_columns(cols, revision, trust_ids)
             stored = np.bincount(batch_of[new], minlength=len(sizes))
             users = np.zeros(len(sizes), dtype=np.int64)
             for user_id in created:  # a created user counts for the batch of its first event
@@ -375,4 +401,36 @@ class EventWriteSql:
             ]
             return reports, bool(new.any())
 
-        return self._writing("append_event_batches", work, bump_revision=False)
+        trust = bool(self._id_conflicts) and any(i is not None for i in cols["event_id"])
+        with self._lock:  # (reentrant) the cached users move with the commit
+            return self._append_committed(work, first_batch, trust)
+
+    def _append_committed(
+        self,
+        work: Callable[[bool], tuple[list[IngestReport], bool]],
+        first_batch: Mapping[str, int],
+        trust_ids: bool,
+    ) -> list[IngestReport]:
+        """`work` in one transaction (trusting the ids first where `_id_conflicts`), then
+        the group's users into `_known_users`."""
+        reports: list[IngestReport] | None = None
+        if trust_ids:
+            # Most ids are new: insert without looking them up; a stored one makes the
+            # unique index refuse the INSERT, which rolls back, and the group is written
+            # again with the lookup (a group with a duplicate costs two transactions, one
+            # without a query less: see `_id_conflicts`).
+            try:
+                reports = self._writing(
+                    "append_event_batches", lambda: work(True), bump_revision=False
+                )
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, self._id_conflicts):
+                    raise
+        if reports is None:
+            reports = self._writing(
+                "append_event_batches", lambda: work(False), bump_revision=False
+            )
+        cached = self._known_users()
+        if cached is not None:  # committed: every user of the group has its row now
+            cached.update(first_batch)
+        return reports
