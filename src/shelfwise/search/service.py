@@ -798,8 +798,10 @@ class SearchService:
         self, parsed: ParsedQuery, allowed: np.ndarray, info: dict[str, Any] | None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """`_lexical`'s `should` matching over only the rows a query term occurs in
-        (`BM25Index.score_and_match_rows`): the same rows and scores as the dense path."""
-        cand, scores, masks = self.index.score_and_match_rows(parsed.groups)
+        (`BM25Index.score_and_match_rows`) that match at least `required_matches` of its
+        groups (the others cannot match): the same rows and scores as the dense path."""
+        need = self.required_matches(len(parsed.groups))
+        cand, scores, masks = self.index.score_and_match_rows(parsed.groups, need)
         match = allowed[cand] & (scores > 0)
         if parsed.split_groups and masks:
             self._check_splits(parsed, scores, masks, match, cand)
@@ -848,11 +850,19 @@ class SearchService:
         its title ("sun" in the category and "screen" in the title is not "sunscreen"),
         score the row by the group's other alternatives (in place), or un-match it. The
         arrays are catalogue-long, or, with `cand` (the rows of the last
-        `BM25Index.score_and_match_rows` in this thread), over those rows only."""
+        `BM25Index.score_and_match_rows` in this thread), over those rows only (a term's
+        scores there from `BM25Index.candidate_values`)."""
         n = scores.size
 
-        def at(rows: np.ndarray) -> np.ndarray:  # rows -> places in the arrays
-            return rows if cand is None else self.index.candidate_places(rows)
+        def values(term: int) -> tuple[np.ndarray, np.ndarray]:  # (score, present) per place
+            if cand is not None:
+                return self.index.candidate_values(term)
+            rows, vals = self.index.postings(term)
+            got = np.zeros(n, dtype=np.float32)
+            got[rows] = vals
+            present = np.zeros(n, dtype=bool)
+            present[rows] = True
+            return got, present
 
         def row_of(places: np.ndarray) -> np.ndarray:
             return places if cand is None else cand[places]
@@ -861,15 +871,14 @@ class SearchService:
             single = np.zeros(n, dtype=np.float32)
             for alt in parsed.groups[g]:
                 if len(alt) == 1:
-                    rows, vals = self.index.postings(alt[0][0])
-                    np.maximum.at(single, at(rows), vals * np.float32(alt[0][1]))
+                    np.maximum(single, values(alt[0][0])[0] * np.float32(alt[0][1]), out=single)
             weight = next(alt[0][1] for alt in parsed.groups[g] if len(alt) == 2)
             part = np.zeros(n, dtype=np.float32)
             have = np.zeros(n, dtype=np.int32)
             for t in (ta, tb):
-                rows, vals = self.index.postings(t)
-                part[at(rows)] += vals * np.float32(weight)
-                have[at(rows)] += 1
+                vals, present = values(t)
+                part += vals * np.float32(weight)
+                have += present
             # rows the split form decides: it matched and scored above the other forms
             via = np.flatnonzero((have == 2) & (part > single) & match & masks[g])
             via_rows = row_of(via)
