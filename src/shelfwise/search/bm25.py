@@ -623,9 +623,13 @@ class BM25Index:
         need = max(int(min_match), 1)
         try:  # each row's number of matched groups, by passes over the groups' hit rows
             for group in groups:
+                hits = self._group_hits(group, post)
+                if len(hits) == 1:  # one row set: each row once
+                    count[hits[0]] += 1
+                    continue
                 scratch.stamp += 1
                 token = scratch.stamp
-                for hit in self._group_hits(group, post):
+                for hit in hits:
                     new = hit[seen[hit] != token]
                     seen[new] = token
                     count[new] += 1
