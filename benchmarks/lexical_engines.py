@@ -3,7 +3,7 @@ full `SearchService` lexical path and tantivy, one process, one thread, same cor
 queries.
 
     python benchmarks/lexical_engines.py [--sizes 12k,100k,1m] [--ngrams 500] [--repeats 3]
-                                         [--k 10] [--seed 7]
+                                         [--k 10] [--seed 7] [--no-hybrid] [--slowest 20]
                                          [--out benchmarks/results/lexical_engines.json]
 
 **Corpus.** `12k` is the 12,101 real Amazon Beauty products (`load_dataset("amazon-beauty")`:
@@ -62,7 +62,9 @@ Each engine runs the query list `--repeats` times (after one warm-up pass); q/s 
 over the pass's wall time, p50/p99 over the pass's per-query latencies; the JSON keeps every
 pass and the spread (min..max). `cpu_p50_ms` / `cpu_p99_ms` are the same over each query's
 CPU time (`time.thread_time`), which a machine shared with other jobs inflates less than
-wall time (a preempted query waits without using CPU). Writes
+wall time (a preempted query waits without using CPU). `--slowest N` keeps the service's
+N slowest queries by median CPU time (`service_slowest`: with and without facets, the match
+count, and the mean cumulative CPU time of each service stage in 5 more, profiled, calls). Writes
 `benchmarks/results/lexical_engines.json`.
 """
 
@@ -200,9 +202,13 @@ def variant_queries(qs: Sequence[str], seed: int) -> list[str]:
 
 
 def timed_passes(
-    fn: Callable[[Any], Any], inputs: Sequence[Any], repeats: int
+    fn: Callable[[Any], Any],
+    inputs: Sequence[Any],
+    repeats: int,
+    cpu_times: list[np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], list[Any]]:
-    """Run `fn` on every input `repeats` times after a warm-up pass; q/s and latency."""
+    """Run `fn` on every input `repeats` times after a warm-up pass; q/s and latency
+    (each pass's per-query CPU seconds appended to `cpu_times` when given)."""
     outputs = [fn(x) for x in inputs]  # warm-up, and the answers
     passes = []
     for _ in range(repeats):
@@ -217,6 +223,8 @@ def timed_passes(
             cpu[i] = time.thread_time() - c0
             lat[i] = time.perf_counter() - t0
         wall = time.perf_counter() - t_all
+        if cpu_times is not None:
+            cpu_times.append(cpu)
         passes.append(
             {
                 "qps": round(len(inputs) / wall, 1),
@@ -397,10 +405,20 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
         def serve_nofacets(q: str) -> Any:
             return svc.search(q, mode="lexical", per_page=k, facets=())
 
-        engines["service"], _ = timed_passes(serve, qs, args.repeats)
+        cpu: list[np.ndarray] = []
+        engines["service"], _ = timed_passes(serve, qs, args.repeats, cpu)
         log.info("%s: service %s", label, _brief(engines["service"]))
-        engines["service-nofacets"], _ = timed_passes(serve_nofacets, qs, args.repeats)
+        cpu_nofacets: list[np.ndarray] = []
+        engines["service-nofacets"], _ = timed_passes(
+            serve_nofacets, qs, args.repeats, cpu_nofacets
+        )
         log.info("%s: service-nofacets %s", label, _brief(engines["service-nofacets"]))
+        if args.slowest:
+            out["service_slowest"] = slowest_queries(
+                svc, qs, np.median(cpu, axis=0), np.median(cpu_nofacets, axis=0), args
+            )
+            for row in out["service_slowest"]:
+                log.info("%s: slow %s", label, row)
         if args.hybrid:
             out["hybrid_dense_side"] = hybrid_engines(svc, qs, args, engines, label)
     else:
@@ -433,6 +451,69 @@ def run_size(label: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     base = engines["tantivy"]["qps"]
     out["qps_vs_tantivy"] = {name: round(e["qps"] / base, 2) for name, e in engines.items()}
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+#: the service's stages that `slowest_queries` times (cumulative, from one profiled call)
+STAGES = {
+    "understand": ("service.py", "_understand"),
+    "parse": ("query.py", "parse"),
+    "score_and_match": ("bm25.py", "score_and_match_rows"),
+    "check_splits": ("service.py", "_check_splits"),
+    "proximity": ("service.py", "_proximity"),
+    "matched_in": ("service.py", "_matched_in"),
+    "lexical": ("service.py", "_lexical"),
+    "order": ("filters.py", "order"),
+    "facets": ("filters.py", "facets"),
+    "describe": ("service.py", "describe"),
+    "search": ("service.py", "search"),
+}
+
+
+PROFILED_CALLS = 5
+
+
+def slowest_queries(
+    service: SearchService,
+    qs: Sequence[str],
+    cpu: np.ndarray,
+    cpu_nofacets: np.ndarray,
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """The `--slowest` queries by median CPU time of the `service` row, each with its
+    median CPU ms with and without facets, the match count, and a breakdown: the
+    cumulative CPU ms of the service's stages (`STAGES`), the mean of `PROFILED_CALLS`
+    more calls under cProfile (the profiler inflates them; read them as shares)."""
+    import cProfile
+    import pstats
+
+    out: list[dict[str, Any]] = []
+    for i in np.argsort(-cpu, kind="stable")[: args.slowest].tolist():
+        q = qs[i]
+        profile = cProfile.Profile(time.thread_time)  # CPU time, as the rows report
+        profile.enable()
+        for _ in range(PROFILED_CALLS):
+            response = service.search(q, mode="lexical", per_page=args.k)
+        profile.disable()
+        stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+        stages: dict[str, float] = {}
+        for (path, _, func), (_, _, _, cumulative, _) in stats.items():
+            for name, (file, wanted) in STAGES.items():
+                if func == wanted and path.endswith(file):
+                    ms = cumulative * 1e3 / PROFILED_CALLS
+                    stages[name] = round(stages.get(name, 0.0) + ms, 3)
+        parsed = service.parse(q)
+        out.append(
+            {
+                "query": q,
+                "cpu_ms": round(float(cpu[i]) * 1e3, 3),
+                "cpu_nofacets_ms": round(float(cpu_nofacets[i]) * 1e3, 3),
+                "total": response.total,
+                "alternatives": sum(map(len, parsed.groups)),
+                "split_groups": len(parsed.split_groups),
+                "profiled_ms": stages,
+            }
+        )
     return out
 
 
@@ -630,6 +711,12 @@ def main() -> None:
         choices=("auto", "flat", "hnsw", "ivf"),
         help="the hybrid rows' DenseIndex kind (auto: what the service builds, flat up to "
         "50,000 items, else hnsw)",
+    )
+    parser.add_argument(
+        "--slowest",
+        type=int,
+        default=0,
+        help="keep the N slowest SearchService queries (median CPU) with a stage breakdown",
     )
     parser.add_argument(
         "--label-suffix", default="", help="appended to each size's key in --out (e.g. -tiled)"

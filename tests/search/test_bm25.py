@@ -280,3 +280,48 @@ def test_amazon_beauty_titles_match_bm25s():
         above = res.scores > res.scores[-1] + 1e-4
         ref_above = scores[0][keep] > res.scores[-1] + 1e-4
         assert set(res.ids[above].tolist()) == set(docs[0][keep][ref_above].tolist())
+
+
+def test_score_and_match_rows_equals_the_dense_path_over_rows_matching_enough_groups():
+    """`score_and_match_rows(groups, min_match)` gives exactly the rows whose dense match
+    count reaches `min_match`, with the dense path's scores and masks bit for bit, and
+    `candidate_values` each term's scores at those rows; random groups with weighted and
+    phrase alternatives, before and after upserts (delta segment) and deletions."""
+    rng = np.random.default_rng(3)
+    words = ["red", "blue", "mug", "cup", "tea", "coffee", "eye", "liner", "eyeliner"]
+    words += ["lip", "stick", "gloss", "oil", "serum"]
+
+    def texts(n: int) -> list[str]:
+        return [" ".join(rng.choice(words, size=int(rng.integers(0, 7)))) for _ in range(n)]
+
+    index = BM25Index(BM25Config(fields={"title": 1.0, "brand": 0.5})).index(
+        {"title": texts(300), "brand": [str(rng.choice(["acme", "zen", ""])) for _ in range(300)]}
+    )
+    checked = 0
+    for _round in range(2):
+        for _ in range(60):
+            groups = [
+                [
+                    [(int(t), float(rng.choice([1.0, 0.45]))) for t in rng.integers(0, 15, size=k)]
+                    for k in rng.integers(1, 3, size=int(rng.integers(1, 4)))
+                ]
+                for _ in range(int(rng.integers(1, 5)))
+            ]
+            need = int(rng.integers(1, len(groups) + 1))
+            rows, scores, masks = index.score_and_match_rows(groups, need)
+            dense, dense_masks = index.score_and_match(groups)
+            want = np.flatnonzero(np.sum(dense_masks, axis=0) >= need)
+            assert np.array_equal(rows, want)
+            assert np.array_equal(scores, dense[want])
+            assert all(np.array_equal(m, d[want]) for m, d in zip(masks, dense_masks, strict=True))
+            for t in range(index.n_terms):
+                vals, present = index.candidate_values(t)
+                at, got = index.postings(t)
+                full = np.zeros(index.n_docs, np.float32)
+                full[at] = got
+                assert np.array_equal(vals, full[want]) and np.array_equal(present, full[want] > 0)
+            checked += rows.size > 0
+        changed = np.unique(rng.integers(0, index.n_docs, size=15))
+        index.upsert(changed, {"title": ["red mug eyeliner"] * changed.size})
+        index.delete(rng.integers(0, index.n_docs, size=4).tolist())
+    assert index.delta_rows and checked > 60

@@ -201,3 +201,23 @@ def test_sparse_should_matching_equals_the_dense_path_after_updates():
     assert deleted not in rows
     assert int(service.rows_of(["NEW"])[0]) in rows
     assert int(service.rows_of(["I3"])[0]) in rows
+
+
+def test_pair_counts_by_bits_equal_the_pair_by_pair_loop():
+    """The all-pairs-at-once proximity count (one int64 of group bits per title word) gives
+    the same adjacent / near counts as the reference loop over each pair and offset, on
+    random titles with words in several groups and unknown words."""
+    from shelfwise.search.service import _pair_counts, _pair_counts_each
+
+    rng = np.random.default_rng(5)
+    for n_groups in (2, 3, 6, 12):
+        member = rng.random((9, n_groups)) < 0.3
+        member[-1] = False  # the last code: no query word
+        lengths = rng.integers(0, 14, size=40)
+        flat = rng.integers(0, member.shape[0], size=int(lengths.sum()))
+        owner = np.repeat(np.arange(lengths.size), lengths)
+        for window in (1, 2, 4):
+            got = _pair_counts(member, flat, owner, lengths.size, window, n_groups - 1)
+            want = _pair_counts_each(member[flat], owner, lengths.size, window, n_groups - 1)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+            assert want[0].any() and want[1].any()

@@ -66,8 +66,8 @@ term's score)."""
 _FORMAT = 2
 
 
-#: per thread, a catalogue-long mask and row -> candidate map that
-#: `BM25Index.score_and_match_rows` reuses (the mask is left clear after each query)
+#: per thread, the catalogue-long scratch arrays `BM25Index.score_and_match_rows` reuses
+#: (the counts are left clear after each query) and its last candidate rows
 _SCRATCH = threading.local()
 
 
@@ -594,70 +594,126 @@ class BM25Index:
         return out, matched
 
     def score_and_match_rows(
-        self, groups: Sequence[Group]
+        self, groups: Sequence[Group], min_match: int = 1
     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        """`score_and_match` over only the rows some query term occurs in: (rows, sorted,
-        their scores, per group the boolean mask over those rows). The same scores,
-        bit for bit, and the same matches as the dense path (the same float32 operations
-        in the same order), with arrays as long as the matches rather than the catalogue."""
+        """`score_and_match` over only the rows that match at least `min_match` (>= 1) of
+        the groups: (rows, sorted, their scores, per group the boolean mask over those
+        rows). For those rows the same scores, bit for bit, and the same matches as the
+        dense path (the same float32 operations in the same order: a term absent from a row
+        adds 0 and a maximum with 0 keeps the best), with arrays as long as the matches
+        rather than the catalogue. A row that only holds part of a phrase alternative (the
+        "beauti" of "beauti blender", in every product's category) matches no group, so it
+        is not a candidate and its posting is only looked up at the candidates."""
         self._check()
-        posts = [[[(self.postings(t), w) for t, w in alt] for alt in group] for group in groups]
-        parts = [p[0] for group in posts for alt in group for p, _ in alt]
-        if not parts:
+        post: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
+        for group in groups:
+            for alt in group:
+                for t, _ in alt:
+                    if t not in post:
+                        post[t] = self._sorted_postings(t)
+        if not post:
             return (
                 np.zeros(0, np.int64),
                 np.zeros(0, np.float32),
                 [np.zeros(0, bool) for _ in groups],
             )
         n = self.n_docs
-        scratch = getattr(_SCRATCH, "arrays", None)
-        if scratch is None or scratch[0].size < n:
-            scratch = _SCRATCH.arrays = (np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64))
-        mark, slot = scratch
-        try:  # the union of the rows, by one pass over a catalogue-long mask
-            for rows in parts:
-                mark[rows] = True
-            cand = np.flatnonzero(mark[:n])
-            mark[cand] = False  # the scratch mask is clear again for the next query
-        except BaseException:
-            mark[:] = False
-            raise
+        scratch = _scratch(n)
+        count, seen = scratch.count, scratch.seen
+        need = max(int(min_match), 1)
+        try:  # each row's number of matched groups, by passes over the groups' hit rows
+            for group in groups:
+                hits = self._group_hits(group, post)
+                if len(hits) == 1:  # one row set: each row once
+                    count[hits[0]] += 1
+                    continue
+                scratch.stamp += 1
+                token = scratch.stamp
+                for hit in hits:
+                    new = hit[seen[hit] != token]
+                    seen[new] = token
+                    count[new] += 1
+            cand = np.flatnonzero(count[:n] >= need)
+        finally:
+            count[:n] = 0  # the scratch counts are clear again for the next query
+        scratch.place(cand, self)
         m = cand.size
-        slot[cand] = np.arange(m)  # row -> its place among the candidates
+        at = scratch.values = {t: scratch.values_at(p) for t, p in post.items()}
         out = np.zeros(m, dtype=np.float32)
         matched: list[np.ndarray] = []
-        for group, gposts in zip(groups, posts, strict=True):
+        for group in groups:
             hit = np.zeros(m, dtype=bool)
             if len(group) == 1:
-                for (rows, vals), w in gposts[0]:
-                    at = slot[rows]
-                    out[at] += vals if w == 1.0 else vals * np.float32(w)
-                    hit[at] = True
+                for t, w in group[0]:
+                    vals, present = at[t]
+                    out += vals if w == 1.0 else vals * np.float32(w)
+                    hit |= present
             else:
                 best = np.zeros(m, dtype=np.float32)
-                for alt, aposts in zip(group, gposts, strict=True):
+                for alt in group:
                     if len(alt) == 1:
-                        (rows, vals), w = aposts[0]
-                        at = slot[rows]
-                        best[at] = np.maximum(best[at], vals * np.float32(w))
-                        hit[at] = True
+                        t, w = alt[0]
+                        vals, present = at[t]
+                        np.maximum(best, vals * np.float32(w), out=best)
+                        hit |= present
                     else:
                         acc = np.zeros(m, dtype=np.float32)
                         have = np.zeros(m, dtype=np.int32)
-                        for (rows, vals), w in aposts:
-                            at = slot[rows]
-                            acc[at] += vals * np.float32(w)
-                            have[at] += 1
+                        for t, w in alt:
+                            vals, present = at[t]
+                            acc += vals * np.float32(w)
+                            have += present
                         np.maximum(best, acc, out=best)
                         hit |= have >= len({t for t, _ in alt})
                 out += best
             matched.append(hit)
         return cand, out, matched
 
-    def candidate_places(self, rows: np.ndarray) -> np.ndarray:
-        """Places among the candidates of this thread's last `score_and_match_rows` of
-        `rows`, which must be among those candidates (any query term's postings are)."""
-        return np.asarray(_SCRATCH.arrays[1][rows])
+    def candidate_values(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """(score, present) of `term` at each candidate row of this thread's last
+        `score_and_match_rows` on this index (score 0 where the term is absent)."""
+        scratch = getattr(_SCRATCH, "scratch", None)
+        if scratch is None or scratch.index is not self:
+            raise RuntimeError("candidate_values needs a score_and_match_rows on this index")
+        if term in scratch.values:  # a query term: looked up by the query already
+            return scratch.values[term]
+        return scratch.values_at(self._sorted_postings(term))
+
+    def _sorted_postings(self, term: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """`postings(term)` and whether its rows are in increasing order (the main
+        segment's are; rows appended from the delta segment may not be)."""
+        rows, vals = self.postings(term)
+        s = self.scores
+        d = self._delta_scores
+        in_delta = d is not None and term < d.shape[1] and d.indptr[term + 1] > d.indptr[term]
+        ordered = s is not None and bool(s.has_sorted_indices) and not in_delta
+        return rows, vals, ordered
+
+    def _group_hits(
+        self, group: Group, post: dict[int, tuple[np.ndarray, np.ndarray, bool]]
+    ) -> list[np.ndarray]:
+        """The row sets whose union a group matches (as `score_and_match` decides: one
+        alternative: any of its terms; several: a one-term alternative's rows, or the rows
+        holding every term of a phrase alternative)."""
+        if len(group) == 1:
+            return [post[t][0] for t, _ in group[0]]
+        out: list[np.ndarray] = []
+        for alt in group:
+            terms = list(dict.fromkeys(t for t, _ in alt))
+            if len(terms) == 1:
+                out.append(post[terms[0]][0])
+                continue
+            terms.sort(key=lambda t: post[t][0].size)
+            rows = post[terms[0]][0]
+            for t in terms[1:]:
+                other, _, ordered = post[t]
+                if ordered:
+                    pos = np.minimum(np.searchsorted(other, rows), max(other.size - 1, 0))
+                    rows = rows[other[pos] == rows] if other.size else rows[:0]
+                else:
+                    rows = np.intersect1d(rows, other, assume_unique=True)
+            out.append(rows)
+        return out
 
     def score(self, query: str) -> np.ndarray:
         """BM25 score of every row for `query` (dense, float32)."""
@@ -779,26 +835,36 @@ class BM25Index:
         terms = [t for t in terms if 0 <= t < self.n_terms]
         if not terms or rows.size == 0:
             return out
-        idf = _idf(self._df, max(self.n_alive, 1), self.config.idf)[terms]
+        idf = _idf(self._df[terms], max(self.n_alive, 1), self.config.idf)
         avg = self._avg_lengths()
         k1, b = self.config.k1, self.config.b
         main_ok = (rows < self._n_main) & self._alive[rows]
         if self._stale_any:
             main_ok &= ~self._stale[np.minimum(rows, max(self._n_main - 1, 0))]
+        main_at = np.flatnonzero(main_ok)
+        main_rows = rows[main_at]
+        uterms, inverse = np.unique(np.asarray(terms, dtype=np.int64), return_inverse=True)
         for j, f in enumerate(self._fields):
             tf = np.zeros((rows.size, len(terms)), dtype=np.float64)
-            main_rows = rows[main_ok]
-            m = self._tf[f]
-            known = [i for i, t in enumerate(terms) if t < m.shape[1]]
-            if main_rows.size and known:
-                sub = m[main_rows][:, [terms[i] for i in known]].toarray()
-                block = np.zeros((main_rows.size, len(terms)))
-                block[:, known] = sub
-                tf[main_ok] = block
-            for i, row in enumerate(rows.tolist()):
-                if row in self._delta:
-                    counts = self._delta[row].get(f, Counter())
-                    tf[i] = [counts.get(t, 0) for t in terms]
+            if main_rows.size:
+                # the rows' stored (term, count) entries, read straight from the CSR arrays
+                m = self._tf[f]
+                lo, hi = m.indptr[main_rows], m.indptr[main_rows + 1]
+                sizes = (hi - lo).astype(np.int64)
+                owner = np.repeat(np.arange(main_rows.size), sizes)
+                flat = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+                flat += np.repeat(lo.astype(np.int64), sizes)
+                cols = m.indices[flat].astype(np.int64)
+                pos = np.minimum(np.searchsorted(uterms, cols), uterms.size - 1)
+                hit = uterms[pos] == cols
+                block = np.zeros((main_rows.size, uterms.size), dtype=np.float64)
+                np.add.at(block, (owner[hit], pos[hit]), m.data[flat[hit]])
+                tf[main_at] = block[:, inverse]
+            if self._delta:
+                for i, row in enumerate(rows.tolist()):
+                    if row in self._delta:
+                        counts = self._delta[row].get(f, Counter())
+                        tf[i] = [counts.get(t, 0) for t in terms]
             a = avg[f] if avg[f] > 0 else 1.0
             norm = k1 * (1.0 - b + b * self._lengths[f][rows] / a)
             out[:, j] = (idf[None, :] * tf / (norm[:, None] + tf + 1e-12)).sum(axis=1)
@@ -883,3 +949,60 @@ def _sparse_top_k(rows: np.ndarray, vals: np.ndarray, k: int) -> Results:
         return Results(rows[res.ids].astype(np.int64), res.scores)
     order = np.lexsort((rows, -vals))
     return Results(rows[order].astype(np.int64), vals[order].astype(np.float32))
+
+
+class _Scratch:
+    """One thread's catalogue-long arrays for `BM25Index.score_and_match_rows`: per row
+    the number of groups it matches (left at 0 after each query), the last group that
+    counted it (a stamp, never reset) and its place among the last query's candidates
+    (-1 elsewhere: only the last candidates' places are set, and reset by the next query)."""
+
+    def __init__(self, n: int) -> None:
+        self.count = np.zeros(n, dtype=np.int32)
+        self.seen = np.zeros(n, dtype=np.int64)
+        self.slot = np.full(n, -1, dtype=np.int64)
+        self.stamp = 0
+        self.cand = np.zeros(0, dtype=np.int64)
+        self.index: object | None = None
+        #: term -> (value, present) at the candidates, for the last query's terms
+        self.values: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def place(self, cand: np.ndarray, index: object) -> None:
+        self.slot[self.cand] = -1
+        self.values = {}
+        self.cand = cand
+        self.index = index
+        self.slot[cand] = np.arange(cand.size)
+
+    def values_at(
+        self, posting: tuple[np.ndarray, np.ndarray, bool]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(value, present) of a posting list (rows, values, rows in order) at the
+        candidates: a binary search per candidate when the rows are in order and the
+        candidates are far fewer, else one look-up per posting."""
+        rows, vals, ordered = posting
+        cand = self.cand
+        m = cand.size
+        got = np.zeros(m, dtype=np.float32)
+        present = np.zeros(m, dtype=bool)
+        if rows.size == 0 or m == 0:
+            return got, present
+        if ordered and m * 16 < rows.size:
+            pos = np.minimum(np.searchsorted(rows, cand), rows.size - 1)
+            present = rows[pos] == cand
+            got[present] = vals[pos[present]]
+            return got, present
+        pos = self.slot[rows]
+        inside = pos >= 0
+        pos = pos[inside]
+        got[pos] = vals[inside]
+        present[pos] = True
+        return got, present
+
+
+def _scratch(n: int) -> _Scratch:
+    """This thread's `_Scratch`, for catalogues of up to `n` rows."""
+    scratch: _Scratch | None = getattr(_SCRATCH, "scratch", None)
+    if scratch is None or scratch.count.size < n:
+        scratch = _SCRATCH.scratch = _Scratch(n)
+    return scratch

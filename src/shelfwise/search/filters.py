@@ -513,7 +513,7 @@ class FilterIndex:
                 counts = self.brand.counts(rows, limit)
                 out[name] = [{"value": v, "count": c} for v, c in counts]
             elif name == "category":
-                out[name] = self._category_facet(rows)[: max(limit, 50)]
+                out[name] = self._category_facet(rows, max(limit, 50))
             elif name == "price":
                 out[name] = self._price_facet(rows)
             elif name == "in_stock":
@@ -528,9 +528,9 @@ class FilterIndex:
                 out[name] = [{"value": v, "count": c} for v, c in counts]
         return out
 
-    def _category_facet(self, rows: np.ndarray) -> list[dict[str, Any]]:
+    def _category_facet(self, rows: np.ndarray, limit: int | None = None) -> list[dict[str, Any]]:
         """Counts of every category path and its ancestors over `rows`: shallow levels
-        first, then the most frequent, then by name."""
+        first, then the most frequent, then by name (the first `limit` of them)."""
         labels = self.category.labels
         paths = self._paths
         if paths is None or paths.labels is not labels or paths.n_labels != len(labels):
@@ -542,7 +542,7 @@ class FilterIndex:
             paths.path_of, weights=per_label[paths.label_of], minlength=len(paths.names)
         ).astype(np.int64)
         nz = np.flatnonzero(totals)
-        order = nz[np.lexsort((paths.name_rank[nz], -totals[nz], paths.marks[nz]))]
+        order = nz[np.lexsort((paths.name_rank[nz], -totals[nz], paths.marks[nz]))][:limit]
         names, levels = paths.names, paths.levels
         return [
             {"value": names[p], "count": int(totals[p]), "level": int(levels[p])}

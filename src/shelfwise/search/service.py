@@ -872,8 +872,10 @@ class SearchService:
         self, parsed: ParsedQuery, allowed: np.ndarray, info: dict[str, Any] | None
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """`_lexical`'s `should` matching over only the rows a query term occurs in
-        (`BM25Index.score_and_match_rows`): the same rows and scores as the dense path."""
-        cand, scores, masks = self.index.score_and_match_rows(parsed.groups)
+        (`BM25Index.score_and_match_rows`) that match at least `required_matches` of its
+        groups (the others cannot match): the same rows and scores as the dense path."""
+        need = self.required_matches(len(parsed.groups))
+        cand, scores, masks = self.index.score_and_match_rows(parsed.groups, need)
         match = allowed[cand] & (scores > 0)
         if parsed.split_groups and masks:
             self._check_splits(parsed, scores, masks, match, cand)
@@ -922,11 +924,19 @@ class SearchService:
         its title ("sun" in the category and "screen" in the title is not "sunscreen"),
         score the row by the group's other alternatives (in place), or un-match it. The
         arrays are catalogue-long, or, with `cand` (the rows of the last
-        `BM25Index.score_and_match_rows` in this thread), over those rows only."""
+        `BM25Index.score_and_match_rows` in this thread), over those rows only (a term's
+        scores there from `BM25Index.candidate_values`)."""
         n = scores.size
 
-        def at(rows: np.ndarray) -> np.ndarray:  # rows -> places in the arrays
-            return rows if cand is None else self.index.candidate_places(rows)
+        def values(term: int) -> tuple[np.ndarray, np.ndarray]:  # (score, present) per place
+            if cand is not None:
+                return self.index.candidate_values(term)
+            rows, vals = self.index.postings(term)
+            got = np.zeros(n, dtype=np.float32)
+            got[rows] = vals
+            present = np.zeros(n, dtype=bool)
+            present[rows] = True
+            return got, present
 
         def row_of(places: np.ndarray) -> np.ndarray:
             return places if cand is None else cand[places]
@@ -935,15 +945,14 @@ class SearchService:
             single = np.zeros(n, dtype=np.float32)
             for alt in parsed.groups[g]:
                 if len(alt) == 1:
-                    rows, vals = self.index.postings(alt[0][0])
-                    np.maximum.at(single, at(rows), vals * np.float32(alt[0][1]))
+                    np.maximum(single, values(alt[0][0])[0] * np.float32(alt[0][1]), out=single)
             weight = next(alt[0][1] for alt in parsed.groups[g] if len(alt) == 2)
             part = np.zeros(n, dtype=np.float32)
             have = np.zeros(n, dtype=np.int32)
             for t in (ta, tb):
-                rows, vals = self.index.postings(t)
-                part[at(rows)] += vals * np.float32(weight)
-                have[at(rows)] += 1
+                vals, present = values(t)
+                part += vals * np.float32(weight)
+                have += present
             # rows the split form decides: it matched and scored above the other forms
             via = np.flatnonzero((have == 2) & (part > single) & match & masks[g])
             via_rows = row_of(via)
@@ -1024,8 +1033,8 @@ class SearchService:
         if cand.size == 0:
             return rel
         # every candidate title as one array of word codes (len(uniq): no query word), and
-        # which groups each code is in; then per pair of neighbouring groups, one pass per
-        # offset (term ids stand for names: the vocabulary maps them one to one)
+        # which groups each code is in; then one pass per offset over every pair of
+        # neighbouring groups (term ids stand for names: the vocabulary maps them one to one)
         uniq = np.unique(np.asarray([t for g in ids for t in g], dtype=np.int64))
         if uniq.size == 0:
             return rel
@@ -1038,23 +1047,11 @@ class SearchService:
         pos = np.minimum(np.searchsorted(uniq, flat), uniq.size - 1)
         flat = np.where(uniq[pos] == flat, pos, uniq.size)
         owner = np.repeat(np.arange(cand.size), lengths)
-        held_at = member[flat]  # (title words, groups)
         window, pairs = cfg.proximity_window, len(groups) - 1
-        adjacent = np.zeros(cand.size, dtype=np.int64)
-        near = np.zeros(cand.size, dtype=np.int64)
-        for i in range(pairs):
-            a, b = held_at[:, i], held_at[:, i + 1]
-            adj = np.zeros(cand.size, dtype=bool)
-            close = np.zeros(cand.size, dtype=bool)
-            for d in range(1, min(window, max(flat.size - 1, 0)) + 1):
-                same = owner[:-d] == owner[d:]
-                after = a[:-d] & b[d:] & same  # group i + 1 d words after group i
-                before = b[:-d] & a[d:] & same  # ... d words before it
-                if d == 1:
-                    adj[owner[:-1][after]] = True
-                close[owner[:-d][after | before]] = True
-            adjacent += adj
-            near += close & ~adj
+        if len(groups) <= 62:
+            adjacent, near = _pair_counts(member, flat, owner, cand.size, window, pairs)
+        else:  # more groups than bits in an int64: pair by pair
+            adjacent, near = _pair_counts_each(member[flat], owner, cand.size, window, pairs)
         boosted = (adjacent > 0) | (near > 0)
         boost = cfg.phrase_boost * adjacent + cfg.proximity_boost * near
         factor = (1.0 + boost / pairs).astype(np.float32)
@@ -1301,11 +1298,72 @@ class SearchService:
 
 def _window_scores(rows: np.ndarray, relevance: np.ndarray, window: np.ndarray) -> dict[int, float]:
     """row -> relevance for the rows of `window` (the last one where a row repeats), without
-    a dict over every match."""
-    at = np.flatnonzero(np.isin(rows, window, kind="table") if rows.size else rows)
+    a dict over every match; a binary search per match into the few sorted window rows,
+    not a table as long as the row range)."""
+    shown = np.sort(np.asarray(window, dtype=np.int64))
+    if rows.size == 0 or shown.size == 0:
+        return {}
+    pos = np.minimum(np.searchsorted(shown, rows), shown.size - 1)
+    at = np.flatnonzero(shown[pos] == rows)
     return dict(zip(rows[at].tolist(), np.asarray(relevance)[at].tolist(), strict=True))
 
 
 def _either(words: Sequence[str]) -> str:
     """ "a", "a or b", "a, b or c"."""
     return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
+
+
+def _pair_counts_each(
+    held_at: np.ndarray, owner: np.ndarray, n: int, window: int, pairs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per title (`owner` of each word; `held_at`: (title words, groups) membership): how
+    many neighbouring query-group pairs stand next to each other, and how many more within
+    `window` words, one pair and one offset at a time."""
+    adjacent = np.zeros(n, dtype=np.int64)
+    near = np.zeros(n, dtype=np.int64)
+    size = held_at.shape[0]
+    for i in range(pairs):
+        a, b = held_at[:, i], held_at[:, i + 1]
+        adj = np.zeros(n, dtype=bool)
+        close = np.zeros(n, dtype=bool)
+        for d in range(1, min(window, max(size - 1, 0)) + 1):
+            same = owner[:-d] == owner[d:]
+            after = a[:-d] & b[d:] & same  # group i + 1 d words after group i
+            before = b[:-d] & a[d:] & same  # ... d words before it
+            if d == 1:
+                adj[owner[:-1][after]] = True
+            close[owner[:-d][after | before]] = True
+        adjacent += adj
+        near += close & ~adj
+    return adjacent, near
+
+
+def _pair_counts(
+    member: np.ndarray, flat: np.ndarray, owner: np.ndarray, n: int, window: int, pairs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_pair_counts_each` with every pair at once: each title word's groups as bits of
+    one int64 (bit i: group i), so that `x & (y >> 1)` has bit i where x holds group i
+    and y group i + 1; one pass per offset instead of one per offset and pair."""
+    weights = np.left_shift(np.int64(1), np.arange(member.shape[1], dtype=np.int64))
+    bits = (member.astype(np.int64) @ weights)[flat]
+    adj = np.zeros(n, dtype=np.int64)  # per title, bit i: pair i stands next to each other
+    close = np.zeros(n, dtype=np.int64)  # ... within the window
+    for d in range(1, min(window, max(flat.size - 1, 0)) + 1):
+        x, y = bits[:-d], bits[d:]
+        same = owner[:-d] == owner[d:]
+        after = np.where(same, x & (y >> 1), 0)  # group i + 1 d words after group i
+        before = np.where(same, y & (x >> 1), 0)  # ... d words before it
+        at = np.flatnonzero(after | before)
+        np.bitwise_or.at(close, owner[:-d][at], (after | before)[at])
+        if d == 1:
+            at = np.flatnonzero(after)
+            np.bitwise_or.at(adj, owner[:-1][at], after[at])
+    mask = (1 << pairs) - 1
+    adj &= mask
+    close &= mask & ~adj
+    adjacent = np.zeros(n, dtype=np.int64)
+    near = np.zeros(n, dtype=np.int64)
+    for i in range(pairs):
+        adjacent += (adj >> i) & 1
+        near += (close >> i) & 1
+    return adjacent, near
