@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,23 +32,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from startup import machine  # the benchmarks folder is on sys.path
+from startup import _summary, machine  # the benchmarks folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "cli_search.json"
 TARGET_S = 1.5
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-    }
-
-
-def _one_call(command: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """(wall s, cpu s, the JSON answer) of one `shelfwise search` process."""
+def timed_process(command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run `command` to its end: its wall time, CPU time (user + system, from `wait4`),
+    peak memory, stdout and stderr; an error naming the command when it fails. The output
+    goes to files, so a process that writes much cannot block on a full pipe."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err, env=env)
@@ -61,15 +54,21 @@ def _one_call(command: list[str], env: dict[str, str]) -> dict[str, Any]:
         stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode != 0:
         raise RuntimeError(f"`{' '.join(command)}` exited {proc.returncode}: {stderr[-2000:]}")
-    if "indexing the store" in stderr:
-        raise RuntimeError("the call built the index from the store: no served bundle")
     return {
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "max_rss_mb": usage.ru_maxrss / 1024,
-        "body": json.loads(stdout),
+        "stdout": stdout,
         "stderr": stderr.strip(),
     }
+
+
+def _one_call(command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """(wall s, cpu s, the JSON answer) of one `shelfwise search` process."""
+    run = timed_process(command, env)
+    if "indexing the store" in run["stderr"]:
+        raise RuntimeError("the call built the index from the store: no served bundle")
+    return {**run, "body": json.loads(run.pop("stdout"))}
 
 
 def main() -> None:

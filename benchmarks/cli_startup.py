@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from startup import machine  # the benchmarks folder is on sys.path
+from cli_search import timed_process
+from startup import _summary, machine  # the benchmarks folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "cli_startup.json"
@@ -49,27 +47,8 @@ def _commands(store: str, artifacts: str) -> dict[str, list[str]]:
 
 def _call(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall s, CPU s) of one `python -m shelfwise ARGV` process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shelfwise", *argv],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"`shelfwise {' '.join(argv)}` failed: {err[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-    }
+    run = timed_process([sys.executable, "-m", "shelfwise", *argv], env)
+    return run["wall_s"], run["cpu_s"]
 
 
 def main() -> None:

@@ -216,22 +216,30 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run and write the JSON report."""
+def cv_arguments(doc: str | None, name: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options of a nested-CV script over the judged queries (this one's and
+    `search_head_cv.py`'s): --folder (beauty-search-dev under the data directory), --corpus,
+    --seeds, --cache-dir, --out (benchmarks/results/NAME.json); sets up logging."""
     from shelfwise.settings import data_dir
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     base = data_dir()
     ap.add_argument("--folder", type=Path,
                     default=base / "beauty-search-dev" if base is not None else None)  # fmt: skip
     ap.add_argument("--corpus", default="amazon-beauty")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/search_defaults_cv.json"))
+    ap.add_argument("--out", type=Path, default=Path(f"benchmarks/results/{name}.json"))
     args = ap.parse_args(argv)
     if args.folder is None:
         ap.error("--folder: no data directory found (set SHELFWISE_DATA_DIR)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run and write the JSON report."""
+    args = cv_arguments(__doc__, "search_defaults_cv", argv)
     report = run(args.folder, args.corpus, args.seeds, args.cache_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

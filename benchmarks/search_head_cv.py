@@ -19,7 +19,6 @@ they are relevant).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from search_defaults_cv import _by_type, nested_cv
+from search_defaults_cv import _by_type, cv_arguments, nested_cv
 
 GRID: dict[str, list[Any]] = {
     "head_boost": [0.0, 0.1, 0.2, 0.35, 0.5],
@@ -93,20 +92,7 @@ def run(folder: Path, corpus: str, seeds: list[int], cache_dir: Path | None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Run and write the JSON report."""
-    from shelfwise.settings import data_dir
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    base = data_dir()
-    ap.add_argument("--folder", type=Path,
-                    default=base / "beauty-search-dev" if base is not None else None)  # fmt: skip
-    ap.add_argument("--corpus", default="amazon-beauty")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/search_head_cv.json"))
-    args = ap.parse_args(argv)
-    if args.folder is None:
-        ap.error("--folder: no data directory found (set SHELFWISE_DATA_DIR)")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = cv_arguments(__doc__, "search_head_cv", argv)
     report = run(args.folder, args.corpus, args.seeds, args.cache_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
