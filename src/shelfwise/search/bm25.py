@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shelfwise.errors import ConfigError, DataError, NotFittedError
 from shelfwise.search.analysis import Analyzer
-from shelfwise.search.topk import ImpactPostings, pruned_top_k
+from shelfwise.search.topk import ImpactPostings, find_sorted, pruned_top_k
 from shelfwise.types import Results, top_k
 
 __all__ = ["DEFAULT_FIELDS", "BM25Config", "BM25Index", "Group"]
@@ -708,8 +708,7 @@ class BM25Index:
             for t in terms[1:]:
                 other, _, ordered = post[t]
                 if ordered:
-                    pos = np.minimum(np.searchsorted(other, rows), max(other.size - 1, 0))
-                    rows = rows[other[pos] == rows] if other.size else rows[:0]
+                    rows = rows[find_sorted(other, rows)[1]]
                 else:
                     rows = np.intersect1d(rows, other, assume_unique=True)
             out.append(rows)
@@ -855,8 +854,7 @@ class BM25Index:
                 flat = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
                 flat += np.repeat(lo.astype(np.int64), sizes)
                 cols = m.indices[flat].astype(np.int64)
-                pos = np.minimum(np.searchsorted(uterms, cols), uterms.size - 1)
-                hit = uterms[pos] == cols
+                pos, hit = find_sorted(uterms, cols)
                 block = np.zeros((main_rows.size, uterms.size), dtype=np.float64)
                 np.add.at(block, (owner[hit], pos[hit]), m.data[flat[hit]])
                 tf[main_at] = block[:, inverse]
@@ -988,8 +986,7 @@ class _Scratch:
         if rows.size == 0 or m == 0:
             return got, present
         if ordered and m * 16 < rows.size:
-            pos = np.minimum(np.searchsorted(rows, cand), rows.size - 1)
-            present = rows[pos] == cand
+            pos, present = find_sorted(rows, cand)
             got[present] = vals[pos[present]]
             return got, present
         pos = self.slot[rows]

@@ -112,6 +112,7 @@ from shelfwise.search.fusion import hybrid_fusion
 from shelfwise.search.modes import SEARCH_MODES
 from shelfwise.search.persistence import load_service, save_service
 from shelfwise.search.query import ParsedQuery, QueryParser
+from shelfwise.search.topk import find_sorted
 from shelfwise.search.typo import TypoIndex
 from shelfwise.search.understanding import (
     ProductHeads,
@@ -981,9 +982,7 @@ class SearchService:
         out = np.zeros(rows.size, dtype=bool)
         for t in dict.fromkeys(terms):
             held = self.index.rows_with("title", t)  # sorted: a binary search per row
-            if held.size:
-                at = np.minimum(np.searchsorted(held, rows), held.size - 1)
-                out |= held[at] == rows
+            out |= find_sorted(held, rows)[1]
         return out
 
     def _title_ids(self, row: int) -> np.ndarray:
@@ -1044,8 +1043,8 @@ class SearchService:
         titles = [self._title_ids(int(r)) for r in top_rows[cand].tolist()]
         lengths = np.fromiter(map(len, titles), dtype=np.int64, count=len(titles))
         flat = np.concatenate(titles) if titles else np.zeros(0, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(uniq, flat), uniq.size - 1)
-        flat = np.where(uniq[pos] == flat, pos, uniq.size)
+        pos, known = find_sorted(uniq, flat)
+        flat = np.where(known, pos, uniq.size)
         owner = np.repeat(np.arange(cand.size), lengths)
         window, pairs = cfg.proximity_window, len(groups) - 1
         if len(groups) <= 62:
@@ -1303,8 +1302,7 @@ def _window_scores(rows: np.ndarray, relevance: np.ndarray, window: np.ndarray) 
     shown = np.sort(np.asarray(window, dtype=np.int64))
     if rows.size == 0 or shown.size == 0:
         return {}
-    pos = np.minimum(np.searchsorted(shown, rows), shown.size - 1)
-    at = np.flatnonzero(shown[pos] == rows)
+    at = np.flatnonzero(find_sorted(shown, rows)[1])
     return dict(zip(rows[at].tolist(), np.asarray(relevance)[at].tolist(), strict=True))
 
 

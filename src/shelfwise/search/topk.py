@@ -130,11 +130,19 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
     return v[keep]
 
 
+def find_sorted(sorted_values: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pos, found) for each of `values`: its place in `sorted_values` (a sorted array; a
+    binary search each, clipped to the last place) and whether it occurs there (none do in
+    an empty array)."""
+    if sorted_values.size == 0:
+        return np.zeros(np.shape(values), dtype=np.int64), np.zeros(np.shape(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_values, values), sorted_values.size - 1)
+    return pos, np.asarray(sorted_values[pos] == values)
+
+
 def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Which of `values` occur in `sorted_values` (a sorted array)."""
-    pos = np.searchsorted(sorted_values, values)
-    pos[pos >= sorted_values.size] = sorted_values.size - 1
-    return np.asarray(sorted_values[pos] == values)
+    return find_sorted(sorted_values, values)[1]
 
 
 def _lookup(matrix: sp.csc_matrix | None, term: int, rows: np.ndarray) -> np.ndarray:
