@@ -91,13 +91,22 @@ def test_sign_test_known_answer() -> None:
         sign_test(np.array([2]))
 
 
-def test_interleaving_prefers_the_better_ranker_of_a_world() -> None:
+def _better_and_worse_rankings() -> tuple[
+    World, np.random.Generator, np.ndarray, np.ndarray, np.ndarray
+]:
+    """A demo world, a generator, 3,000 sessions' users, and per session the top 10 by true
+    utility against the list that drops its best 5 (ranks 6-15)."""
     world = World.generate(DemoConfig(seed=5, n_items=400, n_users=500, days=20))
     rng = np.random.default_rng(0)
     users = rng.integers(0, world.n_users, size=3000)
     u = world.utility(users[:, None], np.arange(world.n_items)[None, :])
     best = np.argsort(-u, axis=1)[:, :10]  # ranked by true utility
     worse = np.argsort(-u, axis=1)[:, 5:15]
+    return world, rng, users, best, worse
+
+
+def test_interleaving_prefers_the_better_ranker_of_a_world() -> None:
+    world, rng, users, best, worse = _better_and_worse_rankings()
     items, teams = team_draft_batch(best, worse, 10, rng)
     p = world.click_probabilities(users, items, moods=world.visit_moods(users.size, rng))
     result = sign_test(credit(teams, rng.random(p.shape) < p))
@@ -286,12 +295,7 @@ def test_optimized_interleaving_batch_maps_patterns_onto_items() -> None:
 
 
 def test_optimized_interleaving_prefers_the_better_ranker_of_a_world() -> None:
-    world = World.generate(DemoConfig(seed=5, n_items=400, n_users=500, days=20))
-    rng = np.random.default_rng(0)
-    users = rng.integers(0, world.n_users, size=3000)
-    u = world.utility(users[:, None], np.arange(world.n_items)[None, :])
-    best = np.argsort(-u, axis=1)[:, :10]  # ranked by true utility
-    worse = np.argsort(-u, axis=1)[:, 5:15]
+    world, rng, users, best, worse = _better_and_worse_rankings()
     items, credits = optimized_interleaving_batch(best, worse, 10, rng)
     p = world.click_probabilities(users, items, moods=world.visit_moods(users.size, rng))
     diffs = -(credits * (rng.random(p.shape) < p)).sum(axis=1)  # A minus B
